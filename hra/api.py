@@ -1,0 +1,142 @@
+"""The Python API (design.md §4 contract): ``load_config``, ``run``, ``demo_config``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from hra.config import Config, config_from_dict, load_config  # noqa: F401  (re-exported)
+
+log = logging.getLogger("hra")
+
+
+def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dataset:
+    """Run the engine; returns the risk Dataset and writes it where ``[output]`` says.
+
+    Output targets are checked *before* the computation, so a run that could not write its
+    result fails at once, and nothing is half-written.
+    """
+    from hra import outputs
+    from hra.engine import compute
+
+    out_path = cfg.resolve(cfg.output.path)
+    csv_path = cfg.resolve(cfg.output.csv)
+    if write:
+        for p in (out_path, csv_path):
+            if p is not None:
+                outputs._check_target(Path(p), cfg.output.overwrite)
+    start = _dt.datetime.now(_dt.timezone.utc)
+    res = compute(cfg, progress=progress)
+    end = _dt.datetime.now(_dt.timezone.utc)
+    prep = res.prep
+    prov = outputs.provenance(
+        cfg.sha256(), prep.files, cfg.run.seed, res.selection.realisations.n, res.selection.realisations.exact,
+        start, end,
+        extra={
+            "ground_motion_model": prep.gmm.name, "ground_motion_reference": prep.gmm.reference,
+            "ground_motion_verified": bool(prep.gmm.verified), "fragility_model": prep.fragility.name,
+            "logic_tree": {n.name: dict(zip(n.labels, n.weights)) for n in prep.tree.nodes},
+            "typology_uncertainty": cfg.run.typology_uncertainty,
+            "timings_s": {k: round(v, 3) for k, v in res.timings.items()},
+            "config_file": str(cfg.source_file) if cfg.source_file else None,
+        },
+    )
+    b = prep.buildings
+    ds = outputs.build_dataset(
+        ids=b.ids, x=b.x, y=b.y, years=prep.years, mean=res.mean,
+        quantiles={q: res.quantiles[:, :, i] for i, q in enumerate(cfg.run.quantiles)},
+        zone=b.zone if prep.gmm.zones is not None else None, municipality=b.municipality,
+        realisations=res.realisations, realisation_weight=res.realisation_weight, prov=prov,
+    )
+    if write and out_path is not None:
+        outputs.write_dataset(ds, out_path, overwrite=cfg.output.overwrite)
+        log.info("wrote %s", out_path)
+    if write and csv_path is not None:
+        outputs.write_csv_summary(ds, csv_path, overwrite=cfg.output.overwrite)
+        log.info("wrote %s", csv_path)
+    return ds
+
+
+def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.PathLike | None = None,
+                realisations: int | str = 1000, years: tuple[int, ...] | None = None, workers: int = 1,
+                output: str | os.PathLike | None = None) -> Config:
+    """Config of the embedded demo region (illustrative models, not for decisions).
+
+    Writes the demo inputs (rates, buildings, fragility CSVs and a ``run.toml``) into
+    ``directory`` (default: a new temporary directory) and returns the validated config.
+    The logic tree has 2 source x 6 Mmax x 12 GMM x 9 FCM = 1,296 branches.
+    """
+    import tomli_w
+
+    from fragility.demo import CONSEQUENCE, PRESENCE_INSIDE, demo_fragility_table
+    from hra.demo.exposure import synthetic_exposure, write_exposure
+    from hra.demo.source import YEARS, write_demo_rates
+
+    directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="hra-demo-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    years = tuple(years or YEARS)
+    write_demo_rates(directory / "rates.csv", years)
+    write_exposure(synthetic_exposure(n_buildings, seed=seed), directory / "buildings.csv")
+    demo_fragility_table().to_csv(directory / "fragility.csv", index=False)
+    data = {
+        "run": {"years": list(years), "seed": seed, "realisations": realisations, "quantiles": [0.5, 0.9]},
+        "source": {
+            "rates": "rates.csv", "cell_size_m": 1000.0, "m_min": 1.5, "depth_km": 3.0,
+            "magnitude": {
+                "b_value": 1.0,
+                "m_max": [{"value": v, "weight": w} for v, w in
+                          ((4.0, 0.27), (4.5, 0.405), (5.0, 0.1875), (5.5, 0.1075), (6.0, 0.025), (6.5, 0.005))],
+            },
+        },
+        "ground_motion": {"model": "demo"},
+        "exposure": {"buildings": "buildings.csv"},
+        "fragility": {"curves": "fragility.csv", "presence_inside": PRESENCE_INSIDE,
+                      "consequence": [{"factor": f, "weight": w} for f, w in CONSEQUENCE]},
+        "compute": {"workers": workers},
+    }
+    if output is not None:
+        data["output"] = {"path": str(Path(output).resolve()), "overwrite": True}
+    with open(directory / "run.toml", "wb") as fh:
+        tomli_w.dump(data, fh)
+    return load_config(directory / "run.toml")
+
+
+def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | None = None) -> dict[str, np.ndarray]:
+    """LPR distribution (mean, P50, P90 per year) of one building with its own fragility.
+
+    ``fragility`` has attributes ``median_g``, ``beta``, ``p_death_inside``, ``p_death_outside``
+    (3 values each, CS1..CS3) and ``imt``; it replaces the typology curves of ``cfg`` while the
+    source, ground-motion model and logic tree stay those of ``cfg``. Used by npr9998 to link a
+    building's capacity to the 1e-5 norm.
+    """
+    import pandas as pd
+
+    d = Path(tempfile.mkdtemp(prefix="hra-building-"))
+    rows = []
+    for k in range(3):
+        rows.append(dict(typology="building", state=f"CS{k + 1}", median_g=float(fragility.median_g[k]),
+                         beta=float(fragility.beta[k]), p_death=float(fragility.p_death_inside[k]),
+                         p_death_outside=float(fragility.p_death_outside[k])))
+    pd.DataFrame(rows).to_csv(d / "fragility.csv", index=False)
+    b = dict(id="building", x=x_rd, y=y_rd, typology="building")
+    if zone is not None:
+        b["zone"] = int(zone)
+    pd.DataFrame([b]).to_csv(d / "buildings.csv", index=False)
+    data = cfg.model_dump()
+    data["exposure"] = {"buildings": str(d / "buildings.csv")}
+    data["fragility"] = dict(data["fragility"], curves=str(d / "fragility.csv"))
+    data["output"] = {"path": None, "csv": None, "overwrite": False}
+    data["compute"] = dict(data["compute"], workers=1, scheduler="synchronous", progress=False)
+    one = Config.model_validate(data)
+    ds = run(one, progress=False, write=False)
+    out = {"year": ds["year"].values, "lpr_mean": ds["lpr_mean"].values[0]}
+    for name in ds.data_vars:
+        if name.startswith("lpr_p"):
+            out[name] = ds[name].values[0]
+    return out

@@ -1,0 +1,261 @@
+"""The risk Dataset (design.md §4 contract): registry of variables, provenance, atomic writing.
+
+Every output variable is declared once in :data:`VARIABLES` (dims, dtype, units, long_name,
+cell_methods); :func:`build_dataset` fills attributes only from there and :func:`validate`
+checks a Dataset against it. Files are written to a temporary path beside the target and then
+renamed, so a failed or interrupted run never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+CRS_WKT_NAME = "Amersfoort / RD New"
+EPSG = 28992
+
+
+class OutputError(OSError):
+    """An output cannot be written; names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    dims: tuple[str, ...]
+    dtype: str
+    units: str
+    long_name: str
+    cell_methods: str = ""
+    standard_name: str = ""
+
+
+VARIABLES: dict[str, Variable] = {
+    "lpr_mean": Variable(("building", "year"), "float64", "yr-1",
+                         "local personal risk: logic-tree mean (exact weighted mean over all branches)",
+                         "realisation: mean"),
+    "lpr_realisations": Variable(("building", "year", "realisation"), "float64", "yr-1",
+                                 "local personal risk per logic-tree realisation"),
+    "realisation_weight": Variable(("building", "realisation"), "float64", "1",
+                                   "weight of each realisation (sums to 1 per building)"),
+}
+COORDS: dict[str, Variable] = {
+    "building_id": Variable(("building",), "str", "", "building identifier"),
+    "x_rd": Variable(("building",), "float64", "m", "x coordinate (RD New, EPSG:28992)", standard_name="projection_x_coordinate"),
+    "y_rd": Variable(("building",), "float64", "m", "y coordinate (RD New, EPSG:28992)", standard_name="projection_y_coordinate"),
+    "year": Variable(("year",), "int64", "1", "calendar year of the annual risk"),
+    "zone": Variable(("building",), "int64", "1", "site-response zone"),
+    "municipality": Variable(("building",), "str", "", "municipality"),
+}
+
+
+def quantile_name(q: float) -> str:
+    """Variable name of quantile ``q``: 0.5 -> lpr_p50, 0.9 -> lpr_p90, 0.975 -> lpr_p97_5."""
+    pct = round(q * 100, 6)
+    s = f"{pct:g}".replace(".", "_")
+    return f"lpr_p{s}"
+
+
+def quantile_variable(q: float) -> Variable:
+    return Variable(("building", "year"), "float64", "yr-1",
+                    f"local personal risk: weighted {q * 100:g}th percentile over the logic tree "
+                    "(inverse weighted empirical CDF)")
+
+
+def _attrs(v: Variable) -> dict[str, str]:
+    a = {"units": v.units, "long_name": v.long_name}
+    if v.cell_methods:
+        a["cell_methods"] = v.cell_methods
+    if v.standard_name:
+        a["standard_name"] = v.standard_name
+    return {k: val for k, val in a.items() if val != ""}
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("groningen-hra")
+    except Exception:  # pragma: no cover - running from a source tree without install
+        return "0+unknown"
+
+
+def git_revision() -> str | None:
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except Exception:
+        return None
+
+
+def provenance(config_sha256: str, files: dict[str, str], seed: int, n_realisations: int, exact: bool,
+               start: _dt.datetime, end: _dt.datetime, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance block: package version, git revision, config hash, input checksums, seed, times."""
+    p = {
+        "package": "groningen-hra",
+        "package_version": package_version(),
+        "git_revision": git_revision(),
+        "config_sha256": config_sha256,
+        "input_sha256": dict(sorted(files.items())),
+        "seed": int(seed),
+        "n_realisations": int(n_realisations),
+        "realisations": "enumerated" if exact else "monte-carlo",
+        "start_time": start.isoformat(timespec="seconds"),
+        "end_time": end.isoformat(timespec="seconds"),
+    }
+    if extra:
+        p.update(extra)
+    return p
+
+
+def build_dataset(*, ids, x, y, years, mean, quantiles: dict[float, np.ndarray], zone=None, municipality=None,
+                  realisations=None, realisation_weight=None, prov: dict[str, Any] | None = None,
+                  attrs: dict[str, Any] | None = None) -> xr.Dataset:
+    """Assemble the risk Dataset from per-building arrays (see design.md §4)."""
+    coords: dict[str, Any] = {
+        "building_id": ("building", np.asarray(ids, dtype=str)),
+        "x_rd": ("building", np.asarray(x, dtype=float)),
+        "y_rd": ("building", np.asarray(y, dtype=float)),
+        "year": ("year", np.asarray(years, dtype=np.int64)),
+    }
+    if zone is not None:
+        coords["zone"] = ("building", np.asarray(zone, dtype=np.int64))
+    if municipality is not None:
+        coords["municipality"] = ("building", np.asarray(municipality, dtype=str))
+    data: dict[str, Any] = {"lpr_mean": (("building", "year"), np.asarray(mean, dtype=float))}
+    for q, arr in quantiles.items():
+        data[quantile_name(q)] = (("building", "year"), np.asarray(arr, dtype=float))
+    if realisations is not None:
+        data["lpr_realisations"] = (("building", "year", "realisation"), realisations)
+        data["realisation_weight"] = (("building", "realisation"), realisation_weight)
+    ds = xr.Dataset(data, coords=coords)
+    for name in ds.data_vars:
+        ds[name].attrs.update(_attrs(VARIABLES.get(name) or quantile_variable(_q_of(name))))
+    for name in ds.coords:
+        if name in COORDS:
+            ds[name].attrs.update(_attrs(COORDS[name]))
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    ds.attrs.update({
+        "title": "Local personal risk (LPR) per building and year",
+        "Conventions": "CF-1.10",
+        "institution": "groningen-hra",
+        "source": f"groningen-hra {package_version()}",
+        "crs": f"EPSG:{EPSG} ({CRS_WKT_NAME})",
+        "norm_lpr_per_year": 1e-5,
+        "quantiles": json.dumps(sorted(quantiles)),
+        "history": f"[{now}] hra run",
+    })
+    if prov is not None:
+        ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    if attrs:
+        ds.attrs.update(attrs)
+    return ds
+
+
+def _q_of(name: str) -> float:
+    return float(name[len("lpr_p"):].replace("_", ".")) / 100.0
+
+
+def validate(ds: xr.Dataset) -> None:
+    """Check a risk Dataset against the contract; raises ValueError naming what is wrong."""
+    for c in ("building_id", "x_rd", "y_rd", "year"):
+        if c not in ds.coords:
+            raise ValueError(f"risk Dataset lacks coordinate {c!r}")
+    if "lpr_mean" not in ds:
+        raise ValueError("risk Dataset lacks lpr_mean")
+    for name in ds.data_vars:
+        spec = VARIABLES.get(name) or (quantile_variable(_q_of(name)) if name.startswith("lpr_p") else None)
+        if spec is None:
+            continue
+        if tuple(ds[name].dims) != spec.dims:
+            raise ValueError(f"{name} has dims {ds[name].dims}, expected {spec.dims}")
+        for k in ("units", "long_name"):
+            if k not in ds[name].attrs:
+                raise ValueError(f"{name} lacks attribute {k!r}")
+    if "provenance" not in ds.attrs:
+        raise ValueError("risk Dataset lacks the provenance attribute")
+    json.loads(ds.attrs["provenance"])
+
+
+# ------------------------------------------------------------------------------------------
+# atomic writing
+# ------------------------------------------------------------------------------------------
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(f"cannot write {path}: directory {parent} does not exist; create it or choose another path")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: directory {parent} is not writable; choose a writable output path")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} already exists; remove it, choose another path or set [output] overwrite = true (--overwrite)")
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    if path.exists():
+        old = path.with_name(path.name + f".old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, path)
+
+
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write the Dataset to .zarr or .nc atomically (temporary path beside the target, then rename)."""
+    path = Path(path)
+    if path.suffix not in (".zarr", ".nc"):
+        raise OutputError(f"{path}: unknown output format {path.suffix!r}; use .zarr or .nc")
+    _check_target(path, overwrite)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent)) / path.name
+    try:
+        if path.suffix == ".zarr":
+            ds.to_zarr(tmp, mode="w", consolidated=True)
+        else:
+            enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
+            ds.to_netcdf(tmp, encoding=enc)
+        _replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+    return path
+
+
+def summary_frame(ds: xr.Dataset):
+    """Per-building CSV table: id, coordinates, zone, municipality, each statistic per year."""
+    import pandas as pd
+
+    cols: dict[str, Any] = {"building_id": ds["building_id"].values, "x_rd": ds["x_rd"].values, "y_rd": ds["y_rd"].values}
+    for c in ("zone", "municipality"):
+        if c in ds.coords:
+            cols[c] = ds[c].values
+    stats = ["lpr_mean"] + sorted(n for n in ds.data_vars if n.startswith("lpr_p"))
+    for name in stats:
+        for i, yr in enumerate(ds["year"].values):
+            cols[f"{name}_{int(yr)}"] = ds[name].values[:, i]
+    return pd.DataFrame(cols)
+
+
+def write_csv_summary(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    path = Path(path)
+    _check_target(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        summary_frame(ds).to_csv(tmp, index=False, float_format="%.6e")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
