@@ -85,7 +85,7 @@ class MagnitudeSection(_Section):
     m_max: list[WeightedValue] = Field(
         description="Maximum-magnitude branches {value, weight}; the GR law is truncated there [magnitude]."
     )
-    bin_width: float = Field(0.05, gt=0.0, le=0.5, description="Magnitude bin width of the integration [magnitude].")
+    bin_width: float = Field(0.1, gt=0.0, le=0.5, description="Magnitude bin width of the integration [magnitude].")
 
     @field_validator("m_max")
     @classmethod
@@ -114,7 +114,7 @@ class SourceSection(_Section):
     m_min: float = Field(1.5, description="Minimum magnitude of the rates [magnitude].")
     depth_km: float = Field(3.0, gt=0, description="Hypocentral depth [km].")
     max_distance_km: float = Field(70.0, gt=0, description="Source-site pairs beyond this hypocentral distance are ignored [km].")
-    distance_nodes: int = Field(64, ge=8, le=400, description="Number of log-spaced hypocentral-distance nodes.")
+    distance_nodes: int = Field(96, ge=8, le=400, description="Number of log-spaced hypocentral-distance nodes.")
     subcell_radius_km: float = Field(
         2.5, ge=0, description="Cells whose centre is within this epicentral distance of a building are split into sub-cells [km]."
     )
@@ -144,7 +144,7 @@ class GroundMotionParametric(_Section):
 
 class GroundMotionDemo(_Section):
     model: Literal["demo"]
-    quadrature_points: int = Field(16, ge=2, le=200, description="Gauss-Hermite points over the reference residual.")
+    quadrature_points: int = Field(20, ge=2, le=200, description="Gauss-Hermite points over the reference residual.")
     zones: Path | None = Field(None, description="Zone polygons (GeoJSON/GPKG); default: the embedded demo zones.")
     zone_field: str = Field("zone", description="Integer zone-id field of the polygons.")
 

@@ -280,7 +280,8 @@ def site_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: t
                                           np.ascontiguousarray(mix2.weight), lnm, fragility.direct_beta.reshape(-1), direct)
             death += (1.0 - fragility.presence_inside) * direct.reshape(T, 1, C, M, R)
         # sum over magnitude nodes with GR masses: (b, x, m) x (t, f, c, m, r) -> (t, r, b, x, f, c)
-        out[:, :, :, :, g] = np.einsum("bxm,tfcmr->trbxfc", mag.mass, death, optimize=True)
+        e = mag.integrate(np.moveaxis(death, 3, -1))  # (b, x, t, f, c, r)
+        out[:, :, :, :, g] = np.transpose(e, (2, 5, 0, 1, 3, 4))
         if keep_pexc:
             pexc_all[g] = pexc
     return out, pexc_all

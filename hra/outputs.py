@@ -195,8 +195,9 @@ def validate(ds: xr.Dataset) -> None:
 
 def _check_target(path: Path, overwrite: bool) -> None:
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise OutputError(f"cannot write {path}: directory {parent} does not exist; create it or choose another path")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise OutputError(f"cannot write {path}: {parent} {what}; create the directory or choose another output path")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {parent} is not writable; choose a writable output path")
     if path.exists() and not overwrite:
@@ -222,7 +223,11 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = Fal
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent)) / path.name
     try:
         if path.suffix == ".zarr":
-            ds.to_zarr(tmp, mode="w", consolidated=True)
+            import zarr
+
+            # zarr format 2: consolidated metadata and fixed-width strings are specified there
+            kw = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
+            ds.to_zarr(tmp, mode="w", consolidated=True, **kw)
         else:
             enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
             ds.to_netcdf(tmp, encoding=enc)

@@ -47,6 +47,8 @@ def write_buildings(path: Path, rows: list[dict]) -> Path:
 def make_config(tmp: Path, *, cells, buildings, curves, gm=None, years=(2025,), m_max=((5.0, 1.0),), b_value=1.0,
                 realisations="all", run=None, source=None, fragility=None, compute=None, output=None,
                 rate_branches=None, frag_branches=None) -> Config:
+    tmp = Path(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
     rates = write_rates(tmp / "rates.csv", cells, years, rate_branches)
     frag = write_fragility(tmp / "fragility.csv", curves, frag_branches)
     bld = write_buildings(tmp / "buildings.csv", buildings)

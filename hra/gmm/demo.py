@@ -83,7 +83,7 @@ class DemoGMM(GroundMotionModel):
     imts = ("AvgSa",)
     verified = False
 
-    def __init__(self, quadrature_points: int = 16) -> None:
+    def __init__(self, quadrature_points: int = 20) -> None:
         self.quadrature_points = int(quadrature_points)
 
     @property
