@@ -117,6 +117,14 @@ def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | N
     """
     import pandas as pd
 
+    from hra.engine import make_gmm
+
+    imt = make_gmm(cfg).imts[0]
+    if getattr(fragility, "imt", imt) != imt:
+        raise ValueError(
+            f"the building fragility is defined on {fragility.imt!r} but the ground-motion model of this config "
+            f"gives {imt!r}; derive the fragility on {imt!r}"
+        )
     d = Path(tempfile.mkdtemp(prefix="hra-building-"))
     rows = []
     for k in range(3):

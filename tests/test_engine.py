@@ -275,3 +275,26 @@ def test_demo_region_exercises_every_category(tmp_path):
     assert mean[0] < p90[0]  # fewer by mean
     assert p90[-1] < p90[0]  # declining
     assert (ds["lpr_mean"].values >= 0).all()
+
+
+def test_building_lpr_equals_exposure_run(tmp_path):
+    """hra.building_lpr with a typology's own curves reproduces that building's exposure-run result."""
+    from types import SimpleNamespace
+
+    cfg = tree_config(tmp_path)
+    ref = compute(cfg)
+    b = TREE_BUILDINGS[1]  # single typology URM
+    med, beta, pdeath = TREE_CURVES["URM"]
+    cfg1 = cfg.with_updates(fragility={"curves": str(tmp_path / "one.csv")})
+    # one fragility branch only, so compare against a run with the same single branch
+    from tests.helpers import write_fragility
+
+    write_fragility(tmp_path / "one.csv", TREE_CURVES)
+    ref1 = compute(cfg1)
+    frag = SimpleNamespace(median_g=med, beta=(beta,) * 3, p_death_inside=pdeath, p_death_outside=(0, 0, 0), imt="PGA")
+    out = hra.building_lpr(cfg1, b["x"], b["y"], frag)
+    np.testing.assert_allclose(out["lpr_mean"], ref1.mean[1], rtol=1e-12)
+    np.testing.assert_allclose(out["lpr_p90"], ref1.quantiles[1, :, 1], rtol=1e-12)
+    assert ref.mean[1, 0] != pytest.approx(ref1.mean[1, 0])  # fragility branches matter: the test can tell
+    with pytest.raises(ValueError, match="AvgSa"):
+        hra.building_lpr(cfg1, b["x"], b["y"], SimpleNamespace(**{**frag.__dict__, "imt": "AvgSa"}))
