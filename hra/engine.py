@@ -197,21 +197,37 @@ def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[lis
     return sites, inverse.astype(np.int64)
 
 
-def prepare(cfg: Config) -> Prepared:
-    """Read and validate every input of a run (no heavy computation)."""
+@dataclass
+class SourceModel:
+    rates: RateGrid
+    magnitude: MagnitudeBins
+    b_node: Node
+    m_max_node: Node
+    distance_nodes_km: np.ndarray
+    files: dict[str, str]
+
+
+def prepare_source(cfg: Config) -> SourceModel:
+    """Rate grid, magnitude discretisation, magnitude nodes and distance nodes of a config."""
     src = cfg.source
-    files: dict[str, str] = {}
     rates_path = cfg.resolve(src.rates)
     rates = read_rate_grid(rates_path, cfg.run.years)
-    files[f"source:{rates_path.name}"] = sha256_file(rates_path)
+    files = {f"source:{rates_path.name}": sha256_file(rates_path)}
     mag = src.magnitude
+    mx = [(v.value, v.weight) for v in mag.m_max]
     if isinstance(mag.b_value, list):
-        b_pairs = [(v.value, v.weight) for v in mag.b_value]
-        b_node, m_node = magnitude_nodes(b_pairs, [(v.value, v.weight) for v in mag.m_max])
+        b_node, m_node = magnitude_nodes([(v.value, v.weight) for v in mag.b_value], mx)
     else:
-        b_node, m_node = magnitude_nodes(float(mag.b_value), [(v.value, v.weight) for v in mag.m_max])
+        b_node, m_node = magnitude_nodes(float(mag.b_value), mx)
     bins = magnitude_bins(np.array(b_node.values), np.array(m_node.values), src.m_min, mag.bin_width)
+    r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
+    return SourceModel(rates, bins, b_node, m_node, r_nodes, files)
 
+
+def prepare(cfg: Config) -> Prepared:
+    """Read and validate every input of a run (no heavy computation)."""
+    sm = prepare_source(cfg)
+    files = dict(sm.files)
     gmm = make_gmm(cfg)
     frag_path = cfg.resolve(cfg.fragility.curves)
     imt = gmm.imts[0]
@@ -223,8 +239,8 @@ def prepare(cfg: Config) -> Prepared:
     for name, digest in getattr(gmm, "file_checksums", {}).items():
         files[f"gmm:{name}"] = digest
     sites, site_index = assign_sites(cfg, gmm, buildings)
-    r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
-    return Prepared(cfg, rates, bins, b_node, m_node, gmm, fr, buildings, sites, site_index, r_nodes, files)
+    return Prepared(cfg, sm.rates, sm.magnitude, sm.b_node, sm.m_max_node, gmm, fr, buildings, sites, site_index,
+                    sm.distance_nodes_km, files)
 
 
 # ------------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ on the realised reference motion Y_ref (g), with a motion-dependent site-to-site
 The reference residual is integrated with Gauss-Hermite quadrature (``quadrature_points``
 nodes); given a node, ln Y_surface is normal with sd phi_S2S(Y_ref), so the distribution is a
 Gaussian mixture (hra.gmm.base). Logic tree: median level (3), sigma level (2), site level (2),
-i.e. 12 branches.
+i.e. 12 branches. Intensity measures: "AvgSa" (used by the demo fragility set), "PGA" and
+"SA(T)" at the ten V7 periods, from an illustrative spectral shape (SPECTRAL_SHAPE), for site
+hazard and uniform hazard spectra.
 """
 
 from __future__ import annotations
@@ -47,6 +49,24 @@ ZONES: dict[int, tuple[float, float, float, float, float, float]] = {
 }
 XL_G = 0.005
 AF_MIN = 0.25
+
+#: Illustrative spectral shape: ln(Sa(T) / PGA) of the reference median at the ten periods of the
+#: Groningen GMM V7 [s]; AvgSa is their geometric mean, so ln Sa(T) = ln AvgSa + shape(T) - mean(shape).
+SPECTRAL_SHAPE = {0.01: 0.0, 0.1: 0.55, 0.2: 0.85, 0.3: 0.80, 0.4: 0.65, 0.5: 0.50, 0.6: 0.35, 0.7: 0.22, 0.85: 0.05, 1.0: -0.10}
+_SHAPE_MEAN = float(np.mean(list(SPECTRAL_SHAPE.values())))
+
+
+def imt_offset(imt: str) -> float:
+    """ln(median IM / median AvgSa) of the demo model for "AvgSa", "PGA" or "SA(T)"."""
+    if imt == "AvgSa":
+        return 0.0
+    if imt == "PGA":
+        return SPECTRAL_SHAPE[0.01] - _SHAPE_MEAN
+    if imt.startswith("SA(") and imt.endswith(")"):
+        t = float(imt[3:-1])
+        if t in SPECTRAL_SHAPE:
+            return SPECTRAL_SHAPE[t] - _SHAPE_MEAN
+    raise KeyError(f"demo GMM has no IM {imt!r}; use AvgSa, PGA or SA(T) with T in {sorted(SPECTRAL_SHAPE)} s")
 
 MEDIAN_NODE = Node("gmm_median", ("lower", "central", "upper"), (0.2, 0.6, 0.2), (-0.25, 0.0, 0.25))
 SIGMA_NODE = Node("gmm_sigma", ("low", "high"), (0.5, 0.5))
@@ -80,7 +100,7 @@ class DemoGMM(GroundMotionModel):
 
     name = "demo"
     reference = "groningen-hra demo model (illustrative coefficients, not for decisions)"
-    imts = ("AvgSa",)
+    imts = ("AvgSa", "PGA") + tuple(f"SA({t:g})" for t in SPECTRAL_SHAPE)
     verified = False
 
     def __init__(self, quadrature_points: int = 20) -> None:
@@ -104,7 +124,7 @@ class DemoGMM(GroundMotionModel):
         x, w = np.polynomial.hermite_e.hermegauss(self.quadrature_points)
         w = w / w.sum()
         sigma = np.hypot(tau, phi)
-        ln_ref = demo_reference_ln_median(magnitude, distance_km, dmed)[..., None] + sigma * x
+        ln_ref = demo_reference_ln_median(magnitude, distance_km, dmed + imt_offset(imt))[..., None] + sigma * x
         y_ref = np.exp(ln_ref)
         mean = ln_ref + demo_ln_af(y_ref, zone, dsite)
         sd = demo_phi_s2s(y_ref, zone)

@@ -1,0 +1,97 @@
+"""Site hazard against the closed form of the parametric model and a brute-force sum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.integrate import quad
+from scipy.stats import norm
+
+from hra.hazard import fit_npr_spectrum, hazard_curves, spectral_periods, uniform_hazard_spectrum
+from hra.source import truncated_gr_pdf
+from tests.helpers import PARAMETRIC, make_config
+
+CELL = (250_000.0, 590_000.0)
+CURVES = {"URM": ((0.15, 0.3, 0.6), 0.5, (0.01, 0.1, 0.3))}
+
+
+def closed_form_rate(level_g, rate, r_km, m_max, b=1.0, m_min=1.5, gm=PARAMETRIC):
+    """lambda(a) = rate * int f(M) Phi((mu(M, R) - ln a) / sigma) dM (design.md §5 model)."""
+    sig = np.hypot(gm["tau"], gm["phi"])
+
+    def f(m):
+        mu = gm["c0"] + gm["c1"] * m + gm["c2"] * np.log(r_km) + gm["c3"] * r_km
+        return truncated_gr_pdf(m, b, m_min, m_max) * norm.sf((np.log(level_g) - mu) / sig)
+
+    return rate * quad(f, m_min, m_max, limit=200, epsabs=0, epsrel=1e-10)[0]
+
+
+def test_hazard_curve_closed_form(tmp_path):
+    cfg = make_config(tmp_path, cells=[(*CELL, 0.4)], curves=CURVES, buildings=[dict(id="B", x=CELL[0], y=CELL[1], typology="URM")],
+                      m_max=((5.5, 1.0),), source={"subcell_radius_km": 0.0})
+    levels = np.array([0.005, 0.02, 0.05, 0.1, 0.3])
+    hc = hazard_curves(cfg, {"x": [CELL[0] + 6000.0], "y": [CELL[1]]}, levels_g=levels)
+    got = hc["rate_mean"].values[0, 0, 0]
+    ref = np.array([closed_form_rate(a, 0.4, np.hypot(6.0, 3.0), 5.5) for a in levels])
+    np.testing.assert_allclose(got, ref, rtol=5e-3)
+    np.testing.assert_allclose(hc["poe_mean"].values[0, 0, 0], -np.expm1(-ref), rtol=5e-3)
+
+
+def test_hazard_brute_force_sum_over_cells_and_tree(tmp_path):
+    """Several cells, two Mmax branches: mean curve = weighted sum over branches and cells of the closed form."""
+    cells = [(CELL[0] + dx, CELL[1] + dy, r) for dx, dy, r in [(0, 0, 0.2), (7000, 3000, 0.5), (-12000, 5000, 0.3)]]
+    cfg = make_config(tmp_path, cells=cells, curves=CURVES, buildings=[dict(id="B", x=CELL[0], y=CELL[1], typology="URM")],
+                      m_max=((4.5, 0.7), (6.0, 0.3)), source={"subcell_radius_km": 0.0})
+    site = (CELL[0] + 2500.0, CELL[1] - 4000.0)
+    levels = np.array([0.01, 0.05, 0.2])
+    hc = hazard_curves(cfg, {"x": [site[0]], "y": [site[1]], "id": ["S"]}, levels_g=levels, quantiles=[0.5, 0.9])
+    per_branch = []
+    for mmax in (4.5, 6.0):
+        lam = np.zeros(levels.size)
+        for x, y, rate in cells:
+            r = np.hypot(np.hypot(x - site[0], y - site[1]) / 1000.0, 3.0)
+            lam += [closed_form_rate(a, rate, r, mmax) for a in levels]
+        per_branch.append(lam)
+    mean = 0.7 * per_branch[0] + 0.3 * per_branch[1]
+    np.testing.assert_allclose(hc["rate_mean"].values[0, 0, 0], mean, rtol=5e-3)
+    np.testing.assert_allclose(hc["rate_p50"].values[0, 0, 0], per_branch[0], rtol=5e-3)  # P50 = the 0.7 branch
+    np.testing.assert_allclose(hc["rate_p90"].values[0, 0, 0], per_branch[1], rtol=5e-3)  # P90 = the 0.3 branch
+
+
+def test_uhs_interpolates_curve(tmp_path):
+    cfg = make_config(tmp_path, cells=[(*CELL, 0.4)], curves=CURVES, buildings=[dict(id="B", x=CELL[0], y=CELL[1], typology="URM")],
+                      m_max=((6.0, 1.0),))
+    hc = hazard_curves(cfg, {"x": [CELL[0] + 3000.0], "y": [CELL[1]]}, levels_g=np.geomspace(1e-3, 3, 80))
+    uhs = uniform_hazard_spectrum(hc, [475.0])
+    a = float(uhs.values[0, 0, 0, 0])
+    lam = closed_form_rate(a, 0.4, np.hypot(3.0, 3.0), 6.0)
+    assert lam == pytest.approx(1 / 475.0, rel=0.01)
+
+
+def test_fit_npr_spectrum_recovers_parameters():
+    from npr9998 import elastic_spectrum
+
+    t = np.array([0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.5, 2.0, 3.0])
+    true = dict(ag_s_g=0.18, p=2.6, t_b=0.12, t_c=0.45, t_d=1.8)
+    sa = elastic_spectrum(t, true["ag_s_g"], true["p"], true["t_b"], true["t_c"], true["t_d"])
+    fit = fit_npr_spectrum(t, sa)
+    assert fit["ag_s_g"] == pytest.approx(true["ag_s_g"], rel=0.02)
+    assert fit["t_b"] == pytest.approx(true["t_b"], rel=0.05)
+    assert fit["p"] == pytest.approx(true["p"], rel=0.03)
+    assert fit["t_c"] == pytest.approx(true["t_c"], rel=0.03)
+    assert fit["t_d"] == pytest.approx(true["t_d"], rel=0.05)
+    assert fit["rms_ln"] < 0.02
+
+
+def test_demo_spectral_imts(tmp_path):
+    import hra
+
+    cfg = hra.demo_config(200, seed=2, directory=tmp_path, realisations=10)
+    hc = hazard_curves(cfg, {"x": [246_500.0], "y": [596_500.0], "id": ["Loppersum"]}, levels_g=np.geomspace(0.005, 2, 30))
+    periods, idx = spectral_periods(list(hc["imt"].values))
+    assert periods[0] == 0.0 and periods[-1] == 1.0
+    uhs = uniform_hazard_spectrum(hc, [475.0]).values[0, idx, 0, 0]
+    assert np.all(np.isfinite(uhs))
+    assert uhs.max() > 1.5 * uhs[0]  # a spectral plateau above PGA
+    fit = fit_npr_spectrum(periods, uhs)
+    assert 1.0 <= fit["p"] <= 5.0 and fit["t_b"] <= fit["t_c"]
