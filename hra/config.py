@@ -149,7 +149,33 @@ class GroundMotionDemo(_Section):
     zone_field: str = Field("zone", description="Integer zone-id field of the polygons.")
 
 
-GroundMotionSection = Annotated[Union[GroundMotionParametric, GroundMotionDemo], Field(discriminator="model")]
+class GroundMotionGroningen(_Section):
+    model: Literal["groningen-v7", "groningen-v6"]
+    model_dir: Path | None = Field(
+        None, description="Folder holding V6/, V7/, TNO2020/ of the public model tables (default: $HRA_MODEL_DIR)."
+    )
+    zones: Path | None = Field(
+        None, description="Zonation (Geological_zones_V6.zip); default: found next to the model tables."
+    )
+    zone_field: str = Field("ID_V6", description="Zone-id field of the zonation.")
+    s2s_mode: Literal["epistemic", "aleatory"] | None = Field(
+        None, description="Site-to-site term: 3-point epistemic branch (V7 default) or aleatory (V6 default)."
+    )
+    rupture: Literal["finite", "point"] = Field("finite", description="R_rup from R_hyp by the finite line rupture, or a point source.")
+    median_weights: Literal["realisation", "mixture"] = Field(
+        "realisation",
+        description="Magnitude-dependent median weights: one uniform draw per realisation through the "
+        "cumulative w(M) (self-consistent realisations), or a mixture per event.",
+    )
+    quadrature: Literal["standard", "fast"] = Field(
+        "standard", description="standard: the quadrature verified to 1 % against Monte Carlo; fast: coarser, for tests and previews."
+    )
+    verify: bool = Field(True, description="Check the SHA-256 of the model tables against the registry.")
+
+
+GroundMotionSection = Annotated[
+    Union[GroundMotionParametric, GroundMotionDemo, GroundMotionGroningen], Field(discriminator="model")
+]
 
 
 class ExposureSection(_Section):
@@ -162,11 +188,17 @@ class ConsequenceBranch(_Section):
 
 
 class FragilitySection(_Section):
-    curves: Path = Field(
-        description="CSV: typology, state (CS1..CS3), median_g, beta, p_death [, p_death_outside, branch, weight]."
+    curves: Path | None = Field(
+        None, description="CSV: typology, state (CS1..CS3), median_g, beta, p_death [, p_death_outside, branch, weight]."
     )
-    presence_inside: float = Field(
-        1.0, ge=0, le=1, description="Fraction of time the person is inside (the rest: outside, next to the building) [-]."
+    model: Literal["fcm-v7", "fcm-v6", "fcm-tno2020"] | None = Field(
+        None, description="A public Groningen FCM instead of curves (tables from [ground_motion] model_dir / $HRA_MODEL_DIR)."
+    )
+    model_dir: Path | None = Field(None, description="Model-table folder for the FCM (default: as the GMM, or $HRA_MODEL_DIR).")
+    presence_inside: float | None = Field(
+        None, ge=0, le=1,
+        description="Fraction of time the person is inside (the rest: outside, next to the building) [-]; "
+        "default 1 for curves without outside death probabilities, 0.99 for the Groningen FCMs (the chain's definition).",
     )
     consequence: list[ConsequenceBranch] = Field(
         default_factory=lambda: [ConsequenceBranch(factor=1.0, weight=1.0)],
@@ -180,6 +212,12 @@ class FragilitySection(_Section):
         if not v or abs(total - 1) > 1e-6:
             raise ValueError(f"consequence branch weights sum to {total:.6g}, they must sum to 1")
         return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "FragilitySection":
+        if (self.curves is None) == (self.model is None):
+            raise ValueError("give exactly one of curves (a CSV file) or model (fcm-v7, fcm-v6, fcm-tno2020)")
+        return self
 
 
 class OutputSection(_Section):

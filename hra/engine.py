@@ -83,11 +83,12 @@ class Prepared:
     site_index: np.ndarray  # (b,) site of each building
     distance_nodes_km: np.ndarray
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256
+    median_map: "MedianMap | None" = None
 
     @property
     def model_tree(self) -> LogicTree:
         """All nodes except the source-rate branch, in table order."""
-        return LogicTree((self.b_node, self.m_max_node)) + self.gmm.tree + self.fragility.tree
+        return LogicTree((self.b_node, self.m_max_node)) + engine_gmm_tree(self.gmm, self.median_map) + self.fragility.tree
 
     @property
     def tree(self) -> LogicTree:
@@ -128,12 +129,43 @@ def make_gmm(cfg: Config) -> GroundMotionModel:
         return DemoGMM(gm.quadrature_points)
     from hra.gmm.registry import load_gmm  # other registered models (groningen-v7, ...)
 
-    return load_gmm(gm.model, getattr(gm, "model_dir", None))
+    opts: dict[str, Any] = {"rupture": gm.rupture, "verify": gm.verify}
+    if gm.s2s_mode is not None:
+        opts["s2s_mode"] = gm.s2s_mode
+    if gm.quadrature == "fast":
+        opts.update(quad_step=0.5, n_rrup=4)
+    return load_gmm(gm.model, cfg.resolve(gm.model_dir), **opts)
+
+
+def make_fragility(cfg: Config, imt: str) -> tuple[FragilityModel, dict[str, str]]:
+    """The fragility/consequence model of ``[fragility]`` (a CSV of curves or a Groningen FCM)."""
+    fr_cfg = cfg.fragility
+    if fr_cfg.model is not None:
+        from fragility.groningen import load_fcm
+
+        model_dir = cfg.resolve(fr_cfg.model_dir) or cfg.resolve(getattr(cfg.ground_motion, "model_dir", None))
+        fcm = load_fcm(fr_cfg.model, model_dir, verify=getattr(cfg.ground_motion, "verify", True))
+        presence = 0.99 if fr_cfg.presence_inside is None else fr_cfg.presence_inside
+        fm = fcm.to_fragility_model(presence)
+        if fm.imt != imt:
+            raise EngineError(f"[fragility] model {fr_cfg.model} is defined on {fm.imt}, the ground-motion model gives {imt}")
+        return fm, {f"fcm:{k}": v for k, v in fcm.sha256.items()}
+    path = cfg.resolve(fr_cfg.curves)
+    presence = 1.0 if fr_cfg.presence_inside is None else fr_cfg.presence_inside
+    fm = read_fragility_csv(path, imt=imt, presence_inside=presence,
+                            consequence=[(c.factor, c.weight) for c in fr_cfg.consequence])
+    return fm, {f"fragility:{path.name}": sha256_file(path)}
 
 
 def _zone_polygons(cfg: Config):
     gm = cfg.ground_motion
     path = getattr(gm, "zones", None)
+    if path is None and gm.model in ("groningen-v7", "groningen-v6"):
+        from hra.modeldata import zonation_file
+
+        path = zonation_file(cfg.resolve(gm.model_dir), verify=gm.verify)
+    if path is not None and str(path).endswith(".zip") and gm.model in ("groningen-v7", "groningen-v6"):
+        return ("v6-zip", cfg.resolve(path))
     if path is not None:
         from hra.sites import read_zones
 
@@ -150,7 +182,15 @@ def _buildings(cfg: Config, typologies: tuple[str, ...]) -> tuple[Buildings, Any
     from hra.exposure import building_keys, exposure_arrays, read_exposure
 
     path = cfg.resolve(cfg.exposure.buildings)
-    df = read_exposure(path, known_typologies=list(typologies))
+    if _is_edb(path):
+        from hra.edb import read_edb
+        from hra.exposure import validate_exposure
+
+        edb = read_edb(path, typologies=list(typologies))
+        keep = ["id", "x", "y", "wierde", "municipality"] + [c for c in edb.columns if c.startswith(("system_", "s_probability_"))]
+        df = validate_exposure(edb[keep], known_typologies=list(typologies), source=str(path))
+    else:
+        df = read_exposure(path, known_typologies=list(typologies))
     arr = exposure_arrays(df, list(typologies))
     b = Buildings(
         ids=np.asarray(arr.ids, dtype=object), x=arr.x, y=arr.y, zone=np.asarray(arr.zone, dtype=np.int64),
@@ -160,6 +200,15 @@ def _buildings(cfg: Config, typologies: tuple[str, ...]) -> tuple[Buildings, Any
         keys=np.asarray(building_keys(arr.ids), dtype=np.uint64),
     )
     return b, path
+
+
+def _is_edb(path: Path) -> bool:
+    """An exposure file in the Groningen EDB layout (bag_building_id, point_x, point_y, ...)."""
+    if Path(path).suffix.lower() not in (".csv", ".txt") or not Path(path).is_file():
+        return False
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        header = fh.readline()
+    return "bag_building_id" in header and "point_x" in header
 
 
 def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[list[tuple[int, bool]], np.ndarray]:
@@ -179,9 +228,14 @@ def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[lis
                     f"building {b.ids[i]!r} has no zone and no zone polygons are configured; "
                     "add a 'zone' column to the exposure or set [ground_motion] zones"
                 )
-            from hra.sites import assign_zones
+            if polys[0] == "v6-zip":
+                from hra.edb import assign_zones_v6
 
-            zone[missing] = assign_zones(b.x[missing], b.y[missing], polys[0], polys[1])
+                zone[missing] = assign_zones_v6(b.x[missing], b.y[missing], polys[1], known)
+            else:
+                from hra.sites import assign_zones
+
+                zone[missing] = assign_zones(b.x[missing], b.y[missing], polys[0], polys[1])
         bad = ~np.isin(zone, known)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -229,18 +283,19 @@ def prepare(cfg: Config) -> Prepared:
     sm = prepare_source(cfg)
     files = dict(sm.files)
     gmm = make_gmm(cfg)
-    frag_path = cfg.resolve(cfg.fragility.curves)
-    imt = gmm.imts[0]
-    fr = read_fragility_csv(frag_path, imt=imt, presence_inside=cfg.fragility.presence_inside,
-                            consequence=[(c.factor, c.weight) for c in cfg.fragility.consequence])
-    files[f"fragility:{frag_path.name}"] = sha256_file(frag_path)
+    fr, ffiles = make_fragility(cfg, gmm.imts[0])
+    files.update(ffiles)
     buildings, exp_path = _buildings(cfg, fr.typologies)
     files[f"exposure:{Path(exp_path).name}"] = sha256_file(exp_path)
     for name, digest in getattr(gmm, "file_checksums", {}).items():
         files[f"gmm:{name}"] = digest
     sites, site_index = assign_sites(cfg, gmm, buildings)
+    median_map = None
+    if hasattr(gmm, "median_weights"):
+        mode = getattr(cfg.ground_motion, "median_weights", "realisation")
+        median_map = MedianMap.build(gmm.median_weights(sm.magnitude.nodes), mode)
     return Prepared(cfg, sm.rates, sm.magnitude, sm.b_node, sm.m_max_node, gmm, fr, buildings, sites, site_index,
-                    sm.distance_nodes_km, files)
+                    sm.distance_nodes_km, files, median_map)
 
 
 # ------------------------------------------------------------------------------------------
@@ -249,80 +304,237 @@ def prepare(cfg: Config) -> Prepared:
 
 
 @dataclass
+class MedianMap:
+    """Engine treatment of magnitude-dependent median-branch weights w(M) (GMM V7 eq. 9.8).
+
+    ``weights[v]`` are the weights of the engine's virtual branches v and ``mix[v, m, k]`` the
+    weight of physical median branch k at magnitude node m in virtual branch v:
+
+    * ``"realisation"`` (default): one uniform draw u per realisation, mapped through the
+      cumulative weights of the ordered branches at every magnitude. The u-axis is cut at every
+      cumulative weight of every magnitude node, so within an interval the mapping is fixed:
+      ``mix`` is one-hot and each realisation is a self-consistent model. The interval lengths
+      are the weights, hence the tree mean equals the w(M) mixture exactly.
+    * ``"mixture"``: one virtual branch whose ``mix`` is w(M) itself (a mixture per event).
+    """
+
+    node: str
+    weights: np.ndarray  # (V,)
+    mix: np.ndarray  # (V, n_mag, K)
+    labels: tuple[str, ...]
+
+    @classmethod
+    def build(cls, w_m: np.ndarray, mode: str = "realisation", node: str = "gmm_median") -> "MedianMap":
+        w_m = np.asarray(w_m, dtype=float)
+        if mode == "mixture":
+            return cls(node, np.ones(1), w_m[None], ("w(M) mixture",))
+        cum = np.cumsum(w_m, axis=1)[:, :-1]
+        br = np.unique(np.round(np.concatenate([[0.0, 1.0], cum.ravel()]), 12))
+        br = br[(br >= 0.0) & (br <= 1.0)]
+        lo, hi = br[:-1], br[1:]
+        keep = hi - lo > 1e-12
+        lo, hi = lo[keep], hi[keep]
+        mid = 0.5 * (lo + hi)
+        branch = (cum[None, :, :] <= mid[:, None, None]).sum(axis=2)  # (V, n_mag)
+        mix = np.zeros((mid.size,) + w_m.shape)
+        np.put_along_axis(mix, branch[..., None], 1.0, axis=2)
+        labels = tuple(f"u[{a:.4f},{b:.4f})" for a, b in zip(lo, hi))
+        return cls(node, hi - lo, mix, labels)
+
+
+def engine_gmm_tree(gmm: GroundMotionModel, median_map: "MedianMap | None") -> LogicTree:
+    """The GMM's tree as the engine enumerates it (median node replaced by the virtual branches)."""
+    if median_map is None:
+        return gmm.tree
+    nodes = []
+    for n in gmm.tree.nodes:
+        if n.name == median_map.node:
+            if median_map.weights.size > 1:
+                nodes.append(Node(n.name, median_map.labels, tuple(float(w) for w in median_map.weights)))
+        else:
+            nodes.append(n)
+    return LogicTree(tuple(nodes))
+
+
+@dataclass
 class Tables:
-    """``q[site * T + t, r, u]`` for all model combinations u (C order of ``model_tree``) and
-    the tree mean ``qbar[site * T + t, r]``; ``pexc`` optionally holds P(CS >= k) per site."""
+    """``q[row, r, u]``: expected death probability per event at distance node r for the selected
+    model combination u; ``qbar[row, r]`` the tree mean; rows are the (site, typology) pairs
+    present in the exposure (``row_of[site, typology]``, -1 where absent)."""
 
     q: np.ndarray
     qbar: np.ndarray
-    model_weights: np.ndarray
-    n_typologies: int
+    row_of: np.ndarray
 
 
-def site_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: tuple[int, bool],
-                      mag: MagnitudeBins, r_nodes: np.ndarray, keep_pexc: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Death probability per event for one site: array (t, r, n_b, n_mx, G, F, C).
-
-    Integrates, for every GMM branch combination g, the Gaussian-mixture distribution of ln IM
-    against the fragility curves (kernels.death_table), then sums over the magnitude nodes with
-    the discretised GR masses of each (b-value, Mmax) branch.
-    """
-    zone, wierde = site
-    gtree = gmm.tree.enumerate()
-    names = [n.name for n in gmm.tree.nodes]
-    T, F, K = fragility.median_g.shape
+def _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel):
+    """Death tables (t, f, c, m, r) of the typologies ``t_sel`` for one physical GMM combination,
+    or a dict s2s-branch -> tables when the model computes its site-term branches together."""
+    T = len(t_sel)
+    F, K = fragility.median_g.shape[1:]
     C = fragility.p_death_inside.shape[1]
     M, R = mag.n_nodes, r_nodes.size
-    G = gtree.n
-    ln_med = np.log(fragility.median_g)
-    out = np.empty((T, R, mag.mass.shape[0], mag.mass.shape[1], G, F, C))
-    pexc_all = np.empty((G, T, F, K, M, R)) if keep_pexc else None
-    pexc = np.empty((T, F, K, M, R))
-    death = np.empty((T, F, C, M, R))
-    zone_arg = None if gmm.zones is None else zone
-    for g in range(G):
-        branch = {nm: int(gtree.index[g, j]) for j, nm in enumerate(names)}
-        kw = {"wierde": wierde} if getattr(gmm, "uses_wierde", False) else {}
-        mix = gmm.ln_im_mixture(fragility.imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+    ln_med = np.ascontiguousarray(np.log(fragility.median_g[t_sel]))
+    beta = np.ascontiguousarray(fragility.beta[t_sel])
+    pd_in = np.ascontiguousarray(fragility.p_death_inside[t_sel])
+    pd_out = np.ascontiguousarray(fragility.p_death_outside[t_sel])
+    kw = {"wierde": wierde} if getattr(gmm, "uses_wierde", False) else {}
+
+    def tables(mix, mix2):
+        pexc = np.empty((T, F, K, M, R))
+        death = np.empty((T, F, C, M, R))
         kernels.death_table(np.ascontiguousarray(mix.mean), np.ascontiguousarray(mix.sd), np.ascontiguousarray(mix.weight),
-                            ln_med, fragility.beta, fragility.p_death_inside, fragility.p_death_outside,
-                            float(fragility.presence_inside), pexc, death)
-        if fragility.direct_imt is not None:
-            mix2 = gmm.ln_im_mixture(fragility.direct_imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
-            med = fragility.direct_median_g
+                            ln_med, beta, pd_in, pd_out, float(fragility.presence_inside), pexc, death)
+        if mix2 is not None:
+            med = fragility.direct_median_g[t_sel]
             lnm = np.where(med > 0, np.log(np.where(med > 0, med, 1.0)), -np.inf).reshape(-1)
             direct = np.empty((T * C, M, R))
             kernels.lognormal_expectation(np.ascontiguousarray(mix2.mean), np.ascontiguousarray(mix2.sd),
-                                          np.ascontiguousarray(mix2.weight), lnm, fragility.direct_beta.reshape(-1), direct)
+                                          np.ascontiguousarray(mix2.weight), lnm,
+                                          np.ascontiguousarray(fragility.direct_beta[t_sel]).reshape(-1), direct)
             death += (1.0 - fragility.presence_inside) * direct.reshape(T, 1, C, M, R)
-        # sum over magnitude nodes with GR masses: (b, x, m) x (t, f, c, m, r) -> (t, r, b, x, f, c)
-        e = mag.integrate(np.moveaxis(death, 3, -1))  # (b, x, t, f, c, r)
-        out[:, :, :, :, g] = np.transpose(e, (2, 5, 0, 1, 3, 4))
-        if keep_pexc:
-            pexc_all[g] = pexc
-    return out, pexc_all
+        return death
+
+    if hasattr(gmm, "ln_im_mixtures") and "gmm_s2s" in branch:
+        mixes = gmm.ln_im_mixtures(fragility.imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+        mixes2 = (gmm.ln_im_mixtures(fragility.direct_imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+                  if fragility.direct_imt is not None else {j: None for j in mixes})
+        return {j: tables(mixes[j], mixes2[j]) for j in mixes}
+    mix = gmm.ln_im_mixture(fragility.imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+    mix2 = (gmm.ln_im_mixture(fragility.direct_imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+            if fragility.direct_imt is not None else None)
+    return tables(mix, mix2)
 
 
-def build_tables(prep: Prepared, executor: "Executor | None" = None) -> Tables:
-    """Tables of every site (in parallel over sites when an executor with workers is given)."""
+def site_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: tuple[int, bool], mag: MagnitudeBins,
+                r_nodes: np.ndarray, t_sel: np.ndarray, needed: np.ndarray, model_sizes: tuple[int, ...],
+                model_weights: tuple[np.ndarray, ...], median_map: "MedianMap | None",
+                exact_mean: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Tables of one site for the typologies ``t_sel``.
+
+    Parameters
+    ----------
+    needed
+        Flattened model-combination indices (C order over ``model_sizes`` = (b-value, Mmax,
+        engine GMM combination, fragility, consequence)) to tabulate.
+    model_weights
+        Branch weights of those five factors (GMM: per engine combination).
+    exact_mean
+        True: the tree mean is the weighted mean of the per-combination tables over *all*
+        combinations (so that, with an enumerated tree, the reported mean is exactly the weighted
+        mean of the realisations). False (large trees): the tree-mean integrand is integrated
+        over magnitude once, equal to the former to the magnitude-discretisation accuracy.
+
+    Returns
+    -------
+    q : (t, r, len(needed)) and qbar : (t, r)
+    """
+    zone, wierde = site
+    zone_arg = None if gmm.zones is None else zone
+    phys = gmm.tree.enumerate()
+    pnames = [n.name for n in gmm.tree.nodes]
+    eng_tree = engine_gmm_tree(gmm, median_map)
+    eng = eng_tree.enumerate()
+    enames = [n.name for n in eng_tree.nodes]
+    death: dict[tuple[int, ...], np.ndarray] = {}
+    s2s_pos = pnames.index("gmm_s2s") if "gmm_s2s" in pnames else None
+    for g in range(phys.n):
+        key = tuple(int(v) for v in phys.index[g])
+        if key in death:
+            continue
+        branch = {nm: key[j] for j, nm in enumerate(pnames)}
+        out = _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel)
+        if isinstance(out, dict):
+            for j, d in out.items():
+                k2 = list(key)
+                k2[s2s_pos] = j
+                death[tuple(k2)] = d
+        else:
+            death[key] = out
+
+    def eng_death(ge: int) -> np.ndarray:
+        idx = {nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)}
+        if median_map is None:
+            return death[tuple(idx[nm] for nm in pnames)]
+        v = idx.get(median_map.node, 0)
+        acc = None
+        for k in range(median_map.mix.shape[2]):
+            wk = median_map.mix[v, :, k]  # (m,)
+            if not np.any(wk):
+                continue
+            key = tuple(k if nm == median_map.node else idx[nm] for nm in pnames)
+            term = death[key] * wk[None, None, None, :, None]
+            acc = term if acc is None else acc + term
+        return acc
+
+    nb, nx, G, F, C = model_sizes
+    ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
+    T, R = len(t_sel), r_nodes.size
+    q = np.empty((T, R, needed.size))
+    for ge in np.unique(ig):
+        e = mag.integrate(np.moveaxis(eng_death(int(ge)), 3, -1))  # (b, x, t, f, c, r)
+        for u in np.flatnonzero(ig == ge):
+            q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
+    wb, wx, wg, wf, wc = model_weights
+    if exact_mean:
+        qbar = np.zeros((T, R))
+        for ge in range(G):
+            e = mag.integrate(np.moveaxis(eng_death(ge), 3, -1))
+            qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+    else:
+        dbar = sum(wg[ge] * eng_death(ge) for ge in range(G))  # (t, f, c, m, r)
+        e = mag.integrate(np.moveaxis(dbar, 3, -1))
+        qbar = np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+    return q, qbar
+
+
+def table_rows(prep: "Prepared") -> tuple[np.ndarray, list[np.ndarray]]:
+    """(site, typology) pairs present among the buildings' typology candidates."""
     T = len(prep.fragility.typologies)
-    mweights = prep.model_tree.enumerate().weight
-    args = [(prep.gmm, prep.fragility, site, prep.magnitude, prep.distance_nodes_km) for site in prep.sites]
+    present = np.zeros((len(prep.sites), T), dtype=bool)
+    ti = prep.buildings.typology_index
+    si = np.broadcast_to(prep.site_index[:, None], ti.shape)
+    ok = ti >= 0
+    present[si[ok], ti[ok]] = True
+    row_of = -np.ones((len(prep.sites), T), dtype=np.int64)
+    row_of[present] = np.arange(int(present.sum()))
+    return row_of, [np.flatnonzero(present[s]) for s in range(len(prep.sites))]
+
+
+def model_factors(prep: "Prepared") -> tuple[tuple[int, ...], tuple[np.ndarray, ...]]:
+    """Sizes and weights of (b-value, Mmax, engine GMM combination, fragility, consequence)."""
+    eng = engine_gmm_tree(prep.gmm, prep.median_map)
+    sizes = (prep.b_node.size, prep.m_max_node.size, eng.n_combinations,
+             prep.fragility.fragility_node.size, prep.fragility.consequence_node.size)
+    weights = (prep.b_node.weight_array, prep.m_max_node.weight_array, eng.enumerate().weight,
+               prep.fragility.fragility_node.weight_array, prep.fragility.consequence_node.weight_array)
+    return sizes, weights
+
+
+def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None) -> Tables:
+    """Tables of every site for the selected model combinations (in parallel over sites)."""
+    row_of, t_lists = table_rows(prep)
+    sizes, weights = model_factors(prep)
+    exact_mean = bool(sel.realisations.exact) or prep.model_tree.n_combinations <= 20_000
+    args = [(prep.gmm, prep.fragility, site, prep.magnitude, prep.distance_nodes_km, t_lists[i], sel.combo_model,
+             sizes, weights, prep.median_map, exact_mean) for i, site in enumerate(prep.sites)]
     if executor is not None and executor.parallel:
         parts = executor.map(_site_table_task, args, label="tables")
     else:
         parts = [_site_table_task(a) for a in args]
     R = prep.distance_nodes_km.size
-    q = np.empty((len(prep.sites) * T, R, mweights.size))
-    for i, part in enumerate(parts):
-        q[i * T:(i + 1) * T] = part.reshape(T, R, -1)
-    qbar = q @ mweights
-    return Tables(q, qbar, mweights, T)
+    n_rows = int((row_of >= 0).sum())
+    q = np.empty((n_rows, R, sel.combo_model.size))
+    qbar = np.empty((n_rows, R))
+    for i, (qs, qb) in enumerate(parts):
+        rows = row_of[i, t_lists[i]]
+        q[rows] = qs
+        qbar[rows] = qb
+    return Tables(q, qbar, row_of)
 
 
 def _site_table_task(args):
-    gmm, fragility, site, mag, r_nodes = args
-    return site_death_tables(gmm, fragility, site, mag, r_nodes)[0]
+    return site_tables(*args)
 
 
 # ------------------------------------------------------------------------------------------
@@ -464,7 +676,7 @@ def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
     out_real = np.zeros((n, Y, static.n_keep))
     out_real_w = np.zeros((n, static.n_keep))
     kernels.chunk_lpr(
-        chunk["x"], chunk["y"], chunk["zt_base"], chunk["typ_idx"], chunk["typ_prob"], chunk["keys"],
+        chunk["x"], chunk["y"], chunk["zt_idx"], chunk["typ_idx"], chunk["typ_prob"], chunk["keys"],
         static.cx, static.cy, static.rates, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
         static.n_r, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
         static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
@@ -483,7 +695,7 @@ def seed_key(seed: int, purpose: int) -> np.uint64:
 def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
     src = prep.cfg.source
     r = prep.distance_nodes_km
-    q = np.ascontiguousarray(tables.q[:, :, sel.combo_model])
+    q = np.ascontiguousarray(tables.q)
     n_keep = 0
     if prep.cfg.run.keep_realisations:
         if not sel.realisations.exact:
@@ -506,15 +718,16 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
     )
 
 
-def make_chunks(prep: Prepared, chunk_size: int, T: int) -> list[dict]:
+def make_chunks(prep: Prepared, chunk_size: int, row_of: np.ndarray) -> list[dict]:
     b = prep.buildings
-    zt_base = prep.site_index * T
+    ti = b.typology_index
+    zt = np.where(ti >= 0, row_of[prep.site_index[:, None], np.maximum(ti, 0)], 0).astype(np.int64)
     chunks = []
     for start in range(0, b.n, chunk_size):
         sl = slice(start, min(start + chunk_size, b.n))
         chunks.append(dict(
-            x=np.ascontiguousarray(b.x[sl]), y=np.ascontiguousarray(b.y[sl]), zt_base=np.ascontiguousarray(zt_base[sl]),
-            typ_idx=np.ascontiguousarray(b.typology_index[sl]), typ_prob=np.ascontiguousarray(b.typology_prob[sl]),
+            x=np.ascontiguousarray(b.x[sl]), y=np.ascontiguousarray(b.y[sl]), zt_idx=np.ascontiguousarray(zt[sl]),
+            typ_idx=np.ascontiguousarray(ti[sl]), typ_prob=np.ascontiguousarray(b.typology_prob[sl]),
             keys=np.ascontiguousarray(b.keys[sl]),
         ))
     return chunks
@@ -524,7 +737,7 @@ def warm_kernels() -> None:
     """Compile (or load from cache) the kernels in this process before workers start."""
     z = np.zeros
     kernels.chunk_lpr(
-        z(1), z(1), z(1, np.int64), -np.ones((1, 1), np.int64), z((1, 1)), z(1, np.uint64),
+        z(1), z(1), z((1, 1), np.int64), -np.ones((1, 1), np.int64), z((1, 1)), z(1, np.uint64),
         z(1), z(1), z((1, 1)), 1, 1, 3.0, math.log(3.0), 0.1, 4, 70.0, 1000.0, 0.0, 1,
         z((1, 4, 1)), z(1, np.int64), np.array([0, 1]), np.ones(1), z((1, 4)), np.ones(1),
         False, False, z(0, np.int64), np.uint64(1), np.array([0.5]), z((1, 1)), z((1, 1, 1)), z((1, 1, 0)), z((1, 0)),
@@ -555,11 +768,11 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
              prep.buildings.n, prep.rates.x.size, len(prep.sites), prep.tree.n_combinations)
     warm_kernels()
     with Executor(cfg.compute.scheduler, cfg.compute.workers, progress) as ex:
-        tables = build_tables(prep, ex)
-        t_tab = time.perf_counter()
         sel = select_realisations(prep)
+        tables = build_tables(prep, sel, ex)
+        t_tab = time.perf_counter()
         static = make_static(prep, tables, sel)
-        chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.n_typologies)
+        chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.row_of)
         parts = ex.map(run_chunk, chunks, label="buildings", shared={"static": static})
     t_run = time.perf_counter()
     mean = np.concatenate([p["mean"] for p in parts])

@@ -225,7 +225,7 @@ def weighted_quantiles(values, weights, n, probs, order_buf, out):
 
 
 @jit
-def chunk_lpr(bx, by, zt_base, typ_idx, typ_prob, bkeys,
+def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
               cx, cy, rates, n_years, n_src, depth_km, ln_r0, dln, n_r, r_max_km,
               cell_size_m, sub_radius_m, n_sub,
               q_table, combo_s, s_start, combo_w, qbar, s_weights,
@@ -234,7 +234,7 @@ def chunk_lpr(bx, by, zt_base, typ_idx, typ_prob, bkeys,
     """LPR statistics for a chunk of buildings.
 
     bx, by       : (b,) positions [m]
-    zt_base      : (b,) row offset of the building's site in the tables (site * n_typologies)
+    zt_idx       : (b, j) table row of each typology candidate at the building's site
     typ_idx      : (b, j) typology index per candidate (-1 = none); typ_prob (b, j) probabilities
     bkeys        : (b,) uint64 building keys (hash of the id) for the typology draws
     rates        : (c, y*S + s)
@@ -275,7 +275,7 @@ def chunk_lpr(bx, by, zt_base, typ_idx, typ_prob, bkeys,
         for y in range(n_years):
             acc = 0.0
             for j in range(nj):
-                zt = zt_base[b] + typ_idx[b, j]
+                zt = zt_idx[b, j]
                 sj = 0.0
                 for r in range(n_r):
                     h = 0.0
@@ -287,7 +287,7 @@ def chunk_lpr(bx, by, zt_base, typ_idx, typ_prob, bkeys,
         # per-combination values
         amat[:nj] = 0.0
         for j in range(nj):
-            zt = zt_base[b] + typ_idx[b, j]
+            zt = zt_idx[b, j]
             for r in range(n_r):
                 for y in range(n_years):
                     for s in range(n_src):

@@ -97,7 +97,7 @@ def test_total_rate_conserved_end_to_end(tmp_path):
 
 def test_demo_quadrature_converges():
     """Doubling the Gauss-Hermite points of the demo GMM (20 -> 40) changes the death tables by < 0.1 %."""
-    from hra.engine import site_death_tables
+    from hra.engine import _phys_death
     from hra.gmm.demo import DemoGMM
     from fragility.demo import CONSEQUENCE, demo_fragility_table
     from fragility.lognormal import read_fragility_csv
@@ -109,10 +109,14 @@ def test_demo_quadrature_converges():
         fr = read_fragility_csv(p, "AvgSa", 0.99, CONSEQUENCE)
     mag = magnitude_bins([1.0], [5.0], 1.5, 0.1)
     r = np.exp(np.linspace(np.log(3.0), np.log(40.0), 12))
-    a, _ = site_death_tables(DemoGMM(20), fr, (1, False), mag, r)
-    b, _ = site_death_tables(DemoGMM(40), fr, (1, False), mag, r)
-    rel = np.abs(a / b - 1.0)
-    assert rel[b > 1e-12].max() < 1e-3
+    tree = DemoGMM().tree.enumerate()
+    names = [n.name for n in DemoGMM().tree.nodes]
+    for g in range(tree.n):
+        branch = {nm: int(tree.index[g, j]) for j, nm in enumerate(names)}
+        a, b = (mag.integrate(np.moveaxis(_phys_death(DemoGMM(n), fr, 1, False, branch, mag, r, np.arange(8)), 3, -1))
+                for n in (20, 40))
+        rel = np.abs(a / b - 1.0)
+        assert rel[b > 1e-12].max() < 1e-3
 
 
 # -- weighted quantiles ------------------------------------------------------------------------
