@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from hra.config import Config, ConfigError, load_config
 
-__all__ = ["Config", "ConfigError", "load_config", "run", "demo_config", "building_lpr", "__version__"]
+__all__ = ["Config", "ConfigError", "load_config", "run", "demo_config", "building_lpr", "conditional_risk",
+           "hazard_curves", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no dask)
@@ -20,6 +21,14 @@ def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no da
         from hra import api
 
         return getattr(api, name)
+    if name == "conditional_risk":
+        from hra.inspect import conditional_risk
+
+        return conditional_risk
+    if name == "hazard_curves":
+        from hra.hazard import hazard_curves
+
+        return hazard_curves
     if name == "__version__":
         from hra.outputs import package_version
 

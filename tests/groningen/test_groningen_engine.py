@@ -70,3 +70,42 @@ def test_example_edb_runs_end_to_end_with_v7(v7_inputs):
     # wierde buildings (wiede_flag = 1) get more risk than the same typology would without the mound:
     prov = __import__("json").loads(ds.attrs["provenance"])
     assert prov["ground_motion_model"] == "groningen-v7" and prov["fragility_model"] == "fcm-v7"
+
+
+def test_conditional_risk_against_hand_integration():
+    """One event, V7 + FCM V7: P(CS1) and P(death inside) against an independent numerical integral.
+
+    Reference: per GMM branch, the AvgSa distribution is taken from the model's own mixture CDF
+    (validated against Monte Carlo in test_groningen_v7), and the fragility of one class is
+    integrated on a fine ln AvgSa grid with the trapezoid rule, from the published b0, b1, sigma
+    and DL_CS1 via scipy (no engine kernel involved).
+    """
+    import hra
+    from fragility.groningen import load_fcm
+    from hra.gmm.registry import load_gmm
+    from scipy.stats import norm
+
+    model_dir = model_dir_or_skip()
+    res = hra.conditional_risk("groningen-v7", 5.0, 5.0, 308, "URM3M_U", model_dir=model_dir)
+    gmm = load_gmm("groningen-v7", model_dir, rupture="point")
+    fcm = load_fcm("fcm-v7", model_dir)
+    t = fcm.typologies.index("URM3M_U")
+    tree = gmm.tree.enumerate()
+    names = [n.name for n in gmm.tree.nodes]
+    w_m = gmm.median_weights(np.array([5.0]))[0]
+    nominal = gmm.tree.node("gmm_median").weight_array
+    grid = np.linspace(np.log(1e-4), np.log(20.0), 4001)
+    p1 = 0.0
+    for g in range(tree.n):
+        branch = {nm: int(tree.index[g, j]) for j, nm in enumerate(names)}
+        wg = tree.weight[g] / nominal[branch["gmm_median"]] * w_m[branch["gmm_median"]]
+        mix = gmm.ln_im_mixture("AvgSa", np.array([5.0]), np.array([5.0]), 308, branch)
+        mean, sd, wq = mix.mean[0, 0], np.maximum(mix.sd[0, 0], 1e-12), mix.weight[0, 0]
+        pdf = (wq * norm.pdf((grid[:, None] - mean) / sd) / sd).sum(axis=1)
+        for f, wf in enumerate(fcm.fragility_weights):
+            dl = fcm.displacement_limit_m[t, f, 0]
+            frag = norm.cdf((fcm.b0[t, f] + fcm.b1[t, f] * grid - np.log(dl)) / fcm.sigma[t, f])
+            p1 += wg * wf * np.trapezoid(pdf * frag, grid)
+    assert res["p_cs1"] == pytest.approx(p1, rel=2e-3)
+    assert 0 < res["p_cs3"] <= res["p_cs1"] < 1
+    assert res["lpr_event"] == pytest.approx(0.99 * res["p_death_inside"] + 0.01 * res["p_death_outside"])

@@ -1,0 +1,65 @@
+"""`hra models`, `hra hazard`, `hra inspect` through the command line."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import tomli_w
+import xarray as xr
+from typer.testing import CliRunner
+
+from hra.cli import app
+from tests.helpers import make_config
+
+runner = CliRunner()
+
+
+def _write_toml(cfg, path):
+    data = cfg.model_dump(mode="json", exclude={"base_dir", "source_file"})
+
+    def clean(d):
+        return {k: clean(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+    with open(path, "wb") as fh:
+        tomli_w.dump(clean(data), fh)
+    return path
+
+
+def test_models_check_detects_tampering(tmp_path):
+    from hra.modeldata import model_dir_or_skip
+
+    src = model_dir_or_skip()
+    ok = runner.invoke(app, ["models", "check", str(src), "--versions", "V7"])
+    assert ok.exit_code == 0, ok.output
+    copy = tmp_path / "res"
+    shutil.copytree(src / "V7", copy / "V7")
+    f = next((copy / "V7").glob("gmpe_sigmas*.csv"))
+    f.write_text(f.read_text().replace("0.3498", "0.3499", 1))
+    bad = runner.invoke(app, ["models", "check", str(copy), "--versions", "V7"])
+    assert bad.exit_code == 2
+    assert "SHA-256" in bad.output and f.name in bad.output
+
+
+def test_hazard_curves_command(tmp_path):
+    cfg = make_config(tmp_path, cells=[(250_000.0, 590_000.0, 0.4)], curves={"URM": ((0.15, 0.3, 0.6), 0.5, (0.01, 0.1, 0.3))},
+                      buildings=[dict(id="B", x=250_000.0, y=590_000.0, typology="URM")], m_max=((6.0, 1.0),))
+    toml = _write_toml(cfg, tmp_path / "run.toml")
+    pd.DataFrame([dict(id="S1", x=253_000.0, y=590_000.0)]).to_csv(tmp_path / "sites.csv", index=False)
+    res = runner.invoke(app, ["hazard", "curves", str(toml), "--sites", str(tmp_path / "sites.csv"),
+                              "--out", str(tmp_path / "hazard.nc"), "--return-periods", "475"])
+    assert res.exit_code == 0, res.output
+    ds = xr.open_dataset(tmp_path / "hazard.nc")
+    assert ds["rate_mean"].dims == ("site", "imt", "year", "level") and "uhs_g" in ds
+    assert "S1" in res.output
+
+
+def test_inspect_conditional_demo():
+    res = runner.invoke(app, ["inspect", "conditional", "--model", "demo", "-m", "4.5", "--rrup", "5",
+                              "--zone", "1", "--typology", "URM_terraced_pre1920"])
+    assert res.exit_code == 0, res.output
+    assert "P(CS >= 1)" in res.output
+    bad = runner.invoke(app, ["inspect", "conditional", "--model", "demo", "-m", "4.5", "--rrup", "5",
+                              "--zone", "1", "--typology", "NOPE"])
+    assert bad.exit_code == 2 and "NOPE" in bad.output
