@@ -64,7 +64,7 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
 
 
 def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.PathLike | None = None,
-                realisations: int | str = 1000, years: tuple[int, ...] | None = None, workers: int = 1,
+                realisations: int | str = 1000, years: tuple[int, ...] | None = None, workers: int | None = None,
                 output: str | os.PathLike | None = None) -> Config:
     """Config of the embedded demo region (illustrative models, not for decisions).
 
@@ -98,7 +98,7 @@ def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.Pa
         "exposure": {"buildings": "buildings.csv"},
         "fragility": {"curves": "fragility.csv", "presence_inside": PRESENCE_INSIDE,
                       "consequence": [{"factor": f, "weight": w} for f, w in CONSEQUENCE]},
-        "compute": {"workers": workers},
+        "compute": {} if workers is None else {"workers": workers},
     }
     if output is not None:
         data["output"] = {"path": str(Path(output).resolve()), "overwrite": True}

@@ -235,12 +235,26 @@ class OutputSection(_Section):
 
 class ComputeSection(_Section):
     chunk_buildings: int = Field(2000, ge=1, description="Buildings per task.")
-    workers: int = Field(1, ge=1, description="Worker processes of the local dask cluster.")
+    workers: int | None = Field(
+        None, ge=1, description="Worker processes of the local dask cluster (default: the number of CPU cores)."
+    )
     scheduler: str = Field(
         "auto",
-        description='"auto" (in-process for 1 worker, else a LocalCluster), "synchronous", "local", '
-        'or a dask.distributed scheduler address such as "tcp://host:8786".',
+        description='"auto" (a dask LocalCluster of `workers` processes; in-process when workers = 1), '
+        '"synchronous", "local", or a dask.distributed scheduler address such as "tcp://host:8786".',
     )
+
+    @property
+    def n_workers(self) -> int:
+        """Workers to use: ``workers`` or the number of CPU cores available to this process."""
+        import os
+
+        if self.workers is not None:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not on Linux
+            return max(1, os.cpu_count() or 1)
     progress: bool | None = Field(None, description="Progress bar (default: when on a terminal).")
 
 

@@ -767,7 +767,7 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     log.info("prepared %d buildings, %d source cells, %d sites, logic tree of %d combinations",
              prep.buildings.n, prep.rates.x.size, len(prep.sites), prep.tree.n_combinations)
     warm_kernels()
-    with Executor(cfg.compute.scheduler, cfg.compute.workers, progress) as ex:
+    with Executor(cfg.compute.scheduler, cfg.compute.n_workers, progress) as ex:
         sel = select_realisations(prep)
         tables = build_tables(prep, sel, ex)
         t_tab = time.perf_counter()

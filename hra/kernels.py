@@ -95,6 +95,8 @@ def death_table(mean, sd, weight, ln_median, beta, pd_in, pd_out, presence_in, o
                         b2 = beta[t, f, k] * beta[t, f, k]
                         acc = 0.0
                         for q in range(n_q):
+                            if weight[m, r, q] == 0.0:
+                                continue
                             s = math.sqrt(sd[m, r, q] * sd[m, r, q] + b2)
                             z = mean[m, r, q] - lm
                             if s > 0.0:
@@ -134,6 +136,8 @@ def lognormal_expectation(mean, sd, weight, ln_median, beta, out):
             for r in range(n_r):
                 acc = 0.0
                 for q in range(n_q):
+                    if weight[m, r, q] == 0.0:
+                        continue
                     s = math.sqrt(sd[m, r, q] * sd[m, r, q] + b2)
                     z = mean[m, r, q] - ln_median[j]
                     if s > 0.0:
