@@ -10,16 +10,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-DEMO_TYPOLOGIES = (
-    "URM_terraced_pre1920",
-    "URM_detached_pre1945",
-    "URM_cavity_post1945",
-    "URM_farmhouse",
-    "RC_frame",
-    "precast_concrete",
-    "timber_frame",
-    "steel_frame",
-)
 
 # typology: (median CS1, CS2, CS3 [g], beta, Pd_in CS1..3, Pd_out CS1..3)
 _CURVES = {
@@ -32,6 +22,8 @@ _CURVES = {
     "timber_frame": ((1.20, 1.70, 2.40), 0.55, (0.002, 0.010, 0.050), (0.001, 0.005, 0.010)),
     "steel_frame": ((1.00, 1.40, 2.00), 0.55, (0.005, 0.040, 0.150), (0.002, 0.010, 0.020)),
 }
+#: The demo typologies (the synthetic exposure of hra.demo.exposure uses exactly these names).
+DEMO_TYPOLOGIES = tuple(_CURVES)
 BRANCHES = (("lower", 0.17, -0.35), ("central", 0.66, 0.0), ("upper", 0.17, 0.35))
 #: Consequence branches (factor, weight) as in the Groningen FCM (0.8/1/1.2 x middle).
 CONSEQUENCE = [(0.8, 0.25), (1.0, 0.5), (1.2, 0.25)]

@@ -52,21 +52,19 @@ class EngineError(ValueError):
 
 @dataclass
 class Buildings:
-    """Per-building arrays the kernels need (see hra.exposure.ExposureArrays)."""
+    """Per-building arrays the kernels need: :class:`hra.exposure.ExposureArrays` (``arrays``)
+    with the zone filled in and the 64-bit keys of the ids (counter-based random streams)."""
 
-    ids: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
+    arrays: Any
     zone: np.ndarray
-    wierde: np.ndarray
-    municipality: np.ndarray
-    typology_index: np.ndarray
-    typology_prob: np.ndarray
     keys: np.ndarray
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["arrays"], name)
 
     @property
     def n(self) -> int:
-        return int(self.x.size)
+        return int(self.arrays.x.size)
 
 
 @dataclass
@@ -192,13 +190,7 @@ def _buildings(cfg: Config, typologies: tuple[str, ...]) -> tuple[Buildings, Any
     else:
         df = read_exposure(path, known_typologies=list(typologies))
     arr = exposure_arrays(df, list(typologies))
-    b = Buildings(
-        ids=np.asarray(arr.ids, dtype=object), x=arr.x, y=arr.y, zone=np.asarray(arr.zone, dtype=np.int64),
-        wierde=np.asarray(arr.wierde, dtype=bool), municipality=np.asarray(arr.municipality, dtype=object),
-        typology_index=np.ascontiguousarray(arr.typology_index, dtype=np.int64),
-        typology_prob=np.ascontiguousarray(arr.typology_prob, dtype=np.float64),
-        keys=np.asarray(building_keys(arr.ids), dtype=np.uint64),
-    )
+    b = Buildings(arr, np.asarray(arr.zone, dtype=np.int64).copy(), np.asarray(building_keys(arr.ids), dtype=np.uint64))
     return b, path
 
 

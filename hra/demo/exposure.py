@@ -38,17 +38,8 @@ __all__ = ["DEMO_TYPOLOGIES", "PURPOSE_DEMO_EXPOSURE", "synthetic_exposure", "wr
 #: Purpose id of the demo exposure's random stream (``SeedSequence(seed, spawn_key=(10,))``).
 PURPOSE_DEMO_EXPOSURE = 10
 
-#: Typologies of the demo region; the demo fragility set uses exactly these names.
-DEMO_TYPOLOGIES: tuple[str, ...] = (
-    "URM_terraced_pre1920",
-    "URM_detached_pre1945",
-    "URM_cavity_post1945",
-    "URM_farmhouse",
-    "RC_frame",
-    "precast_concrete",
-    "timber_frame",
-    "steel_frame",
-)
+#: Typologies of the demo region: those of the demo fragility set.
+from fragility.demo import DEMO_TYPOLOGIES  # noqa: E402
 
 TOWN_SHARE = 0.80
 UNCERTAIN_SHARE = 0.30
