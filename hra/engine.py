@@ -591,7 +591,7 @@ class Executor:
 
         if sched == "local":
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+                                        dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         else:
             self.client = Client(sched)
@@ -659,8 +659,19 @@ class ChunkStatic:
     n_keep: int
 
 
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """The kernels are compiled for read-only inputs (what dask delivers in workers), so every
+    caller passes them read-only and one compiled signature serves all (see warm_kernels)."""
+    if isinstance(a, np.ndarray) and a.flags.writeable:
+        a = a.view()
+        a.setflags(write=False)
+    return a
+
+
 def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
     """LPR statistics of one chunk of buildings (pure function of its inputs)."""
+    chunk = {k: _readonly(v) for k, v in chunk.items()}
+    static = ChunkStatic(**{k: _readonly(v) for k, v in static.__dict__.items()})
     n = chunk["x"].size
     Y = static.n_years
     out_mean = np.zeros((n, Y))
@@ -726,14 +737,18 @@ def make_chunks(prep: Prepared, chunk_size: int, row_of: np.ndarray) -> list[dic
 
 
 def warm_kernels() -> None:
-    """Compile (or load from cache) the kernels in this process before workers start."""
+    """Compile (or load from the cache) the kernels in this process before workers start, with
+    the read-only input signature that :func:`run_chunk` always uses."""
     z = np.zeros
-    kernels.chunk_lpr(
-        z(1), z(1), z((1, 1), np.int64), -np.ones((1, 1), np.int64), z((1, 1)), z(1, np.uint64),
-        z(1), z(1), z((1, 1)), 1, 1, 3.0, math.log(3.0), 0.1, 4, 70.0, 1000.0, 0.0, 1,
-        z((1, 4, 1)), z(1, np.int64), np.array([0, 1]), np.ones(1), z((1, 4)), np.ones(1),
-        False, False, z(0, np.int64), np.uint64(1), np.array([0.5]), z((1, 1)), z((1, 1, 1)), z((1, 1, 0)), z((1, 0)),
+    chunk = dict(x=z(1), y=z(1), zt_idx=z((1, 1), np.int64), typ_idx=-np.ones((1, 1), np.int64), typ_prob=z((1, 1)),
+                 keys=z(1, np.uint64))
+    static = ChunkStatic(
+        cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4,
+        r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, q=z((1, 4, 1)), combo_s=z(1, np.int64),
+        s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4)), s_weights=np.ones(1), mixture=False,
+        monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
     )
+    run_chunk(chunk, static)
 
 
 @dataclass

@@ -94,7 +94,9 @@ def git_revision() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
+        rev = out.stdout.strip()
+        ok = out.returncode == 0 and len(rev) == 40 and all(c in "0123456789abcdef" for c in rev)
+        return rev if ok else None
     except Exception:
         return None
 
