@@ -115,9 +115,13 @@ class DostBommer2013(GroundMotionModel):
     imts = ("PGA", "PGV")
     verified = True  # tests/test_oq_export.py checks hand values; benchmarks/openquake compares with OpenQuake
 
-    def __init__(self, truncation_sigma: float = 0.0, quadrature_points: int = 24) -> None:
+    def __init__(self, truncation_sigma: float = 0.0, quadrature_points: int = 24, imt: str = "PGA") -> None:
+        if imt not in COEFFICIENTS:
+            raise KeyError(f"{self.name} provides PGA and PGV, not {imt!r}")
         self.truncation_sigma = float(truncation_sigma)
         self.quadrature_points = int(quadrature_points)
+        # the engine takes the fragility IM from imts[0]
+        self.imts = (imt,) + tuple(i for i in COEFFICIENTS if i != imt)
 
     @property
     def tree(self) -> LogicTree:
