@@ -173,8 +173,15 @@ class GroundMotionGroningen(_Section):
     verify: bool = Field(True, description="Check the SHA-256 of the model tables against the registry.")
 
 
+class GroundMotionDost2004(_Section):
+    model: Literal["dost2004-bommer2013"]
+    imt: Literal["PGA", "PGV"] = Field("PGA", description="PGA (g) or PGV (cm/s).")
+    truncation_sigma: float = Field(0.0, ge=0, description="Truncate residuals at this many sigma (0 = no truncation).")
+    quadrature_points: int = Field(24, ge=2, le=400, description="Gauss-Legendre points when truncated.")
+
+
 GroundMotionSection = Annotated[
-    Union[GroundMotionParametric, GroundMotionDemo, GroundMotionGroningen], Field(discriminator="model")
+    Union[GroundMotionParametric, GroundMotionDemo, GroundMotionGroningen, GroundMotionDost2004], Field(discriminator="model")
 ]
 
 

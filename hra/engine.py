@@ -33,7 +33,7 @@ import numpy as np
 
 from fragility.lognormal import FragilityModel, read_fragility_csv
 from hra import kernels
-from hra.config import Config, GroundMotionDemo, GroundMotionParametric
+from hra.config import Config, GroundMotionDemo, GroundMotionDost2004, GroundMotionParametric
 from hra.gmm.base import GroundMotionModel
 from hra.logictree import PURPOSE_TYPOLOGY, LogicTree, Node, Realisations
 from hra.source import MagnitudeBins, RateGrid, magnitude_bins, magnitude_nodes, read_rate_grid
@@ -125,6 +125,10 @@ def make_gmm(cfg: Config) -> GroundMotionModel:
         from hra.gmm.demo import DemoGMM
 
         return DemoGMM(gm.quadrature_points)
+    if isinstance(gm, GroundMotionDost2004):
+        from hra.gmm.dost2004 import DostBommer2013
+
+        return DostBommer2013(gm.truncation_sigma, gm.quadrature_points, gm.imt)
     from hra.gmm.registry import load_gmm  # other registered models (groningen-v7, ...)
 
     opts: dict[str, Any] = {"rupture": gm.rupture, "verify": gm.verify}

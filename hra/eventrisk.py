@@ -84,8 +84,7 @@ from hra.logictree import PURPOSE_GMF, PURPOSE_TYPOLOGY, Realisations
 
 log = logging.getLogger("hra")
 
-#: Purpose id of the F-N bootstrap streams (not used by hra.logictree's purposes 1-4, 10).
-PURPOSE_BOOTSTRAP = 12
+from hra.logictree import PURPOSE_BOOTSTRAP  # noqa: E402  (registered with the other stream ids)
 #: Default F-N thresholds N (deaths).
 FN_THRESHOLDS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)
 #: Pairs whose ln IM lies more than this many fragility betas below every median are skipped:

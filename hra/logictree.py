@@ -30,6 +30,7 @@ PURPOSE_TREE = 1
 PURPOSE_TYPOLOGY = 2
 PURPOSE_EVENTS = 3
 PURPOSE_GMF = 4
+PURPOSE_BOOTSTRAP = 12  # F-N bootstrap draws (hra.eventrisk)
 
 
 @dataclass(frozen=True)

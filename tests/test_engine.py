@@ -302,3 +302,27 @@ def test_building_lpr_equals_exposure_run(tmp_path):
     assert ref.mean[1, 0] != pytest.approx(ref1.mean[1, 0])  # fragility branches matter: the test can tell
     with pytest.raises(ValueError, match="AvgSa"):
         hra.building_lpr(cfg1, b["x"], b["y"], SimpleNamespace(**{**frag.__dict__, "imt": "AvgSa"}))
+
+
+def test_dost2004_model_from_config(tmp_path):
+    """[ground_motion] model = "dost2004-bommer2013" runs through the engine; one Gaussian, so the
+    single-source LPR equals the closed form with the model's own median and sigma."""
+    from hra.gmm.dost2004 import DostBommer2013
+
+    cfg = make_config(tmp_path, cells=[(*CELL, 0.5)], curves=CURVES, m_max=((5.0, 1.0),),
+                      buildings=[dict(id="B1", x=CELL[0] + 4000.0, y=CELL[1], typology="URM")],
+                      gm={"model": "dost2004-bommer2013"}, source={"subcell_radius_km": 0.0})
+    res = compute(cfg)
+    gmm = DostBommer2013()
+    r = np.hypot(4.0, 3.0)
+    mix_probe = gmm.ln_im_mixture("PGA", np.array([4.0]), np.array([r]), None, {})
+    sig = float(mix_probe.sd[0, 0, 0])
+    med, pdeath = np.array([0.15, 0.3, 0.6]), np.array([0.01, 0.1, 0.3])
+
+    def integrand(m):
+        mu = gmm.ln_im_mixture("PGA", np.array([m]), np.array([r]), None, {}).mean[0, 0, 0]
+        p = norm.cdf((mu - np.log(med)) / np.sqrt(sig**2 + 0.5**2))
+        return 0.5 * truncated_gr_pdf(m, 1.0, 1.5, 5.0) * np.sum((p - np.append(p[1:], 0.0)) * pdeath)
+
+    ref = quad(integrand, 1.5, 5.0, limit=200, epsrel=1e-10)[0]
+    assert res.mean[0, 0] == pytest.approx(ref, rel=5e-3)

@@ -28,6 +28,7 @@ GMM_REGISTRY: dict[str, Callable[..., GroundMotionModel]] = {}
 LAZY_MODULES: dict[str, str] = {
     "parametric": "hra.gmm.parametric",
     "demo": "hra.gmm.demo",
+    "dost2004-bommer2013": "hra.gmm.dost2004",
 }
 
 
