@@ -406,19 +406,11 @@ from hra._numba import jit  # noqa: E402
 @jit
 def _draw_candidates(seed_key, bkeys, typ_idx, typ_prob, counter, out):
     for b in range(bkeys.shape[0]):
-        x = kernels.counter_uniform(seed_key, bkeys[b], counter)
         nj = 0
         for j in range(typ_idx.shape[1]):
             if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0.0:
                 nj += 1
-        cum = 0.0
-        jj = nj - 1
-        for j in range(nj):
-            cum += typ_prob[b, j]
-            if x < cum:
-                jj = j
-                break
-        out[b] = jj
+        out[b] = kernels.draw_candidate(seed_key, bkeys[b], counter, typ_prob[b], nj)
 
 
 def cutoff_distances(st: EventStatic, ln_med: np.ndarray, tau: np.ndarray, phi: np.ndarray, eta: np.ndarray,

@@ -63,6 +63,20 @@ def counter_uniform(seed_key, building_key, counter):
     return np.float64(h >> _S11) * (1.0 / 9007199254740992.0)
 
 
+@jit
+def draw_candidate(seed_key, building_key, counter, typ_prob_row, n_candidates):
+    """Typology candidate drawn for (building, realisation ``counter``): inverse CDF of the
+    candidates' probabilities at the counter-based uniform. Shared by the integration and the
+    event-based engines, so a realisation picks the same typology in both."""
+    x = counter_uniform(seed_key, building_key, counter)
+    cum = 0.0
+    for j in range(n_candidates):
+        cum += typ_prob_row[j]
+        if x < cum:
+            return j
+    return n_candidates - 1
+
+
 # ------------------------------------------------------------------------------------------
 # tables
 # ------------------------------------------------------------------------------------------
@@ -304,14 +318,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
         if epistemic and monte_carlo:
             pair_w[:nj] = 0.0
             for i in range(n_mc):
-                x = counter_uniform(seed_key, bkeys[b], i)
-                cum = 0.0
-                jj = nj - 1
-                for j in range(nj):
-                    cum += typ_prob[b, j]
-                    if x < cum:
-                        jj = j
-                        break
+                jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
                 draw[i] = jj
                 pair_w[jj, real_combo[i]] += 1.0 / n_mc
         for y in range(n_years):
