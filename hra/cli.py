@@ -75,6 +75,7 @@ EXTENSIONS: list[tuple[str, str, str, str]] = [
     ("hra.models_cli", "models_app", "models", "group"),         # hra models check|fetch
     ("hra.hazard_cli", "hazard_app", "hazard", "group"),         # hra hazard ...
     ("hra.inspect_cli", "inspect_app", "inspect", "group"),        # hra inspect conditional ...
+    ("hra.events_cli", "events_command", "events", "command"),     # hra events CONFIG (event-based)
 ]
 
 

@@ -63,3 +63,16 @@ def test_inspect_conditional_demo():
     bad = runner.invoke(app, ["inspect", "conditional", "--model", "demo", "-m", "4.5", "--rrup", "5",
                               "--zone", "1", "--typology", "NOPE"])
     assert bad.exit_code == 2 and "NOPE" in bad.output
+
+
+def test_events_command(tmp_path):
+    cfg = make_config(tmp_path, cells=[(250_000.0, 590_000.0, 2.0)], curves={"URM": ((0.05, 0.1, 0.2), 0.5, (0.01, 0.1, 0.3))},
+                      buildings=[dict(id=f"B{i}", x=250_000.0 + 500 * i, y=590_000.0, typology="URM") for i in range(5)],
+                      m_max=((5.5, 1.0),))
+    toml = _write_toml(cfg, tmp_path / "run.toml")
+    res = runner.invoke(app, ["events", str(toml), "--years-simulated", "200", "--out", str(tmp_path / "eb.nc")])
+    assert res.exit_code == 0, res.output
+    ds = xr.open_dataset(tmp_path / "eb.nc")
+    assert ds.sizes["building"] == 5 and "F-N" in res.output
+    bad = runner.invoke(app, ["events", str(toml), "--years-simulated", "200", "--out", str(tmp_path / "eb.nc")])
+    assert bad.exit_code == 2 and "already exists" in bad.output
