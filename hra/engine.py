@@ -363,33 +363,44 @@ class Tables:
     row_of: np.ndarray
 
 
+def death_tables(fragility: FragilityModel, t_sel, mix, mix2=None, presence_inside: float | None = None):
+    """Collapse and death probabilities per event from the IM mixtures, for the typologies ``t_sel``.
+
+    ``mix`` is the mixture of the fragility IM on an (m, r) grid, ``mix2`` that of the direct
+    outside-death IM (chimneys; ``None`` if the model has none). Returns ``(death, pexc)``:
+    ``death[t, f, c, m, r] = p P_in + (1 - p) (P_out + P_direct)`` with p = ``presence_inside``
+    (default: the model's), and ``pexc[t, f, k, m, r]`` = nested P(CS >= k).
+    """
+    t_sel = np.atleast_1d(np.asarray(t_sel))
+    presence = fragility.presence_inside if presence_inside is None else presence_inside
+    T = t_sel.size
+    F, K = fragility.median_g.shape[1:]
+    C = fragility.p_death_inside.shape[1]
+    M, R = mix.mean.shape[:2]
+    pexc = np.empty((T, F, K, M, R))
+    death = np.empty((T, F, C, M, R))
+    kernels.death_table(np.ascontiguousarray(mix.mean), np.ascontiguousarray(mix.sd), np.ascontiguousarray(mix.weight),
+                        np.ascontiguousarray(np.log(fragility.median_g[t_sel])), np.ascontiguousarray(fragility.beta[t_sel]),
+                        np.ascontiguousarray(fragility.p_death_inside[t_sel]),
+                        np.ascontiguousarray(fragility.p_death_outside[t_sel]), float(presence), pexc, death)
+    if mix2 is not None and presence < 1.0:
+        med = fragility.direct_median_g[t_sel]
+        lnm = np.where(med > 0, np.log(np.where(med > 0, med, 1.0)), -np.inf).reshape(-1)
+        direct = np.empty((T * C, M, R))
+        kernels.lognormal_expectation(np.ascontiguousarray(mix2.mean), np.ascontiguousarray(mix2.sd),
+                                      np.ascontiguousarray(mix2.weight), lnm,
+                                      np.ascontiguousarray(fragility.direct_beta[t_sel]).reshape(-1), direct)
+        death += (1.0 - presence) * direct.reshape(T, 1, C, M, R)
+    return death, pexc
+
+
 def _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel):
     """Death tables (t, f, c, m, r) of the typologies ``t_sel`` for one physical GMM combination,
     or a dict s2s-branch -> tables when the model computes its site-term branches together."""
-    T = len(t_sel)
-    F, K = fragility.median_g.shape[1:]
-    C = fragility.p_death_inside.shape[1]
-    M, R = mag.n_nodes, r_nodes.size
-    ln_med = np.ascontiguousarray(np.log(fragility.median_g[t_sel]))
-    beta = np.ascontiguousarray(fragility.beta[t_sel])
-    pd_in = np.ascontiguousarray(fragility.p_death_inside[t_sel])
-    pd_out = np.ascontiguousarray(fragility.p_death_outside[t_sel])
     kw = {"wierde": wierde} if getattr(gmm, "uses_wierde", False) else {}
 
     def tables(mix, mix2):
-        pexc = np.empty((T, F, K, M, R))
-        death = np.empty((T, F, C, M, R))
-        kernels.death_table(np.ascontiguousarray(mix.mean), np.ascontiguousarray(mix.sd), np.ascontiguousarray(mix.weight),
-                            ln_med, beta, pd_in, pd_out, float(fragility.presence_inside), pexc, death)
-        if mix2 is not None:
-            med = fragility.direct_median_g[t_sel]
-            lnm = np.where(med > 0, np.log(np.where(med > 0, med, 1.0)), -np.inf).reshape(-1)
-            direct = np.empty((T * C, M, R))
-            kernels.lognormal_expectation(np.ascontiguousarray(mix2.mean), np.ascontiguousarray(mix2.sd),
-                                          np.ascontiguousarray(mix2.weight), lnm,
-                                          np.ascontiguousarray(fragility.direct_beta[t_sel]).reshape(-1), direct)
-            death += (1.0 - fragility.presence_inside) * direct.reshape(T, 1, C, M, R)
-        return death
+        return death_tables(fragility, t_sel, mix, mix2)[0]
 
     if hasattr(gmm, "ln_im_mixtures") and "gmm_s2s" in branch:
         mixes = gmm.ln_im_mixtures(fragility.imt, mag.nodes, r_nodes, zone_arg, branch, **kw)

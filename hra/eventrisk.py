@@ -80,11 +80,10 @@ from hra import kernels
 from hra.events import REAL_FACTOR, EventSet, event_set_for
 from hra.gmf import JB2009_PGA_RANGE_KM, BuildingGrid, FieldGrid
 from hra.gmm import events_support as es
-from hra.logictree import PURPOSE_GMF, PURPOSE_TYPOLOGY, Realisations
+from hra.logictree import PURPOSE_BOOTSTRAP, PURPOSE_GMF, PURPOSE_TYPOLOGY, Realisations
 
 log = logging.getLogger("hra")
 
-from hra.logictree import PURPOSE_BOOTSTRAP  # noqa: E402  (registered with the other stream ids)
 #: Default F-N thresholds N (deaths).
 FN_THRESHOLDS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)
 #: Pairs whose ln IM lies more than this many fragility betas below every median are skipped:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hra import kernels
+from hra.engine import death_tables
 
 PAIRED_FCM = {"groningen-v7": "fcm-v7", "groningen-v6": "fcm-v6"}
 
@@ -79,36 +79,22 @@ def conditional_risk(model: str, magnitude: float, rrup_km: float, zone: int, ty
         w_m = gmm.median_weights(np.array([magnitude]))[0]
         w = w / nominal[tree.index[:, j]] * w_m[tree.index[:, j]]
     kw = {"wierde": wierde} if getattr(gmm, "uses_wierde", False) else {}
-    F, K = fr.median_g.shape[1:]
-    C = fr.p_death_inside.shape[1]
-    sl = slice(t, t + 1)
+    K = fr.median_g.shape[2]
     wf, wc = fr.fragility_node.weight_array, fr.consequence_node.weight_array
     out = dict(p_cs1=0.0, p_cs3=0.0, p_death_inside=0.0, p_death_outside=0.0)
     m, r = np.array([float(magnitude)]), np.array([float(rrup_km)])
     for g in range(tree.n):
         branch = {nm: int(tree.index[g, j]) for j, nm in enumerate(names)}
         mix = gmm.ln_im_mixture(fr.imt, m, r, zone, branch, **kw)
-        pexc = np.empty((1, F, K, 1, 1))
-        d_in = np.empty((1, F, C, 1, 1))
-        d_out = np.empty((1, F, C, 1, 1))
-        args = (np.ascontiguousarray(mix.mean), np.ascontiguousarray(mix.sd), np.ascontiguousarray(mix.weight),
-                np.log(fr.median_g[sl]), fr.beta[sl], fr.p_death_inside[sl], fr.p_death_outside[sl])
-        kernels.death_table(*args, 1.0, pexc, d_in)
-        kernels.death_table(*args, 0.0, pexc, d_out)
-        p_out = np.einsum("fc,f,c->", d_out[0, :, :, 0, 0], wf, wc)
-        if fr.direct_imt is not None:
-            mix2 = gmm.ln_im_mixture(fr.direct_imt, m, r, zone, branch, **kw)
-            med, beta = fr.direct_median_g[t], fr.direct_beta[t]
-            lnm = np.where(med > 0, np.log(np.where(med > 0, med, 1.0)), -np.inf)
-            chim = np.empty((C, 1, 1))
-            kernels.lognormal_expectation(np.ascontiguousarray(mix2.mean), np.ascontiguousarray(mix2.sd),
-                                          np.ascontiguousarray(mix2.weight), lnm, np.ascontiguousarray(beta), chim)
-            p_out += float(chim[:, 0, 0] @ wc)
+        mix2 = gmm.ln_im_mixture(fr.direct_imt, m, r, zone, branch, **kw) if fr.direct_imt is not None else None
+        # presence 1: the inside death probability alone; presence 0: outside incl. the chimney term
+        d_in, pexc = death_tables(fr, t, mix, None, presence_inside=1.0)
+        d_out, _ = death_tables(fr, t, mix, mix2, presence_inside=0.0)
         out["p_cs1"] += w[g] * float(pexc[0, :, 0, 0, 0] @ wf)
         out["p_cs3"] += w[g] * float(pexc[0, :, K - 1, 0, 0] @ wf)
         out["p_death_inside"] += w[g] * float(np.einsum("fc,f,c->", d_in[0, :, :, 0, 0], wf, wc))
-        out["p_death_outside"] += w[g] * float(p_out)
+        out["p_death_outside"] += w[g] * float(np.einsum("fc,f,c->", d_out[0, :, :, 0, 0], wf, wc))
     pin = fr.presence_inside
     out["lpr_event"] = pin * out["p_death_inside"] + (1 - pin) * out["p_death_outside"]
-    out["n_branches"] = int(tree.n * F * C)
+    out["n_branches"] = int(tree.n * wf.size * wc.size)
     return out

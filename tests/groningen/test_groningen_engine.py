@@ -67,9 +67,19 @@ def test_example_edb_runs_end_to_end_with_v7(v7_inputs):
     # the w(M) mixture per event has the same tree mean (to the magnitude-integration accuracy)
     dm = hra.run(_cfg(d, model_dir, "mixture"), progress=False, write=False)
     np.testing.assert_allclose(dm["lpr_mean"].values, ds["lpr_mean"].values, rtol=2e-3)
-    # wierde buildings (wiede_flag = 1) get more risk than the same typology would without the mound:
     prov = __import__("json").loads(ds.attrs["provenance"])
     assert prov["ground_motion_model"] == "groningen-v7" and prov["fragility_model"] == "fcm-v7"
+    # the dwelling-mound factor (+0.2675 on ln AvgSa): clearing wiede_flag lowers exactly the
+    # wierde buildings' risk and leaves every other building bit-identical
+    flag = site["wiede_flag"].to_numpy() == 1
+    assert flag.any() and (~flag).any()
+    flat = d / "flat"
+    flat.mkdir(exist_ok=True)
+    site.assign(wiede_flag=0).to_csv(flat / "edb.csv", index=False)
+    (flat / "rates.csv").write_bytes((d / "rates.csv").read_bytes())
+    df = hra.run(_cfg(flat, model_dir, "realisation"), progress=False, write=False)
+    np.testing.assert_array_equal(df["lpr_mean"].values[~flag], ds["lpr_mean"].values[~flag])
+    assert np.all(ds["lpr_mean"].values[flag] > 1.2 * df["lpr_mean"].values[flag])
 
 
 def test_conditional_risk_against_hand_integration():
