@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fragility.lognormal import FragilityModel, read_fragility_csv
-from hra import kernels
+from hra import condtables, kernels
 from hra.config import Config, GroundMotionDemo, GroundMotionDost2004, GroundMotionParametric
 from hra.gmm.base import GroundMotionModel
 from hra.logictree import PURPOSE_TYPOLOGY, LogicTree, Node, Realisations
@@ -396,7 +396,8 @@ def death_tables(fragility: FragilityModel, t_sel, mix, mix2=None, presence_insi
 
 def _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel):
     """Death tables (t, f, c, m, r) of the typologies ``t_sel`` for one physical GMM combination,
-    or a dict s2s-branch -> tables when the model computes its site-term branches together."""
+    or a dict s2s-branch -> tables when the model computes its site-term branches together.
+    (The direct closed-form path; :mod:`hra.condtables` is the grid path for large mixtures.)"""
     kw = {"wierde": wierde} if getattr(gmm, "uses_wierde", False) else {}
 
     def tables(mix, mix2):
@@ -413,11 +414,39 @@ def _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel):
     return tables(mix, mix2)
 
 
+def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel) -> list:
+    """:func:`_phys_death` for the sites (zone, wierde) of one zone: one result per wierde flag.
+
+    Models with mixtures at given rupture distances (GMM V7/V6) go through
+    :func:`hra.condtables.rrup_death_tables`, which shares the ground-motion work between the
+    zone's wierde variants and site-term branches."""
+    if condtables.supports(gmm):
+        out = condtables.rrup_death_tables(gmm, fragility, t_sel, mag.nodes, r_nodes, zone_arg, branch, tuple(wierdes))
+        if "gmm_s2s" in branch:
+            return [{j: tabs[i] for j, tabs in out.items()} for i in range(len(wierdes))]
+        return [out[0][i] for i in range(len(wierdes))]
+    return [_phys_death(gmm, fragility, zone_arg, w, branch, mag, r_nodes, t_sel) for w in wierdes]
+
+
 def site_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: tuple[int, bool], mag: MagnitudeBins,
                 r_nodes: np.ndarray, t_sel: np.ndarray, needed: np.ndarray, model_sizes: tuple[int, ...],
                 model_weights: tuple[np.ndarray, ...], median_map: "MedianMap | None",
                 exact_mean: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Tables of one site for the typologies ``t_sel``.
+    """Tables of one site (zone, wierde) for the typologies ``t_sel``: :func:`zone_tables` for one site.
+
+    Returns
+    -------
+    q : (t, r, len(needed)) and qbar : (t, r)
+    """
+    return zone_tables(gmm, fragility, site[0], [site[1]], mag, r_nodes, [t_sel], needed, model_sizes,
+                       model_weights, median_map, exact_mean)[0]
+
+
+def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
+                mag: MagnitudeBins, r_nodes: np.ndarray, t_sels: list[np.ndarray], needed: np.ndarray,
+                model_sizes: tuple[int, ...], model_weights: tuple[np.ndarray, ...],
+                median_map: "MedianMap | None", exact_mean: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Tables of the sites (zone, wierde) of one zone, each for its typologies ``t_sels[i]``.
 
     Parameters
     ----------
@@ -434,35 +463,37 @@ def site_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: tuple[i
 
     Returns
     -------
-    q : (t, r, len(needed)) and qbar : (t, r)
+    One ``(q, qbar)`` per site: q (t, r, len(needed)) and qbar (t, r).
     """
-    zone, wierde = site
     zone_arg = None if gmm.zones is None else zone
+    t_all = np.unique(np.concatenate([np.asarray(t, dtype=np.int64) for t in t_sels]))
     phys = gmm.tree.enumerate()
     pnames = [n.name for n in gmm.tree.nodes]
     eng_tree = engine_gmm_tree(gmm, median_map)
     eng = eng_tree.enumerate()
     enames = [n.name for n in eng_tree.nodes]
-    death: dict[tuple[int, ...], np.ndarray] = {}
+    n_sites = len(wierdes)
+    death: list[dict[tuple[int, ...], np.ndarray]] = [{} for _ in range(n_sites)]
     s2s_pos = pnames.index("gmm_s2s") if "gmm_s2s" in pnames else None
     for g in range(phys.n):
         key = tuple(int(v) for v in phys.index[g])
-        if key in death:
+        if key in death[0]:
             continue
         branch = {nm: key[j] for j, nm in enumerate(pnames)}
-        out = _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel)
-        if isinstance(out, dict):
-            for j, d in out.items():
-                k2 = list(key)
-                k2[s2s_pos] = j
-                death[tuple(k2)] = d
-        else:
-            death[key] = out
+        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_all)
+        for i, out in enumerate(outs):
+            if isinstance(out, dict):
+                for j, d in out.items():
+                    k2 = list(key)
+                    k2[s2s_pos] = j
+                    death[i][tuple(k2)] = d
+            else:
+                death[i][key] = out
 
-    def eng_death(ge: int) -> np.ndarray:
+    def eng_death(i: int, ge: int) -> np.ndarray:
         idx = {nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)}
         if median_map is None:
-            return death[tuple(idx[nm] for nm in pnames)]
+            return death[i][tuple(idx[nm] for nm in pnames)]
         v = idx.get(median_map.node, 0)
         acc = None
         for k in range(median_map.mix.shape[2]):
@@ -470,29 +501,39 @@ def site_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: tuple[i
             if not np.any(wk):
                 continue
             key = tuple(k if nm == median_map.node else idx[nm] for nm in pnames)
-            term = death[key] * wk[None, None, None, :, None]
+            term = death[i][key] * wk[None, None, None, :, None]
             acc = term if acc is None else acc + term
         return acc
 
     nb, nx, G, F, C = model_sizes
     ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
-    T, R = len(t_sel), r_nodes.size
-    q = np.empty((T, R, needed.size))
-    for ge in np.unique(ig):
-        e = mag.integrate(np.moveaxis(eng_death(int(ge)), 3, -1))  # (b, x, t, f, c, r)
-        for u in np.flatnonzero(ig == ge):
-            q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
     wb, wx, wg, wf, wc = model_weights
-    if exact_mean:
+    R = r_nodes.size
+    results = []
+    for i in range(n_sites):
+        rows = np.searchsorted(t_all, np.asarray(t_sels[i], dtype=np.int64))
+        T = rows.size
+        q = np.empty((T, R, needed.size))
         qbar = np.zeros((T, R))
-        for ge in range(G):
-            e = mag.integrate(np.moveaxis(eng_death(ge), 3, -1))
-            qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
-    else:
-        dbar = sum(wg[ge] * eng_death(ge) for ge in range(G))  # (t, f, c, m, r)
-        e = mag.integrate(np.moveaxis(dbar, 3, -1))
-        qbar = np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
-    return q, qbar
+        done = set()
+        for ge in np.unique(ig):
+            e = mag.integrate(np.moveaxis(eng_death(i, int(ge))[rows], 3, -1))  # (b, x, t, f, c, r)
+            for u in np.flatnonzero(ig == ge):
+                q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
+            if exact_mean:
+                qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+                done.add(int(ge))
+        if exact_mean:
+            for ge in range(G):
+                if ge not in done:
+                    e = mag.integrate(np.moveaxis(eng_death(i, ge)[rows], 3, -1))
+                    qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+        else:
+            dbar = sum(wg[ge] * eng_death(i, ge)[rows] for ge in range(G))  # (t, f, c, m, r)
+            e = mag.integrate(np.moveaxis(dbar, 3, -1))
+            qbar = np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+        results.append((q, qbar))
+    return results
 
 
 def table_rows(prep: "Prepared") -> tuple[np.ndarray, list[np.ndarray]]:
@@ -519,29 +560,37 @@ def model_factors(prep: "Prepared") -> tuple[tuple[int, ...], tuple[np.ndarray, 
 
 
 def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None) -> Tables:
-    """Tables of every site for the selected model combinations (in parallel over sites)."""
+    """Tables of every site for the selected model combinations (in parallel over zones; the
+    sites of one zone, with and without wierde, share one task and its ground-motion work)."""
     row_of, t_lists = table_rows(prep)
     sizes, weights = model_factors(prep)
     exact_mean = bool(sel.realisations.exact) or prep.model_tree.n_combinations <= 20_000
-    args = [(prep.gmm, prep.fragility, site, prep.magnitude, prep.distance_nodes_km, t_lists[i], sel.combo_model,
-             sizes, weights, prep.median_map, exact_mean) for i, site in enumerate(prep.sites)]
+    groups: dict[int, list[int]] = {}
+    for i, (zone, _) in enumerate(prep.sites):
+        groups.setdefault(int(zone), []).append(i)
+    # largest groups first: a better balance over workers
+    order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
+    args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
+             prep.distance_nodes_km, [t_lists[i] for i in groups[z]], sel.combo_model, sizes, weights,
+             prep.median_map, exact_mean) for z in order]
     if executor is not None and executor.parallel:
-        parts = executor.map(_site_table_task, args, label="tables")
+        parts = executor.map(_zone_table_task, args, label="tables")
     else:
-        parts = [_site_table_task(a) for a in args]
+        parts = [_zone_table_task(a) for a in args]
     R = prep.distance_nodes_km.size
     n_rows = int((row_of >= 0).sum())
     q = np.empty((n_rows, R, sel.combo_model.size))
     qbar = np.empty((n_rows, R))
-    for i, (qs, qb) in enumerate(parts):
-        rows = row_of[i, t_lists[i]]
-        q[rows] = qs
-        qbar[rows] = qb
+    for z, zone_parts in zip(order, parts):
+        for i, (qs, qb) in zip(groups[z], zone_parts):
+            rows = row_of[i, t_lists[i]]
+            q[rows] = qs
+            qbar[rows] = qb
     return Tables(q, qbar, row_of)
 
 
-def _site_table_task(args):
-    return site_tables(*args)
+def _zone_table_task(args):
+    return zone_tables(*args)
 
 
 # ------------------------------------------------------------------------------------------

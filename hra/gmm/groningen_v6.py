@@ -116,6 +116,7 @@ class GroningenV6(GroningenV7):
     name = "groningen-v6"
     reference = REFERENCE
     default_s2s_mode = "aleatory"
+    rrup_kinks_km = RH_V6[1:]
     _site_columns = {"f2": "f2", "f3": "f3", "af_min": "Afmin", "af_max": "Afmax", "s1": "phiS2S_1",
                      "s2": "phi_S2S_2", "xl": "Sa_low", "xh": "Sa_high"}
 

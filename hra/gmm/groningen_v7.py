@@ -675,6 +675,8 @@ class GroningenV7(GroundMotionModel):
     requires = frozenset({"mag", "rhypo", "zone"})
     #: Default treatment of the site-to-site term.
     default_s2s_mode = "epistemic"
+    #: Rupture distances where the median has a kink (path-term hinges, eq. 9.3). [km]
+    rrup_kinks_km = RH_V7[1:]
     #: Column names of the site-response table for the SiteResponse fields.
     _site_columns = {"f2": "f2", "f3": "f3", "af_min": "AFmin", "af_max": "AFmax", "s1": "s1", "s2": "s2",
                      "xl": "xl", "xh": "xh"}
@@ -939,39 +941,24 @@ class GroningenV7(GroundMotionModel):
         """Number of leading-factor nodes (components per R_rup node)."""
         return int(self._x_nodes.size)
 
-    def ln_im_mixtures(self, imt, magnitude, distance_km, zone, branch, wierde: bool = False) -> dict[int, GaussianMixture]:
-        """:meth:`ln_im_mixture` for every gmm_s2s branch at once (index -> mixture).
+    def _treatments(self, branch, idx) -> dict[int, tuple[float | None, np.ndarray | None]]:
+        """Site-term treatments: s2s branch index -> (eps, p2p correlation of an aleatory term)."""
+        if self.s2s_mode == "epistemic":
+            return {j: (e, None) for j, e in enumerate(S2S_EPSILONS)}
+        return {0: (None, self._s2s_setup(branch, idx)[1])}
 
-        The reference-motion quadrature is shared by the three epistemic site-term branches
-        (``h = h0 + eps phi``), so this costs about one branch. ``branch`` needs gmm_median,
-        gmm_tau and gmm_phi_ss; with an aleatory site term the dict has the single key 0.
-        """
-        m = np.atleast_1d(np.asarray(magnitude, float))
-        rh = np.atleast_1d(np.asarray(distance_km, float))
+    def _point_mixtures(self, imt, mm, rr, zone, branch, wierde: bool = False):
+        """Component means and sds (G, Q) of ln IM at points (mm, rr) = (M, R_rup), (G,) each,
+        for every site-term treatment: dict s2s index -> (mean, sd)."""
         idx, a = self._im_definition(imt)
-        self._zone_row(zone)
-        q = self.rrup_nodes(m, rh)
-        K = q.n_nodes
-        # only the (M, R_rup) nodes that carry weight are computed; zero-weight components copy
-        # the first node of their (M, R_hyp) cell
-        mm_all = np.broadcast_to(m[:, None, None], q.nodes_km.shape).reshape(-1)
-        rr_all = q.nodes_km.reshape(-1)
-        w_all = q.weights.reshape(-1)
-        live = w_all > 0
-        live[::K] = True
-        sel = np.flatnonzero(live)
-        mm, rr = mm_all[sel], rr_all[sel]
         mu, sd = self._reference(idx, mm, rr, branch)
         c = self._af_at(zone, idx)
         f1 = self._f1(c, mm[:, None], rr[:, None])
         site = self.site_response(zone, idx, wierde)
         shift = float(site.wierde @ a)
         corr = self.tables.p2p[np.ix_(idx, idx)]
-        if self.s2s_mode == "epistemic":
-            treatments = {j: (e, None) for j, e in enumerate(S2S_EPSILONS)}
-        else:
-            treatments = {0: (None, self._s2s_setup(branch, idx)[1])}
-        G = sel.size
+        treatments = self._treatments(branch, idx)
+        G = mm.size
         Q = self.n_quad
         means = {j: np.empty((G, Q)) for j in treatments}
         sds = {j: np.empty((G, Q)) for j in treatments}
@@ -985,13 +972,96 @@ class GroningenV7(GroundMotionModel):
             forms = _quadratic_forms(mom, a, self.s2s_mode == "aleatory")
             for j, (eps, R) in treatments.items():
                 means[j][s:e], sds[j][s:e] = mixture_from_moments(mom, a, eps, R, shift, forms)
+        return {j: (means[j], sds[j]) for j in treatments}
+
+    def wierde_shift(self, imt) -> float:
+        """The wierde factor on ln IM (``a' delta_w``): a constant shift of every component. [ln units]"""
+        idx, a = self._im_definition(imt)
+        return float(wierde_ln_factor(self.tables.periods[idx]) @ a)
+
+    def ln_im_upper_bound(self, imt, magnitude, rrup_km, zone, branch, n_sd: float = 9.5) -> np.ndarray:
+        """A bound ``u`` with P(ln IM > u | M, R_rup) < Phi(-n_sd) (wierde factor excluded). [ln g]
+
+        ``a'ln Y`` is exactly Gaussian (mean ``a'mu``, sd ``s_A``); ln AF <= ln AFmax and the
+        site term adds at most ``|eps| phi_S2S <= 1.645 max(s1, s2)`` per period (epistemic) or a
+        Gaussian of sd <= ``a'max(s1, s2)`` (aleatory), hence
+        ``u = a'mu + a'ln AFmax + n_sd s_A + (1.645 or n_sd) a'max(s1, s2)``. Used by the engine to
+        skip (M, R) points whose collapse probabilities are below 1e-20.
+        """
+        m = np.asarray(magnitude, float)
+        r = np.asarray(rrup_km, float)
+        idx, a = self._im_definition(imt)
+        mu, sd = self._reference(idx, m.reshape(-1), r.reshape(-1), branch)
+        corr = self.tables.p2p[np.ix_(idx, idx)]
+        cov = sd[:, :, None] * corr[None] * sd[:, None, :]
+        s_a = np.sqrt(np.einsum("gij,i,j->g", cov, a, a))
+        site = self.site_response(zone, idx, False)
+        phi_max = float(a @ np.maximum(site.s1, site.s2))
+        k = 1.645 if self.s2s_mode == "epistemic" else n_sd
+        u = mu @ a + float(a @ np.log(site.af_max)) + n_sd * s_a + k * phi_max
+        return u.reshape(m.shape)
+
+    def ln_im_mixtures_rrup(self, imt, magnitude, rrup_km, zone, branch, wierde: bool = False,
+                            ln_im_floor: float | None = None) -> dict[int, GaussianMixture]:
+        """Mixtures of ln IM at given **rupture** distances (no R_rup quadrature), every s2s branch.
+
+        ``magnitude`` (n_mag,) and ``rrup_km`` (n_r,) span a grid; returns s2s index ->
+        :class:`GaussianMixture` of shape (n_mag, n_r, n_quad). With ``ln_im_floor``, grid points
+        whose :meth:`ln_im_upper_bound` lies below it are not computed: their components get
+        weight 0 (mean = floor - 50, sd = 1), so P(IM > floor) = 0 there (true value < 1e-20).
+        The engine's tables integrate these over R_rup given R_hyp by interpolation in ln R_rup.
+        """
+        m = np.atleast_1d(np.asarray(magnitude, float))
+        r = np.atleast_1d(np.asarray(rrup_km, float))
+        self._zone_row(zone)
+        mm = np.broadcast_to(m[:, None], (m.size, r.size)).reshape(-1)
+        rr = np.broadcast_to(r[None, :], (m.size, r.size)).reshape(-1)
+        live = np.ones(mm.size, dtype=bool)
+        if ln_im_floor is not None:
+            live = self.ln_im_upper_bound(imt, mm, rr, zone, branch) >= ln_im_floor
+        Q = self.n_quad
+        shape = (m.size, r.size, Q)
+        w = np.where(live[:, None], self._x_weights[None, :], 0.0)
+        out = {}
+        parts = self._point_mixtures(imt, mm[live], rr[live], zone, branch, wierde) if live.any() else None
+        for j in self._treatments(branch, self._im_definition(imt)[0]):
+            mean = np.full((mm.size, Q), (ln_im_floor if ln_im_floor is not None else 0.0) - 50.0)
+            sd = np.ones((mm.size, Q))
+            if parts is not None:
+                mean[live], sd[live] = parts[j]
+            out[j] = GaussianMixture(mean.reshape(shape), sd.reshape(shape), w.reshape(shape))
+        return out
+
+    def ln_im_mixtures(self, imt, magnitude, distance_km, zone, branch, wierde: bool = False) -> dict[int, GaussianMixture]:
+        """:meth:`ln_im_mixture` for every gmm_s2s branch at once (index -> mixture).
+
+        The reference-motion quadrature is shared by the three epistemic site-term branches
+        (``h = h0 + eps phi``), so this costs about one branch. ``branch`` needs gmm_median,
+        gmm_tau and gmm_phi_ss; with an aleatory site term the dict has the single key 0.
+        """
+        m = np.atleast_1d(np.asarray(magnitude, float))
+        rh = np.atleast_1d(np.asarray(distance_km, float))
+        self._im_definition(imt)
+        self._zone_row(zone)
+        q = self.rrup_nodes(m, rh)
+        K = q.n_nodes
+        # only the (M, R_rup) nodes that carry weight are computed; zero-weight components copy
+        # the first node of their (M, R_hyp) cell
+        mm_all = np.broadcast_to(m[:, None, None], q.nodes_km.shape).reshape(-1)
+        rr_all = q.nodes_km.reshape(-1)
+        w_all = q.weights.reshape(-1)
+        live = w_all > 0
+        live[::K] = True
+        sel = np.flatnonzero(live)
+        parts = self._point_mixtures(imt, mm_all[sel], rr_all[sel], zone, branch, wierde)
+        Q = self.n_quad
         # scatter back: position of each live node, and a fill index for dead ones
         src = np.cumsum(live) - 1  # for live entries: row in the computed arrays
         first = np.repeat(src[::K], K)
         src = np.where(live, src, first)
         shape = (m.size, rh.size, K * Q)
         w = (q.weights[..., None] * self._x_weights).reshape(shape)
-        return {j: GaussianMixture(means[j][src].reshape(shape), sds[j][src].reshape(shape), w) for j in treatments}
+        return {j: GaussianMixture(mean[src].reshape(shape), sd[src].reshape(shape), w) for j, (mean, sd) in parts.items()}
 
     def ln_im_mixture(self, imt, magnitude, distance_km, zone, branch, wierde: bool = False) -> GaussianMixture:
         """Distribution of ln IM at the surface of ``zone`` [ln g], arbitrary component.

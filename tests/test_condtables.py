@@ -1,0 +1,63 @@
+"""The grid path of the conditional tables (hra.condtables) against closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr
+
+from hra import condtables, kernels
+from hra.gmm.base import GaussianMixture
+
+
+def _closed_form(mix, ln_med, beta, shift=0.0):
+    s = np.sqrt(mix.sd[..., None] ** 2 + beta**2)
+    return np.sum(mix.weight[..., None] * ndtr((mix.mean[..., None] + shift - ln_med) / s), axis=-2)
+
+
+def test_grid_probabilities_equal_the_closed_form_per_component():
+    rng = np.random.default_rng(3)
+    n, q = 40, 25
+    mean = rng.uniform(-9.0, 1.0, (n, q))
+    sd = rng.uniform(0.05, 0.4, (n, q))
+    w = rng.uniform(0, 1, (n, q))
+    w[:, :3] = 0.0  # zero-weight components are ignored
+    w /= w.sum(axis=1, keepdims=True)
+    mix = GaussianMixture(mean[:, None], sd[:, None], w[:, None])
+    ln_med = np.array([-1.5, -0.5, 0.3, 1.2, -np.inf])
+    beta = np.array([0.22, 0.5, 0.9, 0.3, 0.4])
+    got, got_w = condtables.grid_probabilities(mix, ln_med, beta, (0.0, 0.27))
+    want = _closed_form(mix, ln_med[:4], beta[:4])
+    want_w = _closed_form(mix, ln_med[:4], beta[:4], 0.27)
+    ok = want > 1e-14
+    assert ok.sum() > 100
+    np.testing.assert_allclose(got[..., :4][ok], want[ok], rtol=1e-9)
+    np.testing.assert_allclose(got_w[..., :4][want_w > 1e-14], want_w[want_w > 1e-14], rtol=1e-9)
+    assert np.all(got[..., 4] == 0.0)  # a curve with median 0 (no chimney) contributes nothing
+    # the result for one shift does not depend on the other shifts asked for (bit-identical)
+    alone = condtables.grid_probabilities(mix, ln_med, beta, (0.0,), max_shift=0.27)[0]
+    assert np.array_equal(alone, got)
+
+
+def test_mixture_density_is_a_normalised_density():
+    mean = np.array([[0.0, 1.0, -2.0]])
+    sd = np.array([[0.1, 0.3, 0.001]])  # the last one is narrower than the grid: two-node deposit
+    w = np.array([[0.5, 0.3, 0.2]])
+    h = 0.05
+    out = np.zeros((1, 200))
+    kernels.mixture_density(mean, sd, w, -4.0, h, 9.5, out)
+    x = -4.0 + h * np.arange(200)
+    assert abs(out.sum() - 1.0) < 1e-12
+    np.testing.assert_allclose(out @ x, w @ mean.ravel(), atol=1e-12)
+
+
+def test_lnr_interpolation_is_exact_for_power_laws():
+    """ln P linear in ln R (P = c R^-a) is reproduced exactly between grid points."""
+    grid = np.geomspace(3.0, 70.0, 20)
+    a = np.array([2.0, 5.5])
+    ln_p = (np.log(0.3) - a[None, None, :] * np.log(grid)[None, :, None]).repeat(2, axis=0)  # (m=2, g, j=2)
+    nodes = np.array([[[3.0, 4.1, 9.9], [69.0, 70.0, 12.5]]] * 2)  # (m, r=2, n=3)
+    w = np.array([[[0.2, 0.5, 0.3], [0.6, 0.0, 0.4]]] * 2)
+    out = np.empty((2, 2, 2))
+    kernels.lnr_interpolate(ln_p, np.log(grid), np.log(nodes), w, out)
+    want = np.einsum("mrn,mrnj->mrj", w, 0.3 * nodes[..., None] ** -a)
+    np.testing.assert_allclose(out, want, rtol=1e-12)
