@@ -490,20 +490,38 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             else:
                 death[i][key] = out
 
-    def eng_death(i: int, ge: int) -> np.ndarray:
+    def eng_key(ge: int, k: int | None = None) -> tuple[int, ...]:
         idx = {nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)}
+        return tuple(k if (median_map is not None and nm == median_map.node) else idx[nm] for nm in pnames)
+
+    def eng_death(i: int, ge: int, part=(slice(None),)) -> np.ndarray:
+        """Death table of engine combination ge at site i, restricted to ``death[part]``."""
         if median_map is None:
-            return death[i][tuple(idx[nm] for nm in pnames)]
-        v = idx.get(median_map.node, 0)
+            return death[i][eng_key(ge)][part]
+        v = int(eng.index[ge, enames.index(median_map.node)]) if median_map.node in enames else 0
         acc = None
         for k in range(median_map.mix.shape[2]):
             wk = median_map.mix[v, :, k]  # (m,)
             if not np.any(wk):
                 continue
-            key = tuple(k if nm == median_map.node else idx[nm] for nm in pnames)
-            term = death[i][key] * wk[None, None, None, :, None]
+            term = death[i][eng_key(ge, k)][part] * wk[:, None]
             acc = term if acc is None else acc + term
         return acc
+
+    def tree_mean_death(i: int) -> np.ndarray:
+        """sum_ge wg[ge] eng_death(ge): linear, so a sum over the physical tables with per-magnitude
+        weights (the w(M) mixture for the median node): one term per physical combination."""
+        coef: dict[tuple[int, ...], np.ndarray] = {}
+        for ge in range(G):
+            if median_map is None:
+                key = eng_key(ge)
+                coef[key] = coef.get(key, 0.0) + wg[ge] * np.ones(mag.nodes.size)
+                continue
+            v = int(eng.index[ge, enames.index(median_map.node)]) if median_map.node in enames else 0
+            for k in range(median_map.mix.shape[2]):
+                key = eng_key(ge, k)
+                coef[key] = coef.get(key, 0.0) + wg[ge] * median_map.mix[v, :, k]
+        return sum(d * coef[key][:, None] for key, d in death[i].items() if key in coef)
 
     nb, nx, G, F, C = model_sizes
     ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
@@ -515,22 +533,21 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         T = rows.size
         q = np.empty((T, R, needed.size))
         qbar = np.zeros((T, R))
-        done = set()
-        for ge in np.unique(ig):
-            e = mag.integrate(np.moveaxis(eng_death(i, int(ge))[rows], 3, -1))  # (b, x, t, f, c, r)
-            for u in np.flatnonzero(ig == ge):
-                q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
-            if exact_mean:
-                qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
-                done.add(int(ge))
-        if exact_mean:
+        if exact_mean:  # every engine combination is integrated anyway: whole tables per combination
             for ge in range(G):
-                if ge not in done:
-                    e = mag.integrate(np.moveaxis(eng_death(i, ge)[rows], 3, -1))
-                    qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
-        else:
-            dbar = sum(wg[ge] * eng_death(i, ge)[rows] for ge in range(G))  # (t, f, c, m, r)
-            e = mag.integrate(np.moveaxis(dbar, 3, -1))
+                e = mag.integrate(np.moveaxis(eng_death(i, ge, (rows,)), 3, -1))  # (b, x, t, f, c, r)
+                for u in np.flatnonzero(ig == ge):
+                    q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
+                qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+        else:  # large trees: only the (f, c) slices of the selected combinations
+            combos = np.stack([ig, jf, jc], axis=1)
+            uniq, inv = np.unique(combos, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            for n, (ge, f, c) in enumerate(uniq):
+                e = mag.integrate(np.moveaxis(eng_death(i, int(ge), (rows, int(f), int(c))), 1, -1))  # (b, x, t, r)
+                for u in np.flatnonzero(inv == n):
+                    q[:, :, u] = e[ib[u], ix[u]]
+            e = mag.integrate(np.moveaxis(tree_mean_death(i)[rows], 3, -1))  # (b, x, t, f, c, r)
             qbar = np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
         results.append((q, qbar))
     return results

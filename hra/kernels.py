@@ -381,7 +381,7 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
     out              : (n, nx), accumulated into (the caller zeroes it)
 
     ``out[i, j] = h sum_q w_q phi((x_j - mean_q) / sd_q) / sd_q`` within ``n_sd`` sd of each mean.
-    With h <= sd / 1.4 the trapezoid sum ``sum_j out[i, j] g(x_j)`` equals ``E[g(ln IM)]`` to
+    With h <= sd / 1.5 the trapezoid sum ``sum_j out[i, j] g(x_j)`` equals ``E[g(ln IM)]`` to
     ~exp(-2 pi^2 (sd/h)^2) < 1e-16 for smooth g (Gaussian fragility curves). Components whose
     sd is below h / 4 are deposited on the two nearest nodes (mean and mass kept).
     """
@@ -458,4 +458,6 @@ def lnr_interpolate(ln_p, ln_grid, ln_nodes, weights, out):
                 for j in range(n_j):
                     a = ln_p[m, i0, j]
                     b = ln_p[m, i0 + 1, j]
+                    if a < -650.0 and b < -650.0:  # both below 1e-282: nothing to add
+                        continue
                     out[m, r, j] += w * math.exp(a + f * (b - a))
