@@ -63,28 +63,80 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     return ds
 
 
+#: Models of the demo region: "demo" (the illustrative demo models) or a top-level model preset.
+DEMO_MODELS = ("demo", "groningen-v7", "groningen-v6")
+
+
+def demo_model_dir(model: str, model_dir: str | os.PathLike | None = None) -> Path:
+    """The model-table folder a Groningen demo needs: ``model_dir``, else ``$HRA_MODEL_DIR``.
+
+    Raises :class:`hra.modeldata.ModelDataError` (a ``ValueError``) naming ``HRA_MODEL_DIR``,
+    ``--model-dir`` and ``hra models fetch`` when neither is set, or when the folder lacks the tables.
+    """
+    from hra import modeldata as md
+
+    version = {"groningen-v7": "V7", "groningen-v6": "V6"}[model]
+    if model_dir is None and not os.environ.get(md.ENV_MODEL_DIR, "").strip():
+        raise md.ModelDataError(
+            f"the demo with model {model!r} runs the public Groningen model tables (GMM and FCM {version}), "
+            f"which are not part of this package, and ${md.ENV_MODEL_DIR} is not set. Fix: export "
+            f"{md.ENV_MODEL_DIR}=/path/to/convert/res (the folder holding V6/, V7/, TNO2020/), or pass "
+            "--model-dir DIR (model_dir=... in Python); `hra models fetch DEST` downloads the tables "
+            "(pinned upstream commit) where internet is available."
+        )
+    path = md.resolve_model_dir(model_dir)
+    missing = md.check_model_dir(path, versions=(version,), strict=False)
+    if missing:
+        raise md.ModelDataError(
+            f"model directory {str(path)!r} (from {'model_dir' if model_dir is not None else '$' + md.ENV_MODEL_DIR}) "
+            f"does not hold the {version} tables the demo with model {model!r} needs:\n  " + "\n  ".join(missing)
+            + "\nFix: point it at the upstream convert/res folder, or run `hra models fetch DEST`."
+        )
+    return path
+
+
 def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.PathLike | None = None,
                 realisations: int | str = 1000, years: tuple[int, ...] | None = None, workers: int | None = None,
-                output: str | os.PathLike | None = None) -> Config:
+                output: str | os.PathLike | None = None, model: str = "demo",
+                model_dir: str | os.PathLike | None = None) -> Config:
     """Config of the embedded demo region (illustrative models, not for decisions).
 
     Writes the demo inputs (rates, buildings, fragility CSVs and a ``run.toml``) into
     ``directory`` (default: a new temporary directory) and returns the validated config.
     The logic tree has 2 source x 6 Mmax x 12 GMM x 9 FCM = 1,296 branches.
+
+    ``model="groningen-v7"`` (or ``"groningen-v6"``) runs the same region, source rates and Mmax
+    branches with the public Groningen models instead: the top-level preset ``model =
+    "groningen-v7"`` (GMM V7 x FCM V7, 72 x 9 branches, so 2 x 6 x 72 x 9 = 7,776 branches), and
+    buildings with real V6 site-response zones, FCM V7 classes with typology uncertainty and
+    wierden (:mod:`hra.demo.groningen`; no fragility CSV). The model tables come from
+    ``model_dir`` (then written into ``run.toml``) or ``$HRA_MODEL_DIR``; without either a
+    :class:`hra.modeldata.ModelDataError` says how to get them.
     """
     import tomli_w
 
-    from fragility.demo import CONSEQUENCE, PRESENCE_INSIDE, demo_fragility_table
     from hra.demo.exposure import synthetic_exposure, write_exposure
     from hra.demo.source import YEARS, write_demo_rates
 
+    if model not in DEMO_MODELS:
+        raise ValueError(f"model {model!r} is not a demo model; use one of {', '.join(DEMO_MODELS)}")
+    groningen = model != "demo"
+    path = demo_model_dir(model, model_dir) if groningen else None
     directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="hra-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     years = tuple(years or YEARS)
     write_demo_rates(directory / "rates.csv", years)
-    write_exposure(synthetic_exposure(n_buildings, seed=seed), directory / "buildings.csv")
-    demo_fragility_table().to_csv(directory / "fragility.csv", index=False)
-    data = {
+    if groningen:
+        from hra.demo.groningen import synthetic_exposure_groningen
+
+        write_exposure(synthetic_exposure_groningen(n_buildings, seed=seed), directory / "buildings.csv")
+    else:
+        from fragility.demo import CONSEQUENCE, PRESENCE_INSIDE, demo_fragility_table
+
+        write_exposure(synthetic_exposure(n_buildings, seed=seed), directory / "buildings.csv")
+        demo_fragility_table().to_csv(directory / "fragility.csv", index=False)
+    data: dict = {"model": model} if groningen else {}
+    data.update({
         "run": {"years": list(years), "seed": seed, "realisations": realisations, "quantiles": [0.5, 0.9]},
         "source": {
             "rates": "rates.csv", "cell_size_m": 1000.0, "m_min": 1.5, "depth_km": 3.0,
@@ -94,12 +146,16 @@ def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.Pa
                           ((4.0, 0.27), (4.5, 0.405), (5.0, 0.1875), (5.5, 0.1075), (6.0, 0.025), (6.5, 0.005))],
             },
         },
-        "ground_motion": {"model": "demo"},
-        "exposure": {"buildings": "buildings.csv"},
-        "fragility": {"curves": "fragility.csv", "presence_inside": PRESENCE_INSIDE,
-                      "consequence": [{"factor": f, "weight": w} for f, w in CONSEQUENCE]},
-        "compute": {} if workers is None else {"workers": workers},
-    }
+    })
+    if not groningen:
+        data["ground_motion"] = {"model": "demo"}
+    elif model_dir is not None:  # else the preset's GMM and FCM find the tables through $HRA_MODEL_DIR
+        data["ground_motion"] = {"model_dir": str(path.resolve())}
+    data["exposure"] = {"buildings": "buildings.csv"}
+    if not groningen:
+        data["fragility"] = {"curves": "fragility.csv", "presence_inside": PRESENCE_INSIDE,
+                             "consequence": [{"factor": f, "weight": w} for f, w in CONSEQUENCE]}
+    data["compute"] = {} if workers is None else {"workers": workers}
     if output is not None:
         data["output"] = {"path": str(Path(output).resolve()), "overwrite": True}
     with open(directory / "run.toml", "wb") as fh:

@@ -418,6 +418,12 @@ def _sci(x: float) -> str:
 # ------------------------------------------------------------------------------------------
 
 
+class DemoModel(str, enum.Enum):
+    demo = "demo"
+    groningen_v7 = "groningen-v7"
+    groningen_v6 = "groningen-v6"
+
+
 @app.command("demo")
 def demo_command(
     buildings: Annotated[int, typer.Option("--buildings", "-n", min=1, help="Number of synthetic buildings.")] = 20_000,
@@ -430,16 +436,31 @@ def demo_command(
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     progress: ProgressOpt = None,
+    model: Annotated[DemoModel, typer.Option(
+        "--model", "-m", help="demo: the illustrative demo models; groningen-v7 / groningen-v6: the public "
+        "Groningen GMM and FCM (72 x 9 branches for V7) on the demo region (needs $HRA_MODEL_DIR or --model-dir).",
+    )] = DemoModel.demo,
+    model_dir: Annotated[Optional[Path], typer.Option(
+        "--model-dir", help="Folder of the public Groningen model tables (convert/res; default: $HRA_MODEL_DIR); "
+        "only with --model groningen-v7 / groningen-v6.", show_default=False)] = None,
 ) -> None:
     """Run the embedded demo region end to end (illustrative models, not for decisions).
 
-    Writes the demo inputs to demo-inputs/ beside OUT (with a run.toml that `hra run` accepts), the risk Dataset to OUT and a per-building CSV summary risk_summary.csv beside it.
+    Writes the demo inputs to demo-inputs/ beside OUT (with a run.toml that `hra run` accepts), the risk Dataset to OUT and a per-building CSV summary risk_summary.csv beside it. With --model groningen-v7 the same region, source and Mmax branches run with the public GMM V7 and FCM V7 (buildings with real V6 site-response zones, V7 classes and wierden).
     """
     compute = _compute_updates(workers, scheduler)
+    model_name = getattr(model, "value", model)
+    if model_dir is not None and model_name == "demo":
+        raise typer.BadParameter("only with --model groningen-v7 or groningen-v6 (the demo models need no "
+                                 "model tables)", param_hint="'--model-dir'")
     with cli_errors():
         import hra
         from hra.outputs import OutputError
 
+        if model_name != "demo":  # fail before writing anything when the model tables are not there
+            from hra.api import demo_model_dir
+
+            demo_model_dir(model_name, _abspath(model_dir))
         out_path = _abspath(out)
         if out_path.suffix not in (".zarr", ".nc"):
             raise typer.BadParameter(f"{out} must end in .zarr or .nc", param_hint="'--out'")
@@ -454,7 +475,7 @@ def demo_command(
         inputs = out_path.parent / "demo-inputs"
         log.info("writing demo inputs (%d buildings) to %s", buildings, inputs)
         cfg = hra.demo_config(n_buildings=buildings, seed=seed, directory=inputs, realisations=realisations,
-                              output=out_path)
+                              output=out_path, model=model_name, model_dir=_abspath(model_dir))
         cfg = _with_updates(cfg, output={"csv": str(csv_path), "overwrite": True}, compute=compute)
         _run_and_report(cfg, progress)
         _console().print(f"demo inputs and run.toml in {inputs} (rerun: hra run {inputs / 'run.toml'} --overwrite)",
@@ -573,6 +594,8 @@ def config_check_command(
         mm = cfg.source.magnitude.m_max
         t.add_row("source", f"{cfg.resolve(cfg.source.rates)}; m_min {cfg.source.m_min:g}, "
                   f"Mmax {', '.join(f'{b.value:g}' for b in mm)}")
+        if getattr(cfg, "model", None):
+            t.add_row("model preset", cfg.model)
         t.add_row("ground motion", cfg.ground_motion.model)
         t.add_row("exposure", str(cfg.resolve(cfg.exposure.buildings)))
         fr = cfg.fragility
@@ -714,8 +737,20 @@ def schema_markdown(schema: dict) -> str:
         lines.append("")
         return nested
 
+    def is_section(n: dict) -> bool:
+        return ("$ref" in n or "discriminator" in n or "properties" in n
+                or any(is_section(m) for m in n.get("anyOf", []) + n.get("oneOf", [])))
+
+    top = {k: n for k, n in schema["properties"].items() if k not in ("base_dir", "source_file") and not is_section(n)}
+    if top:  # top-level keys that are not sections (the model preset)
+        lines.extend(["#### top-level keys", "", "| key | type | default | description |", "|---|---|---|---|"])
+        for name, p in top.items():
+            desc = (p.get("description") or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{name}` | {_type_str(schema, p)} | {_default_str(name, p, set(schema.get('required', [])))} "
+                         f"| {desc} |")
+        lines.append("")
     for section, node in schema["properties"].items():
-        if section in ("base_dir", "source_file"):
+        if section in ("base_dir", "source_file") or section in top:
             continue
         variants = node.get("oneOf") or node.get("anyOf")
         if variants and "discriminator" in node:

@@ -265,9 +265,125 @@ class ComputeSection(_Section):
     progress: bool | None = Field(None, description="Progress bar (default: when on a terminal).")
 
 
+class EventBasedSection(_Section):
+    """Options of the event-based Monte-Carlo risk (`hra events`; docs/event-based.md)."""
+
+    years_simulated: int = Field(10_000, ge=1, description="Simulated (replica) years per calendar year, over all realisations [yr].")
+    realisations: Union[Literal["all"], Annotated[int, Field(ge=1)]] = Field(
+        1, description='Logic-tree realisations: an integer draws that many (the integration engine\'s draws), "all" '
+        "enumerates the tree; years_simulated is split evenly over them (it must be a multiple of their number).",
+    )
+    seed: int | None = Field(None, ge=0, description="Seed of the event, ground-motion and damage streams (default: [run] seed).")
+    years: list[int] | None = Field(None, min_length=1, description="Calendar years to simulate (default: all of [run] years).")
+    location: Literal["uniform", "centre"] = Field(
+        "uniform", description="Epicentres uniform in the source cell, or at its centre (point sources)."
+    )
+    correlation_range_km: float = Field(
+        8.5, ge=0, description="Range of the within-event spatial correlation exp(-3 d / range); 0 = independent "
+        "(default: Jayaram & Baker 2009 for PGA) [km].",
+    )
+    grid_spacing_m: float | None = Field(None, gt=0, description="Node spacing of the correlated field (default: range / 17) [m].")
+    site_term: Literal["zone", "building"] = Field(
+        "zone", description="Aleatory site term shared by the buildings of a zone in an event, or drawn per building."
+    )
+    cutoff_sigma: float = Field(
+        4.0, gt=0, description="Skip building-event pairs that even this many sigma cannot bring to any fragility "
+        "threshold (inf: no cut-off) [-].",
+    )
+    rates: Literal["expectation", "sampling"] = Field(
+        "expectation", description="Per-building rates from the conditional expectation given the ground motion, or from sampled damage."
+    )
+    fn_from: Literal["expectation", "sampling"] = Field(
+        "sampling", description="Deaths per event of the F-N curve: sampled (integer) or expected."
+    )
+    fn_thresholds: list[float] | None = Field(None, min_length=1, description="N values of the F-N curve (default: 1 ... 1000).")
+    bootstrap: int = Field(500, ge=0, description="Bootstrap replicas of the F-N band (0: none).")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Width of the bootstrap band of the F-N curve [-].")
+    top_events: int = Field(20, ge=0, description="Largest events reported per year.")
+    event_chunk: int = Field(2000, ge=1, description="Events per task.")
+    keep_event_table: bool = Field(True, description="Store the per-event table (dim event) in the output.")
+    output: Path | None = Field(None, description="Event-based output store, .nc or .zarr (none: only printed/returned).")
+
+    @field_validator("output")
+    @classmethod
+    def _out_suffix(cls, v: Path | None) -> Path | None:
+        if v is not None and v.suffix not in (".zarr", ".nc"):
+            raise ValueError(f"event-based output {v} must end in .zarr or .nc")
+        return v
+
+    @model_validator(mode="after")
+    def _split(self) -> "EventBasedSection":
+        if isinstance(self.realisations, int) and self.years_simulated % self.realisations:
+            raise ValueError(f"years_simulated = {self.years_simulated} must be a multiple of realisations = {self.realisations}")
+        return self
+
+
+#: Top-level ``model = "..."`` presets: the ``[ground_motion]`` and ``[fragility]`` sections they
+#: fill in (the full public Groningen logic tree, every other key at its default).
+MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "groningen-v7": {"ground_motion": {"model": "groningen-v7"}, "fragility": {"model": "fcm-v7"}},
+    "groningen-v6": {"ground_motion": {"model": "groningen-v6"}, "fragility": {"model": "fcm-v6"}},
+}
+
+
+def _section_get(section: Any, key: str) -> Any:
+    return section.get(key) if isinstance(section, dict) else getattr(section, key, None)
+
+
+def expand_model_preset(data: Any) -> Any:
+    """Fill in ``[ground_motion]`` and ``[fragility]`` from a top-level ``model`` preset.
+
+    A section that is absent is taken from :data:`MODEL_PRESETS`; a section given without a
+    ``model`` key (e.g. only ``quadrature = "fast"``) gets the preset's model; a section that
+    names another model (or ``[fragility] curves``) conflicts with the preset and raises
+    ``ValueError`` naming the key and the fix. Unknown preset names are left to the schema.
+    """
+    if not isinstance(data, dict) or data.get("model") not in MODEL_PRESETS:
+        return data
+    name = data["model"]
+    out = dict(data)
+    for section, preset in MODEL_PRESETS[name].items():
+        given = out.get(section)
+        want = preset["model"]
+        if given is None:
+            out[section] = dict(preset)
+            continue
+        have = _section_get(given, "model")
+        curves = _section_get(given, "curves") if section == "fragility" else None
+        if curves is not None:
+            raise ValueError(
+                f'key [{section}.curves]: the top-level model = "{name}" uses the fragility model {want!r}, '
+                f"but [{section}] curves = {str(curves)!r} is given; fix: remove [{section}] curves, or remove "
+                f"the top-level model key and give [ground_motion] and [fragility] in full")
+        if have is None:
+            if isinstance(given, dict):
+                out[section] = {**given, "model": want}
+            continue
+        if have != want:
+            raise ValueError(
+                f'key [{section}.model]: the top-level model = "{name}" sets [{section}] model = "{want}", '
+                f'but the configuration gives [{section}] model = "{have}"; fix: remove [{section}] model '
+                f"(or the whole section), or remove the top-level model key")
+    return out
+
+
+def _preset_schema(schema: dict[str, Any]) -> None:
+    """JSON schema of :class:`Config`: the sections a ``model`` preset fills in are not required."""
+    schema["required"] = [k for k in schema.get("required", []) if k not in ("ground_motion", "fragility")]
+
+
 class Config(_Section):
     """A complete run configuration (design.md §5)."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_preset_schema)
+
+    model: Literal["groningen-v7", "groningen-v6"] | None = Field(
+        None,
+        description='Model preset: "groningen-v7" fills in [ground_motion] model = "groningen-v7" and [fragility] '
+        'model = "fcm-v7" (GMM V7 x FCM V7, 72 x 9 branches; "groningen-v6": V6 and FCM V6) where those sections '
+        "are absent or give no model; a section that names another model is an error. Needs the model tables "
+        "($HRA_MODEL_DIR or [ground_motion] model_dir).",
+    )
     run: RunSection
     source: SourceSection
     ground_motion: GroundMotionSection
@@ -275,8 +391,17 @@ class Config(_Section):
     fragility: FragilitySection
     output: OutputSection = Field(default_factory=OutputSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
+    event_based: EventBasedSection = Field(
+        default_factory=EventBasedSection,
+        description="Event-based Monte-Carlo options of `hra events` (the command line overrides them).",
+    )
     base_dir: Path = Field(Path("."), description="Directory against which relative paths are resolved.")
     source_file: Path | None = Field(None, description="The TOML file this config was read from, if any.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return expand_model_preset(data)
 
     def resolve(self, p: Path | None) -> Path | None:
         if p is None:
@@ -305,6 +430,8 @@ def _fix_hint(err: dict[str, Any]) -> str:
     if t == "extra_forbidden":
         return "remove it or check its spelling (run `hra config schema` for the valid keys)"
     if t == "missing":
+        if tuple(err.get("loc", ())) in (("ground_motion",), ("fragility",)):
+            return 'add this section, or a top-level model = "groningen-v7" that fills it in'
         return "add this key"
     if t.startswith("literal_error") or t == "union_tag_invalid":
         return "use one of the allowed values"
@@ -315,7 +442,11 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
-        lines.append(f"  - key [{loc}]: {err['msg']}; fix: {_fix_hint(err)}")
+        msg = str(err["msg"])
+        if not loc and msg.startswith("Value error, key ["):  # whole-config checks name their key and fix
+            lines.append(f"  - {msg[len('Value error, '):]}")
+            continue
+        lines.append(f"  - key [{loc}]: {msg}; fix: {_fix_hint(err)}")
     return "\n".join(lines)
 
 

@@ -27,6 +27,14 @@ can replay. Data flow:
    ``SE^2 = sum_e w_e^2 x_e^2``), the F-N curve with bootstrap bands, per-municipality
    aggregates and the top events.
 
+Ground-motion models simulated period by period (GMM V7/V6: 10 correlated periods, non-linear
+AF per period, one finite rupture per event; :mod:`hra.gmm.events_groningen`) take a second path
+per event (:func:`_run_chunk_spectral`): the adapter's cut-off, the buildings within reach and
+their correlated unit normals, the adapter's kernel for ln AvgSa and ln PGA, then the same damage
+code. A fragility model with a direct outside-death term on a second IM (FCM chimneys on PGA)
+adds ``(1 - p) P_direct(PGA)`` to the LPR and Poisson chimney deaths outside, as
+:func:`hra.engine.death_tables` does; only models whose adapter gives both IMs jointly accept it.
+
 Occupancy: ``population_inside`` (persons inside on average) of the exposure when given: that
 many people inside, and ``population_inside (1 - p) / p`` passers-by outside next to the building
 (``p`` = ``[fragility] presence_inside``; the same occupants spend the fraction 1 - p near the
@@ -119,7 +127,7 @@ class EventRiskOptions:
         Range of the exponential within-event correlation exp(-3 d / range) [8.5, Jayaram &
         Baker 2009 for PGA]; 0 = independent within-event residuals. [km]
     grid_spacing_m
-        Node spacing of the correlated field [range / 34]. [m]
+        Node spacing of the correlated field [range / 17]. [m]
     site_term
         "zone": one site term per (event, zone) ["zone"]; "building": independent per building.
     cutoff_sigma
@@ -171,6 +179,27 @@ class EventRiskOptions:
     group_risk_reference: tuple[float, float, float] = BEVI_GROUP_RISK
     distance_nodes: int = 512
     direct_nodes_max: int = 128
+
+    @classmethod
+    def from_config(cls, cfg, **overrides) -> "EventRiskOptions":
+        """Options from the ``[event_based]`` section of a config (:class:`hra.config.EventBasedSection`);
+        ``overrides`` that are not None win (``years_simulated`` or any attribute name)."""
+        eb = getattr(cfg, "event_based", None)
+        kw: dict[str, Any] = {}
+        if eb is not None:
+            kw = dict(n_years_simulated=eb.years_simulated, realisations=eb.realisations, seed=eb.seed,
+                      years=None if eb.years is None else tuple(eb.years), location=eb.location,
+                      correlation_range_km=eb.correlation_range_km, grid_spacing_m=eb.grid_spacing_m,
+                      site_term=eb.site_term, cutoff_sigma=eb.cutoff_sigma, rates=eb.rates, fn_from=eb.fn_from,
+                      bootstrap=eb.bootstrap, confidence=eb.confidence, top_events=eb.top_events,
+                      event_chunk=eb.event_chunk, keep_event_table=eb.keep_event_table)
+            if eb.fn_thresholds is not None:
+                kw["fn_thresholds"] = tuple(float(x) for x in eb.fn_thresholds)
+        names = {"years_simulated": "n_years_simulated"}
+        for k, v in overrides.items():
+            if v is not None:
+                kw[names.get(k, k)] = v
+        return cls(**kw)
 
     def check(self) -> None:
         if self.site_term not in ("zone", "building"):
@@ -244,6 +273,18 @@ class EventStatic:
     cutoff_sigma: float
     typology_key: np.uint64
     direct_max: int = 128
+    # models simulated period by period (GMM V6/V7: hra.gmm.events_groningen) and the engine's
+    # treatment of magnitude-dependent median weights (hra.engine.MedianMap)
+    spectral: Any = None
+    median_map: Any = None
+    median_mode: str = "realisation"
+    # direct outside-death term on a second IM (chimneys): (t, c) ln medians (-inf: none), betas;
+    # (c,) cut-off and negligible levels
+    has_direct: bool = False
+    d_ln_med: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    d_beta: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    ln_d_min: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ln_d_negligible: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _gmf_base_key(seed: int, year: int, realisation: int) -> np.uint64:
@@ -283,13 +324,17 @@ def make_static(prep, events: EventSet, opts: EventRiskOptions, population: np.n
     fr = prep.fragility
     if not es.supports_events(gmm):
         es._adapter(gmm)  # raises with the explanation
-    if fr.direct_imt is not None:
-        raise EventRiskError(f"fragility model {fr.name!r} has a direct outside-death term on {fr.direct_imt}; "
-                             "the event-based calculation does not simulate a second IM yet")
+    spectral = es.is_spectral(gmm)
+    if fr.direct_imt is not None and not spectral:
+        raise EventRiskError(f"fragility model {fr.name!r} has a direct outside-death term on {fr.direct_imt}; with "
+                             f"ground-motion model {gmm.name!r} the event-based calculation cannot simulate that second IM "
+                             "jointly with the first (supported: groningen-v7, groningen-v6)")
     src = prep.cfg.source
     real = events.realisations
     names = [n.name for n in real.nodes]
-    gnames = [n.name for n in gmm.tree.nodes]
+    # the realisations carry the engine's GMM tree (a magnitude-dependent median node is replaced by
+    # virtual branches, or dropped for a per-event mixture: hra.engine.engine_gmm_tree)
+    gnames = [n.name for n in gmm.tree.nodes if n.name in names]
     # distinct GMM branch combinations used
     gcols = [names.index(n) for n in gnames]
     gsub = real.index[:, gcols] if gcols else np.zeros((real.n, 0), np.int64)
@@ -307,7 +352,7 @@ def make_static(prep, events: EventSet, opts: EventRiskOptions, population: np.n
     site_af, site_sd, bound = {}, {}, {}
     identity = True
     n = float(opts.cutoff_sigma) if np.isfinite(opts.cutoff_sigma) else 0.0
-    for u, br in enumerate(branches):
+    for u, br in enumerate(branches if not spectral else ()):
         af = np.zeros((len(prep.sites), ln_y.size))
         sd = np.zeros_like(af)
         for s, (zone, wierde) in enumerate(prep.sites):
@@ -334,6 +379,26 @@ def make_static(prep, events: EventSet, opts: EventRiskOptions, population: np.n
     r_grid = np.exp(np.linspace(math.log(r_lo), math.log(src.max_distance_km), opts.distance_nodes))
     from hra.engine import seed_key
 
+    median_map = getattr(prep, "median_map", None)
+    median_mode = getattr(prep.cfg.ground_motion, "median_weights", "realisation")
+    spec = None
+    if spectral:
+        identity = False
+        spec = _spectral_static(prep, events, opts, branches, r_grid, median_map, median_mode)
+    has_direct = fr.direct_imt is not None and fr.presence_inside < 1.0
+    if has_direct:
+        dmed = np.asarray(fr.direct_median_g, float)
+        d_ln_med = np.where(dmed > 0, np.log(np.where(dmed > 0, dmed, 1.0)), -np.inf)
+        d_beta = np.asarray(fr.direct_beta, float)
+        fin = np.isfinite(d_ln_med)
+        ln_d_min = (np.where(fin, d_ln_med - (nsig if np.isfinite(nsig) else 0.0) * d_beta, np.inf).min(axis=0)
+                    if np.isfinite(nsig) else np.full(d_ln_med.shape[1], -np.inf))
+        ln_d_negl = np.where(fin, d_ln_med - NEGLIGIBLE_SIGMA * d_beta, np.inf).min(axis=0)
+    else:
+        d_ln_med = d_beta = np.zeros((len(fr.typologies), fr.p_death_inside.shape[1]))
+        ln_d_min = np.full(fr.p_death_inside.shape[1], np.inf)
+        ln_d_negl = np.full(fr.p_death_inside.shape[1], np.inf)
+
     return EventStatic(
         gmm=gmm, imt=fr.imt, r_grid=r_grid, ln_r0=float(np.log(r_grid[0])), dln=float(np.log(r_grid[1] / r_grid[0])),
         r_max_km=float(src.max_distance_km),
@@ -350,8 +415,31 @@ def make_static(prep, events: EventSet, opts: EventRiskOptions, population: np.n
         n_in=n_in, n_out=n_out, bgrid=bgrid, n_years=int(events.years.size), correlated=corr,
         shared_site_term=opts.site_term == "zone", epistemic_typology=prep.cfg.run.typology_uncertainty == "epistemic",
         cutoff_sigma=float(opts.cutoff_sigma), typology_key=seed_key(events.seed, PURPOSE_TYPOLOGY),
-        direct_max=int(opts.direct_nodes_max),
+        direct_max=int(opts.direct_nodes_max), spectral=spec, median_map=median_map, median_mode=median_mode,
+        has_direct=bool(has_direct), d_ln_med=np.ascontiguousarray(d_ln_med), d_beta=np.ascontiguousarray(d_beta),
+        ln_d_min=np.asarray(ln_d_min, float), ln_d_negligible=np.asarray(ln_d_negl, float),
     )
+
+
+def _spectral_static(prep, events: EventSet, opts: EventRiskOptions, branches: list[dict], r_grid: np.ndarray,
+                     median_map, median_mode: str):
+    """Tables of a model simulated period by period, for the physical branches the realisations reach."""
+    from hra.gmm.events_groningen import MAG_STEP, physical_median_branches
+
+    gmm = prep.gmm
+    fr = prep.fragility
+    m_lo = float(prep.cfg.source.m_min)
+    m_hi = float(max(prep.m_max_node.values))
+    mgrid = np.arange(m_lo, m_hi + MAG_STEP, MAG_STEP)
+    ks: set[int] = set()
+    for br in branches:
+        if median_map is not None and median_mode == "mixture":
+            ks.update(range(median_map.mix.shape[2]))
+        else:
+            ks.update(int(k) for k in physical_median_branches(gmm, median_map, median_mode, br.get("gmm_median", 0), mgrid))
+    sig = {(br.get("gmm_tau", 0), br.get("gmm_phi_ss", 0)) for br in branches}
+    return es.spectral_static(gmm, fr.imt, fr.direct_imt if fr.presence_inside < 1.0 else None, prep.sites,
+                              (m_lo, m_hi), r_grid, sorted(ks), sorted(sig), opts.site_term)
 
 
 def _depths(events: EventSet):
@@ -433,6 +521,8 @@ def run_chunk(chunk: dict, st: EventStatic, acc: np.ndarray | None = None) -> di
     n_b = st.bx.size
     if acc is None:
         acc = np.zeros((n_b, st.n_years, ek.N_STATS))
+    if st.spectral is not None:
+        return _run_chunk_spectral(chunk, st, acc)
     r = chunk["realisation"]
     combo = int(st.real_gmm_combo[r])
     f = int(st.real_frag[r])
@@ -501,6 +591,92 @@ def run_chunk(chunk: dict, st: EventStatic, acc: np.ndarray | None = None) -> di
             g.fx, g.fy, g.gi, g.gj, g.cell_start, g.cell_order, ncx, ci0, ci1, cj0, cj1,
             acc, ev_out[e],
         )
+    return {"acc": acc, "events": ev_out, "start": chunk["start"]}
+
+
+def _run_chunk_spectral(chunk: dict, st: EventStatic, acc: np.ndarray) -> dict:
+    """:func:`run_chunk` for a model simulated period by period (GMM V6/V7): per event the finite
+    rupture, the between-event residual vector and the cut-off (adapter), the buildings within
+    reach and their correlated unit normals (generic), their ln AvgSa and ln PGA (adapter kernel),
+    then damage and deaths with the direct chimney term (generic)."""
+    from hra.gmm.events_groningen import physical_median_branches
+
+    sp = st.spectral
+    n_b = st.bx.size
+    r = chunk["realisation"]
+    combo = int(st.real_gmm_combo[r])
+    f = int(st.real_frag[r])
+    c = int(st.real_cons[r])
+    branch = st.gmm_branches[combo]
+    mags = np.asarray(chunk["magnitude"], float)
+    n_e = mags.size
+    ev_out = np.zeros((n_e, ek.N_EVENT_STATS))
+    ev_out[:, ek.E_MAX_LN_IM] = -np.inf
+    if n_e == 0:
+        return {"acc": acc, "events": ev_out, "start": chunk["start"]}
+    base = _gmf_base_key(chunk["seed"], chunk["year"], r)
+    keys = np.array([ek.event_key(base, int(i)) for i in chunk["row"]], dtype=np.uint64)
+    u = None
+    if st.median_map is not None and st.median_mode == "mixture":
+        u = np.empty(n_e)
+        ek.event_uniforms(keys, ek.TAG_MEDIAN, 0, u)
+    kphys = physical_median_branches(st.gmm, st.median_map, st.median_mode, branch.get("gmm_median", 0), mags, u)
+    bvec = sp.between(keys, kphys, branch)
+    rups = sp.ruptures(keys, mags)
+    r_cut = sp.cutoff(mags, kphys, branch, bvec, float(st.ln_im_min[f]), float(st.ln_d_min[c]) if st.has_direct else np.inf,
+                      st.cutoff_sigma, st.r_max_km)
+    im0, fm = sp.mag_index(mags)
+    ln_theta = np.ascontiguousarray(st.ln_theta[:, f, :])
+    beta = np.ascontiguousarray(st.beta[:, f, :])
+    pd_in = np.ascontiguousarray(st.pd_in[:, c, :])
+    pd_out = np.ascontiguousarray(st.pd_out[:, c, :])
+    d_ln_med = np.ascontiguousarray(st.d_ln_med[:, c])
+    d_beta = np.ascontiguousarray(st.d_beta[:, c])
+    d_negl = float(st.ln_d_negligible[c]) if st.has_direct else np.inf
+    typ_draw = _typology_draw(st, r) if st.epistemic_typology else np.zeros(n_b, np.int64)
+    g = st.bgrid
+    ncx = g.grid.n_cells[0]
+    shared_xi = sp.s2s_mode != "epistemic" and not sp.per_building_site
+    no_xi = np.zeros((1, sp.n_periods))
+    bidx_buf = np.empty(n_b, dtype=np.int64)
+    for e in range(n_e):
+        depth = float(chunk["depth"][e])
+        rc = float(r_cut[e])
+        if rc <= depth:
+            continue
+        r_epi_km = math.sqrt(rc * rc - depth * depth) + float(rups[e, 0])  # R_rup <= rc needs r_e <= this
+        r_hyp = min(math.sqrt(r_epi_km * r_epi_km + depth * depth), st.r_max_km)
+        if r_hyp <= depth:
+            continue
+        ex, ey = float(chunk["x"][e]), float(chunk["y"][e])
+        ci0, ci1, cj0, cj1 = g.grid.window(ex, ey, math.sqrt(r_hyp * r_hyp - depth * depth) * 1000.0)
+        if ci1 <= ci0 or cj1 <= cj0 or g.count(ci0, ci1, cj0, cj1) == 0:
+            continue
+        key = keys[e]
+        nwx, nwy = ci1 - ci0 + 1, cj1 - cj0 + 1
+        mark = np.zeros(nwx * nwy, dtype=np.int8)
+        nodes = np.empty(nwx * nwy, dtype=np.int64)
+        n_aff, n_nodes = ek.collect_buildings(ex, ey, depth, r_hyp, st.bx, st.by, g.gi, g.gj, g.cell_start, g.cell_order,
+                                              ncx, ci0, ci1, cj0, cj1, mark, nodes, bidx_buf)
+        if n_aff == 0:
+            continue
+        bidx = bidx_buf[:n_aff].copy()
+        if st.correlated:
+            if n_nodes <= st.direct_max:
+                fld, c10, c01, c11 = g.grid.direct_field(key, nodes[:n_nodes], nwx, nwy, ci0, cj0)
+            else:
+                fld, c10, c01, c11 = g.grid.field(key, nwx, nwy)
+        else:
+            fld, c10, c01, c11 = np.zeros((1, 1)), 0.0, 0.0, 0.0
+        gval = np.empty(n_aff)
+        ek.field_values(bidx, key, st.bkey, fld, ci0, cj0, c10, c01, c11, st.correlated, g.fx, g.fy, g.gi, g.gj, gval)
+        xi = sp.site_terms_zone(key) if shared_xi else no_xi
+        ln_im, ln_im2 = sp.ims(ex, ey, depth, mags[e], key, rc, st.r_max_km, rups[e], im0[e], fm[e], int(kphys[e]),
+                               branch, bvec[e], bidx, st, gval, xi)
+        ek.damage_listed(bidx, ln_im, ln_im2, st.has_direct, key, float(chunk["w_rate"][e]), int(chunk["y_idx"]),
+                         ln_theta, beta, pd_in, pd_out, d_ln_med, d_beta, st.presence, st.epistemic_typology,
+                         float(st.ln_im_negligible[f]), d_negl, st.bkey, st.typ_idx, st.typ_prob, typ_draw, st.n_in,
+                         st.n_out, acc, ev_out[e])
     return {"acc": acc, "events": ev_out, "start": chunk["start"]}
 
 
@@ -598,7 +774,7 @@ def compute_event_based(cfg, options: EventRiskOptions | None = None, prep=None,
 
     from hra.engine import Executor, prepare
 
-    opts = options or EventRiskOptions()
+    opts = options or EventRiskOptions.from_config(cfg)
     opts.check()
     t0 = time.perf_counter()
     if progress is None:

@@ -10,13 +10,22 @@ import typer
 
 def events_command(
     config: Path = typer.Argument(..., exists=True, dir_okay=False, help="Run configuration (TOML)."),
-    years_simulated: int = typer.Option(10_000, "--years-simulated", min=1, help="Simulated years per calendar year."),
-    realisations: int = typer.Option(1, "--realisations", min=1, help="Logic-tree realisations (simulated years are split over them)."),
-    correlation_range_km: float = typer.Option(8.5, "--correlation-range", help="Range of the within-event spatial correlation [km]."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the event-based Dataset (.nc or .zarr)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    years_simulated: Optional[int] = typer.Option(
+        None, "--years-simulated", min=1, help="Simulated years per calendar year (default: [event_based] years_simulated, 10000)."),
+    realisations: Optional[int] = typer.Option(
+        None, "--realisations", min=1, help="Logic-tree realisations; simulated years are split over them "
+        "(default: [event_based] realisations, 1)."),
+    correlation_range_km: Optional[float] = typer.Option(
+        None, "--correlation-range", min=0.0, help="Range of the within-event spatial correlation [km] "
+        "(default: [event_based] correlation_range_km, 8.5)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed of the event streams (default: [event_based] seed, else [run] seed)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the event-based Dataset (.nc or .zarr; default: [event_based] output)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (also: [output] overwrite)."),
 ) -> None:
-    """Simulate event sets and ground-motion fields; print the F-N curve and the annual totals."""
+    """Simulate event sets and ground-motion fields; print the F-N curve and the annual totals.
+
+    Options come from the [event_based] section of CONFIG; those given on the command line override it.
+    """
     import numpy as np
     from rich.console import Console
     from rich.table import Table
@@ -27,14 +36,21 @@ def events_command(
 
     try:
         cfg = hra.load_config(config)
+        if out is None and cfg.event_based.output is not None:
+            out = cfg.resolve(cfg.event_based.output)
+        overwrite = overwrite or cfg.output.overwrite
         if out is not None:
             _check_target(out, overwrite)
-        opts = EventRiskOptions(n_years_simulated=years_simulated, realisations=realisations,
-                                correlation_range_km=correlation_range_km)
+        opts = EventRiskOptions.from_config(cfg, years_simulated=years_simulated, realisations=realisations,
+                                            correlation_range_km=correlation_range_km, seed=seed)
+        if isinstance(opts.realisations, int) and opts.n_years_simulated % opts.realisations:
+            raise ValueError(f"--years-simulated {opts.n_years_simulated} must be a multiple of the number of "
+                             f"realisations ({opts.realisations})")
         ds = run_event_based(cfg, opts, progress=None)
     except (ValueError, OSError, KeyError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2)
+    years_simulated = opts.n_years_simulated
     console = Console()
     summary = Table(title=f"event-based risk: {years_simulated} simulated years")
     summary.add_column("quantity")

@@ -277,3 +277,260 @@ def test_dataset_outputs(weak):
 
     if importlib.util.find_spec("netCDF4") or importlib.util.find_spec("h5netcdf"):  # netCDF3 has no int64
         ds.to_netcdf(cfg.base_dir / "eb.nc")  # serialisable as written
+
+
+# -- [event_based] configuration ----------------------------------------------------------------------
+
+
+def test_event_based_section_runs_and_overrides(tmp_path):
+    """The [event_based] section sets the options of a run (here: years, correlation, bootstrap);
+    EventRiskOptions.from_config lets explicit values win."""
+    from hra.config import config_from_dict
+
+    cfg = weak_region(tmp_path)
+    data = cfg.model_dump(mode="json", exclude={"base_dir", "source_file"})
+    data["event_based"] = {"years_simulated": 600, "realisations": 1, "correlation_range_km": 0.0, "bootstrap": 0,
+                           "location": "centre", "fn_thresholds": [1, 2, 5], "keep_event_table": False}
+    cfg2 = config_from_dict(data, base_dir=tmp_path)
+    opts = EventRiskOptions.from_config(cfg2)
+    assert (opts.n_years_simulated, opts.correlation_range_km, opts.location) == (600, 0.0, "centre")
+    assert opts.fn_thresholds == (1.0, 2.0, 5.0)
+    ds = hra_events(cfg2)
+    assert int(ds.attrs["n_years_simulated"]) == 600 and ds.sizes["fn_n"] == 3 and "event_id" not in ds.coords
+    assert json.loads(ds.attrs["provenance"])["event_options"]["correlation_range_km"] == 0.0
+    assert EventRiskOptions.from_config(cfg2, years_simulated=1200, seed=None).n_years_simulated == 1200
+    assert EventRiskOptions.from_config(cfg).n_years_simulated == 10_000  # defaults without the section
+
+
+def hra_events(cfg):
+    from hra.eventrisk import run_event_based
+
+    return run_event_based(cfg, progress=False)
+
+
+def test_event_based_section_bad_keys_are_refused(tmp_path):
+    from hra.config import ConfigError, config_from_dict
+
+    data = weak_region(tmp_path).model_dump(mode="json", exclude={"base_dir", "source_file"})
+    for bad, words in (({"years_simulatd": 10}, ["event_based.years_simulatd", "Extra inputs are not permitted",
+                                                 "check its spelling"]),
+                       ({"rates": "sampled"}, ["event_based.rates", "allowed values"]),
+                       ({"years_simulated": 1001, "realisations": 2}, ["event_based", "multiple of realisations"]),
+                       ({"output": "eb.csv"}, ["event_based.output", ".zarr or .nc"])):
+        with pytest.raises(ConfigError) as err:
+            config_from_dict({**data, "event_based": bad}, base_dir=tmp_path, source="run.toml")
+        msg = str(err.value)
+        assert "run.toml" in msg and all(w in msg for w in words), msg
+
+
+def test_events_command_reads_the_section(tmp_path):
+    """`hra events CONFIG`: [event_based] gives the options and the output; --years-simulated overrides."""
+    import tomli_w
+    import xarray as xr
+    from typer.testing import CliRunner
+
+    from hra.cli import app
+
+    cfg = weak_region(tmp_path)
+    data = cfg.model_dump(mode="json", exclude={"base_dir", "source_file"})
+    data["event_based"] = {"years_simulated": 300, "bootstrap": 0, "output": "eb.nc"}
+
+    def clean(d):
+        return {k: clean(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+    toml = tmp_path / "run.toml"
+    toml.write_bytes(tomli_w.dumps(clean(data)).encode())
+    runner = CliRunner()
+    res = runner.invoke(app, ["events", str(toml)])
+    assert res.exit_code == 0, res.output
+    assert int(xr.open_dataset(tmp_path / "eb.nc").attrs["n_years_simulated"]) == 300
+    res = runner.invoke(app, ["events", str(toml), "--years-simulated", "200", "--out", str(tmp_path / "eb2.nc")])
+    assert res.exit_code == 0, res.output
+    assert int(xr.open_dataset(tmp_path / "eb2.nc").attrs["n_years_simulated"]) == 200
+    data["event_based"]["corelation_range_km"] = 3.0
+    toml.write_bytes(tomli_w.dumps(clean(data)).encode())
+    bad = runner.invoke(app, ["events", str(toml)])
+    assert bad.exit_code == 2 and "event_based.corelation_range_km" in bad.output
+
+
+# -- GMM V7 / V6 (needs the public model tables: HRA_MODEL_DIR) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    from hra.modeldata import model_dir_or_skip
+
+    return model_dir_or_skip()
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("version", ["groningen-v7", "groningen-v6"])
+def test_groningen_event_kernel_af_equals_the_model(model_dir, version):
+    """The kernel's restatement of the linear AF (f1) plus the non-linear, clipped term gives the
+    model's own ln AF (GroningenV7/V6.ln_af) at random zones, periods, M, R and reference motions."""
+    from hra.gmm.events_groningen import f1_linear, site_arrays
+    from hra.gmm.registry import load_gmm
+
+    gmm = load_gmm(version, model_dir)
+    rng = np.random.default_rng(3)
+    per = np.asarray(gmm.avgsa_periods)
+    tp = np.asarray(gmm.tables.periods)
+    idx = np.array([int(np.argmin(np.abs(tp - t))) for t in per])
+    zones = rng.choice(gmm.tables.zones, 12, replace=False)
+    sa = site_arrays(gmm, [(int(z), False) for z in zones], idx)
+    worst = 0.0
+    for s, z in enumerate(zones):
+        for _ in range(20):
+            p = int(rng.integers(per.size))
+            m, r, y = rng.uniform(1.5, 6.5), np.exp(rng.uniform(np.log(3.0), np.log(70.0))), rng.uniform(-9.0, 1.0)
+            la = f1_linear(sa.kind, sa.f1c[s, p], m, np.log(r)) + sa.f2[s, p] * np.log1p(np.exp(y) * sa.inv_f3[s, p])
+            la = min(max(la, sa.lnlo[s, p]), sa.lnhi[s, p])
+            worst = max(worst, abs(la - float(gmm.ln_af(int(z), per[p], m, r, y))))
+    assert worst < 1e-12
+
+
+def _brute_force_spectrum(gmm, imt, m, r_hyp, zone, branch, wierde, n, rng):
+    """Independent draws from the model's definition, with its public functions: R_rup by the
+    rupture sampler, 10 reference residuals with covariance sigma_p sigma_q rho_pq, surface by
+    GroningenV7.surface_ln_sa_g; returns ln IM and ln Sa(0.01 s)."""
+    from hra.rupture import sample_rrup
+
+    per = np.asarray(gmm.avgsa_periods)
+    rr = sample_rrup(m, r_hyp, n, rng) if gmm.rupture == "finite" else np.full(n, r_hyp)
+    mu = gmm.ln_median_sa_g(per[None, :], m, rr[:, None], branch)
+    sd = gmm.sigma_components(per[None, :], m, rr[:, None], branch)["sigma_arbitrary"]
+    tp = np.asarray(gmm.tables.periods)
+    idx = np.array([int(np.argmin(np.abs(tp - t))) for t in per])
+    L = np.linalg.cholesky(np.asarray(gmm.tables.p2p)[np.ix_(idx, idx)])
+    y = mu + sd * (rng.standard_normal((n, per.size)) @ L.T)
+    if gmm.s2s_mode == "epistemic":
+        eps = gmm.tree.node("gmm_s2s").values[branch["gmm_s2s"]]
+    else:  # aleatory, "consistent": site terms correlated like the reference residual
+        eps = rng.standard_normal((n, per.size)) @ L.T
+    h = gmm.surface_ln_sa_g(zone, m, rr, y, eps, wierde)
+    return (h.mean(axis=1) if imt == "AvgSa" else h[:, 0]), h[:, 0]
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("version,rupture,m,r,zone,wierde,branch", [
+    ("groningen-v7", "finite", 5.2, 4.0, 308, True, {"gmm_median": 3, "gmm_tau": 2, "gmm_phi_ss": 1, "gmm_s2s": 2}),
+    ("groningen-v7", "point", 3.6, 9.0, 1001, False, {"gmm_median": 0, "gmm_tau": 1, "gmm_phi_ss": 0, "gmm_s2s": 0}),
+    ("groningen-v6", "point", 4.6, 5.0, 308, False, {"gmm_median": 2, "gmm_phi_ss": 1}),
+])
+def test_groningen_event_simulation_reproduces_the_model(model_dir, version, rupture, m, r, zone, wierde, branch):
+    """Per building, the event simulation (one rupture per event, between-event vector, within-event
+    vector split along AvgSa, non-linear AF per period) draws ln AvgSa and ln PGA from the model's
+    distribution: against independent brute-force draws of the model's definition (mean, sd, tail
+    probabilities at the 90 / 99 / 99.9 % levels of the brute force) and against the integration
+    engine's mixture (GroningenV7.ln_im_mixture)."""
+    from scipy.special import ndtr
+
+    from hra.gmm.events_groningen import simulate_marginal
+    from hra.gmm.registry import load_gmm
+
+    gmm = load_gmm(version, model_dir, rupture=rupture)
+    n = 300_000
+    a_sim, p_sim = simulate_marginal(gmm, "AvgSa", m, r, zone, branch, n=n, seed=5, wierde=wierde)
+    rng = np.random.default_rng(9)
+    a_bf, p_bf = _brute_force_spectrum(gmm, "AvgSa", m, r, zone, branch, wierde, n, rng)
+    for imt, sim, bf in (("AvgSa", a_sim, a_bf), ("PGA", p_sim, p_bf)):
+        assert sim.mean() == pytest.approx(bf.mean(), abs=0.006), imt  # sd of a mean: 0.0015-0.002
+        assert sim.std() == pytest.approx(bf.std(), rel=0.012), imt
+        qs = np.quantile(bf, [0.9, 0.99, 0.999])
+        p_s = np.array([(sim > q).mean() for q in qs])
+        # 3.5-4 sd of the difference of the two samples (each ~5.8 % at 0.999, 1.8 % at 0.99)
+        assert np.all(np.abs(p_s / [0.1, 0.01, 0.001] - 1) < [0.035, 0.09, 0.35]), (imt, p_s)
+        mix = gmm.ln_im_mixture(imt, np.array([m]), np.array([r]), zone, branch, wierde=wierde)
+        p_mix = np.array([(mix.weight[0, 0] * ndtr((mix.mean[0, 0] - q) / mix.sd[0, 0])).sum() for q in qs])
+        assert np.all(np.abs(p_s / p_mix - 1) < [0.04, 0.1, 0.3]), (imt, p_s, p_mix)
+    # the comparison can fail: another tau branch (or no wierde) is detected
+    if version == "groningen-v7":
+        other = dict(branch, gmm_tau=(branch["gmm_tau"] + 1) % 3)
+        a_o, _ = simulate_marginal(gmm, "AvgSa", m, r, zone, other, n=n, seed=5, wierde=wierde)
+        assert abs(a_o.std() / a_bf.std() - 1) > 0.03
+
+
+@pytest.mark.models
+def test_median_branch_per_event_follows_the_engine(model_dir):
+    """Realisation mode: at the magnitude nodes every virtual branch picks the engine's physical
+    median branch (MedianMap.mix); mixture mode: per-event draws have the w(M) frequencies."""
+    from hra.engine import MedianMap
+    from hra.gmm.events_groningen import physical_median_branches
+    from hra.gmm.groningen_v7 import GroningenV7
+
+    gmm = GroningenV7(model_dir)
+    nodes = np.round(np.arange(1.5, 6.55, 0.1), 10)
+    mm = MedianMap.build(gmm.median_weights(nodes), "realisation")
+    for v in range(mm.weights.size):
+        np.testing.assert_array_equal(physical_median_branches(gmm, mm, "realisation", v, nodes), mm.mix[v].argmax(axis=1))
+    mix = MedianMap.build(gmm.median_weights(nodes), "mixture")
+    u = np.random.default_rng(1).random(200_000)
+    for m in (3.0, 4.3, 5.5):
+        k = physical_median_branches(gmm, mix, "mixture", 0, np.full(u.size, m), u)
+        np.testing.assert_allclose(np.bincount(k, minlength=4) / u.size, gmm.median_weights([m])[0], atol=0.004)
+
+
+def _v7_region(tmp, model_dir, seed=5, presence=0.5, years=(2025,)):
+    """One source cell (1 event/yr with M >= 4.5, Mmax 5.5) and 5 FCM-V7 buildings within 3 km,
+    one on a wierde; point source at the cell centre in both engines; presence 0.5 so that the
+    chimney (PGA) term carries most of the strong URM7L building's LPR."""
+    from hra.config import config_from_dict
+
+    typ = ["URM3M_U", "URM3L", "URM4L", "RC1L", "URM7L"]
+    pd.DataFrame([dict(id=f"G{i}", x=234_600.0 + 900 * i, y=572_800.0 + 300 * (i % 2), typology=typ[i], zone=308,
+                       wierde=int(i == 1)) for i in range(5)]).to_csv(tmp / "buildings.csv", index=False)
+    pd.DataFrame([dict(x=235_500.0, y=573_500.0, year=y, rate=1.0) for y in years]).to_csv(tmp / "rates.csv", index=False)
+    return config_from_dict({
+        "run": {"years": list(years), "seed": seed, "realisations": 4, "keep_realisations": True},
+        "source": {"rates": "rates.csv", "m_min": 4.5, "distance_nodes": 64, "max_distance_km": 15.0,
+                   "subcell_radius_km": 0.0, "magnitude": {"b_value": 0.9, "m_max": [{"value": 5.5, "weight": 1.0}]}},
+        "ground_motion": {"model": "groningen-v7", "model_dir": str(model_dir), "rupture": "finite", "quadrature": "fast"},
+        "exposure": {"buildings": "buildings.csv"},
+        "fragility": {"model": "fcm-v7", "presence_inside": presence},
+        "compute": {"progress": False, "workers": 1, "scheduler": "synchronous"},
+        "event_based": {"years_simulated": 60_000, "realisations": 4, "location": "centre", "bootstrap": 0,
+                        "keep_event_table": False},
+    }, base_dir=tmp)
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_groningen_v7_event_based_lpr_matches_integration(tmp_path, model_dir):
+    """GMM V7 + FCM V7 (finite ruptures, epistemic site terms, w(M) median branches per realisation,
+    chimney deaths outside): every building's event-based LPR over 4 logic-tree realisations
+    (60,000 simulated years, ~60,000 events) lies within its 99 % Monte-Carlo interval around the
+    integration engine's mean of the same 4 realisations (hra.run, keep_realisations)."""
+    cfg = _v7_region(tmp_path, model_dir)
+    ds = hra.run(cfg, progress=False, write=False)
+    exact = (ds["lpr_realisations"].values[:, 0, :] * ds["realisation_weight"].values).sum(axis=1)
+    res = compute_event_based(cfg, progress=False)
+    assert res.events.realisations.n == 4 and res.events.n_events == pytest.approx(60_000, rel=0.02)
+    lpr, se = res.lpr[:, 0], res.lpr_se[:, 0]
+    assert np.all(se / lpr < 0.07), se / lpr
+    z = (lpr - exact) / se
+    assert np.all(np.abs(z) < Z99), (lpr, exact, z)
+    assert np.mean(np.abs((lpr - 1.15 * exact) / se) > Z99) >= 0.6  # a 15 % bias would be detected
+    # the chimney term is in: URM7L's LPR is far above what its collapses alone can give (the
+    # simulated rates of CS = k times the largest death probabilities given CS = k)
+    fr = res.prep.fragility
+    t = fr.typologies.index("URM7L")
+    ge = res.acc[4, 0, [ek.S_CS1, ek.S_CS2, ek.S_CS3]]
+    eq = ge - np.append(ge[1:], 0.0)
+    structural = eq @ (0.5 * fr.p_death_inside[t].max(axis=0) + 0.5 * fr.p_death_outside[t].max(axis=0))
+    assert lpr[4] > 5 * structural, (lpr[4], structural)
+
+
+@pytest.mark.models
+def test_groningen_event_based_is_chunk_and_worker_independent(tmp_path, model_dir):
+    cfg = _v7_region(tmp_path, model_dir, presence=0.99)
+    prep = prepare(cfg)
+    opts = dict(n_years_simulated=2000, realisations=4, location="uniform", bootstrap=0, keep_event_table=False)
+    base = compute_event_based(cfg, EventRiskOptions(event_chunk=100_000, **opts), prep=prep, progress=False)
+    assert base.lpr[:, 0].min() > 0
+    small = compute_event_based(cfg, EventRiskOptions(event_chunk=7, **opts), prep=prep, progress=False)
+    np.testing.assert_array_equal(base.event_stats, small.event_stats)
+    np.testing.assert_allclose(base.acc, small.acc, rtol=1e-12, atol=0)
+    cfg2 = cfg.with_updates(compute={"workers": 2, "scheduler": "local"})
+    par = compute_event_based(cfg2, EventRiskOptions(event_chunk=150, **opts), progress=False)
+    np.testing.assert_array_equal(base.event_stats, par.event_stats)
+    np.testing.assert_allclose(base.acc, par.acc, rtol=1e-12, atol=0)

@@ -1,7 +1,8 @@
 """Our GMMs as OpenQuake GSIMs (hra.openquake): medians and sigmas from inside hazardlib equal ours.
 
 Runs where openquake is importable (OpenQuake's own venv with this project installed); skipped
-in the project venv, where openquake is not installed.
+in the project venv, where openquake is not installed. The GMM-V7 tests also need the public model
+tables ($HRA_MODEL_DIR) and skip without them.
 """
 
 from __future__ import annotations
@@ -68,3 +69,81 @@ def test_demo_plugin_reproduces_reference_part(median, sigma):
         np.testing.assert_allclose(res[3, i], phi)
         np.testing.assert_allclose(res[1, i], np.hypot(tau, phi))
     assert from_string("AvgSA").string.startswith("AvgSA")
+
+
+# -- GMM-V7 reference horizon (needs the public model tables) ----------------------------------------
+
+V7_MAGS = np.array([2.0, 3.5, 4.75, 5.5, 6.5])
+V7_DISTS = np.array([3.0, 5.0, 7.0, 12.0, 25.0, 60.0])
+
+
+@pytest.fixture(scope="module")
+def v7():
+    from hra.modeldata import model_dir_or_skip
+    from hra.gmm.groningen_v7 import GroningenV7
+
+    model_dir = model_dir_or_skip()
+    return model_dir, GroningenV7(model_dir)
+
+
+def _oq_v7(gsim, imts):
+    cm = simple_cmaker([gsim], imts, mags=[f"{m:.2f}" for m in V7_MAGS])
+    ctx = cm.new_ctx(V7_MAGS.size * V7_DISTS.size)
+    mm, rr = np.meshgrid(V7_MAGS, V7_DISTS, indexing="ij")
+    ctx.mag = mm.ravel()
+    ctx.rrup = rr.ravel()
+    ctx.rhypo = rr.ravel() + 1.0  # must not be used
+    return cm.get_mean_stds([ctx])[:, 0], mm.ravel(), rr.ravel()
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("median,tau,phi_ss,component", [(0, 0, 0, "geometric_mean"), (1, 1, 0, "geometric_mean"),
+                                                          (3, 2, 1, "arbitrary"), (2, 1, 1, "arbitrary")])
+def test_v7_reference_plugin_reproduces_our_model(v7, median, tau, phi_ss, component):
+    """Medians (ln g, geometric mean, NS_B) and tau / phi / sigma from inside hazardlib equal
+    GroningenV7's, at tabulated periods, between them (log-T interpolation) and for PGA."""
+    model_dir, gmm = v7
+    # tables from $HRA_MODEL_DIR (set where this runs: the fixture skips otherwise); OpenQuake cuts
+    # absolute paths in GSIM arguments down to their basename, so a logic tree cannot carry one
+    gsim = valid.gsim(f'[GroningenHraV7Reference]\ngmm_median = {median}\ngmm_tau = {tau}\ngmm_phi_ss = {phi_ss}\n'
+                      f'component = "{component}"')
+    imts = ["PGA", "SA(0.01)", "SA(0.1)", "SA(0.25)", "SA(0.45)", "SA(0.85)", "SA(1.0)"]
+    periods = [0.01, 0.01, 0.1, 0.25, 0.45, 0.85, 1.0]
+    res, mm, rr = _oq_v7(gsim, imts)
+    branch = {"gmm_median": median, "gmm_tau": tau, "gmm_phi_ss": phi_ss}
+    for i, t in enumerate(periods):
+        np.testing.assert_allclose(res[0, i], gmm.ln_median_sa_g(t, mm, rr, branch), rtol=0, atol=1e-12)
+        sc = gmm.sigma_components(t, mm, rr, branch)
+        np.testing.assert_allclose(res[2, i], sc["tau"], rtol=1e-12)
+        if component == "arbitrary":
+            np.testing.assert_allclose(res[1, i], sc["sigma_arbitrary"], rtol=1e-12)
+            np.testing.assert_allclose(res[3, i], np.hypot(sc["phi_ss"], sc["sigma_c2c"]), rtol=1e-12)
+        else:
+            np.testing.assert_allclose(res[1, i], sc["sigma_gm"], rtol=1e-12)
+            np.testing.assert_allclose(res[3, i], sc["phi_ss"], rtol=1e-12)
+    np.testing.assert_allclose(res[:, 0], res[:, 1])  # PGA = Sa(0.01 s)
+    # independent anchors: tau of the branch (model-spec §3.2) and an interpolated period lies
+    # between its neighbours in ln T
+    assert np.allclose(res[2], {0: 0.2362, 1: 0.3498, 2: 0.484}[tau], atol=5e-4)
+    lo, hi = gmm.ln_median_sa_g(0.2, mm, rr, branch), gmm.ln_median_sa_g(0.3, mm, rr, branch)
+    f = np.log(0.25 / 0.2) / np.log(0.3 / 0.2)
+    np.testing.assert_allclose(res[0, 3], (1 - f) * lo + f * hi, atol=1e-12)
+
+
+@pytest.mark.models
+def test_v7_reference_plugin_registration_and_errors(v7):
+    model_dir, gmm = v7
+    assert registry["GroningenHraV7Reference"] is hoq.GroningenHraV7Reference
+    g = valid.gsim("[GroningenHraV7Reference]\ngmm_median = 3")
+    assert g.branch == {"gmm_median": 3, "gmm_tau": 1, "gmm_phi_ss": 0} and g.component == "geometric_mean"
+    assert hoq.GroningenHraV7Reference(model_dir=str(model_dir)).model_dir == str(model_dir)
+    assert g.REQUIRES_DISTANCES == frozenset({"rrup"})
+    with pytest.raises(ValueError, match="gmm_tau"):
+        hoq.GroningenHraV7Reference(gmm_tau=3, model_dir=str(model_dir))
+    with pytest.raises(ValueError, match="component"):
+        hoq.GroningenHraV7Reference(component="rotd50", model_dir=str(model_dir))
+    with pytest.raises(ValueError, match="0.01 <= T <= 1"):
+        _oq_v7(hoq.GroningenHraV7Reference(model_dir=str(model_dir)), ["SA(2.0)"])
+    # a wrong median branch is a different model: the comparison above could fail
+    other, mm, rr = _oq_v7(hoq.GroningenHraV7Reference(gmm_median=0, model_dir=str(model_dir)), ["PGA"])
+    assert np.abs(other[0, 0] - gmm.ln_median_sa_g(0.01, mm, rr, {"gmm_median": 3})).max() > 0.1

@@ -28,6 +28,11 @@ Usage::
 
 Never part of the test run. Timings depend on the machine load (the shared 2-core machine of this
 project: say so when you report them).
+
+The GMM-V7 GSIM (``GroningenHraV7Reference``, reference horizon) is checked by the sibling script
+:mod:`benchmarks.openquake.v7_gsim`, which runs in OpenQuake's venv (it needs the public model
+tables, ``$HRA_MODEL_DIR``): a hazardlib table of medians and sigmas, and an OpenQuake classical
+calculation with the plug-in whose hazard curves are compared with ours.
 """
 
 from __future__ import annotations

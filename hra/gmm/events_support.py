@@ -24,6 +24,13 @@ provide methods ``event_terms`` / ``site_terms`` with the signatures below, whic
 otherwise an adapter registered in :data:`ADAPTERS` under the model's ``name`` is used.
 Supported: ``"parametric"``, ``"demo"``, ``"dost2004-bommer2013"``.
 
+**Spectral models** (``"groningen-v7"``, ``"groningen-v6"``) do not fit this split: AvgSa is the
+geometric mean of 10 periods with a non-linear, (M, R)-dependent amplification per period, on the
+rupture distance. Their adapter (:class:`SpectralAdapter`, registered in the same
+:data:`ADAPTERS`) builds the static tables of :mod:`hra.gmm.events_groningen`, which simulates the
+10 correlated reference residuals per building, the finite rupture per event and the surface
+spectrum, and returns both IMs of the fragility model (AvgSa and the PGA of the chimney term).
+
 The site response is returned as a **table over ln Y_ref** (:class:`SiteTerms`), which the numba
 kernels interpolate linearly: the engine's kernels never see a model's equations (design.md §3).
 With the default grid step (0.01 in ln Y) the interpolation error of ln AF is below 1e-5.
@@ -146,11 +153,31 @@ def _dost_events(gmm, imt, magnitude, distance_km, branch) -> EventTerms:
     return EventTerms(mu, np.full(m.size, tau), np.full(m.size, phi), gmm.truncation_sigma)
 
 
-#: model name -> (event_terms adapter, site_terms adapter)
-ADAPTERS: dict[str, tuple[Callable, Callable]] = {
+@dataclass(frozen=True)
+class SpectralAdapter:
+    """Adapter of a model simulated period by period: ``factory(gmm, imt, direct_imt, sites,
+    m_range, r_grid, median_branches, sigma_branches, site_term)`` returns the static tables
+    (:class:`hra.gmm.events_groningen.SpectralStatic`) that the event-based risk uses."""
+
+    factory: Callable
+    description: str = ""
+
+
+def _groningen_static(*args, **kwargs):
+    from hra.gmm.events_groningen import spectral_static
+
+    return spectral_static(*args, **kwargs)
+
+
+_GRONINGEN = SpectralAdapter(_groningen_static, "10 correlated periods, non-linear AF per period, finite rupture per event")
+
+#: model name -> (event_terms adapter, site_terms adapter), or a :class:`SpectralAdapter`
+ADAPTERS: dict[str, tuple[Callable, Callable] | SpectralAdapter] = {
     "parametric": (_parametric_events, _identity_site),
     "demo": (_demo_events, _demo_site),
     "dost2004-bommer2013": (_dost_events, _identity_site),
+    "groningen-v7": _GRONINGEN,
+    "groningen-v6": _GRONINGEN,
 }
 
 
@@ -159,9 +186,27 @@ def supports_events(gmm: GroundMotionModel) -> bool:
     return hasattr(gmm, "event_terms") or getattr(gmm, "name", None) in ADAPTERS
 
 
+def is_spectral(gmm: GroundMotionModel) -> bool:
+    """True if ``gmm`` is simulated period by period (a :class:`SpectralAdapter` is registered)."""
+    return isinstance(ADAPTERS.get(getattr(gmm, "name", None)), SpectralAdapter)
+
+
+def spectral_static(gmm: GroundMotionModel, *args, **kwargs):
+    """Static tables of a spectral model's event simulation (see :class:`SpectralAdapter`)."""
+    ad = ADAPTERS.get(getattr(gmm, "name", None))
+    if not isinstance(ad, SpectralAdapter):
+        raise NotImplementedError(f"ground-motion model {getattr(gmm, 'name', gmm)!r} has no spectral event adapter")
+    return ad.factory(gmm, *args, **kwargs)
+
+
 def _adapter(gmm: GroundMotionModel) -> tuple[Callable, Callable]:
-    if getattr(gmm, "name", None) in ADAPTERS:
-        return ADAPTERS[gmm.name]
+    ad = ADAPTERS.get(getattr(gmm, "name", None))
+    if isinstance(ad, SpectralAdapter):
+        raise NotImplementedError(
+            f"ground-motion model {gmm.name!r} is simulated period by period ({ad.description}); it has no single-IM "
+            "event_terms/site_terms split: use spectral_static (hra.gmm.events_groningen)")
+    if ad is not None:
+        return ad
     raise NotImplementedError(
         f"ground-motion model {getattr(gmm, 'name', gmm)!r} does not expose the between-/within-event split and "
         "site terms that event-based simulation needs; give the model methods event_terms/site_terms or register "
