@@ -89,33 +89,10 @@ def collect_nodes(ex, ey, depth_km, r_cut_km, bx, by, gi, gj, cell_start, cell_o
     ``mark`` (nwx * nwy,) int8 zeros, window-relative node ``li + lj * nwx`` with
     ``nwx = ci1 - ci0 + 1``; ``nodes`` (nwx * nwy,) receives the needed node indices (ascending
     after the caller sorts ``nodes[:n_nodes]``). Returns (buildings within r_cut, n_nodes).
+    :func:`collect_buildings` without storing the buildings.
     """
-    nwx = ci1 - ci0 + 1
-    r_cut2 = r_cut_km * r_cut_km
-    d2_0 = depth_km * depth_km
-    n_aff = 0
-    for cj in range(cj0, cj1):
-        for ci in range(ci0, ci1):
-            c = ci + cj * ncx
-            for q in range(cell_start[c], cell_start[c + 1]):
-                b = cell_order[q]
-                dx = (bx[b] - ex) * 1e-3
-                dy = (by[b] - ey) * 1e-3
-                if dx * dx + dy * dy + d2_0 > r_cut2:
-                    continue
-                n_aff += 1
-                li = gi[b] - ci0
-                lj = gj[b] - cj0
-                mark[li + lj * nwx] = 1
-                mark[li + 1 + lj * nwx] = 1
-                mark[li + (lj + 1) * nwx] = 1
-                mark[li + 1 + (lj + 1) * nwx] = 1
-    n = 0
-    for i in range(mark.shape[0]):
-        if mark[i]:
-            nodes[n] = i
-            n += 1
-    return n_aff, n
+    return collect_buildings(ex, ey, depth_km, r_cut_km, bx, by, gi, gj, cell_start, cell_order, ncx, ci0, ci1,
+                             cj0, cj1, mark, nodes, np.empty(0, dtype=np.int64))
 
 
 @jit
@@ -414,7 +391,9 @@ def window_count(sat, ci0, ci1, cj0, cj1):
 def collect_buildings(ex, ey, depth_km, r_cut_km, bx, by, gi, gj, cell_start, cell_order, ncx, ci0, ci1, cj0, cj1,
                       mark, nodes, bidx):
     """Buildings within hypocentral distance ``r_cut_km`` of an event (into ``bidx``, in window-cell
-    order) and the field nodes they need (as :func:`collect_nodes`). Returns (n_buildings, n_nodes)."""
+    order; not stored if ``bidx`` is empty) and the field nodes they need (as :func:`collect_nodes`).
+    Returns (n_buildings, n_nodes)."""
+    store = bidx.shape[0] > 0
     nwx = ci1 - ci0 + 1
     r_cut2 = r_cut_km * r_cut_km
     d2_0 = depth_km * depth_km
@@ -428,7 +407,8 @@ def collect_buildings(ex, ey, depth_km, r_cut_km, bx, by, gi, gj, cell_start, ce
                 dy = (by[b] - ey) * 1e-3
                 if dx * dx + dy * dy + d2_0 > r_cut2:
                     continue
-                bidx[n_aff] = b
+                if store:
+                    bidx[n_aff] = b
                 n_aff += 1
                 li = gi[b] - ci0
                 lj = gj[b] - cj0

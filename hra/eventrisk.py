@@ -516,6 +516,20 @@ def cutoff_distances(st: EventStatic, ln_med: np.ndarray, tau: np.ndarray, phi: 
     return np.where(any_ok, np.minimum(r, st.r_max_km), 0.0)
 
 
+def _chunk_setup(chunk: dict, st: EventStatic):
+    """The realisation's branches, the chunk's magnitudes, an empty event table and the event keys."""
+    r = chunk["realisation"]
+    combo = int(st.real_gmm_combo[r])
+    branch = st.gmm_branches[combo]
+    mags = np.asarray(chunk["magnitude"], float)
+    n_e = mags.size
+    ev_out = np.zeros((n_e, ek.N_EVENT_STATS))
+    ev_out[:, ek.E_MAX_LN_IM] = -np.inf
+    base = _gmf_base_key(chunk["seed"], chunk["year"], r)
+    keys = np.array([ek.event_key(base, int(i)) for i in chunk["row"]], dtype=np.uint64)
+    return r, combo, int(st.real_frag[r]), int(st.real_cons[r]), branch, mags, n_e, ev_out, keys
+
+
 def run_chunk(chunk: dict, st: EventStatic, acc: np.ndarray | None = None) -> dict:
     """Process one chunk of events; accumulates per-building statistics into ``acc`` (b, y, N_STATS)."""
     n_b = st.bx.size
@@ -523,19 +537,9 @@ def run_chunk(chunk: dict, st: EventStatic, acc: np.ndarray | None = None) -> di
         acc = np.zeros((n_b, st.n_years, ek.N_STATS))
     if st.spectral is not None:
         return _run_chunk_spectral(chunk, st, acc)
-    r = chunk["realisation"]
-    combo = int(st.real_gmm_combo[r])
-    f = int(st.real_frag[r])
-    c = int(st.real_cons[r])
-    branch = st.gmm_branches[combo]
-    mags = chunk["magnitude"]
-    n_e = mags.size
-    ev_out = np.zeros((n_e, ek.N_EVENT_STATS))
-    ev_out[:, ek.E_MAX_LN_IM] = -np.inf
+    r, combo, f, c, branch, mags, n_e, ev_out, keys = _chunk_setup(chunk, st)
     if n_e == 0:
         return {"acc": acc, "events": ev_out, "start": chunk["start"]}
-    base = _gmf_base_key(chunk["seed"], chunk["year"], r)
-    keys = np.array([ek.event_key(base, int(i)) for i in chunk["row"]], dtype=np.uint64)
     terms = es.event_terms(st.gmm, st.imt, mags, st.r_grid, branch)
     tau = np.broadcast_to(np.asarray(terms.tau, float), (n_e,))
     phi = np.broadcast_to(np.asarray(terms.phi, float), (n_e,))
@@ -603,19 +607,9 @@ def _run_chunk_spectral(chunk: dict, st: EventStatic, acc: np.ndarray) -> dict:
 
     sp = st.spectral
     n_b = st.bx.size
-    r = chunk["realisation"]
-    combo = int(st.real_gmm_combo[r])
-    f = int(st.real_frag[r])
-    c = int(st.real_cons[r])
-    branch = st.gmm_branches[combo]
-    mags = np.asarray(chunk["magnitude"], float)
-    n_e = mags.size
-    ev_out = np.zeros((n_e, ek.N_EVENT_STATS))
-    ev_out[:, ek.E_MAX_LN_IM] = -np.inf
+    r, combo, f, c, branch, mags, n_e, ev_out, keys = _chunk_setup(chunk, st)
     if n_e == 0:
         return {"acc": acc, "events": ev_out, "start": chunk["start"]}
-    base = _gmf_base_key(chunk["seed"], chunk["year"], r)
-    keys = np.array([ek.event_key(base, int(i)) for i in chunk["row"]], dtype=np.uint64)
     u = None
     if st.median_map is not None and st.median_mode == "mixture":
         u = np.empty(n_e)

@@ -134,6 +134,27 @@ def f1_linear(kind, c, m, lnr):
 
 
 @jit
+def rupture_distance2(along, normal, r_e, d2, rup_mode, rup_len, rup_plus, az_sin, az_cos, ekey, bkey):
+    """Squared rupture distance [km^2] of a site at epicentral offset (``along``, ``normal``) from
+    the strike line (epicentral distance ``r_e``; ``d2`` = depth^2): ``rup_mode`` 0 point
+    (R_hyp), 1 a line reaching ``rup_plus`` along +strike and ``rup_len - rup_plus`` along -strike,
+    2 a fixed relative azimuth with a uniform offset per (event, building) (counter
+    ``OFFSET_UCOUNTER``)."""
+    if rup_mode == 0:
+        return r_e * r_e + d2
+    if rup_mode == 1:
+        if along >= 0.0:
+            par = max(along - rup_plus, 0.0)
+        else:
+            par = max(-along - (rup_len - rup_plus), 0.0)
+        return normal * normal + par * par + d2
+    off = rup_len * ek.counter_uniform(ekey, bkey, OFFSET_UCOUNTER)
+    par = max(r_e * az_cos - off, 0.0)
+    nrm = r_e * az_sin
+    return nrm * nrm + par * par + d2
+
+
+@jit
 def _semidef_cholesky(a, out):
     """Lower Cholesky factor of a positive semi-definite matrix (zero columns at null pivots)."""
     n = a.shape[0]
@@ -280,22 +301,8 @@ def event_ims(ex, ey, depth_km, mag, ekey, r_cut_km, r_max_km, rup_mode, rup_len
         out_im2[i] = -np.inf
         if re2 + d2 > r_max_km * r_max_km:
             continue
-        if rup_mode == 0:
-            rr2 = re2 + d2
-        elif rup_mode == 1:
-            along = dx * rup_cos + dy * rup_sin
-            normal = dx * rup_sin - dy * rup_cos
-            if along >= 0.0:
-                par = max(along - rup_plus, 0.0)
-            else:
-                par = max(-along - (rup_len - rup_plus), 0.0)
-            rr2 = normal * normal + par * par + d2
-        else:
-            r_e = math.sqrt(re2)
-            off = rup_len * ek.counter_uniform(ekey, bkey[b], OFFSET_UCOUNTER)
-            par = max(r_e * az_cos - off, 0.0)
-            nrm = r_e * az_sin
-            rr2 = nrm * nrm + par * par + d2
+        rr2 = rupture_distance2(dx * rup_cos + dy * rup_sin, dx * rup_sin - dy * rup_cos, math.sqrt(re2), d2,
+                                rup_mode, rup_len, rup_plus, az_sin, az_cos, ekey, bkey[b])
         if rr2 > r_cut_km * r_cut_km:
             continue
         lnr = 0.5 * math.log(rr2)
@@ -335,21 +342,8 @@ def marginal_draws(keys, r_e_km, depth_km, mag, rups, rup_mode, az_sin, az_cos, 
     for e in range(keys.shape[0]):
         key = keys[e]
         bkey = ek.splitmix64(key)
-        if rup_mode == 0:
-            rr2 = r_e_km * r_e_km + d2
-        elif rup_mode == 1:
-            along = r_e_km * rups[e, 1]
-            normal = r_e_km * rups[e, 2]
-            if along >= 0.0:
-                par = max(along - rups[e, 3], 0.0)
-            else:
-                par = max(-along - (rups[e, 0] - rups[e, 3]), 0.0)
-            rr2 = normal * normal + par * par + d2
-        else:
-            off = rups[e, 0] * ek.counter_uniform(key, bkey, OFFSET_UCOUNTER)
-            par = max(r_e_km * az_cos - off, 0.0)
-            nrm = r_e_km * az_sin
-            rr2 = nrm * nrm + par * par + d2
+        rr2 = rupture_distance2(r_e_km * rups[e, 1], r_e_km * rups[e, 2], r_e_km, d2, rup_mode, rups[e, 0],
+                                rups[e, 3], az_sin, az_cos, key, bkey)
         g = ek.counter_normal(key, bkey, 0)
         pair_spectrum(mag, 0.5 * math.log(rr2), im0, fm, ln_r0, dln, med_tab, c2c_tab, tau, phi, corr, a, bvec[e], g,
                       key, bkey, kind, f1c, f2, inv_f3, lnlo, lnhi, s1, sslope, lnxl, smin, smax, wierde, aleatory, eps,
