@@ -1,6 +1,6 @@
 """Event-based benchmark: the demo region, N buildings x T simulated years, wall time and memory.
 
-Runs :func:`hra.eventrisk.compute_event_based` on the embedded demo region (demo GMM with zone
+Runs :func:`hra.eventbased.risk.compute_event_based` on the embedded demo region (demo GMM with zone
 amplification, demo fragility, ``population_inside`` occupancy) for one calendar year (default
 2025) and one logic-tree realisation (default: a Monte-Carlo draw, the integration engine's
 stream), with the default correlated within-event fields (range 8.5 km, 500 m grid), site terms
@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     import hra
-    from hra import eventkernels as ek
-    from hra.engine import prepare
-    from hra.eventrisk import EventRiskOptions, compute_event_based, event_based_dataset
+    from hra.eventbased import kernels as ek
+    from hra.chain import prepare
+    from hra.eventbased.risk import EventRiskOptions, compute_event_based, event_based_dataset
 
     real = a.realisations if a.realisations == "all" else int(a.realisations)
     directory = a.dir or Path(f"/tmp/hra-eb-bench-{a.buildings}")

@@ -8,7 +8,7 @@ uncertainty, wierden; 7 years (2025-2031), mean plus P50/P90 from ``--realisatio
 realisations (1,000 as the demo). Target: 250,000 buildings in <= 10 min and <= 8 GB on 2 cores.
 
 For each number of buildings (``--buildings``) and each number of dask workers (``--workers``) a
-fresh Python process runs the engine (:func:`hra.engine.compute`) and reports:
+fresh Python process runs the engine (:func:`hra.integration.engine.compute`) and reports:
 
 * ``prepare`` (inputs), ``tables`` (the per-site GMM x FCM tables: independent of the number of
   buildings, dominated by the V7 ground-motion mixtures), ``buildings`` (the per-building pass)
@@ -21,8 +21,8 @@ fresh Python process runs the engine (:func:`hra.engine.compute`) and reports:
 exposure with 4 buildings at the representative point of every V6 zone polygon (zones from the
 zonation, as for any exposure without a zone column), carrying the 35 classes through
 ``system_i`` / ``s_probability_i`` (10 + 10 + 10 + 5 candidates), then
-:func:`hra.engine.prepare`, :func:`~hra.engine.select_realisations` and
-:func:`~hra.engine.build_tables` on an :class:`~hra.engine.Executor` of ``--workers`` processes.
+:func:`hra.chain.prepare`, :func:`~hra.integration.engine.select_realisations` and
+:func:`~hra.integration.engine.build_tables` on an :class:`~hra.core.executor.Executor` of ``--workers`` processes.
 ``--max-zones N`` keeps the first N zones (a check of the script; per-site time x 160 / workers
 then estimates the full figure).
 
@@ -127,7 +127,7 @@ class _Cluster:
 
 def run_case(n: int, workers: int, opts: dict, inputs: str) -> dict:
     """One region case (in this fresh process): the whole engine run."""
-    from hra.engine import compute
+    from hra.integration.engine import compute
 
     cfg = _config(n, opts, inputs)
     with _Cluster(workers) as cl:
@@ -168,8 +168,8 @@ def all_zones_exposure(zonation: Path, valid_zones, max_zones: int | None = None
     import shapely
 
     from hra.demo.groningen import V7_TYPOLOGIES
-    from hra.edb import read_zones_v6
-    from hra.exposure import MAX_CANDIDATES
+    from hra.inputs.edb import read_zones_v6
+    from hra.inputs.exposure import MAX_CANDIDATES
 
     ids, polys = read_zones_v6(zonation)
     keep = np.isin(ids, np.asarray(list(valid_zones), dtype=np.int64))
@@ -198,10 +198,12 @@ def run_all_zones(workers: int, opts: dict, inputs: str) -> dict:
     import numpy as np
 
     from hra.api import demo_model_dir
-    from hra.engine import Executor, build_tables, prepare, select_realisations
-    from hra.exposure import write_exposure
+    from hra.core.executor import Executor
+    from hra.integration.engine import build_tables, select_realisations
+    from hra.chain import prepare
+    from hra.inputs.exposure import write_exposure
     from hra.gmm.registry import load_gmm
-    from hra.modeldata import zonation_file
+    from hra.inputs.modeldata import zonation_file
 
     model_dir = demo_model_dir("groningen-v7", opts["model_dir"])
     valid = load_gmm("groningen-v7", model_dir).zones

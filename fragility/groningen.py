@@ -8,7 +8,7 @@ Crowley, H., Pinho, R., van Elk, J. & Uilenreef, J. (2019). *Probabilistic damag
 buildings due to induced seismicity.* Bull. Earthquake Eng. 17, 4495-4516,
 doi:10.1007/s10518-018-0462-1; and the v6 FCM report (2019) (FCM-V6; tables 2019-02-15).
 FCM-TNO2020: TNO's conversion of V6/V7 (``TNO2020/conversie_v3.yaml``, TNO 2021).
-Tables: TNO SHRA-Groningen-hazard-risk-models (EUPL-1.2), read at run time (:mod:`hra.modeldata`).
+Tables: TNO SHRA-Groningen-hazard-risk-models (EUPL-1.2), read at run time (:mod:`hra.inputs.modeldata`).
 Equations restated from ``shared/model-spec.md`` §4.
 
 Fragility (per structural system t, fragility branch f, limit state s)
@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtr
 
-from hra import modeldata as md
+from hra.inputs import modeldata as md
 
 FRAGILITY_BRANCHES = ("Lower", "Middle", "Upper")
 FRAGILITY_WEIGHTS = (0.17, 0.66, 0.17)
@@ -197,7 +197,7 @@ class GroningenFCM:
         (P_out + P_chimney) as the chain assembles it (model-spec §4.4).
         """
         from fragility.lognormal import FragilityModel
-        from hra.logictree import Node
+        from hra.core.logictree import Node
 
         fnode = Node("fragility", tuple(self.fragility_branches), tuple(float(w) for w in self.fragility_weights))
         cnode = Node("consequence", tuple(self.consequence_branches), tuple(float(w) for w in self.consequence_weights))
@@ -328,7 +328,7 @@ def assemble_fcm(name: str, reference: str, typologies, frag: dict[str, dict[str
 def convert_tno2020(v6: md.FCMTables, v7: md.FCMTables, rules: dict[str, dict]) -> tuple[list[str], dict, dict]:
     """FCM-TNO2020 per-branch tables from V6/V7 and the conversion rules (module docstring).
 
-    Returns ``(typologies, fragility, fatality)`` in the layout of :class:`hra.modeldata.FCMTables`
+    Returns ``(typologies, fragility, fatality)`` in the layout of :class:`hra.inputs.modeldata.FCMTables`
     (branch -> column -> array over typologies). Classes follow the V7 table order.
     """
     order = [t for t in v7.classes if t in rules] + sorted(t for t in rules if t not in v7.classes)

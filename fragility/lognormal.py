@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from hra.logictree import LogicTree, Node
+from hra.core.logictree import LogicTree, Node
 
 STATES = ("CS1", "CS2", "CS3")
 

@@ -22,11 +22,11 @@ def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no da
 
         return getattr(api, name)
     if name == "conditional_risk":
-        from hra.inspect import conditional_risk
+        from hra.integration.conditional import conditional_risk
 
         return conditional_risk
     if name == "hazard_curves":
-        from hra.hazard import hazard_curves
+        from hra.integration.hazard import hazard_curves
 
         return hazard_curves
     if name == "__version__":

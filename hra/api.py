@@ -23,7 +23,7 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     result fails at once, and nothing is half-written.
     """
     from hra import outputs
-    from hra.engine import compute
+    from hra.integration.engine import compute
 
     out_path = cfg.resolve(cfg.output.path)
     csv_path = cfg.resolve(cfg.output.csv)
@@ -70,10 +70,10 @@ DEMO_MODELS = ("demo", "groningen-v7", "groningen-v6")
 def demo_model_dir(model: str, model_dir: str | os.PathLike | None = None) -> Path:
     """The model-table folder a Groningen demo needs: ``model_dir``, else ``$HRA_MODEL_DIR``.
 
-    Raises :class:`hra.modeldata.ModelDataError` (a ``ValueError``) naming ``HRA_MODEL_DIR``,
+    Raises :class:`hra.inputs.modeldata.ModelDataError` (a ``ValueError``) naming ``HRA_MODEL_DIR``,
     ``--model-dir`` and ``hra models fetch`` when neither is set, or when the folder lacks the tables.
     """
-    from hra import modeldata as md
+    from hra.inputs import modeldata as md
 
     version = {"groningen-v7": "V7", "groningen-v6": "V6"}[model]
     if model_dir is None and not os.environ.get(md.ENV_MODEL_DIR, "").strip():
@@ -111,7 +111,7 @@ def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.Pa
     buildings with real V6 site-response zones, FCM V7 classes with typology uncertainty and
     wierden (:mod:`hra.demo.groningen`; no fragility CSV). The model tables come from
     ``model_dir`` (then written into ``run.toml``) or ``$HRA_MODEL_DIR``; without either a
-    :class:`hra.modeldata.ModelDataError` says how to get them.
+    :class:`hra.inputs.modeldata.ModelDataError` says how to get them.
     """
     import tomli_w
 
@@ -173,7 +173,7 @@ def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | N
     """
     import pandas as pd
 
-    from hra.engine import make_gmm
+    from hra.chain import make_gmm
 
     imt = make_gmm(cfg).imts[0]
     if getattr(fragility, "imt", imt) != imt:

@@ -6,6 +6,8 @@ Commands (exit codes: 0 ok, 2 input/config error, 1 runtime error)::
                                  [--catalogue FILE] [--hra-config FILE] [--no-report]
     npr9998 batch BUILDINGS.csv  [--out DIR] [same options] [--keep-going]
     npr9998 tables [FILE]        # validate and summarise an NPR 9998 table file
+    npr9998 site-spectrum HRA_CONFIG.toml --sites SITES.csv [--return-periods 475,2475] [--csv OUT]
+                                 # the NPR spectrum (a_g;S, p, T_B, T_C, T_D) fitted to the HRA's hazard
 
 The command line only parses, calls the Python API (:mod:`npr9998.assess`,
 :mod:`npr9998.report`) and prints; the risk verdict is made only when ``--hra-config`` is given.
@@ -212,6 +214,40 @@ def tables_cmd(file: Optional[Path] = typer.Argument(None, help="Table file to c
     _out.print(ts)
     if t.provisional:
         _err.print("[bold yellow]these are PROVISIONAL stand-in tables, not NPR 9998 values.[/]")
+
+
+@app.command("site-spectrum")
+def site_spectrum_cmd(
+    hra_config: Path = typer.Argument(..., exists=True, dir_okay=False, help="HRA run configuration (TOML): source and ground-motion model."),
+    sites: Path = typer.Option(..., "--sites", exists=True, dir_okay=False, help="CSV with id, x, y [m, RD New] (optional zone)."),
+    return_periods: str = typer.Option("475,2475", "--return-periods", help="Return periods [yr], comma-separated."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the table to this CSV file."),
+) -> None:
+    """Hazard at sites with the HRA model and the NPR 9998 elastic spectrum fitted to its uniform hazard spectrum."""
+    import pandas as pd
+
+    import hra
+    from npr9998.site_spectrum import site_spectra
+
+    try:
+        cfg = hra.load_config(hra_config)
+        rps = [float(x) for x in return_periods.split(",") if x.strip()]
+        df = site_spectra(cfg, pd.read_csv(sites, encoding="utf-8-sig"), rps)
+    except (ValueError, OSError, KeyError) as exc:
+        _err.print(f"[bold red]input error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2)
+    tab = Table(title="NPR 9998 elastic spectrum fitted to the uniform hazard spectrum (mean curve) [g, s]")
+    cols = [("site", "site", "{}"), ("return_period_yr", "T_R [yr]", "{:g}"), ("pga_g", "PGA [g]", "{:.3f}"),
+            ("ag_s_g", "a_g;S [g]", "{:.3f}"), ("p", "p", "{:.2f}"), ("t_b", "T_B [s]", "{:.2f}"),
+            ("t_c", "T_C [s]", "{:.2f}"), ("t_d", "T_D [s]", "{:.2f}")]
+    for _, title, _ in cols:
+        tab.add_column(title)
+    for _, row in df.iterrows():
+        tab.add_row(*["-" if isinstance(row[k], float) and row[k] != row[k] else fmt.format(row[k]) for k, _, fmt in cols])
+    _out.print(tab)
+    if csv is not None:
+        df.to_csv(csv, index=False)
+        _out.print(f"wrote {csv}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""The `hra` command line (hra/cli.py): commands, overrides, exit codes, atomic outputs.
+"""The `hra` command line (hra/cli/main.py): commands, overrides, exit codes, atomic outputs.
 
 A tiny parametric region (one site, a handful of buildings) keeps every run below a second; one
 test runs `hra demo` end to end on a small demo region (the README's first command).
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import make_config  # noqa: E402
 
 import hra  # noqa: E402
-from hra import cli  # noqa: E402
+from hra.cli import summary  # noqa: E402
 from hra.cli import app  # noqa: E402
 
 SECTIONS = ("run", "source", "ground_motion", "exposure", "fragility", "output", "compute")
@@ -283,7 +283,7 @@ def test_category_counts_by_hand():
     p90 = np.array([[3e-5, 2e-5], [2e-5, 8e-6], [3e-6, 4e-5], [1e-6, 1e-6]])
     ds = xr.Dataset({"lpr_mean": (("building", "year"), mean), "lpr_p90": (("building", "year"), p90)},
                     coords={"year": [2025, 2026]})
-    rows = cli.category_counts(ds)
+    rows = summary.category_counts(ds)
     assert [r["year"] for r in rows] == ["2025", "2026", "any year"]
     assert [(r["mean"], r["p90_only"], r["neither"]) for r in rows] == [(1, 1, 2), (1, 1, 2), (2, 1, 1)]
     assert all(r["mean"] + r["p90_only"] + r["neither"] == 4 for r in rows)
@@ -297,7 +297,7 @@ def test_help_lists_commands():
     groups = {g.name for g in app.registered_groups}
     assert "config" in groups
     try:
-        import hra.profiles_cli  # noqa: F401
+        import hra.cli.profiles  # noqa: F401
     except ImportError:  # mounted only once it exists
         return
     assert "profiles" in groups

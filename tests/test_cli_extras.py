@@ -28,7 +28,7 @@ def _write_toml(cfg, path):
 
 
 def test_models_check_detects_tampering(tmp_path):
-    from hra.modeldata import model_dir_or_skip
+    from hra.inputs.modeldata import model_dir_or_skip
 
     src = model_dir_or_skip()
     ok = runner.invoke(app, ["models", "check", str(src), "--versions", "V7"])

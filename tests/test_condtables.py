@@ -1,11 +1,11 @@
-"""The grid path of the conditional tables (hra.condtables) against closed forms."""
+"""The grid path of the conditional tables (hra.integration.condtables) against closed forms."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import ndtr
 
-from hra import condtables, kernels
+from hra.integration import condtables, kernels
 from hra.gmm.base import GaussianMixture
 
 

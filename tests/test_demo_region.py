@@ -9,7 +9,7 @@ import shapely
 
 from hra.demo.exposure import DEMO_TYPOLOGIES, synthetic_exposure
 from hra.demo.region import field_outline, region_bounds, towns, zones
-from hra.exposure import RD_X_RANGE_M, RD_Y_RANGE_M, exposure_arrays, read_exposure, validate_exposure, write_exposure
+from hra.inputs.exposure import RD_X_RANGE_M, RD_Y_RANGE_M, exposure_arrays, read_exposure, validate_exposure, write_exposure
 
 MUNICIPALITIES = {"Groningen", "Eemsdelta", "Midden-Groningen", "Het Hogeland", "Oldambt"}
 

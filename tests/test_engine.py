@@ -10,10 +10,11 @@ from scipy.integrate import quad
 from scipy.stats import norm
 
 import hra
-from hra import kernels
-from hra.engine import compute
-from hra.logictree import weighted_quantile
-from hra.source import magnitude_bins, truncated_gr_cdf, truncated_gr_pdf
+from hra.core import random
+from hra.integration import kernels
+from hra.integration.engine import compute
+from hra.core.logictree import weighted_quantile
+from hra.inputs.source import magnitude_bins, truncated_gr_cdf, truncated_gr_pdf
 from tests.helpers import PARAMETRIC, make_config
 
 CURVES = {"URM": ((0.15, 0.3, 0.6), 0.5, (0.01, 0.1, 0.3))}
@@ -97,7 +98,7 @@ def test_total_rate_conserved_end_to_end(tmp_path):
 
 def test_demo_quadrature_converges():
     """Doubling the Gauss-Hermite points of the demo GMM (20 -> 40) changes the death tables by < 0.1 %."""
-    from hra.engine import _phys_death
+    from hra.integration.engine import _phys_death
     from hra.gmm.demo import DemoGMM
     from fragility.demo import CONSEQUENCE, demo_fragility_table
     from fragility.lognormal import read_fragility_csv
@@ -259,10 +260,10 @@ def test_p_exceed_non_increasing_in_state(mean, sd, medians, beta):
 
 def test_counter_uniform_is_uniform_and_keyed():
     key = np.uint64(12345)
-    u = np.array([kernels.counter_uniform(key, np.uint64(99), i) for i in range(20000)])
+    u = np.array([random.counter_uniform(key, np.uint64(99), i) for i in range(20000)])
     assert 0.0 <= u.min() and u.max() < 1.0
     assert abs(u.mean() - 0.5) < 0.01
-    v = np.array([kernels.counter_uniform(key, np.uint64(100), i) for i in range(20000)])
+    v = np.array([random.counter_uniform(key, np.uint64(100), i) for i in range(20000)])
     assert abs(np.corrcoef(u, v)[0, 1]) < 0.03
 
 

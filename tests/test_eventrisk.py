@@ -15,13 +15,14 @@ import pytest
 from scipy import stats
 
 import hra
-from hra import eventkernels as ek
-from hra.engine import compute, prepare
-from hra.events import fixed_realisation
-from hra.eventrisk import (EventRiskOptions, compute_event_based, event_based_dataset, fn_bootstrap, fn_curve,
+from hra.eventbased import kernels as ek
+from hra.integration.engine import compute
+from hra.chain import prepare
+from hra.eventbased.catalogue import fixed_realisation
+from hra.eventbased.risk import (EventRiskOptions, compute_event_based, event_based_dataset, fn_bootstrap, fn_curve,
                            _occupancy)
-from hra.gmf import BuildingGrid, FieldGrid, exponential_correlation
-from hra.gmm import events_support as es
+from hra.eventbased.gmf import BuildingGrid, FieldGrid, exponential_correlation
+from hra.eventbased import adapters as es
 from tests.helpers import make_config
 
 CELL = (250_000.0, 590_000.0)
@@ -303,7 +304,7 @@ def test_event_based_section_runs_and_overrides(tmp_path):
 
 
 def hra_events(cfg):
-    from hra.eventrisk import run_event_based
+    from hra.eventbased.risk import run_event_based
 
     return run_event_based(cfg, progress=False)
 
@@ -358,7 +359,7 @@ def test_events_command_reads_the_section(tmp_path):
 
 @pytest.fixture(scope="module")
 def model_dir():
-    from hra.modeldata import model_dir_or_skip
+    from hra.inputs.modeldata import model_dir_or_skip
 
     return model_dir_or_skip()
 
@@ -368,7 +369,7 @@ def model_dir():
 def test_groningen_event_kernel_af_equals_the_model(model_dir, version):
     """The kernel's restatement of the linear AF (f1) plus the non-linear, clipped term gives the
     model's own ln AF (GroningenV7/V6.ln_af) at random zones, periods, M, R and reference motions."""
-    from hra.gmm.events_groningen import f1_linear, site_arrays
+    from hra.eventbased.groningen import f1_linear, site_arrays
     from hra.gmm.registry import load_gmm
 
     gmm = load_gmm(version, model_dir)
@@ -393,7 +394,7 @@ def _brute_force_spectrum(gmm, imt, m, r_hyp, zone, branch, wierde, n, rng):
     """Independent draws from the model's definition, with its public functions: R_rup by the
     rupture sampler, 10 reference residuals with covariance sigma_p sigma_q rho_pq, surface by
     GroningenV7.surface_ln_sa_g; returns ln IM and ln Sa(0.01 s)."""
-    from hra.rupture import sample_rrup
+    from hra.gmm.rupture import sample_rrup
 
     per = np.asarray(gmm.avgsa_periods)
     rr = sample_rrup(m, r_hyp, n, rng) if gmm.rupture == "finite" else np.full(n, r_hyp)
@@ -425,7 +426,7 @@ def test_groningen_event_simulation_reproduces_the_model(model_dir, version, rup
     engine's mixture (GroningenV7.ln_im_mixture)."""
     from scipy.special import ndtr
 
-    from hra.gmm.events_groningen import simulate_marginal
+    from hra.eventbased.groningen import simulate_marginal
     from hra.gmm.registry import load_gmm
 
     gmm = load_gmm(version, model_dir, rupture=rupture)
@@ -454,8 +455,8 @@ def test_groningen_event_simulation_reproduces_the_model(model_dir, version, rup
 def test_median_branch_per_event_follows_the_engine(model_dir):
     """Realisation mode: at the magnitude nodes every virtual branch picks the engine's physical
     median branch (MedianMap.mix); mixture mode: per-event draws have the w(M) frequencies."""
-    from hra.engine import MedianMap
-    from hra.gmm.events_groningen import physical_median_branches
+    from hra.chain import MedianMap
+    from hra.eventbased.groningen import physical_median_branches
     from hra.gmm.groningen_v7 import GroningenV7
 
     gmm = GroningenV7(model_dir)

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from hra.engine import prepare
-from hra.events import (EVENT_COLUMNS, EventSetError, event_set_for, fixed_realisation, simulate_catalogue,
+from hra.chain import prepare
+from hra.eventbased.catalogue import (EVENT_COLUMNS, EventSetError, event_set_for, fixed_realisation, simulate_catalogue,
                         truncated_gr_sample)
-from hra.source import truncated_gr_cdf
+from hra.inputs.source import truncated_gr_cdf
 from tests.helpers import make_config
 
 CELL = (250_000.0, 590_000.0)

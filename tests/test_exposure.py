@@ -1,4 +1,4 @@
-"""Tests of hra.exposure: reading, validation messages, normalisation, engine arrays, keys.
+"""Tests of hra.inputs.exposure: reading, validation messages, normalisation, engine arrays, keys.
 
 Row numbers in CSV messages follow spreadsheet numbering (header = row 1, first building = row 2);
 in DataFrames and Parquet files records are counted from 1.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hra.exposure import (
+from hra.inputs.exposure import (
     ExposureError,
     building_keys,
     exposure_arrays,

@@ -7,8 +7,9 @@ import pytest
 from scipy.integrate import quad
 from scipy.stats import norm
 
-from hra.hazard import fit_npr_spectrum, hazard_curves, spectral_periods, uniform_hazard_spectrum
-from hra.source import truncated_gr_pdf
+from hra.integration.hazard import hazard_curves, spectral_periods, uniform_hazard_spectrum
+from npr9998.site_spectrum import fit_npr_spectrum
+from hra.inputs.source import truncated_gr_pdf
 from tests.helpers import PARAMETRIC, make_config
 
 CELL = (250_000.0, 590_000.0)

@@ -79,7 +79,7 @@ V7_DISTS = np.array([3.0, 5.0, 7.0, 12.0, 25.0, 60.0])
 
 @pytest.fixture(scope="module")
 def v7():
-    from hra.modeldata import model_dir_or_skip
+    from hra.inputs.modeldata import model_dir_or_skip
     from hra.gmm.groningen_v7 import GroningenV7
 
     model_dir = model_dir_or_skip()

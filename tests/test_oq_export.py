@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hra.engine import prepare
+from hra.chain import prepare
 from hra.gmm.dost2004 import COEFFICIENTS, G_M_S2, DostBommer2013, dost_ln_median, dost_log10_median
-from hra.oq_export import (LonLatMapping, NRML_NS, NRML_NS_SOURCES, aeqd_inverse, export_openquake, gr_a_value,
+from hra.openquake.export import (LonLatMapping, NRML_NS, NRML_NS_SOURCES, aeqd_inverse, export_openquake, gr_a_value,
                            haversine_km, lognormal_mean_std)
 from tests.helpers import make_config
 

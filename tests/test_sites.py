@@ -1,4 +1,4 @@
-"""Tests of hra.sites: zone assignment (inside, outside, boundaries, order), zone files, RD <-> WGS84."""
+"""Tests of hra.inputs.sites: zone assignment (inside, outside, boundaries, order), zone files, RD <-> WGS84."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely import box
 
-from hra.sites import ZoneFileError, assign_zones, rd_to_wgs84, read_zones, wgs84_to_rd
+from hra.inputs.sites import ZoneFileError, assign_zones, rd_to_wgs84, read_zones, wgs84_to_rd
 
 # Four 1 km squares meeting at (1000, 1000), ids deliberately not in geometric order:
 #   +------+------+
@@ -49,10 +49,10 @@ def test_outer_boundary_and_overlap():
 
 
 def test_outside_goes_to_nearest_and_is_logged(caplog):
-    with caplog.at_level(logging.INFO, logger="hra.sites"):
+    with caplog.at_level(logging.INFO, logger="hra.inputs.sites"):
         z = assign_zones([2600.0, -300.0, 1200.0], [500.0, 1900.0, 2100.0], SQUARES, SQUARE_IDS)
     assert z.tolist() == [1, 4, 2]
-    messages = [r.getMessage() for r in caplog.records if r.name == "hra.sites"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "hra.inputs.sites"]
     assert any(re.search(r"3 of 3 points lie outside all 4 zone polygons.*largest distance 600\.0 m", m) for m in messages)
 
 
@@ -143,7 +143,7 @@ def test_read_geojson_rd(tmp_path):
 
 def test_read_geojson_without_crs_in_metres_is_taken_as_rd(tmp_path, caplog):
     p = _write_geojson(tmp_path / "zones.geojson", [_feature(5, _ring(240000, 590000, 250000, 600000))], crs=None)
-    with caplog.at_level(logging.WARNING, logger="hra.sites"):
+    with caplog.at_level(logging.WARNING, logger="hra.inputs.sites"):
         polys, ids = read_zones(p, "zone")
     assert polys[0].equals(box(240000, 590000, 250000, 600000))
     assert "taking them as RD New" in caplog.text

@@ -15,7 +15,7 @@ Runs in the project venv; OpenQuake runs as a subprocess in its own venv (``--oq
    probabilities over the building's assets; ours: the engine run with death probability 1 in
    every collapse state, per realisation, 1 - exp(-rate), weighted mean). Target: 2 %;
 4. **event-based**: OpenQuake ``event_based_damage`` (fixed ``ses_seed``, ``--ses`` years per
-   realisation, no within-event correlation) against our :mod:`hra.eventrisk` (the same number of
+   realisation, no within-event correlation) against our :mod:`hra.eventbased.risk` (the same number of
    simulated years; our within-event correlation does not change per-building rates), per building
    collapse rate: z = (ours - OQ) / (sqrt(2) SE_ours) (the two estimators have the same
    variance), fraction |z| > 2.58 (1 % expected), and both against our classical rates;
@@ -93,7 +93,7 @@ print("JSON" + json.dumps(out))
 def oq_env(oq_venv: Path, data: Path) -> dict:
     env = dict(os.environ)
     env.update(CI="true", OQ_DATADIR=str(data), VIRTUAL_ENV=str(oq_venv), OQ_NUM_CORES=env.get("OQ_NUM_CORES", "2"),
-               PATH=f"{oq_venv}/bin:" + env.get("PATH", ""), OQ_IMPORT_PATH="hra.openquake", PYTHONWARNINGS="ignore")
+               PATH=f"{oq_venv}/bin:" + env.get("PATH", ""), OQ_IMPORT_PATH="hra.openquake.gsim", PYTHONWARNINGS="ignore")
     env.pop("PYTHONPATH", None)
     return env
 
@@ -147,8 +147,8 @@ def drop_below(mag, m_cut: float):
 def our_hazard_poe(prep, x: np.ndarray, y: np.ndarray, levels: np.ndarray, m_cut: float | None = None) -> np.ndarray:
     """Mean over the source-model branches of the annual PoE, 1 - exp(-rate), at sites (x, y);
     ``m_cut``: leave out magnitudes below it (as OpenQuake does below M 2.5)."""
-    from hra import kernels
-    from hra.logictree import LogicTree
+    from hra.integration import kernels
+    from hra.core.logictree import LogicTree
 
     src = prep.cfg.source
     gmm = prep.gmm
@@ -190,9 +190,9 @@ def building_sums(df: pd.DataFrame, cols) -> pd.DataFrame:
 
 def compare_size(n: int, out: Path, oq_venv: Path, ses: int, classical: bool, event_based: bool, workers: int,
                  reuse: bool = False) -> dict:
-    from hra.engine import compute
-    from hra.eventrisk import EventRiskOptions, compute_event_based
-    from hra import eventkernels as ek
+    from hra.integration.engine import compute
+    from hra.eventbased.risk import EventRiskOptions, compute_event_based
+    from hra.eventbased import kernels as ek
 
     d = out / f"n{n}"
     res: dict = {"buildings": n}

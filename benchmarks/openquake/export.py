@@ -18,7 +18,7 @@ Usage (from the project venv; writes files only, runs no OpenQuake)::
 
     python benchmarks/openquake/export.py --buildings 1000 --out /tmp/oq-peer/n1000
 
-The exporter itself is :mod:`hra.oq_export` (importable without OpenQuake).
+The exporter itself is :mod:`hra.openquake.export` (importable without OpenQuake).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def write_problem(directory: Path, n_buildings: int, year: int = 2025, source_br
 
 def prepare_peer(cfg):
     """prepare() with the Dost-Bommer GMM in place of the placeholder."""
-    from hra.engine import prepare
+    from hra.chain import prepare
     from hra.gmm.dost2004 import DostBommer2013
 
     prep = prepare(cfg)
@@ -87,7 +87,7 @@ def prepare_peer(cfg):
 
 def export(directory: Path, n_buildings: int, plugin: bool = False, ses_per_path: int = 10_000, **kw):
     """Write our problem into ``directory/hra`` and the OpenQuake inputs into ``directory/oq``."""
-    from hra.oq_export import export_openquake
+    from hra.openquake.export import export_openquake
 
     cfg = write_problem(Path(directory) / "hra", n_buildings, **kw)
     prep = prepare_peer(cfg)

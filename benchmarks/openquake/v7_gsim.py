@@ -13,7 +13,7 @@ Three checks, each against :class:`hra.gmm.groningen_v7.GroningenV7` (our code, 
    (M, R_rup) x (PGA, SA(T) at tabulated and interpolated periods) x branch sets, both components:
    max |difference| of the ln median, sigma, tau and phi;
 2. **OpenQuake classical calculation** (``oq engine --run``, the plug-in loaded through
-   ``OQ_IMPORT_PATH=hra.openquake``, spawned workers): one point source (``PointMSR``: a point-like
+   ``OQ_IMPORT_PATH=hra.openquake.gsim``, spawned workers): one point source (``PointMSR``: a point-like
    rupture; magnitudes 3, 4, 5, 6 with rates 0.1 ... 1e-4 /yr; vertical; hypocentre 3 km) and sites
    at 0 ... 40 km; the exported mean hazard curves against ours,
    ``PoE(x) = 1 - exp(-sum_rup rate P(ln Y > ln x))`` with ln Y ~ N(median, sigma) of GroningenV7
@@ -58,14 +58,14 @@ def _period(imt: str) -> float:
 
 
 def site_lonlat():
-    from hra.oq_export import OQ_EARTH_RADIUS_KM, aeqd_inverse
+    from hra.openquake.export import OQ_EARTH_RADIUS_KM, aeqd_inverse
 
     d = np.asarray(EPI_KM) * 1000.0
     return aeqd_inverse(d * math.sin(0.3), d * math.cos(0.3), LON0, LAT0, OQ_EARTH_RADIUS_KM * 1000.0)
 
 
 def write_job(d: Path, gsim: str) -> Path:
-    from hra.oq_export import NRML_NS_SOURCES, _nrml, gsim_logic_tree_xml
+    from hra.openquake.export import NRML_NS_SOURCES, _nrml, gsim_logic_tree_xml
 
     d.mkdir(parents=True, exist_ok=True)
     lon, lat = site_lonlat()
@@ -105,7 +105,7 @@ def write_job(d: Path, gsim: str) -> Path:
 
 def run_engine(job: Path, out: Path, data: Path) -> float:
     env = dict(os.environ)
-    env.update(CI="true", OQ_DATADIR=str(data), OQ_IMPORT_PATH="hra.openquake", PYTHONWARNINGS="ignore",
+    env.update(CI="true", OQ_DATADIR=str(data), OQ_IMPORT_PATH="hra.openquake.gsim", PYTHONWARNINGS="ignore",
                OQ_NUM_CORES=env.get("OQ_NUM_CORES", "2"))
     data.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Synthetic exposure for the demo region.
 
 :func:`synthetic_exposure` draws a plausible, fully synthetic building stock for the demo region of
-:mod:`hra.demo.region`, in the normalised exposure layout of :mod:`hra.exposure`:
+:mod:`hra.demo.region`, in the normalised exposure layout of :mod:`hra.inputs.exposure`:
 
 * 80 % of the buildings cluster around the towns (2-D Gaussian of the town's radius, towns drawn
   by their weights), 20 % are scattered uniformly over the field outline buffered by 10 km;
@@ -11,11 +11,11 @@
 * 30 % of the buildings carry typology uncertainty: 2 (60 % of those) or 3 candidates, the drawn
   typology first with the largest probability, alternatives drawn from typologies that are easily
   confused with it; probabilities are whole percentages summing to exactly 100 %;
-* zone from the demo zones (:func:`hra.sites.assign_zones`), municipality of the nearest town,
+* zone from the demo zones (:func:`hra.inputs.sites.assign_zones`), municipality of the nearest town,
   ``population_inside`` around a typology-dependent mean (1.5-5 persons), ``wierde`` for 1 % of the
   rural buildings; ids ``DEMO-000001``, ... given after shuffling, so id order has no spatial pattern.
 
-:func:`write_exposure` (from :mod:`hra.exposure`, re-exported here) writes the table as CSV,
+:func:`write_exposure` (from :mod:`hra.inputs.exposure`, re-exported here) writes the table as CSV,
 atomically (temporary file, then ``os.replace``).
 
 Random numbers come from ``default_rng(SeedSequence(seed, spawn_key=(PURPOSE_DEMO_EXPOSURE,)))``
@@ -30,8 +30,8 @@ import pandas as pd
 import shapely
 
 from hra.demo.region import field_outline, region_bounds, towns, zones
-from hra.exposure import probability_column, system_column, write_exposure
-from hra.sites import assign_zones
+from hra.inputs.exposure import probability_column, system_column, write_exposure
+from hra.inputs.sites import assign_zones
 
 __all__ = ["DEMO_TYPOLOGIES", "PURPOSE_DEMO_EXPOSURE", "synthetic_exposure", "write_exposure"]
 
@@ -107,7 +107,7 @@ def synthetic_exposure(n_buildings: int, seed: int = 1) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The normalised exposure layout of :mod:`hra.exposure`: ``id``, ``x``, ``y``
+        The normalised exposure layout of :mod:`hra.inputs.exposure`: ``id``, ``x``, ``y``
         [m, EPSG:28992, rounded to 0.1 m], ``zone`` (Int64, 1..8), ``municipality``,
         ``population_inside`` [persons], ``wierde``, ``system_1..K``, ``s_probability_1..K``
         (K = 3 unless no building drew 3 candidates). ``df.attrs["source"]`` names the generator.

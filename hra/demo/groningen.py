@@ -44,7 +44,7 @@ import pandas as pd
 
 from hra.demo.exposure import synthetic_exposure
 from hra.demo.region import towns
-from hra.exposure import MAX_CANDIDATES, probability_column, system_column
+from hra.inputs.exposure import MAX_CANDIDATES, probability_column, system_column
 
 __all__ = [
     "DEMO_TO_V6_ZONE",
@@ -186,7 +186,7 @@ def synthetic_exposure_groningen(n_buildings: int, seed: int = 1) -> pd.DataFram
     Returns
     -------
     pandas.DataFrame
-        The normalised exposure layout of :mod:`hra.exposure`: ``id``, ``x``, ``y`` [m,
+        The normalised exposure layout of :mod:`hra.inputs.exposure`: ``id``, ``x``, ``y`` [m,
         EPSG:28992], ``zone`` (Int64, a GMM V6/V7 zone id of :data:`DEMO_TO_V6_ZONE`),
         ``municipality``, ``population_inside`` [persons], ``wierde``, and ``system_1..10`` /
         ``s_probability_1..10`` (unused slots ``""`` and 0). ``df.attrs["source"]`` names the

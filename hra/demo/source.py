@@ -36,7 +36,7 @@ CELL_M = 1000.0
 
 
 def demo_rate_grid(years=YEARS) -> pd.DataFrame:
-    """Rate grid in the CSV layout of hra.source.read_rate_grid (x, y, year, rate, branch, weight)."""
+    """Rate grid in the CSV layout of hra.inputs.source.read_rate_grid (x, y, year, rate, branch, weight)."""
     import shapely
 
     from hra.demo.region import field_outline

@@ -28,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hra.logictree import LogicTree
+from hra.core.logictree import LogicTree
 
 #: Conversion of accelerations: 1 g = 980.665 cm/s^2 (the Groningen tables use 981).
 G_CM_S2 = 980.665
@@ -87,7 +87,7 @@ class GroundMotionModel(ABC):
     * ``name``: registry key (``"parametric"``, ``"demo"``, ``"groningen-v7"``, ...);
     * ``reference``: publication (with DOI where there is one) or "illustrative";
     * ``imts``: the intensity measures they can give (e.g. ``("PGA",)`` or ``("AvgSa", "PGA")``);
-    * ``tree``: their logic tree (a :class:`hra.logictree.LogicTree`; one-branch nodes if none);
+    * ``tree``: their logic tree (a :class:`hra.core.logictree.LogicTree`; one-branch nodes if none);
     * ``zones``: the site-response zone ids they know, or ``None`` if site-independent;
     * ``verified``: False warns users that no verification table covers the model.
     """

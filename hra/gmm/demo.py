@@ -31,7 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from hra.gmm.base import GaussianMixture, GroundMotionModel
-from hra.logictree import LogicTree, Node
+from hra.core.logictree import LogicTree, Node
 
 #: Reference-horizon coefficients (illustrative).
 REFERENCE = dict(c0=np.log(0.11), c1=1.0, c2=-0.10, c3=-1.60, c4=0.15, c5=-0.004)

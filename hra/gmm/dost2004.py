@@ -22,7 +22,7 @@ Aleatory variability (Bommer et al. 2013, Table 2): between-event ``tau`` and wi
 sqrt(tau^2 + phi^2) = 0.33005); converted to natural-log units by the factor ln(10). The
 marginal distribution of the engine (:meth:`DostBommer2013.ln_im_mixture`) uses the published
 total ``sigma`` (as OpenQuake's classical calculation does); event-based simulation
-(:mod:`hra.gmm.events_support`) draws ``tau`` and ``phi`` separately (as OpenQuake's event-based
+(:mod:`hra.eventbased.adapters`) draws ``tau`` and ``phi`` separately (as OpenQuake's event-based
 calculation does). The 0.015 % difference of the two totals is below every tolerance used.
 
 References
@@ -48,7 +48,7 @@ import numpy as np
 
 from hra.gmm.base import GaussianMixture, GroundMotionModel
 from hra.gmm.parametric import truncated_normal_nodes
-from hra.logictree import LogicTree
+from hra.core.logictree import LogicTree
 
 #: Standard gravity [m/s^2] (CGPM 1901), converts PGA in m/s^2 to g.
 G_M_S2 = 9.80665

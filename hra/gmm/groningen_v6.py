@@ -6,7 +6,7 @@ Bommer, J.J., Edwards, B., Kruiver, P.P., Rodriguez-Marek, A., Stafford, P.J., D
 Ntinalexis, M., Ruigrok, E. & Spetzler, J. (2019). *V6 Ground-Motion Model for Induced
 Seismicity in the Groningen Gas Field.* NAM report, March 2019. Equation numbers (5.x) as cited
 by the public TNO implementation; equations restated from ``shared/model-spec.md`` §3.7.
-Tables: TNO's transcription (EUPL-1.2), read at run time (:mod:`hra.modeldata`).
+Tables: TNO's transcription (EUPL-1.2), read at run time (:mod:`hra.inputs.modeldata`).
 
 Differences from GMM-V7 (:mod:`hra.gmm.groningen_v7`, whose integration machinery is reused):
 
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hra import modeldata as md
+from hra.inputs import modeldata as md
 from hra.gmm.groningen_v7 import (
     LN_TABLE_G,
     PHI_SS_WEIGHTS,
@@ -47,7 +47,7 @@ from hra.gmm.groningen_v7 import (
     GroningenV7,
     _branch_index,
 )
-from hra.logictree import LogicTree, Node
+from hra.core.logictree import LogicTree, Node
 
 #: Source-term hinge magnitudes (eq. 5.2).
 MH1_V6 = 4.7

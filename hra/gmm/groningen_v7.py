@@ -8,7 +8,7 @@ Groningen Gas Field.* NAM report, revision 1, October 2021. The equation numbers
 those of that report as cited by the public TNO implementation; the equations are restated from
 ``shared/model-spec.md`` §3. Component-to-component variance: Stafford, P.J., Bommer, J.J. et al.
 (2019) (model-spec §3.2). Coefficient tables: TNO's transcription (EUPL-1.2), read at run time
-from the model directory (:mod:`hra.modeldata`), never stored here.
+from the model directory (:mod:`hra.inputs.modeldata`), never stored here.
 
 Units
 -----
@@ -33,7 +33,7 @@ Distribution of ln IM (the engine's :class:`~hra.gmm.base.GaussianMixture`)
 ----------------------------------------------------------------------------
 :meth:`GroningenV7.ln_im_mixture` integrates deterministically, with no sampling, over
 
-1. **R_rup given (M, R_hyp)**: a Gauss rule in ln R_rup (:func:`hra.rupture.rrup_quadrature`;
+1. **R_rup given (M, R_hyp)**: a Gauss rule in ln R_rup (:func:`hra.gmm.rupture.rrup_quadrature`;
    up to ``n_rrup`` = 8 nodes, fewer where the spread of ln R_rup is small; azimuth-averaged;
    ``rupture="point"`` gives R_rup = R_hyp);
 2. **the reference residual** (10 correlated periods). Let ``a`` be the IM's weights over the
@@ -86,10 +86,10 @@ import numba
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-from hra import modeldata as md
-from hra import rupture
+from hra.inputs import modeldata as md
+from hra.gmm import rupture
 from hra.gmm.base import GaussianMixture, GroundMotionModel
-from hra.logictree import LogicTree, Node
+from hra.core.logictree import LogicTree, Node
 
 #: Acceleration of gravity as the Groningen tables use it: Sa[g] = Sa[cm/s^2] / 981.
 TABLE_G_CM_S2 = 981.0
@@ -649,7 +649,7 @@ class GroningenV7(GroundMotionModel):
     Parameters
     ----------
     model_dir
-        Directory of the public model tables (default ``$HRA_MODEL_DIR``; see :mod:`hra.modeldata`).
+        Directory of the public model tables (default ``$HRA_MODEL_DIR``; see :mod:`hra.inputs.modeldata`).
     s2s_mode
         ``"epistemic"`` (default for V7; 3 branches eps_S2S = -1.645/0/+1.645, weights 0.2/0.6/0.2, same
         eps at all periods) or ``"aleatory"`` (lognormal site term integrated in each mixture).
@@ -657,13 +657,13 @@ class GroningenV7(GroundMotionModel):
         Aleatory only: period correlation of the site terms, ``"consistent"`` (the reference p2p
         matrix; default), ``"zero"`` or ``"full"``.
     rupture
-        ``"finite"`` (default; R_rup | M, R_hyp by :func:`hra.rupture.rrup_quadrature`) or ``"point"``.
+        ``"finite"`` (default; R_rup | M, R_hyp by :func:`hra.gmm.rupture.rrup_quadrature`) or ``"point"``.
     azimuth_deg
         Fixed source-to-site azimuth relative to strike [degree]; ``None`` averages uniformly.
     n_rrup, quad_step, quad_range, quad_fraction, n_inner, n_hermite
         Quadrature settings (module docstring); the defaults meet 1 % against Monte Carlo.
     verify
-        Check the tables' SHA-256 against :data:`hra.modeldata.MODEL_FILES`.
+        Check the tables' SHA-256 against :data:`hra.inputs.modeldata.MODEL_FILES`.
     """
 
     name = "groningen-v7"
@@ -839,7 +839,7 @@ class GroningenV7(GroundMotionModel):
             raise KeyError(f"{self.name} is site-dependent: give a site-response zone (ID_V6)")
         z = int(zone)
         if z not in self._zone_index:
-            extra = " (a lake without coefficients: assign the nearest zone, see hra.edb.assign_zones_v6)" if z in md.LAKE_ZONES else ""
+            extra = " (a lake without coefficients: assign the nearest zone, see hra.inputs.edb.assign_zones_v6)" if z in md.LAKE_ZONES else ""
             raise KeyError(f"zone {z} has no site-response coefficients in {self.name}{extra}")
         return self._zone_index[z]
 

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from hra.gmm.base import GaussianMixture, GroundMotionModel
-from hra.logictree import LogicTree
+from hra.core.logictree import LogicTree
 
 
 def parametric_ln_median(magnitude, distance_km, c0: float, c1: float, c2: float, c3: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Fixtures of the Groningen model tests.
 
 Every test that needs the public model tables takes ``model_dir``: it comes from
-``$HRA_MODEL_DIR`` (the upstream ``convert/res`` folder) via :func:`hra.modeldata.model_dir_or_skip`,
+``$HRA_MODEL_DIR`` (the upstream ``convert/res`` folder) via :func:`hra.inputs.modeldata.model_dir_or_skip`,
 so those tests skip with a clear reason where the tables are absent.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hra import modeldata as md
+from hra.inputs import modeldata as md
 
 
 @pytest.fixture(scope="session")

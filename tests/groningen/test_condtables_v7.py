@@ -1,14 +1,14 @@
-"""GMM V7 + FCM V7 conditional tables: the grid path (hra.condtables) against the closed-form sum
-over the full finite-rupture mixture (hra.engine.death_tables). Needs HRA_MODEL_DIR."""
+"""GMM V7 + FCM V7 conditional tables: the grid path (hra.integration.condtables) against the closed-form sum
+over the full finite-rupture mixture (hra.integration.engine.death_tables). Needs HRA_MODEL_DIR."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hra import condtables
-from hra.engine import death_tables
-from hra.modeldata import model_dir_or_skip
+from hra.integration import condtables
+from hra.integration.engine import death_tables
+from hra.inputs.modeldata import model_dir_or_skip
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hra.edb import EDBError, assign_zones_v6, read_edb, read_zones_v6, typology_probabilities
+from hra.inputs.edb import EDBError, assign_zones_v6, read_edb, read_zones_v6, typology_probabilities
 
 HEADER = ("bag_building_id,point_x,point_y,main_use,secondary_use,system_1,s_probability_1,system_2,s_probability_2,"
           "community,wiede_flag,sum_pop_in_day")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hra.engine import MedianMap
-from hra.modeldata import model_dir_or_skip
+from hra.chain import MedianMap
+from hra.inputs.modeldata import model_dir_or_skip
 
 EDB = "tests/res/example_EDB.csv"
 

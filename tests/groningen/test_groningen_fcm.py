@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fragility.groningen import lognormal_poe, load_fcm, p_death_nested
-from hra import modeldata as md
+from hra.inputs import modeldata as md
 
 
 def _row(model_dir, rel, cls):

@@ -1,7 +1,7 @@
 """The deterministic ln-IM mixture of GMM-V7/V6 against brute-force Monte Carlo.
 
 The Monte Carlo draws everything the mixture integrates: the finite rupture (length, offset,
-azimuth; :func:`hra.rupture.sample_rrup`), the 10 correlated reference residuals (Cholesky of the
+azimuth; :func:`hra.gmm.rupture.sample_rrup`), the 10 correlated reference residuals (Cholesky of the
 p2p matrix) and, for an aleatory site term, the correlated site residuals; it maps every draw
 through the exact non-linear site response (:meth:`GroningenV7.surface_ln_sa_g`). Nothing is
 linearised. To resolve P down to 1e-6 with 10^6 draws it uses defensive mixture importance
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from hra import rupture as ru
+from hra.gmm import rupture as ru
 from hra.gmm.groningen_v6 import GroningenV6
 from hra.gmm.groningen_v7 import GroningenV7
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hra import modeldata as md
+from hra.inputs import modeldata as md
 
 
 def test_registry_matches_the_model_dir(model_dir):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from hra import rupture as ru
+from hra.gmm import rupture as ru
 
 
 def test_leonard_lengths_match_model_spec():

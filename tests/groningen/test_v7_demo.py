@@ -138,7 +138,7 @@ def test_cli_demo_v7_without_model_dir_says_how_to_get_the_tables(tmp_path, monk
 
 def test_demo_config_v7_without_model_dir_raises(tmp_path, monkeypatch):
     import hra
-    from hra.modeldata import ModelDataError
+    from hra.inputs.modeldata import ModelDataError
 
     monkeypatch.delenv("HRA_MODEL_DIR", raising=False)
     with pytest.raises(ModelDataError, match="HRA_MODEL_DIR") as err:
@@ -185,8 +185,8 @@ def test_v7_demo_exposure_is_deterministic_and_shares_the_demo_locations():
 def test_demo_zone_mapping_is_the_v6_zone_at_each_seed_point(model_dir, zonation_zip, gmm_v7):
     from hra.demo.groningen import DEMO_TO_V6_ZONE
     from hra.demo.region import _ZONES
-    from hra.edb import assign_zones_v6
-    from hra.modeldata import load_gmm_v7_tables
+    from hra.inputs.edb import assign_zones_v6
+    from hra.inputs.modeldata import load_gmm_v7_tables
 
     x = np.array([z[2] for z in _ZONES])
     y = np.array([z[3] for z in _ZONES])
@@ -212,7 +212,7 @@ def test_v7_typologies_are_the_fcm_classes(fcm_v7):
 @pytest.fixture(scope="module")
 def v7_demo(tmp_path_factory):
     import hra
-    from hra.modeldata import model_dir_or_skip
+    from hra.inputs.modeldata import model_dir_or_skip
 
     model_dir_or_skip()
     d = tmp_path_factory.mktemp("v7demo")
@@ -223,8 +223,8 @@ def v7_demo(tmp_path_factory):
 def test_demo_config_v7_writes_valid_inputs(v7_demo, gmm_v7, fcm_v7):
     from hra.demo.groningen import DEMO_TO_V6_ZONE
     from hra.demo.source import YEARS
-    from hra.engine import prepare
-    from hra.exposure import read_exposure
+    from hra.chain import prepare
+    from hra.inputs.exposure import read_exposure
 
     d, cfg = v7_demo
     toml = tomllib.loads((d / "run.toml").read_text())

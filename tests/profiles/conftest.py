@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from hra.profiles import risk_dataset_from_arrays
+from hra.policy.profiles import risk_dataset_from_arrays
 
 YEARS = [2025, 2026, 2027, 2028, 2029, 2030]
 

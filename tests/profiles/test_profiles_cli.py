@@ -1,4 +1,4 @@
-"""CLI: `hra profiles ...` and `hra plan`, mounted on a fresh Typer app as hra/cli.py does."""
+"""CLI: `hra profiles ...` and `hra plan`, mounted on a fresh Typer app as hra/cli/main.py does."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from hra.profiles_cli import plan_command, profiles_app
+from hra.cli.profiles import plan_command, profiles_app
 
 HIGH = (2e-5, 1.5e-5, 4e-5)
 LICHT = (2e-6, 1e-6, [2e-5, 2e-5, 2e-5, 1e-6, 1e-6, 1e-6])

@@ -7,10 +7,10 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from hra import optout
-from hra.planning import STAGES, PlanConfig, make_plan
-from hra.profiles import ProfileError
-from hra.register import Register
+from hra.policy import optout
+from hra.policy.planning import STAGES, PlanConfig, make_plan
+from hra.policy.profiles import ProfileError
+from hra.policy.register import Register
 
 HIGH = (2e-5, 1.5e-5, 4e-5)
 LOW = (1e-7, 1e-7, 1e-7)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hra import planning
-from hra.planning import STAGES, PlanConfig, load_plan_config, make_plan, plot_plan, write_plan
-from hra.profiles import PROFILE_RANK, ProfileError
+from hra.policy import planning
+from hra.policy.planning import STAGES, PlanConfig, load_plan_config, make_plan, plot_plan, write_plan
+from hra.policy.profiles import PROFILE_RANK, ProfileError
 
 ALL_CAP = {s: 1 for s in STAGES}
 

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-import hra.register as register_mod
-from hra.profiles import ProfileError
-from hra.register import Building, ProfileRecord, Register, RegisterMeta, Run
+import hra.policy.register as register_mod
+from hra.policy.profiles import ProfileError
+from hra.policy.register import Building, ProfileRecord, Register, RegisterMeta, Run
 
 HIGH = (2e-5, 1.5e-5, 4e-5)    # verhoogd
 LICHT = (2e-6, 1e-6, [2e-5, 2e-5, 2e-5, 1e-6, 1e-6, 1e-6])  # licht verhoogd

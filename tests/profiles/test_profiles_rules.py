@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hra.profiles import (
+from hra.policy.profiles import (
     PRESETS,
     PROFILE_RANK,
     ProfileError,

@@ -1,0 +1,5 @@
+"""``python -m hra.cli``: the ``hra`` command line."""
+
+from hra.cli.main import app
+
+app()

@@ -1,0 +1,76 @@
+"""`hra events CONFIG`: event-based Monte-Carlo risk (collapse/fatality rates, F-N curve, top events)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def events_command(
+    config: Path = typer.Argument(..., exists=True, dir_okay=False, help="Run configuration (TOML)."),
+    years_simulated: Optional[int] = typer.Option(
+        None, "--years-simulated", min=1, help="Simulated years per calendar year (default: [event_based] years_simulated, 10000)."),
+    realisations: Optional[int] = typer.Option(
+        None, "--realisations", min=1, help="Logic-tree realisations; simulated years are split over them "
+        "(default: [event_based] realisations, 1)."),
+    correlation_range_km: Optional[float] = typer.Option(
+        None, "--correlation-range", min=0.0, help="Range of the within-event spatial correlation [km] "
+        "(default: [event_based] correlation_range_km, 8.5)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed of the event streams (default: [event_based] seed, else [run] seed)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the event-based Dataset (.nc or .zarr; default: [event_based] output)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (also: [output] overwrite)."),
+) -> None:
+    """Simulate event sets and ground-motion fields; print the F-N curve and the annual totals.
+
+    Options come from the [event_based] section of CONFIG; those given on the command line override it.
+    """
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    import hra
+    from hra.eventbased.risk import EventRiskOptions, run_event_based
+    from hra.outputs import _check_target, write_dataset
+
+    try:
+        cfg = hra.load_config(config)
+        if out is None and cfg.event_based.output is not None:
+            out = cfg.resolve(cfg.event_based.output)
+        overwrite = overwrite or cfg.output.overwrite
+        if out is not None:
+            _check_target(out, overwrite)
+        opts = EventRiskOptions.from_config(cfg, years_simulated=years_simulated, realisations=realisations,
+                                            correlation_range_km=correlation_range_km, seed=seed)
+        if isinstance(opts.realisations, int) and opts.n_years_simulated % opts.realisations:
+            raise ValueError(f"--years-simulated {opts.n_years_simulated} must be a multiple of the number of "
+                             f"realisations ({opts.realisations})")
+        ds = run_event_based(cfg, opts, progress=None)
+    except (ValueError, OSError, KeyError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2)
+    years_simulated = opts.n_years_simulated
+    console = Console()
+    summary = Table(title=f"event-based risk: {years_simulated} simulated years")
+    summary.add_column("quantity")
+    summary.add_column("value", justify="right")
+    for name in ("expected_fatalities", "expected_collapses"):
+        if name in ds:
+            summary.add_row(f"{name.replace('_', ' ')} per year", np.array2string(np.asarray(ds[name].values), precision=4))
+    console.print(summary)
+    fn_vars = [v for v in ds.data_vars if v.startswith("fn_")]
+    if fn_vars:
+        fn = Table(title="F-N curve: annual frequency of N or more deaths")
+        for v in fn_vars:
+            fn.add_column(v)
+        dim = ds[fn_vars[0]].dims[-1]
+        fn.add_column(str(dim))
+        n = ds.sizes[dim]
+        for i in range(min(n, 12)):
+            fn.add_row(*[f"{float(np.asarray(ds[v].isel({dim: i}).values).ravel()[0]):.3e}" for v in fn_vars],
+                       str(ds[dim].values[i]) if dim in ds.coords else str(i))
+        console.print(fn)
+    if out is not None:
+        write_dataset(ds, out, overwrite=overwrite)
+        console.print(f"wrote {out}")

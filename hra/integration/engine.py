@@ -1,0 +1,503 @@
+"""Orchestration: from a validated config to per-building LPR statistics.
+
+Steps (design.md §2):
+
+1. :func:`hra.chain.prepare` reads the source rate grid, exposure and fragility, builds the
+   ground-motion model, assigns site-response zones and assembles the logic tree
+   ``[source] + [b_value, m_max] + GMM nodes + [fragility, consequence]``.
+2. :func:`build_tables` computes, per site and typology, the expected probability of death per
+   event at each distance node, integrated over magnitude (exact GR bins), ground-motion
+   residuals and site response (Gaussian-mixture quadrature) and fragility, for every model
+   combination ``u`` (all nodes except the source-rate branch): ``Q[site*T + t, r, u]``. Also
+   the tree-mean table ``Qbar`` (weights of all combinations), which gives the exact mean LPR.
+3. :func:`select_realisations` enumerates the tree or draws Monte-Carlo realisations (from
+   ``(seed, node)`` streams) and reduces them to the distinct (source branch, model combination)
+   pairs with weights.
+4. chunks of buildings go through :func:`hra.integration.kernels.chunk_lpr` (in-process, or on a dask
+   cluster); each chunk returns its mean, quantiles and optional realisations, which depend
+   only on the chunk's own buildings and the shared tables, so results do not depend on the
+   chunk size or the number of workers.
+5. :func:`hra.outputs.build_dataset` assembles the Dataset contract (design.md §4).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from fragility.lognormal import FragilityModel
+from hra.chain import MedianMap, Prepared, engine_gmm_tree, prepare
+from hra.config import Config
+from hra.core.executor import Executor
+from hra.core.logictree import PURPOSE_TYPOLOGY, Realisations
+from hra.core.random import seed_key
+from hra.gmm.base import GroundMotionModel
+from hra.inputs.source import MagnitudeBins
+from hra.integration import condtables, kernels
+
+log = logging.getLogger("hra")
+
+
+# ------------------------------------------------------------------------------------------
+# tables
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tables:
+    """``q[row, r, u]``: expected death probability per event at distance node r for the selected
+    model combination u; ``qbar[row, r]`` the tree mean; rows are the (site, typology) pairs
+    present in the exposure (``row_of[site, typology]``, -1 where absent)."""
+
+    q: np.ndarray
+    qbar: np.ndarray
+    row_of: np.ndarray
+
+
+def death_tables(fragility: FragilityModel, t_sel, mix, mix2=None, presence_inside: float | None = None):
+    """Collapse and death probabilities per event from the IM mixtures, for the typologies ``t_sel``.
+
+    ``mix`` is the mixture of the fragility IM on an (m, r) grid, ``mix2`` that of the direct
+    outside-death IM (chimneys; ``None`` if the model has none). Returns ``(death, pexc)``:
+    ``death[t, f, c, m, r] = p P_in + (1 - p) (P_out + P_direct)`` with p = ``presence_inside``
+    (default: the model's), and ``pexc[t, f, k, m, r]`` = nested P(CS >= k).
+    """
+    t_sel = np.atleast_1d(np.asarray(t_sel))
+    presence = fragility.presence_inside if presence_inside is None else presence_inside
+    T = t_sel.size
+    F, K = fragility.median_g.shape[1:]
+    C = fragility.p_death_inside.shape[1]
+    M, R = mix.mean.shape[:2]
+    pexc = np.empty((T, F, K, M, R))
+    death = np.empty((T, F, C, M, R))
+    kernels.death_table(np.ascontiguousarray(mix.mean), np.ascontiguousarray(mix.sd), np.ascontiguousarray(mix.weight),
+                        np.ascontiguousarray(np.log(fragility.median_g[t_sel])), np.ascontiguousarray(fragility.beta[t_sel]),
+                        np.ascontiguousarray(fragility.p_death_inside[t_sel]),
+                        np.ascontiguousarray(fragility.p_death_outside[t_sel]), float(presence), pexc, death)
+    if mix2 is not None and presence < 1.0:
+        med = fragility.direct_median_g[t_sel]
+        lnm = np.where(med > 0, np.log(np.where(med > 0, med, 1.0)), -np.inf).reshape(-1)
+        direct = np.empty((T * C, M, R))
+        kernels.lognormal_expectation(np.ascontiguousarray(mix2.mean), np.ascontiguousarray(mix2.sd),
+                                      np.ascontiguousarray(mix2.weight), lnm,
+                                      np.ascontiguousarray(fragility.direct_beta[t_sel]).reshape(-1), direct)
+        death += (1.0 - presence) * direct.reshape(T, 1, C, M, R)
+    return death, pexc
+
+
+def _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel):
+    """Death tables (t, f, c, m, r) of the typologies ``t_sel`` for one physical GMM combination,
+    or a dict s2s-branch -> tables when the model computes its site-term branches together.
+    (The direct closed-form path; :mod:`hra.integration.condtables` is the grid path for large mixtures.)"""
+    kw = {"wierde": wierde} if getattr(gmm, "uses_wierde", False) else {}
+
+    def tables(mix, mix2):
+        return death_tables(fragility, t_sel, mix, mix2)[0]
+
+    if hasattr(gmm, "ln_im_mixtures") and "gmm_s2s" in branch:
+        mixes = gmm.ln_im_mixtures(fragility.imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+        mixes2 = (gmm.ln_im_mixtures(fragility.direct_imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+                  if fragility.direct_imt is not None else {j: None for j in mixes})
+        return {j: tables(mixes[j], mixes2[j]) for j in mixes}
+    mix = gmm.ln_im_mixture(fragility.imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+    mix2 = (gmm.ln_im_mixture(fragility.direct_imt, mag.nodes, r_nodes, zone_arg, branch, **kw)
+            if fragility.direct_imt is not None else None)
+    return tables(mix, mix2)
+
+
+def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel) -> list:
+    """:func:`_phys_death` for the sites (zone, wierde) of one zone: one result per wierde flag.
+
+    Models with mixtures at given rupture distances (GMM V7/V6) go through
+    :func:`hra.integration.condtables.rrup_death_tables`, which shares the ground-motion work between the
+    zone's wierde variants and site-term branches."""
+    if condtables.supports(gmm):
+        out = condtables.rrup_death_tables(gmm, fragility, t_sel, mag.nodes, r_nodes, zone_arg, branch, tuple(wierdes))
+        if "gmm_s2s" in branch:
+            return [{j: tabs[i] for j, tabs in out.items()} for i in range(len(wierdes))]
+        return [out[0][i] for i in range(len(wierdes))]
+    return [_phys_death(gmm, fragility, zone_arg, w, branch, mag, r_nodes, t_sel) for w in wierdes]
+
+
+def site_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: tuple[int, bool], mag: MagnitudeBins,
+                r_nodes: np.ndarray, t_sel: np.ndarray, needed: np.ndarray, model_sizes: tuple[int, ...],
+                model_weights: tuple[np.ndarray, ...], median_map: "MedianMap | None",
+                exact_mean: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Tables of one site (zone, wierde) for the typologies ``t_sel``: :func:`zone_tables` for one site.
+
+    Returns
+    -------
+    q : (t, r, len(needed)) and qbar : (t, r)
+    """
+    return zone_tables(gmm, fragility, site[0], [site[1]], mag, r_nodes, [t_sel], needed, model_sizes,
+                       model_weights, median_map, exact_mean)[0]
+
+
+def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
+                mag: MagnitudeBins, r_nodes: np.ndarray, t_sels: list[np.ndarray], needed: np.ndarray,
+                model_sizes: tuple[int, ...], model_weights: tuple[np.ndarray, ...],
+                median_map: "MedianMap | None", exact_mean: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Tables of the sites (zone, wierde) of one zone, each for its typologies ``t_sels[i]``.
+
+    Parameters
+    ----------
+    needed
+        Flattened model-combination indices (C order over ``model_sizes`` = (b-value, Mmax,
+        engine GMM combination, fragility, consequence)) to tabulate.
+    model_weights
+        Branch weights of those five factors (GMM: per engine combination).
+    exact_mean
+        True: the tree mean is the weighted mean of the per-combination tables over *all*
+        combinations (so that, with an enumerated tree, the reported mean is exactly the weighted
+        mean of the realisations). False (large trees): the tree-mean integrand is integrated
+        over magnitude once, equal to the former to the magnitude-discretisation accuracy.
+
+    Returns
+    -------
+    One ``(q, qbar)`` per site: q (t, r, len(needed)) and qbar (t, r).
+    """
+    zone_arg = None if gmm.zones is None else zone
+    t_all = np.unique(np.concatenate([np.asarray(t, dtype=np.int64) for t in t_sels]))
+    phys = gmm.tree.enumerate()
+    pnames = [n.name for n in gmm.tree.nodes]
+    eng_tree = engine_gmm_tree(gmm, median_map)
+    eng = eng_tree.enumerate()
+    enames = [n.name for n in eng_tree.nodes]
+    n_sites = len(wierdes)
+    death: list[dict[tuple[int, ...], np.ndarray]] = [{} for _ in range(n_sites)]
+    s2s_pos = pnames.index("gmm_s2s") if "gmm_s2s" in pnames else None
+    for g in range(phys.n):
+        key = tuple(int(v) for v in phys.index[g])
+        if key in death[0]:
+            continue
+        branch = {nm: key[j] for j, nm in enumerate(pnames)}
+        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_all)
+        for i, out in enumerate(outs):
+            if isinstance(out, dict):
+                for j, d in out.items():
+                    k2 = list(key)
+                    k2[s2s_pos] = j
+                    death[i][tuple(k2)] = d
+            else:
+                death[i][key] = out
+
+    def eng_key(ge: int, k: int | None = None) -> tuple[int, ...]:
+        idx = {nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)}
+        return tuple(k if (median_map is not None and nm == median_map.node) else idx[nm] for nm in pnames)
+
+    def eng_death(i: int, ge: int, part=(slice(None),)) -> np.ndarray:
+        """Death table of engine combination ge at site i, restricted to ``death[part]``."""
+        if median_map is None:
+            return death[i][eng_key(ge)][part]
+        v = int(eng.index[ge, enames.index(median_map.node)]) if median_map.node in enames else 0
+        acc = None
+        for k in range(median_map.mix.shape[2]):
+            wk = median_map.mix[v, :, k]  # (m,)
+            if not np.any(wk):
+                continue
+            term = death[i][eng_key(ge, k)][part] * wk[:, None]
+            acc = term if acc is None else acc + term
+        return acc
+
+    def tree_mean_death(i: int) -> np.ndarray:
+        """sum_ge wg[ge] eng_death(ge): linear, so a sum over the physical tables with per-magnitude
+        weights (the w(M) mixture for the median node): one term per physical combination."""
+        coef: dict[tuple[int, ...], np.ndarray] = {}
+        for ge in range(G):
+            if median_map is None:
+                key = eng_key(ge)
+                coef[key] = coef.get(key, 0.0) + wg[ge] * np.ones(mag.nodes.size)
+                continue
+            v = int(eng.index[ge, enames.index(median_map.node)]) if median_map.node in enames else 0
+            for k in range(median_map.mix.shape[2]):
+                key = eng_key(ge, k)
+                coef[key] = coef.get(key, 0.0) + wg[ge] * median_map.mix[v, :, k]
+        return sum(d * coef[key][:, None] for key, d in death[i].items() if key in coef)
+
+    nb, nx, G, F, C = model_sizes
+    ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
+    wb, wx, wg, wf, wc = model_weights
+    R = r_nodes.size
+    results = []
+    for i in range(n_sites):
+        rows = np.searchsorted(t_all, np.asarray(t_sels[i], dtype=np.int64))
+        T = rows.size
+        q = np.empty((T, R, needed.size))
+        qbar = np.zeros((T, R))
+        if exact_mean:  # every engine combination is integrated anyway: whole tables per combination
+            for ge in range(G):
+                e = mag.integrate(np.moveaxis(eng_death(i, ge, (rows,)), 3, -1))  # (b, x, t, f, c, r)
+                for u in np.flatnonzero(ig == ge):
+                    q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
+                qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+        else:  # large trees: only the (f, c) slices of the selected combinations
+            combos = np.stack([ig, jf, jc], axis=1)
+            uniq, inv = np.unique(combos, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            for n, (ge, f, c) in enumerate(uniq):
+                e = mag.integrate(np.moveaxis(eng_death(i, int(ge), (rows, int(f), int(c))), 1, -1))  # (b, x, t, r)
+                for u in np.flatnonzero(inv == n):
+                    q[:, :, u] = e[ib[u], ix[u]]
+            e = mag.integrate(np.moveaxis(tree_mean_death(i)[rows], 3, -1))  # (b, x, t, f, c, r)
+            qbar = np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+        results.append((q, qbar))
+    return results
+
+
+def table_rows(prep: "Prepared") -> tuple[np.ndarray, list[np.ndarray]]:
+    """(site, typology) pairs present among the buildings' typology candidates."""
+    T = len(prep.fragility.typologies)
+    present = np.zeros((len(prep.sites), T), dtype=bool)
+    ti = prep.buildings.typology_index
+    si = np.broadcast_to(prep.site_index[:, None], ti.shape)
+    ok = ti >= 0
+    present[si[ok], ti[ok]] = True
+    row_of = -np.ones((len(prep.sites), T), dtype=np.int64)
+    row_of[present] = np.arange(int(present.sum()))
+    return row_of, [np.flatnonzero(present[s]) for s in range(len(prep.sites))]
+
+
+def model_factors(prep: "Prepared") -> tuple[tuple[int, ...], tuple[np.ndarray, ...]]:
+    """Sizes and weights of (b-value, Mmax, engine GMM combination, fragility, consequence)."""
+    eng = engine_gmm_tree(prep.gmm, prep.median_map)
+    sizes = (prep.b_node.size, prep.m_max_node.size, eng.n_combinations,
+             prep.fragility.fragility_node.size, prep.fragility.consequence_node.size)
+    weights = (prep.b_node.weight_array, prep.m_max_node.weight_array, eng.enumerate().weight,
+               prep.fragility.fragility_node.weight_array, prep.fragility.consequence_node.weight_array)
+    return sizes, weights
+
+
+def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None) -> Tables:
+    """Tables of every site for the selected model combinations (in parallel over zones; the
+    sites of one zone, with and without wierde, share one task and its ground-motion work)."""
+    row_of, t_lists = table_rows(prep)
+    sizes, weights = model_factors(prep)
+    exact_mean = bool(sel.realisations.exact) or prep.model_tree.n_combinations <= 20_000
+    groups: dict[int, list[int]] = {}
+    for i, (zone, _) in enumerate(prep.sites):
+        groups.setdefault(int(zone), []).append(i)
+    # largest groups first: a better balance over workers
+    order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
+    args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
+             prep.distance_nodes_km, [t_lists[i] for i in groups[z]], sel.combo_model, sizes, weights,
+             prep.median_map, exact_mean) for z in order]
+    if executor is not None and executor.parallel:
+        parts = executor.map(_zone_table_task, args, label="tables")
+    else:
+        parts = [_zone_table_task(a) for a in args]
+    R = prep.distance_nodes_km.size
+    n_rows = int((row_of >= 0).sum())
+    q = np.empty((n_rows, R, sel.combo_model.size))
+    qbar = np.empty((n_rows, R))
+    for z, zone_parts in zip(order, parts):
+        for i, (qs, qb) in zip(groups[z], zone_parts):
+            rows = row_of[i, t_lists[i]]
+            q[rows] = qs
+            qbar[rows] = qb
+    return Tables(q, qbar, row_of)
+
+
+def _zone_table_task(args):
+    return zone_tables(*args)
+
+
+# ------------------------------------------------------------------------------------------
+# realisations
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    """Distinct (source branch, model combination) pairs and how realisations map onto them."""
+
+    combo_s: np.ndarray  # (u,)
+    combo_model: np.ndarray  # (u,) flattened model-combination index
+    combo_w: np.ndarray  # (u,)
+    s_start: np.ndarray  # (S + 1,)
+    real_combo: np.ndarray  # (N,) for Monte Carlo, empty for enumeration
+    realisations: Realisations
+
+
+def select_realisations(prep: Prepared) -> Selection:
+    tree = prep.tree
+    real = tree.realisations(prep.cfg.run.realisations, prep.cfg.run.seed)
+    sizes = [n.size for n in prep.model_tree.nodes]
+    s = real.index[:, 0]
+    model = np.ravel_multi_index(tuple(real.index[:, 1:].T), sizes) if sizes else np.zeros(real.n, np.int64)
+    pairs = np.stack([s, model], axis=1)
+    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    w = np.bincount(inverse, weights=real.weight, minlength=len(uniq))
+    S = prep.rates.branches.__len__()
+    s_start = np.searchsorted(uniq[:, 0], np.arange(S + 1), side="left").astype(np.int64)
+    return Selection(
+        combo_s=uniq[:, 0].astype(np.int64), combo_model=uniq[:, 1].astype(np.int64), combo_w=w / w.sum(),
+        s_start=s_start, real_combo=(inverse.astype(np.int64) if not real.exact else np.zeros(0, np.int64)),
+        realisations=real,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# execution
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkStatic:
+    """Data shared by all chunks (sent once to every worker)."""
+
+    cx: np.ndarray
+    cy: np.ndarray
+    rates: np.ndarray
+    n_years: int
+    n_src: int
+    depth_km: float
+    ln_r0: float
+    dln: float
+    n_r: int
+    r_max_km: float
+    cell_size_m: float
+    sub_radius_m: float
+    n_sub: int
+    q: np.ndarray
+    combo_s: np.ndarray
+    s_start: np.ndarray
+    combo_w: np.ndarray
+    qbar: np.ndarray
+    s_weights: np.ndarray
+    mixture: bool
+    monte_carlo: bool
+    real_combo: np.ndarray
+    seed_key: np.uint64
+    probs: np.ndarray
+    n_keep: int
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """The kernels are compiled for read-only inputs (what dask delivers in workers), so every
+    caller passes them read-only and one compiled signature serves all (see warm_kernels)."""
+    if isinstance(a, np.ndarray) and a.flags.writeable:
+        a = a.view()
+        a.setflags(write=False)
+    return a
+
+
+def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
+    """LPR statistics of one chunk of buildings (pure function of its inputs)."""
+    chunk = {k: _readonly(v) for k, v in chunk.items()}
+    static = ChunkStatic(**{k: _readonly(v) for k, v in static.__dict__.items()})
+    n = chunk["x"].size
+    Y = static.n_years
+    out_mean = np.zeros((n, Y))
+    out_q = np.zeros((n, Y, static.probs.size))
+    out_real = np.zeros((n, Y, static.n_keep))
+    out_real_w = np.zeros((n, static.n_keep))
+    kernels.chunk_lpr(
+        chunk["x"], chunk["y"], chunk["zt_idx"], chunk["typ_idx"], chunk["typ_prob"], chunk["keys"],
+        static.cx, static.cy, static.rates, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
+        static.n_r, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
+        static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
+        static.mixture, static.monte_carlo, static.real_combo, static.seed_key, static.probs,
+        out_mean, out_q, out_real, out_real_w,
+    )
+    return {"mean": out_mean, "q": out_q, "real": out_real, "real_w": out_real_w}
+
+
+def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
+    src = prep.cfg.source
+    r = prep.distance_nodes_km
+    q = np.ascontiguousarray(tables.q)
+    n_keep = 0
+    if prep.cfg.run.keep_realisations:
+        if not sel.realisations.exact:
+            n_keep = sel.realisations.n
+        elif prep.cfg.run.typology_uncertainty == "epistemic":
+            n_keep = sel.combo_s.size * prep.buildings.typology_index.shape[1]
+        else:
+            n_keep = sel.combo_s.size
+    return ChunkStatic(
+        cx=prep.rates.x, cy=prep.rates.y,
+        rates=np.ascontiguousarray(prep.rates.rate.reshape(prep.rates.rate.shape[0], -1)),
+        n_years=prep.years.size, n_src=len(prep.rates.branches), depth_km=src.depth_km,
+        ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, r_max_km=src.max_distance_km,
+        cell_size_m=src.cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
+        q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w, qbar=tables.qbar,
+        s_weights=np.asarray(prep.rates.branch_weights, dtype=float),
+        mixture=prep.cfg.run.typology_uncertainty == "mixture", monte_carlo=not sel.realisations.exact,
+        real_combo=sel.real_combo, seed_key=seed_key(prep.cfg.run.seed, PURPOSE_TYPOLOGY),
+        probs=np.asarray(prep.cfg.run.quantiles, dtype=float), n_keep=n_keep,
+    )
+
+
+def make_chunks(prep: Prepared, chunk_size: int, row_of: np.ndarray) -> list[dict]:
+    b = prep.buildings
+    ti = b.typology_index
+    zt = np.where(ti >= 0, row_of[prep.site_index[:, None], np.maximum(ti, 0)], 0).astype(np.int64)
+    chunks = []
+    for start in range(0, b.n, chunk_size):
+        sl = slice(start, min(start + chunk_size, b.n))
+        chunks.append(dict(
+            x=np.ascontiguousarray(b.x[sl]), y=np.ascontiguousarray(b.y[sl]), zt_idx=np.ascontiguousarray(zt[sl]),
+            typ_idx=np.ascontiguousarray(ti[sl]), typ_prob=np.ascontiguousarray(b.typology_prob[sl]),
+            keys=np.ascontiguousarray(b.keys[sl]),
+        ))
+    return chunks
+
+
+def warm_kernels() -> None:
+    """Compile (or load from the cache) the kernels in this process before workers start, with
+    the read-only input signature that :func:`run_chunk` always uses."""
+    z = np.zeros
+    chunk = dict(x=z(1), y=z(1), zt_idx=z((1, 1), np.int64), typ_idx=-np.ones((1, 1), np.int64), typ_prob=z((1, 1)),
+                 keys=z(1, np.uint64))
+    static = ChunkStatic(
+        cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4,
+        r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, q=z((1, 4, 1)), combo_s=z(1, np.int64),
+        s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4)), s_weights=np.ones(1), mixture=False,
+        monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
+    )
+    run_chunk(chunk, static)
+
+
+@dataclass
+class RunResult:
+    prep: Prepared
+    selection: Selection
+    mean: np.ndarray
+    quantiles: np.ndarray
+    realisations: np.ndarray | None
+    realisation_weight: np.ndarray | None
+    timings: dict[str, float]
+
+
+def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = None) -> RunResult:
+    """Run the engine and return the raw arrays (see :func:`run` for the Dataset)."""
+    import sys
+
+    t0 = time.perf_counter()
+    if progress is None:
+        progress = cfg.compute.progress if cfg.compute.progress is not None else sys.stderr.isatty()
+    prep = prep or prepare(cfg)
+    t_prep = time.perf_counter()
+    log.info("prepared %d buildings, %d source cells, %d sites, logic tree of %d combinations",
+             prep.buildings.n, prep.rates.x.size, len(prep.sites), prep.tree.n_combinations)
+    warm_kernels()
+    with Executor(cfg.compute.scheduler, cfg.compute.n_workers, progress) as ex:
+        sel = select_realisations(prep)
+        tables = build_tables(prep, sel, ex)
+        t_tab = time.perf_counter()
+        static = make_static(prep, tables, sel)
+        chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.row_of)
+        parts = ex.map(run_chunk, chunks, label="buildings", shared={"static": static})
+    t_run = time.perf_counter()
+    mean = np.concatenate([p["mean"] for p in parts])
+    quant = np.concatenate([p["q"] for p in parts])
+    keep = static.n_keep > 0
+    real = np.concatenate([p["real"] for p in parts]) if keep else None
+    real_w = np.concatenate([p["real_w"] for p in parts]) if keep else None
+    timings = dict(prepare_s=t_prep - t0, tables_s=t_tab - t_prep, buildings_s=t_run - t_tab, total_s=t_run - t0)
+    return RunResult(prep, sel, mean, quant, real, real_w, timings)

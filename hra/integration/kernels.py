@@ -1,0 +1,417 @@
+"""numba kernels of the engine (no I/O, no dask, no model equations).
+
+Layout letters used in comments: b = buildings, c = source cells, y = years, s = source-rate
+branches, r = distance nodes, m = magnitude nodes, q = mixture components, t = typologies,
+f = fragility branches, k = collapse states, u = model-branch combinations, j = typology
+candidates of a building, n = values per (building, year), p = quantile probabilities.
+
+Data flow per building (see engine.py):
+
+1. ``distance_histogram``: the building's annual rate of M >= m_min events per hypocentral
+   distance node, ``H[r, y*S + s]``, by linear interpolation in ln R between nodes (sub-cells
+   for nearby cells). One pass over the source cells.
+2. ``building_values``: ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for each typology
+   candidate j; ``Q`` holds the expected death probability per event at distance node r,
+   already integrated over magnitude, residuals and fragility for model combination u.
+3. realisation weights: enumeration -> combination weights (x typology probabilities);
+   Monte Carlo -> counts of the drawn (combination, typology) pairs / N, the typology drawn
+   from a counter-based hash of (seed, building key, realisation): chunk- and order-independent.
+4. ``weighted_quantiles``: the inverse weighted empirical CDF (logictree.weighted_quantile).
+
+Memory per building is O(R * Y * S + K * Y * U); nothing scales with the number of buildings
+beyond the caller's output arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hra.core._numba import jit
+from hra.core.random import draw_candidate, normal_cdf
+
+# ------------------------------------------------------------------------------------------
+# tables
+# ------------------------------------------------------------------------------------------
+
+
+@jit
+def death_table(mean, sd, weight, ln_median, beta, pd_in, pd_out, presence_in, out_pexc, out_death):
+    """Collapse and death probabilities per event on the (m, r) grid.
+
+    mean, sd, weight : (m, r, q) Gaussian mixture of ln IM [ln g]
+    ln_median, beta  : (t, f, k) lognormal fragility parameters [ln g], [-]
+    pd_in, pd_out    : (t, c, k) death probability given CS = k, inside / outside [-]
+    presence_in      : fraction of time inside [-]
+    out_pexc         : (t, f, k, m, r) nested P(CS >= k)
+    out_death        : (t, f, c, m, r) presence_in P_die,in + (1 - presence_in) P_die,out
+
+    P(CS >= k) = sum_q w_q Phi((mean_q - ln_median) / sqrt(sd_q^2 + beta^2)), exact for each
+    Gaussian component; nesting P(>=k) >= P(>=k+1) is enforced after the sum.
+    """
+    n_m, n_r, n_q = mean.shape
+    n_t, n_f, n_k = ln_median.shape
+    n_c = pd_in.shape[1]
+    p = np.empty(n_k)
+    for m in range(n_m):
+        for r in range(n_r):
+            for t in range(n_t):
+                for f in range(n_f):
+                    for k in range(n_k):
+                        lm = ln_median[t, f, k]
+                        b2 = beta[t, f, k] * beta[t, f, k]
+                        acc = 0.0
+                        for q in range(n_q):
+                            if weight[m, r, q] == 0.0:
+                                continue
+                            s = math.sqrt(sd[m, r, q] * sd[m, r, q] + b2)
+                            z = mean[m, r, q] - lm
+                            if s > 0.0:
+                                acc += weight[m, r, q] * normal_cdf(z / s)
+                            elif z >= 0.0:
+                                acc += weight[m, r, q]
+                        p[k] = acc
+                    for k in range(n_k - 2, -1, -1):
+                        if p[k + 1] > p[k]:
+                            p[k] = p[k + 1]
+                    for k in range(n_k):
+                        out_pexc[t, f, k, m, r] = p[k]
+                    for c in range(n_c):
+                        d_in = 0.0
+                        d_out = 0.0
+                        prev_in = 0.0
+                        prev_out = 0.0
+                        for k in range(n_k):
+                            d_in += p[k] * (pd_in[t, c, k] - prev_in)
+                            d_out += p[k] * (pd_out[t, c, k] - prev_out)
+                            prev_in = pd_in[t, c, k]
+                            prev_out = pd_out[t, c, k]
+                        out_death[t, f, c, m, r] = presence_in * d_in + (1.0 - presence_in) * d_out
+
+
+@jit
+def lognormal_expectation(mean, sd, weight, ln_median, beta, out):
+    """E[Phi((ln IM - ln_median_j) / beta_j)] over the mixture; out (j, m, r). ln_median = -inf -> 0."""
+    n_m, n_r, n_q = mean.shape
+    n_j = ln_median.shape[0]
+    for j in range(n_j):
+        if not np.isfinite(ln_median[j]):
+            out[j] = 0.0
+            continue
+        b2 = beta[j] * beta[j]
+        for m in range(n_m):
+            for r in range(n_r):
+                acc = 0.0
+                for q in range(n_q):
+                    if weight[m, r, q] == 0.0:
+                        continue
+                    s = math.sqrt(sd[m, r, q] * sd[m, r, q] + b2)
+                    z = mean[m, r, q] - ln_median[j]
+                    if s > 0.0:
+                        acc += weight[m, r, q] * normal_cdf(z / s)
+                    elif z >= 0.0:
+                        acc += weight[m, r, q]
+                out[j, m, r] = acc
+
+
+# ------------------------------------------------------------------------------------------
+# geometry
+# ------------------------------------------------------------------------------------------
+
+
+@jit
+def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, r_max_km, hist):
+    r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
+    if r_km > r_max_km:
+        return
+    u = (math.log(r_km) - ln_r0) / dln
+    if u < 0.0:
+        u = 0.0
+    i = int(u)
+    if i >= n_r - 1:
+        i = n_r - 2
+        f = 1.0
+    else:
+        f = u - i
+    a = (1.0 - f) * scale
+    b = f * scale
+    for v in range(rate_row.shape[0]):
+        x = rate_row[v]
+        hist[i, v] += a * x
+        hist[i + 1, v] += b * x
+
+
+@jit
+def distance_histogram(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, r_max_km,
+                       cell_size_m, sub_radius_m, n_sub, hist):
+    """Accumulate one building's rates per hypocentral-distance node into ``hist`` (r, v).
+
+    bx, by        : building position [m]
+    cx, cy        : (c,) cell centres [m]
+    rates         : (c, v) rates per cell for v = y * S + s [yr^-1]
+    ln_r0, dln    : ln of the first node (= depth) and the node spacing in ln R
+    cell_size_m   : cell side [m]; cells whose centre lies within ``sub_radius_m`` are split into
+                    ``n_sub`` x ``n_sub`` equal sub-cells, each carrying 1/n_sub^2 of the rate.
+    R_hyp = sqrt(d_epi^2 + depth^2) >= depth, so no building gets R -> 0.
+    """
+    sub2 = sub_radius_m * sub_radius_m
+    step = cell_size_m / n_sub
+    frac = 1.0 / (n_sub * n_sub)
+    for c in range(cx.shape[0]):
+        dx = cx[c] - bx
+        dy = cy[c] - by
+        d2 = dx * dx + dy * dy
+        if n_sub > 1 and d2 < sub2:
+            for i in range(n_sub):
+                sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
+                for j in range(n_sub):
+                    sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
+                    _deposit(sx * sx + sy * sy, rates[c], frac, depth_km, ln_r0, dln, n_r, r_max_km, hist)
+        else:
+            _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, r_max_km, hist)
+
+
+# ------------------------------------------------------------------------------------------
+# per-building reduction
+# ------------------------------------------------------------------------------------------
+
+
+@jit
+def weighted_quantiles(values, weights, n, probs, order_buf, out):
+    """Inverse weighted empirical CDF of values[:n] at probs -> out (same as logictree.weighted_quantile)."""
+    order = np.argsort(values[:n], kind="mergesort")
+    total = 0.0
+    for i in range(n):
+        total += weights[i]
+    for p_i in range(probs.shape[0]):
+        target = probs[p_i] * total * (1.0 - 1e-12)
+        cum = 0.0
+        res = values[order[n - 1]]
+        for i in range(n):
+            cum += weights[order[i]]
+            if cum >= target:
+                res = values[order[i]]
+                break
+        out[p_i] = res
+
+
+@jit
+def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
+              cx, cy, rates, n_years, n_src, depth_km, ln_r0, dln, n_r, r_max_km,
+              cell_size_m, sub_radius_m, n_sub,
+              q_table, combo_s, s_start, combo_w, qbar, s_weights,
+              mixture, monte_carlo, real_combo, seed_key, probs,
+              out_mean, out_q, out_real, out_real_w):
+    """LPR statistics for a chunk of buildings.
+
+    bx, by       : (b,) positions [m]
+    zt_idx       : (b, j) table row of each typology candidate at the building's site
+    typ_idx      : (b, j) typology index per candidate (-1 = none); typ_prob (b, j) probabilities
+    bkeys        : (b,) uint64 building keys (hash of the id) for the typology draws
+    rates        : (c, y*S + s)
+    q_table      : (zt, r, u) expected death probability per event, model combination u
+    combo_s      : (u,) source branch of combination u; combos sorted by s, ``s_start`` (S+1,)
+                   gives the u-range of each source branch
+    combo_w      : (u,) realisation weight of each combination (sums to 1)
+    qbar, s_weights : (zt, r) tree-mean table and (S,) source weights -> exact mean LPR
+    mixture      : typology uncertainty as a mixture (True) or an epistemic choice (False)
+    monte_carlo  : realisations are draws (True): real_combo (N,) maps realisation -> u
+    probs        : (p,) quantile probabilities
+    out_mean (b, y), out_q (b, y, p); out_real (b, y, R) and out_real_w (b, R) if R > 0
+    """
+    n_b = bx.shape[0]
+    n_j = typ_idx.shape[1]
+    n_u = q_table.shape[2]
+    n_v = n_years * n_src
+    n_keep = out_real.shape[2]
+    n_mc = real_combo.shape[0]
+    hist = np.empty((n_r, n_v))
+    amat = np.empty((n_j, n_years, n_u))
+    vals = np.empty(n_u * n_j)
+    wts = np.empty(n_u * n_j)
+    pair_w = np.empty((n_j, n_u))
+    draw = np.empty(n_mc, dtype=np.int64)
+    qout = np.empty(probs.shape[0])
+    order_buf = np.empty(n_u * n_j, dtype=np.int64)
+    for b in range(n_b):
+        hist[:, :] = 0.0
+        distance_histogram(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, r_max_km,
+                           cell_size_m, sub_radius_m, n_sub, hist)
+        # number of candidates
+        nj = 0
+        for j in range(n_j):
+            if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0.0:
+                nj += 1
+        # exact tree mean
+        for y in range(n_years):
+            acc = 0.0
+            for j in range(nj):
+                zt = zt_idx[b, j]
+                sj = 0.0
+                for r in range(n_r):
+                    h = 0.0
+                    for s in range(n_src):
+                        h += s_weights[s] * hist[r, y * n_src + s]
+                    sj += h * qbar[zt, r]
+                acc += typ_prob[b, j] * sj
+            out_mean[b, y] = acc
+        # per-combination values
+        amat[:nj] = 0.0
+        for j in range(nj):
+            zt = zt_idx[b, j]
+            for r in range(n_r):
+                for y in range(n_years):
+                    for s in range(n_src):
+                        h = hist[r, y * n_src + s]
+                        if h == 0.0:
+                            continue
+                        for u in range(s_start[s], s_start[s + 1]):
+                            amat[j, y, u] += h * q_table[zt, r, u]
+        epistemic = (not mixture) and nj > 1
+        if epistemic and monte_carlo:
+            pair_w[:nj] = 0.0
+            for i in range(n_mc):
+                jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
+                draw[i] = jj
+                pair_w[jj, real_combo[i]] += 1.0 / n_mc
+        for y in range(n_years):
+            n = 0
+            if not epistemic:
+                for u in range(n_u):
+                    v = 0.0
+                    for j in range(nj):
+                        v += typ_prob[b, j] * amat[j, y, u]
+                    vals[n] = v
+                    wts[n] = combo_w[u]
+                    n += 1
+            elif monte_carlo:
+                for j in range(nj):
+                    for u in range(n_u):
+                        if pair_w[j, u] > 0.0:
+                            vals[n] = amat[j, y, u]
+                            wts[n] = pair_w[j, u]
+                            n += 1
+            else:
+                for j in range(nj):
+                    for u in range(n_u):
+                        vals[n] = amat[j, y, u]
+                        wts[n] = combo_w[u] * typ_prob[b, j]
+                        n += 1
+            weighted_quantiles(vals, wts, n, probs, order_buf, qout)
+            for p_i in range(probs.shape[0]):
+                out_q[b, y, p_i] = qout[p_i]
+            if n_keep > 0:
+                if monte_carlo:
+                    for i in range(n_mc):
+                        if epistemic:
+                            out_real[b, y, i] = amat[draw[i], y, real_combo[i]]
+                        else:
+                            v = 0.0
+                            for j in range(nj):
+                                v += typ_prob[b, j] * amat[j, y, real_combo[i]]
+                            out_real[b, y, i] = v
+                        out_real_w[b, i] = 1.0 / n_mc
+                elif epistemic:
+                    for u in range(n_u):
+                        for j in range(n_j):
+                            if j < nj:
+                                out_real[b, y, u * n_j + j] = amat[j, y, u]
+                                out_real_w[b, u * n_j + j] = combo_w[u] * typ_prob[b, j]
+                            else:
+                                out_real[b, y, u * n_j + j] = 0.0
+                                out_real_w[b, u * n_j + j] = 0.0
+                else:
+                    for u in range(n_u):
+                        out_real[b, y, u] = vals[u]
+                        out_real_w[b, u] = combo_w[u]
+
+
+@jit
+def mixture_density(mean, sd, weight, x0, h, n_sd, out):
+    """Gaussian-mixture density of ln IM times the grid step, on the grid x_j = x0 + j h.
+
+    mean, sd, weight : (n, q) mixture per row [ln g]
+    out              : (n, nx), accumulated into (the caller zeroes it)
+
+    ``out[i, j] = h sum_q w_q phi((x_j - mean_q) / sd_q) / sd_q`` within ``n_sd`` sd of each mean.
+    With h <= sd / 1.5 the trapezoid sum ``sum_j out[i, j] g(x_j)`` equals ``E[g(ln IM)]`` to
+    ~exp(-2 pi^2 (sd/h)^2) < 1e-16 for smooth g (Gaussian fragility curves). Components whose
+    sd is below h / 4 are deposited on the two nearest nodes (mean and mass kept).
+    """
+    n, nq = mean.shape
+    nx = out.shape[1]
+    inv_sqrt2pi = 1.0 / math.sqrt(2.0 * math.pi)
+    for i in range(n):
+        for q in range(nq):
+            w = weight[i, q]
+            if w == 0.0:
+                continue
+            mu = mean[i, q]
+            s = sd[i, q]
+            if s < 0.25 * h:
+                u = (mu - x0) / h
+                j = int(math.floor(u))
+                f = u - j
+                if 0 <= j < nx:
+                    out[i, j] += w * (1.0 - f)
+                if 0 <= j + 1 < nx:
+                    out[i, j + 1] += w * f
+                continue
+            c = w * h * inv_sqrt2pi / s
+            j0 = int(math.ceil((mu - n_sd * s - x0) / h))
+            j1 = int(math.floor((mu + n_sd * s - x0) / h))
+            if j0 < 0:
+                j0 = 0
+            if j1 > nx - 1:
+                j1 = nx - 1
+            # exp(-z^2/2) on the uniform nodes by the recurrence g_{j+1} = g_j r_j,
+            # r_{j+1} = r_j exp(-d^2) (d = h/s); restarted every 16 nodes to bound rounding
+            d = h / s
+            e_d2 = math.exp(-d * d)
+            j = j0
+            while j <= j1:
+                z = (x0 + j * h - mu) / s
+                g = math.exp(-0.5 * z * z)
+                rr = math.exp(-z * d - 0.5 * d * d)
+                stop = min(j1, j + 15)
+                while j <= stop:
+                    out[i, j] += c * g
+                    g *= rr
+                    rr *= e_d2
+                    j += 1
+
+
+@jit
+def lnr_interpolate(ln_p, ln_grid, ln_nodes, weights, out):
+    """Integrate probabilities over R_rup given R_hyp by interpolating ln P in ln R_rup.
+
+    ln_p    : (m, g, j) ln P on the ascending grid ``ln_grid`` (g,) of ln R_rup
+    ln_nodes, weights : (m, r, n) R_rup quadrature per (M, R_hyp): ln R_rup nodes and weights
+    out     : (m, r, j) ``sum_n w_n exp(interp(ln_p[m], ln R_n))``; nodes outside the grid take
+              the end value.
+    """
+    n_m, n_g, n_j = ln_p.shape
+    n_r, n_n = ln_nodes.shape[1], ln_nodes.shape[2]
+    for m in range(n_m):
+        for r in range(n_r):
+            for j in range(n_j):
+                out[m, r, j] = 0.0
+            for k in range(n_n):
+                w = weights[m, r, k]
+                if w == 0.0:
+                    continue
+                x = ln_nodes[m, r, k]
+                if x <= ln_grid[0]:
+                    i0, f = 0, 0.0
+                elif x >= ln_grid[n_g - 1]:
+                    i0, f = n_g - 2, 1.0
+                else:
+                    i0 = np.searchsorted(ln_grid, x) - 1
+                    f = (x - ln_grid[i0]) / (ln_grid[i0 + 1] - ln_grid[i0])
+                for j in range(n_j):
+                    a = ln_p[m, i0, j]
+                    b = ln_p[m, i0 + 1, j]
+                    if a < -650.0 and b < -650.0:  # both below 1e-282: nothing to add
+                        continue
+                    out[m, r, j] += w * math.exp(a + f * (b - a))
