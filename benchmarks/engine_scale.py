@@ -30,7 +30,7 @@ Usage::
     python benchmarks/engine_scale.py --sizes 20000 --workers 1,2     # quick check
     python benchmarks/engine_scale.py --json results.json             # also save the figures
 
-Not part of the test suite (design.md: no timing assertions in tests/).
+Not part of the test suite (docs/architecture.md §7: no timing assertions in tests/).
 """
 
 from __future__ import annotations

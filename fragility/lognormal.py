@@ -5,7 +5,7 @@ and fragility branch f, with IM in g:
 
     P(CS >= k | IM) = Phi( (ln IM - ln theta_{t,f,k}) / beta_{t,f,k} )
 
-Exclusive states (design.md §1): P(CS = k) = P(CS >= k) - P(CS >= k+1), with P(CS >= K+1) = 0.
+Exclusive states (docs/lpr.md §1): P(CS = k) = P(CS >= k) - P(CS >= k+1), with P(CS >= K+1) = 0.
 Where curves cross (different betas), nesting is enforced as P'(CS >= k) = max_{j >= k} P(CS >= j),
 so that no exclusive probability is negative (documented deviation; it never binds for the
 Groningen V6/V7 FCMs, whose states share one dispersion).

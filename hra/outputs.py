@@ -1,4 +1,4 @@
-"""The risk Dataset (design.md §4 contract): registry of variables, provenance, atomic writing.
+"""The risk Dataset (the contract of docs/architecture.md §4.1): registry of variables, provenance, atomic writing.
 
 Every output variable is declared once in :data:`VARIABLES` (dims, dtype, units, long_name,
 cell_methods); :func:`build_dataset` fills attributes only from there and :func:`validate`
@@ -124,7 +124,7 @@ def provenance(config_sha256: str, files: dict[str, str], seed: int, n_realisati
 def build_dataset(*, ids, x, y, years, mean, quantiles: dict[float, np.ndarray], zone=None, municipality=None,
                   realisations=None, realisation_weight=None, prov: dict[str, Any] | None = None,
                   attrs: dict[str, Any] | None = None) -> xr.Dataset:
-    """Assemble the risk Dataset from per-building arrays (see design.md §4)."""
+    """Assemble the risk Dataset from per-building arrays (docs/architecture.md §4.1)."""
     coords: dict[str, Any] = {
         "building_id": ("building", np.asarray(ids, dtype=str)),
         "x_rd": ("building", np.asarray(x, dtype=float)),

@@ -46,7 +46,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     The temporary file is ``PATH.tmp-<pid>``; it is removed if the body raises, so a failed run
-    never leaves a half-written result where a user would read it (conventions.md §13).
+    never leaves a half-written result where a user would read it (docs/architecture.md §6).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,7 @@ class RiskVerdict:
     def classification(self) -> str:
         """``"verhoogd"`` (mean > norm), ``"licht verhoogd"`` (P90 > norm) or ``"normaal"``.
 
-        Per building and without the horizons of the risk-profile rules (design.md §1), which
+        Per building and without the horizons of the risk-profile rules (docs/profiles.md), which
         the risk-profile code applies over the whole run.
         """
         if not self.voldoet:

@@ -22,7 +22,7 @@ CELL = (250_000.0, 590_000.0)
 
 
 def closed_form_lpr(rate, r_km, m_max, med=(0.15, 0.3, 0.6), beta=0.5, pdeath=(0.01, 0.1, 0.3), b=1.0, m_min=1.5, gm=PARAMETRIC):
-    """design.md §5: LPR = sum_k Pd_k int rate f(M) (Phi(z_k) - Phi(z_k+1)) dM, by adaptive quadrature."""
+    """docs/lpr.md §5: LPR = sum_k Pd_k int rate f(M) (Phi(z_k) - Phi(z_k+1)) dM, by adaptive quadrature."""
     sig = np.hypot(gm["tau"], gm["phi"])
     med, pdeath = np.asarray(med), np.asarray(pdeath)
 

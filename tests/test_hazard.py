@@ -17,7 +17,7 @@ CURVES = {"URM": ((0.15, 0.3, 0.6), 0.5, (0.01, 0.1, 0.3))}
 
 
 def closed_form_rate(level_g, rate, r_km, m_max, b=1.0, m_min=1.5, gm=PARAMETRIC):
-    """lambda(a) = rate * int f(M) Phi((mu(M, R) - ln a) / sigma) dM (design.md §5 model)."""
+    """lambda(a) = rate * int f(M) Phi((mu(M, R) - ln a) / sigma) dM (docs/lpr.md §5 model)."""
     sig = np.hypot(gm["tau"], gm["phi"])
 
     def f(m):

@@ -122,7 +122,7 @@ def test_v7_reference_plugin_reproduces_our_model(v7, median, tau, phi_ss, compo
             np.testing.assert_allclose(res[1, i], sc["sigma_gm"], rtol=1e-12)
             np.testing.assert_allclose(res[3, i], sc["phi_ss"], rtol=1e-12)
     np.testing.assert_allclose(res[:, 0], res[:, 1])  # PGA = Sa(0.01 s)
-    # independent anchors: tau of the branch (model-spec §3.2) and an interpolated period lies
+    # independent anchors: tau of the branch (docs/model-chain.md §3.2) and an interpolated period lies
     # between its neighbours in ln T
     assert np.allclose(res[2], {0: 0.2362, 1: 0.3498, 2: 0.484}[tau], atol=5e-4)
     lo, hi = gmm.ln_median_sa_g(0.2, mm, rr, branch), gmm.ln_median_sa_g(0.3, mm, rr, branch)

@@ -1,7 +1,7 @@
 """Side-by-side check against OpenQuake: hazard curves, collapse rates, event-based rates, wall times.
 
 Runs in the project venv; OpenQuake runs as a subprocess in its own venv (``--oq-venv``, default
-/tmp/oq-venv, built by the recipe of ``shared/openquake-peer.md`` §1). Steps, for each size:
+/tmp/oq-venv, built by the recipe of docs/openquake.md §1). Steps, for each size:
 
 1. :mod:`benchmarks.openquake.export` writes the shared problem (our config and the OpenQuake
    inputs from it, never hand-edited);

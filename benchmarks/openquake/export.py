@@ -1,6 +1,6 @@
 """The shared peer problem: our config and the OpenQuake inputs written from it (never hand-edited).
 
-Problem (both engines, ``shared/openquake-peer.md`` §9):
+Problem (both engines, docs/openquake.md §3):
 
 * sources: the demo rate grid of one calendar year (default 2025), one source branch (default
   "elastic"), b = 1, Mmax branches 4.5 / 5.5 (0.5 / 0.5), m_min 1.5, depth 3 km, point sources at

@@ -1,4 +1,4 @@
-"""The ``hra`` command line: a thin Typer app over the Python API (design.md §4, conventions §12).
+"""The ``hra`` command line: a thin Typer app over the Python API (docs/architecture.md §4 and §5).
 
 The CLI only parses, calls :mod:`hra` and prints; every computation lives in the API.
 

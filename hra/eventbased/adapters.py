@@ -32,7 +32,7 @@ rupture distance. Their adapter (:class:`SpectralAdapter`, registered in the sam
 spectrum, and returns both IMs of the fragility model (AvgSa and the PGA of the chimney term).
 
 The site response is returned as a **table over ln Y_ref** (:class:`SiteTerms`), which the numba
-kernels interpolate linearly: the engine's kernels never see a model's equations (design.md §3).
+kernels interpolate linearly: the engine's kernels never see a model's equations (docs/architecture.md §1).
 With the default grid step (0.01 in ln Y) the interpolation error of ln AF is below 1e-5.
 """
 

@@ -15,8 +15,8 @@ model's parts, and for V6/V7 these do not fit the single-IM split of
 What is simulated, per event e and building b (P = 10 periods, ``a`` = the IM's weights over the
 periods: 1/10 each for AvgSa, the 0.01 s period alone for PGA):
 
-1. **Rupture.** One finite rupture per event, the model's own (:mod:`hra.gmm.rupture`, model-spec
-   §2): a vertical line of length ``L = L_Leonard(M) 10^(0.19 z)`` from the hypocentre depth, at
+1. **Rupture.** One finite rupture per event, the model's own (:mod:`hra.gmm.rupture`,
+   docs/model-chain.md §2): a vertical line of length ``L = L_Leonard(M) 10^(0.19 z)`` from the hypocentre depth, at
    a strike drawn uniformly in [0, 180) degrees (the model's default averages R_rup uniformly over
    the azimuth, i.e. an unknown strike), with the hypocentre at a uniform position along it. Each
    building's R_rup is the exact distance to that line. For one building this reproduces the

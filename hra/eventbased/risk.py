@@ -39,7 +39,7 @@ Occupancy: ``population_inside`` (persons inside on average) of the exposure whe
 many people inside, and ``population_inside (1 - p) / p`` passers-by outside next to the building
 (``p`` = ``[fragility] presence_inside``; the same occupants spend the fraction 1 - p near the
 building). Without the column: one occupant, inside with probability ``p`` and outside otherwise,
-which makes the expected deaths per event equal to the LPR term of design.md §1.
+which makes the expected deaths per event equal to the LPR term of docs/lpr.md §1.
 
 The event-based LPR estimator of a building is ``sum_e w_e (p P_die,in + (1 - p) P_die,out)``;
 its expectation is the integration engine's LPR of the same realisations exactly when the model's

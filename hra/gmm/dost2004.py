@@ -33,8 +33,8 @@ velocity recorded in the Netherlands. *Bollettino di Geofisica Teorica ed Applic
 
 Bommer, J.J. et al. (2013). The adaptation of Dost et al. (2004) to larger magnitudes (the
 quadratic magnitude term c1e and the tau/phi split), a report to NAM; cited as "Bommer et al.
-(2013)" by OpenQuake's ``DostEtAl2004BommerAdaptation``. Coefficients as listed in
-``shared/openquake-peer.md`` §5. See also Bommer, J.J., Dost, B., Edwards, B., Stafford, P.J.,
+(2013)" by OpenQuake's ``DostEtAl2004BommerAdaptation``. Coefficients as in that
+OpenQuake GSIM (which ``benchmarks/openquake/compare.py`` checks; docs/openquake.md §3). See also Bommer, J.J., Dost, B., Edwards, B., Stafford, P.J.,
 van Elk, J., Doornhof, D. & Ntinalexis, M. (2016). Developing an application-specific
 ground-motion model for induced seismicity. *BSSA* 106(1), 158-173, doi:10.1785/0120150184.
 """

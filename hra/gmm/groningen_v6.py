@@ -5,7 +5,7 @@ Reference
 Bommer, J.J., Edwards, B., Kruiver, P.P., Rodriguez-Marek, A., Stafford, P.J., Dost, B.,
 Ntinalexis, M., Ruigrok, E. & Spetzler, J. (2019). *V6 Ground-Motion Model for Induced
 Seismicity in the Groningen Gas Field.* NAM report, March 2019. Equation numbers (5.x) as cited
-by the public TNO implementation; equations restated from ``shared/model-spec.md`` §3.7.
+by the public TNO implementation; equations restated in docs/model-chain.md §3.7.
 Tables: TNO's transcription (EUPL-1.2), read at run time (:mod:`hra.inputs.modeldata`).
 
 Differences from GMM-V7 (:mod:`hra.gmm.groningen_v7`, whose integration machinery is reused):

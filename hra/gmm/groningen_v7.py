@@ -5,9 +5,9 @@ Reference
 Bommer, J.J., Stafford, P.J., Ruigrok, E., Rodriguez-Marek, A., Ntinalexis, M., Kruiver, P.P.,
 Edwards, B., Dost, B. & van Elk, J. (2021). *V7 Ground-Motion Model for Induced Seismicity in the
 Groningen Gas Field.* NAM report, revision 1, October 2021. The equation numbers (9.x) below are
-those of that report as cited by the public TNO implementation; the equations are restated from
-``shared/model-spec.md`` §3. Component-to-component variance: Stafford, P.J., Bommer, J.J. et al.
-(2019) (model-spec §3.2). Coefficient tables: TNO's transcription (EUPL-1.2), read at run time
+those of that report as cited by the public TNO implementation; the equations are restated in
+docs/model-chain.md §3. Component-to-component variance: Stafford, P.J., Bommer, J.J. et al.
+(2019) (docs/model-chain.md §3.2). Coefficient tables: TNO's transcription (EUPL-1.2), read at run time
 from the model directory (:mod:`hra.inputs.modeldata`), never stored here.
 
 Units
@@ -16,7 +16,7 @@ The median tables give ln of Sa in **cm/s²**; everything this module returns is
 (``ln g``), converted at the boundary with :data:`TABLE_G_CM_S2` = 981 cm/s² (the value the
 tables and their site-amplification parameters use). The AF parameters ``f3``, ``xl``, ``xh`` are
 in g and are always compared with the reference Sa **in g** (the public chain at ``dafa1a6``
-compared ln Sa in cm/s² with ln xl, ln xh in g in its φ_S2S — model-spec §9.2; not here).
+compared ln Sa in cm/s² with ln xl, ln xh in g in its φ_S2S — docs/model-chain.md §8; not here).
 Distances are km (R_rup for the equations; the engine interface takes R_hyp), periods s.
 
 Model chain (per zone, period T, branch)
@@ -225,7 +225,7 @@ def m_ref1_v7(rrup_km, ma, mb):
 
 
 def af_linear_v7(magnitude, rrup_km, c: Mapping[str, np.ndarray]):
-    """Linear part f1 of ln AF, eq. 9.13 (as implemented by the chain; model-spec §3.3)::
+    """Linear part f1 of ln AF, eq. 9.13 (as implemented by the chain; docs/model-chain.md §3.3)::
 
         f1 = a0 + a1 lnR + (b0 + b1 lnR)(min(M, Mr1) - Mr1) + a2 (lnR - ln Rref)^2
              + b2 (min(M, Mr1) - Mref2)^2 + a3 (max(M, Mr1) - Mr1)
@@ -261,7 +261,7 @@ def phi_s2s(ln_sa_ref_g, s1, s2, xl_g, xh_g):
         phi_S2S = clip(s1 + (s2 - s1)(ln Y_g - ln xl)/ln(xh/xl), min(s1, s2), max(s1, s2))
 
     ``ln_sa_ref_g``: ln reference Sa [ln g]; xl, xh [g]. (The chain at ``dafa1a6`` passed ln Sa in
-    cm/s^2 here, which makes phi_S2S = s2 for nearly every motion; model-spec §9.2.)
+    cm/s^2 here, which makes phi_S2S = s2 for nearly every motion; docs/model-chain.md §8.)
     """
     y = np.asarray(ln_sa_ref_g, float)
     lo = np.minimum(s1, s2)
@@ -270,7 +270,7 @@ def phi_s2s(ln_sa_ref_g, s1, s2, xl_g, xh_g):
 
 
 def wierde_ln_factor(period_s):
-    """Additive ln factor on surface Sa for buildings on a wierde, linear in T (model-spec §3.4)."""
+    """Additive ln factor on surface Sa for buildings on a wierde, linear in T (docs/model-chain.md §3.4)."""
     return np.interp(np.asarray(period_s, float), WIERDE_PERIODS, WIERDE_LN_FACTORS)
 
 
@@ -810,7 +810,7 @@ class GroningenV7(GroundMotionModel):
         return self.tables.tau[it], self.tables.phi_ss[ip]
 
     def sigma_components(self, period_s, magnitude, rrup_km, branch) -> dict[str, np.ndarray]:
-        """Standard deviations of the reference residual [ln units] (model-spec §3.2).
+        """Standard deviations of the reference residual [ln units] (docs/model-chain.md §3.2).
 
         Returns a dict with ``tau``, ``phi_ss``, ``sigma_c2c`` (sqrt of the c2c variance,
         Stafford et al. 2019), ``sigma_gm`` = sqrt(tau^2 + phi_SS^2) (geometric mean, hazard) and

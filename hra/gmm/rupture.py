@@ -1,7 +1,7 @@
 """Finite-rupture distance: the rupture distance R_rup given magnitude and hypocentral distance.
 
 The Groningen chain computes ground motion with the rupture distance R_rup, while the seismicity
-model gives hypocentres (model-spec §2, following NAM's "finite rupture simulation" note):
+model gives hypocentres (docs/model-chain.md §2, following NAM's "finite rupture simulation" note):
 
 * the rupture is a **vertical line** of length L along strike, with its top edge at the
   hypocentre depth d = 3 km (no down-dip width), so R_rup >= d;

@@ -1,6 +1,6 @@
 """Exposure database (EDB) in the Groningen chain's format, and the V6 site-response zones.
 
-EDB (model-spec §5; upstream ``tests/res/example_EDB.csv``): one row per BAG building with
+EDB (docs/model-chain.md §5; upstream ``tests/res/example_EDB.csv``): one row per BAG building with
 ``bag_building_id, point_x, point_y`` (RD New, EPSG:28992, m), ``main_use, secondary_use``,
 ``system_1..10`` / ``s_probability_1..10`` (candidate FCM classes and their probabilities),
 ``community``, ``wiede_flag`` (1 = on a wierde; the misspelling is upstream's, ``wierde_flag`` is

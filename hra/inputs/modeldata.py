@@ -507,7 +507,7 @@ V7_MEDIAN_COEFS = ("m0", "m1", "m2", "m3", "m4") + tuple(
 V7_AF_COLUMNS = ("Zone", "T", "a0", "a1", "b0", "b1", "a2", "b2", "a3", "Ma", "Mb", "Mref2", "Rref",
                  "f2", "f3", "s1", "s2", "xl", "xh", "AFmin", "AFmax")
 #: Where NA is allowed in the V7 median table: the tanh coefficients of segment 1 (T >= 0.3 s)
-#: and segment 2 (T >= 0.6 s), which the model does not use there (model-spec §3.1).
+#: and segment 2 (T >= 0.6 s), which the model does not use there (docs/model-chain.md §3.1).
 V7_NA_ALLOWED = {"r1c": 0.3, "r1d": 0.3, "r2c": 0.6, "r2d": 0.6}
 
 

@@ -1,6 +1,6 @@
 """Orchestration: from a validated config to per-building LPR statistics.
 
-Steps (design.md §2):
+Steps (docs/architecture.md §2):
 
 1. :func:`hra.chain.prepare` reads the source rate grid, exposure and fragility, builds the
    ground-motion model, assigns site-response zones and assembles the logic tree
@@ -17,7 +17,7 @@ Steps (design.md §2):
    cluster); each chunk returns its mean, quantiles and optional realisations, which depend
    only on the chunk's own buildings and the shared tables, so results do not depend on the
    chunk size or the number of workers.
-5. :func:`hra.outputs.build_dataset` assembles the Dataset contract (design.md §4).
+5. :func:`hra.outputs.build_dataset` assembles the Dataset contract (docs/architecture.md §4.1).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 OpenQuake-free: this module writes XML/CSV/INI text with the standard library and numpy/pandas;
 it never imports openquake (``benchmarks/openquake`` runs OpenQuake in its own environment).
 
-What is written (``shared/openquake-peer.md`` §9):
+What is written (docs/openquake.md §3):
 
 * **sources**: one NRML 0.4 ``pointSource`` per rate-grid cell (at the cell centre, at the
   configured hypocentral depth or depth distribution), tectonic region "Induced", with a

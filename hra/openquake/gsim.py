@@ -1,14 +1,14 @@
 """Our ground-motion models as OpenQuake GSIMs (optional; imports openquake; never imported by hra).
 
 Three hazardlib GMPE classes, named with the project prefix so that they can never replace a
-built-in GSIM (OpenQuake registers GSIMs by class name, ``shared/openquake-peer.md`` §5):
+built-in GSIM (OpenQuake registers GSIMs by class name, docs/openquake.md §2):
 
 * ``GroningenHraDost2004``: Dost et al. (2004) PGA/PGV with the Bommer et al. (2013) adaptation,
   computed by :mod:`hra.gmm.dost2004` (so OpenQuake runs exactly our equations and coefficients);
 * ``GroningenHraDemo``: the **reference-horizon part** of our demo model
   (:func:`hra.gmm.demo.demo_reference_ln_median`, tau and phi of the sigma branch) for AvgSA, PGA
   and SA(T) at the demo periods. The zone amplification is not included (OpenQuake site
-  parameters have no free-form zone; see openquake-peer.md §5 for the open design question).
+  parameters have no free-form zone; see docs/openquake.md §2).
   Job parameters ``gmm_median`` (0, 1, 2 = lower, central, upper) and ``gmm_sigma`` (0, 1)
   select the branches, e.g. ``[GroningenHraDemo]\\ngmm_median = 2`` in a GSIM logic tree;
 * ``GroningenHraV7Reference``: the **reference-horizon (NS_B) part of GMM-V7** (Bommer et al.

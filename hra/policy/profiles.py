@@ -1,7 +1,7 @@
 """Risk profiles of buildings (concept Besluit versterking gebouwen Groningen, art. 4).
 
 A risk profile sums up, per building, the Local Personal Risk (LPR) distribution of an annual
-risk run (:doc:`design.md` §4) against the norm of 1e-5 per year (art. 3):
+risk run (docs/architecture.md §4.1) against the norm of 1e-5 per year (art. 3):
 
 ``verhoogd``
     the *verhoogd statistic* (the weighted mean LPR in preset ``besluit-2019``, the P50 in
@@ -419,7 +419,7 @@ def risk_dataset_from_arrays(
     provenance: Mapping | str | None = None,
     extra_quantiles: Mapping[str, np.ndarray] | None = None,
 ) -> xr.Dataset:
-    """Build a small risk Dataset following the output contract (design.md §4).
+    """Build a small risk Dataset following the output contract (docs/architecture.md §4.1).
 
     Meant for tests, examples and hand-made inputs.
 
@@ -509,7 +509,7 @@ def open_risk(path: str | Path) -> xr.Dataset:
 
 def validate_risk_dataset(ds: xr.Dataset, *, required: Sequence[str] = ("lpr_mean", "lpr_p50", "lpr_p90"),
                           where: str = "risk Dataset") -> None:
-    """Check a risk Dataset against the contract of design.md §4 for what profiles need.
+    """Check a risk Dataset against the contract of docs/architecture.md §4.1 for what profiles need.
 
     Checks dims ``building``/``year``, coords ``building_id`` (unique) and ``year`` (unique
     integers), the variables in ``required`` with dims ``(building, year)`` and finite,
@@ -695,7 +695,7 @@ def assign_profiles(ds: xr.Dataset, rule: str | Path | ProfileRule | Mapping | N
     Parameters
     ----------
     ds
-        Risk Dataset (design.md §4) with the variables the rule needs.
+        Risk Dataset (docs/architecture.md §4.1) with the variables the rule needs.
     rule
         A :class:`ProfileRule`, a preset name or a TOML rule file (see :func:`load_rule`).
     where

@@ -649,7 +649,7 @@ class Register:
         Parameters
         ----------
         ds
-            Risk Dataset (design.md §4), with attribute ``provenance``.
+            Risk Dataset (docs/architecture.md §4.1), with attribute ``provenance``.
         rule
             Profile rule (preset name, TOML file or :class:`~hra.policy.profiles.ProfileRule`).
         run_id

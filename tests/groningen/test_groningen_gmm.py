@@ -23,18 +23,18 @@ def _rows(name):
         return list(csv.DictReader(f))
 
 
-# ---------------------------------------------------------------------------- worked value §8
+# ---------------------------------------------------------------------------- worked value §7
 
 
 def test_worked_value_model_spec_section_8(model_dir):
-    """T = 0.01 s, M = 5.0, CentralUpper, R = 4.243 km -> 0.09500 g (model-spec §8), step by step."""
+    """T = 0.01 s, M = 5.0, CentralUpper, R = 4.243 km -> 0.09500 g (docs/model-chain.md §7), step by step."""
     t = g7.GroningenV7(model_dir).tables
     c = {k: v[2][0] for k, v in t.median.items()}  # level3 = CentralUpper, T = 0.01 s
     f_s = g7.source_term_v7(5.0, c["m0"], c["m1"], c["m2"], c["m3"], c["m4"])
     assert f_s == pytest.approx(4.954904 + 0.594982 * 0.25 - 0.099724 * 0.0625, abs=2e-6)
     assert f_s == pytest.approx(5.09742, abs=1e-5)
     g = g7.path_segments_v7(4.243)
-    assert g[0] == pytest.approx(math.log(4.243 / 3.0), rel=1e-12)  # 0.346658 (model-spec rounds it to 0.34657)
+    assert g[0] == pytest.approx(math.log(4.243 / 3.0), rel=1e-12)  # 0.346658 (docs/model-chain.md §7 notes the rounded 0.34657)
     assert g[1] == g[2] == g[3] == 0.0  # R < 7 km: the other segments vanish
     r = g7.path_slopes_v7(5.0, 0.01, c)
     assert r[0] == pytest.approx(-2.398631 + 2.789147 * math.tanh(0.253656 * 1.125), abs=2e-6)

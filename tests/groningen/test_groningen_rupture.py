@@ -10,7 +10,7 @@ from hra.gmm import rupture as ru
 
 
 def test_leonard_lengths_match_model_spec():
-    # model-spec §2: median L = 0.56 km at M3.5, 1.78 at M4.5, 3.16 at M5.0, 5.65 at M5.5, 11.3 at M6.0, 22.5 at M6.5
+    # docs/model-chain.md §2: median L = 0.56 km at M3.5, 1.78 at M4.5, 3.16 at M5.0, 5.65 at M5.5, 11.3 at M6.0, 22.5 at M6.5
     L = ru.leonard_rupture_length_km([3.5, 4.5, 5.0, 5.5, 6.0, 6.5])
     assert np.allclose(L, [0.56, 1.78, 3.16, 5.65, 11.3, 22.5], rtol=6e-3)
     # continuity at the hinge (5.5 km)

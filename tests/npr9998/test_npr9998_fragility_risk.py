@@ -6,7 +6,7 @@ lognormal fragility (median theta, dispersion beta) give the closed form (Cornel
     lambda(CS >= j) = integral P(CS >= j | a) |dH/da| da = H(theta_j) exp(k^2 beta_j^2 / 2)
 
 and with exclusive collapse states and the 0.99 inside / 0.01 outside presence split
-(design.md, model-spec §4.2):
+(docs/lpr.md §1, docs/model-chain.md §4.4):
 
     LPR = sum_j [0.99 P_death,in(j) + 0.01 P_death,out(j)] * (lambda(CS >= j) - lambda(CS >= j+1)).
 

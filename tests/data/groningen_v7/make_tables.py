@@ -3,7 +3,7 @@
 HOW THE NUMBERS WERE MADE
 -------------------------
 This script is a plain-Python re-implementation of the GMM-V7 (and V6) equations written
-straight from ``shared/model-spec.md`` §3 (reference median §3.1, sigma and c2c §3.2, site
+straight from docs/model-chain.md §3 (reference median §3.1, sigma and c2c §3.2, site
 amplification and phi_S2S §3.3, V6 differences §3.7). It does **not** import ``hra`` (or numpy):
 it reads the public TNO coefficient CSVs with the ``csv`` module and uses only ``math``. The
 tests compare ``hra.gmm.groningen_v7`` / ``groningen_v6`` against the CSVs it writes, so the
