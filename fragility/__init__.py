@@ -7,6 +7,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # lazy at run time (see __getattr__); visible to type checkers and the API reference
+    from fragility.groningen import load_fcm
+
 __all__ = ["load_fcm"]
 
 

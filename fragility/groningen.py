@@ -9,7 +9,7 @@ buildings due to induced seismicity.* Bull. Earthquake Eng. 17, 4495-4516,
 doi:10.1007/s10518-018-0462-1; and the v6 FCM report (2019) (FCM-V6; tables 2019-02-15).
 FCM-TNO2020: TNO's conversion of V6/V7 (``TNO2020/conversie_v3.yaml``, TNO 2021).
 Tables: TNO SHRA-Groningen-hazard-risk-models (EUPL-1.2), read at run time (:mod:`hra.inputs.modeldata`).
-Equations restated from ``shared/model-spec.md`` §4.
+Equations restated in docs/model-chain.md §4.
 
 Fragility (per structural system t, fragility branch f, limit state s)
 ----------------------------------------------------------------------
@@ -26,7 +26,7 @@ Consequence (per t, consequence branch c)
 -----------------------------------------
 ``Pd_L|CSk`` is the probability of death of a person at location L (inside, outside) given
 collapse state CSk. With nested states (P(>=CS1) >= P(>=CS2) >= P(>=CS3)) the probability of
-death is (model-spec §4.2)::
+death is (docs/model-chain.md §4.2)::
 
     P_die,L = sum_k P(>=CS_k) (Pd_L|CS_k - Pd_L|CS_(k-1)),   Pd|CS_0 = 0
 
@@ -85,7 +85,7 @@ REFERENCES = {
 
 
 def lognormal_from_demand(b0, b1, sigma, displacement_limit_m):
-    """Median AvgSa [g] and log-sd of the fragility from the demand model (model-spec §4.1).
+    """Median AvgSa [g] and log-sd of the fragility from the demand model (docs/model-chain.md §4.1).
 
     ``A50 = exp((ln DL - b0)/b1)``, ``beta = sigma/b1``, for ``ln SD[m] = b0 + b1 ln AvgSa[g]``
     with log-sd ``sigma`` and displacement limit ``DL`` [m]. Arrays broadcast.
@@ -109,7 +109,7 @@ def lognormal_poe(im_g, median_g, beta):
 
 
 def p_death_nested(p_ge, pd):
-    """P(death) from nested state exceedances (model-spec §4.2).
+    """P(death) from nested state exceedances (docs/model-chain.md §4.2).
 
     ``sum_k P(>=CS_k) (Pd_k - Pd_(k-1))`` with ``Pd_0 = 0``; ``p_ge`` and ``pd`` have the
     states on the last axis (broadcast otherwise).
@@ -194,7 +194,7 @@ class GroningenFCM:
         Structural fragility on AvgSa (lognormal per typology, branch and collapse state), death
         probabilities inside/outside per consequence branch, and the chimney fatality on PGA as
         the direct outside-death term; LPR = presence_inside P_in + (1 - presence_inside)
-        (P_out + P_chimney) as the chain assembles it (model-spec §4.4).
+        (P_out + P_chimney) as the chain assembles it (docs/model-chain.md §4.4).
         """
         from fragility.lognormal import FragilityModel
         from hra.core.logictree import Node
@@ -366,10 +366,46 @@ def convert_tno2020(v6: md.FCMTables, v7: md.FCMTables, rules: dict[str, dict]) 
 
 
 def load_fcm(name: str, model_dir: str | os.PathLike | None = None, verify: bool = True) -> GroningenFCM:
-    """Load a Groningen FCM by name: ``"fcm-v7"``, ``"fcm-v6"`` or ``"fcm-tno2020"``.
+    """Load a Groningen fragility and consequence model (FCM) by name.
 
-    Tables from ``model_dir`` or ``$HRA_MODEL_DIR`` (checked against the SHA-256 registry unless
-    ``verify=False``).
+    Reads the public FCM tables, checks them, and returns lognormal collapse fragilities on
+    AvgSa [g] per typology, fragility branch and collapse state, with the death probabilities per
+    consequence branch and the chimney terms on PGA [g] (docs/model-chain.md §4).
+
+    Parameters
+    ----------
+    name
+        ``"fcm-v7"`` (Crowley & Pinho 2020), ``"fcm-v6"`` or ``"fcm-tno2020"`` (TNO's conversion
+        of V6/V7); case-insensitive.
+    model_dir
+        Folder of the public model tables (the upstream ``convert/res`` layout; default
+        ``$HRA_MODEL_DIR``). [folder path]
+    verify
+        Check every table against the SHA-256 registry (:data:`hra.inputs.modeldata.MODEL_FILES`);
+        ``False`` for deliberately edited tables.
+
+    Returns
+    -------
+    GroningenFCM
+        Arrays ``median_g`` [g] and ``beta`` [ln units] of shape (typology, fragility branch, CS1..CS3),
+        ``p_death_inside`` and ``p_death_outside`` [-] of shape (typology, consequence branch,
+        CS1..CS3), the branch names and weights, and ``sha256`` of the tables read.
+
+    Raises
+    ------
+    KeyError
+        Unknown ``name``.
+    hra.inputs.modeldata.ModelDataError
+        A table is missing, fails its SHA-256 check or has bad columns; the message names the file.
+
+    Examples
+    --------
+    >>> import fragility
+    >>> fcm = fragility.load_fcm("fcm-v7")  # doctest: +SKIP
+    >>> len(fcm.typologies), fcm.fragility_branches  # doctest: +SKIP
+    (35, ('Lower', 'Middle', 'Upper'))
+    >>> round(float(fcm.p_exceed("URM3M_U", "CS1", 0.3, "Middle")), 4)  # P(CS >= CS1 | AvgSa = 0.3 g)  # doctest: +SKIP
+    0.0806
     """
     key = name.lower()
     if key in ("fcm-v7", "fcm-v6"):

@@ -1,16 +1,43 @@
 """groningen-hra: probabilistic seismic hazard and risk for the Groningen gas field.
 
-Public API (design.md §4)::
+The public Python API is what ``hra.__all__`` lists (docs/architecture.md §4; reference in
+docs/api.md):
 
-    import hra
-    cfg = hra.load_config("run.toml")
-    ds = hra.run(cfg)                       # xarray.Dataset: lpr_mean, lpr_p50, lpr_p90 per building and year
-    cfg = hra.demo_config(n_buildings=20_000, seed=1)
+* :func:`load_config` reads and validates a TOML run configuration into a :class:`Config`
+  (errors are :class:`ConfigError`, naming file, key and fix);
+* :func:`run` computes the Local Personal Risk of every building and year (docs/lpr.md) and
+  returns the risk Dataset (``lpr_mean``, ``lpr_p50``, ``lpr_p90`` [yr^-1]);
+* :func:`demo_config` writes and loads the embedded demo region;
+* :func:`hazard_curves` gives hazard curves at sites, :func:`conditional_risk` the risk given one
+  event, :func:`building_lpr` the LPR distribution of one building with its own fragility;
+* ``__version__`` is the installed package version.
+
+The models themselves are loaded by name with :func:`hra.gmm.load_gmm` and
+:func:`fragility.load_fcm`. Importing ``hra`` is light: the engine (numba, dask) is imported on
+first use.
+
+Examples
+--------
+>>> import hra
+>>> cfg = hra.demo_config(n_buildings=200, realisations=20, years=(2025,))  # doctest: +SKIP
+>>> ds = hra.run(cfg)  # doctest: +SKIP
+>>> sorted(v for v in ds.data_vars if v.startswith("lpr_"))  # doctest: +SKIP
+['lpr_mean', 'lpr_p50', 'lpr_p90']
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hra.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers and the API reference
+    from hra.api import building_lpr, demo_config, run
+    from hra.integration.conditional import conditional_risk
+    from hra.integration.hazard import hazard_curves
+
+    __version__: str
+    """The installed version of groningen-hra (as recorded in every result's provenance)."""
 
 __all__ = ["Config", "ConfigError", "load_config", "run", "demo_config", "building_lpr", "conditional_risk",
            "hazard_curves", "__version__"]

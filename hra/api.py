@@ -1,4 +1,4 @@
-"""The Python API (design.md §4 contract): ``load_config``, ``run``, ``demo_config``."""
+"""The Python API (docs/architecture.md §4 contract): ``load_config``, ``run``, ``demo_config``."""
 
 from __future__ import annotations
 
@@ -17,10 +17,47 @@ log = logging.getLogger("hra")
 
 
 def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dataset:
-    """Run the engine; returns the risk Dataset and writes it where ``[output]`` says.
+    """Compute the Local Personal Risk of every building and year; write it where ``[output]`` says.
 
-    Output targets are checked *before* the computation, so a run that could not write its
-    result fails at once, and nothing is half-written.
+    The LPR of each building is computed per logic-tree realisation by quadrature (docs/lpr.md)
+    and reduced to the exact logic-tree mean and weighted quantiles. Output targets are checked
+    *before* the computation, so a run that could not write its result fails at once; files are
+    written to a temporary path and renamed, so nothing is half-written.
+
+    Parameters
+    ----------
+    cfg
+        Validated configuration (:func:`hra.load_config`, :func:`hra.demo_config`).
+    progress
+        Show a progress bar; ``None`` (default): on a terminal only, or as ``[compute] progress``.
+    write
+        Write the Dataset to ``[output] path`` (zarr or netCDF) and the CSV summary to
+        ``[output] csv`` where the config sets them; ``False`` only returns it.
+
+    Returns
+    -------
+    xarray.Dataset
+        The risk Dataset (docs/architecture.md §4.1): dims ``building``, ``year``; coordinates
+        ``building_id``, ``x_rd``, ``y_rd`` [m, EPSG:28992], ``year``; variables ``lpr_mean``,
+        ``lpr_p50``, ``lpr_p90`` and one ``lpr_pNN`` per further quantile [yr^-1]; with
+        ``[run] keep_realisations`` also ``lpr_realisations`` [yr^-1] and ``realisation_weight``
+        [-]; attribute ``provenance`` (JSON: version, SHA-256 of the config and of every model
+        table, seed, realisations, times).
+
+    Raises
+    ------
+    hra.outputs.OutputError
+        An output exists and ``[output] overwrite`` is false, or its folder is missing or not
+        writable (checked before the computation starts).
+
+    Examples
+    --------
+    >>> import hra
+    >>> cfg = hra.demo_config(n_buildings=2_000, realisations=100, years=(2025,))
+    >>> ds = hra.run(cfg, write=False)  # doctest: +SKIP
+    >>> above = int((ds["lpr_mean"] > 1e-5).sum())  # doctest: +SKIP
+    >>> ds["lpr_p90"].attrs["units"]  # doctest: +SKIP
+    'yr-1'
     """
     from hra import outputs
     from hra.integration.engine import compute
@@ -112,6 +149,51 @@ def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.Pa
     wierden (:mod:`hra.demo.groningen`; no fragility CSV). The model tables come from
     ``model_dir`` (then written into ``run.toml``) or ``$HRA_MODEL_DIR``; without either a
     :class:`hra.inputs.modeldata.ModelDataError` says how to get them.
+
+    Parameters
+    ----------
+    n_buildings
+        Number of synthetic buildings. [-]
+    seed
+        Seed of the synthetic exposure and of every random stream of the run. [-]
+    directory
+        Folder for the inputs and ``run.toml`` (created; default a new temporary folder).
+        [folder path]
+    realisations
+        Monte-Carlo realisations of the logic tree, or ``"all"`` to enumerate it. [-]
+    years
+        Years to compute (default 2025-2031). [yr]
+    workers
+        ``[compute] workers`` (default: the config's default). [-]
+    output
+        ``[output] path`` of the risk Dataset (``.zarr`` or ``.nc``; overwritten); default none.
+        [file path]
+    model
+        ``"demo"`` (illustrative models), ``"groningen-v7"`` or ``"groningen-v6"`` (public models).
+    model_dir
+        Folder of the public model tables for the Groningen models (default ``$HRA_MODEL_DIR``).
+        [folder path]
+
+    Returns
+    -------
+    Config
+        The validated configuration, as :func:`hra.load_config` reads it from ``directory``.
+
+    Raises
+    ------
+    hra.inputs.modeldata.ModelDataError
+        A Groningen ``model`` without model tables (neither ``model_dir`` nor ``$HRA_MODEL_DIR``).
+
+    Examples
+    --------
+    >>> import hra, tempfile
+    >>> cfg = hra.demo_config(n_buildings=500, seed=1, realisations=50, years=(2025, 2026),
+    ...                       directory=tempfile.mkdtemp())
+    >>> cfg.run.years, cfg.run.realisations, cfg.source.cell_size_m
+    ([2025, 2026], 50, 1000.0)
+    >>> v7 = hra.demo_config(n_buildings=500, model="groningen-v7")  # doctest: +SKIP
+    >>> v7.ground_motion.model, v7.fragility.model  # doctest: +SKIP
+    ('groningen-v7', 'fcm-v7')
     """
     import tomli_w
 
@@ -166,10 +248,45 @@ def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.Pa
 def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | None = None) -> dict[str, np.ndarray]:
     """LPR distribution (mean, P50, P90 per year) of one building with its own fragility.
 
-    ``fragility`` has attributes ``median_g``, ``beta``, ``p_death_inside``, ``p_death_outside``
-    (3 values each, CS1..CS3) and ``imt``; it replaces the typology curves of ``cfg`` while the
-    source, ground-motion model and logic tree stay those of ``cfg``. Used by npr9998 to link a
-    building's capacity to the 1e-5 norm.
+    ``fragility`` replaces the typology curves of ``cfg`` while the source, ground-motion model
+    and logic tree stay those of ``cfg``. Used by npr9998 to link a building's capacity to the
+    1e-5 norm.
+
+    Parameters
+    ----------
+    cfg
+        Validated configuration; its exposure and fragility curves are not used.
+    x_rd, y_rd
+        Location of the building. [m, EPSG:28992]
+    fragility
+        Object with attributes ``median_g`` [g] and ``beta`` [ln units] of the lognormal collapse
+        curves, ``p_death_inside`` and ``p_death_outside`` [-] (3 values each, CS1..CS3), and
+        ``imt``, the intensity measure the curves are defined on (it must be that of the model),
+        e.g. :class:`npr9998.fragility_link.BuildingFragility`.
+    zone
+        Site-response zone of the building (default: from the config's zonation). [-]
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``year`` [yr], ``lpr_mean`` and one ``lpr_pNN`` per quantile of ``cfg`` [yr^-1], each of
+        shape (n_years,).
+
+    Raises
+    ------
+    ValueError
+        ``fragility.imt`` is not the intensity measure of the config's ground-motion model.
+
+    Examples
+    --------
+    >>> import hra
+    >>> from types import SimpleNamespace
+    >>> cfg = hra.demo_config(n_buildings=10, realisations=100, years=(2025,))
+    >>> frag = SimpleNamespace(median_g=[0.6, 0.9, 1.2], beta=[0.5, 0.5, 0.5], imt="AvgSa",
+    ...                        p_death_inside=[0.05, 0.2, 0.5], p_death_outside=[0.0, 0.0, 0.0])
+    >>> lpr = hra.building_lpr(cfg, 240_000.0, 590_000.0, frag, zone=3)  # doctest: +SKIP
+    >>> bool(lpr["lpr_p90"][0] > 1e-5)  # doctest: +SKIP
+    False
     """
     import pandas as pd
 

@@ -1,4 +1,4 @@
-"""Run configuration: pydantic models of the TOML schema (design.md §5).
+"""Run configuration: pydantic models of the TOML schema (docs/architecture.md §3).
 
 The schema is the documentation: every field carries a description with its unit, unknown keys
 are rejected, and :func:`load_config` turns validation errors into messages that name the file,
@@ -27,7 +27,21 @@ from pydantic import (
 
 
 class ConfigError(ValueError):
-    """A configuration problem; the message names the file, the key and the fix."""
+    """A configuration problem; the message names the file, the key and the fix.
+
+    Raised by :func:`load_config` (and by :func:`config_from_dict`) for a missing or unreadable
+    file, invalid TOML, an unknown key, a value out of range or a missing section. It is a
+    ``ValueError``; the ``hra`` command prints its message and exits with code 2.
+
+    Examples
+    --------
+    >>> import hra
+    >>> try:
+    ...     hra.load_config("no-such-run.toml")
+    ... except hra.ConfigError as exc:
+    ...     print(str(exc).split(";")[0])
+    configuration file no-such-run.toml does not exist
+    """
 
 
 class _Section(BaseModel):
@@ -373,7 +387,28 @@ def _preset_schema(schema: dict[str, Any]) -> None:
 
 
 class Config(_Section):
-    """A complete run configuration (design.md §5)."""
+    """A complete, validated run configuration (docs/architecture.md §3).
+
+    One pydantic model per TOML section: ``run`` (years, seed, realisations, quantiles),
+    ``source`` (rate grid [yr^-1], cell size [m], m_min [ML], hypocentre depth [km], magnitude
+    law), ``ground_motion``, ``exposure``, ``fragility``, ``output``, ``compute`` and
+    ``event_based``; the top-level ``model`` preset (``"groningen-v7"`` or ``"groningen-v6"``)
+    fills in the public Groningen GMM and FCM. Unknown keys are refused (``extra="forbid"``) and
+    the object is frozen: :meth:`with_updates` returns a changed, re-validated copy. The keys,
+    their units and defaults are listed by ``hra config schema --format markdown`` (the
+    README's configuration reference).
+
+    Get one with :func:`load_config` (from a TOML file) or :func:`hra.demo_config`.
+
+    Examples
+    --------
+    >>> import hra, tempfile
+    >>> cfg = hra.demo_config(n_buildings=100, realisations=10, years=(2025,), directory=tempfile.mkdtemp())
+    >>> cfg.run.years, cfg.run.quantiles, cfg.ground_motion.model
+    ([2025], [0.5, 0.9], 'demo')
+    >>> cfg.with_updates(run={"seed": 7}).run.seed
+    7
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_preset_schema)
 
@@ -463,7 +498,38 @@ def config_from_dict(data: dict[str, Any], base_dir: Path | str = ".", source: s
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a TOML run configuration.
 
-    Relative paths inside are taken relative to the file's directory.
+    Parameters
+    ----------
+    path
+        The TOML file (``run.toml``). Relative paths inside it (rate grid, buildings, fragility
+        curves, outputs) are taken relative to the file's folder. [file path]
+
+    Returns
+    -------
+    Config
+        The validated configuration; ``cfg.source_file`` is the file read and ``cfg.base_dir``
+        its folder.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not valid TOML, or a key is unknown, missing or out of range;
+        the message names the file, the key and the fix.
+
+    Examples
+    --------
+    >>> import hra, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = hra.demo_config(n_buildings=100, realisations=10, years=(2025,), directory=d)
+    >>> cfg = hra.load_config(d / "run.toml")            # the file demo_config wrote
+    >>> cfg.run.realisations, cfg.source.depth_km
+    (10, 3.0)
+    >>> _ = (d / "bad.toml").write_text("colour = 1\\n" + (d / "run.toml").read_text())
+    >>> try:
+    ...     hra.load_config(d / "bad.toml")
+    ... except hra.ConfigError as exc:
+    ...     print(str(exc).splitlines()[1].strip())
+    - key [colour]: Extra inputs are not permitted; fix: remove it or check its spelling (run `hra config schema` for the valid keys)
     """
     path = Path(path)
     if not path.is_file():

@@ -10,6 +10,11 @@ beyond reading their tables, no dask).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # lazy at run time (see __getattr__); visible to type checkers and the API reference
+    from hra.gmm.registry import load_gmm
+
 __all__ = ["load_gmm"]
 
 

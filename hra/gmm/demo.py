@@ -129,3 +129,13 @@ class DemoGMM(GroundMotionModel):
         mean = ln_ref + demo_ln_af(y_ref, zone, dsite)
         sd = demo_phi_s2s(y_ref, zone)
         return GaussianMixture(mean, sd, np.broadcast_to(w, mean.shape).copy())
+
+
+def _factory(model_dir=None, **options) -> GroundMotionModel:
+    """Registry factory: ``load_gmm("demo", **options)`` (no model tables; ``model_dir`` is ignored)."""
+    return DemoGMM(**options)
+
+
+from hra.gmm.registry import register_gmm  # noqa: E402  (registers under its name at import, as the registry expects)
+
+register_gmm("demo", _factory)

@@ -1,9 +1,9 @@
-"""The parametric ground-motion model of design.md §5 (for tests and simple studies).
+"""The parametric ground-motion model of docs/lpr.md §5 (for tests and simple studies).
 
     ln IM[g] = c0 + c1 M + c2 ln R_hyp + c3 R_hyp,    residual ~ N(0, tau^2 + phi^2)
 
 No site zones, no logic tree. Untruncated, the distribution of ln IM is one Gaussian (the closed
-form of design.md §5 is then exact). With ``truncation_sigma = T > 0`` the standard-normal
+form of docs/lpr.md §5 is then exact). With ``truncation_sigma = T > 0`` the standard-normal
 residual is truncated to [-T, T] and renormalised; it is integrated with ``quadrature_points``
 Gauss-Legendre nodes (components of zero width).
 """
@@ -39,10 +39,10 @@ def truncated_normal_nodes(truncation: float, n: int) -> tuple[np.ndarray, np.nd
 
 
 class ParametricGMM(GroundMotionModel):
-    """design.md §5 parametric model. Reference: this project (illustrative functional form)."""
+    """The parametric model of docs/lpr.md §5. Reference: this project (illustrative functional form)."""
 
     name = "parametric"
-    reference = "design.md §5 of this project: ln IM = c0 + c1 M + c2 ln R + c3 R (illustrative)"
+    reference = "docs/lpr.md §5 of this project: ln IM = c0 + c1 M + c2 ln R + c3 R (illustrative)"
     verified = True
 
     def __init__(self, c0: float, c1: float, c2: float, c3: float = 0.0, tau: float = 0.3, phi: float = 0.5,
@@ -71,3 +71,13 @@ class ParametricGMM(GroundMotionModel):
         x, w = truncated_normal_nodes(self.truncation_sigma, self.quadrature_points)
         mean = mu + self.sigma * x
         return GaussianMixture(mean, np.zeros_like(mean), np.broadcast_to(w, mean.shape).copy())
+
+
+def _factory(model_dir=None, **options) -> GroundMotionModel:
+    """Registry factory: ``load_gmm("parametric", **options)`` (no model tables; ``model_dir`` is ignored)."""
+    return ParametricGMM(**options)
+
+
+from hra.gmm.registry import register_gmm  # noqa: E402  (registers under its name at import, as the registry expects)
+
+register_gmm("parametric", _factory)

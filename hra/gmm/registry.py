@@ -49,14 +49,51 @@ def available_gmms() -> list[str]:
 def load_gmm(name: str, model_dir: str | os.PathLike | None = None, **options) -> GroundMotionModel:
     """Build the ground-motion model registered as ``name``.
 
+    A ground-motion model gives, for an intensity measure, magnitudes, distances, a site and one
+    branch of its logic tree, the distribution of ln IM at the surface as a Gaussian mixture
+    (:meth:`hra.gmm.base.GroundMotionModel.ln_im_mixture`); its ``tree`` holds its logic-tree
+    nodes and ``imts`` the intensity measures it provides. The Groningen models are described in
+    docs/model-chain.md §3.
+
     Parameters
     ----------
     name
-        Registry key, e.g. ``"groningen-v7"``, ``"groningen-v6"``, ``"parametric"``, ``"demo"``.
+        Registry key: ``"groningen-v7"``, ``"groningen-v6"`` (public tables), ``"parametric"``,
+        ``"demo"``, ``"dost2004-bommer2013"`` (closed forms); see
+        :func:`hra.gmm.registry.available_gmms`.
     model_dir
-        Directory of model tables, for models that need them (default ``$HRA_MODEL_DIR``).
+        Folder of the public model tables (the upstream ``convert/res`` layout), for models that
+        need them (default ``$HRA_MODEL_DIR``); ignored by the others. [folder path]
     **options
-        Passed to the factory (e.g. ``s2s_mode="aleatory"`` for the Groningen models).
+        Passed to the model's constructor, e.g. ``s2s_mode="aleatory"``, ``rupture="point"`` or
+        ``verify=False`` for the Groningen models; ``c0, c1, c2, c3, tau, phi`` [ln g, ln units]
+        for ``"parametric"``.
+
+    Returns
+    -------
+    hra.gmm.base.GroundMotionModel
+        The model, with ``name``, ``reference``, ``imts`` and ``tree``.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not registered; the message lists the available models.
+    hra.inputs.modeldata.ModelDataError
+        A Groningen model whose tables are missing or fail their SHA-256 check.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hra.gmm import load_gmm
+    >>> gmm = load_gmm("parametric", c0=-5.0, c1=1.2, c2=-1.5, tau=0.3, phi=0.5)
+    >>> mix = gmm.ln_im_mixture("PGA", np.array([5.0]), np.array([10.0]), 1, {})
+    >>> round(float(mix.mean.ravel()[0]), 4), round(float(mix.sd.ravel()[0]), 4)  # -5 + 6 - 1.5 ln 10, sqrt(0.09 + 0.25)
+    (-2.4539, 0.5831)
+    >>> [node.name for node in load_gmm("demo").tree.nodes]
+    ['gmm_median', 'gmm_sigma', 'gmm_site']
+    >>> v7 = load_gmm("groningen-v7")  # doctest: +SKIP
+    >>> round(float(v7.median_sa_g(0.01, 5.0, 4.243, "CentralUpper")), 4)  # doctest: +SKIP
+    0.095
     """
     if name not in GMM_REGISTRY and name in LAZY_MODULES:
         try:

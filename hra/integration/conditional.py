@@ -42,31 +42,52 @@ def _model_and_fragility(model: str, fcm: str | None, model_dir):
 
 def conditional_risk(model: str, magnitude: float, rrup_km: float, zone: int, typology: str, wierde: bool = False,
                      model_dir=None, fcm: str | None = None) -> dict[str, float]:
-    """Logic-tree mean conditional risk of one event.
+    """Logic-tree mean conditional risk of one event: collapse and death probabilities given (M, R_rup).
+
+    The building's collapse-state probabilities and death probabilities given one event of
+    magnitude ``magnitude`` at rupture distance ``rrup_km``, integrated over the ground-motion
+    variability at the site (quadrature) and averaged over all branches of the GMM and the FCM
+    with their weights (for GMM V7/V6 the median weights w(M) at this magnitude). This is the
+    per-event term of the LPR sum (docs/lpr.md §1) that ``hra inspect conditional`` prints.
 
     Parameters
     ----------
     model
         Ground-motion model: ``"groningen-v7"``, ``"groningen-v6"`` or ``"demo"``.
     magnitude
-        Event magnitude [ML].
+        Event magnitude. [ML]
     rrup_km
-        Rupture distance [km] (>= 3 for the Groningen models: hypocentres at 3 km depth).
+        Rupture distance (>= 3 for the Groningen models: hypocentres at 3 km depth). [km]
     zone
-        Site-response zone (ID_V6 for the Groningen models; 1..8 for the demo).
+        Site-response zone (``ID_V6`` for the Groningen models; 1..8 for the demo). [-]
     typology
         Structural system (e.g. ``"URM3M_U"``; demo: ``"URM_terraced_pre1920"``).
     wierde
-        Building on a dwelling mound (Groningen models).
+        Building on a dwelling mound (Groningen models only).
     model_dir
-        Folder of the public model tables (default ``$HRA_MODEL_DIR``).
+        Folder of the public model tables (default ``$HRA_MODEL_DIR``). [folder path]
     fcm
-        Fragility/consequence model (default: the one paired with ``model``).
+        Fragility/consequence model (default: the one paired with ``model``, ``"fcm-v7"`` or
+        ``"fcm-v6"``; ``"fcm-tno2020"`` on request).
 
     Returns
     -------
-    dict with ``p_cs1``, ``p_cs3``, ``p_death_inside``, ``p_death_outside`` and ``lpr_event``
-    (all probabilities given the event), plus ``n_branches``.
+    dict
+        ``p_cs1`` and ``p_cs3``: P(CS >= CS1) and P(CS >= CS3) [-]; ``p_death_inside`` and
+        ``p_death_outside``: probability of death of a person inside and outside (the latter
+        with the chimney term) [-]; ``lpr_event``: the presence-weighted probability of death,
+        the LPR per event [-]; all given the event. ``n_branches``: number of GMM x FCM
+        branches averaged.
+
+    Examples
+    --------
+    >>> import hra
+    >>> r = hra.conditional_risk("demo", magnitude=5.0, rrup_km=5.0, zone=1, typology="URM_terraced_pre1920")
+    >>> r["n_branches"], f"{r['p_cs1']:.3f}", f"{r['lpr_event']:.2e}"
+    (108, '0.107', '5.31e-03')
+    >>> v7 = hra.conditional_risk("groningen-v7", 4.5, 5.0, zone=308, typology="URM3M_U")  # doctest: +SKIP
+    >>> v7["n_branches"]  # doctest: +SKIP
+    648
     """
     gmm, fr = _model_and_fragility(model, fcm, model_dir)
     t = fr.typology_index(typology)

@@ -76,23 +76,47 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
                   quantiles: Sequence[float] | None = None) -> xr.Dataset:
     """Hazard curves at sites, logic-tree mean and quantiles, per year.
 
+    The annual rate of exceedance of each intensity level at each site's surface, from the
+    config's source (rate grid, magnitude law) and ground-motion model including site response,
+    for every branch of the source and GMM logic tree (enumerated), reduced to the weighted
+    mean and weighted quantiles (docs/lpr.md §2, §4).
+
     Parameters
     ----------
     cfg
         Run configuration (source, ground motion; exposure and fragility are not used).
     sites
-        DataFrame or mapping with columns ``x``, ``y`` [m, EPSG:28992], optional ``id``, ``zone``.
+        DataFrame or mapping with columns ``x``, ``y`` [m, EPSG:28992], optional ``id`` and
+        ``zone`` (default: from the model's zonation).
     imts
-        Intensity measures (default: all the model provides).
+        Intensity measures, e.g. ``"PGA"``, ``"AvgSa"``, ``"SA(0.3)"`` (default: all the model
+        provides).
     levels_g
-        Intensity levels [g] (default: 60 log-spaced levels from 0.001 to 3 g).
+        Intensity levels, > 0 (default: 60 log-spaced levels from 0.001 to 3 g). [g]
     quantiles
-        Fractiles (default: ``cfg.run.quantiles``).
+        Quantile probabilities in (0, 1) (default: ``cfg.run.quantiles``). [-]
 
     Returns
     -------
-    xarray.Dataset with ``rate_mean`` and ``rate_pNN`` [yr^-1] and ``poe_mean`` (annual
-    probability of exceedance) on dims (site, imt, year, level).
+    xarray.Dataset
+        ``rate_mean`` and ``rate_pNN`` (one per quantile) [yr^-1] and ``poe_mean``, the annual
+        probability of exceedance 1 - exp(-rate_mean) [-], on dims (site, imt, year, level);
+        coordinates ``site_id``, ``x_rd``, ``y_rd`` [m], ``zone``, ``imt``, ``year`` and
+        ``level_g`` [g].
+
+    Raises
+    ------
+    HazardError
+        Bad sites, an intensity measure the model does not provide, or a level <= 0.
+
+    Examples
+    --------
+    >>> import hra
+    >>> cfg = hra.demo_config(n_buildings=10, realisations=10, years=(2025,))
+    >>> sites = {"id": ["A"], "x": [245_000.0], "y": [590_000.0], "zone": [3]}
+    >>> hc = hra.hazard_curves(cfg, sites, imts=["PGA"], levels_g=[0.05, 0.1, 0.2])  # doctest: +SKIP
+    >>> hc["rate_mean"].sel(imt="PGA", year=2025).dims  # doctest: +SKIP
+    ('site', 'level')
     """
     from hra.chain import make_gmm, prepare_source
 
