@@ -382,8 +382,11 @@ def expand_model_preset(data: Any) -> Any:
 
 
 def _preset_schema(schema: dict[str, Any]) -> None:
-    """JSON schema of :class:`Config`: the sections a ``model`` preset fills in are not required."""
+    """JSON schema of :class:`Config`: the sections a ``model`` preset fills in are not required;
+    the description is the docstring's summary line (not its examples)."""
     schema["required"] = [k for k in schema.get("required", []) if k not in ("ground_motion", "fragility")]
+    if "description" in schema:
+        schema["description"] = schema["description"].split("\n\n")[0]
 
 
 class Config(_Section):
