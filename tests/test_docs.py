@@ -236,3 +236,47 @@ def test_readme_links_to_docs_exist():
         assert (ROOT / link).is_file(), link
     for page in ("architecture.md", "lpr.md", "model-chain.md", "nomenclature.md", "api.md"):
         assert f"docs/{page}" in text, f"README does not link docs/{page}"
+
+
+# ------------------------------------------------------------------------------------------
+# the import rule of docs/architecture.md §1
+# ------------------------------------------------------------------------------------------
+
+#: Layers from the bottom up, as docs/architecture.md §1 lists them.
+LAYERS = {
+    "hra.core": 0, "hra.inputs": 1, "hra.gmm": 2, "fragility": 2, "hra.demo": 3, "hra.config": 4, "hra.chain": 4,
+    "hra.outputs": 5, "hra.integration": 6, "hra.eventbased": 6, "hra.policy": 7, "hra.openquake": 8,
+    "hra.api": 9, "hra": 9, "hra.cli": 10, "npr9998": 11,
+}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    for n in (2, 1):
+        key = ".".join(parts[:n])
+        if key in LAYERS:
+            return LAYERS[key]
+    return None
+
+
+def test_imports_only_go_down_the_layers():
+    import ast
+
+    bad = []
+    for top in ("hra", "fragility", "npr9998"):
+        for f in sorted((ROOT / top).rglob("*.py")):
+            module = ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            mine = _layer(module)
+            assert mine is not None, f"{module} is in no layer of docs/architecture.md §1"
+            for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    other = _layer(name)
+                    if other is not None and other > mine:
+                        bad.append(f"{module} imports {name} (line {node.lineno})")
+    assert not bad, "imports going up the layers:\n" + "\n".join(bad)
