@@ -37,7 +37,14 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers and the API referen
     from hra.integration.hazard import hazard_curves
 
     __version__: str
-    """The installed version of groningen-hra (as recorded in every result's provenance)."""
+    """The installed version of groningen-hra, as recorded in every result's provenance.
+
+    Examples
+    --------
+    >>> import hra
+    >>> hra.__version__  # doctest: +SKIP
+    '0.1.0'
+    """
 
 __all__ = ["Config", "ConfigError", "load_config", "run", "demo_config", "building_lpr", "conditional_risk",
            "hazard_curves", "__version__"]

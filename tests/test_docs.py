@@ -117,8 +117,11 @@ def test_public_docstring_is_complete(name):
 
 
 @pytest.mark.parametrize("name", sorted(_public_objects()) + ["hra"])
-def test_public_docstring_examples_run(name):
+def test_public_docstring_examples_run(name, tmp_path, monkeypatch):
     """The examples that need neither the model tables nor a full engine run are executed."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the examples' temporary folders go here
     obj = hra if name == "hra" else _public_objects()[name]
     tests = doctest.DocTestFinder(recurse=False).find(obj, name, globs={})
     assert tests and tests[0].examples
