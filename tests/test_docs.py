@@ -283,3 +283,37 @@ def test_imports_only_go_down_the_layers():
                     if other is not None and other > mine:
                         bad.append(f"{module} imports {name} (line {node.lineno})")
     assert not bad, "imports going up the layers:\n" + "\n".join(bad)
+
+
+def test_docs_name_only_modules_and_objects_that_exist():
+    """Every dotted ``hra.`` / ``fragility.`` / ``npr9998.`` name in the README and docs/ resolves."""
+    import importlib
+
+    names: set[tuple[str, str]] = set()
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r"`((?:hra|fragility|npr9998)(?:\.[A-Za-z_]\w*)+)", text):
+            names.add((page.name, m.group(1)))
+        for m in re.finditer(r"^from ((?:hra|fragility|npr9998)[\w.]*) import ([\w, ]+)$", text, re.M):
+            names.update((page.name, f"{m.group(1)}.{n.strip()}") for n in m.group(2).split(","))
+    assert names
+    missing = []
+    for page, name in sorted(names):
+        parts = name.split(".")
+        obj, rest = None, parts
+        for i in range(len(parts), 0, -1):
+            try:
+                obj, rest = importlib.import_module(".".join(parts[:i])), parts[i:]
+                break
+            except ModuleNotFoundError as exc:
+                if exc.name and not exc.name.startswith(("hra", "fragility", "npr9998")):
+                    obj = "optional"  # needs a package outside this project (openquake)
+                    break
+        if obj == "optional":
+            continue
+        try:
+            for attr in rest:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            missing.append(f"{page}: {name}")
+    assert not missing, "\n".join(missing)
