@@ -259,6 +259,28 @@ def prepare_source(cfg: Config) -> SourceModel:
     return SourceModel(rates, bins, b_node, m_node, r_nodes, files)
 
 
+def warn_far_buildings(b: Buildings, rates: RateGrid, max_distance_km: float, depth_km: float) -> int:
+    """Warn when buildings lie beyond ``max_distance_km`` (hypocentral) of every source cell with a
+    positive rate: their LPR is 0, which is right only if the exposure and the rate grid are meant to be
+    that far apart (a wrong coordinate system or a misplaced file gives the same picture). Returns the
+    number of such buildings."""
+    from scipy.spatial import cKDTree
+
+    active = rates.rate.reshape(rates.rate.shape[0], -1).max(axis=1) > 0
+    if b.n == 0 or not active.any():
+        return 0
+    d_m, _ = cKDTree(np.column_stack([rates.x[active], rates.y[active]])).query(np.column_stack([b.x, b.y]))
+    reach_m = math.sqrt(max(max_distance_km**2 - depth_km**2, 0.0)) * 1000.0
+    far = np.flatnonzero(d_m > reach_m)
+    if far.size:
+        i = int(far[0])
+        log.warning("%d of %d buildings lie farther than [source] max_distance_km = %g km from every source cell "
+                    "with a positive rate, so their LPR is 0 (e.g. building %r at x = %.0f, y = %.0f m RD New, %.1f km "
+                    "from the nearest cell); check that exposure and rates cover the same area in RD New metres",
+                    far.size, b.n, max_distance_km, b.ids[i], b.x[i], b.y[i], d_m[i] / 1000.0)
+    return int(far.size)
+
+
 def prepare(cfg: Config) -> Prepared:
     """Read and validate every input of a run (no heavy computation)."""
     sm = prepare_source(cfg)
@@ -271,6 +293,7 @@ def prepare(cfg: Config) -> Prepared:
     for name, digest in getattr(gmm, "file_checksums", {}).items():
         files[f"gmm:{name}"] = digest
     sites, site_index = assign_sites(cfg, gmm, buildings)
+    warn_far_buildings(buildings, sm.rates, cfg.source.max_distance_km, cfg.source.depth_km)
     median_map = None
     if hasattr(gmm, "median_weights"):
         mode = getattr(cfg.ground_motion, "median_weights", "realisation")

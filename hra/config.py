@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class WeightedValue(_Section):
@@ -375,7 +375,7 @@ def _preset_schema(schema: dict[str, Any]) -> None:
 class Config(_Section):
     """A complete run configuration (design.md §5)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_preset_schema)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, json_schema_extra=_preset_schema)
 
     model: Literal["groningen-v7", "groningen-v6"] | None = Field(
         None,
