@@ -198,3 +198,39 @@ def test_plan_accepts_a_register_file(tmp_path, risk_file):
     res = runner.invoke(app, ["plan", str(reg), "--capacities", str(caps), "--out", str(tmp_path / "plan"), "--no-chart"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "plan").is_dir()
+
+
+# -- event-based: bounds, output suffix, honest small runs --------------------------------------
+
+
+def test_events_out_suffix_checked_before_simulating(tmp_path):
+    cfg, out = _case(tmp_path)
+    _run_bad(["events", str(cfg), "--out", str(out / "ev.txt"), "--years-simulated", "10"], ".zarr or .nc", out=out)
+
+
+@pytest.mark.parametrize("args", [["--years-simulated", "1000000000000"], ["--realisations", "1000000000000"]])
+def test_events_huge_counts_refused(tmp_path, args):
+    cfg, out = _case(tmp_path)
+    _run_bad(["events", str(cfg), *args], args[0], out=out)
+
+
+@pytest.mark.parametrize("key,value,pattern", [("fn_thresholds", [-1.0, 0.0], "at least 1"),
+                                               ("fn_thresholds", [5.0, 2.0], "increasing"),
+                                               ("grid_spacing_m", 0.001, "grid_spacing_m")])
+def test_event_options_validated(tmp_path, key, value, pattern):
+    import tomllib
+
+    cfg, out = _case(tmp_path)
+    data = tomllib.loads(cfg.read_text())
+    data["event_based"] = {key: value}
+    cfg.write_text(tomli_w.dumps(data))
+    _run_bad(["events", str(cfg)], pattern, out=out)
+
+
+def test_events_summary_says_what_the_fn_curve_rests_on(tmp_path):
+    # a weak source and strong buildings: no deaths in 10 simulated years, one realisation
+    cfg, out = _case(tmp_path, cells=[(*CELL, 0.01)], curves={"URM": ((5.0, 8.0, 10.0), 0.3, (0.01, 0.1, 0.3))})
+    res = runner.invoke(app, ["events", str(cfg), "--years-simulated", "10"])
+    assert res.exit_code == 0, res.output
+    assert "logic-tree realisations" in res.output and "simulated events per year" in res.output
+    assert "F-N curve is empty" in res.output and "one logic-tree realisation" in res.output
