@@ -166,30 +166,13 @@ def _zone_polygons(cfg: Config):
 
 
 def _buildings(cfg: Config, typologies: tuple[str, ...]) -> tuple[Buildings, Any]:
-    from hra.inputs.exposure import building_keys, exposure_arrays, read_exposure
+    from hra.inputs.exposure import building_keys, exposure_arrays, read_buildings
 
     path = cfg.resolve(cfg.exposure.buildings)
-    if _is_edb(path):
-        from hra.inputs.edb import read_edb
-        from hra.inputs.exposure import validate_exposure
-
-        edb = read_edb(path, typologies=list(typologies))
-        keep = ["id", "x", "y", "wierde", "municipality"] + [c for c in edb.columns if c.startswith(("system_", "s_probability_"))]
-        df = validate_exposure(edb[keep], known_typologies=list(typologies), source=str(path))
-    else:
-        df = read_exposure(path, known_typologies=list(typologies))
+    df = read_buildings(path, known_typologies=list(typologies))
     arr = exposure_arrays(df, list(typologies))
     b = Buildings(arr, np.asarray(arr.zone, dtype=np.int64).copy(), np.asarray(building_keys(arr.ids), dtype=np.uint64))
     return b, path
-
-
-def _is_edb(path: Path) -> bool:
-    """An exposure file in the Groningen EDB layout (bag_building_id, point_x, point_y, ...)."""
-    if Path(path).suffix.lower() not in (".csv", ".txt") or not Path(path).is_file():
-        return False
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        header = fh.readline()
-    return "bag_building_id" in header and "point_x" in header
 
 
 def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[list[tuple[int, bool]], np.ndarray]:
