@@ -221,6 +221,13 @@ def read_fragility_csv(
     if np.isnan(median).any():
         t, f, k = np.argwhere(np.isnan(median))[0]
         raise FragilityError(f"{path}: no row for typology {typologies[t]!r}, state {STATES[k]}, branch {branches[f]!r}; every typology needs CS1..CS3 on every branch")
+    dec = np.argwhere(np.diff(median, axis=2) < 0)
+    if dec.size:
+        t, f, k = dec[0]
+        raise FragilityError(
+            f"{path}: typology {typologies[t]!r}, branch {branches[f]!r}: median_g of {STATES[k]} ({median[t, f, k]:g} g) "
+            f"exceeds that of {STATES[k + 1]} ({median[t, f, k + 1]:g} g); the states are nested (CS3 implies CS2 implies "
+            "CS1), so the medians must not decrease from CS1 to CS3: check the state column")
     if not (np.allclose(pd_in, pd_in[:, :1]) and np.allclose(pd_out, pd_out[:, :1])):
         raise FragilityError(f"{path}: columns p_death/p_death_outside differ between fragility branches; give them once per typology and state and model their uncertainty with [fragility] consequence")
     consequence = consequence or [(1.0, 1.0)]

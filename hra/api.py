@@ -68,6 +68,9 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         for p in (out_path, csv_path):
             if p is not None:
                 outputs._check_target(Path(p), cfg.output.overwrite)
+        outputs.check_not_input([out_path, csv_path], _input_files(cfg))
+        if out_path is not None and csv_path is not None and Path(out_path).resolve() == Path(csv_path).resolve():
+            raise outputs.OutputError(f"[output] path and csv are the same file ({out_path}); give two paths")
     start = _dt.datetime.now(_dt.timezone.utc)
     res = compute(cfg, progress=progress)
     end = _dt.datetime.now(_dt.timezone.utc)
@@ -98,6 +101,16 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         outputs.write_csv_summary(ds, csv_path, overwrite=cfg.output.overwrite)
         log.info("wrote %s", csv_path)
     return ds
+
+
+def _input_files(cfg: Config) -> list[Path | None]:
+    """The files a run reads (config, rates or forecast, exposure, fragility curves, zones)."""
+    files: list[Path | None] = [Path(cfg.source_file) if cfg.source_file else None]
+    for section, key in (("source", "rates"), ("source", "forecast"), ("exposure", "buildings"),
+                         ("fragility", "curves"), ("ground_motion", "zones")):
+        value = getattr(getattr(cfg, section, None), key, None)
+        files.append(cfg.resolve(value) if value is not None else None)
+    return files
 
 
 #: Models of the demo region: "demo" (the illustrative demo models) or a top-level model preset.

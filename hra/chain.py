@@ -166,30 +166,13 @@ def _zone_polygons(cfg: Config):
 
 
 def _buildings(cfg: Config, typologies: tuple[str, ...]) -> tuple[Buildings, Any]:
-    from hra.inputs.exposure import building_keys, exposure_arrays, read_exposure
+    from hra.inputs.exposure import building_keys, exposure_arrays, read_buildings
 
     path = cfg.resolve(cfg.exposure.buildings)
-    if _is_edb(path):
-        from hra.inputs.edb import read_edb
-        from hra.inputs.exposure import validate_exposure
-
-        edb = read_edb(path, typologies=list(typologies))
-        keep = ["id", "x", "y", "wierde", "municipality"] + [c for c in edb.columns if c.startswith(("system_", "s_probability_"))]
-        df = validate_exposure(edb[keep], known_typologies=list(typologies), source=str(path))
-    else:
-        df = read_exposure(path, known_typologies=list(typologies))
+    df = read_buildings(path, known_typologies=list(typologies))
     arr = exposure_arrays(df, list(typologies))
     b = Buildings(arr, np.asarray(arr.zone, dtype=np.int64).copy(), np.asarray(building_keys(arr.ids), dtype=np.uint64))
     return b, path
-
-
-def _is_edb(path: Path) -> bool:
-    """An exposure file in the Groningen EDB layout (bag_building_id, point_x, point_y, ...)."""
-    if Path(path).suffix.lower() not in (".csv", ".txt") or not Path(path).is_file():
-        return False
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        header = fh.readline()
-    return "bag_building_id" in header and "point_x" in header
 
 
 def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[list[tuple[int, bool]], np.ndarray]:
@@ -259,6 +242,28 @@ def prepare_source(cfg: Config) -> SourceModel:
     return SourceModel(rates, bins, b_node, m_node, r_nodes, files)
 
 
+def warn_far_buildings(b: Buildings, rates: RateGrid, max_distance_km: float, depth_km: float) -> int:
+    """Warn when buildings lie beyond ``max_distance_km`` (hypocentral) of every source cell with a
+    positive rate: their LPR is 0, which is right only if the exposure and the rate grid are meant to be
+    that far apart (a wrong coordinate system or a misplaced file gives the same picture). Returns the
+    number of such buildings."""
+    from scipy.spatial import cKDTree
+
+    active = rates.rate.reshape(rates.rate.shape[0], -1).max(axis=1) > 0
+    if b.n == 0 or not active.any():
+        return 0
+    d_m, _ = cKDTree(np.column_stack([rates.x[active], rates.y[active]])).query(np.column_stack([b.x, b.y]))
+    reach_m = math.sqrt(max(max_distance_km**2 - depth_km**2, 0.0)) * 1000.0
+    far = np.flatnonzero(d_m > reach_m)
+    if far.size:
+        i = int(far[0])
+        log.warning("%d of %d buildings lie farther than [source] max_distance_km = %g km from every source cell "
+                    "with a positive rate, so their LPR is 0 (e.g. building %r at x = %.0f, y = %.0f m RD New, %.1f km "
+                    "from the nearest cell); check that exposure and rates cover the same area in RD New metres",
+                    far.size, b.n, max_distance_km, b.ids[i], b.x[i], b.y[i], d_m[i] / 1000.0)
+    return int(far.size)
+
+
 def prepare(cfg: Config) -> Prepared:
     """Read and validate every input of a run (no heavy computation)."""
     sm = prepare_source(cfg)
@@ -271,6 +276,7 @@ def prepare(cfg: Config) -> Prepared:
     for name, digest in getattr(gmm, "file_checksums", {}).items():
         files[f"gmm:{name}"] = digest
     sites, site_index = assign_sites(cfg, gmm, buildings)
+    warn_far_buildings(buildings, sm.rates, cfg.source.max_distance_km, cfg.source.depth_km)
     median_map = None
     if hasattr(gmm, "median_weights"):
         mode = getattr(cfg.ground_motion, "median_weights", "realisation")

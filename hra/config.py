@@ -45,7 +45,7 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class WeightedValue(_Section):
@@ -279,11 +279,16 @@ class ComputeSection(_Section):
     progress: bool | None = Field(None, description="Progress bar (default: when on a terminal).")
 
 
+#: Upper bounds that keep an event-based run within memory and time on any machine.
+MAX_YEARS_SIMULATED = 10_000_000
+MAX_EVENT_REALISATIONS = 100_000
+
+
 class EventBasedSection(_Section):
     """Options of the event-based Monte-Carlo risk (`hra events`; docs/event-based.md)."""
 
-    years_simulated: int = Field(10_000, ge=1, description="Simulated (replica) years per calendar year, over all realisations [yr].")
-    realisations: Union[Literal["all"], Annotated[int, Field(ge=1)]] = Field(
+    years_simulated: int = Field(10_000, ge=1, le=MAX_YEARS_SIMULATED, description="Simulated (replica) years per calendar year, over all realisations [yr].")
+    realisations: Union[Literal["all"], Annotated[int, Field(ge=1, le=MAX_EVENT_REALISATIONS)]] = Field(
         1, description='Logic-tree realisations: an integer draws that many (the integration engine\'s draws), "all" '
         "enumerates the tree; years_simulated is split evenly over them (it must be a multiple of their number).",
     )
@@ -296,7 +301,7 @@ class EventBasedSection(_Section):
         8.5, ge=0, description="Range of the within-event spatial correlation exp(-3 d / range); 0 = independent "
         "(default: Jayaram & Baker 2009 for PGA) [km].",
     )
-    grid_spacing_m: float | None = Field(None, gt=0, description="Node spacing of the correlated field (default: range / 17) [m].")
+    grid_spacing_m: float | None = Field(None, ge=50.0, description="Node spacing of the correlated field (default: range / 17) [m].")
     site_term: Literal["zone", "building"] = Field(
         "zone", description="Aleatory site term shared by the buildings of a zone in an event, or drawn per building."
     )
@@ -317,6 +322,16 @@ class EventBasedSection(_Section):
     event_chunk: int = Field(2000, ge=1, description="Events per task.")
     keep_event_table: bool = Field(True, description="Store the per-event table (dim event) in the output.")
     output: Path | None = Field(None, description="Event-based output store, .nc or .zarr (none: only printed/returned).")
+
+    @field_validator("fn_thresholds")
+    @classmethod
+    def _fn(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if any(n < 1 for n in v):
+                raise ValueError(f"fn_thresholds {v}: every N must be at least 1 (a number of fatalities)")
+            if any(b <= a for a, b in zip(v, v[1:])):
+                raise ValueError(f"fn_thresholds {v}: give increasing values")
+        return v
 
     @field_validator("output")
     @classmethod
@@ -413,7 +428,7 @@ class Config(_Section):
     7
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_preset_schema)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, json_schema_extra=_preset_schema)
 
     model: Literal["groningen-v7", "groningen-v6"] | None = Field(
         None,

@@ -204,6 +204,20 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise OutputError(f"cannot write {path}: directory {parent} is not writable; choose a writable output path")
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists; remove it, choose another path or set [output] overwrite = true (--overwrite)")
+    if path.is_dir() and path.suffix != ".zarr":
+        raise OutputError(f"cannot write {path}: it is a directory; give a file name (e.g. {path / 'risk_summary.csv'})")
+    if path.exists() and path.suffix == ".zarr" and path.is_dir() and not (path / ".zgroup").exists() \
+            and not (path / "zarr.json").exists() and any(path.iterdir()):
+        raise OutputError(f"cannot replace {path}: it is a non-empty directory that is not a zarr store; choose another output path")
+
+
+def check_not_input(outputs: list[Path | None], inputs: list[Path | None]) -> None:
+    """Refuse an output path that is one of the run's inputs (``--csv buildings.csv --overwrite``
+    would otherwise replace the exposure, or the config itself)."""
+    ins = {Path(p).resolve(): Path(p) for p in inputs if p is not None}
+    for out in outputs:
+        if out is not None and Path(out).resolve() in ins:
+            raise OutputError(f"output {out} is an input of this run ({ins[Path(out).resolve()]}); choose another output path")
 
 
 def _replace(tmp: Path, path: Path) -> None:

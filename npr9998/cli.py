@@ -28,6 +28,7 @@ from rich.table import Table
 from npr9998.errors import NPRInputError, ProvisionalTableWarning
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="npr9998",
     help="NPR 9998 assessment of individual buildings (spectra, N2 / capacity spectrum / lateral force, building fragility, normbesluit).",
     no_args_is_help=True,

@@ -11,7 +11,7 @@ import typer
 
 from hra.cli.common import ConfigArg, _console, cli_errors
 
-config_app = typer.Typer(help="Show the configuration schema and validate configuration files.", no_args_is_help=True)
+config_app = typer.Typer(rich_markup_mode=None, help="Show the configuration schema and validate configuration files.", no_args_is_help=True)
 
 class SchemaFormat(str, enum.Enum):
     json = "json"

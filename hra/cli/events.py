@@ -7,13 +7,16 @@ from typing import Optional
 
 import typer
 
+from hra.config import MAX_EVENT_REALISATIONS as MAX_REALISATIONS
+from hra.config import MAX_YEARS_SIMULATED
+
 
 def events_command(
     config: Path = typer.Argument(..., exists=True, dir_okay=False, help="Run configuration (TOML)."),
     years_simulated: Optional[int] = typer.Option(
-        None, "--years-simulated", min=1, help="Simulated years per calendar year (default: [event_based] years_simulated, 10000)."),
+        None, "--years-simulated", min=1, max=MAX_YEARS_SIMULATED, help="Simulated years per calendar year (default: [event_based] years_simulated, 10000)."),
     realisations: Optional[int] = typer.Option(
-        None, "--realisations", min=1, help="Logic-tree realisations; simulated years are split over them "
+        None, "--realisations", min=1, max=MAX_REALISATIONS, help="Logic-tree realisations; simulated years are split over them "
         "(default: [event_based] realisations, 1)."),
     correlation_range_km: Optional[float] = typer.Option(
         None, "--correlation-range", min=0.0, help="Range of the within-event spatial correlation [km] "
@@ -40,7 +43,9 @@ def events_command(
             out = cfg.resolve(cfg.event_based.output)
         overwrite = overwrite or cfg.output.overwrite
         if out is not None:
-            _check_target(out, overwrite)
+            if Path(out).suffix not in (".zarr", ".nc"):
+                raise ValueError(f"--out {out}: the event-based output must end in .zarr or .nc")
+            _check_target(Path(out), overwrite)
         opts = EventRiskOptions.from_config(cfg, years_simulated=years_simulated, realisations=realisations,
                                             correlation_range_km=correlation_range_km, seed=seed)
         if isinstance(opts.realisations, int) and opts.n_years_simulated % opts.realisations:
@@ -58,6 +63,7 @@ def events_command(
     for name in ("expected_fatalities", "expected_collapses"):
         if name in ds:
             summary.add_row(f"{name.replace('_', ' ')} per year", np.array2string(np.asarray(ds[name].values), precision=4))
+    _basis(ds, opts, summary)
     console.print(summary)
     fn_vars = [v for v in ds.data_vars if v.startswith("fn_")]
     if fn_vars:
@@ -71,6 +77,36 @@ def events_command(
             fn.add_row(*[f"{float(np.asarray(ds[v].isel({dim: i}).values).ravel()[0]):.3e}" for v in fn_vars],
                        str(ds[dim].values[i]) if dim in ds.coords else str(i))
         console.print(fn)
+    for line in fn_warnings(ds, opts):
+        typer.secho(f"warning: {line}", fg="yellow", err=True)
     if out is not None:
         write_dataset(ds, out, overwrite=overwrite)
         console.print(f"wrote {out}")
+
+
+def _basis(ds, opts, table) -> None:
+    """What the figures rest on: simulated events, realisations, events with deaths."""
+    import numpy as np
+
+    n_real = opts.realisations if isinstance(opts.realisations, int) else int(ds.attrs.get("n_realisations", 0) or 0)
+    table.add_row("logic-tree realisations", str(n_real or opts.realisations))
+    if "n_events" in ds:
+        table.add_row("simulated events per year", np.array2string(np.asarray(ds["n_events"].values)))
+    if "event_deaths" in ds:
+        d = np.asarray(ds["event_deaths"].values)
+        table.add_row("events with deaths (sampled)", f"{int((d > 0).sum())} ({float(d.sum()):g} deaths)")
+
+
+def fn_warnings(ds, opts) -> list[str]:
+    """Warnings when the group risk rests on too little: an empty F-N curve or a single realisation."""
+    import numpy as np
+
+    out = []
+    if "fn_frequency" in ds and not np.any(np.asarray(ds["fn_frequency"].values) > 0):
+        out.append(f"the F-N curve is empty: no simulated event caused a death in {opts.n_years_simulated} simulated "
+                   f"years per calendar year (deaths {opts.fn_from}); simulate more years (--years-simulated) or set "
+                   "[event_based] fn_from = \"expectation\"")
+    if opts.realisations == 1:
+        out.append("the group risk rests on one logic-tree realisation (one random branch of every node); give "
+                   "--realisations N (the simulated years are split over them) to include the epistemic uncertainty")
+    return out

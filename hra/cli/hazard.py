@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-hazard_app = typer.Typer(help="Site hazard: curves and uniform hazard spectra.",
+hazard_app = typer.Typer(rich_markup_mode=None, help="Site hazard: curves and uniform hazard spectra.",
                          no_args_is_help=True)
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-inspect_app = typer.Typer(help="Inspect components of the model chain.", no_args_is_help=True)
+inspect_app = typer.Typer(rich_markup_mode=None, help="Inspect components of the model chain.", no_args_is_help=True)
 
 
 @inspect_app.command("conditional")

@@ -39,6 +39,7 @@ from hra.cli.profiles import plan_command, profiles_app
 from hra.cli.run import demo_command, run_command
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="hra",
     help="Groningen seismic hazard and risk: Local Personal Risk (LPR) per building and year.",
     no_args_is_help=True,

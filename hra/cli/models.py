@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-models_app = typer.Typer(help="Check or download the public Groningen model tables (GMM/FCM V6, V7, TNO-2020).",
+models_app = typer.Typer(rich_markup_mode=None, help="Check or download the public Groningen model tables (GMM/FCM V6, V7, TNO-2020).",
                          no_args_is_help=True)
 
 

@@ -30,11 +30,12 @@ from hra.policy.profiles import PROFILE_ORDER, PRESETS, ProfileError, YearRange,
 __all__ = ["plan_command", "profiles_app"]
 
 profiles_app = typer.Typer(
+    rich_markup_mode=None,
     help="Risk profiles (Besluit art. 4), the profile register without downgrades, and opt-outs (art. 12-14).",
     no_args_is_help=True,
     add_completion=False,
 )
-optout_app = typer.Typer(help="Opt-out requests of owners (art. 12-14).", no_args_is_help=True)
+optout_app = typer.Typer(rich_markup_mode=None, help="Opt-out requests of owners (art. 12-14).", no_args_is_help=True)
 profiles_app.add_typer(optout_app, name="optout")
 
 RegisterOpt = Annotated[str, typer.Option("--register", "-r",
@@ -113,8 +114,11 @@ def update_command(
         s, lg = _year_range(short, "--short"), _year_range(long, "--long")
         if s is not None or lg is not None:
             r = r.with_horizons(s, lg)
+        from hra.policy.profiles import open_risk
+
+        ds = open_risk(risk)  # read and check the risk file first: a bad one creates no register
         with Register(register) as reg:
-            res = reg.update_from_file(risk, r, run_id=run_id)
+            res = reg.update(ds, r, run_id=run_id, source=str(risk))
     con = _console()
     if res.status == "unchanged":
         con.print(f"run {res.run_id} is already in the register with the same provenance: nothing changed")
@@ -345,7 +349,7 @@ def optout_revoke_command(
 
 
 def plan_command(
-    profiles: Annotated[str, typer.Argument(help="Profile CSV (`hra profiles export`) or register URL.")],
+    profiles: Annotated[str, typer.Argument(help="Profile CSV (`hra profiles export`), register file (register.db) or register URL.")],
     capacities: Annotated[Path, typer.Option("--capacities", "-c", help="Capacities and settings: TOML or CSV.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("plan"),
     start_year: Annotated[Optional[int], typer.Option("--start-year", help="First plan year (overrides the file).")]

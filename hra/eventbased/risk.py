@@ -306,16 +306,9 @@ def _occupancy(population: np.ndarray, presence: float) -> tuple[np.ndarray, np.
 
 
 def _population(prep) -> np.ndarray:
-    """population_inside of the run's exposure, aligned with prep.buildings (NaN where unknown)."""
-    from hra.inputs.exposure import read_exposure
-
-    df = read_exposure(prep.cfg.resolve(prep.cfg.exposure.buildings), known_typologies=list(prep.fragility.typologies))
-    ids = df["id"].astype(str).to_numpy()
-    if len(ids) != prep.buildings.n or np.any(ids != np.asarray(prep.buildings.ids, dtype=str)):
-        raise EventRiskError("exposure changed between prepare and the event-based run; prepare again")
-    if "population_inside" in df.columns:
-        return df["population_inside"].to_numpy(dtype=float, na_value=np.nan)
-    return np.full(len(ids), np.nan)
+    """population_inside of the run's exposure (plain or EDB layout, read once by
+    :func:`hra.inputs.exposure.read_buildings`), aligned with prep.buildings (NaN where unknown)."""
+    return np.asarray(prep.buildings.population_inside, dtype=float)
 
 
 def make_static(prep, events: EventSet, opts: EventRiskOptions, population: np.ndarray | None = None) -> EventStatic:

@@ -305,6 +305,49 @@ def read_exposure(path: str | os.PathLike, known_typologies: Iterable[str] | Non
     return _normalise(raw, str(path), header_row=is_csv, known_typologies=known_typologies)
 
 
+def is_edb(path: str | os.PathLike) -> bool:
+    """An exposure file in the Groningen EDB layout (``bag_building_id, point_x, point_y, ...``)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".txt") or not path.is_file():
+        return False
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        header = fh.readline()
+    return "bag_building_id" in header and "point_x" in header
+
+
+#: EDB population columns averaged into ``population_inside`` (persons inside by day and by night).
+EDB_POPULATION_INSIDE = ("sum_pop_in_day", "sum_pop_in_night")
+
+
+def read_buildings(path: str | os.PathLike, known_typologies: Iterable[str] | None = None) -> pd.DataFrame:
+    """Read an exposure file of either layout, the one reader of every entry point (run, events, hazard).
+
+    The plain layout (``id, x, y, typology`` or ``system_i/s_probability_i``, optional ``zone,
+    municipality, population_inside, wierde``) goes through :func:`read_exposure`; the Groningen EDB
+    layout (``bag_building_id, point_x, point_y, system_1..10, s_probability_1..10, community,
+    wiede_flag, sum_pop_*``, :mod:`hra.inputs.edb`) is normalised to the same columns:
+    ``community`` -> ``municipality``, ``wiede_flag`` -> ``wierde`` and ``population_inside`` = the mean
+    of ``sum_pop_in_day`` and ``sum_pop_in_night`` (average persons inside over day and night; a file
+    with only one of the two columns uses that one).
+
+    The LPR is per person and does not use the population; expected fatalities and the F-N curve of the
+    event-based engine do (:mod:`hra.eventbased.risk`).
+    """
+    path = Path(path)
+    if not is_edb(path):
+        return read_exposure(path, known_typologies=known_typologies)
+    from hra.inputs.edb import read_edb
+
+    edb = read_edb(path, typologies=list(known_typologies) if known_typologies is not None else None)
+    keep = ["id", "x", "y", "wierde", "municipality"] + [c for c in edb.columns if c.startswith(("system_", "s_probability_"))]
+    df = edb[keep].copy()
+    pops = [c for c in EDB_POPULATION_INSIDE if c in edb.columns]
+    if pops:
+        df["population_inside"] = edb[pops].astype(float).mean(axis=1, skipna=True)
+    return validate_exposure(df, known_typologies=list(known_typologies) if known_typologies is not None else None,
+                             source=str(path))
+
+
 def validate_exposure(
     df: pd.DataFrame, known_typologies: Iterable[str] | None = None, source: str | None = None
 ) -> pd.DataFrame:

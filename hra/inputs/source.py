@@ -14,6 +14,7 @@ Truncated GR (Cornell & Vanmarcke 1969; Bourne & Oates 2017 use its untruncated 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,17 @@ import numpy as np
 import pandas as pd
 
 from hra.core.logictree import Node
+
+log = logging.getLogger("hra")
+
+#: Upper bound of a plausible cell rate of M >= m_min events [yr^-1]: the whole Groningen field has had
+#: at most ~10^2 events per year above M 1.5; a larger value in one cell is a unit error.
+MAX_CELL_RATE_PER_YEAR = 1.0e4
+
+#: Plausible RD New (EPSG:28992) cell centres [m]: the Netherlands with a wide margin (sources may lie
+#: beyond the exposure's bounds); degrees or kilometres fall outside and are refused.
+RD_X_RANGE_M = (-100_000.0, 400_000.0)
+RD_Y_RANGE_M = (200_000.0, 700_000.0)
 
 LN10 = np.log(10.0)
 
@@ -232,6 +244,18 @@ def read_rate_grid(path: str | Path, years: list[int]) -> RateGrid:
     if neg.size:
         r = int(neg[0]) + 2
         raise SourceError(f"{path}: row {r}, column 'rate': negative rate {df['rate'].iloc[neg[0]]}; rates must be >= 0")
+    huge = np.flatnonzero(df["rate"].to_numpy() > MAX_CELL_RATE_PER_YEAR)
+    if huge.size:
+        r = int(huge[0]) + 2
+        raise SourceError(f"{path}: row {r}, column 'rate': {df['rate'].iloc[huge[0]]:g} events per year in one cell is "
+                          f"beyond any induced-seismicity rate (limit {MAX_CELL_RATE_PER_YEAR:g}/yr); the rate is the annual "
+                          "number of events with M >= m_min in the cell: check its unit")
+    for col, (lo, hi) in (("x", RD_X_RANGE_M), ("y", RD_Y_RANGE_M)):
+        out = np.flatnonzero((df[col].to_numpy() < lo) | (df[col].to_numpy() > hi))
+        if out.size:
+            r = int(out[0]) + 2
+            raise SourceError(f"{path}: row {r}, column {col!r}: {df[col].iloc[out[0]]:g} lies far outside the Netherlands in RD New "
+                              f"({lo:g}..{hi:g} m); cell centres must be RD New (EPSG:28992) metres, not degrees or km")
     if "branch" not in df.columns:
         df["branch"] = "default"
         df["weight"] = 1.0
@@ -247,14 +271,21 @@ def read_rate_grid(path: str | Path, years: list[int]) -> RateGrid:
     if abs(weights.sum() - 1.0) > 1e-6:
         raise SourceError(f"{path}: column 'weight': source-branch weights sum to {weights.sum():.6g}; they must sum to 1")
     df["year"] = pd.to_numeric(df["year"], errors="coerce")
+    yv = df["year"].to_numpy(dtype=float)
+    bad_y = np.flatnonzero(~np.isfinite(yv) | (yv != np.round(yv)))
+    if bad_y.size:
+        r = int(bad_y[0]) + 2
+        raise SourceError(f"{path}: row {r}, column 'year': {df['year'].iloc[bad_y[0]]!r} is not a whole year; "
+                          "give the calendar year of the rate as an integer (e.g. 2026)")
     missing = sorted(set(years) - set(int(y) for y in df["year"].dropna().unique()))
     if missing:
         raise SourceError(f"{path}: no rates for year(s) {missing}; add rows for them or change [run] years")
     df = df[df["year"].isin(years)]
     dup = df.duplicated(subset=["x", "y", "year", "branch"], keep=False)
     if dup.any():
-        r = int(np.flatnonzero(dup.to_numpy())[0]) + 2
-        raise SourceError(f"{path}: row {r}: cell ({df['x'].iloc[0]}, {df['y'].iloc[0]}) repeated for the same year and branch; merge the rows")
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        r = int(df.index[i]) + 2
+        raise SourceError(f"{path}: row {r}: cell ({df['x'].iloc[i]:g}, {df['y'].iloc[i]:g}) repeated for the same year and branch; merge the rows")
     cells = df[["x", "y"]].drop_duplicates().sort_values(["x", "y"]).reset_index(drop=True)
     cells["c"] = np.arange(len(cells))
     df = df.merge(cells, on=["x", "y"])
@@ -263,6 +294,9 @@ def read_rate_grid(path: str | Path, years: list[int]) -> RateGrid:
     rate = np.zeros((len(cells), len(years), len(branches)))
     rate[df["c"].to_numpy(), df["year"].map(yi).to_numpy(), df["branch"].map(bi).to_numpy()] = df["rate"].to_numpy()
     keep = rate.reshape(len(cells), -1).max(axis=1) > 0
+    if not keep.any():  # no seismicity at all: LPR 0 everywhere (keep one cell so the arrays are not empty)
+        log.warning("%s: every rate of the selected years is 0: every LPR will be 0", path)
+        keep[0] = True
     return RateGrid(
         x=cells["x"].to_numpy(float)[keep],
         y=cells["y"].to_numpy(float)[keep],

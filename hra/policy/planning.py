@@ -375,13 +375,14 @@ class _Capacities:
 
 
 def read_profiles(source: str | Path | pd.DataFrame) -> pd.DataFrame:
-    """Read a profile table: a CSV (``hra profiles export``) or a register URL.
+    """Read a profile table: a CSV (``hra profiles export``), a register file or a register URL.
 
     Parameters
     ----------
     source
-        A DataFrame (returned as is), the path of a CSV file, or an SQLAlchemy URL of a profile
-        register (``sqlite:///register.db``), whose :meth:`~hra.policy.register.Register.export` is used.
+        A DataFrame (returned as is), the path of a CSV file, the path of an SQLite register file
+        (recognised by its header) or an SQLAlchemy URL of a profile register
+        (``sqlite:///register.db``); of a register, :meth:`~hra.policy.register.Register.export` is used.
 
     Raises
     ------
@@ -398,8 +399,15 @@ def read_profiles(source: str | Path | pd.DataFrame) -> pd.DataFrame:
             return reg.export()
     p = Path(text)
     if not p.is_file():
-        raise ProfileError(f"profile table {p} does not exist; give the CSV written by `hra profiles export` or a "
-                           "register URL (sqlite:///register.db)")
+        raise ProfileError(f"profile table {p} does not exist; give the CSV written by `hra profiles export`, a "
+                           "register file (register.db) or a register URL (sqlite:///register.db)")
+    with open(p, "rb") as fh:
+        is_sqlite = fh.read(16) == b"SQLite format 3\x00"
+    if is_sqlite:  # a register file given by its path
+        from hra.policy.register import Register
+
+        with Register(p, create=False) as reg:
+            return reg.export()
     try:
         return pd.read_csv(p, dtype={"building_id": str, "municipality": str, "connected_group": str},
                            keep_default_na=False, na_values=[""])

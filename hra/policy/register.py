@@ -542,8 +542,9 @@ class Register:
                 and not u.database.startswith("file:") and not Path(u.database).exists()):
             raise ProfileError(f"register {shown}: the file {u.database} does not exist; run `hra profiles update "
                                "RISK --register ...` first to create the register, or check the path")
+        connect_args = {"timeout": SQLITE_LOCK_TIMEOUT_S} if u.get_backend_name() == "sqlite" else {}
         try:
-            self.engine: Engine = create_engine(self.url)
+            self.engine: Engine = create_engine(self.url, connect_args=connect_args)
         except (ArgumentError, NoSuchModuleError, ImportError) as err:
             raise ProfileError(f"register {shown}: cannot create a database engine: {err}; check the URL "
                                "and that the database driver is installed") from None
@@ -554,7 +555,7 @@ class Register:
             self._init_schema(create)
         except (OperationalError, DBAPIError) as err:
             self.engine.dispose()
-            raise ProfileError(f"register {shown}: cannot open the database: {err.orig}") from None
+            raise _db_error(shown, err, "open") from None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -591,9 +592,15 @@ class Register:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session inside one transaction: committed on success, rolled back on any error."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """A session inside one transaction: committed on success, rolled back on any error.
+
+        A database that stays locked by another writer longer than :data:`SQLITE_LOCK_TIMEOUT_S`, or
+        a read-only one, raises :class:`ProfileError` naming the register and the fix."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as err:
+            raise _db_error(self.display_url, err, "update") from None
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -1134,6 +1141,26 @@ class _Unchanged(Exception):
     def __init__(self, run_id: str, phash: str, n: int) -> None:
         super().__init__(run_id)
         self.run_id, self.phash, self.n = run_id, phash, n
+
+
+#: How long an SQLite register waits for another writer's lock before giving up [s]
+#: (environment variable ``HRA_REGISTER_LOCK_TIMEOUT_S``).
+SQLITE_LOCK_TIMEOUT_S = float(os.environ.get("HRA_REGISTER_LOCK_TIMEOUT_S", "120"))
+
+
+def _db_error(shown: str, err: DBAPIError, action: str) -> ProfileError:
+    """A database error as a ProfileError that says what happened and what to do."""
+    text = str(getattr(err, "orig", err))
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return ProfileError(
+            f"register {shown} is locked by another process (its write lock was held longer than "
+            f"{SQLITE_LOCK_TIMEOUT_S:g} s); nothing was changed. Wait until the other `hra profiles` command has "
+            "finished and run this one again (or raise HRA_REGISTER_LOCK_TIMEOUT_S)")
+    if "readonly" in low or "read-only" in low or "read only" in low:
+        return ProfileError(f"register {shown} is read-only ({text}); nothing was changed. Ask for write access to "
+                            "the file and its folder, or work on a copy")
+    return ProfileError(f"register {shown}: cannot {action} the database: {text}")
 
 
 def _configure_sqlite(engine: Engine) -> None:
