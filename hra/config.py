@@ -503,14 +503,57 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def config_from_dict(data: dict[str, Any], base_dir: Path | str = ".", source: str = "<dict>") -> Config:
-    """Validate a config mapping; errors become :class:`ConfigError` naming ``source`` and the keys."""
+#: The input paths of a config: (section, key, what it must be, what it holds). ``"file"`` may also be a
+#: ``.zarr`` folder where the reader accepts one.
+INPUT_PATHS: tuple[tuple[str, str, str, str], ...] = (
+    ("source", "rates", "file", "the rate grid (CSV, netCDF or a .zarr folder)"),
+    ("source", "forecast", "file", "the seismicity forecast (HDF5/netCDF)"),
+    ("exposure", "buildings", "file", "the exposure (CSV or Parquet, plain or EDB layout)"),
+    ("fragility", "curves", "file", "the fragility curves (CSV)"),
+    ("ground_motion", "zones", "file", "the site-response zone polygons"),
+    ("ground_motion", "model_dir", "dir", "the folder of the Groningen model tables"),
+    ("fragility", "model_dir", "dir", "the folder of the Groningen model tables"),
+)
+
+
+def check_input_paths(cfg: Config, source: str = "<dict>") -> None:
+    """Check once, at load, that every input path of ``cfg`` exists and is a file or a folder as needed.
+
+    Relative paths are taken from the config file's folder (``cfg.base_dir``). Raises
+    :class:`ConfigError` naming the config, the key, the resolved path and the fix.
+    """
+    problems = []
+    for section, key, kind, what in INPUT_PATHS:
+        value = getattr(getattr(cfg, section, None), key, None)
+        if value is None:
+            continue
+        p = cfg.resolve(value)
+        where = f"key [{section}.{key}] = {str(value)!r}"
+        rel = "" if Path(value).is_absolute() else f" (relative paths are taken from the folder of the config, {cfg.base_dir})"
+        if not p.exists():
+            problems.append(f"{where}: {p} does not exist{rel}; fix: give the path of {what}")
+        elif kind == "file" and p.is_dir() and p.suffix != ".zarr":
+            problems.append(f"{where}: {p} is a folder; fix: give the path of {what}, a file")
+        elif kind == "dir" and not p.is_dir():
+            problems.append(f"{where}: {p} is not a folder; fix: give {what}")
+    if problems:
+        raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(f"  - {m}" for m in problems))
+
+
+def config_from_dict(data: dict[str, Any], base_dir: Path | str = ".", source: str = "<dict>",
+                     check_paths: bool = True) -> Config:
+    """Validate a config mapping; errors become :class:`ConfigError` naming ``source`` and the keys.
+
+    With ``check_paths`` (default) every input path must exist (:func:`check_input_paths`)."""
     data = dict(data)
     data.setdefault("base_dir", str(base_dir))
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    if check_paths:
+        check_input_paths(cfg, source)
+    return cfg
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -550,6 +593,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     - key [colour]: Extra inputs are not permitted; fix: remove it or check its spelling (run `hra config schema` for the valid keys)
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"configuration file {path} is a folder; give the path of a TOML file (e.g. {path / 'run.toml'})")
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist; give the path of a TOML file")
     try:

@@ -234,3 +234,50 @@ def test_events_summary_says_what_the_fn_curve_rests_on(tmp_path):
     assert res.exit_code == 0, res.output
     assert "logic-tree realisations" in res.output and "simulated events per year" in res.output
     assert "F-N curve is empty" in res.output and "one logic-tree realisation" in res.output
+
+
+# -- paths checked once, at load --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key,section", [("rates", "source"), ("buildings", "exposure"), ("curves", "fragility")])
+def test_folder_given_as_input_file_names_the_key(tmp_path, key, section):
+    import tomllib
+
+    cfg, out = _case(tmp_path)
+    (cfg.parent / "adir").mkdir()
+    data = tomllib.loads(cfg.read_text())
+    data[section][key] = "adir"
+    cfg.write_text(tomli_w.dumps(data))
+    _run_bad(["run", str(cfg), "--out", str(out / "r.zarr")], f"key [{section}.{key}]", "is a folder", "fix:", out=out)
+
+
+def test_missing_input_names_the_key_and_the_config_folder(tmp_path):
+    import tomllib
+
+    cfg, out = _case(tmp_path)
+    data = tomllib.loads(cfg.read_text())
+    data["exposure"]["buildings"] = "nothere.csv"
+    cfg.write_text(tomli_w.dumps(data))
+    _run_bad(["run", str(cfg)], "key [exposure.buildings]", "does not exist", "folder of the config", out=out)
+
+
+def test_config_that_is_a_folder(tmp_path):
+    _run_bad(["run", str(tmp_path)], "is a folder", "TOML")
+
+
+def test_model_table_hash_mismatch_names_the_command(tmp_path, monkeypatch):
+    import shutil
+
+    from hra.inputs import modeldata as md
+
+    try:
+        src = md.resolve_model_dir()
+    except md.ModelDataError:
+        pytest.skip("no model tables (HRA_MODEL_DIR)")
+    dst = tmp_path / "res"
+    shutil.copytree(src / "V7", dst / "V7")
+    f = dst / "V7" / "gmpe_sigmas_NS_B_20211010_v7.csv"
+    f.write_text(f.read_text().replace("0.2362", "0.2363", 1))
+    with pytest.raises(md.ModelDataError) as info:
+        md.load_gmm_v7_tables(dst)
+    assert "hra models fetch" in str(info.value) and "verify = false" in str(info.value)

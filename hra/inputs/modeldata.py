@@ -199,7 +199,7 @@ def resolve_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
             raise ModelDataError(
                 f"no model directory given and ${ENV_MODEL_DIR} is not set. Fix: pass model_dir=... or "
                 f"export {ENV_MODEL_DIR}=/path/to/convert/res (the folder holding V6/, V7/, TNO2020/); "
-                "`hra.inputs.modeldata.fetch_models(dest)` downloads it."
+                "`hra models fetch DEST` downloads it (then export HRA_MODEL_DIR=DEST)."
             )
         model_dir, source = env, f"${ENV_MODEL_DIR}"
     path = Path(model_dir).expanduser()
@@ -279,15 +279,15 @@ def check_model_dir(
         if not f.is_file():
             problems.append(
                 f"missing file {str(f)!r} (expected SHA-256 {sha}). Fix: copy it from {UPSTREAM_REPO} "
-                f"@ {UPSTREAM_COMMIT[:7]} ({UPSTREAM_MODEL_FOLDER}{rel}) or run hra.inputs.modeldata.fetch_models()."
+                f"@ {UPSTREAM_COMMIT[:7]} ({UPSTREAM_MODEL_FOLDER}{rel}) or run `hra models fetch DEST`."
             )
             continue
         found = _file_sha(f)
         if found != sha:
             problems.append(
                 f"file {str(f)!r} has SHA-256 {found}, expected {sha} (upstream {UPSTREAM_REPO} @ "
-                f"{UPSTREAM_COMMIT[:7]}). Fix: restore the upstream file (fetch_models re-downloads it), "
-                "or pass verify=False to the loader if the change is deliberate."
+                f"{UPSTREAM_COMMIT[:7]}). Fix: restore the upstream file (`hra models fetch DEST` re-downloads the tables), "
+                "or set [ground_motion] verify = false (Python: verify=False) if the change is deliberate."
             )
     if problems and strict:
         raise ModelDataError("model directory check failed:\n  " + "\n  ".join(problems))
@@ -301,14 +301,15 @@ def verify_file(model_dir: Path, rel: str, sha: str) -> Path:
     if not f.is_file():
         problems.append(
             f"missing file {str(f)!r} (expected SHA-256 {sha}). Fix: copy it from {UPSTREAM_REPO} @ "
-            f"{UPSTREAM_COMMIT[:7]} ({UPSTREAM_MODEL_FOLDER}{rel}) or run hra.inputs.modeldata.fetch_models()."
+            f"{UPSTREAM_COMMIT[:7]} ({UPSTREAM_MODEL_FOLDER}{rel}) or run `hra models fetch DEST`."
         )
     else:
         found = _file_sha(f)
         if found != sha:
             problems.append(
                 f"file {str(f)!r} has SHA-256 {found}, expected {sha}. Fix: restore the upstream file "
-                "(fetch_models re-downloads it), or pass verify=False if the change is deliberate."
+                "(`hra models fetch DEST` re-downloads the tables), or set [ground_motion] verify = false "
+                "(Python: verify=False) if the change is deliberate."
             )
     if problems:
         raise ModelDataError(problems[0])
@@ -328,7 +329,7 @@ def model_file(model_dir: str | os.PathLike | None, version: str, role: str, ver
     if not f.is_file():
         raise ModelDataError(
             f"missing file {str(f)!r}. Fix: copy it from {UPSTREAM_REPO} @ {UPSTREAM_COMMIT[:7]} "
-            f"({UPSTREAM_MODEL_FOLDER}{rel}) or run hra.inputs.modeldata.fetch_models()."
+            f"({UPSTREAM_MODEL_FOLDER}{rel}) or run `hra models fetch DEST`."
         )
     return f
 
@@ -348,12 +349,13 @@ def zonation_file(model_dir: str | os.PathLike | None = None, verify: bool = Tru
                 if found != ZONATION_SHA256:
                     raise ModelDataError(
                         f"zonation file {str(c)!r} has SHA-256 {found}, expected {ZONATION_SHA256}. "
-                        "Fix: restore the upstream file or pass verify=False."
+                        "Fix: restore the upstream file (`hra models fetch DEST`), or set [ground_motion] verify = false "
+                        "(Python: verify=False) if the change is deliberate."
                     )
             return c
     raise ModelDataError(
         f"zonation file {ZONATION_FILE} not found (looked in {[str(c) for c in candidates]}). Fix: run "
-        f"hra.inputs.modeldata.fetch_models(dest) or copy {ZONATION_UPSTREAM_PATH} of {UPSTREAM_REPO} there."
+        f"`hra models fetch DEST` or copy {ZONATION_UPSTREAM_PATH} of {UPSTREAM_REPO} there."
     )
 
 
