@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -217,7 +219,10 @@ def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.Pa
         raise ValueError(f"model {model!r} is not a demo model; use one of {', '.join(DEMO_MODELS)}")
     groningen = model != "demo"
     path = demo_model_dir(model, model_dir) if groningen else None
-    directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="hra-demo-"))
+    if directory is None:  # a temporary folder, removed when the interpreter exits
+        directory = Path(tempfile.mkdtemp(prefix="hra-demo-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     years = tuple(years or YEARS)
     write_demo_rates(directory / "rates.csv", years)

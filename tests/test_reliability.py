@@ -281,3 +281,16 @@ def test_model_table_hash_mismatch_names_the_command(tmp_path, monkeypatch):
     with pytest.raises(md.ModelDataError) as info:
         md.load_gmm_v7_tables(dst)
     assert "hra models fetch" in str(info.value) and "verify = false" in str(info.value)
+
+
+def test_demo_config_temp_folder_is_removed_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import hra; cfg = hra.demo_config(50, realisations=2, years=(2025,)); print(cfg.base_dir)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    from pathlib import Path
+
+    folder = Path(res.stdout.strip().splitlines()[-1])
+    assert folder.name.startswith("hra-demo-") and not folder.exists()
