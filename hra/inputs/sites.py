@@ -17,6 +17,9 @@ the lowest id. How many points needed this and the largest distance are reported
 ``logging.INFO`` line of the ``hra.inputs.sites`` logger: a large distance usually means the buildings
 and the zones are not in the same coordinate system.
 
+Zone sources (:class:`ZoneSource`): where the zones of buildings or sites without a zone come
+from, polygons with ids or the GMM V6/V7 zonation zip; one object for the engines and the hazard.
+
 Zone files (:func:`read_zones`) are GeoJSON or GeoPackage files read with pyogrio (no geopandas
 needed). Polygons are returned in RD New [m, EPSG:28992]; files in another declared CRS are
 transformed with pyproj.
