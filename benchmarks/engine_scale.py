@@ -1,7 +1,8 @@
 """Engine scaling benchmark: buildings per second and peak memory on the demo region.
 
-For each number of buildings (``--sizes``) and each number of dask workers (``--workers``) it runs
-the full demo configuration: logic tree of 2 source x 6 Mmax x 12 GMM x 9 FCM = 1,296 branches,
+For each number of buildings (``--sizes``), each number of workers (``--workers``) and each
+executor (``--executor``: ``threads`` of the process, the default of ``hra``, and/or
+``processes`` of a dask ``LocalCluster``) it runs the full demo configuration: logic tree of 2 source x 6 Mmax x 12 GMM x 9 FCM = 1,296 branches,
 7 years (2025-2031), mean plus P50/P90 from ``--realisations`` Monte-Carlo realisations. Every
 case runs in a fresh Python process, so the peak memory (``ru_maxrss``) belongs to that case alone,
 and the kernels are loaded from the numba cache as in a real run (the script fills the cache
@@ -14,20 +15,25 @@ Reported per case (timings from ``ds.attrs['provenance']['timings_s']``):
   (distance histograms, LPR per realisation, mean and quantiles), ``total``;
 * buildings/s of the per-building pass and of the whole run, and microseconds per building;
 * peak resident memory [MiB]: of the driver process (``RUSAGE_SELF``), of its finished children
-  (``RUSAGE_CHILDREN``) and, with 2 or more workers, the largest peak among the dask workers
+  (``RUSAGE_CHILDREN``) and, with worker processes, the largest peak among the dask workers
   (``client.run(resource.getrusage)`` just before the cluster closes).
 
-With more than one worker the case starts its own ``LocalCluster`` (one thread per worker,
-processes, as ``hra`` does) and passes its address as ``[compute] scheduler``, so the cluster
-start-up is measured apart (``cluster_start_s``) and not inside ``total``.
+With one worker the case runs in-process (serially, whatever the executor; it is run once). With
+more workers and ``threads`` the run uses ``[compute] executor = "threads"`` (a thread pool in the
+process, as ``hra`` does by default). With ``processes`` the case starts its own ``LocalCluster``
+(one thread per worker process, as ``executor = "processes"`` does) and passes its address as
+``[compute] scheduler``, so the cluster start-up is measured apart (``cluster_start_s``) and not
+inside ``total``.
 
-Then it prints the speed-up of the largest worker count over 1 worker per size and the
-linearity: time per building at each size relative to the smallest size.
+Then it prints the speed-up of the largest worker count over 1 worker per size and executor, the
+time of threads relative to processes, and the linearity: time per building at each size relative
+to the smallest size.
 
 Usage::
 
-    python benchmarks/engine_scale.py                                 # 20k, 100k, 250k x 1, 2 workers
-    python benchmarks/engine_scale.py --sizes 20000 --workers 1,2     # quick check
+    python benchmarks/engine_scale.py                   # 20k, 100k, 250k x 1, 2 workers x threads, processes
+    python benchmarks/engine_scale.py --sizes 250000 --workers 1,2 --executor threads,processes
+    python benchmarks/engine_scale.py --sizes 20000 --workers 1,2 --executor threads   # quick check
     python benchmarks/engine_scale.py --json results.json             # also save the figures
 
 Not part of the test suite (docs/architecture.md §7: no timing assertions in tests/).
@@ -61,15 +67,15 @@ def _worker_peak_kib() -> int:
     return _r.getrusage(_r.RUSAGE_SELF).ru_maxrss
 
 
-def run_case(n: int, workers: int, realisations: int, seed: int, inputs: str) -> dict:
+def run_case(n: int, workers: int, executor: str, realisations: int, seed: int, inputs: str) -> dict:
     """One benchmark case, in this (fresh) process; returns the figures."""
     import hra
 
     cfg = hra.demo_config(n_buildings=n, seed=seed, directory=inputs, realisations=realisations)
     cluster = client = None
     cluster_start = 0.0
-    compute: dict = {"progress": False, "workers": workers, "scheduler": "auto"}
-    if workers > 1:
+    compute: dict = {"progress": False, "workers": workers, "executor": executor, "scheduler": None}
+    if workers > 1 and executor == "processes":
         import logging
 
         from dask.distributed import Client, LocalCluster
@@ -93,7 +99,8 @@ def run_case(n: int, workers: int, realisations: int, seed: int, inputs: str) ->
     prov = json.loads(ds.attrs["provenance"])
     tim = prov["timings_s"]
     return {
-        "buildings": n, "workers": workers, "realisations": prov["n_realisations"],
+        "buildings": n, "workers": workers, "executor": executor if workers > 1 else "in-process",
+        "realisations": prov["n_realisations"],
         "years": int(ds.sizes["year"]), "branches": 1296,
         "prepare_s": tim["prepare_s"], "tables_s": tim["tables_s"], "buildings_s": tim["buildings_s"],
         "total_s": tim["total_s"], "wall_s": round(wall, 3), "cluster_start_s": round(cluster_start, 3),
@@ -133,11 +140,11 @@ def warm_cache() -> None:
     hra.run(cfg, progress=False, write=False)
 
 
-def _spawn(n: int, workers: int, realisations: int, seed: int, inputs: str) -> dict:
-    cmd = [sys.executable, __file__, "--case", json.dumps([n, workers, realisations, seed, inputs])]
+def _spawn(n: int, workers: int, executor: str, realisations: int, seed: int, inputs: str) -> dict:
+    cmd = [sys.executable, __file__, "--case", json.dumps([n, workers, executor, realisations, seed, inputs])]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"case {n} buildings x {workers} workers failed (exit {proc.returncode})")
+        raise SystemExit(f"case {n} buildings x {workers} {executor} workers failed (exit {proc.returncode})")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -153,48 +160,63 @@ def report(results: list[dict]) -> str:
     for r in results:
         n = r["buildings"]
         rows.append([
-            f"{n:,}", r["workers"], f"{r['prepare_s']:.1f}", f"{r['tables_s']:.1f}", f"{r['buildings_s']:.1f}",
+            f"{n:,}", r["workers"], r["executor"], f"{r['prepare_s']:.1f}", f"{r['tables_s']:.1f}", f"{r['buildings_s']:.1f}",
             f"{r['total_s']:.1f}", f"{n / r['buildings_s']:,.0f}", f"{n / r['total_s']:,.0f}",
             f"{1e6 * r['buildings_s'] / n:.0f}", f"{r['peak_self_mib']:.0f}", f"{r['peak_children_mib']:.0f}",
             "-" if r["peak_worker_mib"] is None else f"{r['peak_worker_mib']:.0f}",
-            f"{r['cluster_start_s']:.1f}" if r["workers"] > 1 else "-",
+            f"{r['cluster_start_s']:.1f}" if r["executor"] == "processes" else "-",
         ])
-    out.append(_table(rows, ["buildings", "workers", "prepare s", "tables s", "buildings s", "total s",
+    out.append(_table(rows, ["buildings", "workers", "executor", "prepare s", "tables s", "buildings s", "total s",
                              "bldg/s (pass)", "bldg/s (total)", "us/bldg", "peak self MiB",
                              "peak children MiB", "peak worker MiB", "cluster start s"]))
 
-    by = {(r["buildings"], r["workers"]): r for r in results}
+    by = {(r["buildings"], r["workers"], r["executor"]): r for r in results}
     sizes = sorted({r["buildings"] for r in results})
     wlist = sorted({r["workers"] for r in results})
+    kinds = sorted({r["executor"] for r in results if r["workers"] > 1})
     if 1 in wlist and len(wlist) > 1:
         wmax = wlist[-1]
         rows = []
         for n in sizes:
-            a, b = by.get((n, 1)), by.get((n, wmax))
-            if a and b:
-                rows.append([f"{n:,}", f"{a['tables_s'] / b['tables_s']:.2f}", f"{a['buildings_s'] / b['buildings_s']:.2f}",
-                             f"{a['total_s'] / b['total_s']:.2f}"])
+            for kind in kinds:
+                a, b = by.get((n, 1, "in-process")), by.get((n, wmax, kind))
+                if a and b:
+                    rows.append([f"{n:,}", kind, f"{a['tables_s'] / b['tables_s']:.2f}",
+                                 f"{a['buildings_s'] / b['buildings_s']:.2f}", f"{a['total_s'] / b['total_s']:.2f}"])
         out.append(f"\nspeed-up of {wmax} workers over 1 (time with 1 / time with {wmax}):")
-        out.append(_table(rows, ["buildings", "tables", "buildings pass", "total"]))
+        out.append(_table(rows, ["buildings", "executor", "tables", "buildings pass", "total"]))
+    if {"threads", "processes"} <= set(kinds):
+        rows = []
+        for n in sizes:
+            for w in wlist:
+                a, b = by.get((n, w, "threads")), by.get((n, w, "processes"))
+                if a and b:
+                    rows.append([f"{n:,}", w, f"{a['tables_s'] / b['tables_s']:.2f}",
+                                 f"{a['buildings_s'] / b['buildings_s']:.2f}", f"{a['total_s'] / b['total_s']:.2f}"])
+        out.append("\nthreads relative to processes (time with threads / time with processes; < 1: threads faster):")
+        out.append(_table(rows, ["buildings", "workers", "tables", "buildings pass", "total"]))
     if len(sizes) > 1:
         rows = []
-        for w in wlist:
-            base = by.get((sizes[0], w))
+        for (n0, w, kind), base in sorted(by.items()):
+            if n0 != sizes[0]:
+                continue
             for n in sizes:
-                r = by.get((n, w))
-                if r and base:
+                r = by.get((n, w, kind))
+                if r:
                     per = r["buildings_s"] / n
-                    rows.append([w, f"{n:,}", f"{1e6 * per:.0f}", f"{per / (base['buildings_s'] / sizes[0]):.2f}",
+                    rows.append([w, kind, f"{n:,}", f"{1e6 * per:.0f}", f"{per / (base['buildings_s'] / sizes[0]):.2f}",
                                  f"{1e6 * r['total_s'] / n:.0f}"])
         out.append(f"\nlinearity (time per building relative to {sizes[0]:,} buildings; 1.00 = linear):")
-        out.append(_table(rows, ["workers", "buildings", "us/bldg (pass)", "relative", "us/bldg (total)"]))
+        out.append(_table(rows, ["workers", "executor", "buildings", "us/bldg (pass)", "relative", "us/bldg (total)"]))
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="20000,100000,250000", help="numbers of buildings, comma-separated")
-    ap.add_argument("--workers", default="1,2", help="numbers of dask workers, comma-separated")
+    ap.add_argument("--workers", default="1,2", help="numbers of workers (threads or processes), comma-separated")
+    ap.add_argument("--executor", default="threads,processes",
+                    help="executors of the cases with 2+ workers, comma-separated: threads, processes")
     ap.add_argument("--realisations", type=int, default=1000, help="Monte-Carlo realisations of the logic tree")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
@@ -206,12 +228,16 @@ def main(argv: list[str] | None = None) -> int:
         warm_cache()
         return 0
     if args.case:  # child process: one case, JSON on the last stdout line
-        n, w, real, seed, inputs = json.loads(args.case)
-        print(json.dumps(run_case(n, w, real, seed, inputs)))
+        n, w, kind, real, seed, inputs = json.loads(args.case)
+        print(json.dumps(run_case(n, w, kind, real, seed, inputs)))
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     wlist = [int(w) for w in args.workers.split(",") if w]
+    kinds = [k.strip() for k in args.executor.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ("threads", "processes")]
+    if bad or not kinds:
+        ap.error(f"--executor {args.executor!r}: give threads and/or processes, comma-separated")
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.platform()}")
     print(f"demo region: logic tree 1,296 branches, 7 years, {args.realisations} realisations, mean + P50/P90")
     print(f"HRA_NUMBA_CACHE={os.environ.get('HRA_NUMBA_CACHE', '1')}; warming the numba cache ...", flush=True)
@@ -221,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for n in sizes:
         inputs = tempfile.mkdtemp(prefix=f"hra-bench-{n}-")
-        for w in wlist:
-            print(f"running {n:,} buildings with {w} worker(s) ...", flush=True)
-            r = _spawn(n, w, args.realisations, args.seed, inputs)
+        cases = [(w, kind) for w in wlist for kind in (kinds if w > 1 else kinds[:1])]  # 1 worker: in-process, once
+        for w, kind in cases:
+            print(f"running {n:,} buildings with {w} worker(s)" + (f" ({kind})" if w > 1 else "") + " ...", flush=True)
+            r = _spawn(n, w, kind, args.realisations, args.seed, inputs)
             print(f"  total {r['total_s']:.1f} s (tables {r['tables_s']:.1f} s, buildings {r['buildings_s']:.1f} s)",
                   flush=True)
             results.append(r)

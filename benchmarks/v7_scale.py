@@ -111,7 +111,7 @@ class _Cluster:
     @property
     def compute(self) -> dict:
         if self.cluster is None:
-            return {"progress": False, "workers": 1, "scheduler": "auto"}
+            return {"progress": False, "workers": 1, "scheduler": None}
         return {"progress": False, "workers": self.workers, "scheduler": self.cluster.scheduler_address}
 
     def worker_peak_mib(self) -> float | None:
@@ -215,7 +215,7 @@ def run_all_zones(workers: int, opts: dict, inputs: str) -> dict:
         t0 = time.perf_counter()
         prep = prepare(cfg)
         t1 = time.perf_counter()
-        with Executor(cfg.compute.scheduler, cfg.compute.n_workers, False) as ex:
+        with Executor.from_config(cfg.compute, progress=False) as ex:
             sel = select_realisations(prep)
             t2 = time.perf_counter()
             tables = build_tables(prep, sel, ex)

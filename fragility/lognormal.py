@@ -230,14 +230,56 @@ def read_fragility_csv(
             "CS1), so the medians must not decrease from CS1 to CS3: check the state column")
     if not (np.allclose(pd_in, pd_in[:, :1]) and np.allclose(pd_out, pd_out[:, :1])):
         raise FragilityError(f"{path}: columns p_death/p_death_outside differ between fragility branches; give them once per typology and state and model their uncertainty with [fragility] consequence")
+    return fragility_from_curves(typologies, imt, median, beta, pd_in[:, 0], pd_out[:, 0], branches, weights,
+                                 presence_inside, consequence, name=path.stem, source_files=(str(path),))
+
+
+def fragility_from_curves(
+    typologies, imt: str, median_g, beta, p_death_inside, p_death_outside, branches=("central",), weights=(1.0,),
+    presence_inside: float = 1.0, consequence: list[tuple[float, float]] | None = None, name: str = "custom",
+    source_files: tuple[str, ...] = (),
+) -> FragilityModel:
+    """A :class:`FragilityModel` from curves held in memory (what :func:`read_fragility_csv` builds
+    from its file).
+
+    Parameters
+    ----------
+    typologies
+        Typology names (t,).
+    imt
+        Intensity measure of the curves, e.g. ``"PGA"`` or ``"AvgSa"``.
+    median_g, beta
+        Lognormal fragility medians [g] and log-standard deviations [-], (t, f, 3) over
+        typology, fragility branch and state CS1..CS3.
+    p_death_inside, p_death_outside
+        Death probability given the state, inside and outside the building [-], (t, 3).
+    branches, weights
+        Fragility branch names and weights [-] (f,).
+    presence_inside
+        Fraction of time a person is inside [-].
+    consequence
+        ``[(factor, weight), ...]``: consequence branches scaling the death probabilities
+        (capped at 1); default one branch with factor 1.
+
+    Examples
+    --------
+    >>> fm = fragility_from_curves(["URM"], "PGA", [[[0.15, 0.3, 0.6]]], [[[0.5, 0.5, 0.5]]],
+    ...                            [[0.01, 0.1, 0.3]], [[0.0, 0.0, 0.0]])
+    >>> fm.median_g.shape, fm.p_death_inside.shape
+    ((1, 1, 3), (1, 1, 3))
+    """
+    median_g = np.asarray(median_g, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    pd_in = np.asarray(p_death_inside, dtype=float)
+    pd_out = np.asarray(p_death_outside, dtype=float)
     consequence = consequence or [(1.0, 1.0)]
-    factors = np.array([c for c, _ in consequence])
+    factors = np.array([c for c, _ in consequence], dtype=float)
     cnode = Node("consequence", tuple(f"x{c:g}" for c, _ in consequence), tuple(w for _, w in consequence), tuple(factors))
-    fnode = Node("fragility", tuple(branches), tuple(weights))
+    fnode = Node("fragility", tuple(branches), tuple(float(w) for w in weights))
     return FragilityModel(
-        typologies=tuple(typologies), imt=imt, median_g=median, beta=beta,
-        p_death_inside=np.minimum(pd_in[:, 0][:, None, :] * factors[None, :, None], 1.0),
-        p_death_outside=np.minimum(pd_out[:, 0][:, None, :] * factors[None, :, None], 1.0),
+        typologies=tuple(typologies), imt=imt, median_g=median_g, beta=beta,
+        p_death_inside=np.minimum(pd_in[:, None, :] * factors[None, :, None], 1.0),
+        p_death_outside=np.minimum(pd_out[:, None, :] * factors[None, :, None], 1.0),
         fragility_node=fnode, consequence_node=cnode, presence_inside=presence_inside,
-        name=path.stem, source_files=(str(path),),
+        name=name, source_files=tuple(source_files),
     )

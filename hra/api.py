@@ -263,26 +263,33 @@ def demo_config(n_buildings: int = 20_000, seed: int = 1, directory: str | os.Pa
     return load_config(directory / "run.toml")
 
 
-def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | None = None) -> dict[str, np.ndarray]:
-    """LPR distribution (mean, P50, P90 per year) of one building with its own fragility.
+def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | None = None,
+                 wierde: bool = False) -> dict[str, np.ndarray]:
+    """LPR distribution (mean and quantiles per year) of one building with its own fragility.
 
-    ``fragility`` replaces the typology curves of ``cfg`` while the source, ground-motion model
-    and logic tree stay those of ``cfg``. Used by npr9998 to link a building's capacity to the
-    1e-5 norm.
+    The building's curves replace the typology curves of ``cfg`` (one fragility branch, the
+    consequence branches of ``[fragility] consequence``, ``presence_inside`` as the config's
+    fragility source has it: 0.99 with a Groningen FCM or the ``model`` preset, 1 with curves),
+    while the source, ground-motion model, logic tree, seed and realisations stay those of
+    ``cfg``. The one-building case is built in memory: no file is written, and configs with the
+    ``model = "groningen-v7"`` / ``"groningen-v6"`` presets work. Used by npr9998 to link a
+    building's capacity to the norm (:func:`npr9998.assess.risk_verdict`).
 
     Parameters
     ----------
     cfg
-        Validated configuration; its exposure and fragility curves are not used.
+        Run configuration (``hra.load_config``); its ``[exposure]`` and ``[output]`` are not used.
     x_rd, y_rd
         Location of the building. [m, EPSG:28992]
     fragility
-        Object with attributes ``median_g`` [g] and ``beta`` [ln units] of the lognormal collapse
-        curves, ``p_death_inside`` and ``p_death_outside`` [-] (3 values each, CS1..CS3), and
-        ``imt``, the intensity measure the curves are defined on (it must be that of the model),
-        e.g. :class:`npr9998.fragility_link.BuildingFragility`.
+        Object with ``median_g`` [g], ``beta`` [-], ``p_death_inside`` [-], ``p_death_outside`` [-]
+        (3 values each, CS1..CS3) and ``imt`` (that of the config's ground-motion model), e.g.
+        :class:`npr9998.BuildingFragility`.
     zone
-        Site-response zone of the building (default: from the config's zonation). [-]
+        Site-response zone; default: from the config's zone polygons or, with GMM V7/V6, the V6
+        zonation. [-]
+    wierde
+        The building stands on a wierde (dwelling mound; GMM V7/V6 only). [-]
 
     Returns
     -------
@@ -308,7 +315,10 @@ def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | N
     """
     import pandas as pd
 
-    from hra.chain import make_gmm
+    from fragility.lognormal import fragility_from_curves
+    from hra.chain import buildings_from_frame, make_gmm, prepare, presence_inside
+    from hra.integration.engine import compute
+    from hra.outputs import quantile_name
 
     imt = make_gmm(cfg).imts[0]
     if getattr(fragility, "imt", imt) != imt:
@@ -316,26 +326,19 @@ def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | N
             f"the building fragility is defined on {fragility.imt!r} but the ground-motion model of this config "
             f"gives {imt!r}; derive the fragility on {imt!r}"
         )
-    d = Path(tempfile.mkdtemp(prefix="hra-building-"))
-    rows = []
-    for k in range(3):
-        rows.append(dict(typology="building", state=f"CS{k + 1}", median_g=float(fragility.median_g[k]),
-                         beta=float(fragility.beta[k]), p_death=float(fragility.p_death_inside[k]),
-                         p_death_outside=float(fragility.p_death_outside[k])))
-    pd.DataFrame(rows).to_csv(d / "fragility.csv", index=False)
-    b = dict(id="building", x=x_rd, y=y_rd, typology="building")
+    one = lambda name: np.asarray(getattr(fragility, name), dtype=float).reshape(1, 3)  # noqa: E731
+    frag = fragility_from_curves(
+        ("building",), imt, one("median_g")[:, None, :], one("beta")[:, None, :], one("p_death_inside"),
+        one("p_death_outside"), presence_inside=presence_inside(cfg),
+        consequence=[(c.factor, c.weight) for c in cfg.fragility.consequence], name="building",
+    )
+    row = dict(id="building", x=float(x_rd), y=float(y_rd), typology="building", wierde=bool(wierde))
     if zone is not None:
-        b["zone"] = int(zone)
-    pd.DataFrame([b]).to_csv(d / "buildings.csv", index=False)
-    data = cfg.model_dump()
-    data["exposure"] = {"buildings": str(d / "buildings.csv")}
-    data["fragility"] = dict(data["fragility"], curves=str(d / "fragility.csv"))
-    data["output"] = {"path": None, "csv": None, "overwrite": False}
-    data["compute"] = dict(data["compute"], workers=1, scheduler="synchronous", progress=False)
-    one = Config.model_validate(data)
-    ds = run(one, progress=False, write=False)
-    out = {"year": ds["year"].values, "lpr_mean": ds["lpr_mean"].values[0]}
-    for name in ds.data_vars:
-        if name.startswith("lpr_p"):
-            out[name] = ds[name].values[0]
+        row["zone"] = int(zone)
+    buildings = buildings_from_frame(pd.DataFrame([row]), frag.typologies, source="hra.building_lpr")
+    one_cfg = cfg.with_updates(compute={"executor": "synchronous", "scheduler": None, "progress": False})
+    res = compute(one_cfg, progress=False, prep=prepare(one_cfg, fragility=frag, buildings=buildings))
+    out = {"year": np.asarray(res.prep.years), "lpr_mean": res.mean[0]}
+    for i, q in enumerate(cfg.run.quantiles):
+        out[quantile_name(q)] = res.quantiles[0, :, i]
     return out

@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from hra.config import Config, GroundMotionDemo, GroundMotionDost2004, GroundMot
 from hra.core.logictree import LogicTree, Node
 from hra.gmm.base import GroundMotionModel
 from hra.inputs.source import MagnitudeBins, RateGrid, magnitude_bins, magnitude_nodes, read_rate_grid
+
+if TYPE_CHECKING:
+    from hra.inputs.sites import ZoneSource
 
 log = logging.getLogger("hra")
 
@@ -132,36 +135,41 @@ def make_fragility(cfg: Config, imt: str) -> tuple[FragilityModel, dict[str, str
 
         model_dir = cfg.resolve(fr_cfg.model_dir) or cfg.resolve(getattr(cfg.ground_motion, "model_dir", None))
         fcm = load_fcm(fr_cfg.model, model_dir, verify=getattr(cfg.ground_motion, "verify", True))
-        presence = 0.99 if fr_cfg.presence_inside is None else fr_cfg.presence_inside
-        fm = fcm.to_fragility_model(presence)
+        fm = fcm.to_fragility_model(presence_inside(cfg))
         if fm.imt != imt:
             raise EngineError(f"[fragility] model {fr_cfg.model} is defined on {fm.imt}, the ground-motion model gives {imt}")
         return fm, {f"fcm:{k}": v for k, v in fcm.sha256.items()}
     path = cfg.resolve(fr_cfg.curves)
-    presence = 1.0 if fr_cfg.presence_inside is None else fr_cfg.presence_inside
-    fm = read_fragility_csv(path, imt=imt, presence_inside=presence,
+    fm = read_fragility_csv(path, imt=imt, presence_inside=presence_inside(cfg),
                             consequence=[(c.factor, c.weight) for c in fr_cfg.consequence])
     return fm, {f"fragility:{path.name}": sha256_file(path)}
 
 
-def _zone_polygons(cfg: Config):
+def zone_source(cfg: Config) -> "ZoneSource | None":
+    """Where the zones of buildings or sites without a zone come from (``None``: nowhere).
+
+    ``[ground_motion] zones`` (a zone file; a ``.zip`` with GMM V7/V6 is the V6 zonation), else the
+    V6 zonation of the model tables for GMM V7/V6, else the demo region's polygons for the demo
+    model.
+    """
+    from hra.inputs.sites import ZoneSource
+
     gm = cfg.ground_motion
+    groningen = gm.model in ("groningen-v7", "groningen-v6")
     path = getattr(gm, "zones", None)
-    if path is None and gm.model in ("groningen-v7", "groningen-v6"):
+    if path is None and groningen:
         from hra.inputs.modeldata import zonation_file
 
         path = zonation_file(cfg.resolve(gm.model_dir), verify=gm.verify)
-    if path is not None and str(path).endswith(".zip") and gm.model in ("groningen-v7", "groningen-v6"):
-        return ("v6-zip", cfg.resolve(path))
+    if path is not None and str(path).endswith(".zip") and groningen:
+        return ZoneSource.v6_zonation(cfg.resolve(path))
     if path is not None:
-        from hra.inputs.sites import read_zones
-
-        return read_zones(cfg.resolve(path), getattr(gm, "zone_field", "zone"))
+        return ZoneSource.from_file(cfg.resolve(path), getattr(gm, "zone_field", "zone"))
     if isinstance(gm, GroundMotionDemo):
         from hra.demo.region import zones
 
         polys, ids, _ = zones()
-        return polys, ids
+        return ZoneSource.from_polygons(polys, ids)
     return None
 
 
@@ -185,21 +193,14 @@ def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[lis
         zone = b.zone.copy()
         missing = zone < 0
         if missing.any():
-            polys = _zone_polygons(cfg)
-            if polys is None:
+            source = zone_source(cfg)
+            if source is None:
                 i = int(np.flatnonzero(missing)[0])
                 raise EngineError(
                     f"building {b.ids[i]!r} has no zone and no zone polygons are configured; "
                     "add a 'zone' column to the exposure or set [ground_motion] zones"
                 )
-            if polys[0] == "v6-zip":
-                from hra.inputs.edb import assign_zones_v6
-
-                zone[missing] = assign_zones_v6(b.x[missing], b.y[missing], polys[1], known)
-            else:
-                from hra.inputs.sites import assign_zones
-
-                zone[missing] = assign_zones(b.x[missing], b.y[missing], polys[0], polys[1])
+            zone[missing] = source.assign(b.x[missing], b.y[missing], known)
         bad = ~np.isin(zone, known)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -264,15 +265,29 @@ def warn_far_buildings(b: Buildings, rates: RateGrid, max_distance_km: float, de
     return int(far.size)
 
 
-def prepare(cfg: Config) -> Prepared:
-    """Read and validate every input of a run (no heavy computation)."""
+def prepare(cfg: Config, fragility: FragilityModel | None = None, buildings: "Buildings | None" = None) -> Prepared:
+    """Read and validate every input of a run (no heavy computation).
+
+    Parameters
+    ----------
+    cfg
+        The run configuration.
+    fragility, buildings
+        A fragility model and buildings held in memory, used instead of those the config names
+        (``[fragility]``, ``[exposure]``); the buildings' typology indices refer to
+        ``fragility.typologies`` (see :func:`hra.api.building_lpr`, the one-building case).
+    """
     sm = prepare_source(cfg)
     files = dict(sm.files)
     gmm = make_gmm(cfg)
-    fr, ffiles = make_fragility(cfg, gmm.imts[0])
-    files.update(ffiles)
-    buildings, exp_path = _buildings(cfg, fr.typologies)
-    files[f"exposure:{Path(exp_path).name}"] = sha256_file(exp_path)
+    if fragility is None:
+        fr, ffiles = make_fragility(cfg, gmm.imts[0])
+        files.update(ffiles)
+    else:
+        fr = fragility
+    if buildings is None:
+        buildings, exp_path = _buildings(cfg, fr.typologies)
+        files[f"exposure:{Path(exp_path).name}"] = sha256_file(exp_path)
     for name, digest in getattr(gmm, "file_checksums", {}).items():
         files[f"gmm:{name}"] = digest
     sites, site_index = assign_sites(cfg, gmm, buildings)
@@ -285,6 +300,21 @@ def prepare(cfg: Config) -> Prepared:
                     sm.distance_nodes_km, files, median_map)
 
 
+def buildings_from_frame(df, typologies: tuple[str, ...], source: str = "buildings") -> Buildings:
+    """:class:`Buildings` of an exposure table held in memory (the columns of an exposure file)."""
+    from hra.inputs.exposure import building_keys, exposure_arrays, validate_exposure
+
+    arr = exposure_arrays(validate_exposure(df, known_typologies=list(typologies), source=source), list(typologies))
+    return Buildings(arr, np.asarray(arr.zone, dtype=np.int64).copy(), np.asarray(building_keys(arr.ids), dtype=np.uint64))
+
+
+def presence_inside(cfg: Config) -> float:
+    """Fraction of time a person is inside [-]: ``[fragility] presence_inside``, else 0.99 with a
+    Groningen FCM and 1 with fragility curves (the default of each source)."""
+    p = cfg.fragility.presence_inside
+    if p is not None:
+        return float(p)
+    return 0.99 if cfg.fragility.model is not None else 1.0
 
 
 # ------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -256,14 +257,47 @@ class OutputSection(_Section):
 
 class ComputeSection(_Section):
     chunk_buildings: int = Field(2000, ge=1, description="Buildings per task.")
+    executor: Literal["threads", "processes", "synchronous"] = Field(
+        "threads",
+        description='Where local tasks run: "threads" (in this process; the numba kernels release the GIL, so '
+        'scripts without a __main__ guard, stdin, python -c and notebooks work), "processes" (a dask LocalCluster '
+        'of `workers` worker processes) or "synchronous" (serially in this process).',
+    )
     workers: int | None = Field(
-        None, ge=1, description="Worker processes of the local dask cluster (default: the number of CPU cores)."
+        None, ge=1, description="Threads or worker processes of the local executor (default: the number of CPU cores).",
     )
-    scheduler: str = Field(
-        "auto",
-        description='"auto" (a dask LocalCluster of `workers` processes; in-process when workers = 1), '
-        '"synchronous", "local", or a dask.distributed scheduler address such as "tcp://host:8786".',
+    scheduler: str | None = Field(
+        None,
+        description='Address of a running dask.distributed scheduler, e.g. "tcp://host:8786": tasks run on its '
+        "cluster and `executor` is not used (default: none, the local executor).",
     )
+    progress: bool | None = Field(None, description="Progress bar (default: when on a terminal).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_scheduler_words(cls, data: Any) -> Any:
+        """Read the former ``scheduler`` words: "auto" (the default executor), "synchronous" and
+        "local" (now ``executor = "synchronous"`` / ``"processes"``)."""
+        if isinstance(data, dict) and data.get("scheduler") in ("auto", "synchronous", "local"):
+            data = dict(data)
+            word = data.pop("scheduler")
+            if word != "auto":
+                data["executor"] = "synchronous" if word == "synchronous" else "processes"
+        return data
+
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip()
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+|[^\s:/]+:\d+", v):
+            raise ValueError(
+                f"scheduler {v!r} is not a dask.distributed scheduler address; give one such as "
+                '"tcp://host:8786" (or "host:8786"), or leave it out and choose executor = "threads" | '
+                '"processes" | "synchronous"'
+            )
+        return v
 
     @property
     def n_workers(self) -> int:
@@ -276,7 +310,6 @@ class ComputeSection(_Section):
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # pragma: no cover - not on Linux
             return max(1, os.cpu_count() or 1)
-    progress: bool | None = Field(None, description="Progress bar (default: when on a terminal).")
 
 
 #: Upper bounds that keep an event-based run within memory and time on any machine.

@@ -60,7 +60,7 @@ def make_config(tmp: Path, *, cells, buildings, curves, gm=None, years=(2025,), 
         "ground_motion": gm or dict(PARAMETRIC),
         "exposure": {"buildings": str(bld)},
         "fragility": {"curves": str(frag), **(fragility or {})},
-        "compute": {"workers": 1, "scheduler": "synchronous", "progress": False, **(compute or {})},
+        "compute": {"workers": 1, "executor": "synchronous", "progress": False, **(compute or {})},
     }
     if output:
         data["output"] = output

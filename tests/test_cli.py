@@ -214,6 +214,19 @@ def test_workers_and_scheduler_are_exclusive(region: Path, tmp_path: Path):
     assert res.exit_code == 2
     assert "mutually exclusive" in _out(res)
     assert not out.exists()
+    res = invoke("run", region, "--out", out, "--processes", "--scheduler", "tcp://127.0.0.1:8786")
+    assert res.exit_code == 2 and "mutually exclusive" in _out(res)
+    assert not out.exists()
+
+
+def test_executor_options_set_the_compute_keys():
+    from hra.cli.common import _compute_updates
+
+    assert _compute_updates(None, None, None) == {}
+    assert _compute_updates(2, None, None) == {"scheduler": None, "workers": 2}
+    assert _compute_updates(3, None, True) == {"scheduler": None, "workers": 3, "executor": "processes"}
+    assert _compute_updates(None, None, False) == {"scheduler": None, "executor": "threads"}
+    assert _compute_updates(None, "tcp://h:8786", None) == {"scheduler": "tcp://h:8786"}
 
 
 def test_output_parent_is_a_file(region: Path, tmp_path: Path):

@@ -196,15 +196,32 @@ def test_monte_carlo_quantiles_approach_enumeration(tmp_path):
     np.testing.assert_allclose(mc.quantiles, exact.quantiles, rtol=0.15)
 
 
-@pytest.mark.parametrize("chunk,workers", [(1, 1), (7, 1), (1000, 1), (7, 2)])
-def test_results_independent_of_chunks_and_workers(tmp_path, chunk, workers):
-    base = compute(tree_config(tmp_path / "a", realisations=300, run={"keep_realisations": True}, compute={"chunk_buildings": 5}))
-    sched = "local" if workers > 1 else "synchronous"
-    other = compute(tree_config(tmp_path / "b", realisations=300, run={"keep_realisations": True},
-                                compute={"chunk_buildings": chunk, "workers": workers, "scheduler": sched}))
+@pytest.fixture(scope="module")
+def inproc_scheduler():
+    """The address of a dask.distributed scheduler (an in-process one: threads, no spawn)."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.parametrize("chunk,workers,executor", [
+    (1, 1, "synchronous"), (7, 1, "threads"), (1000, 1, "synchronous"), (7, 2, "threads"), (3, 3, "threads"),
+    (1000, 2, "threads"), (7, 2, "processes"), (7, 2, "scheduler"),
+])
+def test_results_independent_of_chunks_workers_and_executor(tmp_path, chunk, workers, executor, request):
+    """Bit-identical results whatever the chunk size, the number of workers and where the tasks run
+    (serially, threads, worker processes, an external dask scheduler)."""
+    base = compute(tree_config(tmp_path / "a", realisations=300, run={"keep_realisations": True},
+                               compute={"chunk_buildings": 5, "executor": "synchronous"}))
+    comp = {"chunk_buildings": chunk, "workers": workers, "executor": executor}
+    if executor == "scheduler":
+        comp = {"chunk_buildings": chunk, "workers": workers, "scheduler": request.getfixturevalue("inproc_scheduler")}
+    other = compute(tree_config(tmp_path / "b", realisations=300, run={"keep_realisations": True}, compute=comp))
     np.testing.assert_array_equal(base.mean, other.mean)
     np.testing.assert_array_equal(base.quantiles, other.quantiles)
     np.testing.assert_array_equal(base.realisations, other.realisations)
+    assert base.mean.min() > 0 and base.mean.shape[0] == len(TREE_BUILDINGS)
 
 
 def test_building_order_does_not_matter(tmp_path):

@@ -211,14 +211,27 @@ def test_correlation_widens_the_fn_curve(tmp_path):
 # -- determinism ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("chunk,workers", [(7, 1), (100_000, 1), (500, 2)])
-def test_independent_of_chunks_and_workers(weak, chunk, workers):
+@pytest.mark.parametrize("chunk,workers,executor", [(7, 1, "synchronous"), (100_000, 1, "threads"),
+                                                    (500, 2, "threads"), (500, 3, "threads")])
+def test_independent_of_chunks_and_workers(weak, chunk, workers, executor):
     cfg, _, base = weak
-    cfg2 = cfg.with_updates(compute={"workers": workers, "scheduler": "local" if workers > 1 else "synchronous"})
+    cfg2 = cfg.with_updates(compute={"workers": workers, "executor": executor})
     other = compute_event_based(cfg2, EventRiskOptions(n_years_simulated=8000, event_chunk=chunk, bootstrap=200),
                                 progress=False)
     np.testing.assert_array_equal(base.event_stats, other.event_stats)
+    # the per-building sums add the events in another order with other chunks and worker counts
     np.testing.assert_allclose(base.acc, other.acc, rtol=1e-12, atol=0)
+
+
+def test_threads_and_processes_give_identical_results(weak):
+    """With the same chunks and workers, where the tasks run changes nothing, to the bit."""
+    cfg, _, _ = weak
+    opts = EventRiskOptions(n_years_simulated=8000, event_chunk=500, bootstrap=0)
+    res = {ex: compute_event_based(cfg.with_updates(compute={"workers": 2, "executor": ex}), opts, progress=False)
+           for ex in ("threads", "processes")}
+    np.testing.assert_array_equal(res["threads"].event_stats, res["processes"].event_stats)
+    np.testing.assert_array_equal(res["threads"].acc, res["processes"].acc)
+    assert res["threads"].acc.max() > 0
 
 
 def test_building_order_does_not_matter(tmp_path, weak):
@@ -488,7 +501,7 @@ def _v7_region(tmp, model_dir, seed=5, presence=0.5, years=(2025,)):
         "ground_motion": {"model": "groningen-v7", "model_dir": str(model_dir), "rupture": "finite", "quadrature": "fast"},
         "exposure": {"buildings": "buildings.csv"},
         "fragility": {"model": "fcm-v7", "presence_inside": presence},
-        "compute": {"progress": False, "workers": 1, "scheduler": "synchronous"},
+        "compute": {"progress": False, "workers": 1, "executor": "synchronous"},
         "event_based": {"years_simulated": 60_000, "realisations": 4, "location": "centre", "bootstrap": 0,
                         "keep_event_table": False},
     }, base_dir=tmp)
@@ -531,7 +544,7 @@ def test_groningen_event_based_is_chunk_and_worker_independent(tmp_path, model_d
     small = compute_event_based(cfg, EventRiskOptions(event_chunk=7, **opts), prep=prep, progress=False)
     np.testing.assert_array_equal(base.event_stats, small.event_stats)
     np.testing.assert_allclose(base.acc, small.acc, rtol=1e-12, atol=0)
-    cfg2 = cfg.with_updates(compute={"workers": 2, "scheduler": "local"})
+    cfg2 = cfg.with_updates(compute={"workers": 2, "executor": "threads"})
     par = compute_event_based(cfg2, EventRiskOptions(event_chunk=150, **opts), progress=False)
     np.testing.assert_array_equal(base.event_stats, par.event_stats)
     np.testing.assert_allclose(base.acc, par.acc, rtol=1e-12, atol=0)

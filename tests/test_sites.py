@@ -216,3 +216,33 @@ def test_round_trip_below_a_millimetre():
     # Loppersum lies where it should
     lon_l, lat_l = rd_to_wgs84(246000.0, 596000.0)
     assert 6.7 < lon_l < 6.8 and 53.3 < lat_l < 53.4
+
+
+def test_zone_source_polygons_and_checks():
+    from shapely.geometry import box
+
+    from hra.inputs.sites import ZoneSource
+
+    src = ZoneSource.from_polygons([box(0, 0, 10, 10), box(10, 0, 20, 10)], [7, 3])
+    assert src.kind == "polygons" and "2 zone polygons" in src.describe()
+    # inside, on the shared boundary (lowest id), outside (nearest polygon)
+    assert src.assign([5.0, 10.0, 25.0], [5.0, 5.0, 5.0]).tolist() == [7, 3, 3]
+    with pytest.raises(ValueError, match="one id per polygon"):
+        ZoneSource.from_polygons([box(0, 0, 1, 1)], [1, 2])
+    with pytest.raises(ValueError, match="Geological_zones_V6.zip"):
+        ZoneSource("v6-zip")
+
+
+def test_zone_source_of_the_demo_model_is_its_polygons(tmp_path):
+    from hra.chain import zone_source
+    from hra.demo.region import zones
+    from tests.helpers import make_config
+
+    cfg = make_config(tmp_path, cells=[(240_000.0, 590_000.0, 0.1)], curves={"URM": ((0.15, 0.3, 0.6), 0.5, (0.01, 0.1, 0.3))},
+                      buildings=[dict(id="B", x=240_000.0, y=590_000.0, typology="URM")], gm={"model": "demo"})
+    src = zone_source(cfg)
+    polys, ids, _ = zones()
+    assert src.kind == "polygons" and list(src.zone_ids) == [int(i) for i in ids]
+    assert zone_source(make_config(tmp_path / "p", cells=[(240_000.0, 590_000.0, 0.1)],
+                                   curves={"URM": ((0.15, 0.3, 0.6), 0.5, (0.01, 0.1, 0.3))},
+                                   buildings=[dict(id="B", x=240_000.0, y=590_000.0, typology="URM", zone=1)])) is None

@@ -58,10 +58,14 @@ OutOpt = Annotated[Optional[Path], typer.Option(
 CsvOpt = Annotated[Optional[Path], typer.Option(
     "--csv", help="Also write the per-building CSV summary here.", show_default=False)]
 WorkersOpt = Annotated[Optional[int], typer.Option(
-    "--workers", "-w", min=1, help="Worker processes of a local dask cluster (1: in-process).", show_default=False)]
+    "--workers", "-w", min=1, help="Threads (or, with --processes, worker processes) of the local executor "
+    "(default: [compute] workers, else the CPU cores; 1: serially in this process).", show_default=False)]
+ProcessesOpt = Annotated[Optional[bool], typer.Option(
+    "--processes/--threads", help="Run the tasks on a local dask cluster of worker processes, or on threads of "
+    "this process (default: [compute] executor, else threads).", show_default=False)]
 SchedulerOpt = Annotated[Optional[str], typer.Option(
-    "--scheduler", metavar="ADDRESS",
-    help="dask.distributed scheduler address, e.g. tcp://host:8786 (excludes --workers).", show_default=False)]
+    "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address, e.g. tcp://host:8786: run the "
+    "tasks on its cluster (excludes --workers and --processes/--threads).", show_default=False)]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 RealisationsOpt = Annotated[Optional[str], typer.Option(
     "--realisations", "-r", metavar="N|all", callback=_parse_realisations,
@@ -197,15 +201,23 @@ def _with_updates(cfg, **sections):
         raise ConfigError(format_validation_error(exc, "the command-line options")) from None
 
 
-def _compute_updates(workers: int | None, scheduler: str | None) -> dict[str, Any]:
-    if workers is not None and scheduler is not None:
-        raise typer.BadParameter("they are mutually exclusive: give the number of local workers or the address "
-                                 "of a running dask scheduler, not both", param_hint="'--workers' / '--scheduler'")
-    if workers is not None:
-        return {"workers": workers, "scheduler": "auto"}
+def _compute_updates(workers: int | None, scheduler: str | None, processes: bool | None = None) -> dict[str, Any]:
+    """``[compute]`` keys from ``--workers``, ``--processes/--threads`` and ``--scheduler``."""
+    if scheduler is not None and (workers is not None or processes is not None):
+        given = "'--workers'" if workers is not None else "'--processes' / '--threads'"
+        raise typer.BadParameter("they are mutually exclusive: give the local executor (number of workers, threads "
+                                 "or processes) or the address of a running dask scheduler, not both",
+                                 param_hint=f"{given} / '--scheduler'")
     if scheduler is not None:
         return {"scheduler": scheduler}
-    return {}
+    out: dict[str, Any] = {}
+    if workers is not None or processes is not None:
+        out["scheduler"] = None  # a local executor replaces a scheduler address of the file
+    if workers is not None:
+        out["workers"] = workers
+    if processes is not None:
+        out["executor"] = "processes" if processes else "threads"
+    return out
 
 
 def check_writable(path: Path, overwrite: bool) -> None:

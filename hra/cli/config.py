@@ -98,7 +98,8 @@ def config_check_command(
                   + (" (overwrite)" if cfg.output.overwrite else ""))
         c = cfg.compute
         workers = f"{c.n_workers} worker(s)" + (" (the CPU cores)" if c.workers is None else "")
-        t.add_row("compute", f"scheduler {c.scheduler}, {workers}, {c.chunk_buildings} buildings per task")
+        where = f"dask scheduler {c.scheduler}" if c.scheduler else f"{c.executor}, {workers}"
+        t.add_row("compute", f"{where}, {c.chunk_buildings} buildings per task")
         if read_inputs:
             from hra.chain import prepare
 

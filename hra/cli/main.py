@@ -4,8 +4,8 @@ The CLI only parses, calls :mod:`hra` and prints; every computation lives in the
 
 Commands::
 
-    hra demo   [--buildings N] [--seed S] [--realisations N|all] [--out PATH] [--workers N | --scheduler ADDR]
-    hra run    CONFIG.toml [--out PATH] [--csv PATH] [--workers N | --scheduler ADDR] [--overwrite] [--realisations N|all]
+    hra demo   [--buildings N] [--seed S] [--realisations N|all] [--out PATH] [--workers N] [--processes] [--scheduler ADDR]
+    hra run    CONFIG.toml [--out PATH] [--csv PATH] [--workers N] [--processes] [--scheduler ADDR] [--overwrite] [--realisations N|all]
     hra config schema [--format json|markdown]
     hra config check  CONFIG.toml [--read-inputs]
     hra profiles ... / hra plan ...          (mounted from hra.cli.profiles when it is importable)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from hra.cli.common import (ConfigArg, CsvOpt, OutOpt, OverwriteOpt, ProgressOpt, RealisationsOpt, SchedulerOpt,
+from hra.cli.common import (ConfigArg, CsvOpt, OutOpt, OverwriteOpt, ProcessesOpt, ProgressOpt, RealisationsOpt, SchedulerOpt,
                             WorkersOpt, _abspath, _compute_updates, _console, _parse_realisations, _with_updates, check_writable, cli_errors)
 from hra.cli.summary import print_summary
 
@@ -51,6 +51,7 @@ def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output store (.zarr or .nc); demo inputs and "
                                       "risk_summary.csv go into its directory.")] = Path("hra-demo/risk.zarr"),
     workers: WorkersOpt = None,
+    processes: ProcessesOpt = None,
     scheduler: SchedulerOpt = None,
     progress: ProgressOpt = None,
     model: Annotated[DemoModel, typer.Option(
@@ -65,7 +66,7 @@ def demo_command(
 
     Writes the demo inputs to demo-inputs/ beside OUT (with a run.toml that `hra run` accepts), the risk Dataset to OUT and a per-building CSV summary risk_summary.csv beside it. With --model groningen-v7 the same region, source and Mmax branches run with the public GMM V7 and FCM V7 (buildings with real V6 site-response zones, V7 classes and wierden).
     """
-    compute = _compute_updates(workers, scheduler)
+    compute = _compute_updates(workers, scheduler, processes)
     model_name = getattr(model, "value", model)
     if model_dir is not None and model_name == "demo":
         raise typer.BadParameter("only with --model groningen-v7 or groningen-v6 (the demo models need no "
@@ -104,6 +105,7 @@ def run_command(
     out: OutOpt = None,
     csv: CsvOpt = None,
     workers: WorkersOpt = None,
+    processes: ProcessesOpt = None,
     scheduler: SchedulerOpt = None,
     overwrite: OverwriteOpt = False,
     realisations: RealisationsOpt = None,
@@ -111,9 +113,9 @@ def run_command(
 ) -> None:
     """Run a configuration: LPR mean and quantiles per building and year.
 
-    The options override keys of the file (output path, csv and overwrite, run realisations, compute workers and scheduler); the file stays the record of the run.
+    The options override keys of the file (output path, csv and overwrite, run realisations, compute workers, executor and scheduler); the file stays the record of the run.
     """
-    compute = _compute_updates(workers, scheduler)
+    compute = _compute_updates(workers, scheduler, processes)
     with cli_errors():
         from hra.config import load_config
 

@@ -777,7 +777,7 @@ def compute_event_based(cfg, options: EventRiskOptions | None = None, prep=None,
     chunks = make_chunks(events, opts.event_chunk)
     n_b = prep.buildings.n
     ev_stats = np.zeros((events.n_events, ek.N_EVENT_STATS))
-    with Executor(cfg.compute.scheduler, cfg.compute.n_workers, progress) as ex:
+    with Executor.from_config(cfg.compute, progress) as ex:
         if ex.parallel and len(chunks) > 1:
             n_tasks = max(1, min(len(chunks), cfg.compute.n_workers * opts.tasks_per_worker))
             groups = [list(g) for g in np.array_split(np.array(chunks, dtype=object), n_tasks) if len(g)]

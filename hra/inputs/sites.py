@@ -17,6 +17,9 @@ the lowest id. How many points needed this and the largest distance are reported
 ``logging.INFO`` line of the ``hra.inputs.sites`` logger: a large distance usually means the buildings
 and the zones are not in the same coordinate system.
 
+Zone sources (:class:`ZoneSource`): where the zones of buildings or sites without a zone come
+from, polygons with ids or the GMM V6/V7 zonation zip; one object for the engines and the hazard.
+
 Zone files (:func:`read_zones`) are GeoJSON or GeoPackage files read with pyogrio (no geopandas
 needed). Polygons are returned in RD New [m, EPSG:28992]; files in another declared CRS are
 transformed with pyproj.
@@ -32,8 +35,9 @@ import difflib
 import functools
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import shapely
@@ -336,3 +340,91 @@ def read_zones(
             )
     geoms = _to_rd(geoms, meta.get("crs"), path)
     return list(geoms), [int(v) for v in ids]
+
+
+# --------------------------------------------------------------------------------------------
+# Zone source: where the zones of points without a zone come from
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZoneSource:
+    """Where the site-response zones of points without a zone come from: polygons with zone ids
+    (a zone file, the demo region) or the GMM V6/V7 zonation (``Geological_zones_V6.zip``).
+
+    One object for every caller (the risk engines through :func:`hra.chain.assign_sites`, the
+    hazard curves); build it with :meth:`from_polygons` or :meth:`v6_zonation`.
+
+    Attributes
+    ----------
+    kind
+        ``"polygons"`` or ``"v6-zip"``.
+    polygons, zone_ids
+        The polygons (RD New [m, EPSG:28992]) and their integer zone ids (kind ``"polygons"``).
+    path
+        The file they come from (the zone file, or the V6 zonation zip); ``None`` for polygons
+        held in memory.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> src = ZoneSource.from_polygons([box(0, 0, 10, 10), box(10, 0, 20, 10)], [2, 1])
+    >>> src.assign([5.0, 15.0], [5.0, 5.0]).tolist()
+    [2, 1]
+    """
+
+    kind: Literal["polygons", "v6-zip"]
+    polygons: tuple = ()
+    zone_ids: tuple[int, ...] = ()
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "polygons":
+            if len(self.polygons) == 0 or len(self.polygons) != len(self.zone_ids):
+                raise ValueError(f"ZoneSource: {len(self.polygons)} polygons and {len(self.zone_ids)} zone ids; "
+                                 "give one id per polygon")
+        elif self.kind == "v6-zip":
+            if self.path is None:
+                raise ValueError("ZoneSource: kind 'v6-zip' needs the path of Geological_zones_V6.zip")
+        else:
+            raise ValueError(f"ZoneSource: kind {self.kind!r} is not 'polygons' or 'v6-zip'")
+
+    @classmethod
+    def from_polygons(cls, polygons: Sequence, zone_ids: Sequence[int], path: str | os.PathLike | None = None) -> "ZoneSource":
+        """Polygons (RD New [m]) with their zone ids, e.g. from :func:`read_zones`."""
+        return cls("polygons", tuple(polygons), tuple(int(z) for z in zone_ids), None if path is None else Path(path))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, id_field: str = "zone") -> "ZoneSource":
+        """The polygons of a GeoJSON/GeoPackage zone file (:func:`read_zones`)."""
+        polygons, ids = read_zones(path, id_field)
+        return cls.from_polygons(polygons, ids, path)
+
+    @classmethod
+    def v6_zonation(cls, zip_path: str | os.PathLike) -> "ZoneSource":
+        """The GMM V6/V7 zonation ``Geological_zones_V6.zip`` (field ``ID_V6``)."""
+        return cls("v6-zip", path=Path(zip_path))
+
+    def describe(self) -> str:
+        """What the zones come from, for messages."""
+        if self.kind == "v6-zip":
+            return f"the V6 zonation {self.path}"
+        return f"the zone polygons of {self.path}" if self.path is not None else f"{len(self.polygons)} zone polygons"
+
+    def assign(self, x, y, valid_zones: Sequence[int] | None = None) -> np.ndarray:
+        """Zone of each point (int64).
+
+        Parameters
+        ----------
+        x, y
+            Location of the points. [m, EPSG:28992]
+        valid_zones
+            Zones with ground-motion coefficients: the V6 zonation gives a point in a zone
+            without coefficients (a lake) the nearest valid zone (:func:`hra.inputs.edb.assign_zones_v6`);
+            polygons ignore it (the caller checks the zones found).
+        """
+        if self.kind == "v6-zip":
+            from hra.inputs.edb import assign_zones_v6
+
+            return assign_zones_v6(x, y, self.path, valid_zones)
+        return assign_zones(x, y, self.polygons, self.zone_ids)

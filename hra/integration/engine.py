@@ -13,8 +13,9 @@ Steps (docs/architecture.md §2):
 3. :func:`select_realisations` enumerates the tree or draws Monte-Carlo realisations (from
    ``(seed, node)`` streams) and reduces them to the distinct (source branch, model combination)
    pairs with weights.
-4. chunks of buildings go through :func:`hra.integration.kernels.chunk_lpr` (in-process, or on a dask
-   cluster); each chunk returns its mean, quantiles and optional realisations, which depend
+4. chunks of buildings go through :func:`hra.integration.kernels.chunk_lpr` on an
+   :class:`hra.core.executor.Executor` (threads of this process by default, worker processes or a
+   dask cluster); each chunk returns its mean, quantiles and optional realisations, which depend
    only on the chunk's own buildings and the shared tables, so results do not depend on the
    chunk size or the number of workers.
 5. :func:`hra.outputs.build_dataset` assembles the Dataset contract (docs/architecture.md §4.1).
@@ -378,7 +379,7 @@ class ChunkStatic:
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
-    """The kernels are compiled for read-only inputs (what dask delivers in workers), so every
+    """The kernels are compiled for read-only inputs (what dask delivers in worker processes), so every
     caller passes them read-only and one compiled signature serves all (see warm_kernels)."""
     if isinstance(a, np.ndarray) and a.flags.writeable:
         a = a.view()
@@ -486,7 +487,7 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     log.info("prepared %d buildings, %d source cells, %d sites, logic tree of %d combinations",
              prep.buildings.n, prep.rates.x.size, len(prep.sites), prep.tree.n_combinations)
     warm_kernels()
-    with Executor(cfg.compute.scheduler, cfg.compute.n_workers, progress) as ex:
+    with Executor.from_config(cfg.compute, progress) as ex:
         sel = select_realisations(prep)
         tables = build_tables(prep, sel, ex)
         t_tab = time.perf_counter()

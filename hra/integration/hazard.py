@@ -56,16 +56,19 @@ def _sites_frame(sites) -> pd.DataFrame:
 def _site_zones(cfg: Config, gmm, df: pd.DataFrame) -> np.ndarray:
     if gmm.zones is None:
         return np.zeros(len(df), dtype=np.int64)
-    if "zone" in df.columns and df["zone"].notna().all():
-        zone = df["zone"].to_numpy(np.int64)
-    else:
-        from hra.chain import _zone_polygons
-        from hra.inputs.sites import assign_zones
+    given = df["zone"].notna().to_numpy() if "zone" in df.columns else np.zeros(len(df), dtype=bool)
+    zone = np.full(len(df), -1, dtype=np.int64)
+    if given.any():
+        zone[given] = df["zone"].to_numpy()[given].astype(np.int64)
+    if not given.all():
+        from hra.chain import zone_source
 
-        polys = _zone_polygons(cfg)
-        if polys is None:
-            raise HazardError("sites have no zone column and no zone polygons are configured; add a 'zone' column")
-        zone = assign_zones(df["x"].to_numpy(float), df["y"].to_numpy(float), polys[0], polys[1])
+        source = zone_source(cfg)
+        if source is None:
+            raise HazardError(f"site {df['id'].iloc[int(np.flatnonzero(~given)[0])]!r} has no zone and no zone "
+                              "polygons are configured; add a 'zone' column or set [ground_motion] zones")
+        x, y = df["x"].to_numpy(float)[~given], df["y"].to_numpy(float)[~given]
+        zone[~given] = source.assign(x, y, gmm.zones)
     bad = ~np.isin(zone, gmm.zones)
     if bad.any():
         raise HazardError(f"site {df['id'].iloc[int(np.flatnonzero(bad)[0])]!r} lies in zone {zone[bad][0]}, unknown to the GMM")
