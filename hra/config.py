@@ -318,6 +318,48 @@ class EventBasedSection(_Section):
         return self
 
 
+class LogicTreeSection(_Section):
+    """Weights and fixed branches of any logic-tree node (source, b_value, m_max, the GMM and FCM nodes).
+
+    Node and branch names are those of the run's logic tree (``hra inspect`` / the provenance
+    ``logic_tree``); they are checked when the models are assembled (:mod:`hra.chain`).
+    """
+
+    weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="New branch weights per node, e.g. { gmm_median = { Lower = 0.1, CentralLower = 0.3, "
+        "CentralUpper = 0.3, Upper = 0.3 } }; branches left out get weight 0; the weights of a node must sum "
+        "to 1 [-]. For the magnitude-dependent GMM V7 median weights w(M), the given weights apply at every "
+        "magnitude.",
+    )
+    fix: dict[str, str] = Field(
+        default_factory=dict,
+        description='Fix a node to one branch (weight 1, the others 0), e.g. { gmm_median = "CentralUpper", '
+        'm_max = "Mmax=4.5" }; a fixed GMM median branch is used at every magnitude.',
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for node, table in v.items():
+            if not table:
+                raise ValueError(f"weights.{node}: give at least one branch weight")
+            bad = {k: w for k, w in table.items() if not (w >= 0.0 and w <= 1.0)}
+            if bad:
+                raise ValueError(f"weights.{node}: weights must lie in [0, 1], got {bad}")
+            total = sum(table.values())
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"weights.{node}: branch weights sum to {total:.6g}, they must sum to 1")
+        return v
+
+    @model_validator(mode="after")
+    def _not_both(self) -> "LogicTreeSection":
+        both = sorted(set(self.weights) & set(self.fix))
+        if both:
+            raise ValueError(f"node(s) {', '.join(both)} are given in both weights and fix; keep one of the two")
+        return self
+
+
 #: Top-level ``model = "..."`` presets: the ``[ground_motion]`` and ``[fragility]`` sections they
 #: fill in (the full public Groningen logic tree, every other key at its default).
 MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -391,6 +433,11 @@ class Config(_Section):
     fragility: FragilitySection
     output: OutputSection = Field(default_factory=OutputSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
+    logic_tree: LogicTreeSection = Field(
+        default_factory=LogicTreeSection,
+        description="Weights and fixed branches of any logic-tree node, the GMM and FCM nodes included (README: "
+        "Varying the logic tree).",
+    )
     event_based: EventBasedSection = Field(
         default_factory=EventBasedSection,
         description="Event-based Monte-Carlo options of `hra events` (the command line overrides them).",
