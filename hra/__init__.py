@@ -5,6 +5,7 @@ Public API (design.md §4)::
     import hra
     cfg = hra.load_config("run.toml")
     ds = hra.run(cfg)                       # xarray.Dataset: lpr_mean, lpr_p50, lpr_p90 per building and year
+    e = hra.explain(cfg, str(ds.building_id.values[0]))  # why that building has its LPR (splits, node means)
     cfg = hra.demo_config(n_buildings=20_000, seed=1)
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from hra.config import Config, ConfigError, load_config
 
 __all__ = ["Config", "ConfigError", "load_config", "run", "demo_config", "building_lpr", "conditional_risk",
-           "hazard_curves", "__version__"]
+           "hazard_curves", "explain", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no dask)
@@ -25,6 +26,10 @@ def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no da
         from hra.integration.conditional import conditional_risk
 
         return conditional_risk
+    if name == "explain":
+        from hra.integration.explain import explain
+
+        return explain
     if name == "hazard_curves":
         from hra.integration.hazard import hazard_curves
 

@@ -461,6 +461,26 @@ class Config(_Section):
         d = self.model_dump(mode="json", exclude={"base_dir", "source_file", "compute"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
+    def resolved_record(self) -> dict[str, Any]:
+        """The config as resolved (JSON types, every path made absolute against ``base_dir``):
+        ``Config.model_validate(record)`` rebuilds it without the original file (run provenance)."""
+        d = self.model_dump(mode="json")
+
+        def walk(model: BaseModel, data: dict[str, Any]) -> None:
+            for name, value in model:
+                if isinstance(value, Path) and name not in ("base_dir", "source_file"):
+                    data[name] = str(self.resolve(value).resolve())
+                elif isinstance(value, BaseModel):
+                    walk(value, data[name])
+                elif isinstance(value, list):
+                    for v, dv in zip(value, data[name]):
+                        if isinstance(v, BaseModel):
+                            walk(v, dv)
+
+        walk(self, d)
+        d["base_dir"] = str(Path(self.base_dir).resolve())
+        return d
+
     def with_updates(self, **sections: dict[str, Any]) -> "Config":
         """A copy with some section keys replaced, validated again (e.g. ``compute={"workers": 2}``)."""
         data = self.model_dump()
