@@ -321,8 +321,8 @@ class EventBasedSection(_Section):
 class LogicTreeSection(_Section):
     """Weights and fixed branches of any logic-tree node (source, b_value, m_max, the GMM and FCM nodes).
 
-    Node and branch names are those of the run's logic tree (``hra inspect`` / the provenance
-    ``logic_tree``); they are checked when the models are assembled (:mod:`hra.chain`).
+    Node and branch names are those of the run's logic tree (a run's provenance key `logic_tree`
+    lists them); they are checked when the models are assembled, before any computation.
     """
 
     weights: dict[str, dict[str, float]] = Field(
