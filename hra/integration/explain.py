@@ -78,7 +78,9 @@ class Explanation:
         Split name -> rows ``{"label": str, "lpr": float [yr^-1], ...}``. ``magnitude``,
         ``magnitude_distance``, ``source_cell``, ``typology``, ``state`` and ``inside_outside``
         each sum to ``lpr_mean``; ``node:<name>`` rows give the mean LPR conditional on each
-        branch of that node (and its ``weight``).
+        branch of that node and the branch ``weight`` (their weighted sum is ``lpr_mean``, except
+        for ``gmm_median`` with magnitude-dependent weights w(M), whose rows carry the nominal
+        weights of the model's tree).
     profile
         The risk profile (:func:`hra.policy.profiles.assign_profiles`, rule ``besluit-2019``) and
         the statistic, year and value that decide it (keys ``profile``, ``decisive_statistic``,
