@@ -94,7 +94,6 @@ def test_cli_bad_logic_tree_exits_2(tmp_path):
     cfg = _cfg(tmp_path)
     data = cfg.model_dump(mode="json", exclude={"base_dir", "source_file"})
     data["logic_tree"] = {"fix": {"gmm_median": "Upper"}}  # the parametric GMM has no such node
-    data = {k: v for k, v in data.items() if v is not None}
     (tmp_path / "bad.toml").write_text(tomli_w.dumps(_drop_none(data)))
     r = CliRunner().invoke(app, ["run", str(tmp_path / "bad.toml")])
     assert r.exit_code == 2 and "unknown node 'gmm_median'" in r.output and "Traceback" not in r.output

@@ -46,7 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fragility.lognormal import FragilityModel
-from hra.chain import MedianMap, Prepared, engine_gmm_tree, prepare
+from hra.chain import MedianMap, Prepared, prepare
 from hra.config import Config
 from hra.core.logictree import LogicTree, Node
 
@@ -512,12 +512,8 @@ def conditional_means(prep: Prepared, death, rows: np.ndarray, prob: np.ndarray,
             for o in range(len(t_k.nodes) - 1, -1, -1):
                 x = np.tensordot(x, t_k.nodes[o].weight_array, axes=([o + 1], [0]))
             vals.append(x)
-        cond[mm.node] = (med.labels, _median_weight_summary(prep, med), np.array(vals))
+        cond[mm.node] = (med.labels, med.weight_array, np.array(vals))  # nominal weights (w(M) varies)
     # keep the order of the run's tree
     order = [n.name for n in prep.tree.nodes] + ([mm.node] if mm is not None and mm.node not in prep.tree.names else [])
     return {k: cond[k] for k in order if k in cond}
 
-
-def _median_weight_summary(prep: Prepared, med: Node) -> np.ndarray:
-    """Nominal weights of the physical median branches (w(M) varies; the node's weights)."""
-    return med.weight_array
