@@ -10,6 +10,8 @@ docs/api.md):
 * :func:`demo_config` writes and loads the embedded demo region;
 * :func:`hazard_curves` gives hazard curves at sites, :func:`conditional_risk` the risk given one
   event, :func:`building_lpr` the LPR distribution of one building with its own fragility;
+* :func:`explain` splits one building's mean LPR by magnitude, distance, source cell, typology,
+  collapse state and logic-tree node (why that building has its LPR);
 * ``__version__`` is the installed package version.
 
 The models themselves are loaded by name with :func:`hra.gmm.load_gmm` and
@@ -34,6 +36,7 @@ from hra.config import Config, ConfigError, load_config
 if TYPE_CHECKING:  # the lazy names below, for type checkers and the API reference
     from hra.api import building_lpr, demo_config, run
     from hra.integration.conditional import conditional_risk
+    from hra.integration.explain import explain
     from hra.integration.hazard import hazard_curves
 
     __version__: str
@@ -47,7 +50,7 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers and the API referen
     """
 
 __all__ = ["Config", "ConfigError", "load_config", "run", "demo_config", "building_lpr", "conditional_risk",
-           "hazard_curves", "__version__"]
+           "hazard_curves", "explain", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no dask)
@@ -59,6 +62,10 @@ def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no da
         from hra.integration.conditional import conditional_risk
 
         return conditional_risk
+    if name == "explain":
+        from hra.integration.explain import explain
+
+        return explain
     if name == "hazard_curves":
         from hra.integration.hazard import hazard_curves
 

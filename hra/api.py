@@ -87,6 +87,7 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
             "typology_uncertainty": cfg.run.typology_uncertainty,
             "timings_s": {k: round(v, 3) for k, v in res.timings.items()},
             "config_file": str(cfg.source_file) if cfg.source_file else None,
+            "config_resolved": cfg.resolved_record(),
         },
     )
     b = prep.buildings

@@ -102,8 +102,99 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# ------------------------------------------------------------------------------------------
+# [logic_tree] weights and fixed branches
+# ------------------------------------------------------------------------------------------
+
+
+def tree_overrides(cfg: Config) -> dict[str, tuple[str, dict[str, float]]]:
+    """``[logic_tree]`` as node -> (config key, {branch label: weight}); a fixed branch is weight 1."""
+    lt = cfg.logic_tree
+    out: dict[str, tuple[str, dict[str, float]]] = {
+        node: (f"[logic_tree] weights.{node}", dict(table)) for node, table in lt.weights.items()}
+    for node, label in lt.fix.items():
+        out[node] = (f"[logic_tree] fix.{node} = {label!r}", {label: 1.0})
+    return out
+
+
+def reweight_node(node: Node, overrides: dict[str, tuple[str, dict[str, float]]]) -> Node:
+    """``node`` with the weights of ``overrides`` (see :func:`tree_overrides`); unknown labels raise
+    :class:`EngineError` naming the key and the node's branches."""
+    if node.name not in overrides:
+        return node
+    key, table = overrides[node.name]
+    unknown = [lab for lab in table if lab not in node.labels]
+    if unknown:
+        raise EngineError(
+            f"{key}: node {node.name!r} has no branch {', '.join(map(repr, unknown))}; its branches are "
+            f"{', '.join(node.labels)}; fix the branch label")
+    return Node(node.name, node.labels, tuple(float(table.get(lab, 0.0)) for lab in node.labels), node.values)
+
+
+def check_tree_overrides(cfg: Config, known: list[str]) -> None:
+    """Refuse ``[logic_tree]`` nodes that the run's logic tree does not have."""
+    unknown = [n for n in tree_overrides(cfg) if n not in known]
+    if unknown:
+        raise EngineError(
+            f"[logic_tree]: unknown node {', '.join(map(repr, unknown))}; the logic tree of this run has the nodes "
+            f"{', '.join(known)}; fix the node name")
+
+
+def _constant_weights(weights: np.ndarray, magnitude) -> np.ndarray:
+    m = np.atleast_1d(np.asarray(magnitude, float))
+    return np.broadcast_to(np.asarray(weights, float), (m.size, len(weights))).copy()
+
+
+class ReweightedGMM(GroundMotionModel):
+    """A ground-motion model with ``[logic_tree]`` weights: the inner model's equations, another
+    :attr:`tree` and, for models with magnitude-dependent median weights w(M) (GMM V7), the
+    overridden ``gmm_median`` weights at every magnitude (a fixed branch is fixed at every M)."""
+
+    def __init__(self, inner: GroundMotionModel, tree: LogicTree, median: np.ndarray | None = None):
+        self._inner = inner
+        self._tree = tree
+        self.name, self.reference, self.imts, self.verified = inner.name, inner.reference, inner.imts, inner.verified
+        if median is not None:
+            import functools
+
+            self.median_weights = functools.partial(_constant_weights, np.asarray(median, float))
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("_inner", "_tree"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    @property
+    def tree(self) -> LogicTree:
+        return self._tree
+
+    @property
+    def zones(self):
+        return self._inner.zones
+
+    def ln_im_mixture(self, *args, **kwargs):
+        return self._inner.ln_im_mixture(*args, **kwargs)
+
+
+def reweight_gmm(cfg: Config, gmm: GroundMotionModel) -> GroundMotionModel:
+    """``gmm`` with the ``[logic_tree]`` weights of its nodes (unchanged if none is named)."""
+    ov = tree_overrides(cfg)
+    names = [n.name for n in gmm.tree.nodes]
+    if not any(n in ov for n in names):
+        return gmm
+    tree = LogicTree(tuple(reweight_node(n, ov) for n in gmm.tree.nodes))
+    median = None
+    if "gmm_median" in ov and hasattr(gmm, "median_weights"):
+        median = tree.node("gmm_median").weight_array
+    return ReweightedGMM(gmm, tree, median)
+
+
 def make_gmm(cfg: Config) -> GroundMotionModel:
-    """The ground-motion model named in ``[ground_motion] model``."""
+    """The ground-motion model named in ``[ground_motion] model``, with the ``[logic_tree]`` weights of its nodes."""
+    return reweight_gmm(cfg, _make_gmm(cfg))
+
+
+def _make_gmm(cfg: Config) -> GroundMotionModel:
     gm = cfg.ground_motion
     if isinstance(gm, GroundMotionParametric):
         from hra.gmm.parametric import ParametricGMM
@@ -138,11 +229,21 @@ def make_fragility(cfg: Config, imt: str) -> tuple[FragilityModel, dict[str, str
         fm = fcm.to_fragility_model(presence_inside(cfg))
         if fm.imt != imt:
             raise EngineError(f"[fragility] model {fr_cfg.model} is defined on {fm.imt}, the ground-motion model gives {imt}")
-        return fm, {f"fcm:{k}": v for k, v in fcm.sha256.items()}
+        return _reweight_fragility(cfg, fm), {f"fcm:{k}": v for k, v in fcm.sha256.items()}
     path = cfg.resolve(fr_cfg.curves)
     fm = read_fragility_csv(path, imt=imt, presence_inside=presence_inside(cfg),
                             consequence=[(c.factor, c.weight) for c in fr_cfg.consequence])
-    return fm, {f"fragility:{path.name}": sha256_file(path)}
+    return _reweight_fragility(cfg, fm), {f"fragility:{path.name}": sha256_file(path)}
+
+
+def _reweight_fragility(cfg: Config, fm: FragilityModel) -> FragilityModel:
+    import dataclasses
+
+    ov = tree_overrides(cfg)
+    if fm.fragility_node.name not in ov and fm.consequence_node.name not in ov:
+        return fm
+    return dataclasses.replace(fm, fragility_node=reweight_node(fm.fragility_node, ov),
+                               consequence_node=reweight_node(fm.consequence_node, ov))
 
 
 def zone_source(cfg: Config) -> "ZoneSource | None":
@@ -238,6 +339,12 @@ def prepare_source(cfg: Config) -> SourceModel:
         b_node, m_node = magnitude_nodes([(v.value, v.weight) for v in mag.b_value], mx)
     else:
         b_node, m_node = magnitude_nodes(float(mag.b_value), mx)
+    ov = tree_overrides(cfg)
+    b_node, m_node = reweight_node(b_node, ov), reweight_node(m_node, ov)
+    if rates.node.name in ov:
+        import dataclasses
+
+        rates = dataclasses.replace(rates, branch_weights=reweight_node(rates.node, ov).weight_array)
     bins = magnitude_bins(np.array(b_node.values), np.array(m_node.values), src.m_min, mag.bin_width)
     r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
     return SourceModel(rates, bins, b_node, m_node, r_nodes, files)
@@ -290,6 +397,8 @@ def prepare(cfg: Config, fragility: FragilityModel | None = None, buildings: "Bu
         files[f"exposure:{Path(exp_path).name}"] = sha256_file(exp_path)
     for name, digest in getattr(gmm, "file_checksums", {}).items():
         files[f"gmm:{name}"] = digest
+    check_tree_overrides(cfg, [sm.rates.node.name, sm.b_node.name, sm.m_max_node.name]
+                         + [n.name for n in gmm.tree.nodes] + [n.name for n in fr.tree.nodes])
     sites, site_index = assign_sites(cfg, gmm, buildings)
     warn_far_buildings(buildings, sm.rates, cfg.source.max_distance_km, cfg.source.depth_km)
     median_map = None

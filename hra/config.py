@@ -380,6 +380,48 @@ class EventBasedSection(_Section):
         return self
 
 
+class LogicTreeSection(_Section):
+    """Weights and fixed branches of any logic-tree node (source, b_value, m_max, the GMM and FCM nodes).
+
+    Node and branch names are those of the run's logic tree (a run's provenance key `logic_tree`
+    lists them); they are checked when the models are assembled, before any computation.
+    """
+
+    weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="New branch weights per node, e.g. { gmm_median = { Lower = 0.1, CentralLower = 0.3, "
+        "CentralUpper = 0.3, Upper = 0.3 } }; branches left out get weight 0; the weights of a node must sum "
+        "to 1 [-]. For the magnitude-dependent GMM V7 median weights w(M), the given weights apply at every "
+        "magnitude.",
+    )
+    fix: dict[str, str] = Field(
+        default_factory=dict,
+        description='Fix a node to one branch (weight 1, the others 0), e.g. { gmm_median = "CentralUpper", '
+        'm_max = "Mmax=4.5" }; a fixed GMM median branch is used at every magnitude.',
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for node, table in v.items():
+            if not table:
+                raise ValueError(f"weights.{node}: give at least one branch weight")
+            bad = {k: w for k, w in table.items() if not (w >= 0.0 and w <= 1.0)}
+            if bad:
+                raise ValueError(f"weights.{node}: weights must lie in [0, 1], got {bad}")
+            total = sum(table.values())
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"weights.{node}: branch weights sum to {total:.6g}, they must sum to 1")
+        return v
+
+    @model_validator(mode="after")
+    def _not_both(self) -> "LogicTreeSection":
+        both = sorted(set(self.weights) & set(self.fix))
+        if both:
+            raise ValueError(f"node(s) {', '.join(both)} are given in both weights and fix; keep one of the two")
+        return self
+
+
 #: Top-level ``model = "..."`` presets: the ``[ground_motion]`` and ``[fragility]`` sections they
 #: fill in (the full public Groningen logic tree, every other key at its default).
 MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -477,6 +519,11 @@ class Config(_Section):
     fragility: FragilitySection
     output: OutputSection = Field(default_factory=OutputSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
+    logic_tree: LogicTreeSection = Field(
+        default_factory=LogicTreeSection,
+        description="Weights and fixed branches of any logic-tree node, the GMM and FCM nodes included (README: "
+        "Varying the logic tree).",
+    )
     event_based: EventBasedSection = Field(
         default_factory=EventBasedSection,
         description="Event-based Monte-Carlo options of `hra events` (the command line overrides them).",
@@ -499,6 +546,26 @@ class Config(_Section):
         """SHA-256 of the canonical JSON of the config (paths as given, base_dir excluded)."""
         d = self.model_dump(mode="json", exclude={"base_dir", "source_file", "compute"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    def resolved_record(self) -> dict[str, Any]:
+        """The config as resolved (JSON types, every path made absolute against ``base_dir``):
+        ``Config.model_validate(record)`` rebuilds it without the original file (run provenance)."""
+        d = self.model_dump(mode="json")
+
+        def walk(model: BaseModel, data: dict[str, Any]) -> None:
+            for name, value in model:
+                if isinstance(value, Path) and name not in ("base_dir", "source_file"):
+                    data[name] = str(self.resolve(value).resolve())
+                elif isinstance(value, BaseModel):
+                    walk(value, data[name])
+                elif isinstance(value, list):
+                    for v, dv in zip(value, data[name]):
+                        if isinstance(v, BaseModel):
+                            walk(v, dv)
+
+        walk(self, d)
+        d["base_dir"] = str(Path(self.base_dir).resolve())
+        return d
 
     def with_updates(self, **sections: dict[str, Any]) -> "Config":
         """A copy with some section keys replaced, validated again (e.g. ``compute={"workers": 2}``)."""

@@ -107,25 +107,40 @@ class MagnitudeBins:
         where an edge value is 0 the bin falls back to linear interpolation (the ``mass``
         weights). Returns an array of shape ``(n_b, n_mx) + g.shape[:-1]``.
         """
+        g = np.asarray(g, dtype=float)
+        out = np.empty((self.b_values.size, self.prob.shape[1]) + g.shape[:-1])
+        for ib, e_bin in enumerate(self._bin_expectations(g)):
+            for ix in range(self.prob.shape[1]):
+                out[ib, ix] = e_bin @ self.prob[ib, ix]
+        return out
+
+    def bin_terms(self, g: np.ndarray) -> np.ndarray:
+        """The terms of :meth:`integrate` per magnitude bin: ``E_bin[g] P(bin)`` for the bins
+        ``[nodes[i], nodes[i+1]]``, shape ``(n_b, n_mx) + g.shape[:-1] + (n_nodes - 1,)``; their sum
+        over the last axis is :meth:`integrate` (to rounding). Used to disaggregate by magnitude."""
+        g = np.asarray(g, dtype=float)
+        out = np.empty((self.b_values.size, self.prob.shape[1]) + g.shape[:-1] + (self.nodes.size - 1,))
+        for ib, e_bin in enumerate(self._bin_expectations(g)):
+            for ix in range(self.prob.shape[1]):
+                out[ib, ix] = e_bin * self.prob[ib, ix]
+        return out
+
+    def _bin_expectations(self, g: np.ndarray):
+        """E_bin[g] per bin (g.shape[:-1] + (n_bins,)) for each b-value, in turn."""
         from scipy.special import exprel
 
-        g = np.asarray(g, dtype=float)
         lo, hi = g[..., :-1], g[..., 1:]
         h = np.diff(self.nodes)
-        out = np.empty((self.b_values.size, self.prob.shape[1]) + g.shape[:-1])
         pos = (lo > 0) & (hi > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             lam_h = np.where(pos, np.log(np.where(pos, hi, 1.0) / np.where(pos, lo, 1.0)), 0.0)
-        for ib, b in enumerate(self.b_values):
+        for b in self.b_values:
             beta_h = b * LN10 * h
             # linear fallback: weight of the upper edge = (centroid - lo) / h for this b-value
             frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
             lin = lo * (1.0 - frac_hi) + hi * frac_hi
             ex = lo * exprel(lam_h - beta_h) / exprel(-beta_h)
-            e_bin = np.where(pos, ex, lin)
-            for ix in range(self.prob.shape[1]):
-                out[ib, ix] = e_bin @ self.prob[ib, ix]
-        return out
+            yield np.where(pos, ex, lin)
 
 
 def magnitude_bins(

@@ -161,64 +161,11 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     -------
     One ``(q, qbar)`` per site: q (t, r, len(needed)) and qbar (t, r).
     """
-    zone_arg = None if gmm.zones is None else zone
     t_all = np.unique(np.concatenate([np.asarray(t, dtype=np.int64) for t in t_sels]))
-    phys = gmm.tree.enumerate()
-    pnames = [n.name for n in gmm.tree.nodes]
-    eng_tree = engine_gmm_tree(gmm, median_map)
-    eng = eng_tree.enumerate()
-    enames = [n.name for n in eng_tree.nodes]
+    ed = EngineDeath(gmm, median_map, physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all),
+                     mag.nodes.size)
+    eng_death, tree_mean_death = ed.death, ed.tree_mean
     n_sites = len(wierdes)
-    death: list[dict[tuple[int, ...], np.ndarray]] = [{} for _ in range(n_sites)]
-    s2s_pos = pnames.index("gmm_s2s") if "gmm_s2s" in pnames else None
-    for g in range(phys.n):
-        key = tuple(int(v) for v in phys.index[g])
-        if key in death[0]:
-            continue
-        branch = {nm: key[j] for j, nm in enumerate(pnames)}
-        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_all)
-        for i, out in enumerate(outs):
-            if isinstance(out, dict):
-                for j, d in out.items():
-                    k2 = list(key)
-                    k2[s2s_pos] = j
-                    death[i][tuple(k2)] = d
-            else:
-                death[i][key] = out
-
-    def eng_key(ge: int, k: int | None = None) -> tuple[int, ...]:
-        idx = {nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)}
-        return tuple(k if (median_map is not None and nm == median_map.node) else idx[nm] for nm in pnames)
-
-    def eng_death(i: int, ge: int, part=(slice(None),)) -> np.ndarray:
-        """Death table of engine combination ge at site i, restricted to ``death[part]``."""
-        if median_map is None:
-            return death[i][eng_key(ge)][part]
-        v = int(eng.index[ge, enames.index(median_map.node)]) if median_map.node in enames else 0
-        acc = None
-        for k in range(median_map.mix.shape[2]):
-            wk = median_map.mix[v, :, k]  # (m,)
-            if not np.any(wk):
-                continue
-            term = death[i][eng_key(ge, k)][part] * wk[:, None]
-            acc = term if acc is None else acc + term
-        return acc
-
-    def tree_mean_death(i: int) -> np.ndarray:
-        """sum_ge wg[ge] eng_death(ge): linear, so a sum over the physical tables with per-magnitude
-        weights (the w(M) mixture for the median node): one term per physical combination."""
-        coef: dict[tuple[int, ...], np.ndarray] = {}
-        for ge in range(G):
-            if median_map is None:
-                key = eng_key(ge)
-                coef[key] = coef.get(key, 0.0) + wg[ge] * np.ones(mag.nodes.size)
-                continue
-            v = int(eng.index[ge, enames.index(median_map.node)]) if median_map.node in enames else 0
-            for k in range(median_map.mix.shape[2]):
-                key = eng_key(ge, k)
-                coef[key] = coef.get(key, 0.0) + wg[ge] * median_map.mix[v, :, k]
-        return sum(d * coef[key][:, None] for key, d in death[i].items() if key in coef)
-
     nb, nx, G, F, C = model_sizes
     ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
     wb, wx, wg, wf, wc = model_weights
@@ -247,6 +194,96 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             qbar = np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
         results.append((q, qbar))
     return results
+
+
+def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
+                          mag: MagnitudeBins, r_nodes: np.ndarray, t_sel: np.ndarray) -> list[dict[tuple[int, ...], np.ndarray]]:
+    """Death tables (t, f, c, m, r) per event, before magnitude integration, of every physical GMM
+    branch combination (key: branch index per node of ``gmm.tree``), one dict per wierde flag of
+    the sites of ``zone``, for the typologies ``t_sel``."""
+    zone_arg = None if gmm.zones is None else zone
+    phys = gmm.tree.enumerate()
+    pnames = [n.name for n in gmm.tree.nodes]
+    death: list[dict[tuple[int, ...], np.ndarray]] = [{} for _ in wierdes]
+    s2s_pos = pnames.index("gmm_s2s") if "gmm_s2s" in pnames else None
+    for g in range(phys.n):
+        key = tuple(int(v) for v in phys.index[g])
+        if key in death[0]:
+            continue
+        branch = {nm: key[j] for j, nm in enumerate(pnames)}
+        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel)
+        for i, out in enumerate(outs):
+            if isinstance(out, dict):
+                for j, d in out.items():
+                    k2 = list(key)
+                    k2[s2s_pos] = j
+                    death[i][tuple(k2)] = d
+            else:
+                death[i][key] = out
+    return death
+
+
+class EngineDeath:
+    """Death tables of the engine's GMM combinations ``ge`` (:func:`hra.chain.engine_gmm_tree`: the
+    median node replaced by the virtual branches of a :class:`hra.chain.MedianMap`) from the
+    physical tables of :func:`physical_death_tables` (``death[i]``: site i)."""
+
+    def __init__(self, gmm: GroundMotionModel, median_map: "MedianMap | None",
+                 death: list[dict[tuple[int, ...], np.ndarray]], n_mag: int):
+        self.median_map = median_map
+        self.pnames = [n.name for n in gmm.tree.nodes]
+        self.tree = engine_gmm_tree(gmm, median_map)
+        self.eng = self.tree.enumerate()
+        self.enames = [n.name for n in self.tree.nodes]
+        self.weights = self.eng.weight
+        self.n_mag = n_mag
+        self.death_of = death  # per site: physical key -> (t, f, c, m, r)
+
+    @property
+    def n(self) -> int:
+        return self.eng.n
+
+    def key(self, ge: int, k: int | None = None) -> tuple[int, ...]:
+        """Physical key of engine combination ge (median branch k where the median map applies)."""
+        idx = {nm: int(self.eng.index[ge, j]) for j, nm in enumerate(self.enames)}
+        mm = self.median_map
+        return tuple(k if (mm is not None and nm == mm.node) else idx[nm] for nm in self.pnames)
+
+    def _virtual(self, ge: int) -> int:
+        mm = self.median_map
+        return int(self.eng.index[ge, self.enames.index(mm.node)]) if mm.node in self.enames else 0
+
+    def death(self, i: int, ge: int, part=(slice(None),)) -> np.ndarray:
+        """Death table of engine combination ge at site i, restricted to ``death[part]``."""
+        tabs = self.death_of[i]
+        mm = self.median_map
+        if mm is None:
+            return tabs[self.key(ge)][part]
+        v = self._virtual(ge)
+        acc = None
+        for k in range(mm.mix.shape[2]):
+            wk = mm.mix[v, :, k]  # (m,)
+            if not np.any(wk):
+                continue
+            term = tabs[self.key(ge, k)][part] * wk[:, None]
+            acc = term if acc is None else acc + term
+        return acc
+
+    def tree_mean(self, i: int) -> np.ndarray:
+        """sum_ge w[ge] death(ge): linear, so a sum over the physical tables with per-magnitude
+        weights (the w(M) mixture for the median node): one term per physical combination."""
+        mm = self.median_map
+        coef: dict[tuple[int, ...], np.ndarray] = {}
+        for ge in range(self.n):
+            if mm is None:
+                key = self.key(ge)
+                coef[key] = coef.get(key, 0.0) + self.weights[ge] * np.ones(self.n_mag)
+                continue
+            v = self._virtual(ge)
+            for k in range(mm.mix.shape[2]):
+                key = self.key(ge, k)
+                coef[key] = coef.get(key, 0.0) + self.weights[ge] * mm.mix[v, :, k]
+        return sum(d * coef[key][:, None] for key, d in self.death_of[i].items() if key in coef)
 
 
 def table_rows(prep: "Prepared") -> tuple[np.ndarray, list[np.ndarray]]:
