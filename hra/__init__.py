@@ -36,7 +36,7 @@ from hra.config import Config, ConfigError, load_config
 if TYPE_CHECKING:  # the lazy names below, for type checkers and the API reference
     from hra.api import building_lpr, demo_config, run
     from hra.integration.conditional import conditional_risk
-    from hra.integration.explain import explain
+    from hra.review.explain import explain
     from hra.integration.hazard import hazard_curves
 
     __version__: str
@@ -63,7 +63,7 @@ def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no da
 
         return conditional_risk
     if name == "explain":
-        from hra.integration.explain import explain
+        from hra.review.explain import explain
 
         return explain
     if name == "hazard_curves":

@@ -248,7 +248,7 @@ def test_readme_links_to_docs_exist():
 #: Layers from the bottom up, as docs/architecture.md §1 lists them.
 LAYERS = {
     "hra.core": 0, "hra.inputs": 1, "hra.gmm": 2, "fragility": 2, "hra.demo": 3, "hra.config": 4, "hra.chain": 4,
-    "hra.outputs": 5, "hra.integration": 6, "hra.eventbased": 6, "hra.policy": 7, "hra.openquake": 8,
+    "hra.outputs": 5, "hra.integration": 6, "hra.eventbased": 6, "hra.policy": 7, "hra.review": 8, "hra.openquake": 8,
     "hra.api": 9, "hra": 9, "hra.cli": 10, "npr9998": 11,
 }
 

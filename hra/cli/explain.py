@@ -25,7 +25,7 @@ def explain_command(
     """Split a building's mean LPR by magnitude x distance, source cell, typology, collapse state and
     inside/outside; mean LPR per branch of every logic-tree node; the risk profile's decisive year."""
     with cli_errors():
-        from hra.integration.explain import explain
+        from hra.review.explain import explain
 
         res = explain(run, list(building), year=year)
         if as_json:

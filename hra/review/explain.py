@@ -144,6 +144,22 @@ def explain(cfg_or_run, building_ids: str | Sequence[str], year: int | None = No
         Year to explain [yr]; default: the year that decides the building's risk profile.
     rule
         Risk-profile rule (:func:`hra.policy.profiles.load_rule`).
+
+    Returns
+    -------
+    Explanation or list of Explanation
+        Per building: ``lpr_mean`` [yr^-1] of the year, ``splits`` (name -> rows with ``label`` and
+        ``lpr`` [yr^-1]; every split but the ``node:`` ones sums to ``lpr_mean``) and ``profile`` (the
+        statistic and year deciding the risk profile); ``to_dict()`` gives the ``hra explain --json``
+        shape.
+
+    Examples
+    --------
+    >>> import hra
+    >>> cfg = hra.demo_config(n_buildings=50, realisations=20, years=(2025,))  # doctest: +SKIP
+    >>> e = hra.explain(cfg, "DEMO-000001")  # doctest: +SKIP
+    >>> sorted(e.to_dict())  # doctest: +SKIP
+    ['building', 'lpr_mean', 'splits', 'year']
     """
     cfg, ds = _config_of(cfg_or_run)
     single = isinstance(building_ids, str)
@@ -266,10 +282,10 @@ def single_building(prep: Prepared, i: int) -> Prepared:
 
 def building_run(prep: Prepared, i: int):
     """The risk Dataset of building i alone, computed by the engine (in-process)."""
-    from hra import outputs
+    import hra.outputs as outputs
     from hra.integration.engine import compute
 
-    cfg = prep.cfg.with_updates(compute={"workers": 1, "scheduler": "synchronous", "progress": False})
+    cfg = prep.cfg.with_updates(compute={"workers": 1, "executor": "synchronous", "progress": False})
     one = single_building(prep, i)
     res = compute(cfg, progress=False, prep=one)
     b = one.buildings
