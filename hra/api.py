@@ -30,7 +30,7 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     if write:
         for p in (out_path, csv_path):
             if p is not None:
-                outputs._check_target(Path(p), cfg.output.overwrite)
+                outputs.check_output(Path(p), cfg.output.overwrite)
     start = _dt.datetime.now(_dt.timezone.utc)
     res = compute(cfg, progress=progress)
     end = _dt.datetime.now(_dt.timezone.utc)

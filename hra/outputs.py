@@ -11,14 +11,15 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from hra.core.fileio import atomic_write, check_target
+from hra.core.norm import LPR_NORM_PER_YEAR
 
 CRS_WKT_NAME = "Amersfoort / RD New"
 EPSG = 28992
@@ -154,7 +155,7 @@ def build_dataset(*, ids, x, y, years, mean, quantiles: dict[float, np.ndarray],
         "institution": "groningen-hra",
         "source": f"groningen-hra {package_version()}",
         "crs": f"EPSG:{EPSG} ({CRS_WKT_NAME})",
-        "norm_lpr_per_year": 1e-5,
+        "norm_lpr_per_year": LPR_NORM_PER_YEAR,
         "quantiles": json.dumps(sorted(quantiles)),
         "history": f"[{now}] hra run",
     })
@@ -195,25 +196,12 @@ def validate(ds: xr.Dataset) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise OutputError(f"cannot write {path}: {parent} {what}; create the directory or choose another output path")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {path}: directory {parent} is not writable; choose a writable output path")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} already exists; remove it, choose another path or set [output] overwrite = true (--overwrite)")
+_OVERWRITE_HINT = "set [output] overwrite = true (--overwrite)"
 
 
-def _replace(tmp: Path, path: Path) -> None:
-    if path.exists():
-        old = path.with_name(path.name + f".old-{os.getpid()}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-    else:
-        os.replace(tmp, path)
+def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Fail early (:class:`OutputError`) when an output cannot be written (see :func:`hra.core.fileio.check_target`)."""
+    return check_target(path, overwrite, error=OutputError, overwrite_hint=_OVERWRITE_HINT)
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -221,9 +209,8 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = Fal
     path = Path(path)
     if path.suffix not in (".zarr", ".nc"):
         raise OutputError(f"{path}: unknown output format {path.suffix!r}; use .zarr or .nc")
-    _check_target(path, overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent)) / path.name
-    try:
+
+    def write(tmp: Path) -> None:
         if path.suffix == ".zarr":
             import zarr
 
@@ -233,9 +220,8 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = Fal
         else:
             enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
             ds.to_netcdf(tmp, encoding=enc)
-        _replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+    atomic_write(path, write, overwrite, error=OutputError, overwrite_hint=_OVERWRITE_HINT)
     return path
 
 
@@ -256,13 +242,6 @@ def summary_frame(ds: xr.Dataset):
 
 def write_csv_summary(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
     path = Path(path)
-    _check_target(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        summary_frame(ds).to_csv(tmp, index=False, float_format="%.6e")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: summary_frame(ds).to_csv(tmp, index=False, float_format="%.6e"), overwrite,
+                 error=OutputError, overwrite_hint=_OVERWRITE_HINT)
     return path

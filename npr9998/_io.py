@@ -11,13 +11,13 @@ import csv
 import hashlib
 import io
 import math
-import os
 import tomllib
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
+from hra.core import fileio
 from npr9998.errors import NPRInputError
 
 __all__ = [
@@ -45,18 +45,14 @@ def package_data_bytes(name: str) -> bytes:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    The temporary file is ``PATH.tmp-<pid>``; it is removed if the body raises, so a failed run
-    never leaves a half-written result where a user would read it (conventions.md §13).
+    The parent folders are created; the rest is :func:`hra.core.fileio.atomic_path` (a fresh
+    hidden folder beside the target, removed if the body raises), so a failed run never leaves a
+    half-written result where a user would read it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with fileio.atomic_path(path, overwrite=True, error=NPRInputError) as tmp:
         yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -23,6 +23,8 @@ from typing import Any, Callable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hra.core.norm import LPR_NORM_PER_YEAR
+
 from npr9998._io import read_csv_table, read_toml
 from npr9998.capacity import PushoverCurve, StructureModel, load_pushover_csv
 from npr9998.catalogue import Catalogue, load_catalogue
@@ -45,8 +47,9 @@ __all__ = [
     "BATCH_COLUMNS",
 ]
 
-#: The LPR norm (Meijdam committee 2015; Besluit versterking gebouwen Groningen art. 3). [1/yr]
-NORM_LPR_PER_YR = 1e-5
+#: The LPR norm (Meijdam committee 2015; Besluit versterking gebouwen Groningen art. 3), from
+#: :mod:`hra.core.norm`. [1/yr]
+NORM_LPR_PER_YR = LPR_NORM_PER_YEAR
 
 
 # ------------------------------------------------------------------------------------------

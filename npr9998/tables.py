@@ -52,6 +52,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hra.core.norm import LPR_NORM_PER_YEAR
+
 from npr9998._io import package_data_bytes, read_csv_table, sha256_bytes
 from npr9998.errors import NPRInputError, ProvisionalTableWarning
 
@@ -297,7 +299,7 @@ class DecisionTables(_Strict):
     table_version: str = Field(min_length=1)
     illustrative: bool
     basis: Literal["unity_check", "lpr_ratio"] = "unity_check"
-    norm_lpr_per_yr: float = Field(1e-5, gt=0, description="LPR norm. [1/yr]")
+    norm_lpr_per_yr: float = Field(LPR_NORM_PER_YEAR, gt=0, description="LPR norm. [1/yr]")
     note: str = ""
     categories: tuple[DecisionCategory, ...] = Field(min_length=1)
     source: str = ""

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -19,8 +18,6 @@ import typer
 
 log = logging.getLogger("hra")
 
-#: The norm on the Local Personal Risk (Besluit versterking art. 3). [yr^-1]
-NORM_LPR = 1e-5
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -209,21 +206,8 @@ def _compute_updates(workers: int | None, scheduler: str | None) -> dict[str, An
 
 
 def check_writable(path: Path, overwrite: bool) -> None:
-    """Fail early (OutputError) when ``path`` cannot be written: the parent must be a directory in
-    which a file can actually be created (a probe; ``os.access`` says yes to root on read-only
-    mounts), and an existing target needs ``overwrite``."""
+    """Fail early (OutputError) when ``path`` cannot be written (:func:`hra.core.fileio.check_target`)."""
+    from hra.core.fileio import check_target
     from hra.outputs import OutputError
 
-    parent = path.parent
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise OutputError(f"cannot write {path}: {parent} {what}; create the directory or choose another path")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} already exists; remove it, choose another path or pass --overwrite")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".hra-write-probe-", dir=parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: directory {parent} is not writable ({exc.strerror}); "
-                          "choose a writable output path") from None
-    os.close(fd)
-    os.unlink(probe)
+    check_target(path, overwrite, error=OutputError, overwrite_hint="pass --overwrite")

@@ -32,7 +32,7 @@ def events_command(
 
     import hra
     from hra.eventbased.risk import EventRiskOptions, run_event_based
-    from hra.outputs import _check_target, write_dataset
+    from hra.outputs import check_output, write_dataset
 
     try:
         cfg = hra.load_config(config)
@@ -40,7 +40,7 @@ def events_command(
             out = cfg.resolve(cfg.event_based.output)
         overwrite = overwrite or cfg.output.overwrite
         if out is not None:
-            _check_target(out, overwrite)
+            check_output(out, overwrite)
         opts = EventRiskOptions.from_config(cfg, years_simulated=years_simulated, realisations=realisations,
                                             correlation_range_km=correlation_range_km, seed=seed)
         if isinstance(opts.realisations, int) and opts.n_years_simulated % opts.realisations:

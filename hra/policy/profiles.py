@@ -64,6 +64,8 @@ import pandas as pd
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hra.core.norm import LPR_NORM_PER_YEAR
+
 __all__ = [
     "LPR_NORM",
     "PRESETS",
@@ -86,8 +88,8 @@ __all__ = [
     "validate_risk_dataset",
 ]
 
-#: The norm for the Local Personal Risk (Besluit art. 3). [yr⁻¹]
-LPR_NORM = 1e-5
+#: The norm for the Local Personal Risk (Besluit art. 3), from :mod:`hra.core.norm`. [yr⁻¹]
+LPR_NORM = LPR_NORM_PER_YEAR
 
 #: Profile names from high to low (art. 4). The plan order of art. 5.4 follows this order.
 PROFILE_ORDER: tuple[str, ...] = ("verhoogd", "langjarig_licht_verhoogd", "licht_verhoogd", "normaal")
