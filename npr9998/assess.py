@@ -24,8 +24,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hra.core.norm import LPR_NORM_PER_YEAR
+from hra.core.validation import validation_problems
 
-from npr9998._io import read_csv_table, read_toml
+from npr9998._io import pydantic_to_input_error, read_csv_table, read_toml
 from npr9998.capacity import PushoverCurve, StructureModel, load_pushover_csv
 from npr9998.catalogue import Catalogue, load_catalogue
 from npr9998.decision import Normbesluit, normbesluit
@@ -33,7 +34,7 @@ from npr9998.errors import NPRInputError
 from npr9998.fragility_link import BuildingFragility, FragilityDerivation, derive_building_fragility
 from npr9998.methods import capacity_spectrum_method, fundamental_period_estimate, lateral_force_method, n2_method
 from npr9998.spectrum import HazardRecord, SpectrumParameters, hazard_record_from_mapping, load_hazard_record
-from npr9998.tables import DecisionTables, NormTables, load_decision_tables, load_tables, pydantic_to_input_error
+from npr9998.tables import DecisionTables, NormTables, load_decision_tables, load_tables
 
 __all__ = [
     "NORM_LPR_PER_YR",
@@ -709,10 +710,11 @@ def read_batch(path: str | Path) -> list[tuple[int, BuildingSpec]]:
             try:
                 spec = BuildingSpec.model_validate(data)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = tuple(str(x) for x in err["loc"])
-                col = next((c for c, (s, k, _) in BATCH_COLUMNS.items() if (s, k) == loc[:2]), ".".join(loc))
-                raise NPRInputError(f"{err['msg']} (got {err.get('input')!r}).", file=path, row=line, column=col, fix="see the batch-file columns in docs/npr9998.md.") from None
+                problem = validation_problems(exc)[0]
+                loc = tuple(problem.key.split("."))
+                col = next((c for c, (s, k, _) in BATCH_COLUMNS.items() if (s, k) == loc[:2]), problem.key)
+                raise NPRInputError(f"{problem.message}.", file=path, row=line, column=col,
+                                    fix=f"{problem.fix}; see the batch-file columns in docs/npr9998.md.") from None
             specs.append((line, spec))
         except NPRInputError as exc:
             errors.append(exc)

@@ -93,6 +93,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hra.core.fileio import atomic_write
+from hra.core.validation import format_validation_error
 from hra.policy.profiles import PROFILE_ORDER, PROFILE_RANK, ProfileError
 
 __all__ = [
@@ -207,14 +208,7 @@ class PlanConfig(BaseModel):
 
 
 def _format_errors(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e.get("type") == "extra_forbidden":
-            msg = "unknown key (misspelt?); see hra.policy.planning.PlanConfig for the keys"
-        parts.append(f"key {loc!r}: {msg}")
-    return "; ".join(parts)
+    return format_validation_error(err, keys_hint="see hra.policy.planning.PlanConfig for the keys", one_line=True)
 
 
 def _validate_config(data: Mapping[str, Any], where: str) -> PlanConfig:

@@ -65,6 +65,7 @@ import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hra.core.norm import LPR_NORM_PER_YEAR
+from hra.core.validation import format_validation_error
 
 __all__ = [
     "LPR_NORM",
@@ -345,14 +346,7 @@ PRESETS: dict[str, ProfileRule] = {
 
 
 def _format_validation_error(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e.get("type") == "extra_forbidden":
-            msg = "unknown key (misspelt?); see hra.policy.profiles.ProfileRule for the keys"
-        parts.append(f"key {loc!r}: {msg}")
-    return "; ".join(parts)
+    return format_validation_error(err, keys_hint="see hra.policy.profiles.ProfileRule for the keys", one_line=True)
 
 
 def _validate_rule(data: Mapping, *, where: str) -> ProfileRule:
