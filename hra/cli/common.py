@@ -121,14 +121,15 @@ def _error(message: str) -> None:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    """Input/usage problems (exit 2): our error classes (ValueError subclasses), OutputError, missing files."""
+    """Input/usage problems (exit 2): our error classes (ValueError subclasses), OutputError, missing files,
+    and the ``KeyError`` of a model, typology, zone or IM the user named that a model does not know."""
     from pydantic import ValidationError
 
     try:
         from hra.outputs import OutputError
     except Exception:  # pragma: no cover - broken install
         OutputError = ()  # type: ignore[assignment]
-    return isinstance(exc, (ValueError, ValidationError, OutputError, FileNotFoundError, NotADirectoryError,
+    return isinstance(exc, (ValueError, KeyError, ValidationError, OutputError, FileNotFoundError, NotADirectoryError,
                             IsADirectoryError, PermissionError))
 
 
@@ -144,7 +145,8 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # noqa: BLE001 - the CLI boundary
         if _is_user_error(exc):
-            _error(f"error: {exc}")
+            message = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc  # no repr quotes
+            _error(f"error: {message}")
             log.debug("input error", exc_info=True)
             raise typer.Exit(EXIT_USAGE) from None
         verbose = bool(_STATE.get("verbose", False))

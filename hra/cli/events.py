@@ -32,9 +32,10 @@ def events_command(
 
     import hra
     from hra.eventbased.risk import EventRiskOptions, run_event_based
+    from hra.cli.common import cli_errors
     from hra.outputs import check_output, write_dataset
 
-    try:
+    with cli_errors():
         cfg = hra.load_config(config)
         if out is None and cfg.event_based.output is not None:
             out = cfg.resolve(cfg.event_based.output)
@@ -47,9 +48,6 @@ def events_command(
             raise ValueError(f"--years-simulated {opts.n_years_simulated} must be a multiple of the number of "
                              f"realisations ({opts.realisations})")
         ds = run_event_based(cfg, opts, progress=None)
-    except (ValueError, OSError, KeyError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2)
     years_simulated = opts.n_years_simulated
     console = Console()
     summary = Table(title=f"event-based risk: {years_simulated} simulated years")
@@ -72,5 +70,6 @@ def events_command(
                        str(ds[dim].values[i]) if dim in ds.coords else str(i))
         console.print(fn)
     if out is not None:
-        write_dataset(ds, out, overwrite=overwrite)
+        with cli_errors():
+            write_dataset(ds, out, overwrite=overwrite)
         console.print(f"wrote {out}")

@@ -15,16 +15,16 @@ is not feasible or not complete.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from hra.cli.common import cli_errors
 from hra.policy.profiles import PROFILE_ORDER, PRESETS, ProfileError, YearRange, load_rule
 
 __all__ = ["plan_command", "profiles_app"]
@@ -43,16 +43,6 @@ RegisterOpt = Annotated[str, typer.Option("--register", "-r",
 
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn a ProfileError into a message on stderr and exit code 2."""
-    try:
-        yield
-    except ProfileError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
 
 
 def _date(text: Optional[str], what: str) -> date:
@@ -108,7 +98,7 @@ def update_command(
     """Annual update: compute profiles and append them to the register; a profile never drops (art. 4.5)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         r = load_rule(rule)
         s, lg = _year_range(short, "--short"), _year_range(long, "--long")
         if s is not None or lg is not None:
@@ -143,7 +133,7 @@ def show_command(
     """Show the profile history of one building."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = reg.show(building_id)
     if as_json:
@@ -174,7 +164,7 @@ def export_command(
     """Export the current profile of every building to CSV (input of `hra plan`)."""
     from hra.policy.register import Register, atomic_write_csv
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             df = reg.export()
         atomic_write_csv(df, out)
@@ -193,7 +183,7 @@ def adjust_command(
     """Raise the profile of a building with a reason and author (art. 4.4, 4.8)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             aid = reg.adjust(building_id, profile, reason=reason, author=author, article=article)
     _console().print(f"adjustment {aid}: building {building_id} raised to {profile}")
@@ -210,7 +200,7 @@ def inspection_command(
     """Record a request for an inspection (art. 4.6)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             rid = reg.request_inspection(building_id, requested_by=by, on=_date(on, "--on"), reason=reason)
     _console().print(f"inspection request {rid} recorded for building {building_id}")
@@ -224,7 +214,7 @@ def attributes_command(
     """Set municipality and structural connection group of buildings from an exposure CSV."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         df = _read_csv(exposure, "exposure table")
         with Register(register, create=False) as reg:
             n = reg.set_building_attributes(df, where=f"exposure table {exposure}")
@@ -239,7 +229,7 @@ def parties_command(
     """Load owners and residents (needed to notify parties of opt-outs, art. 12)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         df = _read_csv(table, "parties table")
         with Register(register, create=False) as reg:
             n = reg.load_parties(df, where=f"parties table {table}")
@@ -256,7 +246,7 @@ def decision_command(
     """Record a normbesluit or versterkingsbesluit (an opt-out withdraws it, art. 13)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             did = reg.record_decision(building_id, kind, _date(on, "--on"))
     _console().print(f"decision {did} ({kind}) recorded for building {building_id}")
@@ -283,7 +273,7 @@ def optout_request_command(
     from hra.policy import optout
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = optout.request_optout(reg, building_id, owner, _date(on, "--on"))
     _print_optout(info)
@@ -299,7 +289,7 @@ def optout_withdraw_command(
     from hra.policy import optout
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = optout.withdraw_optout(reg, optout_id, _date(on, "--on"))
     _print_optout(info)
@@ -317,7 +307,7 @@ def optout_decide_command(
     from hra.policy import optout
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = optout.decide_optout(reg, optout_id, _date(on, "--on"), granted=grant, decided_by=by)
     _print_optout(info)
@@ -333,7 +323,7 @@ def optout_revoke_command(
     from hra.policy import optout
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = optout.revoke_optout(reg, optout_id, _date(on, "--on"))
     _print_optout(info)
@@ -362,7 +352,7 @@ def plan_command(
     """Plan the strengthening per municipality within yearly capacities (art. 5, 6)."""
     from hra.policy import planning
 
-    with _errors():
+    with cli_errors():
         cfg = planning.load_plan_config(capacities, start_year=start_year, horizon_years=horizon)
         exp = _read_csv(exposure, "exposure table") if exposure is not None else None
         result = planning.make_plan(profiles, cfg, exposure=exp)
