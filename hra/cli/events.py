@@ -44,9 +44,6 @@ def events_command(
             check_output(out, overwrite)
         opts = EventRiskOptions.from_config(cfg, years_simulated=years_simulated, realisations=realisations,
                                             correlation_range_km=correlation_range_km, seed=seed)
-        if isinstance(opts.realisations, int) and opts.n_years_simulated % opts.realisations:
-            raise ValueError(f"--years-simulated {opts.n_years_simulated} must be a multiple of the number of "
-                             f"realisations ({opts.realisations})")
         ds = run_event_based(cfg, opts, progress=None)
     years_simulated = opts.n_years_simulated
     console = Console()
