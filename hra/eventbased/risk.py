@@ -92,6 +92,7 @@ from hra.eventbased.catalogue import REAL_FACTOR, EventSet, event_set_for
 from hra.eventbased.gmf import BuildingGrid, FieldGrid
 from hra.eventbased import adapters as es
 from hra.core.logictree import PURPOSE_BOOTSTRAP, PURPOSE_GMF, PURPOSE_TYPOLOGY, Realisations
+from hra.core.random import seed_key
 
 log = logging.getLogger("hra")
 
@@ -270,11 +271,6 @@ class EventStatic:
     ln_d_negligible: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def _gmf_base_key(seed: int, year: int, realisation: int) -> np.uint64:
-    ss = np.random.SeedSequence(int(seed), spawn_key=(PURPOSE_GMF, int(year), int(realisation)))
-    return np.uint64(ss.generate_state(1, dtype=np.uint64)[0])
-
-
 def _occupancy(population: np.ndarray, presence: float) -> tuple[np.ndarray, np.ndarray]:
     """Persons inside and outside per building (module docstring)."""
     pop = np.asarray(population, float)
@@ -360,8 +356,6 @@ def make_static(prep, events: EventSet, opts: EventRiskOptions, population: np.n
     bgrid = BuildingGrid.build(grid, b.x, b.y)
     r_lo = float(min(np.min(np.atleast_1d(_depths(events))), src.depth_km))
     r_grid = np.exp(np.linspace(math.log(r_lo), math.log(src.max_distance_km), opts.distance_nodes))
-    from hra.core.random import seed_key
-
     median_map = getattr(prep, "median_map", None)
     median_mode = getattr(prep.cfg.ground_motion, "median_weights", "realisation")
     spec = None
@@ -508,7 +502,7 @@ def _chunk_setup(chunk: dict, st: EventStatic):
     n_e = mags.size
     ev_out = np.zeros((n_e, ek.N_EVENT_STATS))
     ev_out[:, ek.E_MAX_LN_IM] = -np.inf
-    base = _gmf_base_key(chunk["seed"], chunk["year"], r)
+    base = seed_key(chunk["seed"], PURPOSE_GMF, chunk["year"], r)
     keys = np.array([ek.event_key(base, int(i)) for i in chunk["row"]], dtype=np.uint64)
     return r, combo, int(st.real_frag[r]), int(st.real_cons[r]), branch, mags, n_e, ev_out, keys
 
