@@ -61,11 +61,6 @@ def exclusive(p_exceed_k: np.ndarray) -> np.ndarray:
     return p - nxt
 
 
-def death_probability(p_exceed_k: np.ndarray, p_death_k: np.ndarray) -> np.ndarray:
-    """P(death) = sum_k P(CS = k) Pd_k for exceedance probabilities along the last axis."""
-    return np.sum(exclusive(p_exceed_k) * p_death_k, axis=-1)
-
-
 @dataclass(frozen=True)
 class FragilityModel:
     """Collapse fragilities and death probabilities of all typologies and branches.

@@ -1111,10 +1111,6 @@ class Register:
         df["opted_out"] = df["opted_out"].astype(bool)
         return df
 
-    def write_export(self, path: str | Path) -> Path:
-        """Write :meth:`export` to a CSV file atomically."""
-        return atomic_write_csv(self.export(), path)
-
 
 class _Unchanged(Exception):
     """Internal: the run is already registered with the same hash (rolls back the lock)."""
