@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from fragility.lognormal import death_given_nested, nest_exceedance
 from hra.core._numba import jit
 from hra.core.random import (  # noqa: F401  (stream primitives, used as ek.* by the event-based modules)
     TWO_PI,
@@ -171,18 +172,9 @@ def pair_damage(b, ln_im, ln_im2, has_direct, ekey, w_rate, y_idx, ln_theta, bet
                 p[k] = normal_cdf(zz / bt)
             else:
                 p[k] = 1.0 if zz >= 0.0 else 0.0
-        for k in range(n_k - 2, -1, -1):  # nesting P(>=k) >= P(>=k+1)
-            if p[k + 1] > p[k]:
-                p[k] = p[k + 1]
-        d_in = 0.0
-        d_out = 0.0
-        prev_in = 0.0
-        prev_out = 0.0
-        for k in range(n_k):
-            d_in += p[k] * (pd_in[t, k] - prev_in)
-            d_out += p[k] * (pd_out[t, k] - prev_out)
-            prev_in = pd_in[t, k]
-            prev_out = pd_out[t, k]
+        nest_exceedance(p)  # P(>=k) >= P(>=k+1)
+        d_in = death_given_nested(p, pd_in[t])
+        d_out = death_given_nested(p, pd_out[t])
         p_dir = 0.0
         if has_direct and np.isfinite(d_ln_med[t]):
             zd = ln_im2 - d_ln_med[t]
