@@ -79,6 +79,16 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
         raise ProfileError(f"{what} {path}: cannot read it as CSV: {err}") from None
 
 
+def _load_table(register: str, path: Path, what: str, load) -> int:
+    """Read a CSV table and hand it to ``load(register, frame, where)`` inside the error convention."""
+    from hra.policy.register import Register
+
+    with cli_errors():
+        df = _read_csv(path, what)
+        with Register(register, create=False) as reg:
+            return load(reg, df, f"{what} {path}")
+
+
 # --------------------------------------------------------------------------------------------
 # hra profiles ...
 # --------------------------------------------------------------------------------------------
@@ -212,12 +222,7 @@ def attributes_command(
     register: RegisterOpt,
 ) -> None:
     """Set municipality and structural connection group of buildings from an exposure CSV."""
-    from hra.policy.register import Register
-
-    with cli_errors():
-        df = _read_csv(exposure, "exposure table")
-        with Register(register, create=False) as reg:
-            n = reg.set_building_attributes(df, where=f"exposure table {exposure}")
+    n = _load_table(register, exposure, "exposure table", lambda reg, df, where: reg.set_building_attributes(df, where=where))
     _console().print(f"updated {n} buildings")
 
 
@@ -227,12 +232,7 @@ def parties_command(
     register: RegisterOpt,
 ) -> None:
     """Load owners and residents (needed to notify parties of opt-outs, art. 12)."""
-    from hra.policy.register import Register
-
-    with cli_errors():
-        df = _read_csv(table, "parties table")
-        with Register(register, create=False) as reg:
-            n = reg.load_parties(df, where=f"parties table {table}")
+    n = _load_table(register, table, "parties table", lambda reg, df, where: reg.load_parties(df, where=where))
     _console().print(f"added {n} parties")
 
 
