@@ -52,19 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 
-MIB = 1024.0  # ru_maxrss is in KiB on Linux (bytes on macOS)
-if sys.platform == "darwin":  # pragma: no cover
-    MIB = 1024.0 * 1024.0
+from _common import MIB, finish, peak_mib as _peak_mib, spawn_case, table as _table, worker_peak_kib as _worker_peak_kib  # noqa: F401
 
-
-def _peak_mib(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / MIB
-
-
-def _worker_peak_kib() -> int:
-    import resource as _r
-
-    return _r.getrusage(_r.RUSAGE_SELF).ru_maxrss
 
 
 def run_case(n: int, workers: int, executor: str, realisations: int, seed: int, inputs: str) -> dict:
@@ -141,17 +130,7 @@ def warm_cache() -> None:
 
 
 def _spawn(n: int, workers: int, executor: str, realisations: int, seed: int, inputs: str) -> dict:
-    cmd = [sys.executable, __file__, "--case", json.dumps([n, workers, executor, realisations, seed, inputs])]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"case {n} buildings x {workers} {executor} workers failed (exit {proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    return spawn_case(__file__, [n, workers, executor, realisations, seed, inputs], f"{n} buildings x {workers} {executor} workers")
 
 
 def report(results: list[dict]) -> str:
@@ -254,12 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  total {r['total_s']:.1f} s (tables {r['tables_s']:.1f} s, buildings {r['buildings_s']:.1f} s)",
                   flush=True)
             results.append(r)
-    print()
-    print(report(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"\nwrote {args.json}")
-    return 0
+    return finish(results, report, args.json)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_scale import MIB, _peak_mib, _table, _worker_peak_kib, warm_cache  # noqa: E402
+from _common import MIB, finish, peak_mib as _peak_mib, spawn_case, table as _table, worker_peak_kib as _worker_peak_kib  # noqa: E402
+from engine_scale import warm_cache  # noqa: E402
 
 #: Mmax branches of --quick [magnitude, weight] (the demo's six merged into two).
 QUICK_MMAX = ((4.5, 0.675), (5.5, 0.325))
@@ -237,11 +238,7 @@ def run_all_zones(workers: int, opts: dict, inputs: str) -> dict:
 
 
 def _spawn(kind: str, n: int, workers: int, opts: dict, inputs: str) -> dict:
-    cmd = [sys.executable, __file__, "--case", json.dumps([kind, n, workers, opts, inputs])]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"case {kind} {n} buildings x {workers} workers failed (exit {proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return spawn_case(__file__, [kind, n, workers, opts, inputs], f"{kind} {n} buildings x {workers} workers")
 
 
 def _memory(r: dict) -> float:
@@ -351,12 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  total {r['total_s']:.1f} s (tables {r['tables_s']:.1f} s, buildings {r['buildings_s']:.1f} s)",
                       flush=True)
                 results.append(r)
-    print()
-    print(report(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"\nwrote {args.json}")
-    return 0
+    return finish(results, report, args.json)
 
 
 if __name__ == "__main__":

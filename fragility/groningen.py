@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtr
 
+from fragility.lognormal import p_death_nested  # noqa: F401  (the one nesting convention)
 from hra.inputs import modeldata as md
 
 FRAGILITY_BRANCHES = ("Lower", "Middle", "Upper")
@@ -106,18 +107,6 @@ def lognormal_poe(im_g, median_g, beta):
         z = (np.log(np.where(im > 0, im, np.nan)) - np.log(np.where(ok, med, 1.0))) / np.where(ok, b, 1.0)
     p = np.where(im > 0, ndtr(z), 0.0)
     return np.where(ok, p, 0.0)
-
-
-def p_death_nested(p_ge, pd):
-    """P(death) from nested state exceedances (docs/model-chain.md §4.2).
-
-    ``sum_k P(>=CS_k) (Pd_k - Pd_(k-1))`` with ``Pd_0 = 0``; ``p_ge`` and ``pd`` have the
-    states on the last axis (broadcast otherwise).
-    """
-    p_ge = np.asarray(p_ge, float)
-    pd = np.asarray(pd, float)
-    inc = np.diff(pd, axis=-1, prepend=0.0)
-    return np.sum(p_ge * inc, axis=-1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from hra.core._numba import jit
 from hra.core.logictree import LogicTree, Node
 
 STATES = ("CS1", "CS2", "CS3")
@@ -54,16 +55,42 @@ def nested(p_exceed_k: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.asarray(p_exceed_k)[..., ::-1], axis=-1)[..., ::-1]
 
 
+def p_death_nested(p_ge, pd) -> np.ndarray:
+    """P(death) from state exceedances: ``sum_k P'(>=CS_k) (Pd_k - Pd_(k-1))``, ``Pd_0 = 0``.
+
+    The exceedances are nested first (:func:`nested`), as in the engines' kernels
+    (:func:`nest_exceedance`, :func:`death_given_nested`); ``p_ge`` and ``pd`` have the states on
+    the last axis (broadcast otherwise). [-]
+    """
+    p = nested(np.asarray(p_ge, float))
+    inc = np.diff(np.asarray(pd, float), axis=-1, prepend=0.0)
+    return np.sum(p * inc, axis=-1)
+
+
+@jit
+def nest_exceedance(p):
+    """In place, the numba form of :func:`nested` for one building/site: ``p`` (k,) P(CS >= k)."""
+    for k in range(p.shape[0] - 2, -1, -1):
+        if p[k + 1] > p[k]:
+            p[k] = p[k + 1]
+
+
+@jit
+def death_given_nested(p, pd):
+    """The numba form of :func:`p_death_nested` for nested ``p`` (k,) and ``pd`` (k,). [-]"""
+    d = 0.0
+    prev = 0.0
+    for k in range(p.shape[0]):
+        d += p[k] * (pd[k] - prev)
+        prev = pd[k]
+    return d
+
+
 def exclusive(p_exceed_k: np.ndarray) -> np.ndarray:
     """P(CS = k) from P(CS >= k) along the last axis (after nesting)."""
     p = nested(p_exceed_k)
     nxt = np.concatenate([p[..., 1:], np.zeros_like(p[..., :1])], axis=-1)
     return p - nxt
-
-
-def death_probability(p_exceed_k: np.ndarray, p_death_k: np.ndarray) -> np.ndarray:
-    """P(death) = sum_k P(CS = k) Pd_k for exceedance probabilities along the last axis."""
-    return np.sum(exclusive(p_exceed_k) * p_death_k, axis=-1)
 
 
 @dataclass(frozen=True)

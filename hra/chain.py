@@ -20,6 +20,7 @@ import numpy as np
 
 from fragility.lognormal import FragilityModel, read_fragility_csv
 from hra.config import Config, GroundMotionDemo, GroundMotionDost2004, GroundMotionParametric
+from hra.core.fileio import sha256_file
 from hra.core.logictree import LogicTree, Node
 from hra.gmm.base import GroundMotionModel
 from hra.inputs.source import MagnitudeBins, RateGrid, magnitude_bins, magnitude_nodes, read_rate_grid
@@ -83,23 +84,6 @@ class Prepared:
     @property
     def years(self) -> np.ndarray:
         return self.rates.years
-
-
-def sha256_file(path: str | Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    p = Path(path)
-    if p.is_dir():
-        for f in sorted(p.rglob("*")):
-            if f.is_file():
-                h.update(str(f.relative_to(p)).encode())
-                h.update(f.read_bytes())
-        return h.hexdigest()
-    with open(p, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from hra.core.validation import format_validation_error as _format_validation_error
+
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the file, the key and the fix.
@@ -578,29 +580,16 @@ class Config(_Section):
         return Config.model_validate(data)
 
 
-def _fix_hint(err: dict[str, Any]) -> str:
-    t = err.get("type", "")
-    if t == "extra_forbidden":
-        return "remove it or check its spelling (run `hra config schema` for the valid keys)"
-    if t == "missing":
-        if tuple(err.get("loc", ())) in (("ground_motion",), ("fragility",)):
-            return 'add this section, or a top-level model = "groningen-v7" that fills it in'
-        return "add this key"
-    if t.startswith("literal_error") or t == "union_tag_invalid":
-        return "use one of the allowed values"
-    return "correct the value"
+def _fix_hint(err: dict[str, Any]) -> str | None:
+    if err.get("type") == "missing" and tuple(err.get("loc", ())) in (("ground_motion",), ("fragility",)):
+        return 'add this section, or a top-level model = "groningen-v7" that fills it in'
+    return None
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
-        msg = str(err["msg"])
-        if not loc and msg.startswith("Value error, key ["):  # whole-config checks name their key and fix
-            lines.append(f"  - {msg[len('Value error, '):]}")
-            continue
-        lines.append(f"  - key [{loc}]: {msg}; fix: {_fix_hint(err)}")
-    return "\n".join(lines)
+    """The configuration's validation errors, one ``key [a.b]: message; fix: ...`` line each."""
+    return _format_validation_error(exc, f"invalid configuration in {source}:", fix_hint=_fix_hint,
+                                    keys_hint="run `hra config schema` for the valid keys")
 
 
 #: The input paths of a config: (section, key, what it must be, what it holds). ``"file"`` may also be a

@@ -11,14 +11,15 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from hra.core.fileio import atomic_write, check_target
+from hra.core.norm import LPR_NORM_PER_YEAR
 
 CRS_WKT_NAME = "Amersfoort / RD New"
 EPSG = 28992
@@ -154,7 +155,7 @@ def build_dataset(*, ids, x, y, years, mean, quantiles: dict[float, np.ndarray],
         "institution": "groningen-hra",
         "source": f"groningen-hra {package_version()}",
         "crs": f"EPSG:{EPSG} ({CRS_WKT_NAME})",
-        "norm_lpr_per_year": 1e-5,
+        "norm_lpr_per_year": LPR_NORM_PER_YEAR,
         "quantiles": json.dumps(sorted(quantiles)),
         "history": f"[{now}] hra run",
     })
@@ -195,20 +196,7 @@ def validate(ds: xr.Dataset) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise OutputError(f"cannot write {path}: {parent} {what}; create the directory or choose another output path")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {path}: directory {parent} is not writable; choose a writable output path")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} already exists; remove it, choose another path or set [output] overwrite = true (--overwrite)")
-    if path.is_dir() and path.suffix != ".zarr":
-        raise OutputError(f"cannot write {path}: it is a directory; give a file name (e.g. {path / 'risk_summary.csv'})")
-    if path.exists() and path.suffix == ".zarr" and path.is_dir() and not (path / ".zgroup").exists() \
-            and not (path / "zarr.json").exists() and any(path.iterdir()):
-        raise OutputError(f"cannot replace {path}: it is a non-empty directory that is not a zarr store; choose another output path")
+_OVERWRITE_HINT = "set [output] overwrite = true (--overwrite)"
 
 
 def check_not_input(outputs: list[Path | None], inputs: list[Path | None]) -> None:
@@ -220,14 +208,14 @@ def check_not_input(outputs: list[Path | None], inputs: list[Path | None]) -> No
             raise OutputError(f"output {out} is an input of this run ({ins[Path(out).resolve()]}); choose another output path")
 
 
-def _replace(tmp: Path, path: Path) -> None:
-    if path.exists():
-        old = path.with_name(path.name + f".old-{os.getpid()}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-    else:
-        os.replace(tmp, path)
+def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Fail early (:class:`OutputError`) when an output cannot be written (see :func:`hra.core.fileio.check_target`)."""
+    path = check_target(path, overwrite, error=OutputError, overwrite_hint=_OVERWRITE_HINT)
+    if path.is_dir() and path.suffix != ".zarr":
+        raise OutputError(f"cannot write {path}: it is a folder; give a file name (e.g. {path / 'risk_summary.csv'})")
+    if path.is_dir() and not (path / ".zgroup").exists() and not (path / "zarr.json").exists() and any(path.iterdir()):
+        raise OutputError(f"cannot replace {path}: it is a non-empty folder that is not a zarr store; choose another output path")
+    return path
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -235,9 +223,8 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = Fal
     path = Path(path)
     if path.suffix not in (".zarr", ".nc"):
         raise OutputError(f"{path}: unknown output format {path.suffix!r}; use .zarr or .nc")
-    _check_target(path, overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent)) / path.name
-    try:
+
+    def write(tmp: Path) -> None:
         if path.suffix == ".zarr":
             import zarr
 
@@ -247,9 +234,8 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = Fal
         else:
             enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
             ds.to_netcdf(tmp, encoding=enc)
-        _replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+    atomic_write(path, write, overwrite, error=OutputError, overwrite_hint=_OVERWRITE_HINT)
     return path
 
 
@@ -270,13 +256,6 @@ def summary_frame(ds: xr.Dataset):
 
 def write_csv_summary(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
     path = Path(path)
-    _check_target(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        summary_frame(ds).to_csv(tmp, index=False, float_format="%.6e")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: summary_frame(ds).to_csv(tmp, index=False, float_format="%.6e"), overwrite,
+                 error=OutputError, overwrite_hint=_OVERWRITE_HINT)
     return path

@@ -11,18 +11,23 @@ import csv
 import hashlib
 import io
 import math
-import os
 import tomllib
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from hra.core import fileio
+from hra.core.validation import format_validation_error, validation_problems
 from npr9998.errors import NPRInputError
 
 __all__ = [
     "atomic_path",
     "atomic_write_text",
+    "load_validated",
+    "pydantic_to_input_error",
     "read_toml",
     "read_csv_table",
     "CsvTable",
@@ -45,18 +50,14 @@ def package_data_bytes(name: str) -> bytes:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    The temporary file is ``PATH.tmp-<pid>``; it is removed if the body raises, so a failed run
-    never leaves a half-written result where a user would read it (docs/architecture.md §6).
+    The parent folders are created; the rest is :func:`hra.core.fileio.atomic_path` (a fresh
+    hidden folder beside the target, removed if the body raises), so a failed run never leaves a
+    half-written result where a user would read it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with fileio.atomic_path(path, overwrite=True, error=NPRInputError) as tmp:
         yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -228,3 +229,69 @@ def read_csv_table(
                 row[c] = v
         rows.append((line, row))
     return CsvTable(str(path), [c for c in canon if c in seen], rows, decimal_comma=(delimiter == ";"))
+
+
+def pydantic_to_input_error(exc: ValidationError, *, file: str | None, what: str, schema_hint: str) -> NPRInputError:
+    """Turn a pydantic ``ValidationError`` into an :class:`NPRInputError` naming file and key
+    (the format of :func:`hra.core.validation.format_validation_error`)."""
+    problems = validation_problems(exc)
+    text = format_validation_error(exc, f"invalid {what}:", one_line=True, limit=6)
+    return NPRInputError(text, file=file, column=problems[0].key or None, fix=f"see the {schema_hint} schema in docs/npr9998.md.")
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def load_validated(
+    path_str: str | None,
+    model: type[_M],
+    *,
+    default: str,
+    what: str,
+    schema_hint: str,
+    not_found_fix: str = "check the path.",
+    read: Callable[[Path], dict[str, Any]] | None = None,
+) -> _M:
+    """Read a versioned input file (or the package default) and validate it with ``model``.
+
+    The one loading shape of the NPR 9998 tables, decision tables and catalogues: the package's
+    ``npr9998/data/<default>`` when ``path_str`` is None, else the user's file; the loader sets
+    ``source`` and ``sha256`` (reserved: a file may not give them); errors name file and key.
+
+    Parameters
+    ----------
+    path_str
+        The file, or ``None`` for the package default.
+    model
+        The pydantic model (with ``source`` and ``sha256`` fields).
+    default
+        File name of the package default under ``npr9998/data``.
+    what, schema_hint
+        For the messages, e.g. ``"typology catalogue"``, ``"'npr9998-catalogue/1'"``.
+    not_found_fix
+        The fix given when the file does not exist.
+    read
+        Reader of the user's file to a mapping (default :func:`read_toml`).
+
+    Returns
+    -------
+    The validated model.
+    """
+    if path_str is None:
+        raw = package_data_bytes(default)
+        source = f"package:npr9998/data/{default}"
+        data = tomllib.loads(raw.decode("utf-8"))
+    else:
+        path = Path(path_str)
+        if not path.is_file():
+            raise NPRInputError(f"{what} not found.", file=path, fix=not_found_fix)
+        raw = path.read_bytes()
+        source = str(path)
+        data = (read or read_toml)(path)
+    for k in ("source", "sha256"):
+        if k in data:
+            raise NPRInputError(f"key {k!r} is reserved (set by the loader).", file=source, column=k, fix=f"remove {k!r} from the file.")
+    try:
+        return model.model_validate({**data, "source": source, "sha256": sha256_bytes(raw)})
+    except ValidationError as exc:
+        raise pydantic_to_input_error(exc, file=source, what=what, schema_hint=schema_hint) from None

@@ -23,7 +23,9 @@ from typing import Any, Callable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from npr9998._io import read_csv_table, read_toml
+from hra.core.validation import validation_problems
+
+from npr9998._io import pydantic_to_input_error, read_csv_table, read_toml
 from npr9998.capacity import PushoverCurve, StructureModel, load_pushover_csv
 from npr9998.catalogue import Catalogue, load_catalogue
 from npr9998.decision import Normbesluit, normbesluit
@@ -31,7 +33,8 @@ from npr9998.errors import NPRInputError
 from npr9998.fragility_link import BuildingFragility, FragilityDerivation, derive_building_fragility
 from npr9998.methods import capacity_spectrum_method, fundamental_period_estimate, lateral_force_method, n2_method
 from npr9998.spectrum import HazardRecord, SpectrumParameters, hazard_record_from_mapping, load_hazard_record
-from npr9998.tables import DecisionTables, NormTables, load_decision_tables, load_tables, pydantic_to_input_error
+from npr9998.tables import DecisionTables, NormTables, load_decision_tables, load_tables
+from npr9998.verdict import NORM_LPR_PER_YR, RiskVerdict
 
 __all__ = [
     "NORM_LPR_PER_YR",
@@ -44,88 +47,6 @@ __all__ = [
     "read_batch",
     "BATCH_COLUMNS",
 ]
-
-#: The LPR norm (Meijdam committee 2015; Besluit versterking gebouwen Groningen art. 3). [1/yr]
-NORM_LPR_PER_YR = 1e-5
-
-
-# ------------------------------------------------------------------------------------------
-# risk verdict
-
-
-@dataclass(frozen=True)
-class RiskVerdict:
-    """LPR of a building per year, compared with the norm.
-
-    Attributes
-    ----------
-    years
-        Years of the HRA run.
-    lpr_mean, lpr_p50, lpr_p90
-        Mean and quantiles of the LPR per year (over the epistemic logic tree). [1/yr]
-    norm_per_yr
-        The norm. [1/yr]
-    """
-
-    years: tuple[int, ...]
-    lpr_mean: tuple[float, ...]
-    lpr_p50: tuple[float, ...]
-    lpr_p90: tuple[float, ...]
-    norm_per_yr: float = NORM_LPR_PER_YR
-
-    @property
-    def lpr_mean_max(self) -> float:
-        """Largest mean LPR over the years. [1/yr]"""
-        return max(self.lpr_mean)
-
-    @property
-    def governing_year(self) -> int:
-        """Year of the largest mean LPR."""
-        return self.years[int(np.argmax(self.lpr_mean))]
-
-    @property
-    def lpr_ratio(self) -> float:
-        """lpr_mean_max / norm. [-]"""
-        return self.lpr_mean_max / self.norm_per_yr
-
-    @property
-    def voldoet(self) -> bool:
-        """True when the mean LPR is <= the norm in every year."""
-        return self.lpr_mean_max <= self.norm_per_yr
-
-    @property
-    def p90_exceeds(self) -> bool:
-        """True when the P90 LPR exceeds the norm in some year."""
-        return max(self.lpr_p90) > self.norm_per_yr
-
-    @property
-    def classification(self) -> str:
-        """``"verhoogd"`` (mean > norm), ``"licht verhoogd"`` (P90 > norm) or ``"normaal"``.
-
-        Per building and without the horizons of the risk-profile rules (docs/profiles.md), which
-        the risk-profile code applies over the whole run.
-        """
-        if not self.voldoet:
-            return "verhoogd"
-        if self.p90_exceeds:
-            return "licht verhoogd"
-        return "normaal"
-
-    def to_dict(self) -> dict:
-        return {
-            "years": list(self.years),
-            "lpr_mean": list(self.lpr_mean),
-            "lpr_p50": list(self.lpr_p50),
-            "lpr_p90": list(self.lpr_p90),
-            "norm_per_yr": self.norm_per_yr,
-            "lpr_mean_max": self.lpr_mean_max,
-            "governing_year": self.governing_year,
-            "lpr_ratio": self.lpr_ratio,
-            "voldoet": self.voldoet,
-            "p90_exceeds": self.p90_exceeds,
-            "classification": self.classification,
-        }
-
 
 LprFunction = Callable[..., dict]
 
@@ -706,10 +627,11 @@ def read_batch(path: str | Path) -> list[tuple[int, BuildingSpec]]:
             try:
                 spec = BuildingSpec.model_validate(data)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = tuple(str(x) for x in err["loc"])
-                col = next((c for c, (s, k, _) in BATCH_COLUMNS.items() if (s, k) == loc[:2]), ".".join(loc))
-                raise NPRInputError(f"{err['msg']} (got {err.get('input')!r}).", file=path, row=line, column=col, fix="see the batch-file columns in docs/npr9998.md.") from None
+                problem = validation_problems(exc)[0]
+                loc = tuple(problem.key.split("."))
+                col = next((c for c, (s, k, _) in BATCH_COLUMNS.items() if (s, k) == loc[:2]), problem.key)
+                raise NPRInputError(f"{problem.message}.", file=path, row=line, column=col,
+                                    fix=f"{problem.fix}; see the batch-file columns in docs/npr9998.md.") from None
             specs.append((line, spec))
         except NPRInputError as exc:
             errors.append(exc)

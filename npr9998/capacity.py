@@ -121,11 +121,6 @@ class PushoverCurve:
         return float(self.base_shear_kn.max())
 
     @property
-    def displacement_at_peak_m(self) -> float:
-        """Displacement of the (first) maximum base shear. [m]"""
-        return float(self.roof_displacement_m[int(np.argmax(self.base_shear_kn))])
-
-    @property
     def ultimate_displacement_m(self) -> float:
         """Last displacement of the curve (the analysis' ultimate point). [m]"""
         return float(self.roof_displacement_m[-1])
@@ -145,11 +140,6 @@ class PushoverCurve:
             if v[j] <= level:
                 return float(d[j - 1] + (v[j - 1] - level) / (v[j - 1] - v[j]) * (d[j] - d[j - 1]))
         return float(d[-1])
-
-    def shear_at(self, displacement_m) -> np.ndarray | float:
-        """Base shear at the given displacement(s) by linear interpolation (held beyond the end). [kN]"""
-        out = np.interp(displacement_m, self.roof_displacement_m, self.base_shear_kn)
-        return float(out) if np.ndim(out) == 0 else out
 
     def energy_to(self, displacement_m: float) -> float:
         r"""Area under the curve from 0 to ``displacement_m`` (trapezoidal, exact for the polyline). [kN·m]"""

@@ -26,13 +26,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from npr9998._io import package_data_bytes, read_toml, sha256_bytes
+from npr9998._io import load_validated
 from npr9998.capacity import PushoverCurve, StructureModel
 from npr9998.errors import NPRInputError
 from npr9998.spectrum import G
-from npr9998.tables import pydantic_to_input_error
 
 __all__ = ["Typology", "Catalogue", "load_catalogue"]
 
@@ -147,23 +146,8 @@ class Catalogue(_Strict):
 
 @lru_cache(maxsize=8)
 def _load(path_str: str | None) -> Catalogue:
-    import tomllib
-
-    if path_str is None:
-        raw = package_data_bytes(DEFAULT_CATALOGUE)
-        source = f"package:npr9998/data/{DEFAULT_CATALOGUE}"
-        data = tomllib.loads(raw.decode("utf-8"))
-    else:
-        path = Path(path_str)
-        if not path.is_file():
-            raise NPRInputError("catalogue file not found.", file=path, fix="check the path.")
-        raw = path.read_bytes()
-        source = str(path)
-        data = read_toml(path)
-    try:
-        return Catalogue.model_validate({**data, "source": source, "sha256": sha256_bytes(raw)})
-    except ValidationError as exc:
-        raise pydantic_to_input_error(exc, file=source, what="typology catalogue", schema_hint="'npr9998-catalogue/1'") from None
+    return load_validated(path_str, Catalogue, default=DEFAULT_CATALOGUE, what="typology catalogue",
+                          schema_hint="'npr9998-catalogue/1'")
 
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:

@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hra.cli.common import cli_errors
 from npr9998.errors import NPRInputError, ProvisionalTableWarning
 
 app = typer.Typer(
@@ -44,14 +45,6 @@ DECISION_OPT = typer.Option(None, "--decision-tables", help="Decision tables (ba
 CATALOGUE_OPT = typer.Option(None, "--catalogue", help="Typology catalogue (TOML). Default: ILLUSTRATIVE.")
 HRA_OPT = typer.Option(None, "--hra-config", help="HRA run config (TOML); when given, the LPR risk verdict is made with hra.building_lpr.")
 REPORT_OPT = typer.Option(True, "--report/--no-report", help="Write a Markdown report with PNG figures per building.")
-
-
-def _fail(exc: BaseException) -> None:
-    if isinstance(exc, NPRInputError):
-        _err.print(f"[bold red]input error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2)
-    _err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def _load_all(tables, decision_tables, catalogue):
@@ -128,7 +121,7 @@ def assess(
     from npr9998.report import write_building_report, write_results
 
     t0 = time.perf_counter()
-    try:
+    with cli_errors():
         t, dt, cat = _load_all(tables, decision_tables, catalogue)
         cfg = _hra_config(hra_config)
         spec = load_building(building)
@@ -136,10 +129,6 @@ def assess(
         json_path, csv_path = write_results([a], out, command=" ".join(["npr9998"] + sys.argv[1:]))
         if report:
             write_building_report(a, out / "reports")
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001 - mapped to exit codes
-        _fail(exc)
     _summary([a], time.perf_counter() - t0)
     _out.print(f"wrote {json_path}, {csv_path}" + (f", {out / 'reports'}" if report else ""))
 
@@ -161,7 +150,7 @@ def batch(
 
     t0 = time.perf_counter()
     assessments, errors = [], []
-    try:
+    with cli_errors():
         t, dt, cat = _load_all(tables, decision_tables, catalogue)
         cfg = _hra_config(hra_config)
         specs = read_batch(buildings)
@@ -178,10 +167,6 @@ def batch(
         if report:
             for a in assessments:
                 write_building_report(a, out / "reports")
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc)
     _summary(assessments, time.perf_counter() - t0)
     _out.print(f"wrote {json_path}, {csv_path}" + (f", {out / 'reports'}" if report else ""))
     if errors:
@@ -194,12 +179,9 @@ def tables_cmd(file: Optional[Path] = typer.Argument(None, help="Table file to c
     """Validate an NPR 9998 table file and print its content."""
     from npr9998.tables import load_tables
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ProvisionalTableWarning)
-            t = load_tables(file)
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc)
+    with cli_errors(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProvisionalTableWarning)
+        t = load_tables(file)
     _out.print(f"edition: {t.edition}\ntable_version: {t.table_version}\nprovisional: {t.provisional}\nsource: {t.source}\nsha256: {t.sha256}\ndesign spectrum beta: {t.design_spectrum.beta}")
     tc = Table(title="consequence classes")
     for c in ("class", "return period [yr]", "importance factor"):
@@ -228,15 +210,16 @@ def site_spectrum_cmd(
     import pandas as pd
 
     import hra
+    from hra.cli.common import check_writable
+    from hra.core.fileio import atomic_write
     from npr9998.site_spectrum import site_spectra
 
-    try:
+    with cli_errors():
+        if csv is not None:
+            check_writable(csv, overwrite=True)
         cfg = hra.load_config(hra_config)
         rps = [float(x) for x in return_periods.split(",") if x.strip()]
         df = site_spectra(cfg, pd.read_csv(sites, encoding="utf-8-sig"), rps)
-    except (ValueError, OSError, KeyError) as exc:
-        _err.print(f"[bold red]input error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2)
     tab = Table(title="NPR 9998 elastic spectrum fitted to the uniform hazard spectrum (mean curve) [g, s]")
     cols = [("site", "site", "{}"), ("return_period_yr", "T_R [yr]", "{:g}"), ("pga_g", "PGA [g]", "{:.3f}"),
             ("ag_s_g", "a_g;S [g]", "{:.3f}"), ("p", "p", "{:.2f}"), ("t_b", "T_B [s]", "{:.2f}"),
@@ -247,7 +230,8 @@ def site_spectrum_cmd(
         tab.add_row(*["-" if isinstance(row[k], float) and row[k] != row[k] else fmt.format(row[k]) for k, _, fmt in cols])
     _out.print(tab)
     if csv is not None:
-        df.to_csv(csv, index=False)
+        with cli_errors():
+            atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False), overwrite=True)
         _out.print(f"wrote {csv}")
 
 

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from npr9998.catalogue import Catalogue, load_catalogue
 from npr9998.errors import NPRInputError
 from npr9998.tables import DecisionTables, load_decision_tables
-
-if TYPE_CHECKING:  # pragma: no cover
-    from npr9998.assess import RiskVerdict
+from npr9998.verdict import RiskVerdict
 
 __all__ = ["Normbesluit", "normbesluit", "VOLDOET", "VOLDOET_NIET", "RECORD_COLUMNS"]
 
@@ -185,7 +183,7 @@ class Normbesluit:
 def normbesluit(
     result=None,
     *,
-    risk: "RiskVerdict | None" = None,
+    risk: RiskVerdict | None = None,
     building_id: str = "",
     basis: str | None = None,
     typology: str | None = None,

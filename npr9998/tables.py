@@ -50,9 +50,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from npr9998._io import package_data_bytes, read_csv_table, sha256_bytes
+from hra.core.norm import LPR_NORM_PER_YEAR
+
+from npr9998._io import load_validated, pydantic_to_input_error, read_csv_table, read_toml
 from npr9998.errors import NPRInputError, ProvisionalTableWarning
 
 __all__ = [
@@ -98,27 +100,6 @@ class DesignSpectrumSettings(_Strict):
     beta: float = Field(0.2, ge=0, le=1, description="Lower-bound factor: S_d >= beta * a_g;S. [-]")
 
 
-def pydantic_to_input_error(exc: ValidationError, *, file: str | None, what: str, schema_hint: str) -> NPRInputError:
-    """Turn a pydantic ``ValidationError`` into an :class:`NPRInputError` naming file and key."""
-    parts = []
-    first_key = None
-    fixes = []
-    for err in exc.errors()[:6]:
-        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        first_key = first_key or key
-        kind = err.get("type", "")
-        if kind == "extra_forbidden":
-            parts.append(f"unknown key {key!r}")
-            fixes.append(f"remove or correct the spelling of {key!r}")
-        elif kind == "missing":
-            parts.append(f"missing key {key!r}")
-            fixes.append(f"add {key!r}")
-        else:
-            parts.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-    n = len(exc.errors())
-    more = f" (+{n - 6} more)" if n > 6 else ""
-    fix = ("; ".join(fixes) + "; " if fixes else "") + f"see the {schema_hint} schema in docs/npr9998.md."
-    return NPRInputError(f"invalid {what}: " + "; ".join(parts) + more + ".", file=file, column=first_key, fix=fix)
 
 
 class NormTables(_Strict):
@@ -209,31 +190,12 @@ def _csv_tables_to_dict(path: Path) -> dict:
 
 @lru_cache(maxsize=8)
 def _load_tables_cached(path_str: str | None) -> NormTables:
-    if path_str is None:
-        raw = package_data_bytes(PROVISIONAL_TABLES)
-        source = f"package:npr9998/data/{PROVISIONAL_TABLES}"
-        import tomllib
+    def read(path: Path) -> dict:
+        return _csv_tables_to_dict(path) if path.suffix.lower() == ".csv" else read_toml(path)
 
-        data = tomllib.loads(raw.decode("utf-8"))
-    else:
-        path = Path(path_str)
-        if not path.is_file():
-            raise NPRInputError("table file not found.", file=path, fix="check the path to the NPR 9998 table file (TOML or CSV).")
-        raw = path.read_bytes()
-        source = str(path)
-        if path.suffix.lower() == ".csv":
-            data = _csv_tables_to_dict(path)
-        else:
-            from npr9998._io import read_toml
-
-            data = read_toml(path)
-    for k in ("source", "sha256"):
-        if k in data:
-            raise NPRInputError(f"key {k!r} is reserved (set by the loader).", file=source, column=k, fix=f"remove {k!r} from the file.")
-    try:
-        return NormTables.model_validate({**data, "source": source, "sha256": sha256_bytes(raw)})
-    except ValidationError as exc:
-        raise pydantic_to_input_error(exc, file=source, what="NPR 9998 table file", schema_hint="'npr9998-tables/1'") from None
+    return load_validated(path_str, NormTables, default=PROVISIONAL_TABLES, what="NPR 9998 table file",
+                          schema_hint="'npr9998-tables/1'", read=read,
+                          not_found_fix="check the path to the NPR 9998 table file (TOML or CSV).")
 
 
 def load_tables(path: str | Path | None = None) -> NormTables:
@@ -297,7 +259,7 @@ class DecisionTables(_Strict):
     table_version: str = Field(min_length=1)
     illustrative: bool
     basis: Literal["unity_check", "lpr_ratio"] = "unity_check"
-    norm_lpr_per_yr: float = Field(1e-5, gt=0, description="LPR norm. [1/yr]")
+    norm_lpr_per_yr: float = Field(LPR_NORM_PER_YEAR, gt=0, description="LPR norm. [1/yr]")
     note: str = ""
     categories: tuple[DecisionCategory, ...] = Field(min_length=1)
     source: str = ""
@@ -334,25 +296,8 @@ class DecisionTables(_Strict):
 
 @lru_cache(maxsize=8)
 def _load_decision_cached(path_str: str | None) -> DecisionTables:
-    import tomllib
-
-    if path_str is None:
-        raw = package_data_bytes(DEFAULT_DECISION_TABLES)
-        source = f"package:npr9998/data/{DEFAULT_DECISION_TABLES}"
-        data = tomllib.loads(raw.decode("utf-8"))
-    else:
-        from npr9998._io import read_toml
-
-        path = Path(path_str)
-        if not path.is_file():
-            raise NPRInputError("decision table file not found.", file=path, fix="check the path.")
-        raw = path.read_bytes()
-        source = str(path)
-        data = read_toml(path)
-    try:
-        return DecisionTables.model_validate({**data, "source": source, "sha256": sha256_bytes(raw)})
-    except ValidationError as exc:
-        raise pydantic_to_input_error(exc, file=source, what="decision table file", schema_hint="'npr9998-decision/1'") from None
+    return load_validated(path_str, DecisionTables, default=DEFAULT_DECISION_TABLES, what="decision table file",
+                          schema_hint="'npr9998-decision/1'")
 
 
 def load_decision_tables(path: str | Path | None = None) -> DecisionTables:

@@ -316,6 +316,24 @@ def test_event_based_section_runs_and_overrides(tmp_path):
     assert EventRiskOptions.from_config(cfg).n_years_simulated == 10_000  # defaults without the section
 
 
+def test_event_options_derive_from_the_config_section():
+    """One schema: EventRiskOptions is the [event_based] section plus the options only the API sets."""
+    from hra.config import EventBasedSection
+    from hra.eventbased.gmf import JB2009_PGA_RANGE_KM
+    from hra.eventbased.risk import EventRiskError
+
+    assert issubclass(EventRiskOptions, EventBasedSection)
+    section, opts = EventBasedSection(), EventRiskOptions()
+    for name in set(EventBasedSection.model_fields) - {"fn_thresholds", "output"}:
+        assert getattr(opts, name) == getattr(section, name), name
+    assert section.correlation_range_km == JB2009_PGA_RANGE_KM
+    assert EventRiskOptions(n_years_simulated=600).years_simulated == 600 == EventRiskOptions(years_simulated=600).n_years_simulated
+    with pytest.raises(ValueError, match="rates"):
+        EventRiskOptions(rates="sampled")
+    with pytest.raises(EventRiskError, match="multiple of realisations"):
+        EventRiskOptions.from_config(None, years_simulated=1001, realisations=2)
+
+
 def hra_events(cfg):
     from hra.eventbased.risk import run_event_based
 

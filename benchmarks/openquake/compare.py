@@ -41,7 +41,6 @@ import argparse
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -54,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import finish, run_oq, show  # noqa: E402
 from benchmarks.openquake.export import export, prepare_peer  # noqa: E402
 
 GSIM_CHECK = r"""
@@ -96,27 +96,6 @@ def oq_env(oq_venv: Path, data: Path) -> dict:
                PATH=f"{oq_venv}/bin:" + env.get("PATH", ""), OQ_IMPORT_PATH="hra.openquake.gsim", PYTHONWARNINGS="ignore")
     env.pop("PYTHONPATH", None)
     return env
-
-
-def run_oq(job: Path, export_dir: Path, env: dict, log: Path, reuse: bool = False) -> float:
-    """Run an OpenQuake job (timed), then export its outputs as CSV (not timed); returns the wall
-    time of the run [s]. With ``reuse``, earlier outputs and their recorded wall time are used."""
-    stamp = export_dir / "wall_s.txt"
-    if reuse and stamp.exists():
-        return float(stamp.read_text())
-    export_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(log, "w") as fh:
-        subprocess.run(["oq", "engine", "--run", str(job)], cwd=job.parent, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                       check=True)
-    wall = time.perf_counter() - t0
-    text = log.read_text()
-    calc = re.findall(r"calc_(\d+)\.hdf5", text)[-1]
-    with open(log, "a") as fh:
-        subprocess.run(["oq", "engine", "--eos", calc, str(export_dir)], cwd=job.parent, env=env, stdout=fh,
-                       stderr=subprocess.STDOUT, check=True)
-    stamp.write_text(f"{wall:.3f}")
-    return wall
 
 
 def _read_oq_csv(path: Path) -> pd.DataFrame:
@@ -288,15 +267,11 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse OpenQuake outputs (and wall times) of an earlier run")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
-    report = {"gsim_check": gsim_check(a.oq_venv, a.out / "oqdata"), "sizes": []}
-    print(json.dumps(report["gsim_check"], indent=1))
+    report = {"gsim_check": show(gsim_check(a.oq_venv, a.out / "oqdata")), "sizes": []}
     for n in [int(s) for s in a.sizes.split(",")]:
-        r = compare_size(n, a.out, a.oq_venv, a.ses, n <= a.skip_classical_above, not a.no_event_based, a.workers, a.reuse)
-        report["sizes"].append(r)
-        print(json.dumps(r, indent=1), flush=True)
-    if a.json:
-        a.json.write_text(json.dumps(report, indent=1))
-    return 0
+        report["sizes"].append(show(compare_size(n, a.out, a.oq_venv, a.ses, n <= a.skip_classical_above,
+                                                 not a.no_event_based, a.workers, a.reuse)))
+    return finish(report, None, a.json)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,9 @@ Prints one JSON report (``--json`` also writes it). Never part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import finish, run_oq, show  # noqa: E402
 
 MAGS = (3.0, 4.0, 5.0, 6.0)
 RATES = (0.1, 0.01, 1e-3, 1e-4)
@@ -65,7 +63,7 @@ def site_lonlat():
 
 
 def write_job(d: Path, gsim: str) -> Path:
-    from hra.openquake.export import NRML_NS_SOURCES, _nrml, gsim_logic_tree_xml
+    from hra.openquake.export import NRML_NS_SOURCES, _nrml, gsim_logic_tree_xml, job_file, source_model_logic_tree_xml
 
     d.mkdir(parents=True, exist_ok=True)
     lon, lat = site_lonlat()
@@ -80,26 +78,12 @@ def write_job(d: Path, gsim: str) -> Path:
            f'<hypoDepthDist><hypoDepth probability="1.0" depth="{DEPTH_KM:g}"/></hypoDepthDist></pointSource>\n'
            "</sourceModel>\n")
     (d / "source_model.xml").write_text(_nrml(src, NRML_NS_SOURCES))
-    (d / "source_model_logic_tree.xml").write_text(_nrml(
-        '<logicTree logicTreeID="smlt"><logicTreeBranchSet uncertaintyType="sourceModel" branchSetID="bs1">\n'
-        '<logicTreeBranch branchID="b1"><uncertaintyModel>source_model.xml</uncertaintyModel>'
-        "<uncertaintyWeight>1.0</uncertaintyWeight></logicTreeBranch>\n</logicTreeBranchSet></logicTree>\n"))
+    (d / "source_model_logic_tree.xml").write_text(source_model_logic_tree_xml([("b1", "source_model.xml", 1.0)]))
     (d / "gsim_logic_tree.xml").write_text(gsim_logic_tree_xml(gsim))
-    lv = ", ".join(f"{v:.8g}" for v in LEVELS)
-    imtls = "{" + ", ".join(f'"{i}": [{lv}]' for i in IMTS) + "}"
-    (d / "job.ini").write_text("\n".join([
-        "[general]", "description = GroningenHraV7Reference inside an OpenQuake classical calculation",
-        "calculation_mode = classical", "random_seed = 1", "",
-        "[geometry]", "sites_csv = sites.csv", "",
-        "[site_params]", "reference_vs30_type = measured", "reference_vs30_value = 760.0",
-        "reference_depth_to_2pt5km_per_sec = 5.0", "reference_depth_to_1pt0km_per_sec = 100.0", "",
-        "[erf]", "width_of_mfd_bin = 0.1", "rupture_mesh_spacing = 1.0", "area_source_discretization = 10.0", "",
-        "[logic_tree]", "source_model_logic_tree_file = source_model_logic_tree.xml",
-        "gsim_logic_tree_file = gsim_logic_tree.xml", "number_of_logic_tree_samples = 0", "",
-        "[calculation]", "truncation_level = 99", "investigation_time = 1.0", "maximum_distance = 200",
-        f"intensity_measure_types_and_levels = {imtls}", "",
-        "[outputs]", "mean = true", "",
-    ]))
+    (d / "job.ini").write_text(job_file(
+        "GroningenHraV7Reference inside an OpenQuake classical calculation", "classical", {i: LEVELS for i in IMTS},
+        random_seed=1, location=("sites_csv = sites.csv",), mfd_bin_width=0.1, rupture_mesh_spacing=1.0,
+        level_format=".8g", extra=("[outputs]", "mean = true", "")))
     return d / "job.ini"
 
 
@@ -109,18 +93,7 @@ def run_engine(job: Path, out: Path, data: Path) -> float:
                OQ_NUM_CORES=env.get("OQ_NUM_CORES", "2"))
     data.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    oq = str(Path(sys.executable).with_name("oq"))
-    log = out / "oq.log"
-    t0 = time.perf_counter()
-    with open(log, "w") as fh:
-        subprocess.run([oq, "engine", "--run", str(job)], cwd=job.parent, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                       check=True)
-    wall = time.perf_counter() - t0
-    calc = re.findall(r"calc_(\d+)\.hdf5", log.read_text())[-1]
-    with open(log, "a") as fh:
-        subprocess.run([oq, "engine", "--eos", calc, str(out)], cwd=job.parent, env=env, stdout=fh,
-                       stderr=subprocess.STDOUT, check=True)
-    return wall
+    return run_oq(job, out, env, out / "oq.log", oq=str(Path(sys.executable).with_name("oq")))
 
 
 def our_poe(gmm, branch, arbitrary, mag, rrup, rate, levels, imt):
@@ -240,16 +213,11 @@ def main(argv=None) -> int:
     from hra.gmm.groningen_v7 import GroningenV7
 
     gmm = GroningenV7()
-    report = {"hazardlib_table": table_check(gmm), "engine": []}
-    print(json.dumps(report["hazardlib_table"], indent=1), flush=True)
+    report = {"hazardlib_table": show(table_check(gmm)), "engine": []}
     if not a.no_engine:
         for branch, comp in ((BRANCHES[0], "geometric_mean"), (BRANCHES[1], "arbitrary")):
-            r = engine_check(a.out, a.out / "oqdata", gmm, branch, comp)
-            report["engine"].append(r)
-            print(json.dumps(r, indent=1), flush=True)
-    if a.json:
-        a.json.write_text(json.dumps(report, indent=1))
-    return 0
+            report["engine"].append(show(engine_check(a.out, a.out / "oqdata", gmm, branch, comp)))
+    return finish(report, None, a.json)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -19,8 +18,6 @@ import typer
 
 log = logging.getLogger("hra")
 
-#: The norm on the Local Personal Risk (Besluit versterking art. 3). [yr^-1]
-NORM_LPR = 1e-5
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -128,14 +125,15 @@ def _error(message: str) -> None:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    """Input/usage problems (exit 2): our error classes (ValueError subclasses), OutputError, missing files."""
+    """Input/usage problems (exit 2): our error classes (ValueError subclasses), OutputError, missing files,
+    and the ``KeyError`` of a model, typology, zone or IM the user named that a model does not know."""
     from pydantic import ValidationError
 
     try:
         from hra.outputs import OutputError
     except Exception:  # pragma: no cover - broken install
         OutputError = ()  # type: ignore[assignment]
-    return isinstance(exc, (ValueError, ValidationError, OutputError, FileNotFoundError, NotADirectoryError,
+    return isinstance(exc, (ValueError, KeyError, ValidationError, OutputError, FileNotFoundError, NotADirectoryError,
                             IsADirectoryError, PermissionError))
 
 
@@ -151,7 +149,8 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # noqa: BLE001 - the CLI boundary
         if _is_user_error(exc):
-            _error(f"error: {exc}")
+            message = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc  # no repr quotes
+            _error(f"error: {message}")
             log.debug("input error", exc_info=True)
             raise typer.Exit(EXIT_USAGE) from None
         verbose = bool(_STATE.get("verbose", False))
@@ -221,21 +220,8 @@ def _compute_updates(workers: int | None, scheduler: str | None, processes: bool
 
 
 def check_writable(path: Path, overwrite: bool) -> None:
-    """Fail early (OutputError) when ``path`` cannot be written: the parent must be a directory in
-    which a file can actually be created (a probe; ``os.access`` says yes to root on read-only
-    mounts), and an existing target needs ``overwrite``."""
+    """Fail early (OutputError) when ``path`` cannot be written (:func:`hra.core.fileio.check_target`)."""
+    from hra.core.fileio import check_target
     from hra.outputs import OutputError
 
-    parent = path.parent
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise OutputError(f"cannot write {path}: {parent} {what}; create the directory or choose another path")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} already exists; remove it, choose another path or pass --overwrite")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".hra-write-probe-", dir=parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: directory {parent} is not writable ({exc.strerror}); "
-                          "choose a writable output path") from None
-    os.close(fd)
-    os.unlink(probe)
+    check_target(path, overwrite, error=OutputError, overwrite_hint="pass --overwrite")

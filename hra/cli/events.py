@@ -35,9 +35,10 @@ def events_command(
 
     import hra
     from hra.eventbased.risk import EventRiskOptions, run_event_based
-    from hra.outputs import _check_target, write_dataset
+    from hra.cli.common import cli_errors
+    from hra.outputs import check_output, write_dataset
 
-    try:
+    with cli_errors():
         cfg = hra.load_config(config)
         if out is None and cfg.event_based.output is not None:
             out = cfg.resolve(cfg.event_based.output)
@@ -45,16 +46,10 @@ def events_command(
         if out is not None:
             if Path(out).suffix not in (".zarr", ".nc"):
                 raise ValueError(f"--out {out}: the event-based output must end in .zarr or .nc")
-            _check_target(Path(out), overwrite)
+            check_output(out, overwrite)
         opts = EventRiskOptions.from_config(cfg, years_simulated=years_simulated, realisations=realisations,
                                             correlation_range_km=correlation_range_km, seed=seed)
-        if isinstance(opts.realisations, int) and opts.n_years_simulated % opts.realisations:
-            raise ValueError(f"--years-simulated {opts.n_years_simulated} must be a multiple of the number of "
-                             f"realisations ({opts.realisations})")
         ds = run_event_based(cfg, opts, progress=None)
-    except (ValueError, OSError, KeyError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2)
     years_simulated = opts.n_years_simulated
     console = Console()
     summary = Table(title=f"event-based risk: {years_simulated} simulated years")
@@ -80,7 +75,8 @@ def events_command(
     for line in fn_warnings(ds, opts):
         typer.secho(f"warning: {line}", fg="yellow", err=True)
     if out is not None:
-        write_dataset(ds, out, overwrite=overwrite)
+        with cli_errors():
+            write_dataset(ds, out, overwrite=overwrite)
         console.print(f"wrote {out}")
 
 

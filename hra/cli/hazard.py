@@ -28,17 +28,17 @@ def curves_command(
     from rich.table import Table
 
     import hra
+    from hra.cli.common import cli_errors
     from hra.integration.hazard import hazard_curves, uniform_hazard_spectrum
-    from hra.outputs import write_dataset
+    from hra.outputs import check_output, write_dataset
 
-    try:
+    with cli_errors():
+        if out is not None:
+            check_output(out, overwrite)
         cfg = hra.load_config(config)
         rps = [float(x) for x in return_periods.split(",") if x.strip()]
         df = pd.read_csv(sites, encoding="utf-8-sig")
         hc = hazard_curves(cfg, df)
-    except (ValueError, OSError, KeyError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2)
     uhs = uniform_hazard_spectrum(hc, rps)
     imts = [str(v) for v in hc["imt"].values]
     console = Console()
@@ -51,5 +51,6 @@ def curves_command(
     console.print(table)
     if out is not None:
         ds = hc.assign(uhs_g=uhs)
-        write_dataset(ds, out, overwrite=overwrite)
+        with cli_errors():
+            write_dataset(ds, out, overwrite=overwrite)
         console.print(f"wrote {out}")

@@ -25,13 +25,11 @@ def conditional_command(
     from rich.console import Console
     from rich.table import Table
 
+    from hra.cli.common import cli_errors
     from hra.integration.conditional import conditional_risk
 
-    try:
+    with cli_errors():
         res = conditional_risk(model, magnitude, rrup_km, zone, typology, wierde, model_dir, fcm)
-    except (ValueError, KeyError, OSError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2)
     table = Table(title=f"{model}: M {magnitude:g}, R_rup {rrup_km:g} km, zone {zone}, {typology}{', wierde' if wierde else ''}")
     table.add_column("quantity")
     table.add_column("logic-tree mean", justify="right")

@@ -20,17 +20,15 @@ def check_command(
     from rich.console import Console
     from rich.table import Table
 
-    from hra.inputs.modeldata import ModelDataError, check_model_dir, resolve_model_dir
+    from hra.cli.common import cli_errors
+    from hra.inputs.modeldata import check_model_dir, resolve_model_dir
 
     from hra.inputs.modeldata import expected_files
 
     vers = [v.strip() for v in versions.split(",") if v.strip()]
-    try:
+    with cli_errors():
         path = resolve_model_dir(model_dir)
         problems = check_model_dir(path, vers, strict=False)
-    except ModelDataError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2)
     console = Console()
     table = Table(title=f"model tables in {path}")
     table.add_column("file")

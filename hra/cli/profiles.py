@@ -15,16 +15,16 @@ is not feasible or not complete.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from hra.cli.common import cli_errors
 from hra.policy.profiles import PROFILE_ORDER, PRESETS, ProfileError, YearRange, load_rule
 
 __all__ = ["plan_command", "profiles_app"]
@@ -44,16 +44,6 @@ RegisterOpt = Annotated[str, typer.Option("--register", "-r",
 
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn a ProfileError into a message on stderr and exit code 2."""
-    try:
-        yield
-    except ProfileError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
 
 
 def _date(text: Optional[str], what: str) -> date:
@@ -90,6 +80,16 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
         raise ProfileError(f"{what} {path}: cannot read it as CSV: {err}") from None
 
 
+def _load_table(register: str, path: Path, what: str, load) -> int:
+    """Read a CSV table and hand it to ``load(register, frame, where)`` inside the error convention."""
+    from hra.policy.register import Register
+
+    with cli_errors():
+        df = _read_csv(path, what)
+        with Register(register, create=False) as reg:
+            return load(reg, df, f"{what} {path}")
+
+
 # --------------------------------------------------------------------------------------------
 # hra profiles ...
 # --------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def update_command(
     """Annual update: compute profiles and append them to the register; a profile never drops (art. 4.5)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         r = load_rule(rule)
         s, lg = _year_range(short, "--short"), _year_range(long, "--long")
         if s is not None or lg is not None:
@@ -147,7 +147,7 @@ def show_command(
     """Show the profile history of one building."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = reg.show(building_id)
     if as_json:
@@ -178,7 +178,7 @@ def export_command(
     """Export the current profile of every building to CSV (input of `hra plan`)."""
     from hra.policy.register import Register, atomic_write_csv
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             df = reg.export()
         atomic_write_csv(df, out)
@@ -197,7 +197,7 @@ def adjust_command(
     """Raise the profile of a building with a reason and author (art. 4.4, 4.8)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             aid = reg.adjust(building_id, profile, reason=reason, author=author, article=article)
     _console().print(f"adjustment {aid}: building {building_id} raised to {profile}")
@@ -214,7 +214,7 @@ def inspection_command(
     """Record a request for an inspection (art. 4.6)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             rid = reg.request_inspection(building_id, requested_by=by, on=_date(on, "--on"), reason=reason)
     _console().print(f"inspection request {rid} recorded for building {building_id}")
@@ -226,12 +226,7 @@ def attributes_command(
     register: RegisterOpt,
 ) -> None:
     """Set municipality and structural connection group of buildings from an exposure CSV."""
-    from hra.policy.register import Register
-
-    with _errors():
-        df = _read_csv(exposure, "exposure table")
-        with Register(register, create=False) as reg:
-            n = reg.set_building_attributes(df, where=f"exposure table {exposure}")
+    n = _load_table(register, exposure, "exposure table", lambda reg, df, where: reg.set_building_attributes(df, where=where))
     _console().print(f"updated {n} buildings")
 
 
@@ -241,12 +236,7 @@ def parties_command(
     register: RegisterOpt,
 ) -> None:
     """Load owners and residents (needed to notify parties of opt-outs, art. 12)."""
-    from hra.policy.register import Register
-
-    with _errors():
-        df = _read_csv(table, "parties table")
-        with Register(register, create=False) as reg:
-            n = reg.load_parties(df, where=f"parties table {table}")
+    n = _load_table(register, table, "parties table", lambda reg, df, where: reg.load_parties(df, where=where))
     _console().print(f"added {n} parties")
 
 
@@ -260,7 +250,7 @@ def decision_command(
     """Record a normbesluit or versterkingsbesluit (an opt-out withdraws it, art. 13)."""
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             did = reg.record_decision(building_id, kind, _date(on, "--on"))
     _console().print(f"decision {did} ({kind}) recorded for building {building_id}")
@@ -287,7 +277,7 @@ def optout_request_command(
     from hra.policy import optout
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = optout.request_optout(reg, building_id, owner, _date(on, "--on"))
     _print_optout(info)
@@ -303,7 +293,7 @@ def optout_withdraw_command(
     from hra.policy import optout
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = optout.withdraw_optout(reg, optout_id, _date(on, "--on"))
     _print_optout(info)
@@ -321,7 +311,7 @@ def optout_decide_command(
     from hra.policy import optout
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = optout.decide_optout(reg, optout_id, _date(on, "--on"), granted=grant, decided_by=by)
     _print_optout(info)
@@ -337,7 +327,7 @@ def optout_revoke_command(
     from hra.policy import optout
     from hra.policy.register import Register
 
-    with _errors():
+    with cli_errors():
         with Register(register, create=False) as reg:
             info = optout.revoke_optout(reg, optout_id, _date(on, "--on"))
     _print_optout(info)
@@ -366,7 +356,7 @@ def plan_command(
     """Plan the strengthening per municipality within yearly capacities (art. 5, 6)."""
     from hra.policy import planning
 
-    with _errors():
+    with cli_errors():
         cfg = planning.load_plan_config(capacities, start_year=start_year, horizon_years=horizon)
         exp = _read_csv(exposure, "exposure table") if exposure is not None else None
         result = planning.make_plan(profiles, cfg, exposure=exp)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hra.cli.common import NORM_LPR, _console
+from hra.cli.common import _console
+from hra.core.norm import LPR_NORM_PER_YEAR
 
 # ------------------------------------------------------------------------------------------
 # summary
 # ------------------------------------------------------------------------------------------
 
 
-def category_counts(ds, norm: float = NORM_LPR) -> list[dict[str, Any]]:
+def category_counts(ds, norm: float = LPR_NORM_PER_YEAR) -> list[dict[str, Any]]:
     """Buildings per risk category and year: mean > norm; P90 > norm with mean <= norm; neither.
 
     The last row ("any year") uses each building's highest mean and P90 over the years.
@@ -44,7 +45,7 @@ def print_summary(ds, wall_s: float | None = None, outputs: list | None = None, 
     from rich.table import Table
 
     console = console or _console()
-    norm_value = float(ds.attrs.get("norm_lpr_per_year", NORM_LPR))
+    norm_value = float(ds.attrs.get("norm_lpr_per_year", LPR_NORM_PER_YEAR))
     norm = _sci(norm_value)
     prov = json.loads(ds.attrs.get("provenance", "{}"))
     years = [int(y) for y in ds["year"].values]

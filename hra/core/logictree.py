@@ -180,13 +180,6 @@ class LogicTree:
         return self.sample(int(spec), seed)
 
 
-def weighted_mean(values: np.ndarray, weights: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Weighted mean ``sum(w v) / sum(w)`` along ``axis``."""
-    values = np.asarray(values, dtype=float)
-    weights = np.asarray(weights, dtype=float)
-    return np.sum(values * weights, axis=axis) / np.sum(weights, axis=axis)
-
-
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | Sequence[float]) -> np.ndarray:
     """Weighted quantile: the inverse of the weighted empirical CDF.
 

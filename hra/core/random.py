@@ -8,6 +8,9 @@ do not depend on chunking, building order or the number of workers:
   (SplitMix64 finaliser, Steele, Lea & Flood 2014), usable inside numba kernels;
 - :func:`draw_candidate`: a building's typology candidate for one realisation (inverse CDF at
   the counter-based uniform), the same draw in the integration and the event-based engine;
+- :func:`event_key`: the key of item ``index`` (an event) of a stream;
+- :func:`counter_normal`, :func:`fill_normals`, :func:`event_normals`, :func:`event_uniforms`:
+  standard normals (Box-Muller on the counter uniforms) and uniforms of keyed streams;
 - :func:`normal_cdf`: Phi(z) for the kernels.
 
 The purposes (``PURPOSE_*``) are registered in :mod:`hra.core.logictree`.
@@ -22,6 +25,7 @@ import numpy as np
 from hra.core._numba import jit
 
 SQRT2 = math.sqrt(2.0)
+TWO_PI = 2.0 * math.pi
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -68,7 +72,54 @@ def draw_candidate(seed_key, building_key, counter, typ_prob_row, n_candidates):
     return n_candidates - 1
 
 
-def seed_key(seed: int, purpose: int) -> np.uint64:
-    """64-bit key of a (seed, purpose) stream for the counter-based draws in the kernels."""
-    ss = np.random.SeedSequence(seed, spawn_key=(purpose,))
+def seed_key(seed: int, *spawn_key: int) -> np.uint64:
+    """64-bit key of the stream ``(seed, purpose, index...)`` for the counter-based draws in the kernels
+    (``SeedSequence(seed, spawn_key=spawn_key)``; ``seed_key(seed)`` is the plain seed's stream)."""
+    ss = np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in spawn_key))
     return np.uint64(ss.generate_state(1, dtype=np.uint64)[0])
+
+
+@jit
+def event_key(base_key, index):
+    """64-bit key of event ``index`` of the stream ``base_key`` (uint64, int -> uint64)."""
+    return splitmix64(base_key ^ splitmix64(np.uint64(index + 1)))
+
+
+@jit
+def counter_normal(key, tag, counter):
+    """Standard normal from two counter uniforms (Box-Muller, cosine branch)."""
+    u1 = 1.0 - counter_uniform(key, tag, 2 * counter)  # (0, 1]
+    u2 = counter_uniform(key, tag, 2 * counter + 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(TWO_PI * u2)
+
+
+@jit
+def fill_normals(key, tag, out):
+    """Fill ``out`` (any shape, C order) with standard normals of the stream (key, tag).
+
+    Pairs ``out[2i], out[2i+1]`` are the cosine and sine branches of one Box-Muller transform of
+    the uniforms with counters ``2i, 2i+1`` (so ``out[2i] = counter_normal(key, tag, i)``).
+    """
+    flat = out.reshape(-1)
+    n = flat.shape[0]
+    for i in range((n + 1) // 2):
+        u1 = 1.0 - counter_uniform(key, tag, 2 * i)
+        u2 = counter_uniform(key, tag, 2 * i + 1)
+        rad = math.sqrt(-2.0 * math.log(u1))
+        flat[2 * i] = rad * math.cos(TWO_PI * u2)
+        if 2 * i + 1 < n:
+            flat[2 * i + 1] = rad * math.sin(TWO_PI * u2)
+
+
+@jit
+def event_normals(keys, tag, counter, out):
+    """``out[e] = counter_normal(keys[e], tag, counter)`` for a vector of event keys."""
+    for e in range(keys.shape[0]):
+        out[e] = counter_normal(keys[e], tag, counter)
+
+
+@jit
+def event_uniforms(keys, tag, counter, out):
+    """``out[e] = counter_uniform(keys[e], tag, counter)`` for a vector of event keys."""
+    for e in range(keys.shape[0]):
+        out[e] = counter_uniform(keys[e], tag, counter)

@@ -68,17 +68,6 @@ from hra.eventbased import kernels as ek
 JB2009_PGA_RANGE_KM = 8.5
 
 
-def jb2009_range_km(period_s: float = 0.0, vs30_clustering: bool = False) -> float:
-    """Range b [km] of the Jayaram & Baker (2009) exponential correlation, rho = exp(-3 h / b).
-
-    Case 1 (no clustering of Vs30): b = 8.5 + 17.2 T; case 2: b = 40.7 - 15.0 T (T < 1 s).
-    """
-    t = float(period_s)
-    if t >= 1.0:
-        return 22.0 + 3.7 * t
-    return 40.7 - 15.0 * t if vs30_clustering else 8.5 + 17.2 * t
-
-
 def exponential_correlation(d_km, range_km: float) -> np.ndarray:
     """rho(d) = exp(-3 d / range); range <= 0 means no correlation (rho = 1 at d = 0 only)."""
     d = np.asarray(d_km, dtype=float)
@@ -267,20 +256,3 @@ class BuildingGrid:
 
     def count(self, ci0: int, ci1: int, cj0: int, cj1: int) -> int:
         return int(ek.window_count(self.sat, ci0, ci1, cj0, cj1))
-
-
-def empirical_correlation(fields: np.ndarray, x: np.ndarray, y: np.ndarray, bins_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binned empirical correlation of simulated fields ``fields[e, b]`` at points (x, y) [m].
-
-    Returns (bin centres [km], mean correlation per bin): a check of a simulated field against
-    :func:`exponential_correlation`.
-    """
-    f = (fields - fields.mean(0)) / fields.std(0)
-    c = (f.T @ f) / f.shape[0]
-    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) * 1e-3
-    iu = np.triu_indices(x.size, 1)
-    dd, cc = d[iu], c[iu]
-    which = np.digitize(dd, bins_km) - 1
-    centres = 0.5 * (bins_km[1:] + bins_km[:-1])
-    mean = np.array([cc[which == i].mean() if np.any(which == i) else np.nan for i in range(centres.size)])
-    return centres, mean

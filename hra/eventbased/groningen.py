@@ -74,6 +74,7 @@ import numpy as np
 
 from hra.eventbased import kernels as ek
 from hra.core._numba import jit
+from hra.core.random import seed_key
 from hra.gmm import rupture as rup
 
 #: Tag (the "building key" slot) of an event's rupture draws (length, strike, offset).
@@ -720,7 +721,7 @@ def simulate_marginal(gmm, imt: str, magnitude: float, r_hyp_km: float, zone: in
     k = int(branch.get("gmm_median", 0))
     sp = spectral_static(gmm, imt, direct_imt, [(int(zone), bool(wierde))], (magnitude - 0.1, magnitude + 0.1), r_grid,
                          [k], [(int(branch.get("gmm_tau", 0)), int(branch.get("gmm_phi_ss", 0)))], "building")
-    base = np.uint64(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0])
+    base = seed_key(seed)
     keys = np.array([ek.event_key(base, i) for i in range(n)], dtype=np.uint64)
     mags = np.full(n, float(magnitude))
     bvec = sp.between(keys, np.full(n, k, dtype=np.int64), branch)

@@ -31,10 +31,20 @@ import math
 
 import numpy as np
 
+from fragility.lognormal import death_given_nested, nest_exceedance
 from hra.core._numba import jit
-from hra.core.random import counter_uniform, normal_cdf, splitmix64
+from hra.core.random import (  # noqa: F401  (stream primitives, used as ek.* by the event-based modules)
+    TWO_PI,
+    counter_normal,
+    counter_uniform,
+    event_key,
+    event_normals,
+    event_uniforms,
+    fill_normals,
+    normal_cdf,
+    splitmix64,
+)
 
-TWO_PI = 2.0 * math.pi
 #: Tags (the "building key" slot) of event-level streams.
 TAG_ETA = np.uint64(0x45544131)  # between-event residual
 TAG_XI = np.uint64(0x58493031)  # site terms shared per zone
@@ -50,38 +60,6 @@ N_EVENT_STATS = 6
 
 
 @jit
-def event_key(base_key, index):
-    """64-bit key of event ``index`` of the stream ``base_key`` (uint64, int -> uint64)."""
-    return splitmix64(base_key ^ splitmix64(np.uint64(index + 1)))
-
-
-@jit
-def counter_normal(key, tag, counter):
-    """Standard normal from two counter uniforms (Box-Muller, cosine branch)."""
-    u1 = 1.0 - counter_uniform(key, tag, 2 * counter)  # (0, 1]
-    u2 = counter_uniform(key, tag, 2 * counter + 1)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(TWO_PI * u2)
-
-
-@jit
-def fill_normals(key, tag, out):
-    """Fill ``out`` (any shape, C order) with standard normals of the stream (key, tag).
-
-    Pairs ``out[2i], out[2i+1]`` are the cosine and sine branches of one Box-Muller transform of
-    the uniforms with counters ``2i, 2i+1`` (so ``out[2i] = counter_normal(key, tag, i)``).
-    """
-    flat = out.reshape(-1)
-    n = flat.shape[0]
-    for i in range((n + 1) // 2):
-        u1 = 1.0 - counter_uniform(key, tag, 2 * i)
-        u2 = counter_uniform(key, tag, 2 * i + 1)
-        rad = math.sqrt(-2.0 * math.log(u1))
-        flat[2 * i] = rad * math.cos(TWO_PI * u2)
-        if 2 * i + 1 < n:
-            flat[2 * i + 1] = rad * math.sin(TWO_PI * u2)
-
-
-@jit
 def collect_nodes(ex, ey, depth_km, r_cut_km, bx, by, gi, gj, cell_start, cell_order, ncx, ci0, ci1, cj0, cj1,
                   mark, nodes):
     """Field nodes needed by the buildings within ``r_cut_km`` of an event.
@@ -93,20 +71,6 @@ def collect_nodes(ex, ey, depth_km, r_cut_km, bx, by, gi, gj, cell_start, cell_o
     """
     return collect_buildings(ex, ey, depth_km, r_cut_km, bx, by, gi, gj, cell_start, cell_order, ncx, ci0, ci1,
                              cj0, cj1, mark, nodes, np.empty(0, dtype=np.int64))
-
-
-@jit
-def event_normals(keys, tag, counter, out):
-    """``out[e] = counter_normal(keys[e], tag, counter)`` for a vector of event keys."""
-    for e in range(keys.shape[0]):
-        out[e] = counter_normal(keys[e], tag, counter)
-
-
-@jit
-def event_uniforms(keys, tag, counter, out):
-    """``out[e] = counter_uniform(keys[e], tag, counter)`` for a vector of event keys."""
-    for e in range(keys.shape[0]):
-        out[e] = counter_uniform(keys[e], tag, counter)
 
 
 @jit
@@ -208,18 +172,9 @@ def pair_damage(b, ln_im, ln_im2, has_direct, ekey, w_rate, y_idx, ln_theta, bet
                 p[k] = normal_cdf(zz / bt)
             else:
                 p[k] = 1.0 if zz >= 0.0 else 0.0
-        for k in range(n_k - 2, -1, -1):  # nesting P(>=k) >= P(>=k+1)
-            if p[k + 1] > p[k]:
-                p[k] = p[k + 1]
-        d_in = 0.0
-        d_out = 0.0
-        prev_in = 0.0
-        prev_out = 0.0
-        for k in range(n_k):
-            d_in += p[k] * (pd_in[t, k] - prev_in)
-            d_out += p[k] * (pd_out[t, k] - prev_out)
-            prev_in = pd_in[t, k]
-            prev_out = pd_out[t, k]
+        nest_exceedance(p)  # P(>=k) >= P(>=k+1)
+        d_in = death_given_nested(p, pd_in[t])
+        d_out = death_given_nested(p, pd_out[t])
         p_dir = 0.0
         if has_direct and np.isfinite(d_ln_med[t]):
             zd = ln_im2 - d_ln_med[t]

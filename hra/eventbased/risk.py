@@ -77,18 +77,22 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 import xarray as xr
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from hra.config import EventBasedSection
+from hra.core.validation import format_validation_error
 from hra.eventbased import kernels as ek
 from hra.integration import kernels
 from hra.eventbased.catalogue import REAL_FACTOR, EventSet, event_set_for
-from hra.eventbased.gmf import JB2009_PGA_RANGE_KM, BuildingGrid, FieldGrid
+from hra.eventbased.gmf import BuildingGrid, FieldGrid
 from hra.eventbased import adapters as es
 from hra.core.logictree import PURPOSE_BOOTSTRAP, PURPOSE_GMF, PURPOSE_TYPOLOGY, Realisations
+from hra.core.random import seed_key
 
 log = logging.getLogger("hra")
 
@@ -105,8 +109,7 @@ class EventRiskError(ValueError):
     """An input combination the event-based calculation cannot run; says what to change."""
 
 
-@dataclass(frozen=True)
-class EventRiskOptions:
+class EventRiskOptions(EventBasedSection):
     """Options of an event-based run (defaults in brackets).
 
     Attributes
@@ -157,65 +160,46 @@ class EventRiskOptions:
         nodes, larger ones by FFT on the window [128] (:mod:`hra.eventbased.gmf`).
     """
 
-    n_years_simulated: int = 10_000
-    realisations: Any = 1
-    seed: int | None = None
-    years: tuple[int, ...] | None = None
-    location: str = "uniform"
-    depth: Any = None
-    correlation_range_km: float = JB2009_PGA_RANGE_KM
-    grid_spacing_m: float | None = None
-    site_term: str = "zone"
-    cutoff_sigma: float = 4.0
-    rates: str = "expectation"
-    fn_from: str = "sampling"
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    # The fields of [event_based] (hra.config.EventBasedSection), with the types a Python caller may
+    # also give, plus the options that only the Python API sets.
+    realisations: Union[Literal["all"], Annotated[int, Field(ge=1)], Realisations] = 1
+    years: Optional[tuple[int, ...]] = None
     fn_thresholds: tuple[float, ...] = FN_THRESHOLDS
-    bootstrap: int = 500
-    confidence: float = 0.95
-    top_events: int = 20
-    event_chunk: int = 2000
-    tasks_per_worker: int = 2
-    keep_event_table: bool = True
+    depth: Any = None
+    tasks_per_worker: int = Field(2, ge=1)
     group_risk_reference: tuple[float, float, float] = BEVI_GROUP_RISK
-    distance_nodes: int = 512
-    direct_nodes_max: int = 128
+    distance_nodes: int = Field(512, ge=2)
+    direct_nodes_max: int = Field(128, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_names(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if "n_years_simulated" in data:  # the Python name of [event_based] years_simulated
+                data["years_simulated"] = data.pop("n_years_simulated")
+            if data.get("fn_thresholds", FN_THRESHOLDS) is None:
+                data.pop("fn_thresholds")
+        return data
+
+    @property
+    def n_years_simulated(self) -> int:
+        """Simulated (replica) years per calendar year over all realisations. [yr]"""
+        return self.years_simulated
 
     @classmethod
     def from_config(cls, cfg, **overrides) -> "EventRiskOptions":
         """Options from the ``[event_based]`` section of a config (:class:`hra.config.EventBasedSection`);
         ``overrides`` that are not None win (``years_simulated`` or any attribute name)."""
         eb = getattr(cfg, "event_based", None)
-        kw: dict[str, Any] = {}
-        if eb is not None:
-            kw = dict(n_years_simulated=eb.years_simulated, realisations=eb.realisations, seed=eb.seed,
-                      years=None if eb.years is None else tuple(eb.years), location=eb.location,
-                      correlation_range_km=eb.correlation_range_km, grid_spacing_m=eb.grid_spacing_m,
-                      site_term=eb.site_term, cutoff_sigma=eb.cutoff_sigma, rates=eb.rates, fn_from=eb.fn_from,
-                      bootstrap=eb.bootstrap, confidence=eb.confidence, top_events=eb.top_events,
-                      event_chunk=eb.event_chunk, keep_event_table=eb.keep_event_table)
-            if eb.fn_thresholds is not None:
-                kw["fn_thresholds"] = tuple(float(x) for x in eb.fn_thresholds)
-        names = {"years_simulated": "n_years_simulated"}
-        for k, v in overrides.items():
-            if v is not None:
-                kw[names.get(k, k)] = v
-        return cls(**kw)
-
-    def check(self) -> None:
-        if self.site_term not in ("zone", "building"):
-            raise EventRiskError(f"site_term must be 'zone' or 'building', got {self.site_term!r}")
-        if self.rates not in ("expectation", "sampling"):
-            raise EventRiskError(f"rates must be 'expectation' or 'sampling', got {self.rates!r}")
-        if self.fn_from not in ("expectation", "sampling"):
-            raise EventRiskError(f"fn_from must be 'expectation' or 'sampling', got {self.fn_from!r}")
-        if not self.cutoff_sigma > 0:
-            raise EventRiskError("cutoff_sigma must be > 0 (inf switches the cut-off off)")
-        if self.correlation_range_km < 0:
-            raise EventRiskError("correlation_range_km must be >= 0")
-        if not 0 < self.confidence < 1:
-            raise EventRiskError("confidence must lie in (0, 1)")
-        if self.event_chunk < 1 or self.n_years_simulated < 1:
-            raise EventRiskError("event_chunk and n_years_simulated must be >= 1")
+        kw: dict[str, Any] = {} if eb is None else eb.model_dump(exclude={"output"})
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(kw)
+        except ValidationError as exc:
+            raise EventRiskError(format_validation_error(exc, "invalid event-based options:", one_line=True)) from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -285,11 +269,6 @@ class EventStatic:
     d_beta: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     ln_d_min: np.ndarray = field(default_factory=lambda: np.zeros(0))
     ln_d_negligible: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-def _gmf_base_key(seed: int, year: int, realisation: int) -> np.uint64:
-    ss = np.random.SeedSequence(int(seed), spawn_key=(PURPOSE_GMF, int(year), int(realisation)))
-    return np.uint64(ss.generate_state(1, dtype=np.uint64)[0])
 
 
 def _occupancy(population: np.ndarray, presence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -370,8 +349,6 @@ def make_static(prep, events: EventSet, opts: EventRiskOptions, population: np.n
     bgrid = BuildingGrid.build(grid, b.x, b.y)
     r_lo = float(min(np.min(np.atleast_1d(_depths(events))), src.depth_km))
     r_grid = np.exp(np.linspace(math.log(r_lo), math.log(src.max_distance_km), opts.distance_nodes))
-    from hra.core.random import seed_key
-
     median_map = getattr(prep, "median_map", None)
     median_mode = getattr(prep.cfg.ground_motion, "median_weights", "realisation")
     spec = None
@@ -518,7 +495,7 @@ def _chunk_setup(chunk: dict, st: EventStatic):
     n_e = mags.size
     ev_out = np.zeros((n_e, ek.N_EVENT_STATS))
     ev_out[:, ek.E_MAX_LN_IM] = -np.inf
-    base = _gmf_base_key(chunk["seed"], chunk["year"], r)
+    base = seed_key(chunk["seed"], PURPOSE_GMF, chunk["year"], r)
     keys = np.array([ek.event_key(base, int(i)) for i in chunk["row"]], dtype=np.uint64)
     return r, combo, int(st.real_frag[r]), int(st.real_cons[r]), branch, mags, n_e, ev_out, keys
 
@@ -763,7 +740,6 @@ def compute_event_based(cfg, options: EventRiskOptions | None = None, prep=None,
     from hra.chain import prepare
 
     opts = options or EventRiskOptions.from_config(cfg)
-    opts.check()
     t0 = time.perf_counter()
     if progress is None:
         progress = cfg.compute.progress if cfg.compute.progress is not None else sys.stderr.isatty()
@@ -943,7 +919,7 @@ def event_based_dataset(res: EventRiskResult, start: _dt.datetime | None = None,
     start = start or _dt.datetime.now(_dt.timezone.utc)
     end = end or _dt.datetime.now(_dt.timezone.utc)
     cfg = prep.cfg
-    opts_json = {k: (v if not isinstance(v, Realisations) else f"explicit ({v.n})") for k, v in asdict(opts).items()
+    opts_json = {k: (v if not isinstance(v, Realisations) else f"explicit ({v.n})") for k, v in opts.model_dump(exclude={"output"}).items()
                  if k != "realisations"}
     opts_json["realisations"] = opts.realisations if not isinstance(opts.realisations, Realisations) else f"explicit ({opts.realisations.n})"
     prov = provenance(cfg.sha256(), prep.files, events.seed, events.realisations.n, events.realisations.exact, start, end,

@@ -580,32 +580,6 @@ def mixture_from_moments(
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
-def surface_mixture(
-    mu_ref_g: np.ndarray,
-    sd_ref: np.ndarray,
-    corr: np.ndarray,
-    im_weights: np.ndarray,
-    f1: np.ndarray,
-    site: SiteResponse,
-    s2s_epsilon: float | None,
-    s2s_corr: np.ndarray | None = None,
-    quad_step: float = 0.25,
-    quad_range: tuple[float, float] = (-3.5, 6.25),
-    quad_fraction: float = 0.98,
-    n_inner: int = 12,
-    n_hermite: int = 4,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gaussian mixture of ln IM = a' ln Sa_surface at many (M, R_rup) points.
-
-    Returns component means [ln g] and sds (G, Q), and the weights (Q,). See the module docstring.
-    """
-    x, w = leading_nodes(quad_step, quad_range)
-    mom = surface_moments(mu_ref_g, sd_ref, corr, im_weights, f1, site, x, w, quad_fraction, n_inner, n_hermite)
-    shift = float(np.asarray(site.wierde, float) @ np.asarray(im_weights, float))
-    mean, sd = mixture_from_moments(mom, im_weights, s2s_epsilon, s2s_corr, shift)
-    return mean, sd, mom.weights
-
-
 # ---------------------------------------------------------------------------------------------
 # The model class
 # ---------------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from hra.core.fileio import atomic_write
+
 #: Largest number of typology candidates per building (``system_1..system_10``).
 MAX_CANDIDATES = 10
 #: Tolerance on the sum of a building's typology probabilities.
@@ -780,8 +782,8 @@ def write_exposure(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         out[probability_column(j)] = out[probability_column(j)].astype(float).mask(pad)
     if "wierde" in out.columns:
         out["wierde"] = out["wierde"].astype(bool).astype(np.int64)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+
+    def write(tmp: Path) -> None:
         if path.suffix.lower() in (".parquet", ".pq"):
             try:
                 out.to_parquet(tmp, index=False)
@@ -789,10 +791,8 @@ def write_exposure(df: pd.DataFrame, path: str | os.PathLike) -> Path:
                 raise ExposureError(path, f"writing Parquet needs pyarrow, which is not installed ({exc})", "install pyarrow or write a .csv file") from None
         else:
             out.to_csv(tmp, index=False, lineterminator="\n", na_rep="")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    atomic_write(path, write, overwrite=True)
     return path
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from hra.core.fileio import sha256_file
 
 #: Environment variable naming the model directory (the upstream ``convert/res`` folder).
 ENV_MODEL_DIR = "HRA_MODEL_DIR"
@@ -209,15 +210,6 @@ def resolve_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
             "Fix: point it at the upstream convert/res folder (holding V6/, V7/, TNO2020/)."
         )
     return path
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _expand_versions(versions: Iterable[str]) -> list[str]:

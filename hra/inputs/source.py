@@ -204,10 +204,6 @@ class RateGrid:
     def node(self) -> Node:
         return Node("source", self.branches, tuple(float(w) for w in self.branch_weights))
 
-    def total_rate(self) -> np.ndarray:
-        """Total rate per year and branch [yr^-1], shape (n_years, n_branches)."""
-        return self.rate.sum(axis=0)
-
 
 def _read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()

@@ -124,20 +124,6 @@ def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t
     return [_phys_death(gmm, fragility, zone_arg, w, branch, mag, r_nodes, t_sel) for w in wierdes]
 
 
-def site_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: tuple[int, bool], mag: MagnitudeBins,
-                r_nodes: np.ndarray, t_sel: np.ndarray, needed: np.ndarray, model_sizes: tuple[int, ...],
-                model_weights: tuple[np.ndarray, ...], median_map: "MedianMap | None",
-                exact_mean: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Tables of one site (zone, wierde) for the typologies ``t_sel``: :func:`zone_tables` for one site.
-
-    Returns
-    -------
-    q : (t, r, len(needed)) and qbar : (t, r)
-    """
-    return zone_tables(gmm, fragility, site[0], [site[1]], mag, r_nodes, [t_sel], needed, model_sizes,
-                       model_weights, median_map, exact_mean)[0]
-
-
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                 mag: MagnitudeBins, r_nodes: np.ndarray, t_sels: list[np.ndarray], needed: np.ndarray,
                 model_sizes: tuple[int, ...], model_weights: tuple[np.ndarray, ...],

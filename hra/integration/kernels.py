@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from fragility.lognormal import death_given_nested, nest_exceedance
 from hra.core._numba import jit
 from hra.core.random import draw_candidate, normal_cdf
 
@@ -72,21 +73,12 @@ def death_table(mean, sd, weight, ln_median, beta, pd_in, pd_out, presence_in, o
                             elif z >= 0.0:
                                 acc += weight[m, r, q]
                         p[k] = acc
-                    for k in range(n_k - 2, -1, -1):
-                        if p[k + 1] > p[k]:
-                            p[k] = p[k + 1]
+                    nest_exceedance(p)
                     for k in range(n_k):
                         out_pexc[t, f, k, m, r] = p[k]
                     for c in range(n_c):
-                        d_in = 0.0
-                        d_out = 0.0
-                        prev_in = 0.0
-                        prev_out = 0.0
-                        for k in range(n_k):
-                            d_in += p[k] * (pd_in[t, c, k] - prev_in)
-                            d_out += p[k] * (pd_out[t, c, k] - prev_out)
-                            prev_in = pd_in[t, c, k]
-                            prev_out = pd_out[t, c, k]
+                        d_in = death_given_nested(p, pd_in[t, c])
+                        d_out = death_given_nested(p, pd_out[t, c])
                         out_death[t, f, c, m, r] = presence_in * d_in + (1.0 - presence_in) * d_out
 
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -293,6 +293,39 @@ def consequence_table(fragility, consequence_branch: int = 0) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------
 
 
+def job_file(description: str, calculation_mode: str, imtls: Mapping[str, Sequence[float]], *,
+             random_seed: int = 42, location: Sequence[str] = ("exposure_file = exposure.xml",),
+             mfd_bin_width: float = 0.01, rupture_mesh_spacing: float = 5.0, number_of_logic_tree_samples: int = 0,
+             truncation_level: float = 99.0, investigation_time: float = 1.0, maximum_distance_km: float = 200.0,
+             level_format: str = ".6g", extra: Sequence[str] = ()) -> str:
+    """The text of an OpenQuake job file: the sections every job of the project shares.
+
+    ``[general]``, the sites (``location``: an ``[exposure]`` file, or e.g. ``[geometry] sites_csv``),
+    ``[site_params]`` (reference rock, Vs30 760 m/s), ``[erf]``, ``[logic_tree]`` (the two logic-tree
+    files written by :func:`source_model_logic_tree_xml` and :func:`gsim_logic_tree_xml`),
+    ``[calculation]`` with the intensity measure levels ``imtls`` [g], then the ``extra`` lines
+    (e.g. ``[fragility]`` and ``[outputs]`` sections). :func:`job_ini` and the benchmark jobs use it.
+    """
+    section = "[exposure]" if any(x.startswith("exposure_file") for x in location) else "[geometry]"
+    levels = ", ".join(f'"{imt}": [{", ".join(format(v, level_format) for v in lv)}]' for imt, lv in imtls.items())
+    lines = [
+        "[general]", f"description = {description}", f"calculation_mode = {calculation_mode}",
+        f"random_seed = {random_seed}", "",
+        section, *location, "",
+        "[site_params]", "reference_vs30_type = measured", "reference_vs30_value = 760.0",
+        "reference_depth_to_2pt5km_per_sec = 5.0", "reference_depth_to_1pt0km_per_sec = 100.0", "",
+        "[erf]", f"width_of_mfd_bin = {mfd_bin_width:g}", f"rupture_mesh_spacing = {float(rupture_mesh_spacing)!r}",
+        "area_source_discretization = 10.0", "",
+        "[logic_tree]", "source_model_logic_tree_file = source_model_logic_tree.xml",
+        "gsim_logic_tree_file = gsim_logic_tree.xml", f"number_of_logic_tree_samples = {number_of_logic_tree_samples}", "",
+        "[calculation]", f"truncation_level = {truncation_level:g}", f"investigation_time = {investigation_time:g}",
+        f"maximum_distance = {maximum_distance_km:g}",
+        f"intensity_measure_types_and_levels = {{{levels}}}", "",
+        *extra,
+    ]
+    return "\n".join(lines)
+
+
 def job_ini(kind: str, imt: str, levels_g: Sequence[float], *, description: str = "groningen-hra peer",
             mfd_bin_width: float = 0.01, maximum_distance_km: float = 200.0, truncation_level: float = 99.0,
             ses_seed: int = 42, investigation_time: float = 1.0, ses_per_logic_tree_path: int = 10_000,
@@ -306,18 +339,7 @@ def job_ini(kind: str, imt: str, levels_g: Sequence[float], *, description: str 
     """
     if kind not in ("classical_damage", "event_based_damage"):
         raise ValueError(f"kind must be classical_damage or event_based_damage, got {kind!r}")
-    lv = ", ".join(f"{v:.6g}" for v in levels_g)
     lines = [
-        "[general]", f"description = {description} ({kind})", f"calculation_mode = {kind}", "random_seed = 42", "",
-        "[exposure]", "exposure_file = exposure.xml", "",
-        "[site_params]", "reference_vs30_type = measured", "reference_vs30_value = 760.0",
-        "reference_depth_to_2pt5km_per_sec = 5.0", "reference_depth_to_1pt0km_per_sec = 100.0", "",
-        "[erf]", f"width_of_mfd_bin = {mfd_bin_width:g}", "rupture_mesh_spacing = 5.0", "area_source_discretization = 10.0", "",
-        "[logic_tree]", "source_model_logic_tree_file = source_model_logic_tree.xml",
-        "gsim_logic_tree_file = gsim_logic_tree.xml", f"number_of_logic_tree_samples = {number_of_logic_tree_samples}", "",
-        "[calculation]", f"truncation_level = {truncation_level:g}", f"investigation_time = {investigation_time:g}",
-        f"maximum_distance = {maximum_distance_km:g}",
-        f'intensity_measure_types_and_levels = {{"{imt}": [{lv}]}}', "",
         "[fragility]", "structural_fragility_file = fragility.xml", "",
         "[risk_calculation]", "risk_investigation_time = 1", "time_event = night", "",
         "[outputs]", "mean = true", "individual_rlzs = true", "",
@@ -331,7 +353,9 @@ def job_ini(kind: str, imt: str, levels_g: Sequence[float], *, description: str 
         if minimum_intensity:
             lines += [f'minimum_intensity = {{"{imt}": {minimum_intensity:g}}}']
         lines.append("")
-    return "\n".join(lines)
+    return job_file(f"{description} ({kind})", kind, {imt: levels_g}, mfd_bin_width=mfd_bin_width,
+                    number_of_logic_tree_samples=number_of_logic_tree_samples, truncation_level=truncation_level,
+                    investigation_time=investigation_time, maximum_distance_km=maximum_distance_km, extra=lines)
 
 
 @dataclass

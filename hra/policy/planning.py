@@ -83,8 +83,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +92,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hra.core.fileio import atomic_write
+from hra.core.validation import format_validation_error
 from hra.policy.profiles import PROFILE_ORDER, PROFILE_RANK, ProfileError
 
 __all__ = [
@@ -208,14 +208,7 @@ class PlanConfig(BaseModel):
 
 
 def _format_errors(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e.get("type") == "extra_forbidden":
-            msg = "unknown key (misspelt?); see hra.policy.planning.PlanConfig for the keys"
-        parts.append(f"key {loc!r}: {msg}")
-    return "; ".join(parts)
+    return format_validation_error(err, keys_hint="see hra.policy.planning.PlanConfig for the keys", one_line=True)
 
 
 def _validate_config(data: Mapping[str, Any], where: str) -> PlanConfig:
@@ -772,18 +765,7 @@ def _jaarschijven(sched: pd.DataFrame, caps: _Capacities, cfg: PlanConfig) -> pd
 
 
 def _atomic(path: Path, write: Any) -> Path:
-    if not path.parent.exists():
-        raise ProfileError(f"output {path}: folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, write, overwrite=True, error=ProfileError)
 
 
 def write_plan(result: PlanResult, out_dir: str | Path, *, fmt: str = "csv") -> list[Path]:

@@ -64,6 +64,9 @@ import pandas as pd
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hra.core.norm import LPR_NORM_PER_YEAR
+from hra.core.validation import format_validation_error
+
 __all__ = [
     "LPR_NORM",
     "PRESETS",
@@ -86,8 +89,8 @@ __all__ = [
     "validate_risk_dataset",
 ]
 
-#: The norm for the Local Personal Risk (Besluit art. 3). [yr⁻¹]
-LPR_NORM = 1e-5
+#: The norm for the Local Personal Risk (Besluit art. 3), from :mod:`hra.core.norm`. [yr⁻¹]
+LPR_NORM = LPR_NORM_PER_YEAR
 
 #: Profile names from high to low (art. 4). The plan order of art. 5.4 follows this order.
 PROFILE_ORDER: tuple[str, ...] = ("verhoogd", "langjarig_licht_verhoogd", "licht_verhoogd", "normaal")
@@ -343,14 +346,7 @@ PRESETS: dict[str, ProfileRule] = {
 
 
 def _format_validation_error(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e.get("type") == "extra_forbidden":
-            msg = "unknown key (misspelt?); see hra.policy.profiles.ProfileRule for the keys"
-        parts.append(f"key {loc!r}: {msg}")
-    return "; ".join(parts)
+    return format_validation_error(err, keys_hint="see hra.policy.profiles.ProfileRule for the keys", one_line=True)
 
 
 def _validate_rule(data: Mapping, *, where: str) -> ProfileRule:

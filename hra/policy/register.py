@@ -37,8 +37,6 @@ Times are stored as naive UTC datetimes; calendar dates (requests, decisions) as
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -71,6 +69,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from hra.core.fileio import atomic_write
 from hra.policy.profiles import (
     PROFILE_ORDER,
     ProfileError,
@@ -395,19 +394,8 @@ def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     pathlib.Path
         The written path.
     """
-    out = Path(path)
-    if not out.parent.exists():
-        raise ProfileError(f"output {out}: folder {out.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, encoding="utf-8"), overwrite=True,
+                        error=ProfileError)
 
 
 def _py(v: Any) -> Any:
@@ -1129,10 +1117,6 @@ class Register:
             df["time_unsafe_years"] = df["time_unsafe_years"].astype("Int64")
         df["opted_out"] = df["opted_out"].astype(bool)
         return df
-
-    def write_export(self, path: str | Path) -> Path:
-        """Write :meth:`export` to a CSV file atomically."""
-        return atomic_write_csv(self.export(), path)
 
 
 class _Unchanged(Exception):

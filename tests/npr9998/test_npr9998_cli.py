@@ -173,4 +173,4 @@ def test_tables_command(tmp_path):
     assert res.exit_code == 0 and "provisional: True" in res.output and "CC1A" in res.output
     (tmp_path / "t.toml").write_text('edition = "x"\n')
     res = runner.invoke(app, ["tables", str(tmp_path / "t.toml")])
-    assert res.exit_code == 2 and "missing key" in res.output
+    assert res.exit_code == 2 and "add this key" in res.output

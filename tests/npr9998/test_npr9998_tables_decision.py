@@ -71,8 +71,8 @@ def test_user_tables_toml_and_csv_are_equivalent_and_recorded(tmp_path, stiff_cu
     "edit, words",
     [
         (lambda s: s.replace("q = 1.5", "q = 0.5"), ["structural_systems.urm.q", "greater than or equal to 1"]),
-        (lambda s: s.replace("drift_limit_nc = 0.005", "drift_limit_nc = 0.005\nqq = 2"), ["unknown key", "structural_systems.urm.qq"]),
-        (lambda s: s.replace('edition = "NPR 9998:2020"\n', ""), ["missing key", "edition"]),
+        (lambda s: s.replace("drift_limit_nc = 0.005", "drift_limit_nc = 0.005\nqq = 2"), ["key [structural_systems.urm.qq]", "remove it or check its spelling"]),
+        (lambda s: s.replace('edition = "NPR 9998:2020"\n', ""), ["key [edition]: Field required; fix: add this key"]),
         (lambda s: s.replace("return_period_yr = 4975", "return_period_yr = -1"), ["consequence_classes.CC3.return_period_yr"]),
         (lambda s: s.replace('schema = "npr9998-tables/1"', 'schema = "npr9998-tables/9"'), ["schema"]),
         (lambda s: s.replace("[design_spectrum]", "[design_spectrum"), ["not valid TOML"]),

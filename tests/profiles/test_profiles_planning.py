@@ -198,7 +198,7 @@ def test_bad_plan_inputs_have_clear_errors(tmp_path):
         make_plan(t.drop(columns="lpr_p90_short_max"), _cfg())
     toml = tmp_path / "cap.toml"
     toml.write_text("start_year = 2026\n[capacity]\nopname = -3\n")
-    with pytest.raises(ProfileError, match=r"cap\.toml: key 'capacity\.opname'.*greater than or equal to 0"):
+    with pytest.raises(ProfileError, match=r"cap\.toml: key \[capacity\.opname\].*greater than or equal to 0"):
         load_plan_config(toml)
     toml.write_text("[capacity]\nopname = 3\n")
     with pytest.raises(ProfileError, match="'start_year' is not set"):

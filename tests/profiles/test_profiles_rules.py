@@ -198,6 +198,6 @@ def test_raising_risk_never_lowers_the_profile(base, factor, preset):
 
 
 def test_profile_rule_is_a_pydantic_model_with_forbidden_extras():
-    with pytest.raises(ProfileError, match="'verhogd': unknown key"):
+    with pytest.raises(ProfileError, match=r"key \[verhogd\]: .*; fix: remove it or check its spelling \(see hra.policy.profiles.ProfileRule"):
         load_rule({"verhogd": {"statistic": "mean"}})
     assert isinstance(PRESETS["besluit-2019"], ProfileRule)
