@@ -263,6 +263,12 @@ class ComputeSection(_Section):
         except AttributeError:  # pragma: no cover - not on Linux
             return max(1, os.cpu_count() or 1)
     progress: bool | None = Field(None, description="Progress bar (default: when on a terminal).")
+    table_store: Union[Literal[False], Path, None] = Field(
+        None,
+        description="Persistent store of the conditional death tables (a folder, reused and filled by every run; "
+        "relative to the config file), false: no store. Default: $HRA_TABLE_STORE, else the user cache "
+        "directory (platformdirs user_cache_dir('groningen-hra')/tables).",
+    )
 
 
 class EventBasedSection(_Section):

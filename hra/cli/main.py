@@ -8,6 +8,7 @@ Commands::
     hra run    CONFIG.toml [--out PATH] [--csv PATH] [--workers N | --scheduler ADDR] [--overwrite] [--realisations N|all]
     hra config schema [--format json|markdown]
     hra config check  CONFIG.toml [--read-inputs]
+    hra tables build CONFIG.toml [--all-zones] | info | clear [--store PATH] [--older-than DAYS]
     hra profiles ... / hra plan ...          (mounted from hra.cli.profiles when it is importable)
 
 Exit codes: 0 ok; 2 usage or input error (bad option, invalid config, bad input file, output not
@@ -37,6 +38,7 @@ from hra.cli.inspect import inspect_app
 from hra.cli.models import models_app
 from hra.cli.profiles import plan_command, profiles_app
 from hra.cli.run import demo_command, run_command
+from hra.cli.tables import tables_app
 
 app = typer.Typer(
     name="hra",
@@ -75,6 +77,7 @@ app.add_typer(models_app, name="models")         # hra models check|fetch
 app.add_typer(hazard_app, name="hazard")         # hra hazard curves
 app.add_typer(inspect_app, name="inspect")       # hra inspect conditional
 app.command("events")(events_command)            # hra events CONFIG (event-based)
+app.add_typer(tables_app, name="tables")         # hra tables build|info|clear
 
 
 if __name__ == "__main__":  # python -m hra.cli.main

@@ -37,7 +37,8 @@ from hra.core.logictree import PURPOSE_TYPOLOGY, Realisations
 from hra.core.random import seed_key
 from hra.gmm.base import GroundMotionModel
 from hra.inputs.source import MagnitudeBins
-from hra.integration import condtables, kernels
+from hra.integration import condtables, kernels, tablestore
+from hra.integration.tablestore import StoreHandle
 
 log = logging.getLogger("hra")
 
@@ -137,10 +138,67 @@ def site_tables(gmm: GroundMotionModel, fragility: FragilityModel, site: tuple[i
                        model_weights, median_map, exact_mean)[0]
 
 
+def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone_arg, wierdes: list[bool],
+                          mag: MagnitudeBins, r_nodes: np.ndarray,
+                          t_sel: np.ndarray) -> list[dict[tuple[int, ...], np.ndarray]]:
+    """Death tables before magnitude integration of the sites (``zone_arg``, wierde) of one zone.
+
+    Returns
+    -------
+    One dict per entry of ``wierdes``: physical GMM branch (index per node of ``gmm.tree``) ->
+    ``death[t, f, c, m, r]`` for the typologies ``t_sel``, magnitude nodes ``mag.nodes`` and
+    distance nodes ``r_nodes`` [km]. This is what :mod:`hra.integration.tablestore` stores.
+    """
+    phys = gmm.tree.enumerate()
+    pnames = [n.name for n in gmm.tree.nodes]
+    death: list[dict[tuple[int, ...], np.ndarray]] = [{} for _ in wierdes]
+    s2s_pos = pnames.index("gmm_s2s") if "gmm_s2s" in pnames else None
+    for g in range(phys.n):
+        key = tuple(int(v) for v in phys.index[g])
+        if key in death[0]:
+            continue
+        branch = {nm: key[j] for j, nm in enumerate(pnames)}
+        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel)
+        for i, out in enumerate(outs):
+            if isinstance(out, dict):
+                for j, d in out.items():
+                    k2 = list(key)
+                    k2[s2s_pos] = j
+                    death[i][tuple(k2)] = d
+            else:
+                death[i][key] = out
+    return death
+
+
+def _stored_death_tables(handle: "StoreHandle", gmm, fragility, zone: int, zone_arg, wierdes: list[bool],
+                         mag: MagnitudeBins, r_nodes: np.ndarray,
+                         t_all: np.ndarray) -> list[dict[tuple[int, ...], np.ndarray]]:
+    """:func:`physical_death_tables` through the table store: entries (site, typology) found are
+    read, the typologies missing at any site of the zone are computed together (for all its sites,
+    as without a store) and the missing entries written."""
+    names = [fragility.typologies[int(t)] for t in t_all]
+    found = [[handle.store.read(handle.key, zone, w, nm) for nm in names] for w in wierdes]
+    missing = np.array([any(found[i][j] is None for i in range(len(wierdes))) for j in range(len(names))], bool)
+    if missing.any():
+        t_new = t_all[missing]
+        fresh = physical_death_tables(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_new)
+        for i, w in enumerate(wierdes):
+            for n_new, j in enumerate(np.flatnonzero(missing)):
+                if found[i][j] is None:
+                    found[i][j] = {k: d[n_new] for k, d in fresh[i].items()}
+                    handle.store.write(handle.key, zone, w, names[j], found[i][j])
+    out = []
+    for i in range(len(wierdes)):
+        keys = found[i][0].keys()
+        out.append({k: np.stack([found[i][j][k] for j in range(len(names))]) for k in keys})
+    return out
+
+
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                 mag: MagnitudeBins, r_nodes: np.ndarray, t_sels: list[np.ndarray], needed: np.ndarray,
                 model_sizes: tuple[int, ...], model_weights: tuple[np.ndarray, ...],
-                median_map: "MedianMap | None", exact_mean: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+                median_map: "MedianMap | None", exact_mean: bool,
+                store: "StoreHandle | None" = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Tables of the sites (zone, wierde) of one zone, each for its typologies ``t_sels[i]``.
 
     Parameters
@@ -150,6 +208,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         engine GMM combination, fragility, consequence)) to tabulate.
     model_weights
         Branch weights of those five factors (GMM: per engine combination).
+    store
+        Table store and model key (:mod:`hra.integration.tablestore`): the physical death tables
+        are read from it where present and written where missing; ``None``: computed.
     exact_mean
         True: the tree mean is the weighted mean of the per-combination tables over *all*
         combinations (so that, with an enumerated tree, the reported mean is exactly the weighted
@@ -162,28 +223,15 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     """
     zone_arg = None if gmm.zones is None else zone
     t_all = np.unique(np.concatenate([np.asarray(t, dtype=np.int64) for t in t_sels]))
-    phys = gmm.tree.enumerate()
     pnames = [n.name for n in gmm.tree.nodes]
     eng_tree = engine_gmm_tree(gmm, median_map)
     eng = eng_tree.enumerate()
     enames = [n.name for n in eng_tree.nodes]
     n_sites = len(wierdes)
-    death: list[dict[tuple[int, ...], np.ndarray]] = [{} for _ in range(n_sites)]
-    s2s_pos = pnames.index("gmm_s2s") if "gmm_s2s" in pnames else None
-    for g in range(phys.n):
-        key = tuple(int(v) for v in phys.index[g])
-        if key in death[0]:
-            continue
-        branch = {nm: key[j] for j, nm in enumerate(pnames)}
-        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_all)
-        for i, out in enumerate(outs):
-            if isinstance(out, dict):
-                for j, d in out.items():
-                    k2 = list(key)
-                    k2[s2s_pos] = j
-                    death[i][tuple(k2)] = d
-            else:
-                death[i][key] = out
+    if store is None:
+        death = physical_death_tables(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_all)
+    else:
+        death = _stored_death_tables(store, gmm, fragility, zone, zone_arg, wierdes, mag, r_nodes, t_all)
 
     def eng_key(ge: int, k: int | None = None) -> tuple[int, ...]:
         idx = {nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)}
@@ -271,9 +319,11 @@ def model_factors(prep: "Prepared") -> tuple[tuple[int, ...], tuple[np.ndarray, 
     return sizes, weights
 
 
-def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None) -> Tables:
+def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None,
+                 store: "StoreHandle | None" = None) -> Tables:
     """Tables of every site for the selected model combinations (in parallel over zones; the
-    sites of one zone, with and without wierde, share one task and its ground-motion work)."""
+    sites of one zone, with and without wierde, share one task and its ground-motion work).
+    ``store``: read and fill the table store (:func:`hra.integration.tablestore.handle_for`)."""
     row_of, t_lists = table_rows(prep)
     sizes, weights = model_factors(prep)
     exact_mean = bool(sel.realisations.exact) or prep.model_tree.n_combinations <= 20_000
@@ -284,7 +334,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
              prep.distance_nodes_km, [t_lists[i] for i in groups[z]], sel.combo_model, sizes, weights,
-             prep.median_map, exact_mean) for z in order]
+             prep.median_map, exact_mean, store) for z in order]
     if executor is not None and executor.parallel:
         parts = executor.map(_zone_table_task, args, label="tables")
     else:
@@ -488,7 +538,7 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     warm_kernels()
     with Executor(cfg.compute.scheduler, cfg.compute.n_workers, progress) as ex:
         sel = select_realisations(prep)
-        tables = build_tables(prep, sel, ex)
+        tables = build_tables(prep, sel, ex, tablestore.handle_for(prep, tablestore.store_for_config(cfg)))
         t_tab = time.perf_counter()
         static = make_static(prep, tables, sel)
         chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.row_of)
