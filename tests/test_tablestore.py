@@ -394,8 +394,12 @@ def test_v7_preset_bit_identical(tmp_path, spy):
     import pandas as pd
 
     b = pd.read_csv(d / "buildings.csv", keep_default_na=False)
-    pick = pd.concat([b[b["wierde"].astype(str).isin(["1", "True"])].head(2),
-                      b[b["wierde"].astype(str).isin(["0", "False"])].head(3)])
+    wierde = b["wierde"].astype(str).isin(["1", "True"])
+    single = b["s_probability_1"].astype(float) == 1.0  # one typology candidate: a small table stage
+    zone = b.loc[wierde, "zone"].iloc[0]
+    pick = pd.concat([b[wierde & (b["zone"] == zone)].head(1), b[~wierde & single & (b["zone"] == zone)].head(2),
+                      b[~wierde & single & (b["zone"] != zone)].head(1)])
+    assert len(pick) == 4
     pick.to_csv(d / "buildings.csv", index=False)
     cfg = load_config(d / "run.toml").with_updates(
         run={"years": [2025], "realisations": 20},
@@ -413,8 +417,13 @@ def test_v7_preset_bit_identical(tmp_path, spy):
     assert_same(ref, warm)
     [info] = TableStore(store).info()
     prep = engine.prepare(cfg)
-    rows, _ = engine.table_rows(prep)
-    assert info.entries == int((rows >= 0).sum())
+    _, t_lists = engine.table_rows(prep)
+    by_zone: dict[int, list[int]] = {}
+    for i, (z, _) in enumerate(prep.sites):
+        by_zone.setdefault(z, []).append(i)
+    # each site of a zone gets the typologies of the whole zone (computed together anyway)
+    assert info.entries == sum(len(idx) * len(set().union(*(set(t_lists[i]) for i in idx))) for idx in by_zone.values())
+    assert len(by_zone) == 2 and len(prep.sites) == 3
     assert info.description["gmm"]["file_checksums"] == prep.gmm.file_checksums != {}
     assert info.description["gmm"]["config"]["quadrature"] == "fast"
     # the option changes the key
