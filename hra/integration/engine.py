@@ -10,6 +10,9 @@ Steps (design.md §2):
    residuals and site response (Gaussian-mixture quadrature) and fragility, for every model
    combination ``u`` (all nodes except the source-rate branch): ``Q[site*T + t, r, u]``. Also
    the tree-mean table ``Qbar`` (weights of all combinations), which gives the exact mean LPR.
+   The physical death tables before magnitude integration (:func:`physical_death_tables`) are
+   read from and added to the table store (:mod:`hra.integration.tablestore`) unless
+   ``[compute] table_store = false``.
 3. :func:`select_realisations` enumerates the tree or draws Monte-Carlo realisations (from
    ``(seed, node)`` streams) and reduces them to the distinct (source branch, model combination)
    pairs with weights.
@@ -538,8 +541,13 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     warm_kernels()
     with Executor(cfg.compute.scheduler, cfg.compute.n_workers, progress) as ex:
         sel = select_realisations(prep)
-        tables = build_tables(prep, sel, ex, tablestore.handle_for(prep, tablestore.store_for_config(cfg)))
+        handle = tablestore.handle_for(prep, tablestore.store_for_config(cfg))
+        tables = build_tables(prep, sel, ex, handle)
         t_tab = time.perf_counter()
+        if handle is not None:
+            st = handle.store.stats
+            counts = "" if ex.parallel else f": {st.read} entries read, {st.written} written"
+            log.info("table store %s (key %s)%s", handle.store.root, handle.key[:12], counts)
         static = make_static(prep, tables, sel)
         chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.row_of)
         parts = ex.map(run_chunk, chunks, label="buildings", shared={"static": static})
