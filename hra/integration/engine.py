@@ -170,7 +170,9 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
                     death[i][tuple(k2)] = d
             else:
                 death[i][key] = out
-    return death
+    # one canonical order of the branches (sums over them, e.g. the tree mean, then never depend on
+    # whether the tables were computed or read from the table store)
+    return [dict(sorted(d.items())) for d in death]
 
 
 def _stored_death_tables(handle: "StoreHandle", gmm, fragility, zone: int, zone_arg, wierdes: list[bool],
@@ -180,21 +182,34 @@ def _stored_death_tables(handle: "StoreHandle", gmm, fragility, zone: int, zone_
     read, the typologies missing at any site of the zone are computed together (for all its sites,
     as without a store) and the missing entries written."""
     names = [fragility.typologies[int(t)] for t in t_all]
-    found = [[handle.store.read(handle.key, zone, w, nm) for nm in names] for w in wierdes]
-    missing = np.array([any(found[i][j] is None for i in range(len(wierdes))) for j in range(len(names))], bool)
-    if missing.any():
-        t_new = t_all[missing]
-        fresh = physical_death_tables(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_new)
-        for i, w in enumerate(wierdes):
-            for n_new, j in enumerate(np.flatnonzero(missing)):
-                if found[i][j] is None:
-                    found[i][j] = {k: d[n_new] for k, d in fresh[i].items()}
-                    handle.store.write(handle.key, zone, w, names[j], found[i][j])
-    out = []
-    for i in range(len(wierdes)):
-        keys = found[i][0].keys()
-        out.append({k: np.stack([found[i][j][k] for j in range(len(names))]) for k in keys})
-    return out
+    T = len(names)
+    out: list[dict[tuple[int, ...], np.ndarray] | None] = [None] * len(wierdes)
+    have = np.zeros((len(wierdes), T), dtype=bool)
+
+    def put(i: int, j: int, tabs: dict[tuple[int, ...], np.ndarray]) -> None:
+        if out[i] is None:
+            out[i] = {k: np.empty((T,) + d.shape) for k, d in sorted(tabs.items())}
+        for k, d in tabs.items():
+            out[i][k][j] = d
+
+    for i, w in enumerate(wierdes):
+        for j, nm in enumerate(names):
+            tabs = handle.store.read(handle.key, zone, w, nm)
+            if tabs is not None:
+                put(i, j, tabs)
+                have[i, j] = True
+    cols = np.flatnonzero(~have.all(axis=0))
+    if cols.size == 0:
+        return out
+    fresh = physical_death_tables(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_all[cols])
+    for i, w in enumerate(wierdes):
+        for n, j in enumerate(cols):
+            if not have[i, j]:
+                tabs = {k: d[n] for k, d in fresh[i].items()}
+                handle.store.write(handle.key, zone, w, names[j], tabs)
+                if have.any():
+                    put(i, j, tabs)
+    return fresh if not have.any() else out  # nothing read: the tables as computed
 
 
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
