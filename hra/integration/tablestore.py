@@ -365,9 +365,14 @@ class TableStore:
 
     @staticmethod
     def _size(path: Path) -> int:
-        if path.is_file():
-            return path.stat().st_size
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        """Bytes of a file or folder (0 for what another process removes meanwhile)."""
+        total = 0
+        for f in ([path] if path.is_file() else path.rglob("*")):
+            try:
+                total += f.stat().st_size if f.is_file() else 0
+            except FileNotFoundError:
+                pass
+        return total
 
     def info(self) -> list[EntrySet]:
         """One :class:`EntrySet` per model key in the store."""
@@ -393,19 +398,30 @@ class TableStore:
         """
         now = time.time()
         n = freed = 0
+
+        def age(p: Path) -> float:
+            try:
+                return now - p.stat().st_mtime
+            except FileNotFoundError:  # renamed or removed meanwhile by another process
+                return -np.inf
+
         for kd in self._key_dirs():
             for tmp in list(self._temporaries(kd)):
-                if older_than_days is None or now - tmp.stat().st_mtime > TMP_GRACE_S:
+                if older_than_days is None or age(tmp) > TMP_GRACE_S:
                     freed += self._size(tmp)
                     _remove(tmp)
             for e in list(self._entries(kd)):
-                if older_than_days is None or now - e.stat().st_mtime > older_than_days * 86400.0:
-                    freed += self._size(e)
-                    _remove(e)
-                    n += 1
+                if older_than_days is None or age(e) > older_than_days * 86400.0:
+                    size = self._size(e)
+                    if _remove(e):
+                        freed += size
+                        n += 1
             for site in list(kd.iterdir()):
-                if site.is_dir() and not any(site.iterdir()):
-                    site.rmdir()
+                if site.is_dir():
+                    try:
+                        site.rmdir()  # only if empty
+                    except OSError:
+                        pass
             if not any(p.is_dir() for p in kd.iterdir()):
                 _remove(kd)
         return n, freed
@@ -419,18 +435,22 @@ def _compressor():
     return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 
 
-def _remove(path: Path) -> None:
-    """Remove a file or folder; a folder is first renamed to a temporary name, so that a reader
-    never sees a half-removed entry."""
+def _remove(path: Path) -> bool:
+    """Remove a file or folder (``False`` if it was gone already); a folder is first renamed to a
+    temporary name, so that a reader never sees a half-removed entry."""
     if path.is_dir():
         tmp = path.parent / f"{TMP_PREFIX}rm-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             os.rename(path, tmp)
         except OSError:
-            return
+            return False
         shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+        return True
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------
