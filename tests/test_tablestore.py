@@ -383,6 +383,30 @@ def test_demo_model_bit_identical(tmp_path, spy):
     assert_same(ref, warm)
 
 
+@pytest.mark.parametrize("exact_mean", [False, True])
+def test_zone_tables_bit_identical_both_mean_paths(tmp_path, exact_mean):
+    """Demo GMM (12 physical branches): the large-tree path sums the tree mean over the branches,
+    so their order must not depend on whether the tables were read or computed."""
+    cfg = hra.demo_config(n_buildings=15, seed=4, directory=tmp_path / "demo", realisations=30, years=(2025,), workers=1)
+    cfg = cfg.with_updates(ground_motion={"quadrature_points": 4}, compute={"table_store": False})
+    prep = engine.prepare(cfg)
+    sel = engine.select_realisations(prep)
+    _, t_lists = engine.table_rows(prep)
+    sizes, weights = engine.model_factors(prep)
+    zone, wierde = prep.sites[0]
+    t = t_lists[0][:3]
+    args = (prep.gmm, prep.fragility, zone, [wierde], prep.magnitude, prep.distance_nodes_km, [t], sel.combo_model,
+            sizes, weights, prep.median_map, exact_mean)
+    ref = engine.zone_tables(*args)
+    handle = tablestore.StoreHandle(TableStore(tmp_path / "store"), "k")
+    cold = engine.zone_tables(*args, store=handle)
+    warm = engine.zone_tables(*args, store=handle)
+    assert handle.store.stats.written == len(t) and handle.store.stats.read == len(t)
+    for other in (cold, warm):
+        np.testing.assert_array_equal(ref[0][0], other[0][0])
+        np.testing.assert_array_equal(ref[0][1], other[0][1])
+
+
 @pytest.mark.slow
 def test_v7_preset_bit_identical(tmp_path, spy):
     from hra.config import load_config
