@@ -493,8 +493,14 @@ def _build_zone_task(args) -> int:
     from hra.integration.engine import _stored_death_tables
 
     handle, gmm, fragility, zone, zone_arg, wierdes, mag, r_nodes, t_all = args
+    # only the typologies missing at some site of the zone (present entries are not read)
+    missing = [t for t in t_all if not all(
+        handle.store.entry_path(handle.key, zone, w, fragility.typologies[int(t)]).is_dir() for w in wierdes)]
+    if not missing:
+        return 0
     before = handle.store.stats.written
-    _stored_death_tables(handle, gmm, fragility, zone, zone_arg, wierdes, mag, r_nodes, t_all)
+    _stored_death_tables(handle, gmm, fragility, zone, zone_arg, wierdes, mag, r_nodes,
+                         np.asarray(missing, dtype=np.int64))
     return handle.store.stats.written - before
 
 
