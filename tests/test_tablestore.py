@@ -330,6 +330,18 @@ def test_partial_entry_from_a_killed_writer_is_ignored_by_a_run(tmp_path, spy):
     assert not any(store.iterdir())  # entries, temporaries and the emptied key folder are gone
 
 
+def test_unreadable_entry_is_recomputed(tmp_path, spy):
+    store = tmp_path / "store"
+    ref = compute(small_config(tmp_path / "a", store))
+    [info] = TableStore(store).info()
+    shutil.rmtree(store / info.key / "z0-w0" / "RC" / "death")  # damaged by hand, not by a writer
+    n = len(spy)
+    again = compute(small_config(tmp_path / "b", store))
+    assert len(spy) == n + 1
+    assert_same(ref, again)
+    assert TableStore(store).read(info.key, 0, False, "RC") is not None  # replaced by a valid entry
+
+
 # -- configuration ------------------------------------------------------------------------------------
 
 

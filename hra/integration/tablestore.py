@@ -297,7 +297,8 @@ class TableStore:
             if grp.attrs.get("typology") != typology or death.shape[0] != branch.shape[0]:
                 raise ValueError("entry does not match its name")
         except Exception as exc:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
-            log.warning("table store: ignoring unreadable entry %s (%s)", path, exc)
+            log.warning("table store: removing unreadable entry %s (%s); it is computed again", path, exc)
+            _remove(path)
             return None
         try:
             os.utime(path)  # "last used", for clear --older-than
