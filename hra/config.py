@@ -274,6 +274,12 @@ class ComputeSection(_Section):
         "cluster and `executor` is not used (default: none, the local executor).",
     )
     progress: bool | None = Field(None, description="Progress bar (default: when on a terminal).")
+    table_store: Union[Literal[False], Path, None] = Field(
+        None,
+        description="Persistent store of the conditional death tables (a folder, reused and filled by every run; "
+        "relative to the config file), false: no store. Default: $HRA_TABLE_STORE, else the user cache "
+        "directory (platformdirs user_cache_dir('groningen-hra')/tables).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -9,6 +9,7 @@ Commands::
     hra config schema [--format json|markdown]
     hra config check  CONFIG.toml [--read-inputs]
     hra explain RUN.zarr --building ID [--year Y] [--json]
+    hra tables build CONFIG.toml [--all-zones] | info | clear [--store PATH] [--older-than DAYS]
     hra profiles ... / hra plan ...          (mounted from hra.cli.profiles when it is importable)
 
 Exit codes: 0 ok; 2 usage or input error (bad option, invalid config, bad input file, output not
@@ -39,6 +40,7 @@ from hra.cli.inspect import inspect_app
 from hra.cli.models import models_app
 from hra.cli.profiles import plan_command, profiles_app
 from hra.cli.run import demo_command, run_command
+from hra.cli.tables import tables_app
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -79,6 +81,7 @@ app.add_typer(hazard_app, name="hazard")         # hra hazard curves
 app.add_typer(inspect_app, name="inspect")       # hra inspect conditional
 app.command("events")(events_command)            # hra events CONFIG (event-based)
 app.command("explain")(explain_command)          # hra explain RUN --building ID
+app.add_typer(tables_app, name="tables")         # hra tables build|info|clear
 
 
 if __name__ == "__main__":  # python -m hra.cli.main

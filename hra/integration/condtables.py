@@ -57,7 +57,8 @@ def curve_floor(ln_median: np.ndarray, beta: np.ndarray) -> float:
 
 
 def grid_probabilities(mix: GaussianMixture, ln_median: np.ndarray, beta: np.ndarray,
-                       shifts: tuple[float, ...] = (0.0,), max_shift: float | None = None) -> list[np.ndarray]:
+                       shifts: tuple[float, ...] = (0.0,), max_shift: float | None = None,
+                       floor: float | None = None) -> list[np.ndarray]:
     """``E[Phi((ln IM + shift - ln_median_c) / beta_c)]`` per mixture row, for every curve c.
 
     Parameters
@@ -71,6 +72,10 @@ def grid_probabilities(mix: GaussianMixture, ln_median: np.ndarray, beta: np.nda
     max_shift
         Largest shift the grid allows for (default: ``max(shifts)``); fixing it makes the result
         for one shift independent of the other shifts asked for.
+    floor
+        Lowest ln IM of the grid before shifting [ln g] (default: :func:`curve_floor` of the
+        curves given); fixing it (e.g. to the floor of every typology of the model) makes the
+        result for one curve independent of the other curves asked for.
 
     Returns
     -------
@@ -87,7 +92,8 @@ def grid_probabilities(mix: GaussianMixture, ln_median: np.ndarray, beta: np.nda
     cols = np.flatnonzero(np.isfinite(ln_median))
     if cols.size == 0:
         return [o.reshape(lead + (J,)) for o in outs]
-    x_lo = curve_floor(ln_median, beta) - (max(shifts) if max_shift is None else max(max_shift, *shifts))
+    base = curve_floor(ln_median, beta) if floor is None else min(floor, curve_floor(ln_median, beta))
+    x_lo = base - (max(shifts) if max_shift is None else max(max_shift, *shifts))
     top = np.where(w > 0, mean + N_SD * sd, -np.inf)
     rows = np.flatnonzero(top.max(axis=1) >= x_lo)
     if rows.size == 0:
@@ -163,9 +169,11 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
     ln_med = np.log(fragility.median_g[t_sel]).reshape(-1)
     beta = fragility.beta[t_sel].reshape(-1)
     shifts_im = tuple(gmm.wierde_shift(fragility.imt) if wd else 0.0 for wd in wierde)
-    # the grids never depend on which wierde variants are asked for (bit-identical tables for a
-    # site whatever other sites its zone has): the floor always allows for the wierde shift
-    floor = curve_floor(ln_med, beta) - max(0.0, gmm.wierde_shift(fragility.imt))
+    # the grids never depend on which wierde variants or typologies are asked for (bit-identical
+    # tables for a site and typology whatever else its task computes; the table store relies on
+    # it): the floor is that of every typology of the model and allows for the wierde shift
+    floor_all = curve_floor(np.log(fragility.median_g).reshape(-1), fragility.beta.reshape(-1))
+    floor = floor_all - max(0.0, gmm.wierde_shift(fragility.imt))
     r_grid = rrup_grid(gmm, r_hyp)
     mixes = gmm.ln_im_mixtures_rrup(fragility.imt, mag_nodes, r_grid, zone, branch, ln_im_floor=floor)
     direct_mixes = None
@@ -175,15 +183,19 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
         ln_dmed = np.where(dmed > 0, np.log(np.where(dmed > 0, dmed, 1.0)), -np.inf)
         dbeta = fragility.direct_beta[t_sel].reshape(-1)
         shifts_d = tuple(gmm.wierde_shift(fragility.direct_imt) if wd else 0.0 for wd in wierde)
-        dfloor = curve_floor(ln_dmed, dbeta)
-        if np.isfinite(dfloor):
+        dmed_all = fragility.direct_median_g.reshape(-1)
+        dfloor = curve_floor(np.where(dmed_all > 0, np.log(np.where(dmed_all > 0, dmed_all, 1.0)), -np.inf),
+                             fragility.direct_beta.reshape(-1))
+        if np.isfinite(dfloor) and np.isfinite(curve_floor(ln_dmed, dbeta)):
             direct_mixes = gmm.ln_im_mixtures_rrup(fragility.direct_imt, mag_nodes, r_grid, zone, branch,
                                                    ln_im_floor=dfloor - max(0.0, gmm.wierde_shift(fragility.direct_imt)))
     out: dict[int, list[np.ndarray]] = {}
     for j, mix in mixes.items():
-        p_grid = grid_probabilities(mix, ln_med, beta, shifts_im, max(0.0, gmm.wierde_shift(fragility.imt)))
+        p_grid = grid_probabilities(mix, ln_med, beta, shifts_im, max(0.0, gmm.wierde_shift(fragility.imt)),
+                                    floor_all)
         d_grid = (grid_probabilities(direct_mixes[j], ln_dmed, dbeta, shifts_d,
-                                     max(0.0, gmm.wierde_shift(fragility.direct_imt))) if direct_mixes is not None
+                                     max(0.0, gmm.wierde_shift(fragility.direct_imt)), dfloor)
+                  if direct_mixes is not None
                   else [None] * len(shifts_im))
         tables = []
         for pg, dg in zip(p_grid, d_grid):

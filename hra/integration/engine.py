@@ -10,6 +10,9 @@ Steps (docs/architecture.md §2):
    residuals and site response (Gaussian-mixture quadrature) and fragility, for every model
    combination ``u`` (all nodes except the source-rate branch): ``Q[site*T + t, r, u]``. Also
    the tree-mean table ``Qbar`` (weights of all combinations), which gives the exact mean LPR.
+   The physical death tables before magnitude integration (:func:`physical_death_tables`) are
+   read from and added to the table store (:mod:`hra.integration.tablestore`) unless
+   ``[compute] table_store = false``.
 3. :func:`select_realisations` enumerates the tree or draws Monte-Carlo realisations (from
    ``(seed, node)`` streams) and reduces them to the distinct (source branch, model combination)
    pairs with weights.
@@ -38,7 +41,8 @@ from hra.core.logictree import PURPOSE_TYPOLOGY, Realisations
 from hra.core.random import seed_key
 from hra.gmm.base import GroundMotionModel
 from hra.inputs.source import MagnitudeBins
-from hra.integration import condtables, kernels
+from hra.integration import condtables, kernels, tablestore
+from hra.integration.tablestore import StoreHandle
 
 log = logging.getLogger("hra")
 
@@ -124,10 +128,49 @@ def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t
     return [_phys_death(gmm, fragility, zone_arg, w, branch, mag, r_nodes, t_sel) for w in wierdes]
 
 
+def _stored_death_tables(handle: "StoreHandle", gmm, fragility, zone: int, zone_arg, wierdes: list[bool],
+                         mag: MagnitudeBins, r_nodes: np.ndarray,
+                         t_all: np.ndarray) -> list[dict[tuple[int, ...], np.ndarray]]:
+    """:func:`physical_death_tables` through the table store (``zone_arg`` is not used: the zone id
+    given to the model follows from ``gmm.zones``): entries (site, typology) found are
+    read, the typologies missing at any site of the zone are computed together (for all its sites,
+    as without a store) and the missing entries written."""
+    names = [fragility.typologies[int(t)] for t in t_all]
+    T = len(names)
+    out: list[dict[tuple[int, ...], np.ndarray] | None] = [None] * len(wierdes)
+    have = np.zeros((len(wierdes), T), dtype=bool)
+
+    def put(i: int, j: int, tabs: dict[tuple[int, ...], np.ndarray]) -> None:
+        if out[i] is None:
+            out[i] = {k: np.empty((T,) + d.shape) for k, d in sorted(tabs.items())}
+        for k, d in tabs.items():
+            out[i][k][j] = d
+
+    for i, w in enumerate(wierdes):
+        for j, nm in enumerate(names):
+            tabs = handle.store.read(handle.key, zone, w, nm)
+            if tabs is not None:
+                put(i, j, tabs)
+                have[i, j] = True
+    cols = np.flatnonzero(~have.all(axis=0))
+    if cols.size == 0:
+        return out
+    fresh = physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all[cols])
+    for i, w in enumerate(wierdes):
+        for n, j in enumerate(cols):
+            if not have[i, j]:
+                tabs = {k: d[n] for k, d in fresh[i].items()}
+                handle.store.write(handle.key, zone, w, names[j], tabs)
+                if have.any():
+                    put(i, j, tabs)
+    return fresh if not have.any() else out  # nothing read: the tables as computed
+
+
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                 mag: MagnitudeBins, r_nodes: np.ndarray, t_sels: list[np.ndarray], needed: np.ndarray,
                 model_sizes: tuple[int, ...], model_weights: tuple[np.ndarray, ...],
-                median_map: "MedianMap | None", exact_mean: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+                median_map: "MedianMap | None", exact_mean: bool,
+                store: "StoreHandle | None" = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Tables of the sites (zone, wierde) of one zone, each for its typologies ``t_sels[i]``.
 
     Parameters
@@ -137,6 +180,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         engine GMM combination, fragility, consequence)) to tabulate.
     model_weights
         Branch weights of those five factors (GMM: per engine combination).
+    store
+        Table store and model key (:mod:`hra.integration.tablestore`): the physical death tables
+        are read from it where present and written where missing; ``None``: computed.
     exact_mean
         True: the tree mean is the weighted mean of the per-combination tables over *all*
         combinations (so that, with an enumerated tree, the reported mean is exactly the weighted
@@ -148,8 +194,11 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     One ``(q, qbar)`` per site: q (t, r, len(needed)) and qbar (t, r).
     """
     t_all = np.unique(np.concatenate([np.asarray(t, dtype=np.int64) for t in t_sels]))
-    ed = EngineDeath(gmm, median_map, physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all),
-                     mag.nodes.size)
+    if store is None:
+        death = physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all)
+    else:
+        death = _stored_death_tables(store, gmm, fragility, zone, None, wierdes, mag, r_nodes, t_all)
+    ed = EngineDeath(gmm, median_map, death, mag.nodes.size)
     eng_death, tree_mean_death = ed.death, ed.tree_mean
     n_sites = len(wierdes)
     nb, nx, G, F, C = model_sizes
@@ -206,7 +255,9 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
                     death[i][tuple(k2)] = d
             else:
                 death[i][key] = out
-    return death
+    # one canonical order of the branches (sums over them, e.g. the tree mean, then never depend on
+    # whether the tables were computed or read from the table store)
+    return [dict(sorted(d.items())) for d in death]
 
 
 class EngineDeath:
@@ -295,9 +346,11 @@ def model_factors(prep: "Prepared") -> tuple[tuple[int, ...], tuple[np.ndarray, 
     return sizes, weights
 
 
-def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None) -> Tables:
+def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None,
+                 store: "StoreHandle | None" = None) -> Tables:
     """Tables of every site for the selected model combinations (in parallel over zones; the
-    sites of one zone, with and without wierde, share one task and its ground-motion work)."""
+    sites of one zone, with and without wierde, share one task and its ground-motion work).
+    ``store``: read and fill the table store (:func:`hra.integration.tablestore.handle_for`)."""
     row_of, t_lists = table_rows(prep)
     sizes, weights = model_factors(prep)
     exact_mean = bool(sel.realisations.exact) or prep.model_tree.n_combinations <= 20_000
@@ -308,7 +361,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
              prep.distance_nodes_km, [t_lists[i] for i in groups[z]], sel.combo_model, sizes, weights,
-             prep.median_map, exact_mean) for z in order]
+             prep.median_map, exact_mean, store) for z in order]
     if executor is not None and executor.parallel:
         parts = executor.map(_zone_table_task, args, label="tables")
     else:
@@ -512,8 +565,13 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     warm_kernels()
     with Executor.from_config(cfg.compute, progress) as ex:
         sel = select_realisations(prep)
-        tables = build_tables(prep, sel, ex)
+        handle = tablestore.handle_for(prep, tablestore.store_for_config(cfg))
+        tables = build_tables(prep, sel, ex, handle)
         t_tab = time.perf_counter()
+        if handle is not None:
+            st = handle.store.stats
+            counts = "" if ex.parallel else f": {st.read} entries read, {st.written} written"
+            log.info("table store %s (key %s)%s", handle.store.root, handle.key[:12], counts)
         static = make_static(prep, tables, sel)
         chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.row_of)
         parts = ex.map(run_chunk, chunks, label="buildings", shared={"static": static})

@@ -1,0 +1,565 @@
+"""Persistent store of the physical death tables (computed once, reused by every later run).
+
+What is stored
+--------------
+The tables that :func:`hra.integration.engine.zone_tables` collects *before* magnitude
+integration: for one site (site-response zone, wierde flag), one typology and every physical
+GMM branch ``g``, the expected probability of death per event ``death[g, f, c, m, r]`` over
+(fragility branch, consequence branch, magnitude node, hypocentral-distance node). They depend
+on the ground-motion model, the fragility/consequence model and the two node grids, not on the
+source model (rates, b-values, forecast), the buildings or the logic-tree sampling, so the
+annual update reuses them.
+
+Layout
+------
+::
+
+    <root>/<model key>/model.json                 what the key stands for (models, options, grids)
+    <root>/<model key>/z<zone>-w<0|1>/<typology>  one entry: a zarr group with the arrays
+                                                  ``death`` (g, f, c, m, r) float64 and
+                                                  ``branch`` (g, n_gmm_nodes) int64
+
+``<model key>`` is the SHA-256 (first 32 hex digits) of a canonical JSON of :func:`model_description`:
+the table-format version :data:`TABLE_FORMAT_VERSION` and the package version, the GMM class,
+its options and the SHA-256 of every GMM table read (``gmm.file_checksums``), the fragility model,
+its file checksums, ``presence_inside``, the consequence factors and a digest of every fragility
+value, and the magnitude and distance node grids (digests of their float64 bytes). A changed table
+or option changes the key, so a stale entry is never read.
+
+Atomicity and concurrency
+-------------------------
+An entry is written into a temporary folder beside it (``.tmp-<name>-<pid>-<random>``) and
+renamed into place with :func:`os.rename`, atomic on a POSIX file system: a reader sees either
+no entry or a complete one. When two runs write the same entry at once, the second rename fails
+(the target exists and is not empty); that writer drops its temporary copy and both succeed with
+one valid entry. A killed writer leaves only a temporary folder, which readers ignore and
+:meth:`TableStore.clear` removes. The store is a cache: a failure to write it is logged and the
+run continues.
+
+The default location is ``$HRA_TABLE_STORE`` if set (``false``/``off``/``0``: no store), else
+``platformdirs.user_cache_dir("groningen-hra")/tables``; ``[compute] table_store`` overrides both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+log = logging.getLogger("hra")
+
+#: Version of the stored tables' layout *and* of the code that computes them. Bump it whenever a
+#: change of the engine changes table values (it is part of every key).
+TABLE_FORMAT_VERSION = 1
+#: Environment variable with the default store folder (``false``, ``off``, ``no`` or ``0``: no store).
+ENV_VAR = "HRA_TABLE_STORE"
+#: Name prefix of the temporary folders of writers.
+TMP_PREFIX = ".tmp-"
+#: Temporary folders younger than this are left alone by :meth:`TableStore.clear` with
+#: ``older_than_days`` (a writer may still be busy with them). [s]
+TMP_GRACE_S = 3600.0
+_OFF = {"false", "off", "no", "0"}
+
+
+# ------------------------------------------------------------------------------------------
+# location
+# ------------------------------------------------------------------------------------------
+
+
+def default_store_path() -> Path | None:
+    """``$HRA_TABLE_STORE`` (``None`` if it says off), else the user cache dir's ``tables`` folder."""
+    env = os.environ.get(ENV_VAR)
+    if env is not None and env.strip():
+        if env.strip().lower() in _OFF:
+            return None
+        return Path(os.path.expanduser(env.strip()))
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("groningen-hra")) / "tables"
+
+
+def store_for_config(cfg) -> "TableStore | None":
+    """The store of ``[compute] table_store`` (``false``: ``None``; unset: :func:`default_store_path`)."""
+    setting = cfg.compute.table_store
+    if setting is False:
+        return None
+    root = cfg.resolve(setting) if setting is not None else default_store_path()
+    return None if root is None else TableStore(root)
+
+
+# ------------------------------------------------------------------------------------------
+# keys
+# ------------------------------------------------------------------------------------------
+
+
+def _digest_arrays(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able form of an option value (paths as strings, tuples as lists)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+#: ``[ground_motion]`` keys that do not change a table value (where the tables are, checks, the
+#: zone geometry that assigns sites, the engine's treatment of w(M) after the tables).
+_GM_KEYS_NOT_IN_KEY = {"model_dir", "verify", "zones", "zone_field", "median_weights"}
+
+
+def gmm_options(gmm) -> dict[str, Any]:
+    """Public scalar attributes of a GMM object (its effective options, whatever the config said)."""
+    out = {}
+    for k, v in sorted(vars(gmm).items()):
+        if k.startswith("_"):
+            continue
+        if isinstance(v, (str, int, float, bool, type(None))) or (
+                isinstance(v, tuple) and all(isinstance(x, (str, int, float, bool)) for x in v)):
+            out[k] = _plain(v)
+    return out
+
+
+def model_description(gmm, fragility, mag_nodes: np.ndarray, r_nodes_km: np.ndarray, cfg=None,
+                      files: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything the physical death tables depend on (besides site and typology), as plain JSON.
+
+    Parameters
+    ----------
+    gmm, fragility
+        The ground-motion model and :class:`fragility.lognormal.FragilityModel` of the run.
+    mag_nodes
+        Magnitude nodes of the tables. [magnitude]
+    r_nodes_km
+        Hypocentral-distance nodes of the tables. [km]
+    cfg
+        The run's config (adds the ``[ground_motion]`` and ``[fragility]`` options).
+    files
+        name -> sha256 of the input files (``Prepared.files``); the ``fcm:`` and ``fragility:``
+        entries are used.
+    """
+    from hra.outputs import package_version
+
+    gm_cfg: dict[str, Any] = {}
+    fr_cfg: dict[str, Any] = {}
+    if cfg is not None:
+        gm_cfg = {k: _plain(v) for k, v in cfg.ground_motion.model_dump().items() if k not in _GM_KEYS_NOT_IN_KEY}
+        fr = cfg.fragility
+        fr_cfg = {"model": fr.model, "curves": None if fr.curves is None else Path(fr.curves).name,
+                  "presence_inside": fr.presence_inside, "consequence_factors": [c.factor for c in fr.consequence]}
+    fr_files = {k: v for k, v in sorted((files or {}).items()) if k.startswith(("fcm:", "fragility:"))}
+    mag_nodes = np.asarray(mag_nodes, dtype=np.float64)
+    r_nodes_km = np.asarray(r_nodes_km, dtype=np.float64)
+    return {
+        "table_format_version": TABLE_FORMAT_VERSION,
+        "package_version": package_version(),
+        "gmm": {
+            "class": f"{type(gmm).__module__}.{type(gmm).__qualname__}",
+            "config": gm_cfg,
+            "options": gmm_options(gmm),
+            "imt": fragility.imt,
+            "direct_imt": fragility.direct_imt,
+            "file_checksums": dict(sorted(getattr(gmm, "file_checksums", {}).items())),
+            "tree": [[n.name, list(n.labels)] for n in gmm.tree.nodes],
+        },
+        "fragility": {
+            "name": fragility.name,
+            "config": fr_cfg,
+            "presence_inside": float(fragility.presence_inside),
+            "file_checksums": fr_files,
+            "values_sha256": _digest_arrays(fragility.median_g, fragility.beta, fragility.p_death_inside,
+                                            fragility.p_death_outside, fragility.direct_median_g,
+                                            fragility.direct_beta, [fragility.presence_inside]),
+            "typologies": len(fragility.typologies),
+        },
+        "grids": {
+            "magnitude_nodes": [int(mag_nodes.size), float(mag_nodes.min()), float(mag_nodes.max()),
+                                _digest_arrays(mag_nodes)],
+            "distance_nodes_km": [int(r_nodes_km.size), float(r_nodes_km.min()), float(r_nodes_km.max()),
+                                  _digest_arrays(r_nodes_km)],
+        },
+    }
+
+
+def model_key(description: dict[str, Any]) -> str:
+    """SHA-256 (32 hex digits) of the canonical JSON of a :func:`model_description`."""
+    text = json.dumps(description, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def safe_name(name: str) -> str:
+    """A file-name form of a typology name (plus a short hash where characters were replaced)."""
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    if clean != name or clean.startswith("."):
+        clean = f"{clean.lstrip('.')}~{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return clean
+
+
+def site_name(zone: int, wierde: bool) -> str:
+    return f"z{int(zone)}-w{int(bool(wierde))}"
+
+
+# ------------------------------------------------------------------------------------------
+# the store
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EntrySet:
+    """One model key of a store: what it stands for, its entries and their size."""
+
+    key: str
+    description: dict[str, Any]
+    entries: int
+    bytes: int
+    last_used: float  # POSIX time of the most recently used entry [s]
+    temporary: int  # leftover temporary folders
+
+
+@dataclass
+class StoreStats:
+    """Counters of one process (the engine logs them): entries read, written, and lost races."""
+
+    read: int = 0
+    written: int = 0
+    raced: int = 0
+
+
+@dataclass(frozen=True)
+class TableStore:
+    """A folder of death tables; see the module docstring for layout, keys and atomicity."""
+
+    root: Path
+    stats: StoreStats = field(default_factory=StoreStats, compare=False, hash=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def entry_path(self, key: str, zone: int, wierde: bool, typology: str) -> Path:
+        return self.root / key / site_name(zone, wierde) / safe_name(typology)
+
+    # -- model metadata --------------------------------------------------------------------------
+
+    def register(self, key: str, description: dict[str, Any]) -> None:
+        """Write ``<key>/model.json`` (once, atomically) so that ``hra tables info`` can say what the key is."""
+        path = self.root / key / "model.json"
+        if path.is_file():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f"{TMP_PREFIX}model.json-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            tmp.write_text(json.dumps({"key": key, "created": time.time(), **description}, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("table store %s: cannot write %s (%s); continuing without it", self.root, path, exc)
+
+    # -- entries -------------------------------------------------------------------------------
+
+    def read(self, key: str, zone: int, wierde: bool, typology: str) -> dict[tuple[int, ...], np.ndarray] | None:
+        """Tables of one entry (physical GMM branch -> (f, c, m, r)), or ``None`` if absent or unreadable."""
+        import zarr
+
+        path = self.entry_path(key, zone, wierde, typology)
+        if not path.is_dir():
+            return None
+        try:
+            grp = zarr.open_group(str(path), mode="r")
+            death = np.asarray(grp["death"][...], dtype=np.float64)
+            branch = np.asarray(grp["branch"][...], dtype=np.int64)
+            if grp.attrs.get("typology") != typology or death.shape[0] != branch.shape[0]:
+                raise ValueError("entry does not match its name")
+        except Exception as exc:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
+            log.warning("table store: removing unreadable entry %s (%s); it is computed again", path, exc)
+            _remove(path)
+            return None
+        try:
+            os.utime(path)  # "last used", for clear --older-than
+        except OSError:
+            pass
+        self.stats.read += 1
+        return {tuple(int(v) for v in b): death[i] for i, b in enumerate(branch)}
+
+    def write(self, key: str, zone: int, wierde: bool, typology: str,
+              tables: dict[tuple[int, ...], np.ndarray]) -> bool:
+        """Write one entry atomically (temporary folder, then rename); ``False`` if another writer won
+        the race or the store is not writable (then the run continues without storing)."""
+        import zarr
+
+        path = self.entry_path(key, zone, wierde, typology)
+        if path.is_dir():
+            return False
+        keys = sorted(tables)
+        death = np.stack([np.asarray(tables[k], dtype=np.float64) for k in keys])
+        branch = np.asarray(keys, dtype=np.int64).reshape(len(keys), -1)
+        tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            grp = zarr.open_group(str(tmp), mode="w")
+            grp.attrs.update({"typology": typology, "zone": int(zone), "wierde": bool(wierde), "key": key,
+                              "dims": ["gmm_branch", "fragility", "consequence", "magnitude", "distance"],
+                              "table_format_version": TABLE_FORMAT_VERSION, "created": time.time()})
+            grp.create_array("death", data=death, chunks=death.shape, compressors=_compressor())
+            grp.create_array("branch", data=branch, chunks=branch.shape)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.warning("table store %s: cannot write %s (%s); continuing without it", self.root, path, exc)
+            return False
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another writer was first (target exists, not empty): keep its entry
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.stats.raced += 1
+            return False
+        self.stats.written += 1
+        return True
+
+    # -- listing and cleaning -------------------------------------------------------------------
+
+    def _key_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(TMP_PREFIX))
+
+    @staticmethod
+    def _entries(key_dir: Path) -> Iterable[Path]:
+        for site in sorted(key_dir.iterdir()):
+            if site.is_dir() and not site.name.startswith(TMP_PREFIX):
+                for e in sorted(site.iterdir()):
+                    if e.is_dir() and not e.name.startswith(TMP_PREFIX):
+                        yield e
+
+    @staticmethod
+    def _temporaries(key_dir: Path) -> Iterable[Path]:
+        for p in key_dir.iterdir():
+            if p.name.startswith(TMP_PREFIX):
+                yield p
+            elif p.is_dir():
+                yield from (q for q in p.iterdir() if q.name.startswith(TMP_PREFIX))
+
+    @staticmethod
+    def _size(path: Path) -> int:
+        """Bytes of a file or folder (0 for what another process removes meanwhile)."""
+        total = 0
+        for f in ([path] if path.is_file() else path.rglob("*")):
+            try:
+                total += f.stat().st_size if f.is_file() else 0
+            except FileNotFoundError:
+                pass
+        return total
+
+    def info(self) -> list[EntrySet]:
+        """One :class:`EntrySet` per model key in the store."""
+        out = []
+        for kd in self._key_dirs():
+            try:
+                desc = json.loads((kd / "model.json").read_text())
+            except (OSError, ValueError):
+                desc = {}
+            entries = list(self._entries(kd))
+            size = sum(self._size(e) for e in entries)
+            last = max((e.stat().st_mtime for e in entries), default=0.0)
+            out.append(EntrySet(kd.name, desc, len(entries), size, last, sum(1 for _ in self._temporaries(kd))))
+        return out
+
+    def clear(self, older_than_days: float | None = None) -> tuple[int, int]:
+        """Remove entries (all, or those not used for ``older_than_days``) and leftover temporary
+        folders (all with a full clear, else those older than :data:`TMP_GRACE_S`).
+
+        Returns
+        -------
+        (entries removed, bytes freed)
+        """
+        now = time.time()
+        n = freed = 0
+
+        def age(p: Path) -> float:
+            try:
+                return now - p.stat().st_mtime
+            except FileNotFoundError:  # renamed or removed meanwhile by another process
+                return -np.inf
+
+        for kd in self._key_dirs():
+            for tmp in list(self._temporaries(kd)):
+                if older_than_days is None or age(tmp) > TMP_GRACE_S:
+                    freed += self._size(tmp)
+                    _remove(tmp)
+            for e in list(self._entries(kd)):
+                if older_than_days is None or age(e) > older_than_days * 86400.0:
+                    size = self._size(e)
+                    if _remove(e):
+                        freed += size
+                        n += 1
+            for site in list(kd.iterdir()):
+                if site.is_dir():
+                    try:
+                        site.rmdir()  # only if empty
+                    except OSError:
+                        pass
+            if not any(p.is_dir() for p in kd.iterdir()):
+                _remove(kd)
+        return n, freed
+
+
+def _compressor():
+    """Blosc zstd with byte shuffle: lossless, ~10 % smaller and faster to read than plain zstd on
+    these float64 tables."""
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+
+
+def _remove(path: Path) -> bool:
+    """Remove a file or folder (``False`` if it was gone already); a folder is first renamed to a
+    temporary name, so that a reader never sees a half-removed entry."""
+    if path.is_dir():
+        tmp = path.parent / f"{TMP_PREFIX}rm-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(path, tmp)
+        except OSError:
+            return False
+        shutil.rmtree(tmp, ignore_errors=True)
+        return True
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------
+# what the engine passes to its table tasks
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreHandle:
+    """A store and the model key of one run (picklable: sent to the table tasks)."""
+
+    store: TableStore
+    key: str
+
+
+def handle_for(prep, store: TableStore | None) -> StoreHandle | None:
+    """Register the run's model key in ``store`` and return the handle the table tasks use."""
+    if store is None:
+        return None
+    desc = model_description(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km, prep.cfg,
+                             prep.files)
+    key = model_key(desc)
+    store.register(key, desc)
+    return StoreHandle(store, key)
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build` did."""
+
+    store: Path
+    key: str
+    sites: int
+    entries: int  # (site, typology) entries the config needs
+    computed: int  # of which computed now (the others were in the store)
+    seconds: float
+
+
+def _build_zone_task(args) -> int:
+    from hra.integration.engine import _stored_death_tables
+
+    handle, gmm, fragility, zone, zone_arg, wierdes, mag, r_nodes, t_all = args
+    # only the typologies missing at some site of the zone (present entries are not read)
+    missing = [t for t in t_all if not all(
+        handle.store.entry_path(handle.key, zone, w, fragility.typologies[int(t)]).is_dir() for w in wierdes)]
+    if not missing:
+        return 0
+    before = handle.store.stats.written
+    _stored_death_tables(handle, gmm, fragility, zone, zone_arg, wierdes, mag, r_nodes,
+                         np.asarray(missing, dtype=np.int64))
+    return handle.store.stats.written - before
+
+
+def build(cfg, all_zones: bool = False, store: TableStore | None = None, progress: bool = False) -> BuildReport:
+    """Fill the table store for a config.
+
+    Parameters
+    ----------
+    cfg
+        The run's :class:`hra.config.Config`.
+    all_zones
+        False: the (site, typology) pairs of the config's buildings. True: every site-response
+        zone of the ground-motion model (with and without wierde where the model has a wierde
+        term) x every typology of the fragility model (reads no exposure).
+    store
+        Default: :func:`store_for_config` (an error if the config says ``table_store = false``).
+    progress
+        Progress bar over zones.
+    """
+    from hra import chain
+    from hra.core.executor import Executor
+
+    t0 = time.perf_counter()
+    store = store or store_for_config(cfg)
+    if store is None:
+        raise ValueError("no table store: [compute] table_store = false (or $HRA_TABLE_STORE is off); "
+                         "set a folder there or pass --store PATH")
+    if all_zones:
+        sm = chain.prepare_source(cfg)
+        gmm = chain.make_gmm(cfg)
+        fragility, ffiles = chain.make_fragility(cfg, gmm.imts[0])
+        mag, r_nodes = sm.magnitude, sm.distance_nodes_km
+        files = {**sm.files, **ffiles}
+        zones = [0] if gmm.zones is None else [int(z) for z in gmm.zones]
+        wierdes = [False, True] if getattr(gmm, "uses_wierde", False) else [False]
+        t_all = np.arange(len(fragility.typologies))
+        groups = [(z, wierdes, t_all) for z in zones]
+    else:
+        from hra.integration.engine import table_rows
+
+        prep = chain.prepare(cfg)
+        gmm, fragility, mag, r_nodes, files = prep.gmm, prep.fragility, prep.magnitude, prep.distance_nodes_km, prep.files
+        _, t_lists = table_rows(prep)
+        by_zone: dict[int, list[int]] = {}
+        for i, (zone, _) in enumerate(prep.sites):
+            by_zone.setdefault(int(zone), []).append(i)
+        groups = []
+        for z, idx in by_zone.items():
+            t_all = np.unique(np.concatenate([np.asarray(t_lists[i], dtype=np.int64) for i in idx]))
+            groups.append((z, [bool(prep.sites[i][1]) for i in idx], t_all))
+    desc = model_description(gmm, fragility, mag.nodes, r_nodes, cfg, files)
+    key = model_key(desc)
+    store.register(key, desc)
+    handle = StoreHandle(store, key)
+    args = [(handle, gmm, fragility, z, None if gmm.zones is None else z, w, mag, r_nodes, t)
+            for z, w, t in groups if len(t)]
+    with Executor(cfg.compute.scheduler, cfg.compute.n_workers, progress) as ex:
+        written = ex.map(_build_zone_task, args, label="tables")
+    n_entries = sum(len(w) * len(t) for _, w, t in groups)
+    n_sites = sum(len(w) for _, w, _ in groups)
+    return BuildReport(store.root, key, n_sites, n_entries, int(sum(written)), time.perf_counter() - t0)

@@ -1,0 +1,529 @@
+"""The persistent table store (issue 11 item 2): hra.integration.tablestore and `hra tables`.
+
+References: a run without the store (``[compute] table_store = false``) is the reference of every
+run with it (cold and warm must be bit-identical); table computations are counted with a spy on
+:func:`hra.integration.engine.physical_death_tables` (no timing); invalidation is checked on the
+keys and on the tables recomputed from a modified copy of the public model tables.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hra
+from hra.integration import engine, tablestore
+from hra.integration.engine import compute
+from hra.integration.tablestore import TMP_PREFIX, TableStore
+from tests.helpers import PARAMETRIC, make_config
+
+CELL = (250_000.0, 590_000.0)
+CURVES = {"URM": ((0.15, 0.3, 0.6), 0.5, (0.01, 0.1, 0.3)), "RC": ((0.4, 0.7, 1.0), 0.5, (0.01, 0.08, 0.2)),
+          "TIM": ((0.5, 0.9, 1.4), 0.6, (0.005, 0.05, 0.1))}
+BUILDINGS = [
+    dict(id=f"B{i:03d}", x=CELL[0] + 1500.0 * (i % 5), y=CELL[1] + 1200.0 * (i // 5),
+         system_1="URM", s_probability_1=(1.0 if i % 3 else 0.6), system_2=("" if i % 3 else "RC"),
+         s_probability_2=(0.0 if i % 3 else 0.4))
+    for i in range(12)
+]
+
+
+def small_config(tmp: Path, store, buildings=BUILDINGS, gm=None, run=None, **kw):
+    """A parametric case with a b-value x Mmax x fragility x consequence tree (enumerated)."""
+    return make_config(
+        tmp, cells=[(CELL[0] + 2000 * i, CELL[1] + 1000 * j, 0.05 * (1 + i + j)) for i in range(3) for j in range(2)],
+        curves=CURVES, buildings=buildings, m_max=((4.5, 0.6), (5.5, 0.4)), gm=gm,
+        b_value=[{"value": 0.9, "weight": 0.5}, {"value": 1.1, "weight": 0.5}],
+        frag_branches=[("lower", 0.2, 0.7), ("central", 0.6, 1.0), ("upper", 0.2, 1.4)],
+        fragility={"consequence": [{"factor": 0.8, "weight": 0.5}, {"factor": 1.2, "weight": 0.5}]},
+        run={"keep_realisations": True, **(run or {})},
+        compute={"table_store": store if store is False else str(store)}, **kw)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Counts the physical table computations (calls and typologies) of the engine."""
+    calls: list[np.ndarray] = []
+    real = engine.physical_death_tables
+
+    def counting(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel):
+        calls.append(np.asarray(t_sel).copy())
+        return real(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel)
+
+    monkeypatch.setattr(engine, "physical_death_tables", counting)
+    return calls
+
+
+def assert_same(a, b):
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.quantiles, b.quantiles)
+    if a.realisations is not None:
+        np.testing.assert_array_equal(a.realisations, b.realisations)
+
+
+# -- reuse and bit-identity ----------------------------------------------------------------------
+
+
+def test_parametric_bit_identical_and_reused(tmp_path, spy):
+    store = tmp_path / "store"
+    ref = compute(small_config(tmp_path / "a", False))
+    assert not store.exists()
+    n_ref = len(spy)
+    assert n_ref > 0
+    cold = compute(small_config(tmp_path / "b", store))
+    assert len(spy) == 2 * n_ref  # computed again (empty store) ...
+    warm = compute(small_config(tmp_path / "c", store))
+    assert len(spy) == 2 * n_ref  # ... and not at all once stored
+    assert_same(ref, cold)
+    assert_same(ref, warm)
+    [entry_set] = TableStore(store).info()
+    assert entry_set.entries == 2  # one site (zone-free model) x the typologies present (URM, RC)
+    assert entry_set.temporary == 0
+    assert entry_set.description["gmm"]["config"]["c0"] == PARAMETRIC["c0"]
+
+
+def test_options_that_do_not_change_tables_reuse_them(tmp_path, spy):
+    """Seed, realisations, quantiles, chunking, rates, b-value weights: same key, nothing recomputed."""
+    store = tmp_path / "store"
+    compute(small_config(tmp_path / "a", store))
+    n = len(spy)
+    cfg = small_config(tmp_path / "b", store, realisations=50,
+                       run={"seed": 3, "quantiles": [0.1, 0.9]}).with_updates(compute={"chunk_buildings": 5})
+    compute(cfg)
+    assert len(spy) == n
+    assert len(TableStore(store).info()) == 1
+
+
+def test_new_typologies_computes_only_what_is_missing(tmp_path, spy):
+    store = tmp_path / "store"
+    urm_only = [dict(b, system_1="URM", s_probability_1=1.0, system_2="", s_probability_2=0.0) for b in BUILDINGS]
+    cfg_a = small_config(tmp_path / "a", store, buildings=urm_only)
+    typ = engine.prepare(cfg_a).fragility.typologies
+    compute(cfg_a)
+    assert [[typ[i] for i in t] for t in spy] == [["URM"]]
+    spy.clear()
+    more = BUILDINGS + [dict(id="T1", x=CELL[0], y=CELL[1], system_1="TIM", s_probability_1=1.0, system_2="",
+                             s_probability_2=0.0)]
+    with_store = compute(small_config(tmp_path / "b", store, buildings=more))
+    assert [[typ[i] for i in t] for t in spy] == [["RC", "TIM"]]  # URM came from the store
+    without = compute(small_config(tmp_path / "c", False, buildings=more))
+    # the same numbers; only the grouping of the typologies in one BLAS product differs
+    np.testing.assert_allclose(with_store.mean, without.mean, rtol=1e-12)
+    np.testing.assert_allclose(with_store.realisations, without.realisations, rtol=1e-12, atol=0)
+    assert TableStore(store).info()[0].entries == 3
+
+
+# -- invalidation ----------------------------------------------------------------------------------
+
+
+def _key(cfg):
+    prep = engine.prepare(cfg)
+    return tablestore.model_key(tablestore.model_description(
+        prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km, cfg, prep.files))
+
+
+@pytest.mark.parametrize("change", [
+    dict(gm=dict(PARAMETRIC, c0=-4.9)),
+    dict(gm=dict(PARAMETRIC, truncation_sigma=3.0)),
+    dict(source={"distance_nodes": 48}),
+    dict(m_max=((4.5, 0.6), (6.0, 0.4))),
+])
+def test_changed_option_changes_key_and_is_recomputed(tmp_path, spy, change):
+    store = tmp_path / "store"
+    base = small_config(tmp_path / "a", store)
+    compute(base)
+    n = len(spy)
+    kw = dict(change)
+    m_max = kw.pop("m_max", None)
+    other = small_config(tmp_path / "b", store, **kw) if m_max is None else make_config(
+        tmp_path / "b", cells=[(CELL[0], CELL[1], 0.1)], curves=CURVES, buildings=BUILDINGS, m_max=m_max,
+        b_value=[{"value": 0.9, "weight": 0.5}, {"value": 1.1, "weight": 0.5}],
+        frag_branches=[("lower", 0.2, 0.7), ("central", 0.6, 1.0), ("upper", 0.2, 1.4)],
+        fragility={"consequence": [{"factor": 0.8, "weight": 0.5}, {"factor": 1.2, "weight": 0.5}]},
+        compute={"table_store": str(store)})
+    assert _key(other) != _key(base)
+    compute(other)
+    assert len(spy) == 2 * n  # nothing stale reused
+    assert len(TableStore(store).info()) == 2
+
+
+def test_changed_fragility_table_or_presence_changes_key(tmp_path, spy):
+    store = tmp_path / "store"
+    base = small_config(tmp_path / "a", store)
+    compute(base)
+    n = len(spy)
+    curves = dict(CURVES, RC=((0.4, 0.7, 1.05), 0.5, (0.01, 0.08, 0.2)))  # one median changed
+    other = make_config(tmp_path / "b", cells=[(CELL[0], CELL[1], 0.1)], curves=curves, buildings=BUILDINGS,
+                        m_max=((4.5, 0.6), (5.5, 0.4)), b_value=[{"value": 0.9, "weight": 0.5}, {"value": 1.1, "weight": 0.5}],
+                        frag_branches=[("lower", 0.2, 0.7), ("central", 0.6, 1.0), ("upper", 0.2, 1.4)],
+                        fragility={"consequence": [{"factor": 0.8, "weight": 0.5}, {"factor": 1.2, "weight": 0.5}]},
+                        compute={"table_store": str(store)})
+    assert _key(other) != _key(base)
+    compute(other)
+    assert len(spy) == 2 * n
+    presence = base.with_updates(fragility={"presence_inside": 0.9})
+    assert _key(presence) not in (_key(base), _key(other))
+
+
+def test_changed_model_table_changes_key_and_values(tmp_path):
+    """A copy of the public model tables with one GMM-V7 median coefficient changed."""
+    from fragility.groningen import load_fcm
+    from hra.gmm.groningen_v7 import GroningenV7
+    from hra.inputs import modeldata as md
+    from hra.inputs.source import magnitude_bins
+
+    src = md.model_dir_or_skip()
+    copy = tmp_path / "res"
+    shutil.copytree(src, copy)
+    f = copy / "V7" / "gmpe_medians_NS_B_20211010_v7.csv"
+    lines = f.read_text().splitlines()
+    head = lines[0].split(",")
+    col = head.index("m0_level2")  # the constant of the central median branch, every period
+    for i in range(1, len(lines)):
+        row = lines[i].split(",")
+        row[col] = repr(float(row[col]) + 0.05)
+        lines[i] = ",".join(row)
+    f.write_text("\n".join(lines) + "\n")
+
+    fm = load_fcm("fcm-v7", src).to_fragility_model(0.99)
+    mag = magnitude_bins(np.array([1.0]), np.array([5.0]), 1.5, 0.5)
+    r = np.exp(np.linspace(np.log(3.0), np.log(30.0), 12))
+    gmms = [GroningenV7(src, rupture="point", quad_step=0.5, n_rrup=4),
+            GroningenV7(copy, rupture="point", quad_step=0.5, n_rrup=4, verify=False)]
+    keys = [tablestore.model_key(tablestore.model_description(g, fm, mag.nodes, r)) for g in gmms]
+    assert keys[0] != keys[1]
+    assert gmms[0].file_checksums != gmms[1].file_checksums
+    zone = int(gmms[0].zones[0])
+    t = np.array([fm.typologies.index(fm.typologies[0])])
+    tabs = [engine.physical_death_tables(g, fm, zone, [False], mag, r, t)[0] for g in gmms]
+    k = next(k for k in tabs[0] if k[0] == 1)  # a table of the central median branch
+    assert not np.array_equal(tabs[0][k], tabs[1][k])
+    # through the store: the entries of the first key are not read for the second
+    store = TableStore(tmp_path / "store")
+    handles = [tablestore.StoreHandle(store, kk) for kk in keys]
+    a = engine._stored_death_tables(handles[0], gmms[0], fm, zone, zone, [False], mag, r, t)
+    b = engine._stored_death_tables(handles[1], gmms[1], fm, zone, zone, [False], mag, r, t)
+    assert store.stats.written == 2 and store.stats.read == 0
+    np.testing.assert_array_equal(a[0][k], tabs[0][k])
+    np.testing.assert_array_equal(b[0][k], tabs[1][k])
+
+
+# -- concurrency and interrupted writers -------------------------------------------------------------
+
+
+def _tables(seed=0):
+    rng = np.random.default_rng(seed)
+    return {(i, j): rng.random((2, 1, 5, 4)) for i in range(2) for j in range(3)}
+
+
+def test_lost_race_keeps_one_valid_entry(tmp_path, monkeypatch):
+    """The other writer renames its entry in place between our write and our rename."""
+    store = TableStore(tmp_path)
+    theirs, ours = _tables(1), _tables(2)
+    real_rename = os.rename
+    done = []
+
+    def rename_after_the_other(src, dst):
+        if not done:
+            done.append(True)
+            assert TableStore(tmp_path).write("k", 3, True, "URM", theirs)  # the other process wins
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(tablestore.os, "rename", rename_after_the_other)
+    assert store.write("k", 3, True, "URM", ours) is False  # no error: the entry is there
+    monkeypatch.setattr(tablestore.os, "rename", real_rename)
+    got = store.read("k", 3, True, "URM")
+    assert got.keys() == theirs.keys() and all(np.array_equal(got[k], theirs[k]) for k in theirs)
+    assert store.stats.raced == 1
+    assert not [p for p in (tmp_path / "k" / "z3-w1").iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def _write_many(root: str, barrier, n: int, out) -> None:
+    store = TableStore(root)
+    barrier.wait()
+    out.put([store.write("key", 1, False, f"T{i}", _tables(i)) for i in range(n)])
+
+
+def test_two_processes_write_the_same_entries(tmp_path):
+    n = 30
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_write_many, args=(str(tmp_path), barrier, n, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    a, b = out.get(timeout=120), out.get(timeout=120)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert all(x or y for x, y in zip(a, b))  # every entry written by one of them ...
+    store = TableStore(tmp_path)
+    for i in range(n):  # ... valid, and equal to what both wrote
+        got = store.read("key", 1, False, f"T{i}")
+        ref = _tables(i)
+        assert all(np.array_equal(got[k], ref[k]) for k in ref)
+    site = tmp_path / "key" / "z1-w0"
+    assert sorted(p.name for p in site.iterdir()) == sorted(f"T{i}" for i in range(n))  # no leftovers
+
+
+def _write_and_hang(root: str) -> None:
+    def hang(*_a, **_k):
+        time.sleep(600)
+
+    tablestore.os.rename = hang  # the process is killed before the rename
+    TableStore(root).write("key", 2, False, "URM", _tables())
+
+
+def test_killed_writer_leaves_no_entry_and_is_cleaned(tmp_path):
+    ctx = mp.get_context("fork")
+    proc = ctx.Process(target=_write_and_hang, args=(str(tmp_path),))
+    proc.start()
+    site = tmp_path / "key" / "z2-w0"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        tmps = [p for p in site.iterdir() if p.name.startswith(TMP_PREFIX)] if site.is_dir() else []
+        if tmps and (tmps[0] / "death" / "zarr.json").is_file() and (tmps[0] / "branch" / "zarr.json").is_file():
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.join()
+    assert tmps, "the writer never got to its temporary folder"
+    store = TableStore(tmp_path)
+    assert store.read("key", 2, False, "URM") is None  # readers ignore it
+    [info] = store.info()
+    assert info.entries == 0 and info.temporary == 1
+    # a new writer is not disturbed by the leftover
+    assert store.write("key", 2, False, "URM", _tables())
+    assert store.read("key", 2, False, "URM") is not None
+    # clear --older-than leaves fresh temporaries (a writer may be busy) and removes old ones
+    assert store.clear(older_than_days=30) == (0, 0)
+    assert tmps[0].exists()
+    old = time.time() - 2 * tablestore.TMP_GRACE_S
+    os.utime(tmps[0], (old, old))
+    n, freed = store.clear(older_than_days=30)
+    assert n == 0 and freed > 0 and not tmps[0].exists()
+    assert store.info()[0].entries == 1
+
+
+def test_partial_entry_from_a_killed_writer_is_ignored_by_a_run(tmp_path, spy):
+    store = tmp_path / "store"
+    ref = compute(small_config(tmp_path / "a", store))
+    [info] = TableStore(store).info()
+    site = store / info.key / "z0-w0"
+    # simulate: a writer killed half-way through an entry (only a truncated temporary folder left)
+    half = site / f"{TMP_PREFIX}URM-4242-deadbeef"
+    shutil.copytree(site / "URM", half)
+    shutil.rmtree(half / "death" / "c")
+    shutil.rmtree(site / "URM")  # and the entry itself never made it
+    n = len(spy)
+    again = compute(small_config(tmp_path / "b", store))
+    assert len(spy) == n + 1  # URM recomputed, RC read
+    assert_same(ref, again)
+    assert TableStore(store).info()[0].temporary == 1
+    removed, _ = TableStore(store).clear()
+    assert removed == 2
+    assert not any(store.iterdir())  # entries, temporaries and the emptied key folder are gone
+
+
+def test_unreadable_entry_is_recomputed(tmp_path, spy):
+    store = tmp_path / "store"
+    ref = compute(small_config(tmp_path / "a", store))
+    [info] = TableStore(store).info()
+    shutil.rmtree(store / info.key / "z0-w0" / "RC" / "death")  # damaged by hand, not by a writer
+    n = len(spy)
+    again = compute(small_config(tmp_path / "b", store))
+    assert len(spy) == n + 1
+    assert_same(ref, again)
+    assert TableStore(store).read(info.key, 0, False, "RC") is not None  # replaced by a valid entry
+
+
+# -- configuration ------------------------------------------------------------------------------------
+
+
+def test_store_disabled(tmp_path, monkeypatch, spy):
+    env_store = tmp_path / "env-store"
+    monkeypatch.setenv("HRA_TABLE_STORE", str(env_store))
+    cfg = small_config(tmp_path / "a", False)
+    assert tablestore.store_for_config(cfg) is None
+    compute(cfg)
+    compute(cfg)
+    assert not env_store.exists()
+    assert len(spy) == 2
+    monkeypatch.setenv("HRA_TABLE_STORE", "off")
+    assert tablestore.store_for_config(cfg.with_updates(compute={"table_store": None})) is None
+
+
+def test_default_location(tmp_path, monkeypatch):
+    from platformdirs import user_cache_dir
+
+    cfg = small_config(tmp_path / "a", False).with_updates(compute={"table_store": None})
+    monkeypatch.setenv("HRA_TABLE_STORE", str(tmp_path / "s"))
+    assert tablestore.store_for_config(cfg).root == tmp_path / "s"
+    monkeypatch.delenv("HRA_TABLE_STORE")
+    assert tablestore.default_store_path() == Path(user_cache_dir("groningen-hra")) / "tables"
+    # relative paths in the config are relative to the config's folder
+    rel = cfg.with_updates(compute={"table_store": "tables"})
+    assert tablestore.store_for_config(rel).root == cfg.base_dir / "tables"
+
+
+def test_config_rejects_true(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        small_config(tmp_path / "a", False).with_updates(compute={"table_store": True})
+
+
+# -- demo model and V7 preset -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_model_bit_identical(tmp_path, spy):
+    cfg = hra.demo_config(n_buildings=15, seed=4, directory=tmp_path / "demo", realisations=30, years=(2025,), workers=1)
+    cfg = cfg.with_updates(ground_motion={"quadrature_points": 6}, compute={"progress": False})
+    ref = compute(cfg.with_updates(compute={"table_store": False}))
+    n = len(spy)
+    store = str(tmp_path / "store")
+    cold = compute(cfg.with_updates(compute={"table_store": store}))
+    warm = compute(cfg.with_updates(compute={"table_store": store}))
+    assert len(spy) == 2 * n
+    assert_same(ref, cold)
+    assert_same(ref, warm)
+
+
+@pytest.mark.parametrize("exact_mean", [False, True])
+def test_zone_tables_bit_identical_both_mean_paths(tmp_path, exact_mean):
+    """Demo GMM (12 physical branches): the large-tree path sums the tree mean over the branches,
+    so their order must not depend on whether the tables were read or computed."""
+    cfg = hra.demo_config(n_buildings=15, seed=4, directory=tmp_path / "demo", realisations=30, years=(2025,), workers=1)
+    cfg = cfg.with_updates(ground_motion={"quadrature_points": 4}, compute={"table_store": False})
+    prep = engine.prepare(cfg)
+    sel = engine.select_realisations(prep)
+    _, t_lists = engine.table_rows(prep)
+    sizes, weights = engine.model_factors(prep)
+    zone, wierde = prep.sites[0]
+    t = t_lists[0][:3]
+    args = (prep.gmm, prep.fragility, zone, [wierde], prep.magnitude, prep.distance_nodes_km, [t], sel.combo_model,
+            sizes, weights, prep.median_map, exact_mean)
+    ref = engine.zone_tables(*args)
+    handle = tablestore.StoreHandle(TableStore(tmp_path / "store"), "k")
+    cold = engine.zone_tables(*args, store=handle)
+    warm = engine.zone_tables(*args, store=handle)
+    assert handle.store.stats.written == len(t) and handle.store.stats.read == len(t)
+    for other in (cold, warm):
+        np.testing.assert_array_equal(ref[0][0], other[0][0])
+        np.testing.assert_array_equal(ref[0][1], other[0][1])
+
+
+@pytest.mark.slow
+def test_v7_preset_bit_identical(tmp_path, spy):
+    from hra.config import load_config
+    from hra.inputs import modeldata as md
+
+    md.model_dir_or_skip()
+    d = tmp_path / "v7"
+    hra.demo_config(n_buildings=200, seed=2, directory=d, model="groningen-v7")
+    import pandas as pd
+
+    b = pd.read_csv(d / "buildings.csv", keep_default_na=False)
+    wierde = b["wierde"].astype(str).isin(["1", "True"])
+    single = b["s_probability_1"].astype(float) == 1.0  # one typology candidate: a small table stage
+    zone = b.loc[wierde, "zone"].iloc[0]
+    pick = pd.concat([b[wierde & (b["zone"] == zone)].head(1), b[~wierde & single & (b["zone"] == zone)].head(2),
+                      b[~wierde & single & (b["zone"] != zone)].head(1)])
+    assert len(pick) == 4
+    pick.to_csv(d / "buildings.csv", index=False)
+    cfg = load_config(d / "run.toml").with_updates(
+        run={"years": [2025], "realisations": 20},
+        source={"distance_nodes": 24, "magnitude": {"b_value": 1.0, "m_max": [{"value": 5.0, "weight": 1.0}]}},
+        ground_motion={"quadrature": "fast", "rupture": "point"},
+        compute={"workers": 1, "progress": False},
+    )
+    ref = compute(cfg.with_updates(compute={"table_store": False}))
+    n = len(spy)
+    store = tmp_path / "store"
+    cold = compute(cfg.with_updates(compute={"table_store": str(store)}))
+    warm = compute(cfg.with_updates(compute={"table_store": str(store)}))
+    assert len(spy) == 2 * n
+    assert_same(ref, cold)
+    assert_same(ref, warm)
+    [info] = TableStore(store).info()
+    prep = engine.prepare(cfg)
+    _, t_lists = engine.table_rows(prep)
+    by_zone: dict[int, list[int]] = {}
+    for i, (z, _) in enumerate(prep.sites):
+        by_zone.setdefault(z, []).append(i)
+    # each site of a zone gets the typologies of the whole zone (computed together anyway)
+    assert info.entries == sum(len(idx) * len(set().union(*(set(t_lists[i]) for i in idx))) for idx in by_zone.values())
+    assert len(by_zone) == 2 and len(prep.sites) == 3
+    assert info.description["gmm"]["file_checksums"] == prep.gmm.file_checksums != {}
+    assert info.description["gmm"]["config"]["quadrature"] == "fast"
+    # the option changes the key
+    std = cfg.with_updates(ground_motion={"quadrature": "standard"})
+    assert _key(std) != _key(cfg)
+
+
+# -- CLI ------------------------------------------------------------------------------------------------
+
+
+def _toml_config(tmp: Path, store: Path) -> Path:
+    import tomli_w
+
+    cfg = small_config(tmp, store)
+    data = {
+        "run": {"years": [2025], "realisations": "all", "keep_realisations": True},
+        "source": {"rates": "rates.csv", "magnitude": {"b_value": [{"value": 0.9, "weight": 0.5}, {"value": 1.1, "weight": 0.5}],
+                                                       "m_max": [{"value": 4.5, "weight": 0.6}, {"value": 5.5, "weight": 0.4}]}},
+        "ground_motion": dict(PARAMETRIC),
+        "exposure": {"buildings": "buildings.csv"},
+        "fragility": {"curves": "fragility.csv", "consequence": [{"factor": 0.8, "weight": 0.5}, {"factor": 1.2, "weight": 0.5}]},
+        "compute": {"workers": 1, "table_store": str(store)},
+    }
+    assert cfg.base_dir == tmp
+    (tmp / "run.toml").write_text(tomli_w.dumps(data))
+    return tmp / "run.toml"
+
+
+def test_cli_build_info_clear(tmp_path, spy):
+    from typer.testing import CliRunner
+
+    from hra.cli.main import app
+    from hra.config import load_config
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    path = _toml_config(tmp_path / "cfg", store)
+    res = runner.invoke(app, ["tables", "build", str(path), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "2 (site, typology) entries, 2 computed now" in res.output
+    res = runner.invoke(app, ["tables", "build", str(path), "--all-zones", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "3 (site, typology) entries, 1 computed now" in res.output  # TIM added, URM and RC kept
+    n = len(spy)
+    compute(load_config(path))
+    assert len(spy) == n  # the run reads everything
+    res = runner.invoke(app, ["tables", "info", "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    assert "1 model key(s), 3 entries" in res.output and "parametric" in res.output
+    res = runner.invoke(app, ["tables", "clear", "--store", str(store), "--older-than", "1"])
+    assert res.exit_code == 0 and "removed 0 entries" in res.output
+    res = runner.invoke(app, ["tables", "clear", "--store", str(store)])
+    assert res.exit_code == 0 and "removed 3 entries" in res.output
+    res = runner.invoke(app, ["tables", "info", "--store", str(store)])
+    assert "0 model key(s), 0 entries" in res.output
+
+
+def test_cli_build_without_store_is_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from hra.cli.main import app
+
+    path = _toml_config(tmp_path / "cfg", tmp_path / "store")
+    path.write_text(path.read_text().replace(f'table_store = "{tmp_path / "store"}"', "table_store = false"))
+    res = CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"])
+    assert res.exit_code == 2
+    assert "table_store = false" in res.output
