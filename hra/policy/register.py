@@ -37,6 +37,7 @@ Times are stored as naive UTC datetimes; calendar dates (requests, decisions) as
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
