@@ -95,25 +95,32 @@ class MagnitudeBins:
         where an edge value is 0 the bin falls back to linear interpolation (the ``mass``
         weights). Returns an array of shape ``(n_b, n_mx) + g.shape[:-1]``.
         """
-        from scipy.special import exprel
-
         g = np.asarray(g, dtype=float)
-        lo, hi = g[..., :-1], g[..., 1:]
-        h = np.diff(self.nodes)
         out = np.empty((self.b_values.size, self.prob.shape[1]) + g.shape[:-1])
-        pos = (lo > 0) & (hi > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lam_h = np.where(pos, np.log(np.where(pos, hi, 1.0) / np.where(pos, lo, 1.0)), 0.0)
-        for ib, b in enumerate(self.b_values):
-            beta_h = b * LN10 * h
-            # linear fallback: weight of the upper edge = (centroid - lo) / h for this b-value
-            frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
-            lin = lo * (1.0 - frac_hi) + hi * frac_hi
-            ex = lo * exprel(lam_h - beta_h) / exprel(-beta_h)
-            e_bin = np.where(pos, ex, lin)
+        for ib in range(self.b_values.size):
+            e_bin = self.bin_expectations(g[..., :-1], g[..., 1:], ib)
             for ix in range(self.prob.shape[1]):
                 out[ib, ix] = e_bin @ self.prob[ib, ix]
         return out
+
+    def bin_expectations(self, lo: np.ndarray, hi: np.ndarray, ib: int) -> np.ndarray:
+        """E_bin[g] of every bin for b-value branch ``ib`` from g at the bins' lower and upper
+        nodes, ``lo`` and ``hi`` (..., n_nodes - 1): the rule of :meth:`integrate` (which is
+        ``bin_expectations(g[..., :-1], g[..., 1:], ib) @ prob[ib, ix]``)."""
+        from scipy.special import exprel
+
+        lo = np.asarray(lo, dtype=float)
+        hi = np.asarray(hi, dtype=float)
+        h = np.diff(self.nodes)
+        pos = (lo > 0) & (hi > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam_h = np.where(pos, np.log(np.where(pos, hi, 1.0) / np.where(pos, lo, 1.0)), 0.0)
+        beta_h = self.b_values[ib] * LN10 * h
+        # linear fallback: weight of the upper edge = (centroid - lo) / h for this b-value
+        frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
+        lin = lo * (1.0 - frac_hi) + hi * frac_hi
+        ex = lo * exprel(lam_h - beta_h) / exprel(-beta_h)
+        return np.where(pos, ex, lin)
 
 
 def magnitude_bins(
