@@ -331,45 +331,48 @@ def surface_ln_sa(ln_ref_g, f1, site: SiteResponse, s2s_epsilon=0.0):
 def _threshold_exceedance_kernel(g, y0, h, ln_levels, mu, sd, weight, out):  # pragma: no cover - compiled
     """P(g(Y) > c) for Y ~ N(mu_b, sd_b) with g tabulated at y0[p] + k h (p = points, k = nodes).
 
-    g (P, N); mu, sd (B, P); out (B, P, L) += weight * P. The set {y: g(y) > c} is the union of
-    the intervals between the crossings of g with c (linear interpolation between nodes; open to
-    -inf / +inf where g is above c at the first / last node): any shape of g, monotone or not.
+    g (P, N); ln_levels (L,) ascending; mu, sd (B, P); out (B, P, L) += weight * P. The set
+    {y: g(y) > c} is the union of the intervals between the crossings of g with c (linear
+    interpolation between nodes; open to -inf / +inf where g is above c at the first / last
+    node): any shape of g, monotone or not. One pass over the nodes per point; the levels a
+    node interval crosses are found by bisection.
     """
     P, N = g.shape
     B = mu.shape[0]
     L = ln_levels.shape[0]
     inv_sqrt2 = 1.0 / math.sqrt(2.0)
+    start = np.empty(L)
+    inside = np.zeros(L, dtype=np.bool_)
     for p in range(P):
-        gmin = g[p, 0]
-        gmax = g[p, 0]
-        for k in range(1, N):
-            gmin = min(gmin, g[p, k])
-            gmax = max(gmax, g[p, k])
         for l in range(L):
-            c = ln_levels[l]
-            if c >= gmax:
+            inside[l] = g[p, 0] > ln_levels[l]
+            start[l] = -np.inf
+        for k in range(N - 1):
+            g0 = g[p, k]
+            g1 = g[p, k + 1]
+            if g0 == g1:
                 continue
-            if c < gmin:
+            lo_g = min(g0, g1)
+            hi_g = max(g0, g1)
+            # levels c with lo_g <= c < hi_g change state in this interval
+            l0 = np.searchsorted(ln_levels, lo_g, side="left")
+            l1 = np.searchsorted(ln_levels, hi_g, side="left")
+            for l in range(l0, l1):
+                c = ln_levels[l]
+                yc = y0[p] + h * (k + (c - g0) / (g1 - g0))
+                if g1 > g0:  # crossing upwards: an interval opens
+                    start[l] = yc
+                    inside[l] = True
+                else:  # downwards: the interval [start, yc] closes
+                    for b in range(B):
+                        zl = (start[l] - mu[b, p]) / sd[b, p]
+                        zh = (yc - mu[b, p]) / sd[b, p]
+                        out[b, p, l] += weight * 0.5 * (math.erfc(-zh * inv_sqrt2) - math.erfc(-zl * inv_sqrt2))
+                    inside[l] = False
+        for l in range(L):
+            if inside[l]:
                 for b in range(B):
-                    out[b, p, l] += weight
-                continue
-            inside = g[p, 0] > c
-            lo = -np.inf
-            for k in range(N - 1):
-                now = g[p, k + 1] > c
-                if now != inside:
-                    yc = y0[p] + h * (k + (c - g[p, k]) / (g[p, k + 1] - g[p, k]))
-                    if now:
-                        lo = yc
-                    else:
-                        for b in range(B):
-                            zl = (lo - mu[b, p]) / sd[b, p]
-                            zh = (yc - mu[b, p]) / sd[b, p]
-                            out[b, p, l] += weight * 0.5 * (math.erfc(-zh * inv_sqrt2) - math.erfc(-zl * inv_sqrt2))
-                    inside = now
-            if inside:
-                for b in range(B):
-                    zl = (lo - mu[b, p]) / sd[b, p]
+                    zl = (start[l] - mu[b, p]) / sd[b, p]
                     out[b, p, l] += weight * 0.5 * math.erfc(zl * inv_sqrt2)
 
 

@@ -103,15 +103,15 @@ class MagnitudeBins:
                 out[ib, ix] = e_bin @ self.prob[ib, ix]
         return out
 
-    def bin_expectations(self, lo: np.ndarray, hi: np.ndarray, ib: int) -> np.ndarray:
-        """E_bin[g] of every bin for b-value branch ``ib`` from g at the bins' lower and upper
-        nodes, ``lo`` and ``hi`` (..., n_nodes - 1): the rule of :meth:`integrate` (which is
-        ``bin_expectations(g[..., :-1], g[..., 1:], ib) @ prob[ib, ix]``)."""
+    def bin_expectations(self, lo: np.ndarray, hi: np.ndarray, ib: int, bins=slice(None)) -> np.ndarray:
+        """E_bin[g] of the bins ``bins`` (default: all) for b-value branch ``ib`` from g at their
+        lower and upper nodes, ``lo`` and ``hi`` (..., n_bins): the rule of :meth:`integrate`
+        (which is ``bin_expectations(g[..., :-1], g[..., 1:], ib) @ prob[ib, ix]``)."""
         from scipy.special import exprel
 
         lo = np.asarray(lo, dtype=float)
         hi = np.asarray(hi, dtype=float)
-        h = np.diff(self.nodes)
+        h = np.diff(self.nodes)[bins]
         pos = (lo > 0) & (hi > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             lam_h = np.where(pos, np.log(np.where(pos, hi, 1.0) / np.where(pos, lo, 1.0)), 0.0)

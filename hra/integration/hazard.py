@@ -269,6 +269,9 @@ def zone_tables(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zon
     pairs = sorted({(int(a), int(b)) for a, b in zip(kidx[:, :-1].ravel(), kidx[:, 1:].ravel())})
     pair_of = {p: n for n, p in enumerate(pairs)}
     pidx = np.vectorize(lambda a, b: pair_of[(int(a), int(b))])(kidx[:, :-1], kidx[:, 1:])  # (V, bins)
+    used = np.zeros((len(pairs), nbins), dtype=bool)
+    used[pidx, np.broadcast_to(np.arange(nbins), pidx.shape)] = True
+    cell_of = np.cumsum(used.ravel()).reshape(used.shape) - 1  # column of (pair, bin) in the stacked expectations
     groups: dict[tuple, list[int]] = {}
     for ge, idx in enumerate(idx_of):
         groups.setdefault(tuple(sorted((k, v) for k, v in idx.items() if k != med)), []).append(ge)
@@ -276,10 +279,12 @@ def zone_tables(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zon
         idx0 = dict(rest)
         g_k = {k: exc(idx0, k) for k in {a for pr in pairs for a in pr}}
         for ib in range(nb):
-            e = np.stack([mag.bin_expectations(g_k[a][..., :-1], g_k[b][..., 1:], ib) for a, b in pairs], axis=-2)  # (r, L, P, bins)
-            w = np.zeros((len(pairs), nbins, nx, V))
+            # per-bin expectations only for the (pair, bin) cells some virtual branch uses
+            e = np.concatenate([mag.bin_expectations(g_k[a][..., :-1][..., used[n]], g_k[b][..., 1:][..., used[n]], ib, used[n])
+                                for n, (a, b) in enumerate(pairs)], axis=-1)  # (r, L, cells)
+            w = np.zeros((cell_of.max() + 1, nx, V))
             for v in range(V):
-                w[pidx[v], np.arange(nbins), :, v] = mag.prob[ib].T  # (bins, nx)
+                w[cell_of[pidx[v], np.arange(nbins)], :, v] = mag.prob[ib].T  # (bins, nx)
             res = e.reshape(R * L, -1) @ w.reshape(-1, nx * V)  # (r*L, nx*V)
             res = res.reshape(R, L, nx, V)
             for ge in members:
@@ -524,3 +529,175 @@ def spectral_periods(imts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
             idx.append(i)
     order = np.argsort(periods)
     return np.asarray(periods)[order], [idx[i] for i in order]
+
+
+def spectral_imts(gmm) -> list[str]:
+    """The model's PGA and SA(T) IMs (the NPR 9998 spectrum); SA at the PGA period is left out
+    when the model defines PGA as that period (GMM V7/V6: PGA = Sa(0.01 s))."""
+    pga_period = getattr(gmm, "pga_period_s", 0.01 if hasattr(gmm, "exceedance_rrup") else None)
+    out = []
+    for name in gmm.imts:
+        m = _SA.match(str(name))
+        if name == "PGA" or (m and (pga_period is None or abs(float(m.group(1)) - pga_period) > 1e-9)):
+            out.append(str(name))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# hazard map
+# ------------------------------------------------------------------------------------------
+
+MAP_LEVELS_G = np.geomspace(2e-3, 2.0, 40)
+
+
+def hazard_grid(cfg: Config, spacing_m: float = 1000.0, year: int | None = None) -> pd.DataFrame:
+    """Nodes of a square grid over the field: multiples of ``spacing_m`` [m, RD New] inside the
+    bounding box of the source cells with a positive rate (``year``: default the first of
+    ``[run] years``) and inside the site-response zonation where the model has one.
+
+    Returns a DataFrame ``id, x, y`` (ids ``"x_y"`` in m).
+    """
+    from hra.chain import _zone_polygons, make_gmm
+    from hra.inputs.source import read_rate_grid
+
+    if not spacing_m > 0:
+        raise HazardError(f"spacing_m must be > 0, got {spacing_m}")
+    rg = read_rate_grid(cfg.resolve(cfg.source.rates), cfg.run.years)
+    years = np.asarray(rg.years)
+    if year is not None and int(year) not in years:
+        raise HazardError(f"year {year} not in [run] years {list(years)}")
+    iy = 0 if year is None else int(np.flatnonzero(years == int(year))[0])
+    active = (rg.rate[:, iy] > 0).reshape(rg.rate.shape[0], -1).any(axis=1)
+    half = cfg.source.cell_size_m / 2.0
+    x0, x1 = rg.x[active].min() - half, rg.x[active].max() + half
+    y0, y1 = rg.y[active].min() - half, rg.y[active].max() + half
+    xs = np.arange(np.ceil(x0 / spacing_m), np.floor(x1 / spacing_m) + 1) * spacing_m
+    ys = np.arange(np.ceil(y0 / spacing_m), np.floor(y1 / spacing_m) + 1) * spacing_m
+    gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
+    gmm = make_gmm(cfg)
+    if gmm.zones is not None:
+        import shapely
+
+        polys = _zone_polygons(cfg)
+        if polys is not None:
+            if polys[0] == "v6-zip":
+                from hra.inputs.edb import read_zones_v6
+
+                ids, geoms = read_zones_v6(polys[1])
+                geoms = geoms[np.isin(ids, gmm.zones)]
+            else:
+                geoms = np.asarray(polys[0], dtype=object)
+            inside = shapely.contains_xy(shapely.union_all(geoms), gx, gy)
+            gx, gy = gx[inside], gy[inside]
+    if gx.size == 0:
+        raise HazardError(f"no grid node at {spacing_m:g} m spacing lies inside the field; use a smaller spacing_m")
+    return pd.DataFrame({"id": [f"{int(a)}_{int(b)}" for a, b in zip(gx, gy)], "x": gx, "y": gy})
+
+
+def hazard_map(cfg: Config, spacing_m: float = 1000.0, imt: str = "PGA", return_periods: Sequence[float] = (475.0, 2475.0),
+               year: int | None = None, component: str = "geometric_mean", levels_g: Sequence[float] | None = None,
+               sites=None, progress: bool | None = None) -> xr.Dataset:
+    """Mean-hazard intensity at return periods on a node grid over the field.
+
+    Parameters
+    ----------
+    cfg
+        Run configuration.
+    spacing_m
+        Grid spacing [m] (:func:`hazard_grid`); ignored when ``sites`` are given.
+    imt
+        Intensity measure (default PGA).
+    return_periods
+        Return periods [yr].
+    year
+        Year of the rates (default: the first of ``[run] years``).
+    component, progress
+        As :func:`hazard_curves`.
+    levels_g
+        Intensity levels of the curves [g] (default: 40 levels from 0.002 to 2 g).
+
+    Returns
+    -------
+    The :func:`hazard_curves` Dataset (mean curves only) with ``intensity_g`` (site, return_period) [g].
+    """
+    year = int(cfg.run.years[0]) if year is None else int(year)
+    df = hazard_grid(cfg, spacing_m, year) if sites is None else _sites_frame(sites)
+    hc = hazard_curves(cfg, df, imts=[imt], levels_g=MAP_LEVELS_G if levels_g is None else levels_g, quantiles=[],
+                       component=component, years=[year], progress=progress)
+    uhs = uniform_hazard_spectrum(hc, return_periods)
+    ds = hc.assign(intensity_g=(("site", "return_period"), uhs.values[:, 0, 0, :],
+                                {"units": "g", "long_name": f"mean-hazard {normalize_imt(imt)} at the return period"}))
+    ds = ds.assign_coords(return_period=("return_period", np.asarray(return_periods, float), {"units": "yr"}))
+    ds.attrs.update({"title": f"Hazard map: mean {normalize_imt(imt)} at return periods", "spacing_m": float(spacing_m)})
+    return ds
+
+
+def _column(rp: float, imt: str) -> str:
+    return f"{normalize_imt(imt).lower().replace('(', '_').replace(')', '').replace('.', 'p')}_{int(rp)}yr_g"
+
+
+def write_hazard_map(ds: xr.Dataset, gpkg: str | Path | None = None, png: str | Path | None = None,
+                     overwrite: bool = False) -> list[Path]:
+    """Write a :func:`hazard_map` Dataset as a GeoPackage of points (EPSG:28992; one column per
+    return period, e.g. ``pga_475yr_g``) and/or a PNG (one panel per return period, RD New axes
+    in km). Each file is written to a temporary path beside the target and renamed."""
+    import os
+    import tempfile
+
+    imt = str(ds["imt"].values[0])
+    x, y = ds["x_rd"].values, ds["y_rd"].values
+    rps = ds["return_period"].values
+    written = []
+    for target in (gpkg, png):
+        if target is not None and Path(target).exists() and not overwrite:
+            raise HazardError(f"{target} exists; pass overwrite (--overwrite) to replace it")
+    if gpkg is not None:
+        import pyogrio.raw
+        import shapely
+
+        gpkg = Path(gpkg)
+        if gpkg.suffix.lower() != ".gpkg":
+            raise HazardError(f"{gpkg}: the map is written as a GeoPackage; give a .gpkg file name")
+        fields = ["site_id", "zone"] + [_column(rp, imt) for rp in rps]
+        data = [ds["site_id"].values.astype(object), ds["zone"].values.astype(np.int64)] + \
+               [ds["intensity_g"].values[:, k].astype(float) for k in range(rps.size)]
+        fd, tmp = tempfile.mkstemp(suffix=".gpkg", prefix=f".{gpkg.name}.", dir=gpkg.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            pyogrio.raw.write(tmp, shapely.to_wkb(shapely.points(x, y)), data, fields, layer="hazard_map", driver="GPKG",
+                              geometry_type="Point", crs="EPSG:28992")
+            os.replace(tmp, gpkg)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        written.append(gpkg)
+    if png is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        png = Path(png)
+        spacing = float(ds.attrs.get("spacing_m", 1000.0))
+        fig, axes = plt.subplots(1, rps.size, figsize=(5.2 * rps.size, 5.6), squeeze=False, constrained_layout=True)
+        for k, ax in enumerate(axes[0]):
+            v = ds["intensity_g"].values[:, k]
+            sc = ax.scatter(x / 1000.0, y / 1000.0, c=v, marker="s", s=max(4.0, 60.0 * spacing / 1000.0), cmap="viridis",
+                            linewidths=0)
+            fig.colorbar(sc, ax=ax, shrink=0.8, label=f"{imt} [g]")
+            ax.set_aspect("equal")
+            ax.set_xlabel("x RD New [km]")
+            ax.set_ylabel("y RD New [km]")
+            ax.set_title(f"mean {imt}, {rps[k]:g} yr return period, {int(ds['year'].values[0])}")
+        fd, tmp = tempfile.mkstemp(suffix=".png", prefix=f".{png.name}.", dir=png.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=120)
+            os.replace(tmp, png)
+        finally:
+            plt.close(fig)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        written.append(png)
+    return written
