@@ -60,13 +60,13 @@ def gr_pdf(m, b=1.0, m_min=1.5, m_max=M_MAX):
     return beta * np.exp(-beta * (m - m_min)) / (1.0 - np.exp(-beta * (m_max - m_min)))
 
 
-def independent_rates(gmm, zone, site, levels, median=None, tau=None, phi=None, s2s=None, component="sigma_gm"):
-    """lambda(a) [yr^-1] of surface PGA at a site: the integral of the module docstring.
+def independent_rates(gmm, zone, site, levels, median=None, tau=None, phi=None, s2s=None, component="sigma_gm", T=0.01):
+    """lambda(a) [yr^-1] of surface Sa(T) (PGA: T = 0.01 s) at a site: the integral of the module docstring.
 
     ``tau``/``phi``/``s2s`` fix a branch (index) instead of averaging over it; ``median`` fixes
     the median branch at every magnitude. Returns ``(with w(M), with the nominal weights)``.
     """
-    T = 0.01  # PGA = Sa(0.01 s) in GMM V7
+    # T = 0.01 s: PGA in GMM V7
     m = np.linspace(1.5, M_MAX, 101)
     w_m = gmm.median_weights(m)  # (m, 4) eq. 9.8
     w_nominal = np.asarray(gmm.tree.node("gmm_median").weights)
@@ -88,22 +88,29 @@ def independent_rates(gmm, zone, site, levels, median=None, tau=None, phi=None, 
                       + eps_s2s[j] * gmm.phi_s2s(zone, T, ym[None, :]))[:, :, None] > np.log(levels)[None, None, :]
                   for j in s2ss}
         f = gr_pdf(m)
+        # the probability mass of ln Y per cell of the grid, summed over the branches with their
+        # weights: median with w(M) (and, for comparison, with the nominal weights), tau, phi_SS
+        mass_w = np.zeros((m.size, ym.size))
+        mass_nom = np.zeros((m.size, ym.size))
         for k in range(4):
             if median is not None and k != median:
                 continue
             mu = np.log(gmm.median_sa_g(T, m, r, k))
-            p_m = np.zeros((m.size, levels.size))
+            wk = np.ones(m.size) if median is not None else w_m[:, k]
+            wk_nom = 1.0 if median is not None else w_nominal[k]
             for it in taus:
                 for ip in phis:
                     sd = gmm.sigma_components(T, m, r, {"gmm_tau": it, "gmm_phi_ss": ip})[component]
                     mass = np.diff(ndtr((y[None, :] - mu[:, None]) / sd[:, None]), axis=1)  # (m, y)
-                    for j in s2ss:
-                        w = (1.0 if tau is not None else w_tau[it]) * (1.0 if phi is not None else w_phi[ip]) * \
-                            (1.0 if s2s is not None else w_s2s[j])
-                        p_m += w * np.einsum("my,myl->ml", mass, exceed[j], optimize=True)
-            wk = np.ones(m.size) if median is not None else w_m[:, k]
-            lam_w += rate * simpson((f * wk)[:, None] * p_m, x=m, axis=0)
-            lam_nom += rate * (1.0 if median is not None else w_nominal[k]) * simpson(f[:, None] * p_m, x=m, axis=0)
+                    w = (1.0 if tau is not None else w_tau[it]) * (1.0 if phi is not None else w_phi[ip])
+                    mass_w += (w * wk)[:, None] * mass
+                    mass_nom += w * wk_nom * mass
+        for j in s2ss:
+            wj = 1.0 if s2s is not None else w_s2s[j]
+            p_w = wj * np.einsum("my,myl->ml", mass_w, exceed[j], optimize=True)
+            p_nom = wj * np.einsum("my,myl->ml", mass_nom, exceed[j], optimize=True)
+            lam_w += rate * simpson(f[:, None] * p_w, x=m, axis=0)
+            lam_nom += rate * simpson(f[:, None] * p_nom, x=m, axis=0)
     return lam_w, lam_nom
 
 
@@ -156,10 +163,8 @@ def test_v7_fractiles_are_weighted_quantiles_of_branch_curves(hc, gmm_v7):
                                np.quantile(br[lv].astype(float), 0.5, method="inverted_cdf", weights=w), rtol=1e-6)
 
 
-def test_v7_provenance_and_component(hc, v7_cfg):
+def test_v7_provenance(hc):
     import json
-
-    from hra.integration.hazard import hazard_curves
 
     prov = json.loads(hc.attrs["provenance"])
     for key in ("package_version", "config_sha256", "input_sha256", "seed", "n_realisations", "start_time", "end_time",
@@ -168,6 +173,19 @@ def test_v7_provenance_and_component(hc, v7_cfg):
     assert prov["component"] == "geometric_mean" and hc.attrs["component"] == "geometric_mean"
     assert "gmm_median" in prov["logic_tree"] and prov["median_weights"] == "realisation"
     assert any(k.startswith("source:") for k in prov["input_sha256"])
-    arb = hazard_curves(v7_cfg(), SITES.iloc[:1], imts=["PGA"], levels_g=LEVELS, quantiles=[], component="arbitrary")
-    # the arbitrary component adds the c2c variance: a heavier upper tail
-    assert intensity_at(LEVELS, arb["rate_mean"].values[0, 0, 0], 2475.0) > intensity_at(LEVELS, hc["rate_mean"].values[0, 0, 0], 2475.0)
+    assert len(prov["logic_tree"]["gmm_median"]) == hc.attrs["n_branches"] // 18  # the virtual w(M) branches
+
+
+@pytest.mark.parametrize("imt, period, component", [("SA(0.3)", 0.3, "geometric_mean"), ("PGA", 0.01, "arbitrary")])
+def test_v7_spectral_and_arbitrary_component_against_independent_integral(v7_cfg, imt, period, component):
+    """SA(T) at a model period, and the arbitrary component (sigma with the c2c term)."""
+    from hra.gmm.groningen_v7 import GroningenV7
+    from hra.integration.hazard import hazard_curves
+
+    got = hazard_curves(v7_cfg(), SITES.iloc[:1], imts=[imt], levels_g=LEVELS, quantiles=[], component=component)
+    assert got.attrs["component"] == component
+    gmm = GroningenV7(component=component)
+    sigma = "sigma_gm" if component == "geometric_mean" else "sigma_arbitrary"
+    ref, _ = independent_rates(gmm, int(got["zone"].values[0]), (SITES.x[0], SITES.y[0]), LEVELS, component=sigma, T=period)
+    for rp in (475.0, 2475.0):
+        assert intensity_at(LEVELS, got["rate_mean"].values[0, 0, 0], rp) == pytest.approx(intensity_at(LEVELS, ref, rp), rel=0.015)
