@@ -194,7 +194,10 @@ def building_lpr(cfg: Config, x_rd: float, y_rd: float, fragility, zone: int | N
     pd.DataFrame([b]).to_csv(d / "buildings.csv", index=False)
     data = cfg.model_dump()
     data["exposure"] = {"buildings": str(d / "buildings.csv")}
-    data["fragility"] = dict(data["fragility"], curves=str(d / "fragility.csv"))
+    # the building's own curves replace the fragility model (and a model preset's FCM: the
+    # preset's sections are already expanded in ``data``)
+    data["model"] = None
+    data["fragility"] = dict(data["fragility"], curves=str(d / "fragility.csv"), model=None)
     data["output"] = {"path": None, "csv": None, "overwrite": False}
     data["compute"] = dict(data["compute"], workers=1, scheduler="synchronous", progress=False)
     one = Config.model_validate(data)
