@@ -198,3 +198,23 @@ def test_hazard_progress_log_lines(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="hra"):
         hazard_curves(cfg, {"x": [251_000.0, 252_000.0], "y": [590_000.0, 590_000.0]}, levels_g=[0.01, 0.1], progress=False)
     assert any("hazard (site x IM): 2/2" in r.getMessage() for r in caplog.records)
+
+
+def test_hazard_map_same_with_two_worker_processes(tmp_path):
+    """Mean curves: the (zone, IM) tables as executor tasks on 2 dask processes give the same numbers."""
+    import json
+
+    import hra
+    from hra.integration.hazard import hazard_map
+
+    cfg = hra.demo_config(50, seed=1, directory=tmp_path, realisations=10)
+    cfg = cfg.with_updates(ground_motion={"quadrature_points": 4}, run={"years": [2025]})
+    levels = np.geomspace(0.005, 2, 12)
+    one = cfg.with_updates(compute={"workers": 1, "scheduler": "synchronous"})
+    serial = hazard_map(one, spacing_m=6000.0, imt="PGA", levels_g=levels, progress=False)
+    assert np.unique(serial["zone"].values).size >= 4
+    two = cfg.with_updates(compute={"workers": 2, "scheduler": "local"})
+    par = hazard_map(two, spacing_m=6000.0, imt="PGA", levels_g=levels, progress=False)
+    assert json.loads(par.attrs["provenance"])["workers"] == 2 and json.loads(serial.attrs["provenance"])["workers"] == 1
+    np.testing.assert_allclose(serial["rate_mean"].values, par["rate_mean"].values, rtol=1e-12)
+    np.testing.assert_allclose(serial["intensity_g"].values, par["intensity_g"].values, rtol=1e-12)

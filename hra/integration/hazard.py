@@ -296,6 +296,15 @@ def zone_tables(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zon
     return mean, tab
 
 
+def _zone_mean_task(task: tuple, static: tuple) -> tuple[np.ndarray, float]:
+    """Executor task: the tree-mean table of one (zone, IM) and its time [s]."""
+    gmm, levels, mag, r_hyp, median_map = static
+    zone, imt = task
+    t0 = time.perf_counter()
+    mtab, _ = zone_tables(gmm, imt, levels, mag, r_hyp, zone, median_map, keep_branches=False)
+    return mtab, time.perf_counter() - t0
+
+
 # ------------------------------------------------------------------------------------------
 # reduction
 # ------------------------------------------------------------------------------------------
@@ -416,8 +425,26 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     t_tables = 0.0
     zone_key = zones if gmm.zones is not None else np.zeros(n_site, dtype=np.int64)
     order = np.argsort(zone_key, kind="stable")
+    uniq = np.unique(zone_key)
+    # mean curves only: the (zone, IM) tables are independent tasks, run on the [compute]
+    # executor (dask processes) when there are enough of them; the tables do not depend on
+    # where they run, so neither do the results
+    pre: dict = {}
+    parallel = False
+    workers = cfg.compute.n_workers
+    if not need_branches and (workers > 1 or cfg.compute.scheduler not in ("auto", "synchronous")) \
+            and uniq.size * n_imt >= 2 * workers:
+        from hra.core.executor import Executor
+
+        tasks = [(None if gmm.zones is None else int(z), imt) for z in uniq for imt in imts]
+        with Executor(cfg.compute.scheduler, workers, progress) as ex:
+            res = ex.map(_zone_mean_task, tasks, label="hazard tables (zone x IM)",
+                         shared={"static": (gmm, levels, sm.magnitude, r, median_map)})
+        pre = {t: m for t, (m, _) in zip(tasks, res)}
+        parallel = ex.parallel
+        t_tables += sum(dt for _, dt in res)
     with progress_bar(n_site * n_imt, "hazard (site x IM)", progress) as advance:
-        for z in np.unique(zone_key):
+        for z in uniq:
             members = order[zone_key[order] == z]
             hs = {}
             for i_site in members:
@@ -427,11 +454,14 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
                                            src.subcell_radius_km * 1000.0, src.subcell_divisions, hist)
                 hs[i_site] = hist.reshape(r.size, Yall, S)[:, y_sel].copy()
             for i, imt in enumerate(imts):
-                tz = time.perf_counter()
-                mtab, tab = zone_tables(gmm, imt, levels, sm.magnitude, r, None if gmm.zones is None else int(z), median_map,
-                                        keep_branches=need_branches)
-                t_tables += time.perf_counter() - tz
-                log.debug("hazard: zone %s %s tables in %.1f s", z, imt, time.perf_counter() - tz)
+                zarg = None if gmm.zones is None else int(z)
+                if (zarg, imt) in pre:
+                    mtab, tab = pre.pop((zarg, imt)), None
+                else:
+                    tz = time.perf_counter()
+                    mtab, tab = zone_tables(gmm, imt, levels, sm.magnitude, r, zarg, median_map, keep_branches=need_branches)
+                    t_tables += time.perf_counter() - tz
+                    log.debug("hazard: zone %s %s tables in %.1f s", z, imt, time.perf_counter() - tz)
                 for i_site in members:
                     h = hs[i_site]
                     mean[i_site, i] = np.einsum("rys,bxrl,s,b,x->yl", h, mtab, w_s, w_b, w_x, optimize=True)
@@ -479,6 +509,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
             "median_weights": getattr(cfg.ground_motion, "median_weights", None) if median_map is not None else None,
             "component": comp,
             "timings_s": {"tables": round(t_tables, 3), "total": round(time.perf_counter() - t0, 3)},
+            "workers": int(workers) if parallel else 1,
             "config_file": str(cfg.source_file) if cfg.source_file else None,
         },
     )
