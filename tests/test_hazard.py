@@ -218,3 +218,16 @@ def test_hazard_map_same_with_two_worker_processes(tmp_path):
     assert json.loads(par.attrs["provenance"])["workers"] == 2 and json.loads(serial.attrs["provenance"])["workers"] == 1
     np.testing.assert_allclose(serial["rate_mean"].values, par["rate_mean"].values, rtol=1e-12)
     np.testing.assert_allclose(serial["intensity_g"].values, par["intensity_g"].values, rtol=1e-12)
+
+
+def test_hazard_curves_bad_sites_file_names_file_and_row(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from hra.cli import app
+    from tests.test_cli_extras import _write_toml
+
+    toml = _write_toml(_map_config(tmp_path), tmp_path / "run.toml")
+    pd.DataFrame({"id": ["A", "B"], "x": [253_000.0, "oops"], "y": [590_000.0, 590_000.0]}).to_csv(tmp_path / "s.csv", index=False)
+    res = CliRunner().invoke(app, ["hazard", "curves", str(toml), "--sites", str(tmp_path / "s.csv")])
+    assert res.exit_code == 2 and "s.csv" in res.output and "row 2" in res.output and "'B'" in res.output

@@ -14,7 +14,7 @@ hazard_app = typer.Typer(help="Site hazard: curves, uniform hazard spectra and m
 COMPONENT_HELP = "Horizontal component: geometric_mean (default; hazard and NPR 9998 convention) or arbitrary (GMM V7/V6)."
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc) -> None:
     typer.secho(f"error: {exc}", fg="red", err=True)
     raise typer.Exit(2)
 
@@ -71,7 +71,7 @@ def curves_command(
             raise ValueError(f"{out} exists; pass --overwrite to replace it")
         hc = hazard_curves(cfg, df, imts=_imts(imt), component=component, years=year or None, progress=progress)
     except (ValueError, OSError, KeyError) as exc:
-        _fail(exc)
+        _fail(f"{sites}: {exc}" if str(exc).startswith(("sites", "site ")) else exc)
     uhs = uniform_hazard_spectrum(hc, rps)
     imts = [str(v) for v in hc["imt"].values]
     console = Console()
