@@ -131,8 +131,11 @@ def test_v7_mean_hazard_uses_w_of_m_against_independent_integral(hc, gmm_v7, i_s
     for rp in (475.0, 2475.0):
         a_ref, a_got = intensity_at(LEVELS, ref, rp), intensity_at(LEVELS, got, rp)
         assert a_got == pytest.approx(a_ref, rel=0.015), (rp, a_got, a_ref)
-    # the nominal median weights (the former behaviour) give a visibly different answer at 2475 yr
-    assert abs(intensity_at(LEVELS, nominal, 2475.0) / intensity_at(LEVELS, ref, 2475.0) - 1) > 0.01
+    # the nominal median weights (the former behaviour) give a different answer at 2475 yr (about
+    # -1 % with Mmax 5.0 here), and the hazard is much closer to the w(M) integral than to that
+    a_ref, a_nom, a_got = (intensity_at(LEVELS, c, 2475.0) for c in (ref, nominal, got))
+    assert abs(a_nom / a_ref - 1) > 0.005
+    assert abs(a_got / a_ref - 1) < 0.5 * abs(a_nom / a_ref - 1)
 
 
 def test_v7_fractiles_are_weighted_quantiles_of_branch_curves(hc, gmm_v7):
