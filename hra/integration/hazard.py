@@ -30,8 +30,10 @@ the exceedance tables ``P(IM > a | m, r)`` are computed once per zone (sites are
 by zone, so one zone's tables are in memory at a time). For models with mixtures at rupture
 distances (GMM V7/V6) the tables use the grid path of :mod:`hra.integration.condtables`: the
 mixtures on an (M, R_rup) grid (the R_hyp nodes plus the path-term hinges), the closed-form
-exceedance per component, then R_rup given R_hyp by ln-linear interpolation. Per site only the
-distance histogram and a contraction with the tables remain.
+exceedance per component (single-period IMs PGA and SA(T): the exact 1-D integral of
+:meth:`hra.gmm.groningen_v7.GroningenV7.exceedance_rrup`), then R_rup given R_hyp by ln-linear
+interpolation. Per site only the distance histogram and a contraction with the tables remain.
+For mean curves (maps) the (zone, IM) tables run as tasks on the ``[compute]`` executor.
 
 The uniform hazard spectrum at return period T interpolates each curve log-log at rate 1/T;
 the NPR 9998 spectral parameters fitted to it are in :func:`npr9998.site_spectrum.fit_npr_spectrum`
