@@ -665,6 +665,14 @@ def hazard_map(cfg: Config, spacing_m: float = 1000.0, imt: str = "PGA", return_
     return ds
 
 
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _column(rp: float, imt: str) -> str:
     return f"{normalize_imt(imt).lower().replace('(', '_').replace(')', '').replace('.', 'p')}_{int(rp)}yr_g"
 
@@ -700,6 +708,7 @@ def write_hazard_map(ds: xr.Dataset, gpkg: str | Path | None = None, png: str | 
         try:
             pyogrio.raw.write(tmp, shapely.to_wkb(shapely.points(x, y)), data, fields, layer="hazard_map", driver="GPKG",
                               geometry_type="Point", crs="EPSG:28992")
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, gpkg)
         finally:
             if os.path.exists(tmp):
@@ -726,7 +735,8 @@ def write_hazard_map(ds: xr.Dataset, gpkg: str | Path | None = None, png: str | 
         fd, tmp = tempfile.mkstemp(suffix=".png", prefix=f".{png.name}.", dir=png.parent)
         os.close(fd)
         try:
-            fig.savefig(tmp, dpi=120)
+            fig.savefig(tmp, dpi=120, format="png")
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, png)
         finally:
             plt.close(fig)
