@@ -173,12 +173,17 @@ def reweight_gmm(cfg: Config, gmm: GroundMotionModel) -> GroundMotionModel:
     return ReweightedGMM(gmm, tree, median)
 
 
-def make_gmm(cfg: Config) -> GroundMotionModel:
-    """The ground-motion model named in ``[ground_motion] model``, with the ``[logic_tree]`` weights of its nodes."""
-    return reweight_gmm(cfg, _make_gmm(cfg))
+def make_gmm(cfg: Config, component: str | None = None) -> GroundMotionModel:
+    """The ground-motion model named in ``[ground_motion] model``, with the ``[logic_tree]`` weights of its nodes.
+
+    ``component`` (``"arbitrary"`` or ``"geometric_mean"``) selects the horizontal component of
+    the models that distinguish them (GMM V7/V6; default: the model's, arbitrary, as the
+    fragility functions use); the other models have one sigma and ignore it.
+    """
+    return reweight_gmm(cfg, _make_gmm(cfg, component))
 
 
-def _make_gmm(cfg: Config) -> GroundMotionModel:
+def _make_gmm(cfg: Config, component: str | None = None) -> GroundMotionModel:
     gm = cfg.ground_motion
     if isinstance(gm, GroundMotionParametric):
         from hra.gmm.parametric import ParametricGMM
@@ -199,6 +204,8 @@ def _make_gmm(cfg: Config) -> GroundMotionModel:
         opts["s2s_mode"] = gm.s2s_mode
     if gm.quadrature == "fast":
         opts.update(quad_step=0.5, n_rrup=4)
+    if component is not None:
+        opts["component"] = component
     return load_gmm(gm.model, cfg.resolve(gm.model_dir), **opts)
 
 
@@ -385,10 +392,7 @@ def prepare(cfg: Config, fragility: FragilityModel | None = None, buildings: "Bu
                          + [n.name for n in gmm.tree.nodes] + [n.name for n in fr.tree.nodes])
     sites, site_index = assign_sites(cfg, gmm, buildings)
     warn_far_buildings(buildings, sm.rates, cfg.source.max_distance_km, cfg.source.depth_km)
-    median_map = None
-    if hasattr(gmm, "median_weights"):
-        mode = getattr(cfg.ground_motion, "median_weights", "realisation")
-        median_map = MedianMap.build(gmm.median_weights(sm.magnitude.nodes), mode)
+    median_map = median_map_for(cfg, gmm, sm.magnitude)
     return Prepared(cfg, sm.rates, sm.magnitude, sm.b_node, sm.m_max_node, gmm, fr, buildings, sites, site_index,
                     sm.distance_nodes_km, files, median_map)
 
@@ -451,6 +455,35 @@ class MedianMap:
         np.put_along_axis(mix, branch[..., None], 1.0, axis=2)
         labels = tuple(f"u[{a:.4f},{b:.4f})" for a, b in zip(lo, hi))
         return cls(node, hi - lo, mix, labels)
+
+    def combine(self, v: int, per_branch, mag_axis: int = -1) -> np.ndarray:
+        """Values of virtual branch ``v`` from those of the physical median branches.
+
+        ``per_branch(k)`` gives the array of physical branch k with the magnitude nodes on
+        ``mag_axis``; returns ``sum_k mix[v, m, k] * per_branch(k)`` (branches of zero weight at
+        every magnitude are not asked for).
+        """
+        out = None
+        for k in range(self.mix.shape[2]):
+            wk = self.mix[v, :, k]
+            if not np.any(wk):
+                continue
+            a = np.asarray(per_branch(k), dtype=float)
+            shape = [1] * a.ndim
+            shape[mag_axis] = wk.size
+            term = a * wk.reshape(shape)
+            out = term if out is None else out + term
+        return out
+
+
+def median_map_for(cfg: Config, gmm: GroundMotionModel, magnitude: MagnitudeBins) -> "MedianMap | None":
+    """The :class:`MedianMap` of a model with magnitude-dependent median weights at the magnitude
+    nodes (``[ground_motion] median_weights`` mode), or ``None``: one definition of the V7/V6
+    median node for the risk engine and the site hazard."""
+    if not hasattr(gmm, "median_weights"):
+        return None
+    mode = getattr(cfg.ground_motion, "median_weights", "realisation")
+    return MedianMap.build(gmm.median_weights(magnitude.nodes), mode)
 
 
 def engine_gmm_tree(gmm: GroundMotionModel, median_map: "MedianMap | None") -> LogicTree:

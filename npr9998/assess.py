@@ -157,6 +157,7 @@ class HazardSection(_Strict):
     t_b_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     t_c_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     t_d_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    from_hra: bool = Field(False, description="Fit the spectrum to the HRA's hazard at the building's x_rd, y_rd (needs --hra-config).")
 
 
 class CapacitySection(_Strict):
@@ -300,19 +301,57 @@ def _located(exc: NPRInputError, source: str, row: int | None) -> NPRInputError:
     return NPRInputError(exc.problem + where, fix=exc.fix, file=exc.file, row=exc.row, column=exc.column)
 
 
-def _spectrum(spec: BuildingSpec, base_dir: Path, tables: NormTables, source: str) -> SpectrumParameters:
+def hra_site_spectrum(hra_config: Any, x_rd: float, y_rd: float, return_period_yr: float, zone=None,
+                      site_id: str = "building") -> SpectrumParameters:
+    """The NPR 9998 spectrum fitted to the HRA's mean uniform hazard spectrum (geometric-mean
+    component, PGA and SA(T)) at one site of an HRA configuration (:func:`npr9998.site_spectrum.site_spectra`)."""
+    import pandas as pd
+
+    from npr9998.site_spectrum import site_spectra
+
+    site = {"id": [site_id], "x": [float(x_rd)], "y": [float(y_rd)]}
+    if zone is not None:
+        site["zone"] = [int(zone)]
+    try:
+        row = site_spectra(hra_config, pd.DataFrame(site), [float(return_period_yr)], progress=False).iloc[0]
+    except (ValueError, KeyError) as exc:
+        raise NPRInputError(f"HRA hazard at ({x_rd:g}, {y_rd:g}): {exc}", column="hazard.from_hra",
+                            fix="check the building location and the HRA config's source and ground-motion model.") from None
+    if not np.isfinite(row["ag_s_g"]):
+        raise NPRInputError(f"the HRA hazard at ({x_rd:g}, {y_rd:g}) gives no spectrum at {return_period_yr:g} yr "
+                            "(the model has fewer than 4 spectral periods, or the return period is beyond the curves).",
+                            column="hazard.from_hra", fix="use an HRA config with GMM V7/V6 or give the webtool spectrum.")
+    return SpectrumParameters(float(row["ag_s_g"]), float(row["p"]), float(row["t_b"]), float(row["t_c"]), float(row["t_d"]),
+                              return_period_yr=float(return_period_yr),
+                              source=f"HRA hazard fit at ({x_rd:g}, {y_rd:g}), {getattr(hra_config, 'source_file', None) or 'HRA config'}")
+
+
+def _spectrum(spec: BuildingSpec, base_dir: Path, tables: NormTables, source: str, hra_config: Any = None) -> SpectrumParameters:
     hz = spec.hazard
     cc = tables.consequence_class(spec.building.consequence_class)
     inline_keys = ("ag_s_g", "p", "t_b_s", "t_c_s", "t_d_s")
     given = [k for k in inline_keys if getattr(hz, k) is not None]
-    modes = sum([hz.file is not None, hz.spectra is not None, bool(given)])
+    modes = sum([hz.file is not None, hz.spectra is not None, bool(given), bool(hz.from_hra)])
     if modes != 1:
         raise NPRInputError(
-            "give exactly one of: hazard.file, [[hazard.spectra]], or the inline spectrum (ag_s_g, p, t_b_s, t_c_s, t_d_s).",
+            "give exactly one of: hazard.file, [[hazard.spectra]], the inline spectrum (ag_s_g, p, t_b_s, t_c_s, t_d_s), "
+            "or from_hra = true.",
             file=source,
             column="hazard",
             fix="keep one form of the hazard record.",
         )
+    if hz.from_hra:
+        b = spec.building
+        if hra_config is None:
+            raise NPRInputError("hazard.from_hra = true needs the HRA configuration.", file=source, column="hazard.from_hra",
+                                fix="pass --hra-config FILE (or hra_config= to assess_building).")
+        if b.x_rd is None or b.y_rd is None:
+            raise NPRInputError("hazard.from_hra = true needs the building location.", file=source, column="x_rd/y_rd",
+                                fix="give x_rd and y_rd (RD New, m).")
+        zone = int(b.zone) if isinstance(b.zone, int) or (isinstance(b.zone, str) and b.zone.strip().isdigit()) else None
+        fitted = hra_site_spectrum(hra_config, b.x_rd, b.y_rd, cc.return_period_yr, zone=zone, site_id=b.id)
+        record = HazardRecord(spectra={cc.return_period_yr: fitted}, source=fitted.source)
+        return record.spectrum_for(cc.return_period_yr, cc.importance_factor)
     if hz.file is not None:
         record = load_hazard_record(base_dir / hz.file, hz.location_id)
     elif hz.spectra is not None:
@@ -376,7 +415,7 @@ def _assess(spec, base_dir, source, row, tables, decision_tables, catalogue, hra
     notes: list[str] = []
     if tables.provisional:
         notes.append(f"PROVISIONAL NPR 9998 tables ({tables.table_version}): not a normbesluit.")
-    spectrum = _spectrum(spec, base_dir, tables, source)
+    spectrum = _spectrum(spec, base_dir, tables, source, hra_config)
 
     typ = catalogue.get(b.typology) if b.typology else None
     typ_key = next((k for k, v in catalogue.typologies.items() if v is typ), "") if typ is not None else (b.typology or "")

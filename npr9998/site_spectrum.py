@@ -58,7 +58,8 @@ def fit_npr_spectrum(period_s: Sequence[float], sa_g: Sequence[float], t_d: floa
             "rms_ln": float(np.sqrt(np.mean(best.fun**2)))}
 
 
-def site_spectra(cfg, sites, return_periods: Sequence[float] = (475.0, 2475.0), year: int | None = None) -> pd.DataFrame:
+def site_spectra(cfg, sites, return_periods: Sequence[float] = (475.0, 2475.0), year: int | None = None,
+                 component: str = "geometric_mean", progress: bool | None = None) -> pd.DataFrame:
     """Hazard at ``sites`` with the HRA model of ``cfg``, and the fitted NPR spectrum per site and
     return period.
 
@@ -72,6 +73,10 @@ def site_spectra(cfg, sites, return_periods: Sequence[float] = (475.0, 2475.0), 
         Return periods [yr].
     year : int, optional
         Year of the hazard (default: the first of ``[run] years``).
+    component : str
+        ``"geometric_mean"`` (default, the NPR 9998 convention) or ``"arbitrary"``.
+    progress : bool, optional
+        Progress bar / log lines (default: on a terminal).
 
     Returns
     -------
@@ -80,12 +85,15 @@ def site_spectra(cfg, sites, return_periods: Sequence[float] = (475.0, 2475.0), 
         ``ag_s_g, p, t_b, t_c, t_d, rms_ln`` (NaN where fewer than 4 spectral values exist).
     """
     import hra
-    from hra.integration.hazard import spectral_periods, uniform_hazard_spectrum
+    from hra.chain import make_gmm
+    from hra.integration.hazard import spectral_imts, spectral_periods, uniform_hazard_spectrum
 
-    hc = hra.hazard_curves(cfg, sites)
+    imts = spectral_imts(make_gmm(cfg))  # PGA and SA(T): the spectrum, not AvgSa
+    year = int(cfg.run.years[0]) if year is None else int(year)
+    hc = hra.hazard_curves(cfg, sites, imts=imts, quantiles=[], component=component, years=[year], progress=progress)
     uhs = uniform_hazard_spectrum(hc, list(return_periods))
     periods, idx = spectral_periods(list(hc["imt"].values))
-    iy = 0 if year is None else int(np.flatnonzero(hc["year"].values == year)[0])
+    iy = 0
     rows = []
     imts = list(hc["imt"].values)
     for s in range(hc.sizes["site"]):

@@ -96,3 +96,138 @@ def test_demo_spectral_imts(tmp_path):
     assert uhs.max() > 1.5 * uhs[0]  # a spectral plateau above PGA
     fit = fit_npr_spectrum(periods, uhs)
     assert 1.0 <= fit["p"] <= 5.0 and fit["t_b"] <= fit["t_c"]
+
+
+# ------------------------------------------------------------------------------------------
+# reduction, IM names, map, command line
+# ------------------------------------------------------------------------------------------
+
+
+def test_weighted_quantiles_vectorised_equals_logictree_definition():
+    from hra.core.logictree import weighted_quantile
+    from hra.integration.hazard import weighted_quantiles
+
+    rng = np.random.default_rng(3)
+    v = rng.lognormal(size=(37, 5, 4))
+    v[5] = v[6]  # ties
+    w = rng.random(37)
+    got = weighted_quantiles(v, w, [0.1, 0.5, 0.9])
+    for i in range(5):
+        for j in range(4):
+            np.testing.assert_array_equal(got[:, i, j], weighted_quantile(v[:, i, j], w, [0.1, 0.5, 0.9]))
+
+
+def test_normalize_imt():
+    from hra.integration.hazard import normalize_imt
+
+    assert normalize_imt("sa(0.30)") == "SA(0.3)" and normalize_imt(" SA(1.0) ") == "SA(1)"
+    assert normalize_imt("pga") == "PGA" and normalize_imt("avgsa") == "AvgSa"
+
+
+TWO_CELLS = [(250_000.0, 590_000.0, 0.3), (256_000.0, 590_000.0, 0.5)]
+
+
+def _map_config(tmp_path):
+    return make_config(tmp_path, cells=TWO_CELLS, curves=CURVES, buildings=[dict(id="B", x=CELL[0], y=CELL[1], typology="URM")],
+                       m_max=((6.0, 1.0),), source={"subcell_radius_km": 0.0})
+
+
+def test_hazard_map_against_closed_form(tmp_path):
+    """Grid nodes over the cells' box; the mean PGA at 475 / 2475 yr solves lambda(a) = 1/T of the
+    closed form summed over the cells (root found here with scipy)."""
+    import pyogrio.raw
+    from scipy.optimize import brentq
+
+    from hra.integration.hazard import hazard_map, write_hazard_map
+
+    cfg = _map_config(tmp_path)
+    ds = hazard_map(cfg, spacing_m=1000.0, return_periods=(475.0, 2475.0), progress=False)
+    x, y = ds["x_rd"].values, ds["y_rd"].values
+    assert x.min() == 250_000.0 and x.max() == 256_000.0 and set(y) == {590_000.0}  # multiples of 1 km in the box
+    for i in (0, 3, 6):
+        def lam(a):
+            return sum(closed_form_rate(a, rate, np.hypot(np.hypot(cx - x[i], cy - y[i]) / 1000.0, 3.0), 6.0)
+                       for cx, cy, rate in TWO_CELLS)
+        for k, rp in enumerate((475.0, 2475.0)):
+            ref = brentq(lambda a: np.log(lam(a) * rp), 1e-3, 1.9)
+            assert ds["intensity_g"].values[i, k] == pytest.approx(ref, rel=0.01)
+    written = write_hazard_map(ds, tmp_path / "map.gpkg", tmp_path / "map.png")
+    assert [p.name for p in written] == ["map.gpkg", "map.png"] and (tmp_path / "map.png").stat().st_size > 1000
+    meta, _, geom, fields = pyogrio.raw.read(tmp_path / "map.gpkg")
+    assert meta["crs"].endswith("28992") and list(meta["fields"]) == ["site_id", "zone", "pga_475yr_g", "pga_2475yr_g"]
+    np.testing.assert_allclose(fields[2], ds["intensity_g"].values[:, 0])
+    with pytest.raises(ValueError, match="exists"):
+        write_hazard_map(ds, tmp_path / "map.gpkg")
+
+
+def test_hazard_commands_imt_component_map_and_errors(tmp_path):
+    import pandas as pd
+    import xarray as xr
+    from typer.testing import CliRunner
+
+    from hra.cli import app
+    from tests.test_cli_extras import _write_toml
+
+    runner = CliRunner()
+    toml = _write_toml(_map_config(tmp_path), tmp_path / "run.toml")
+    pd.DataFrame([dict(id="S1", x=253_000.0, y=590_000.0)]).to_csv(tmp_path / "sites.csv", index=False)
+    base = ["hazard", "curves", str(toml), "--sites", str(tmp_path / "sites.csv")]
+    ok = runner.invoke(app, base + ["--imt", "pga", "--out", str(tmp_path / "c.nc"), "--no-progress"])
+    assert ok.exit_code == 0, ok.output
+    with xr.open_dataset(tmp_path / "c.nc") as ds:
+        assert list(ds["imt"].values) == ["PGA"] and "provenance" in ds.attrs
+    bad = runner.invoke(app, base + ["--imt", "SA(0.3)"])
+    assert bad.exit_code == 2 and "SA(0.3)" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(app, base + ["--component", "vertical"])
+    assert bad.exit_code == 2 and "component" in bad.output
+    m = ["hazard", "map", str(toml), "--spacing-m", "2000", "--out", str(tmp_path / "m.gpkg"), "--png", str(tmp_path / "m.png"),
+         "--no-progress"]
+    res = runner.invoke(app, m)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m.gpkg").exists() and (tmp_path / "m.png").exists() and "PGA at 475 yr" in res.output
+    again = runner.invoke(app, m)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    wrong = runner.invoke(app, ["hazard", "map", str(toml), "--out", str(tmp_path / "m.shp")])
+    assert wrong.exit_code == 2 and ".gpkg" in wrong.output
+
+
+def test_hazard_progress_log_lines(tmp_path, caplog):
+    import logging
+
+    cfg = _map_config(tmp_path)
+    with caplog.at_level(logging.INFO, logger="hra"):
+        hazard_curves(cfg, {"x": [251_000.0, 252_000.0], "y": [590_000.0, 590_000.0]}, levels_g=[0.01, 0.1], progress=False)
+    assert any("hazard (site x IM): 2/2" in r.getMessage() for r in caplog.records)
+
+
+def test_hazard_map_same_with_two_worker_processes(tmp_path):
+    """Mean curves: the (zone, IM) tables as executor tasks on 2 dask processes give the same numbers."""
+    import json
+
+    import hra
+    from hra.integration.hazard import hazard_map
+
+    cfg = hra.demo_config(50, seed=1, directory=tmp_path, realisations=10)
+    cfg = cfg.with_updates(ground_motion={"quadrature_points": 4}, run={"years": [2025]})
+    levels = np.geomspace(0.005, 2, 12)
+    one = cfg.with_updates(compute={"workers": 1, "scheduler": "synchronous"})
+    serial = hazard_map(one, spacing_m=6000.0, imt="PGA", levels_g=levels, progress=False)
+    assert np.unique(serial["zone"].values).size >= 4
+    two = cfg.with_updates(compute={"workers": 2, "scheduler": "local"})
+    par = hazard_map(two, spacing_m=6000.0, imt="PGA", levels_g=levels, progress=False)
+    assert json.loads(par.attrs["provenance"])["workers"] == 2 and json.loads(serial.attrs["provenance"])["workers"] == 1
+    np.testing.assert_allclose(serial["rate_mean"].values, par["rate_mean"].values, rtol=1e-12)
+    np.testing.assert_allclose(serial["intensity_g"].values, par["intensity_g"].values, rtol=1e-12)
+
+
+def test_hazard_curves_bad_sites_file_names_file_and_row(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from hra.cli import app
+    from tests.test_cli_extras import _write_toml
+
+    toml = _write_toml(_map_config(tmp_path), tmp_path / "run.toml")
+    pd.DataFrame({"id": ["A", "B"], "x": [253_000.0, "oops"], "y": [590_000.0, 590_000.0]}).to_csv(tmp_path / "s.csv", index=False)
+    res = CliRunner().invoke(app, ["hazard", "curves", str(toml), "--sites", str(tmp_path / "s.csv")])
+    assert res.exit_code == 2 and "s.csv" in res.output and "row 2" in res.output and "'B'" in res.output

@@ -105,7 +105,7 @@ def af_linear_v6(magnitude, rrup_km, c):
 
 
 class GroningenV6(GroningenV7):
-    """GMM-V6 (Bommer et al. 2019) at the surface of a site-response zone; IMs AvgSa and PGA.
+    """GMM-V6 (Bommer et al. 2019) at the surface of a site-response zone; IMs AvgSa, PGA and SA(T) (0.01-1 s).
 
     Same interface and options as :class:`~hra.gmm.groningen_v7.GroningenV7`; the site term
     defaults to ``s2s_mode="aleatory"`` (``s2s_p2p="consistent"``). Tree nodes: ``gmm_median``

@@ -27,7 +27,8 @@ Model chain (per zone, period T, branch)
 * surface: ``ln Sa = ln Y + ln AF(Y) + eps_S2S phi_S2S(Y) + delta_wierde(T)``,
   ``ln AF = clip(f1(M, R) + f2 ln((Y_g + f3)/f3), ln AFmin, ln AFmax)`` (eq. 9.12-9.14) and
   ``phi_S2S(Y_g)`` (eq. 9.15);
-* IMs: ``ln AvgSa = mean over the 10 periods of ln Sa`` (arbitrary component), ``PGA = Sa(0.01 s)``.
+* IMs: ``ln AvgSa = mean over the 10 periods of ln Sa``, ``PGA = Sa(0.01 s)``, ``SA(T)`` at a tabulated period;
+  arbitrary component by default, geometric mean with ``component="geometric_mean"`` (no c2c term).
 
 Distribution of ln IM (the engine's :class:`~hra.gmm.base.GaussianMixture`)
 ----------------------------------------------------------------------------
@@ -325,6 +326,56 @@ def surface_ln_sa(ln_ref_g, f1, site: SiteResponse, s2s_epsilon=0.0):
     return out
 
 
+
+@numba.njit(cache=False, nogil=True)
+def _threshold_exceedance_kernel(g, y0, h, ln_levels, mu, sd, weight, out):  # pragma: no cover - compiled
+    """P(g(Y) > c) for Y ~ N(mu_b, sd_b) with g tabulated at y0[p] + k h (p = points, k = nodes).
+
+    g (P, N); ln_levels (L,) ascending; mu, sd (B, P); out (B, P, L) += weight * P. The set
+    {y: g(y) > c} is the union of the intervals between the crossings of g with c (linear
+    interpolation between nodes; open to -inf / +inf where g is above c at the first / last
+    node): any shape of g, monotone or not. One pass over the nodes per point; the levels a
+    node interval crosses are found by bisection.
+    """
+    P, N = g.shape
+    B = mu.shape[0]
+    L = ln_levels.shape[0]
+    inv_sqrt2 = 1.0 / math.sqrt(2.0)
+    start = np.empty(L)
+    inside = np.zeros(L, dtype=np.bool_)
+    for p in range(P):
+        for l in range(L):
+            inside[l] = g[p, 0] > ln_levels[l]
+            start[l] = -np.inf
+        for k in range(N - 1):
+            g0 = g[p, k]
+            g1 = g[p, k + 1]
+            if g0 == g1:
+                continue
+            lo_g = min(g0, g1)
+            hi_g = max(g0, g1)
+            # levels c with lo_g <= c < hi_g change state in this interval
+            l0 = np.searchsorted(ln_levels, lo_g, side="left")
+            l1 = np.searchsorted(ln_levels, hi_g, side="left")
+            for l in range(l0, l1):
+                c = ln_levels[l]
+                yc = y0[p] + h * (k + (c - g0) / (g1 - g0))
+                if g1 > g0:  # crossing upwards: an interval opens
+                    start[l] = yc
+                    inside[l] = True
+                else:  # downwards: the interval [start, yc] closes
+                    for b in range(B):
+                        zl = (start[l] - mu[b, p]) / sd[b, p]
+                        zh = (yc - mu[b, p]) / sd[b, p]
+                        out[b, p, l] += weight * 0.5 * (math.erfc(-zh * inv_sqrt2) - math.erfc(-zl * inv_sqrt2))
+                    inside[l] = False
+        for l in range(L):
+            if inside[l]:
+                for b in range(B):
+                    zl = (start[l] - mu[b, p]) / sd[b, p]
+                    out[b, p, l] += weight * 0.5 * math.erfc(zl * inv_sqrt2)
+
+
 def _hermite_e(z: np.ndarray, kmax: int) -> np.ndarray:
     """Probabilists' Hermite polynomials He_0..He_kmax at z, shape (kmax+1, len(z))."""
     he = [np.ones_like(z), z]
@@ -618,7 +669,7 @@ def _branch_index(branch, key: str, labels: tuple[str, ...]) -> int:
 
 
 class GroningenV7(GroundMotionModel):
-    """GMM-V7 (Bommer et al. 2021) at the surface of a site-response zone; IMs AvgSa and PGA.
+    """GMM-V7 (Bommer et al. 2021) at the surface of a site-response zone; IMs AvgSa, PGA and SA(T) (0.01-1 s).
 
     Parameters
     ----------
@@ -632,6 +683,10 @@ class GroningenV7(GroundMotionModel):
         matrix; default), ``"zero"`` or ``"full"``.
     rupture
         ``"finite"`` (default; R_rup | M, R_hyp by :func:`hra.gmm.rupture.rrup_quadrature`) or ``"point"``.
+    component
+        Horizontal component of the residual: ``"arbitrary"`` (default; the fragility functions'
+        convention: ``sigma^2 = tau^2 + phi_SS^2 + sigma_c2c^2``) or ``"geometric_mean"`` (without
+        the component-to-component term; the convention of hazard outputs and of NPR 9998).
     azimuth_deg
         Fixed source-to-site azimuth relative to strike [degree]; ``None`` averages uniformly.
     n_rrup, quad_step, quad_range, quad_fraction, n_inner, n_hermite
@@ -642,7 +697,8 @@ class GroningenV7(GroundMotionModel):
 
     name = "groningen-v7"
     reference = REFERENCE
-    imts = ("AvgSa", "PGA")
+    #: Spectral periods offered as ``SA(T)`` IMs (0.01-1 s; PGA = Sa(0.01 s)). [s]
+    max_sa_period_s = 1.0
     verified = True
     #: The engine keys sites by (zone, wierde): the model has a wierde (dwelling-mound) factor.
     uses_wierde = True
@@ -662,6 +718,7 @@ class GroningenV7(GroundMotionModel):
         s2s_p2p: str = "consistent",
         rupture: str = "finite",
         azimuth_deg: float | None = None,
+        component: str = "arbitrary",
         n_rrup: int = 8,
         quad_step: float = 0.25,
         quad_range: tuple[float, float] = (-3.5, 6.25),
@@ -677,6 +734,8 @@ class GroningenV7(GroundMotionModel):
             raise ValueError(f"s2s_p2p must be 'consistent', 'zero' or 'full', got {s2s_p2p!r}")
         if rupture not in ("finite", "point"):
             raise ValueError(f"rupture must be 'finite' or 'point', got {rupture!r}")
+        if component not in ("arbitrary", "geometric_mean"):
+            raise ValueError(f"component must be 'arbitrary' or 'geometric_mean', got {component!r}")
         if not 0.0 < quad_fraction <= 1.0:
             raise ValueError("quad_fraction must lie in (0, 1]")
         if not (quad_step > 0 and quad_range[0] < 0 < quad_range[1]):
@@ -685,6 +744,7 @@ class GroningenV7(GroundMotionModel):
         self.s2s_mode = s2s_mode
         self.s2s_p2p = s2s_p2p
         self.rupture = rupture
+        self.component = component
         self.azimuth_deg = azimuth_deg
         self.n_rrup = int(n_rrup)
         self.quad_step = float(quad_step)
@@ -711,6 +771,12 @@ class GroningenV7(GroundMotionModel):
     @property
     def periods(self) -> np.ndarray:
         return self.tables.periods
+
+    @property
+    def imts(self) -> tuple[str, ...]:
+        """``AvgSa``, ``PGA`` and ``SA(T)`` at the tabulated periods up to :attr:`max_sa_period_s`."""
+        per = [float(t) for t in self.tables.periods if t <= self.max_sa_period_s + 1e-9]
+        return ("AvgSa", "PGA") + tuple(f"SA({t:g})" for t in per)
 
     @property
     def avgsa_periods(self) -> np.ndarray:
@@ -894,6 +960,8 @@ class GroningenV7(GroundMotionModel):
         if imt == "AvgSa":
             idx = self._period_indices(self.avgsa_periods)
             return idx, np.full(idx.size, 1.0 / idx.size)
+        if imt.startswith("SA("):
+            return self._period_indices([float(imt[3:-1])]), np.ones(1)
         return self._period_indices([PGA_PERIOD]), np.ones(1)
 
     def _s2s_setup(self, branch, idx) -> tuple[float | None, np.ndarray | None]:
@@ -907,12 +975,15 @@ class GroningenV7(GroundMotionModel):
         return None, self.tables.p2p[np.ix_(idx, idx)]
 
     def _reference(self, idx, m, r, branch):
-        """(mu [ln g], sd_arbitrary) at points m, r (...,) for periods idx -> (..., P)."""
+        """(mu [ln g], sd) at points m, r (...,) for periods idx -> (..., P); sd of the
+        :attr:`component` (arbitrary: with the c2c variance; geometric mean: without)."""
         level = _branch_index(branch, "gmm_median", md.MEDIAN_LEVELS)
         T = self.tables.periods[idx]
         mu = self._ln_median_ref_g_at(idx, m[..., None], r[..., None], level)
         tau_t, phi_t = self._tau_phi(branch)
-        var = tau_t[idx] ** 2 + phi_t[idx] ** 2 + c2c_variance(T, m[..., None], r[..., None])
+        var = np.broadcast_to(tau_t[idx] ** 2 + phi_t[idx] ** 2, mu.shape)
+        if self.component == "arbitrary":
+            var = var + c2c_variance(T, m[..., None], r[..., None])
         return mu, np.sqrt(var)
 
     @property
@@ -980,6 +1051,74 @@ class GroningenV7(GroundMotionModel):
         u = mu @ a + float(a @ np.log(site.af_max)) + n_sd * s_a + k * phi_max
         return u.reshape(m.shape)
 
+    def exceedance_rrup(self, imt, magnitude, rrup_km, zone, branches, levels_g, wierde: bool = False,
+                        y_step: float = 0.02, n_sd: float = 9.5, n_aleatory: int = 16) -> dict[int, np.ndarray]:
+        """P(IM > a | M, R_rup) of a single-period IM (``PGA``, ``SA(T)``) at the surface, exactly.
+
+        For one period the surface motion is a deterministic function of the reference motion,
+        ``ln Sa = g(ln Y)`` (:func:`surface_ln_sa`: non-linear AF, motion-dependent phi_S2S; not
+        always monotone), and ``ln Y ~ N(mu, sd)`` (the median branch, tau, phi_SS and the
+        :attr:`component`). So ``P(Sa > a) = P(ln Y in {y: g(y) > ln a})``: g is tabulated on a
+        grid of ln Y (step ``y_step`` over ``mu +- n_sd sd`` of all branches), its crossings with
+        ln a are located by linear interpolation and the normal probability of the intervals is
+        summed (no mixture quadrature). g does not depend on the median or sigma branch, so all
+        ``branches`` share it. An aleatory site term is integrated by ``n_aleatory``-point
+        Gauss-Hermite quadrature.
+
+        Parameters
+        ----------
+        imt
+            ``"PGA"`` or ``"SA(T)"``.
+        magnitude, rrup_km
+            (n_mag,) and (n_r,) spanning a grid. [-], [km]
+        zone
+            Site-response zone.
+        branches
+            Mappings with gmm_median, gmm_tau, gmm_phi_ss (as :meth:`ln_im_mixture`).
+        levels_g
+            Intensity levels. [g]
+
+        Returns
+        -------
+        dict
+            gmm_s2s branch index (0 only for an aleatory site term) -> P, (n_branch, n_mag, n_r, n_level).
+        """
+        idx, a = self._im_definition(imt)
+        if idx.size != 1:
+            raise ValueError(f"exceedance_rrup needs a single-period IM (PGA, SA(T)), got {imt!r}")
+        m = np.atleast_1d(np.asarray(magnitude, float))
+        r = np.atleast_1d(np.asarray(rrup_km, float))
+        ln_levels = np.log(np.atleast_1d(np.asarray(levels_g, float)))
+        mm = np.broadcast_to(m[:, None], (m.size, r.size)).reshape(-1)
+        rr = np.broadcast_to(r[None, :], (m.size, r.size)).reshape(-1)
+        mus, sds = [], []
+        for br in branches:
+            mu_b, sd_b = self._reference(idx, mm, rr, br)
+            mus.append(mu_b[:, 0])
+            sds.append(sd_b[:, 0])
+        mu = np.ascontiguousarray(mus)
+        sd = np.ascontiguousarray(sds)
+        lo = (mu - n_sd * sd).min(axis=0)
+        n = int(np.ceil(((mu + n_sd * sd).max(axis=0) - lo).max() / y_step)) + 2
+        y = lo[:, None] + y_step * np.arange(n)[None, :]
+        c = self._af_at(zone, idx)
+        f1 = self._f1(c, mm[:, None], rr[:, None])  # (P, 1)
+        site = self.site_response(zone, idx, wierde)
+        if self.s2s_mode == "epistemic":
+            treatments = {j: [(e, 1.0)] for j, e in enumerate(S2S_EPSILONS)}
+        else:
+            x, w = hermegauss(n_aleatory)
+            treatments = {0: list(zip(x, w / w.sum()))}
+        out = {}
+        for j, nodes in treatments.items():
+            acc = np.zeros((len(mus), mm.size, ln_levels.size))
+            for eps, wt in nodes:
+                g = surface_ln_sa(y[..., None], f1[:, None, :], site, eps)[..., 0]
+                _threshold_exceedance_kernel(np.ascontiguousarray(g), np.ascontiguousarray(lo), float(y_step),
+                                             np.ascontiguousarray(ln_levels), mu, sd, float(wt), acc)
+            out[j] = np.clip(acc, 0.0, 1.0).reshape(len(mus), m.size, r.size, ln_levels.size)
+        return out
+
     def ln_im_mixtures_rrup(self, imt, magnitude, rrup_km, zone, branch, wierde: bool = False,
                             ln_im_floor: float | None = None) -> dict[int, GaussianMixture]:
         """Mixtures of ln IM at given **rupture** distances (no R_rup quadrature), every s2s branch.
@@ -1043,12 +1182,13 @@ class GroningenV7(GroundMotionModel):
         return {j: GaussianMixture(mean[src].reshape(shape), sd[src].reshape(shape), w) for j, (mean, sd) in parts.items()}
 
     def ln_im_mixture(self, imt, magnitude, distance_km, zone, branch, wierde: bool = False) -> GaussianMixture:
-        """Distribution of ln IM at the surface of ``zone`` [ln g], arbitrary component.
+        """Distribution of ln IM at the surface of ``zone`` [ln g], of the model's :attr:`component`.
 
         Parameters
         ----------
         imt
-            ``"AvgSa"`` (geometric mean of Sa at the 10 periods 0.01-1 s) or ``"PGA"`` (Sa(0.01 s)).
+            ``"AvgSa"`` (geometric mean of Sa at the 10 periods 0.01-1 s), ``"PGA"`` (Sa(0.01 s))
+            or ``"SA(T)"`` at a tabulated period T <= 1 s.
         magnitude
             Magnitudes, shape (n_mag,). [-]
         distance_km

@@ -127,20 +127,27 @@ class MagnitudeBins:
 
     def _bin_expectations(self, g: np.ndarray):
         """E_bin[g] per bin (g.shape[:-1] + (n_bins,)) for each b-value, in turn."""
+        for ib in range(self.b_values.size):
+            yield self.bin_expectations(g[..., :-1], g[..., 1:], ib)
+
+    def bin_expectations(self, lo: np.ndarray, hi: np.ndarray, ib: int, bins=slice(None)) -> np.ndarray:
+        """E_bin[g] of the bins ``bins`` (default: all) for b-value branch ``ib`` from g at their
+        lower and upper nodes, ``lo`` and ``hi`` (..., n_bins): the rule of :meth:`integrate`
+        (which is ``bin_expectations(g[..., :-1], g[..., 1:], ib) @ prob[ib, ix]``)."""
         from scipy.special import exprel
 
-        lo, hi = g[..., :-1], g[..., 1:]
-        h = np.diff(self.nodes)
+        lo = np.asarray(lo, dtype=float)
+        hi = np.asarray(hi, dtype=float)
+        h = np.diff(self.nodes)[bins]
         pos = (lo > 0) & (hi > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             lam_h = np.where(pos, np.log(np.where(pos, hi, 1.0) / np.where(pos, lo, 1.0)), 0.0)
-        for b in self.b_values:
-            beta_h = b * LN10 * h
-            # linear fallback: weight of the upper edge = (centroid - lo) / h for this b-value
-            frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
-            lin = lo * (1.0 - frac_hi) + hi * frac_hi
-            ex = lo * exprel(lam_h - beta_h) / exprel(-beta_h)
-            yield np.where(pos, ex, lin)
+        beta_h = self.b_values[ib] * LN10 * h
+        # linear fallback: weight of the upper edge = (centroid - lo) / h for this b-value
+        frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
+        lin = lo * (1.0 - frac_hi) + hi * frac_hi
+        ex = lo * exprel(lam_h - beta_h) / exprel(-beta_h)
+        return np.where(pos, ex, lin)
 
 
 def magnitude_bins(

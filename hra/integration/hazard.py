@@ -1,4 +1,4 @@
-"""Site hazard: hazard curves and uniform hazard spectra.
+"""Site hazard: hazard curves, uniform hazard spectra and hazard maps.
 
 For a site at (x, y) in zone z, the annual rate of exceedance of intensity level a in year y
 for one logic-tree combination (source branch s, b-value, Mmax, GMM branches g):
@@ -8,34 +8,76 @@ for one logic-tree combination (source branch s, b-value, Mmax, GMM branches g):
 with H the site's rate of M >= m_min events per hypocentral-distance node (the same one-pass
 histogram as the risk engine), the magnitude sum the exact GR integration of
 :meth:`hra.inputs.source.MagnitudeBins.integrate`, and P(IM > a | m, r) the survival function of the
-model's Gaussian mixture of ln IM (surface, site amplification included). The logic tree is
-enumerated: the mean curve is the weighted mean of the rates, fractile curves are weighted
-quantiles per level (inverse weighted empirical CDF, :func:`hra.core.logictree.weighted_quantile`).
-Annual probabilities of exceedance are ``1 - exp(-lambda)`` (Poisson).
+model's Gaussian mixture of ln IM (surface, site amplification included).
+
+**One logic tree for hazard and risk.** The GMM nodes are those the risk engine enumerates,
+:func:`hra.chain.engine_gmm_tree`: for GMM V7/V6 the median node is replaced by the
+magnitude-dependent weights w(M) (Bommer et al. 2021 eq. 9.8) through the same
+:class:`hra.chain.MedianMap` (built by :func:`hra.chain.median_map_for`, mode
+``[ground_motion] median_weights``): per magnitude node, a virtual branch takes the physical
+median branch(es) of its ``mix`` before the magnitude integration. The mean curve is the weighted
+mean of the rates (it equals the w(M) mixture exactly); fractile curves are weighted quantiles per
+level over the enumerated combinations (inverse weighted empirical CDF, as
+:func:`hra.core.logictree.weighted_quantile`). Annual probabilities of exceedance are
+``1 - exp(-lambda)`` (Poisson).
+
+**Component.** Hazard outputs default to the geometric-mean horizontal component (the chain's
+hazard convention and the NPR 9998 one); ``component="arbitrary"`` adds the component-to-component
+variance of GMM V7/V6 (the fragility functions' convention). Models with a single sigma ignore it.
+
+**Speed.** All sites of a site-response zone share the ground-motion distribution per (M, R), so
+the exceedance tables ``P(IM > a | m, r)`` are computed once per zone (sites are processed zone
+by zone, so one zone's tables are in memory at a time). For models with mixtures at rupture
+distances (GMM V7/V6) the tables use the grid path of :mod:`hra.integration.condtables`: the
+mixtures on an (M, R_rup) grid (the R_hyp nodes plus the path-term hinges), the closed-form
+exceedance per component (single-period IMs PGA and SA(T): the exact 1-D integral of
+:meth:`hra.gmm.groningen_v7.GroningenV7.exceedance_rrup`), then R_rup given R_hyp by ln-linear
+interpolation. Per site only the distance histogram and a contraction with the tables remain.
+For mean curves (maps) the (zone, IM) tables run as tasks on the ``[compute]`` executor.
 
 The uniform hazard spectrum at return period T interpolates each curve log-log at rate 1/T;
 the NPR 9998 spectral parameters fitted to it are in :func:`npr9998.site_spectrum.fit_npr_spectrum`
-(``npr9998`` builds on ``hra``, never the reverse).
+(``npr9998`` builds on ``hra``, never the reverse). :func:`hazard_map` computes the mean PGA at
+return periods on a node grid over the field; :func:`write_hazard_map` writes it as a GeoPackage
+and a PNG.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import logging
 import re
+import sys
+import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hra.integration import kernels
 from hra.config import Config
-from hra.core.logictree import LogicTree, weighted_quantile
+from hra.core.logictree import LogicTree
+from hra.integration import condtables, kernels
+
+log = logging.getLogger("hra")
 
 DEFAULT_LEVELS_G = np.geomspace(1e-3, 3.0, 60)
+COMPONENTS = ("geometric_mean", "arbitrary")
 
 
 class HazardError(ValueError):
     """Bad hazard input (sites, IMs, return periods)."""
+
+
+def normalize_imt(name: str) -> str:
+    """Canonical IM name: ``"sa(0.30)"`` -> ``"SA(0.3)"``, ``"pga"`` -> ``"PGA"``, ``"avgsa"`` -> ``"AvgSa"``."""
+    s = str(name).strip()
+    m = re.fullmatch(r"(?i)sa\(\s*([0-9]*\.?[0-9]+)\s*s?\s*\)", s)
+    if m:
+        return f"SA({float(m.group(1)):g})"
+    return {"pga": "PGA", "pgv": "PGV", "avgsa": "AvgSa"}.get(s.lower(), s)
 
 
 def _sites_frame(sites) -> pd.DataFrame:
@@ -48,35 +90,256 @@ def _sites_frame(sites) -> pd.DataFrame:
             raise HazardError(f"sites need columns x, y [m, EPSG:28992] (and optionally id, zone); missing {col!r}")
     if "id" not in df.columns:
         df["id"] = [f"site-{i + 1}" for i in range(len(df))]
-    if not np.all(np.isfinite(df[["x", "y"]].to_numpy(float))):
-        raise HazardError("sites: coordinates must be finite numbers")
+    if len(df) == 0:
+        raise HazardError("sites: no sites given")
+    xy = pd.DataFrame({c: pd.to_numeric(df[c], errors="coerce") for c in ("x", "y")})
+    bad = ~np.all(np.isfinite(xy.to_numpy(float)), axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise HazardError(f"sites row {i + 1} (id {df['id'].iloc[i]!r}): x, y must be finite numbers [m, EPSG:28992]")
+    df[["x", "y"]] = xy
     return df.reset_index(drop=True)
 
 
-def _site_zones(cfg: Config, gmm, df: pd.DataFrame) -> np.ndarray:
+def site_zones(cfg: Config, gmm, x: np.ndarray, y: np.ndarray, zone: np.ndarray | None = None) -> np.ndarray:
+    """Site-response zone of each point: the given ``zone`` where present, else from the
+    configured zonation (the V6 zip for GMM V7/V6, as :func:`hra.chain.assign_sites`)."""
+    x = np.asarray(x, float)
     if gmm.zones is None:
-        return np.zeros(len(df), dtype=np.int64)
-    given = df["zone"].notna().to_numpy() if "zone" in df.columns else np.zeros(len(df), dtype=bool)
-    zone = np.full(len(df), -1, dtype=np.int64)
+        return np.zeros(x.size, dtype=np.int64)
+    y = np.asarray(y, float)
+    out = np.full(x.size, -1, dtype=np.int64)
+    given = np.zeros(x.size, dtype=bool) if zone is None else np.isfinite(np.asarray(zone, float))
     if given.any():
-        zone[given] = df["zone"].to_numpy()[given].astype(np.int64)
+        out[given] = np.asarray(zone, float)[given].astype(np.int64)
     if not given.all():
         from hra.chain import zone_source
 
         source = zone_source(cfg)
         if source is None:
-            raise HazardError(f"site {df['id'].iloc[int(np.flatnonzero(~given)[0])]!r} has no zone and no zone "
-                              "polygons are configured; add a 'zone' column or set [ground_motion] zones")
-        x, y = df["x"].to_numpy(float)[~given], df["y"].to_numpy(float)[~given]
-        zone[~given] = source.assign(x, y, gmm.zones)
-    bad = ~np.isin(zone, gmm.zones)
-    if bad.any():
-        raise HazardError(f"site {df['id'].iloc[int(np.flatnonzero(bad)[0])]!r} lies in zone {zone[bad][0]}, unknown to the GMM")
+            raise HazardError("sites without a zone and no zone polygons are configured; add a 'zone' column "
+                              "or set [ground_motion] zones")
+        out[~given] = source.assign(x[~given], y[~given], gmm.zones)
+    return out
+
+
+def _site_zones(cfg: Config, gmm, df: pd.DataFrame) -> np.ndarray:
+    given = df["zone"].to_numpy(float) if "zone" in df.columns else None
+    zone = site_zones(cfg, gmm, df["x"].to_numpy(float), df["y"].to_numpy(float), given)
+    if gmm.zones is not None:
+        bad = ~np.isin(zone, gmm.zones)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise HazardError(f"site {df['id'].iloc[i]!r} (row {i + 1}) lies in zone {zone[i]}, unknown to the GMM "
+                              f"{gmm.name!r}; fix the zone column or leave it empty to use the zonation")
     return zone
 
 
+# ------------------------------------------------------------------------------------------
+# zone tables
+# ------------------------------------------------------------------------------------------
+
+
+def _exceedance(mix, ln_levels: np.ndarray) -> np.ndarray:
+    """P(ln IM > ln a) (L, ...) of a mixture with arrays (..., q) (closed form per component)."""
+    lead = mix.mean.shape[:-1]
+    q = mix.mean.shape[-1]
+    mean = np.ascontiguousarray(mix.mean.reshape(1, -1, q)) if len(lead) == 1 else np.ascontiguousarray(mix.mean)
+    sd = np.ascontiguousarray(mix.sd.reshape(mean.shape))
+    w = np.ascontiguousarray(mix.weight.reshape(mean.shape))
+    out = np.empty((ln_levels.size,) + mean.shape[:2])
+    kernels.lognormal_expectation(mean, sd, w, np.ascontiguousarray(ln_levels), np.zeros(ln_levels.size), out)
+    return out.reshape((ln_levels.size,) + lead)
+
+
+def _single_period(gmm, imt: str) -> bool:
+    """True if the model gives the exact single-period exceedance for this IM (GMM V7/V6 PGA, SA(T))."""
+    return hasattr(gmm, "exceedance_rrup") and (imt == "PGA" or imt.startswith("SA("))
+
+
+def physical_exceedance(gmm, imt: str, levels_g: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray, zone,
+                        branches: list[dict]) -> list[dict]:
+    """P(IM > a | m, R_hyp) of one IM at a zone for physical GMM branches, arrays (m, r, level).
+
+    ``branches`` give every node but gmm_s2s for models that compute their site-term branches
+    together (GMM V7/V6): one dict per branch, site-term index -> array. Single-period IMs of
+    GMM V7/V6 use the exact :meth:`~hra.gmm.groningen_v7.GroningenV7.exceedance_rrup` on the
+    R_rup grid, other IMs of those models the mixtures at rupture distances, both then
+    integrated over R_rup given R_hyp (:mod:`hra.integration.condtables`); other models their
+    mixtures at the R_hyp nodes (``{None: array}``).
+    """
+    ln_levels = np.log(np.asarray(levels_g, float))
+    M, R, L = mag_nodes.size, r_hyp.size, ln_levels.size
+    if condtables.supports(gmm):
+        r_grid = condtables.rrup_grid(gmm, r_hyp)
+        if _single_period(gmm, imt):
+            res = gmm.exceedance_rrup(imt, mag_nodes, r_grid, zone, branches, levels_g)  # j -> (B, m, g, L)
+        else:
+            res = {}
+            for ib, br in enumerate(branches):
+                for j, mix in gmm.ln_im_mixtures_rrup(imt, mag_nodes, r_grid, zone, br, ln_im_floor=float(ln_levels.min())).items():
+                    res.setdefault(j, np.empty((len(branches), M, r_grid.size, L)))[ib] = np.moveaxis(_exceedance(mix, ln_levels), 0, -1)
+        js = sorted(res)
+        stack = np.stack([res[j] for j in js])  # (J, B, m, g, L)
+        p = condtables._over_rrup(gmm, np.ascontiguousarray(np.moveaxis(stack, (2, 3), (0, 1)).reshape(M, r_grid.size, -1)),
+                                  r_grid, mag_nodes, r_hyp)  # (m, r, J*B*L)
+        p = np.moveaxis(p.reshape(M, R, len(js), len(branches), L), (2, 3), (0, 1))  # (J, B, m, r, L)
+        return [{j: p[k, ib] for k, j in enumerate(js)} for ib in range(len(branches))]
+    out = []
+    for br in branches:
+        out.append({None: np.moveaxis(_exceedance(gmm.ln_im_mixture(imt, mag_nodes, r_hyp, zone, br), ln_levels), 0, -1)})
+    return out
+
+
+def zone_tables(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zone, median_map,
+                keep_branches: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Exceedance tables of one zone and IM, integrated over magnitude, per engine GMM combination.
+
+    Parameters
+    ----------
+    gmm
+        Ground-motion model (its component fixed at construction).
+    imt, levels_g
+        IM and intensity levels [g].
+    mag
+        :class:`hra.inputs.source.MagnitudeBins`.
+    r_hyp
+        Hypocentral-distance nodes [km].
+    zone
+        Site-response zone (``None`` for zone-free models).
+    median_map
+        :class:`hra.chain.MedianMap` or ``None``; the GMM combinations g are those of
+        :func:`hra.chain.engine_gmm_tree` (C order). A virtual median branch takes, at each
+        magnitude node, the physical branch(es) of ``median_map.mix`` before the magnitude
+        integration; for one-hot maps (``"realisation"``) the per-bin expectations of
+        :meth:`~hra.inputs.source.MagnitudeBins.bin_expectations` are computed once per pair of
+        physical branches at a bin's two nodes and shared by the virtual branches.
+    keep_branches
+        Also return the per-combination tables (float32).
+
+    Returns
+    -------
+    mean : (b, x, r, level)
+        P(IM > a) per event at each distance node, weighted mean over the GMM combinations [-].
+    tab : (b, x, g, r, level) float32 or None
+        Per engine GMM combination g.
+    """
+    import itertools
+
+    from hra.chain import engine_gmm_tree
+
+    levels_g = np.asarray(levels_g, float)
+    pnames = [n.name for n in gmm.tree.nodes]
+    psizes = {n.name: n.size for n in gmm.tree.nodes}
+    eng_tree = engine_gmm_tree(gmm, median_map)
+    eng = eng_tree.enumerate()
+    enames = [n.name for n in eng_tree.nodes]
+    med = median_map.node if median_map is not None else None
+    grouped = condtables.supports(gmm)
+    free = [nm for nm in pnames if not (grouped and nm == "gmm_s2s")]  # nodes of a physical branch
+    keys = list(itertools.product(*[range(psizes[nm]) for nm in free]))
+    branches = [dict(zip(free, k)) for k in keys]
+    phys = dict(zip(keys, physical_exceedance(gmm, imt, levels_g, mag.nodes, r_hyp, zone, branches)))
+    nb, nx = mag.prob.shape[:2]
+    R, L = r_hyp.size, levels_g.size
+    mean = np.zeros((nb, nx, R, L))
+    tab = np.empty((nb, nx, eng.n, R, L), dtype=np.float32) if keep_branches else None
+
+    def exc(idx: dict, k: int | None) -> np.ndarray:
+        key = tuple(k if nm == med else idx.get(nm, 0) for nm in free)
+        j = idx.get("gmm_s2s", 0) if grouped else None
+        return np.moveaxis(phys[key][j], 0, -1)  # (r, L, m)
+
+    def store(ge: int, t: np.ndarray) -> None:
+        nonlocal mean
+        mean += eng.weight[ge] * t
+        if tab is not None:
+            tab[:, :, ge] = t
+
+    idx_of = [{nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)} for ge in range(eng.n)]
+    one_hot = median_map is not None and bool(np.all((median_map.mix == 0) | (median_map.mix == 1)))
+    if not one_hot:
+        for ge, idx in enumerate(idx_of):
+            if median_map is None:
+                g = exc(idx, None)
+            else:
+                g = median_map.combine(idx.get(med, 0), lambda k: exc(idx, k), mag_axis=-1)
+            store(ge, mag.integrate(g))
+        return mean, tab
+    kidx = median_map.mix.argmax(axis=2)  # (V, m): physical branch of virtual branch v at node m
+    V, nbins = kidx.shape[0], mag.nodes.size - 1
+    pairs = sorted({(int(a), int(b)) for a, b in zip(kidx[:, :-1].ravel(), kidx[:, 1:].ravel())})
+    pair_of = {p: n for n, p in enumerate(pairs)}
+    pidx = np.vectorize(lambda a, b: pair_of[(int(a), int(b))])(kidx[:, :-1], kidx[:, 1:])  # (V, bins)
+    used = np.zeros((len(pairs), nbins), dtype=bool)
+    used[pidx, np.broadcast_to(np.arange(nbins), pidx.shape)] = True
+    cell_of = np.cumsum(used.ravel()).reshape(used.shape) - 1  # column of (pair, bin) in the stacked expectations
+    groups: dict[tuple, list[int]] = {}
+    for ge, idx in enumerate(idx_of):
+        groups.setdefault(tuple(sorted((k, v) for k, v in idx.items() if k != med)), []).append(ge)
+    for rest, members in groups.items():
+        idx0 = dict(rest)
+        g_k = {k: exc(idx0, k) for k in {a for pr in pairs for a in pr}}
+        for ib in range(nb):
+            # per-bin expectations only for the (pair, bin) cells some virtual branch uses
+            e = np.concatenate([mag.bin_expectations(g_k[a][..., :-1][..., used[n]], g_k[b][..., 1:][..., used[n]], ib, used[n])
+                                for n, (a, b) in enumerate(pairs)], axis=-1)  # (r, L, cells)
+            w = np.zeros((cell_of.max() + 1, nx, V))
+            for v in range(V):
+                w[cell_of[pidx[v], np.arange(nbins)], :, v] = mag.prob[ib].T  # (bins, nx)
+            res = e.reshape(R * L, -1) @ w.reshape(-1, nx * V)  # (r*L, nx*V)
+            res = res.reshape(R, L, nx, V)
+            for ge in members:
+                v = idx_of[ge].get(med, 0)
+                t = np.moveaxis(res[..., v], -1, 0)  # (nx, r, L)
+                mean[ib] += eng.weight[ge] * t
+                if tab is not None:
+                    tab[ib, :, ge] = t
+    return mean, tab
+
+
+def _zone_mean_task(task: tuple, static: tuple) -> tuple[np.ndarray, float]:
+    """Executor task: the tree-mean table of one (zone, IM) and its time [s]."""
+    gmm, levels, mag, r_hyp, median_map = static
+    zone, imt = task
+    t0 = time.perf_counter()
+    mtab, _ = zone_tables(gmm, imt, levels, mag, r_hyp, zone, median_map, keep_branches=False)
+    return mtab, time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------------------
+# reduction
+# ------------------------------------------------------------------------------------------
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs: Sequence[float]) -> np.ndarray:
+    """Weighted quantiles along axis 0 of ``values`` (n, ...) -> (len(probs), ...).
+
+    The inverse weighted empirical CDF of :func:`hra.core.logictree.weighted_quantile`
+    (``Q(p) = min{v_i : F(v_i) >= p}``, relative tolerance 1e-12), vectorised over the other axes.
+    """
+    v = np.asarray(values)
+    w = np.asarray(weights, dtype=float)
+    order = np.argsort(v, axis=0, kind="stable")
+    vs = np.take_along_axis(v, order, axis=0)
+    cum = np.cumsum(w[order], axis=0)
+    total = cum[-1]
+    out = np.empty((len(probs),) + v.shape[1:], dtype=float)
+    for k, p in enumerate(probs):
+        pos = np.argmax(cum >= p * total * (1.0 - 1e-12), axis=0)
+        out[k] = np.take_along_axis(vs, pos[None], axis=0)[0]
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# hazard curves
+# ------------------------------------------------------------------------------------------
+
+
 def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_g: Sequence[float] | None = None,
-                  quantiles: Sequence[float] | None = None) -> xr.Dataset:
+                  quantiles: Sequence[float] | None = None, component: str = "geometric_mean",
+                  years: Sequence[int] | None = None, progress: bool | None = None,
+                  keep_branches: bool = False) -> xr.Dataset:
     """Hazard curves at sites, logic-tree mean and quantiles, per year.
 
     The annual rate of exceedance of each intensity level at each site's surface, from the
@@ -92,12 +355,23 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
         DataFrame or mapping with columns ``x``, ``y`` [m, EPSG:28992], optional ``id`` and
         ``zone`` (default: from the model's zonation).
     imts
-        Intensity measures, e.g. ``"PGA"``, ``"AvgSa"``, ``"SA(0.3)"`` (default: all the model
-        provides).
+        Intensity measures, e.g. ``["PGA", "SA(0.3)"]`` (default: all the model provides; GMM
+        V7/V6: AvgSa, PGA and SA(T) at the tabulated periods 0.01-1 s).
     levels_g
         Intensity levels, > 0 (default: 60 log-spaced levels from 0.001 to 3 g). [g]
     quantiles
-        Quantile probabilities in (0, 1) (default: ``cfg.run.quantiles``). [-]
+        Quantile probabilities in (0, 1) (default: ``cfg.run.quantiles``; ``[]`` for the mean only,
+        much faster). [-]
+    component
+        ``"geometric_mean"`` (default) or ``"arbitrary"`` horizontal component (GMM V7/V6).
+    years
+        Subset of ``[run] years`` (default: all). [yr]
+    progress
+        Progress bar on a terminal / log lines (default: ``[compute] progress``, else whether
+        stderr is a terminal).
+    keep_branches
+        Also return ``rate_branch`` (site, imt, year, level, branch) and ``branch_weight``:
+        the rate of every enumerated logic-tree combination (small cases only).
 
     Returns
     -------
@@ -105,7 +379,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
         ``rate_mean`` and ``rate_pNN`` (one per quantile) [yr^-1] and ``poe_mean``, the annual
         probability of exceedance 1 - exp(-rate_mean) [-], on dims (site, imt, year, level);
         coordinates ``site_id``, ``x_rd``, ``y_rd`` [m], ``zone``, ``imt``, ``year`` and
-        ``level_g`` [g].
+        ``level_g`` [g]; the attribute ``provenance`` as the risk Dataset.
 
     Raises
     ------
@@ -121,83 +395,157 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     >>> hc["rate_mean"].sel(imt="PGA", year=2025).dims  # doctest: +SKIP
     ('site', 'level')
     """
-    from hra.chain import make_gmm, prepare_source
+    from hra import outputs
+    from hra.chain import engine_gmm_tree, make_gmm, median_map_for, prepare_source
+    from hra.core.progress import progress_bar
 
+    start = _dt.datetime.now(_dt.timezone.utc)
+    t0 = time.perf_counter()
+    if component not in COMPONENTS:
+        raise HazardError(f"component must be one of {COMPONENTS}, got {component!r}")
     df = _sites_frame(sites)
     sm = prepare_source(cfg)
-    gmm = make_gmm(cfg)
-    imts = list(imts or gmm.imts)
+    gmm = make_gmm(cfg, component=component)
+    imts = [normalize_imt(i) for i in (imts or gmm.imts)]
     for imt in imts:
-        gmm.check_imt(imt)
+        try:
+            gmm.check_imt(imt)
+        except KeyError as exc:
+            raise HazardError(str(exc).strip("'\"")) from None
+    if len(set(imts)) != len(imts):
+        raise HazardError(f"IMs given twice: {imts}")
     levels = np.asarray(levels_g if levels_g is not None else DEFAULT_LEVELS_G, dtype=float)
-    if np.any(levels <= 0):
-        raise HazardError("intensity levels must be > 0 g")
+    if levels.ndim != 1 or levels.size < 2 or np.any(~np.isfinite(levels)) or np.any(levels <= 0) or np.any(np.diff(levels) <= 0):
+        raise HazardError("intensity levels must be >= 2 increasing finite values > 0 g")
     quantiles = list(quantiles if quantiles is not None else cfg.run.quantiles)
+    if any(not 0.0 <= q <= 1.0 for q in quantiles):
+        raise HazardError(f"quantiles must lie in [0, 1], got {quantiles}")
+    all_years = np.asarray(sm.rates.years)
+    if years is None:
+        y_sel = np.arange(all_years.size)
+    else:
+        missing = [y for y in years if int(y) not in all_years]
+        if missing:
+            raise HazardError(f"year(s) {missing} not in [run] years {list(all_years)}")
+        y_sel = np.array([int(np.flatnonzero(all_years == int(y))[0]) for y in years])
+    if progress is None:
+        progress = cfg.compute.progress if cfg.compute.progress is not None else sys.stderr.isatty()
     zones = _site_zones(cfg, gmm, df)
+    median_map = median_map_for(cfg, gmm, sm.magnitude)
     src = cfg.source
     r = sm.distance_nodes_km
     rates = np.ascontiguousarray(sm.rates.rate.reshape(sm.rates.rate.shape[0], -1))
-    Y, S = sm.rates.years.size, len(sm.rates.branches)
-    tree = LogicTree((sm.rates.node, sm.b_node, sm.m_max_node)) + gmm.tree
+    Yall, S = all_years.size, len(sm.rates.branches)
+    Y = y_sel.size
+    tree = LogicTree((sm.rates.node, sm.b_node, sm.m_max_node)) + engine_gmm_tree(gmm, median_map)
     real = tree.enumerate()
-    gtree = gmm.tree.enumerate()
-    gnames = [n.name for n in gmm.tree.nodes]
-    mag = sm.magnitude
-    nb, nx = mag.prob.shape[:2]
-    # exceedance tables per zone: (b, x, g, imt, level, r)
-    tables: dict[int, np.ndarray] = {}
-    for z in np.unique(zones):
-        tab = np.empty((nb, nx, gtree.n, len(imts), levels.size, r.size))
-        for g in range(gtree.n):
-            branch = {nm: int(gtree.index[g, j]) for j, nm in enumerate(gnames)}
-            for i, imt in enumerate(imts):
-                mix = gmm.ln_im_mixture(imt, mag.nodes, r, None if gmm.zones is None else int(z), branch)
-                exc = np.empty((levels.size, mag.n_nodes, r.size))
-                kernels.lognormal_expectation(np.ascontiguousarray(mix.mean), np.ascontiguousarray(mix.sd),
-                                              np.ascontiguousarray(mix.weight), np.log(levels), np.zeros(levels.size), exc)
-                tab[:, :, g, i] = mag.integrate(np.moveaxis(exc, 1, -1))
-        tables[int(z)] = tab
+    w_s = sm.rates.node.weight_array
+    w_b, w_x = sm.b_node.weight_array, sm.m_max_node.weight_array
+    need_branches = bool(quantiles) or keep_branches
     n_site, n_imt, n_lev = len(df), len(imts), levels.size
     mean = np.empty((n_site, n_imt, Y, n_lev))
     qs = np.empty((len(quantiles), n_site, n_imt, Y, n_lev))
-    hist = np.empty((r.size, Y * S))
+    branches = np.empty((n_site, n_imt, Y, n_lev, real.n), dtype=np.float32) if keep_branches else None
+    hist = np.empty((r.size, Yall * S))
     ln_r0, dln = float(np.log(r[0])), float(np.log(r[1] / r[0]))
-    for i_site in range(n_site):
-        hist[:] = 0.0
-        kernels.distance_histogram(float(df["x"].iloc[i_site]), float(df["y"].iloc[i_site]), sm.rates.x, sm.rates.y, rates,
-                                   src.depth_km, ln_r0, dln, r.size, src.max_distance_km, src.cell_size_m,
-                                   src.subcell_radius_km * 1000.0, src.subcell_divisions, hist)
-        h = hist.reshape(r.size, Y, S)
-        tab = tables[int(zones[i_site])]
-        # lam[y, s, b, x, g, i, l]
-        lam = np.einsum("rys,bxgilr->ysbxgil", h, tab, optimize=True)
-        flat = lam.reshape(Y, -1, n_imt, n_lev)  # combos in C order of (s, b, x, g) = tree order
-        mean[i_site] = np.einsum("ycil,c->iyl", flat, real.weight)
-        for y in range(Y):
-            for i in range(n_imt):
-                for lv in range(n_lev):
-                    qs[:, i_site, i, y, lv] = weighted_quantile(flat[y, :, i, lv], real.weight, quantiles)
+    t_tables = 0.0
+    zone_key = zones if gmm.zones is not None else np.zeros(n_site, dtype=np.int64)
+    order = np.argsort(zone_key, kind="stable")
+    uniq = np.unique(zone_key)
+    # mean curves only: the (zone, IM) tables are independent tasks, run on the [compute]
+    # executor (dask processes) when there are enough of them; the tables do not depend on
+    # where they run, so neither do the results
+    pre: dict = {}
+    parallel = False
+    workers = cfg.compute.n_workers
+    if not need_branches and (workers > 1 or cfg.compute.scheduler not in ("auto", "synchronous")) \
+            and uniq.size * n_imt >= 2 * workers:
+        from hra.core.executor import Executor
+
+        tasks = [(None if gmm.zones is None else int(z), imt) for z in uniq for imt in imts]
+        with Executor(cfg.compute.scheduler, workers, progress) as ex:
+            res = ex.map(_zone_mean_task, tasks, label="hazard tables (zone x IM)",
+                         shared={"static": (gmm, levels, sm.magnitude, r, median_map)})
+        pre = {t: m for t, (m, _) in zip(tasks, res)}
+        parallel = ex.parallel
+        t_tables += sum(dt for _, dt in res)
+    with progress_bar(n_site * n_imt, "hazard (site x IM)", progress) as advance:
+        for z in uniq:
+            members = order[zone_key[order] == z]
+            hs = {}
+            for i_site in members:
+                hist[:] = 0.0
+                kernels.distance_histogram(float(df["x"].iloc[i_site]), float(df["y"].iloc[i_site]), sm.rates.x, sm.rates.y,
+                                           rates, src.depth_km, ln_r0, dln, r.size, src.max_distance_km, src.cell_size_m,
+                                           src.subcell_radius_km * 1000.0, src.subcell_divisions, hist)
+                hs[i_site] = hist.reshape(r.size, Yall, S)[:, y_sel].copy()
+            for i, imt in enumerate(imts):
+                zarg = None if gmm.zones is None else int(z)
+                if (zarg, imt) in pre:
+                    mtab, tab = pre.pop((zarg, imt)), None
+                else:
+                    tz = time.perf_counter()
+                    mtab, tab = zone_tables(gmm, imt, levels, sm.magnitude, r, zarg, median_map, keep_branches=need_branches)
+                    t_tables += time.perf_counter() - tz
+                    log.debug("hazard: zone %s %s tables in %.1f s", z, imt, time.perf_counter() - tz)
+                for i_site in members:
+                    h = hs[i_site]
+                    mean[i_site, i] = np.einsum("rys,bxrl,s,b,x->yl", h, mtab, w_s, w_b, w_x, optimize=True)
+                    if need_branches:
+                        # lam[y, (s, b, x, g), l] in the C order of the tree (source, b, Mmax, GMM nodes)
+                        lam = np.einsum("rys,bxgrl->ysbxgl", h.astype(np.float32), tab, optimize=True)
+                        flat = lam.reshape(Y, real.n, n_lev)
+                        if quantiles:
+                            qs[:, i_site, i] = weighted_quantiles(np.moveaxis(flat, 1, 0), real.weight, quantiles)
+                        if keep_branches:
+                            branches[i_site, i] = np.moveaxis(flat, 1, 2)
+                    advance()
+    end = _dt.datetime.now(_dt.timezone.utc)
     coords = {
         "site_id": ("site", df["id"].astype(str).to_numpy()),
-        "x_rd": ("site", df["x"].to_numpy(float), {"units": "m"}),
-        "y_rd": ("site", df["y"].to_numpy(float), {"units": "m"}),
-        "zone": ("site", zones),
+        "x_rd": ("site", df["x"].to_numpy(float), {"units": "m", "standard_name": "projection_x_coordinate"}),
+        "y_rd": ("site", df["y"].to_numpy(float), {"units": "m", "standard_name": "projection_y_coordinate"}),
+        "zone": ("site", np.asarray(zones, dtype=np.int64)),
         "imt": ("imt", np.array(imts, dtype=str)),
-        "year": ("year", sm.rates.years),
+        "year": ("year", all_years[y_sel]),
         "level_g": ("level", levels, {"units": "g", "long_name": "intensity level"}),
     }
     data = {"rate_mean": (("site", "imt", "year", "level"), mean,
                           {"units": "yr-1", "long_name": "annual rate of exceedance: logic-tree mean", "cell_methods": "realisation: mean"}),
             "poe_mean": (("site", "imt", "year", "level"), -np.expm1(-mean),
                          {"units": "1", "long_name": "annual probability of exceedance (Poisson) of the mean rate"})}
-    from hra.outputs import quantile_name
-
     for j, q in enumerate(quantiles):
-        data[quantile_name(q).replace("lpr_", "rate_")] = (("site", "imt", "year", "level"), qs[j],
-                                                          {"units": "yr-1", "long_name": f"annual rate of exceedance: weighted {q * 100:g}th percentile"})
-    return xr.Dataset(data, coords=coords, attrs={"title": "Site hazard curves", "ground_motion_model": gmm.name,
-                                                   "n_branches": int(real.n), "Conventions": "CF-1.10"})
-
+        data[outputs.quantile_name(q).replace("lpr_", "rate_")] = (
+            ("site", "imt", "year", "level"), qs[j],
+            {"units": "yr-1", "long_name": f"annual rate of exceedance: weighted {q * 100:g}th percentile"})
+    if keep_branches:
+        data["rate_branch"] = (("site", "imt", "year", "level", "branch"), branches,
+                               {"units": "yr-1", "long_name": "annual rate of exceedance per logic-tree combination"})
+        data["branch_weight"] = (("branch",), real.weight, {"units": "1", "long_name": "weight of the combination"})
+    files = dict(sm.files)
+    for name, digest in getattr(gmm, "file_checksums", {}).items():
+        files[f"gmm:{name}"] = digest
+    comp = getattr(gmm, "component", "as defined by the model (single sigma)")
+    prov = outputs.provenance(
+        cfg.sha256(), files, cfg.run.seed, real.n, True, start, end,
+        extra={
+            "ground_motion_model": gmm.name, "ground_motion_reference": getattr(gmm, "reference", None),
+            "ground_motion_verified": bool(getattr(gmm, "verified", False)),
+            "logic_tree": {n.name: dict(zip(n.labels, n.weights)) for n in tree.nodes},
+            "median_weights": getattr(cfg.ground_motion, "median_weights", None) if median_map is not None else None,
+            "component": comp,
+            "timings_s": {"tables": round(t_tables, 3), "total": round(time.perf_counter() - t0, 3)},
+            "workers": int(workers) if parallel else 1,
+            "config_file": str(cfg.source_file) if cfg.source_file else None,
+        },
+    )
+    now = end.isoformat(timespec="seconds")
+    attrs = {"title": "Site hazard curves", "Conventions": "CF-1.10", "institution": "groningen-hra",
+             "source": f"groningen-hra {outputs.package_version()}", "crs": f"EPSG:{outputs.EPSG} ({outputs.CRS_WKT_NAME})",
+             "ground_motion_model": gmm.name, "component": comp, "n_branches": int(real.n),
+             "quantiles": json.dumps(sorted(quantiles)), "history": f"[{now}] hra hazard curves",
+             "provenance": json.dumps(prov, sort_keys=True, default=str)}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
 
 def uniform_hazard_spectrum(hc: xr.Dataset, return_periods: Sequence[float] = (475, 2475), statistic: str = "rate_mean") -> xr.DataArray:
     """Intensity [g] at annual rate 1/T, by log-log interpolation of each curve; NaN outside the levels."""
@@ -238,3 +586,185 @@ def spectral_periods(imts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
             idx.append(i)
     order = np.argsort(periods)
     return np.asarray(periods)[order], [idx[i] for i in order]
+
+
+def spectral_imts(gmm) -> list[str]:
+    """The model's PGA and SA(T) IMs (the NPR 9998 spectrum); SA at the PGA period is left out
+    when the model defines PGA as that period (GMM V7/V6: PGA = Sa(0.01 s))."""
+    pga_period = getattr(gmm, "pga_period_s", 0.01 if hasattr(gmm, "exceedance_rrup") else None)
+    out = []
+    for name in gmm.imts:
+        m = _SA.match(str(name))
+        if name == "PGA" or (m and (pga_period is None or abs(float(m.group(1)) - pga_period) > 1e-9)):
+            out.append(str(name))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# hazard map
+# ------------------------------------------------------------------------------------------
+
+MAP_LEVELS_G = np.geomspace(2e-3, 2.0, 40)
+
+
+def hazard_grid(cfg: Config, spacing_m: float = 1000.0, year: int | None = None) -> pd.DataFrame:
+    """Nodes of a square grid over the field: multiples of ``spacing_m`` [m, RD New] inside the
+    bounding box of the source cells with a positive rate (``year``: default the first of
+    ``[run] years``) and inside the site-response zonation where the model has one.
+
+    Returns a DataFrame ``id, x, y`` (ids ``"x_y"`` in m).
+    """
+    from hra.chain import _zone_polygons, make_gmm
+    from hra.inputs.source import read_rate_grid
+
+    if not spacing_m > 0:
+        raise HazardError(f"spacing_m must be > 0, got {spacing_m}")
+    rg = read_rate_grid(cfg.resolve(cfg.source.rates), cfg.run.years)
+    years = np.asarray(rg.years)
+    if year is not None and int(year) not in years:
+        raise HazardError(f"year {year} not in [run] years {list(years)}")
+    iy = 0 if year is None else int(np.flatnonzero(years == int(year))[0])
+    active = (rg.rate[:, iy] > 0).reshape(rg.rate.shape[0], -1).any(axis=1)
+    half = cfg.source.cell_size_m / 2.0
+    x0, x1 = rg.x[active].min() - half, rg.x[active].max() + half
+    y0, y1 = rg.y[active].min() - half, rg.y[active].max() + half
+    xs = np.arange(np.ceil(x0 / spacing_m), np.floor(x1 / spacing_m) + 1) * spacing_m
+    ys = np.arange(np.ceil(y0 / spacing_m), np.floor(y1 / spacing_m) + 1) * spacing_m
+    gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
+    gmm = make_gmm(cfg)
+    if gmm.zones is not None:
+        import shapely
+
+        polys = _zone_polygons(cfg)
+        if polys is not None:
+            if polys[0] == "v6-zip":
+                from hra.inputs.edb import read_zones_v6
+
+                ids, geoms = read_zones_v6(polys[1])
+                geoms = geoms[np.isin(ids, gmm.zones)]
+            else:
+                geoms = np.asarray(polys[0], dtype=object)
+            inside = shapely.contains_xy(shapely.union_all(geoms), gx, gy)
+            gx, gy = gx[inside], gy[inside]
+    if gx.size == 0:
+        raise HazardError(f"no grid node at {spacing_m:g} m spacing lies inside the field; use a smaller spacing_m")
+    return pd.DataFrame({"id": [f"{int(a)}_{int(b)}" for a, b in zip(gx, gy)], "x": gx, "y": gy})
+
+
+def hazard_map(cfg: Config, spacing_m: float = 1000.0, imt: str = "PGA", return_periods: Sequence[float] = (475.0, 2475.0),
+               year: int | None = None, component: str = "geometric_mean", levels_g: Sequence[float] | None = None,
+               sites=None, progress: bool | None = None) -> xr.Dataset:
+    """Mean-hazard intensity at return periods on a node grid over the field.
+
+    Parameters
+    ----------
+    cfg
+        Run configuration.
+    spacing_m
+        Grid spacing [m] (:func:`hazard_grid`); ignored when ``sites`` are given.
+    imt
+        Intensity measure (default PGA).
+    return_periods
+        Return periods [yr].
+    year
+        Year of the rates (default: the first of ``[run] years``).
+    component, progress
+        As :func:`hazard_curves`.
+    levels_g
+        Intensity levels of the curves [g] (default: 40 levels from 0.002 to 2 g).
+
+    Returns
+    -------
+    The :func:`hazard_curves` Dataset (mean curves only) with ``intensity_g`` (site, return_period) [g].
+    """
+    year = int(cfg.run.years[0]) if year is None else int(year)
+    df = hazard_grid(cfg, spacing_m, year) if sites is None else _sites_frame(sites)
+    hc = hazard_curves(cfg, df, imts=[imt], levels_g=MAP_LEVELS_G if levels_g is None else levels_g, quantiles=[],
+                       component=component, years=[year], progress=progress)
+    uhs = uniform_hazard_spectrum(hc, return_periods)
+    ds = hc.assign(intensity_g=(("site", "return_period"), uhs.values[:, 0, 0, :],
+                                {"units": "g", "long_name": f"mean-hazard {normalize_imt(imt)} at the return period"}))
+    ds = ds.assign_coords(return_period=("return_period", np.asarray(return_periods, float), {"units": "yr"}))
+    ds.attrs.update({"title": f"Hazard map: mean {normalize_imt(imt)} at return periods", "spacing_m": float(spacing_m)})
+    return ds
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _column(rp: float, imt: str) -> str:
+    return f"{normalize_imt(imt).lower().replace('(', '_').replace(')', '').replace('.', 'p')}_{int(rp)}yr_g"
+
+
+def write_hazard_map(ds: xr.Dataset, gpkg: str | Path | None = None, png: str | Path | None = None,
+                     overwrite: bool = False) -> list[Path]:
+    """Write a :func:`hazard_map` Dataset as a GeoPackage of points (EPSG:28992; one column per
+    return period, e.g. ``pga_475yr_g``) and/or a PNG (one panel per return period, RD New axes
+    in km). Each file is written to a temporary path beside the target and renamed."""
+    import os
+    import tempfile
+
+    imt = str(ds["imt"].values[0])
+    x, y = ds["x_rd"].values, ds["y_rd"].values
+    rps = ds["return_period"].values
+    written = []
+    for target in (gpkg, png):
+        if target is not None and Path(target).exists() and not overwrite:
+            raise HazardError(f"{target} exists; pass overwrite (--overwrite) to replace it")
+    if gpkg is not None:
+        import pyogrio.raw
+        import shapely
+
+        gpkg = Path(gpkg)
+        if gpkg.suffix.lower() != ".gpkg":
+            raise HazardError(f"{gpkg}: the map is written as a GeoPackage; give a .gpkg file name")
+        fields = ["site_id", "zone"] + [_column(rp, imt) for rp in rps]
+        data = [ds["site_id"].values.astype(object), ds["zone"].values.astype(np.int64)] + \
+               [ds["intensity_g"].values[:, k].astype(float) for k in range(rps.size)]
+        fd, tmp = tempfile.mkstemp(suffix=".gpkg", prefix=f".{gpkg.name}.", dir=gpkg.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            pyogrio.raw.write(tmp, shapely.to_wkb(shapely.points(x, y)), data, fields, layer="hazard_map", driver="GPKG",
+                              geometry_type="Point", crs="EPSG:28992")
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, gpkg)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        written.append(gpkg)
+    if png is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        png = Path(png)
+        spacing = float(ds.attrs.get("spacing_m", 1000.0))
+        fig, axes = plt.subplots(1, rps.size, figsize=(5.2 * rps.size, 5.6), squeeze=False, constrained_layout=True)
+        for k, ax in enumerate(axes[0]):
+            v = ds["intensity_g"].values[:, k]
+            sc = ax.scatter(x / 1000.0, y / 1000.0, c=v, marker="s", s=max(4.0, 60.0 * spacing / 1000.0), cmap="viridis",
+                            linewidths=0)
+            fig.colorbar(sc, ax=ax, shrink=0.8, label=f"{imt} [g]")
+            ax.set_aspect("equal")
+            ax.set_xlabel("x RD New [km]")
+            ax.set_ylabel("y RD New [km]")
+            ax.set_title(f"mean {imt}, {rps[k]:g} yr return period, {int(ds['year'].values[0])}")
+        fd, tmp = tempfile.mkstemp(suffix=".png", prefix=f".{png.name}.", dir=png.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=120, format="png")
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, png)
+        finally:
+            plt.close(fig)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        written.append(png)
+    return written

@@ -174,3 +174,15 @@ def test_tables_command(tmp_path):
     (tmp_path / "t.toml").write_text('edition = "x"\n')
     res = runner.invoke(app, ["tables", str(tmp_path / "t.toml")])
     assert res.exit_code == 2 and "add this key" in res.output
+
+
+def test_assess_from_hra_needs_config_and_one_hazard_form(tmp_path):
+    _write(tmp_path)
+    b = BUILDING.replace("[hazard]\nag_s_g = 0.2\np = 2.5\nt_b_s = 0.1\nt_c_s = 0.4\nt_d_s = 2.0\n", "[hazard]\nfrom_hra = true\n")
+    assert "from_hra" in b
+    (tmp_path / "building.toml").write_text(b)
+    res = runner.invoke(app, ["assess", str(tmp_path / "building.toml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "--hra-config" in res.output and "Traceback" not in res.output
+    (tmp_path / "building.toml").write_text(BUILDING.replace("[hazard]\n", "[hazard]\nfrom_hra = true\n"))
+    res = runner.invoke(app, ["assess", str(tmp_path / "building.toml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "exactly one" in res.output

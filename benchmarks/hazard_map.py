@@ -1,0 +1,73 @@
+"""Hazard-map benchmark: mean hazard on a node grid over the field with the full GMM V7 tree.
+
+The case is the V7 demo (:func:`hra.demo_config` with ``model="groningen-v7"``: 2 source branches,
+6 Mmax branches, the full V7 tree with 46 virtual median branches for w(M), finite ruptures,
+standard quadrature), one year, the mean curves of ``--imt`` (default PGA, SA(0.3), SA(1)) at
+:func:`hra.integration.hazard.hazard_grid` nodes (``--spacing-m``, default 1000 m: every node of the
+source box inside the V6 zonation). Target: ~2,000 sites, 3 IMs, <= 10 min on 2 cores.
+
+The work is one table per (site-response zone, IM), shared by all sites of the zone, plus a
+cheap per-site contraction. ``--max-sites N`` keeps the first N nodes (sorted by zone, so that
+whole zones are timed); the script prints the number of nodes and zones of the full grid, the
+wall-clock and CPU (process) time of the subset, the time per (zone, IM) table and per site, and
+the extrapolation to the full grid: ``zones x IMs x table + sites x IMs x site`` (1 process;
+tables of different zones are independent, so 2 processes halve it). On a machine shared with
+other jobs the CPU time is the better measure.
+
+Usage::
+
+    python benchmarks/hazard_map.py --max-sites 200          # subset, extrapolated
+    python benchmarks/hazard_map.py --imt PGA --max-sites 50 # check (minutes)
+
+Needs the public model tables (``$HRA_MODEL_DIR``). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spacing-m", type=float, default=1000.0)
+    ap.add_argument("--imt", action="append", default=None)
+    ap.add_argument("--max-sites", type=int, default=None)
+    ap.add_argument("--year", type=int, default=2025)
+    args = ap.parse_args()
+    imts = args.imt or ["PGA", "SA(0.3)", "SA(1)"]
+
+    import hra
+    from hra.chain import make_gmm
+    from hra.integration.hazard import hazard_curves, hazard_grid, site_zones
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = hra.demo_config(50, seed=1, directory=d, model="groningen-v7")
+        grid = hazard_grid(cfg, args.spacing_m, args.year)
+        gmm = make_gmm(cfg)
+        grid["zone"] = site_zones(cfg, gmm, grid["x"].to_numpy(), grid["y"].to_numpy())
+        grid = grid.sort_values(["zone", "id"], kind="stable").reset_index(drop=True)
+        n_sites, n_zones = len(grid), grid["zone"].nunique()
+        sub = grid if args.max_sites is None else grid.iloc[: args.max_sites]
+        print(f"grid: {n_sites} nodes at {args.spacing_m:g} m in {n_zones} zones; timing {len(sub)} sites "
+              f"in {sub['zone'].nunique()} zones, IMs {imts}")
+        t0, c0 = time.perf_counter(), time.process_time()
+        hc = hazard_curves(cfg, sub, imts=imts, quantiles=[], years=[args.year], progress=False)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        import json
+
+        tab = json.loads(hc.attrs["provenance"])["timings_s"]["tables"]
+        n_tab = sub["zone"].nunique() * len(imts)
+        per_tab = tab / n_tab
+        per_site = max(wall - tab, 0.0) / (len(sub) * len(imts))
+        cpu_share = cpu / wall if wall > 0 else 1.0
+        est = n_zones * len(imts) * per_tab + n_sites * len(imts) * per_site
+        print(f"subset: wall {wall:.1f} s, CPU {cpu:.1f} s (CPU/wall {cpu_share:.2f}); tables {tab:.1f} s "
+              f"= {per_tab:.2f} s per (zone, IM); {per_site * 1000:.1f} ms per (site, IM)")
+        print(f"full grid, 1 process: {est:.0f} s wall at this load, {est * cpu_share:.0f} s CPU "
+              f"(~{est * cpu_share / 2:.0f} s on 2 dedicated cores)")
+
+
+if __name__ == "__main__":
+    main()
