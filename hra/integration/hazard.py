@@ -395,7 +395,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     >>> hc["rate_mean"].sel(imt="PGA", year=2025).dims  # doctest: +SKIP
     ('site', 'level')
     """
-    from hra import outputs
+    import hra.outputs as outputs
     from hra.chain import engine_gmm_tree, make_gmm, median_map_for, prepare_source
     from hra.core.progress import progress_bar
 

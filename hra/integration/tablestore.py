@@ -521,7 +521,7 @@ def build(cfg, all_zones: bool = False, store: TableStore | None = None, progres
     progress
         Progress bar over zones.
     """
-    from hra import chain
+    import hra.chain as chain
     from hra.core.executor import Executor
 
     t0 = time.perf_counter()
