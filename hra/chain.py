@@ -99,6 +99,14 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _sha256_cached(path: Path) -> str:
+    if path.is_file():
+        from hra.inputs.modeldata import _file_sha
+
+        return _file_sha(path)
+    return sha256_file(path)
+
+
 def make_gmm(cfg: Config) -> GroundMotionModel:
     """The ground-motion model named in ``[ground_motion] model``."""
     gm = cfg.ground_motion
@@ -144,13 +152,20 @@ def make_fragility(cfg: Config, imt: str) -> tuple[FragilityModel, dict[str, str
     return fm, {f"fragility:{path.name}": sha256_file(path)}
 
 
-def _zone_polygons(cfg: Config):
+def zone_polygon_file(cfg: Config) -> Path | None:
+    """The zone-polygon file a config assigns zones from (``[ground_motion] zones`` or the V6 zonation)."""
     gm = cfg.ground_motion
     path = getattr(gm, "zones", None)
     if path is None and gm.model in ("groningen-v7", "groningen-v6"):
         from hra.inputs.modeldata import zonation_file
 
         path = zonation_file(cfg.resolve(gm.model_dir), verify=gm.verify)
+    return None if path is None else cfg.resolve(path)
+
+
+def _zone_polygons(cfg: Config):
+    gm = cfg.ground_motion
+    path = zone_polygon_file(cfg)
     if path is not None and str(path).endswith(".zip") and gm.model in ("groningen-v7", "groningen-v6"):
         return ("v6-zip", cfg.resolve(path))
     if path is not None:
@@ -192,8 +207,12 @@ def _is_edb(path: Path) -> bool:
     return "bag_building_id" in header and "point_x" in header
 
 
-def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[list[tuple[int, bool]], np.ndarray]:
-    """Site (zone, wierde) of every building; zones from the exposure or from polygons."""
+def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings,
+                 files: dict[str, str] | None = None) -> tuple[list[tuple[int, bool]], np.ndarray]:
+    """Site (zone, wierde) of every building; zones from the exposure or from polygons.
+
+    When polygons are read, their file's SHA-256 goes into ``files`` (``zonation:<name>``).
+    """
     known = gmm.zones
     uses_wierde = bool(getattr(gmm, "uses_wierde", False))
     if known is None:
@@ -203,6 +222,9 @@ def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[lis
         missing = zone < 0
         if missing.any():
             polys = _zone_polygons(cfg)
+            zfile = zone_polygon_file(cfg)
+            if files is not None and zfile is not None:
+                files[f"zonation:{zfile.name}"] = _sha256_cached(zfile)
             if polys is None:
                 i = int(np.flatnonzero(missing)[0])
                 raise EngineError(
@@ -270,7 +292,7 @@ def prepare(cfg: Config) -> Prepared:
     files[f"exposure:{Path(exp_path).name}"] = sha256_file(exp_path)
     for name, digest in getattr(gmm, "file_checksums", {}).items():
         files[f"gmm:{name}"] = digest
-    sites, site_index = assign_sites(cfg, gmm, buildings)
+    sites, site_index = assign_sites(cfg, gmm, buildings, files)
     median_map = None
     if hasattr(gmm, "median_weights"):
         mode = getattr(cfg.ground_motion, "median_weights", "realisation")

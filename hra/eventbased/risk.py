@@ -954,7 +954,7 @@ def event_based_dataset(res: EventRiskResult, start: _dt.datetime | None = None,
                  if k != "realisations"}
     opts_json["realisations"] = opts.realisations if not isinstance(opts.realisations, Realisations) else f"explicit ({opts.realisations.n})"
     prov = provenance(cfg.sha256(), prep.files, events.seed, events.realisations.n, events.realisations.exact, start, end,
-                      extra={"calculation": "event-based", "ground_motion_model": prep.gmm.name,
+                      config=cfg, extra={"calculation": "event-based", "ground_motion_model": prep.gmm.name,
                              "fragility_model": prep.fragility.name, "event_options": _jsonable(opts_json),
                              "n_years_simulated": events.n_years_simulated,
                              "years_per_realisation": events.years_per_realisation,

@@ -730,6 +730,11 @@ class GroningenV7(GroundMotionModel):
         return md.load_gmm_v7_tables(model_dir, verify=verify)
 
     @property
+    def file_checksums(self) -> dict[str, str]:
+        """SHA-256 of every model table read, by path relative to the model directory."""
+        return dict(self.tables.sha256)
+
+    @property
     def periods(self) -> np.ndarray:
         return self.tables.periods
 

@@ -20,6 +20,7 @@ the NPR 9998 spectral parameters fitted to it are in :func:`npr9998.site_spectru
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Sequence
 
@@ -53,7 +54,7 @@ def _sites_frame(sites) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _site_zones(cfg: Config, gmm, df: pd.DataFrame) -> np.ndarray:
+def _site_zones(cfg: Config, gmm, df: pd.DataFrame, files: dict[str, str] | None = None) -> np.ndarray:
     if gmm.zones is None:
         return np.zeros(len(df), dtype=np.int64)
     if "zone" in df.columns and df["zone"].notna().all():
@@ -62,7 +63,12 @@ def _site_zones(cfg: Config, gmm, df: pd.DataFrame) -> np.ndarray:
         from hra.chain import _zone_polygons
         from hra.inputs.sites import assign_zones
 
+        from hra.chain import _sha256_cached, zone_polygon_file
+
         polys = _zone_polygons(cfg)
+        zfile = zone_polygon_file(cfg)
+        if files is not None and zfile is not None:
+            files[f"zonation:{zfile.name}"] = _sha256_cached(zfile)
         if polys is None:
             raise HazardError("sites have no zone column and no zone polygons are configured; add a 'zone' column")
         zone = assign_zones(df["x"].to_numpy(float), df["y"].to_numpy(float), polys[0], polys[1])
@@ -94,8 +100,11 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     xarray.Dataset with ``rate_mean`` and ``rate_pNN`` [yr^-1] and ``poe_mean`` (annual
     probability of exceedance) on dims (site, imt, year, level).
     """
+    import datetime as _dt
+
     from hra.chain import make_gmm, prepare_source
 
+    start = _dt.datetime.now(_dt.timezone.utc)
     df = _sites_frame(sites)
     sm = prepare_source(cfg)
     gmm = make_gmm(cfg)
@@ -106,7 +115,9 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     if np.any(levels <= 0):
         raise HazardError("intensity levels must be > 0 g")
     quantiles = list(quantiles if quantiles is not None else cfg.run.quantiles)
-    zones = _site_zones(cfg, gmm, df)
+    files = dict(sm.files)
+    files.update({f"gmm:{k}": v for k, v in getattr(gmm, "file_checksums", {}).items()})
+    zones = _site_zones(cfg, gmm, df, files)
     src = cfg.source
     r = sm.distance_nodes_km
     rates = np.ascontiguousarray(sm.rates.rate.reshape(sm.rates.rate.shape[0], -1))
@@ -150,13 +161,16 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
             for i in range(n_imt):
                 for lv in range(n_lev):
                     qs[:, i_site, i, y, lv] = weighted_quantile(flat[y, :, i, lv], real.weight, quantiles)
+    site_ids = df["id"].astype(str).to_numpy()
     coords = {
-        "site_id": ("site", df["id"].astype(str).to_numpy()),
+        "site": ("site", site_ids),
+        "site_id": ("site", site_ids),
         "x_rd": ("site", df["x"].to_numpy(float), {"units": "m"}),
         "y_rd": ("site", df["y"].to_numpy(float), {"units": "m"}),
         "zone": ("site", zones),
         "imt": ("imt", np.array(imts, dtype=str)),
         "year": ("year", sm.rates.years),
+        "level": ("level", levels, {"units": "g", "long_name": "intensity level (index: hc.sel(level=0.1, method='nearest'))"}),
         "level_g": ("level", levels, {"units": "g", "long_name": "intensity level"}),
     }
     data = {"rate_mean": (("site", "imt", "year", "level"), mean,
@@ -168,8 +182,18 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     for j, q in enumerate(quantiles):
         data[quantile_name(q).replace("lpr_", "rate_")] = (("site", "imt", "year", "level"), qs[j],
                                                           {"units": "yr-1", "long_name": f"annual rate of exceedance: weighted {q * 100:g}th percentile"})
-    return xr.Dataset(data, coords=coords, attrs={"title": "Site hazard curves", "ground_motion_model": gmm.name,
-                                                   "n_branches": int(real.n), "Conventions": "CF-1.10"})
+    from hra.outputs import add_crs, provenance
+
+    end = _dt.datetime.now(_dt.timezone.utc)
+    prov = provenance(cfg.sha256(), files, cfg.run.seed, real.n, True, start, end, config=cfg,
+                      extra={"calculation": "hazard curves", "ground_motion_model": gmm.name,
+                             "ground_motion_reference": getattr(gmm, "reference", ""),
+                             "logic_tree": {n.name: dict(zip(n.labels, n.weights)) for n in tree.nodes},
+                             "imts": imts, "timings_s": {"total_s": round((end - start).total_seconds(), 3)}})
+    ds = xr.Dataset(data, coords=coords, attrs={"title": "Site hazard curves", "ground_motion_model": gmm.name,
+                                                "n_branches": int(real.n), "Conventions": "CF-1.10",
+                                                "provenance": json.dumps(prov, sort_keys=True, default=str)})
+    return add_crs(ds, dim="site")
 
 
 def uniform_hazard_spectrum(hc: xr.Dataset, return_periods: Sequence[float] = (475, 2475), statistic: str = "rate_mean") -> xr.DataArray:
