@@ -93,6 +93,9 @@ class Comparison:
         os.close(fd)
         try:
             self.buildings.to_csv(tmp, index=False, float_format="%.6e")
+            from hra.review.report import _readable
+
+            _readable(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -78,9 +78,8 @@ def lpr_maps(ds: xr.Dataset, year: int) -> str:
         ax.ticklabel_format(style="plain", useOffset=False)
         ax.tick_params(axis="x", labelrotation=30)
         cb = fig.colorbar(sc, ax=ax, shrink=0.8)
-        cb.set_label("LPR [per year]")
-        cb.ax.axhline(norm, color="red", lw=2)
-        cb.ax.text(1.05, norm, " norm", color="red", va="center", transform=cb.ax.get_yaxis_transform(), fontsize=8)
+        cb.set_label(f"LPR [per year]; red line: norm {norm:g}")
+        cb.ax.axhline(norm, color="red", lw=2.5)
     return _png(fig)
 
 
@@ -268,6 +267,13 @@ def render_report(ds: xr.Dataset, *, name: str = "run", compare=None, top: int =
     return env.get_template("report.html.j2").render(**ctx)
 
 
+def _readable(path: str) -> None:
+    """Give a temporary file (mkstemp: 0600) the permissions a new file gets under the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _has_explain() -> bool:
     import hra
 
@@ -310,6 +316,7 @@ def write_report(run: xr.Dataset | str | Path, path: str | os.PathLike, *, compa
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(html)
+        _readable(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
