@@ -237,3 +237,26 @@ def test_info_prints_provenance(runs):
     assert prov["config_sha256"] in flat and "rates.csv" in r.output and "numpy" in r.output and "[source]" in r.output
     j = CliRunner().invoke(app, ["info", str(runs["new_path"]), "--json"])
     assert json.loads(j.output)["config_sha256"] == prov["config_sha256"]
+
+
+def test_compare_attributes_a_model_change(tmp_path):
+    """NEW changes only the GMM (c0 + 0.4): the models swap carries the whole change of B1."""
+    from tests.helpers import PARAMETRIC
+
+    bld = buildings_old()[:3]
+    kw = dict(curves=CURVES, buildings=bld, years=(2025,), frag_branches=FRAG_BRANCHES)
+    old = hra.run(make_config(tmp_path / "o", cells=[(*CELL, 0.02)], output={"path": str(tmp_path / "o.zarr")}, **kw), progress=False)
+    assert old["lpr_mean"].sel(building="B2").item() < NORM
+    new = hra.run(make_config(tmp_path / "n", cells=[(*CELL, 0.02)], output={"path": str(tmp_path / "n.zarr")},
+                              gm=dict(PARAMETRIC, c0=PARAMETRIC["c0"] + 0.6), **kw), progress=False)
+    cmp = hra.compare(tmp_path / "o.zarr", tmp_path / "n.zarr")
+    b = cmp.buildings.set_index("building_id")
+    changed = b.index[b["category_change"] != ""]
+    assert len(changed) >= 1
+    for i in changed:
+        st = b.loc[i, "attr_statistic"]
+        total = float(new[st].sel(building=i, year=2025)) - float(old[st].sel(building=i, year=2025))
+        assert b.loc[i, "attr_models"] == pytest.approx(total, rel=1e-9)
+        assert b.loc[i, "attr_source"] == pytest.approx(0.0, abs=1e-12 * abs(total))
+        assert b.loc[i, "attr_exposure"] == pytest.approx(0.0, abs=1e-12 * abs(total))
+        assert b.loc[i, "attr_main"] == "models" and b.loc[i, "attr_reverts"] == "models"
