@@ -37,7 +37,7 @@ def info_command(
         con.print(t)
         files = prov.get("input_sha256", {})
         tf = Table(title="Inputs and model tables read (SHA-256)", title_justify="left")
-        tf.add_column("input")
+        tf.add_column("input", overflow="fold")
         tf.add_column("sha256", overflow="fold")
         for k, v in files.items():
             tf.add_row(k, v)
