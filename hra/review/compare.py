@@ -281,15 +281,32 @@ def run_config(ds: xr.Dataset, where: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def _subset_exposure(path: Path, ids: list[str], dest: Path) -> Path:
-    """The rows of ``ids`` of an exposure CSV (plain layout or EDB), written to ``dest``."""
+def _exposure_rows(path: Path, ids: list[str]) -> pd.DataFrame:
+    """The rows of ``ids`` of an exposure CSV (plain layout or EDB), as text, sorted by id."""
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     col = "id" if "id" in raw.columns else ("bag_building_id" if "bag_building_id" in raw.columns else None)
     if col is None:
         raise ReviewError(f"{path}: no id or bag_building_id column; cannot select buildings for the attribution")
     sub = raw[raw[col].str.strip().isin(set(ids))]
-    sub.to_csv(dest, index=False)
+    return sub.assign(_key=sub[col].str.strip()).sort_values("_key").drop(columns="_key").reset_index(drop=True)
+
+
+def _subset_exposure(path: Path, ids: list[str], dest: Path) -> Path:
+    """The rows of ``ids`` of an exposure CSV, written to ``dest``."""
+    _exposure_rows(path, ids).to_csv(dest, index=False)
     return dest
+
+
+def _same_exposure(cfg_o: dict[str, Any], cfg_n: dict[str, Any], ids: list[str]) -> bool:
+    """OLD and NEW give these buildings the same exposure records and options."""
+    eo, en = dict(cfg_o.get("exposure", {})), dict(cfg_n.get("exposure", {}))
+    po, pn = Path(eo.pop("buildings", "")), Path(en.pop("buildings", ""))
+    if eo != en or not po.is_file() or not pn.is_file():
+        return False
+    try:
+        return _exposure_rows(po, ids).equals(_exposure_rows(pn, ids))
+    except Exception:  # noqa: BLE001 - unreadable: recompute instead
+        return False
 
 
 def _recompute(data: dict[str, Any], ids: list[str], exposure_from: dict[str, Any], tmp: Path, tag: str,
@@ -343,18 +360,17 @@ def _attribute(df: pd.DataFrame, ds_o: xr.Dataset, ds_n: xr.Dataset, years: list
         for r in rows:
             df.at[r, "attr_note"] = "no config in the provenance"
         return 0
+    # NEW itself: its Dataset (results do not depend on which buildings are run together)
+    base = {str(df.at[r, "building_id"]): (np.array([df.at[r, f"lpr_mean_new_{y}"] for y in years], dtype=float),
+                                           np.array([df.at[r, f"lpr_p90_new_{y}"] for y in years], dtype=float))
+            for r in rows}
     with tempfile.TemporaryDirectory(prefix="hra-compare-") as t:
         tmp = Path(t)
-        try:
-            base = _recompute(cfg_n, ids, cfg_n, tmp, "new", years)
-        except Exception as exc:  # noqa: BLE001 - reported per building, the comparison stands
-            notes.append(f"attribution: the NEW config cannot be recomputed ({exc})")
-            for r in rows:
-                df.at[r, "attr_note"] = f"NEW not recomputable: {exc}"
-            return 0
         swapped: dict[str, dict | str] = {}
         for name, keys in INPUTS.items():
-            if all(cfg_o.get(k) == cfg_n.get(k) for k in keys) and name != "exposure":
+            same = (_same_exposure(cfg_o, cfg_n, ids) if name == "exposure"
+                    else all(cfg_o.get(k) == cfg_n.get(k) for k in keys))
+            if same:
                 swapped[name] = "same"
                 continue
             d = dict(cfg_n)
@@ -372,9 +388,6 @@ def _attribute(df: pd.DataFrame, ds_o: xr.Dataset, ds_n: xr.Dataset, years: list
             y = years[k]
             df.at[r, "attr_year"] = str(y)
             df.at[r, "attr_statistic"] = s
-            if i not in base:
-                df.at[r, "attr_note"] = "building not in the recomputed NEW"
-                continue
             si = 0 if s == "lpr_mean" else 1
             v_new = float(base[i][si][k])
             total = v_new - float(df.at[r, f"{s}_old_{y}"])
