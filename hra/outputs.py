@@ -277,15 +277,16 @@ def crs_attrs() -> dict[str, Any]:
 
 
 def add_crs(ds: xr.Dataset, dim: str = "building") -> xr.Dataset:
-    """Add the CF ``crs`` grid-mapping variable (in place) and point every variable on ``dim`` at it.
+    """Add the CF ``crs`` grid-mapping variable (in place, as a scalar coordinate) and point every
+    variable on ``dim`` at it.
 
     ``x_rd``/``y_rd`` are the projection coordinates (``standard_name`` projection_x/y_coordinate;
     xarray writes them into each variable's ``coordinates`` attribute); the variables get
     ``grid_mapping = "crs"``.
     """
-    ds["crs"] = xr.DataArray(np.int32(0), attrs=crs_attrs())
+    ds.coords["crs"] = xr.DataArray(np.int32(0), attrs=crs_attrs())  # a coordinate: the results stay the data_vars
     for name in ds.data_vars:
-        if name != "crs" and dim in ds[name].dims:
+        if dim in ds[name].dims:
             ds[name].attrs["grid_mapping"] = "crs"
     return ds
 
