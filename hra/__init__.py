@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers and the API referen
     """
 
 __all__ = ["Config", "ConfigError", "load_config", "run", "demo_config", "building_lpr", "conditional_risk",
-           "hazard_curves", "explain", "__version__"]
+           "hazard_curves", "explain", "compare", "write_report", "export_gis", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no dask)
@@ -70,6 +70,18 @@ def __getattr__(name):  # lazy: keep `import hra` light (no numba compile, no da
         from hra.integration.hazard import hazard_curves
 
         return hazard_curves
+    if name == "compare":
+        from hra.review.compare import compare
+
+        return compare
+    if name == "write_report":
+        from hra.review.report import write_report
+
+        return write_report
+    if name == "export_gis":
+        from hra.review.export import export_gis
+
+        return export_gis
     if name == "__version__":
         from hra.outputs import package_version
 

@@ -66,8 +66,9 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
 
     out_path = cfg.resolve(cfg.output.path)
     csv_path = cfg.resolve(cfg.output.csv)
+    gpkg_path = cfg.resolve(cfg.output.gpkg)
     if write:
-        for p in (out_path, csv_path):
+        for p in (out_path, csv_path, gpkg_path):
             if p is not None:
                 outputs.check_output(Path(p), cfg.output.overwrite)
         outputs.check_not_input([out_path, csv_path], _input_files(cfg))
@@ -79,7 +80,7 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     prep = res.prep
     prov = outputs.provenance(
         cfg.sha256(), prep.files, cfg.run.seed, res.selection.realisations.n, res.selection.realisations.exact,
-        start, end,
+        start, end, config=cfg,
         extra={
             "ground_motion_model": prep.gmm.name, "ground_motion_reference": prep.gmm.reference,
             "ground_motion_verified": bool(prep.gmm.verified), "fragility_model": prep.fragility.name,
@@ -91,11 +92,15 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         },
     )
     b = prep.buildings
+    cand, prob = typology_candidates(b)
+    branches = realisation_branches(res) if res.realisations is not None else None
     ds = outputs.build_dataset(
         ids=b.ids, x=b.x, y=b.y, years=prep.years, mean=res.mean,
         quantiles={q: res.quantiles[:, :, i] for i, q in enumerate(cfg.run.quantiles)},
         zone=b.zone if prep.gmm.zones is not None else None, municipality=b.municipality,
         realisations=res.realisations, realisation_weight=res.realisation_weight, prov=prov,
+        wierde=b.wierde, typology_candidates=cand, typology_probabilities=prob,
+        realisation_branches=branches, nodes=[n.name for n in prep.tree.nodes],
     )
     if write and out_path is not None:
         outputs.write_dataset(ds, out_path, overwrite=cfg.output.overwrite)
@@ -103,6 +108,11 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     if write and csv_path is not None:
         outputs.write_csv_summary(ds, csv_path, overwrite=cfg.output.overwrite)
         log.info("wrote %s", csv_path)
+    if write and gpkg_path is not None:
+        from hra.review.export import write_gpkg
+
+        write_gpkg(ds, gpkg_path, overwrite=cfg.output.overwrite)
+        log.info("wrote %s", gpkg_path)
     return ds
 
 
@@ -114,6 +124,39 @@ def _input_files(cfg: Config) -> list[Path | None]:
         value = getattr(getattr(cfg, section, None), key, None)
         files.append(cfg.resolve(value) if value is not None else None)
     return files
+
+
+def typology_candidates(b) -> tuple[np.ndarray, np.ndarray]:
+    """(building, candidate) typology names (``""`` padding) and probabilities (0 padding)."""
+    ti = np.asarray(b.typology_index)
+    names = np.asarray(list(b.typologies) + [""], dtype=object)
+    cand = names[np.where(ti >= 0, ti, len(b.typologies))].astype(str)
+    return cand, np.where(ti >= 0, np.asarray(b.typology_prob, dtype=float), 0.0)
+
+
+def realisation_branches(res) -> np.ndarray:
+    """(realisation, node) branch labels of the stored realisations of an engine result.
+
+    Monte Carlo: realisation r is draw r of the tree. Enumeration: stored slot ``u * K + k``
+    (epistemic typology, K candidate slots) or ``u`` is distinct combination u of (source
+    branch, model branches); the typology candidate of slot k is the building's k-th
+    ``typology_candidate``.
+    """
+    prep, sel = res.prep, res.selection
+    nodes = prep.tree.nodes
+    n_keep = res.realisations.shape[2]
+    if not sel.realisations.exact:
+        idx = sel.realisations.index
+    else:
+        sizes = [n.size for n in prep.model_tree.nodes]
+        model = np.stack(np.unravel_index(sel.combo_model, sizes), axis=1) if sizes else np.zeros((sel.combo_s.size, 0), np.int64)
+        idx = np.concatenate([sel.combo_s[:, None], model], axis=1)
+        per = n_keep // max(idx.shape[0], 1)
+        idx = np.repeat(idx, per, axis=0)
+    out = np.empty((n_keep, len(nodes)), dtype=object)
+    for j, n in enumerate(nodes):
+        out[:, j] = np.asarray(n.labels, dtype=object)[idx[:n_keep, j]]
+    return out.astype(str)
 
 
 #: Models of the demo region: "demo" (the illustrative demo models) or a top-level model preset.

@@ -91,6 +91,14 @@ class Prepared:
 # ------------------------------------------------------------------------------------------
 
 
+def _sha256_cached(path: Path) -> str:
+    if path.is_file():
+        from hra.inputs.modeldata import _file_sha
+
+        return _file_sha(path)
+    return sha256_file(path)
+
+
 def tree_overrides(cfg: Config) -> dict[str, tuple[str, dict[str, float]]]:
     """``[logic_tree]`` as node -> (config key, {branch label: weight}); a fixed branch is weight 1."""
     lt = cfg.logic_tree
@@ -275,8 +283,12 @@ def _buildings(cfg: Config, typologies: tuple[str, ...]) -> tuple[Buildings, Any
     return b, path
 
 
-def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[list[tuple[int, bool]], np.ndarray]:
-    """Site (zone, wierde) of every building; zones from the exposure or from polygons."""
+def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings,
+                 files: dict[str, str] | None = None) -> tuple[list[tuple[int, bool]], np.ndarray]:
+    """Site (zone, wierde) of every building; zones from the exposure or from polygons.
+
+    When polygons are read from a file, its SHA-256 goes into ``files`` (``zonation:<name>``).
+    """
     known = gmm.zones
     uses_wierde = bool(getattr(gmm, "uses_wierde", False))
     if known is None:
@@ -286,6 +298,8 @@ def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings) -> tuple[lis
         missing = zone < 0
         if missing.any():
             source = zone_source(cfg)
+            if files is not None and source is not None and source.path is not None:
+                files[f"zonation:{Path(source.path).name}"] = _sha256_cached(Path(source.path))
             if source is None:
                 i = int(np.flatnonzero(missing)[0])
                 raise EngineError(
@@ -390,7 +404,7 @@ def prepare(cfg: Config, fragility: FragilityModel | None = None, buildings: "Bu
         files[f"gmm:{name}"] = digest
     check_tree_overrides(cfg, [sm.rates.node.name, sm.b_node.name, sm.m_max_node.name]
                          + [n.name for n in gmm.tree.nodes] + [n.name for n in fr.tree.nodes])
-    sites, site_index = assign_sites(cfg, gmm, buildings)
+    sites, site_index = assign_sites(cfg, gmm, buildings, files)
     warn_far_buildings(buildings, sm.rates, cfg.source.max_distance_km, cfg.source.depth_km)
     median_map = median_map_for(cfg, gmm, sm.magnitude)
     return Prepared(cfg, sm.rates, sm.magnitude, sm.b_node, sm.m_max_node, gmm, fr, buildings, sites, site_index,

@@ -247,6 +247,9 @@ class FragilitySection(_Section):
 class OutputSection(_Section):
     path: Path | None = Field(None, description="Output store, .zarr or .nc (none: only returned).")
     csv: Path | None = Field(None, description="Per-building CSV summary (none: not written).")
+    gpkg: Path | None = Field(
+        None, description="GeoPackage of the result (none: not written): one point per building in EPSG:28992 with "
+        "id, lpr_mean/P50/P90 per year (wide columns lpr_mean_2025, ...), risk category, profile and municipality.")
     overwrite: bool = Field(False, description="Replace existing outputs.")
 
     @field_validator("path")
@@ -254,6 +257,13 @@ class OutputSection(_Section):
     def _suffix(cls, v: Path | None) -> Path | None:
         if v is not None and v.suffix not in (".zarr", ".nc"):
             raise ValueError(f"output path {v} must end in .zarr or .nc")
+        return v
+
+    @field_validator("gpkg")
+    @classmethod
+    def _gpkg_suffix(cls, v: Path | None) -> Path | None:
+        if v is not None and v.suffix.lower() != ".gpkg":
+            raise ValueError(f"gpkg {v} must end in .gpkg")
         return v
 
 
@@ -551,8 +561,13 @@ class Config(_Section):
         return p if p.is_absolute() else (self.base_dir / p)
 
     def sha256(self) -> str:
-        """SHA-256 of the canonical JSON of the config (paths as given, base_dir excluded)."""
-        d = self.model_dump(mode="json", exclude={"base_dir", "source_file", "compute"})
+        """SHA-256 of the canonical JSON of what decides the numbers.
+
+        Paths as given; ``base_dir``, ``source_file``, ``[output]`` (where the result goes) and
+        ``[compute]`` (how it is computed: workers, chunks, scheduler) are left out, so the same
+        run written elsewhere or with other workers has the same hash.
+        """
+        d = self.model_dump(mode="json", exclude={"base_dir", "source_file", "compute", "output"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def resolved_record(self) -> dict[str, Any]:
@@ -574,6 +589,29 @@ class Config(_Section):
         walk(self, d)
         d["base_dir"] = str(Path(self.base_dir).resolve())
         return d
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The config as a plain mapping: presets expanded, every path absolute, unset keys left out.
+
+        :func:`config_from_dict` of it gives back an equivalent config from any directory.
+        """
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, Path):
+                return str(self.resolve(v))
+            if isinstance(v, dict):
+                return {k: conv(x) for k, x in v.items() if x is not None}
+            if isinstance(v, (list, tuple)):
+                return [conv(x) for x in v if x is not None]
+            return v
+
+        return conv(self.model_dump(exclude={"base_dir", "source_file"}))
+
+    def resolved_toml(self) -> str:
+        """TOML text of :meth:`resolved_dict` (what the provenance records as ``config_toml``)."""
+        import tomli_w
+
+        return tomli_w.dumps(self.resolved_dict())
 
     def with_updates(self, **sections: dict[str, Any]) -> "Config":
         """A copy with some section keys replaced, validated again (e.g. ``compute={"workers": 2}``)."""

@@ -53,8 +53,17 @@ COORDS: dict[str, Variable] = {
     "x_rd": Variable(("building",), "float64", "m", "x coordinate (RD New, EPSG:28992)", standard_name="projection_x_coordinate"),
     "y_rd": Variable(("building",), "float64", "m", "y coordinate (RD New, EPSG:28992)", standard_name="projection_y_coordinate"),
     "year": Variable(("year",), "int64", "1", "calendar year of the annual risk"),
+    "building": Variable(("building",), "str", "", "building identifier (index: ds.sel(building=ID))"),
     "zone": Variable(("building",), "int64", "1", "site-response zone"),
+    "wierde": Variable(("building",), "bool", "1", "building on a wierde (dwelling mound)"),
     "municipality": Variable(("building",), "str", "", "municipality"),
+    "typology_candidate": Variable(("building", "candidate"), "str", "",
+                                   "typology candidates of the building (empty: padding)"),
+    "typology_probability": Variable(("building", "candidate"), "float64", "1",
+                                     "probability of each typology candidate (0: padding)"),
+    "node": Variable(("node",), "str", "", "logic-tree node"),
+    "realisation_branch": Variable(("realisation", "node"), "str", "",
+                                   "branch label of each logic-tree node that a stored realisation drew"),
 }
 
 
@@ -89,45 +98,112 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def git_revision() -> str | None:
+#: Distributions whose versions every output records (those that shape the numbers or the files).
+LIBRARIES = ("numpy", "scipy", "numba", "xarray", "dask", "pandas", "pydantic", "zarr", "netCDF4", "pyogrio",
+             "shapely", "pyproj", "matplotlib", "jinja2")
+
+
+def library_versions() -> dict[str, str]:
+    """Python and the installed versions of the scientific libraries (``None`` if not installed)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None  # type: ignore[assignment]
+    return out
+
+
+def git_revision() -> dict[str, Any] | None:
+    """``{"revision": sha, "dirty": bool}`` when the package itself is a git checkout, else ``None``.
+
+    The checkout must be the directory holding the ``hra`` package (``<root>/hra``); an installed
+    package that merely lies somewhere inside another repository gets ``None``.
+    """
     import subprocess
 
-    here = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
     try:
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        rev = out.stdout.strip()
-        ok = out.returncode == 0 and len(rev) == 40 and all(c in "0123456789abcdef" for c in rev)
-        return rev if ok else None
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        lines = top.stdout.split()
+        if top.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root:
+            return None
+        rev = lines[1]
+        if len(rev) != 40 or any(c not in "0123456789abcdef" for c in rev):
+            return None
+        st = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "."],
+                            capture_output=True, text=True, timeout=10)
+        return {"revision": rev, "dirty": bool(st.stdout.strip()) if st.returncode == 0 else None}
     except Exception:
         return None
 
 
 def provenance(config_sha256: str, files: dict[str, str], seed: int, n_realisations: int, exact: bool,
-               start: _dt.datetime, end: _dt.datetime, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Provenance block: package version, git revision, config hash, input checksums, seed, times."""
+               start: _dt.datetime, end: _dt.datetime, extra: dict[str, Any] | None = None,
+               config: Any = None) -> dict[str, Any]:
+    """Provenance block of every output.
+
+    Package version, git revision and dirty flag (only when the package is a git checkout), the
+    config hash (:meth:`hra.config.Config.sha256`, without ``[output]`` and ``[compute]``), the
+    SHA-256 of every input file and model table read (``input_sha256``, ``kind:name -> sha``),
+    the versions of the scientific libraries, seed, realisations, times and, given ``config``,
+    the full config as resolved (``config_toml``: TOML with the presets expanded and absolute paths).
+    """
+    git = git_revision()
     p = {
         "package": "groningen-hra",
         "package_version": package_version(),
-        "git_revision": git_revision(),
+        "git_revision": git["revision"] if git else None,
         "config_sha256": config_sha256,
         "input_sha256": dict(sorted(files.items())),
+        "library_versions": library_versions(),
         "seed": int(seed),
         "n_realisations": int(n_realisations),
         "realisations": "enumerated" if exact else "monte-carlo",
         "start_time": start.isoformat(timespec="seconds"),
         "end_time": end.isoformat(timespec="seconds"),
     }
+    if git:
+        p["git_dirty"] = git["dirty"]
+    if config is not None:
+        p["config_toml"] = config.resolved_toml()
     if extra:
         p.update(extra)
     return p
 
 
+def read_provenance(ds: xr.Dataset, where: str = "Dataset") -> dict[str, Any]:
+    """The ``provenance`` attribute of an output as a dict; ValueError naming ``where`` if absent or not JSON."""
+    text = ds.attrs.get("provenance")
+    if text is None:
+        raise ValueError(f"{where} has no 'provenance' attribute; use a file written by hra (run, events, hazard)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: the 'provenance' attribute is not JSON ({exc})") from None
+
+
 def build_dataset(*, ids, x, y, years, mean, quantiles: dict[float, np.ndarray], zone=None, municipality=None,
                   realisations=None, realisation_weight=None, prov: dict[str, Any] | None = None,
-                  attrs: dict[str, Any] | None = None) -> xr.Dataset:
-    """Assemble the risk Dataset from per-building arrays (docs/architecture.md §4.1)."""
+                  attrs: dict[str, Any] | None = None, wierde=None, typology_candidates=None,
+                  typology_probabilities=None, realisation_branches=None, nodes=None) -> xr.Dataset:
+    """Assemble the risk Dataset from per-building arrays (docs/architecture.md §4.1).
+
+    ``building`` is the index coordinate (the ids, so ``ds.sel(building="B12")`` works) and
+    ``building_id`` the same ids as a plain coordinate. ``typology_candidates`` /
+    ``typology_probabilities`` are (building, candidate) arrays (padding ``""`` / 0);
+    ``realisation_branches`` (realisation, node) with ``nodes`` the node names.
+    """
+    ids = np.asarray(ids, dtype=str)
     coords: dict[str, Any] = {
-        "building_id": ("building", np.asarray(ids, dtype=str)),
+        "building": ("building", ids),
+        "building_id": ("building", ids),
         "x_rd": ("building", np.asarray(x, dtype=float)),
         "y_rd": ("building", np.asarray(y, dtype=float)),
         "year": ("year", np.asarray(years, dtype=np.int64)),
@@ -136,6 +212,14 @@ def build_dataset(*, ids, x, y, years, mean, quantiles: dict[float, np.ndarray],
         coords["zone"] = ("building", np.asarray(zone, dtype=np.int64))
     if municipality is not None:
         coords["municipality"] = ("building", np.asarray(municipality, dtype=str))
+    if wierde is not None:
+        coords["wierde"] = ("building", np.asarray(wierde, dtype=bool))
+    if typology_candidates is not None:
+        coords["typology_candidate"] = (("building", "candidate"), np.asarray(typology_candidates, dtype=str))
+        coords["typology_probability"] = (("building", "candidate"), np.asarray(typology_probabilities, dtype=float))
+    if realisations is not None and realisation_branches is not None:
+        coords["node"] = ("node", np.asarray(nodes, dtype=str))
+        coords["realisation_branch"] = (("realisation", "node"), np.asarray(realisation_branches, dtype=str))
     data: dict[str, Any] = {"lpr_mean": (("building", "year"), np.asarray(mean, dtype=float))}
     for q, arr in quantiles.items():
         data[quantile_name(q)] = (("building", "year"), np.asarray(arr, dtype=float))
@@ -154,15 +238,57 @@ def build_dataset(*, ids, x, y, years, mean, quantiles: dict[float, np.ndarray],
         "Conventions": "CF-1.10",
         "institution": "groningen-hra",
         "source": f"groningen-hra {package_version()}",
-        "crs": f"EPSG:{EPSG} ({CRS_WKT_NAME})",
+        "crs_name": f"EPSG:{EPSG} ({CRS_WKT_NAME})",
         "norm_lpr_per_year": LPR_NORM_PER_YEAR,
         "quantiles": json.dumps(sorted(quantiles)),
         "history": f"[{now}] hra run",
     })
+    add_crs(ds)
     if prov is not None:
-        ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+        ds.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
     if attrs:
         ds.attrs.update(attrs)
+    return ds
+
+
+def crs_attrs() -> dict[str, Any]:
+    """CF grid-mapping attributes of RD New (EPSG:28992): oblique stereographic on Bessel 1841.
+
+    The parameters are those of EPSG:28992; ``crs_wkt`` (WKT2, from pyproj) carries the datum
+    shift as well, and GDAL/QGIS read it first.
+    """
+    a: dict[str, Any] = {
+        "grid_mapping_name": "oblique_stereographic",
+        "latitude_of_projection_origin": 52.15616055555555,
+        "longitude_of_projection_origin": 5.38763888888889,
+        "scale_factor_at_projection_origin": 0.9999079,
+        "false_easting": 155000.0, "false_northing": 463000.0,
+        "semi_major_axis": 6377397.155, "inverse_flattening": 299.1528128,
+        "longitude_of_prime_meridian": 0.0,
+        "epsg_code": f"EPSG:{EPSG}", "long_name": CRS_WKT_NAME,
+    }
+    try:
+        from pyproj import CRS
+
+        a["crs_wkt"] = CRS.from_epsg(EPSG).to_wkt()
+        a["spatial_ref"] = a["crs_wkt"]
+    except Exception:  # pragma: no cover - pyproj is a dependency
+        pass
+    return a
+
+
+def add_crs(ds: xr.Dataset, dim: str = "building") -> xr.Dataset:
+    """Add the CF ``crs`` grid-mapping variable (in place, as a scalar coordinate) and point every
+    variable on ``dim`` at it.
+
+    ``x_rd``/``y_rd`` are the projection coordinates (``standard_name`` projection_x/y_coordinate;
+    xarray writes them into each variable's ``coordinates`` attribute); the variables get
+    ``grid_mapping = "crs"``.
+    """
+    ds.coords["crs"] = xr.DataArray(np.int32(0), attrs=crs_attrs())  # a coordinate: the results stay the data_vars
+    for name in ds.data_vars:
+        if dim in ds[name].dims:
+            ds[name].attrs["grid_mapping"] = "crs"
     return ds
 
 

@@ -6,6 +6,10 @@ Commands::
 
     hra demo   [--buildings N] [--seed S] [--realisations N|all] [--out PATH] [--workers N] [--processes] [--scheduler ADDR]
     hra run    CONFIG.toml [--out PATH] [--csv PATH] [--workers N] [--processes] [--scheduler ADDR] [--overwrite] [--realisations N|all]
+    hra info     RUN.zarr [--json]                      (provenance)
+    hra compare  OLD.zarr NEW.zarr [--csv out.csv]
+    hra report   RUN.zarr -o report.html [--compare OLD.zarr]
+    hra export   RUN.zarr --gpkg PATH [--geoparquet PATH]
     hra config schema [--format json|markdown]
     hra config check  CONFIG.toml [--read-inputs]
     hra explain RUN.zarr --building ID [--year Y] [--json]
@@ -36,7 +40,9 @@ from hra.cli.config import config_app
 from hra.cli.events import events_command
 from hra.cli.explain import explain_command
 from hra.cli.hazard import hazard_app
+from hra.cli.info import info_command
 from hra.cli.inspect import inspect_app
+from hra.cli.review import compare_command, export_command, report_command
 from hra.cli.models import models_app
 from hra.cli.profiles import plan_command, profiles_app
 from hra.cli.run import demo_command, run_command
@@ -82,6 +88,10 @@ app.add_typer(inspect_app, name="inspect")       # hra inspect conditional
 app.command("events")(events_command)            # hra events CONFIG (event-based)
 app.command("explain")(explain_command)          # hra explain RUN --building ID
 app.add_typer(tables_app, name="tables")         # hra tables build|info|clear
+app.command("info")(info_command)                # hra info RUN.zarr (provenance)
+app.command("compare")(compare_command)          # hra compare OLD.zarr NEW.zarr
+app.command("report")(report_command)            # hra report RUN.zarr -o report.html
+app.command("export")(export_command)            # hra export RUN.zarr --gpkg PATH
 
 
 if __name__ == "__main__":  # python -m hra.cli.main

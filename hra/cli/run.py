@@ -19,15 +19,16 @@ log = logging.getLogger("hra")
 def _run_and_report(cfg, progress: bool | None) -> None:
     import hra
 
-    for p in (cfg.resolve(cfg.output.path), cfg.resolve(cfg.output.csv)):
+    for p in (cfg.resolve(cfg.output.path), cfg.resolve(cfg.output.csv), cfg.resolve(cfg.output.gpkg)):
         if p is not None:
             check_writable(p, cfg.output.overwrite)
-    if cfg.output.path is None and cfg.output.csv is None:
+    if cfg.output.path is None and cfg.output.csv is None and cfg.output.gpkg is None:
         log.warning("no output path configured: the results are only summarised here (use --out PATH)")
     t0 = time.perf_counter()
     ds = hra.run(cfg, progress=progress)
     wall = time.perf_counter() - t0
-    print_summary(ds, wall_s=wall, outputs=[cfg.resolve(cfg.output.path), cfg.resolve(cfg.output.csv)])
+    print_summary(ds, wall_s=wall, outputs=[cfg.resolve(cfg.output.path), cfg.resolve(cfg.output.csv),
+                                                   cfg.resolve(cfg.output.gpkg)])
 
 
 

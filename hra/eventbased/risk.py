@@ -853,6 +853,7 @@ def event_based_dataset(res: EventRiskResult, start: _dt.datetime | None = None,
         top["rate"][iy, :n] = rate[order]
     n_sim = np.array([(ev_year == y).sum() for y in years], dtype=np.int64)
     coords = {
+        "building": ("building", np.asarray(b.ids, dtype=str), {"long_name": "building identifier (index)"}),
         "building_id": ("building", np.asarray(b.ids, dtype=str), {"long_name": "building identifier"}),
         "x_rd": ("building", np.asarray(b.x, float), {"units": "m", "long_name": "x coordinate (RD New, EPSG:28992)",
                                                       "standard_name": "projection_x_coordinate"}),
@@ -916,6 +917,9 @@ def event_based_dataset(res: EventRiskResult, start: _dt.datetime | None = None,
                                   f"largest {prep.fragility.imt} at a building reached by the event")
         data["event_rate"] = _v(rate, ("event",), "yr-1", "annual rate the event stands for in its calendar year")
     ds = xr.Dataset(data, coords=coords)
+    from hra.outputs import add_crs
+
+    add_crs(ds)
     start = start or _dt.datetime.now(_dt.timezone.utc)
     end = end or _dt.datetime.now(_dt.timezone.utc)
     cfg = prep.cfg
@@ -923,7 +927,7 @@ def event_based_dataset(res: EventRiskResult, start: _dt.datetime | None = None,
                  if k != "realisations"}
     opts_json["realisations"] = opts.realisations if not isinstance(opts.realisations, Realisations) else f"explicit ({opts.realisations.n})"
     prov = provenance(cfg.sha256(), prep.files, events.seed, events.realisations.n, events.realisations.exact, start, end,
-                      extra={"calculation": "event-based", "ground_motion_model": prep.gmm.name,
+                      config=cfg, extra={"calculation": "event-based", "ground_motion_model": prep.gmm.name,
                              "fragility_model": prep.fragility.name, "event_options": _jsonable(opts_json),
                              "n_years_simulated": events.n_years_simulated,
                              "years_per_realisation": events.years_per_realisation,

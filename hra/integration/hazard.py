@@ -101,7 +101,8 @@ def _sites_frame(sites) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def site_zones(cfg: Config, gmm, x: np.ndarray, y: np.ndarray, zone: np.ndarray | None = None) -> np.ndarray:
+def site_zones(cfg: Config, gmm, x: np.ndarray, y: np.ndarray, zone: np.ndarray | None = None,
+               files: dict[str, str] | None = None) -> np.ndarray:
     """Site-response zone of each point: the given ``zone`` where present, else from the
     configured zonation (the V6 zip for GMM V7/V6, as :func:`hra.chain.assign_sites`)."""
     x = np.asarray(x, float)
@@ -116,6 +117,10 @@ def site_zones(cfg: Config, gmm, x: np.ndarray, y: np.ndarray, zone: np.ndarray 
         from hra.chain import zone_source
 
         source = zone_source(cfg)
+        if files is not None and source is not None and getattr(source, "path", None) is not None:
+            from hra.chain import _sha256_cached
+
+            files[f"zonation:{Path(source.path).name}"] = _sha256_cached(Path(source.path))
         if source is None:
             raise HazardError("sites without a zone and no zone polygons are configured; add a 'zone' column "
                               "or set [ground_motion] zones")
@@ -123,9 +128,9 @@ def site_zones(cfg: Config, gmm, x: np.ndarray, y: np.ndarray, zone: np.ndarray 
     return out
 
 
-def _site_zones(cfg: Config, gmm, df: pd.DataFrame) -> np.ndarray:
+def _site_zones(cfg: Config, gmm, df: pd.DataFrame, files: dict[str, str] | None = None) -> np.ndarray:
     given = df["zone"].to_numpy(float) if "zone" in df.columns else None
-    zone = site_zones(cfg, gmm, df["x"].to_numpy(float), df["y"].to_numpy(float), given)
+    zone = site_zones(cfg, gmm, df["x"].to_numpy(float), df["y"].to_numpy(float), given, files)
     if gmm.zones is not None:
         bad = ~np.isin(zone, gmm.zones)
         if bad.any():
@@ -430,7 +435,8 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
         y_sel = np.array([int(np.flatnonzero(all_years == int(y))[0]) for y in years])
     if progress is None:
         progress = cfg.compute.progress if cfg.compute.progress is not None else sys.stderr.isatty()
-    zones = _site_zones(cfg, gmm, df)
+    zone_files: dict[str, str] = {}
+    zones = _site_zones(cfg, gmm, df, zone_files)
     median_map = median_map_for(cfg, gmm, sm.magnitude)
     src = cfg.source
     r = sm.distance_nodes_km
@@ -458,12 +464,12 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     pre: dict = {}
     parallel = False
     workers = cfg.compute.n_workers
-    if not need_branches and (workers > 1 or cfg.compute.scheduler not in ("auto", "synchronous")) \
+    if not need_branches and (workers > 1 or cfg.compute.scheduler is not None) \
             and uniq.size * n_imt >= 2 * workers:
         from hra.core.executor import Executor
 
         tasks = [(None if gmm.zones is None else int(z), imt) for z in uniq for imt in imts]
-        with Executor(cfg.compute.scheduler, workers, progress) as ex:
+        with Executor.from_config(cfg.compute, progress) as ex:
             res = ex.map(_zone_mean_task, tasks, label="hazard tables (zone x IM)",
                          shared={"static": (gmm, levels, sm.magnitude, r, median_map)})
         pre = {t: m for t, (m, _) in zip(tasks, res)}
@@ -502,12 +508,14 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
                     advance()
     end = _dt.datetime.now(_dt.timezone.utc)
     coords = {
+        "site": ("site", df["id"].astype(str).to_numpy()),
         "site_id": ("site", df["id"].astype(str).to_numpy()),
         "x_rd": ("site", df["x"].to_numpy(float), {"units": "m", "standard_name": "projection_x_coordinate"}),
         "y_rd": ("site", df["y"].to_numpy(float), {"units": "m", "standard_name": "projection_y_coordinate"}),
         "zone": ("site", np.asarray(zones, dtype=np.int64)),
         "imt": ("imt", np.array(imts, dtype=str)),
         "year": ("year", all_years[y_sel]),
+        "level": ("level", np.asarray(levels, float), {"units": "g", "long_name": "intensity level (index: hc.sel(level=0.1, method='nearest'))"}),
         "level_g": ("level", levels, {"units": "g", "long_name": "intensity level"}),
     }
     data = {"rate_mean": (("site", "imt", "year", "level"), mean,
@@ -525,6 +533,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     files = dict(sm.files)
     for name, digest in getattr(gmm, "file_checksums", {}).items():
         files[f"gmm:{name}"] = digest
+    files.update(zone_files)
     comp = getattr(gmm, "component", "as defined by the model (single sigma)")
     prov = outputs.provenance(
         cfg.sha256(), files, cfg.run.seed, real.n, True, start, end,

@@ -591,6 +591,9 @@ class PlanResult:
         Buildings not in the plan with the reason.
     config
         The settings used.
+    provenance
+        Package version, git revision, library versions, the plan settings and the SHA-256
+        of the profile table (``provenance.json`` beside the tables).
     """
 
     schedule: pd.DataFrame
@@ -599,6 +602,7 @@ class PlanResult:
     excluded: pd.DataFrame
     config: PlanConfig
     unscheduled: tuple[str, ...] = field(default=())
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -737,7 +741,32 @@ def make_plan(profiles: pd.DataFrame | str | Path, cfg: PlanConfig, *, exposure:
     feas = check_feasibility(jaar, cfg)
     unscheduled = tuple(sched.loc[~sched["scheduled"], "building_id"])
     return PlanResult(schedule=sched, jaarschijven=jaar, feasibility=feas, excluded=excluded, config=cfg,
-                      unscheduled=unscheduled)
+                      unscheduled=unscheduled, provenance=_plan_provenance(profiles, table, cfg))
+
+
+def _plan_provenance(source, table: pd.DataFrame, cfg: PlanConfig) -> dict[str, Any]:
+    """What a reviewer needs to follow a plan: code, libraries, settings and the input table's hash."""
+    import datetime as _dt
+    import hashlib
+
+    from hra.outputs import git_revision, library_versions, package_version
+
+    git = git_revision()
+    p: dict[str, Any] = {"package": "groningen-hra", "package_version": package_version(),
+                         "git_revision": git["revision"] if git else None,
+                         "library_versions": library_versions(),
+                         "plan_config": cfg.model_dump(mode="json"),
+                         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if git:
+        p["git_dirty"] = git["dirty"]
+    if isinstance(source, (str, Path)) and Path(str(source)).is_file():
+        p["profile_table"] = str(Path(source).resolve())
+        p["input_sha256"] = {f"profiles:{Path(source).name}": hashlib.sha256(Path(source).read_bytes()).hexdigest()}
+    else:
+        p["profile_table"] = str(source) if isinstance(source, (str, Path)) else "DataFrame"
+        p["input_sha256"] = {"profiles:table (CSV of the prepared table)":
+                             hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()}
+    return p
 
 
 def _jaarschijven(sched: pd.DataFrame, caps: _Capacities, cfg: PlanConfig) -> pd.DataFrame:
@@ -772,7 +801,8 @@ def write_plan(result: PlanResult, out_dir: str | Path, *, fmt: str = "csv") -> 
     """Write the plan tables into a folder, each file atomically.
 
     Writes ``schedule``, ``schedule_long`` (year slices per building), ``jaarschijven`` (per
-    municipality), ``excluded`` and, when checked, ``feasibility``, as ``.csv`` or ``.parquet``.
+    municipality), ``excluded`` and, when checked, ``feasibility``, as ``.csv`` or ``.parquet``,
+    and ``provenance.json`` (:attr:`PlanResult.provenance`).
 
     Parameters
     ----------
@@ -801,6 +831,11 @@ def write_plan(result: PlanResult, out_dir: str | Path, *, fmt: str = "csv") -> 
     if result.feasibility is not None:
         tables["feasibility"] = result.feasibility
     written = []
+    if result.provenance:
+        import json
+
+        prov = json.dumps(result.provenance, indent=2, sort_keys=True, default=str)
+        written.append(_atomic(out / "provenance.json", lambda t: Path(t).write_text(prov, encoding="utf-8")))
     for name, df in tables.items():
         path = out / f"{name}.{fmt}"
         if fmt == "csv":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hra.policy import planning
-from hra.policy.planning import STAGES, PlanConfig, load_plan_config, make_plan, plot_plan, write_plan
+from hra.policy.planning import STAGES, PlanConfig, load_plan_config, make_plan, plot_plan, prepare_profiles, write_plan
 from hra.policy.profiles import PROFILE_RANK, ProfileError
 
 ALL_CAP = {s: 1 for s in STAGES}
@@ -235,7 +237,12 @@ def test_outputs_csv_png_and_parquet_error(tmp_path, monkeypatch):
     res = make_plan(t, _cfg(capacity_global={"opname": 1}))
     written = write_plan(res, tmp_path / "plan")
     names = sorted(p.name for p in written)
-    assert names == ["excluded.csv", "feasibility.csv", "jaarschijven.csv", "schedule.csv", "schedule_long.csv"]
+    assert names == ["excluded.csv", "feasibility.csv", "jaarschijven.csv", "provenance.json", "schedule.csv",
+                     "schedule_long.csv"]
+    prov = json.loads((tmp_path / "plan" / "provenance.json").read_text())
+    assert prov["plan_config"]["start_year"] == res.config.start_year and "numpy" in prov["library_versions"]
+    assert prov["input_sha256"]["profiles:table (CSV of the prepared table)"] == hashlib.sha256(
+        prepare_profiles(t).to_csv(index=False).encode()).hexdigest()
     back = pd.read_csv(tmp_path / "plan" / "schedule.csv", dtype={"building_id": str})
     assert back["uitvoering"].tolist() == [2026, 2026]
     long = pd.read_csv(tmp_path / "plan" / "schedule_long.csv")
