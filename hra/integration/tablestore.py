@@ -558,7 +558,7 @@ def build(cfg, all_zones: bool = False, store: TableStore | None = None, progres
     handle = StoreHandle(store, key)
     args = [(handle, gmm, fragility, z, None if gmm.zones is None else z, w, mag, r_nodes, t)
             for z, w, t in groups if len(t)]
-    with Executor(cfg.compute.scheduler, cfg.compute.n_workers, progress) as ex:
+    with Executor.from_config(cfg.compute, progress) as ex:
         written = ex.map(_build_zone_task, args, label="tables")
     n_entries = sum(len(w) * len(t) for _, w, t in groups)
     n_sites = sum(len(w) for _, w, _ in groups)
