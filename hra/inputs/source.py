@@ -62,6 +62,17 @@ def _partial_first_moment(m: np.ndarray, beta: float, m_min: float) -> np.ndarra
     return (m_min + 1.0 / beta) - e * (m + 1.0 / beta)
 
 
+def _exprel(x: np.ndarray) -> np.ndarray:
+    """``(e^x - 1) / x`` (1 at 0), as :func:`scipy.special.exprel` to ~1 ulp but several times
+    faster on large arrays: ``expm1(x) / x``, and ``1 + x/2 + x^2/6`` where ``|x| < 1e-5``
+    (truncation < 1e-16 relative)."""
+    x = np.asarray(x, dtype=float)
+    small = np.abs(x) < 1e-5
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.expm1(x) / np.where(small, 1.0, x)
+    return np.where(small, 1.0 + x * (0.5 + x / 6.0), out)
+
+
 @dataclass(frozen=True)
 class MagnitudeBins:
     """Discretised magnitude distributions of all (b-value, Mmax) branches on common nodes.
@@ -95,8 +106,6 @@ class MagnitudeBins:
         where an edge value is 0 the bin falls back to linear interpolation (the ``mass``
         weights). Returns an array of shape ``(n_b, n_mx) + g.shape[:-1]``.
         """
-        from scipy.special import exprel
-
         g = np.asarray(g, dtype=float)
         lo, hi = g[..., :-1], g[..., 1:]
         h = np.diff(self.nodes)
@@ -109,7 +118,7 @@ class MagnitudeBins:
             # linear fallback: weight of the upper edge = (centroid - lo) / h for this b-value
             frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
             lin = lo * (1.0 - frac_hi) + hi * frac_hi
-            ex = lo * exprel(lam_h - beta_h) / exprel(-beta_h)
+            ex = lo * _exprel(lam_h - beta_h) / _exprel(-beta_h)
             e_bin = np.where(pos, ex, lin)
             for ix in range(self.prob.shape[1]):
                 out[ib, ix] = e_bin @ self.prob[ib, ix]
