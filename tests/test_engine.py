@@ -83,6 +83,19 @@ def test_gr_bins_conserve_rate_and_mean(b):
         assert mass[bins.nodes > e + 1e-9].sum() <= 1 - truncated_gr_cdf(e, b, 1.5, mx) + 1e-12
 
 
+@pytest.mark.parametrize("lam", [0.0, 1.0, 2.302585092994046, 2.302585092994046 + 3e-7, 6.0, 9.0])
+def test_magnitude_integration_is_exact_for_exponentials(lam):
+    """E[e^(lam M)] over truncated GR (b = 1) by the bins' log-linear rule equals the quadrature of
+    the density (exact for exponentials), including lam = beta = b ln 10 (the ``exprel`` limit)."""
+    mmax = np.array([4.0, 5.5, 6.5])
+    bins = magnitude_bins([1.0], mmax, 1.5, 0.1)
+    got = bins.integrate(np.exp(lam * bins.nodes)[None, :])  # (b, Mmax, 1)
+    for j, mx in enumerate(mmax):
+        want = quad(lambda m: np.exp(lam * m) * truncated_gr_pdf(m, 1.0, 1.5, mx), 1.5, mx, epsabs=0, epsrel=1e-13,
+                    limit=200)[0]
+        assert got[0, j, 0] == pytest.approx(want, rel=1e-10)
+
+
 def test_total_rate_conserved_end_to_end(tmp_path):
     """Everything collapses (tiny medians): LPR = sum of rates within range x P_death(CS3)."""
     cells = [(CELL[0] + dx, CELL[1] + dy, r) for dx, dy, r in [(0, 0, 0.3), (3000, 0, 0.2), (-5000, 4000, 0.7), (90_000, 0, 5.0)]]

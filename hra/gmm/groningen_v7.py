@@ -396,9 +396,9 @@ def _inner_moments_kernel(mu, sv, cb, xq, zl, wl, he, f1, f2, f3, lo, hi, s1, s2
     Q = xq.shape[0]
     L = zl.shape[0]
     K1 = he.shape[0]
-    acc_h = np.empty(K1)
-    acc_p = np.empty(K1)
     ez = np.empty(L)
+    whl = np.empty(L)
+    wpl = np.empty(L)
     for g in range(G):
         for p in range(P):
             f1gp = f1[g, p]
@@ -420,9 +420,7 @@ def _inner_moments_kernel(mu, sv, cb, xq, zl, wl, he, f1, f2, f3, lo, hi, s1, s2
                 a2 = 0.0
                 b2 = 0.0
                 c2 = 0.0
-                for k in range(K1):
-                    acc_h[k] = 0.0
-                    acc_p[k] = 0.0
+                # the non-linear maps at the inner nodes (scalar sums kept in registers) ...
                 for l in range(L):
                     y = m + svgp * zl[l]
                     la = f1gp + f2p * math.log1p(em * ez[l])  # e^y / f3
@@ -439,15 +437,20 @@ def _inner_moments_kernel(mu, sv, cb, xq, zl, wl, he, f1, f2, f3, lo, hi, s1, s2
                     w = wl[l]
                     wh = w * h
                     wp = w * ph
-                    for k in range(K1):
-                        acc_h[k] += wh * he[k, l]
-                        acc_p[k] += wp * he[k, l]
+                    whl[l] = wh
+                    wpl[l] = wp
                     a2 += wh * h
                     b2 += wh * ph
                     c2 += wp * ph
+                # ... then their Hermite projections (short dot products over l)
                 for k in range(K1):
-                    ch[g, q, p, k] = acc_h[k]
-                    cp[g, q, p, k] = acc_p[k]
+                    sh = 0.0
+                    sp = 0.0
+                    for l in range(L):
+                        sh += whl[l] * he[k, l]
+                        sp += wpl[l] * he[k, l]
+                    ch[g, q, p, k] = sh
+                    cp[g, q, p, k] = sp
                 eh2[g, q, p] = a2
                 ehp[g, q, p] = b2
                 ep2[g, q, p] = c2
@@ -584,6 +587,79 @@ def _quadratic_forms(mom: MixtureMoments, a: np.ndarray, need_phi: bool) -> dict
         if need_phi or k > 0:
             pp[k] = np.sum(np.matmul(ap, Mk) * ap, axis=-1)
     return {"hh": hh, "hp": hp, "pp": pp}
+
+
+@numba.njit(cache=False, nogil=True)
+def _epistemic_mixture_kernel(ch, cp, eh2, ehp, ep2, rho, a, eps, shift, mean, sd):  # pragma: no cover - compiled
+    # :func:`_quadratic_forms` and :func:`mixture_from_moments` fused for epistemic site terms:
+    # per point g the Mehler weights rho_ij^k / k! (i != j) once, then per leading node q the
+    # forms hh, hp, pp (k >= 1) and, for every eps_e, the component mean and sd (E, G, Q).
+    G, Q, P, K1 = ch.shape
+    E = eps.shape[0]
+    mk = np.empty((K1, P, P))
+    a2 = np.empty(P)
+    for i in range(P):
+        a2[i] = a[i] * a[i]
+    ah = np.empty(P)
+    ap = np.empty(P)
+    for g in range(G):
+        for i in range(P):
+            for j in range(P):
+                r = rho[g, i, j]
+                v = 1.0
+                fact = 1.0
+                for k in range(K1):
+                    if k > 0:
+                        v *= r
+                        fact *= k
+                    mk[k, i, j] = 0.0 if i == j else v / fact
+        for q in range(Q):
+            hh = 0.0
+            hp = 0.0
+            pp = 0.0
+            for k in range(1, K1):
+                for i in range(P):
+                    ah[i] = ch[g, q, i, k] * a[i]
+                    ap[i] = cp[g, q, i, k] * a[i]
+                for i in range(P):
+                    sh = 0.0
+                    sp = 0.0
+                    for j in range(P):
+                        sh += mk[k, i, j] * ah[j]
+                        sp += mk[k, i, j] * ap[j]
+                    hh += ah[i] * sh
+                    hp += ah[i] * sp
+                    pp += ap[i] * sp
+            for e in range(E):
+                ee = eps[e]
+                m = 0.0
+                var = 0.0
+                for i in range(P):
+                    c0 = ch[g, q, i, 0] + ee * cp[g, q, i, 0]
+                    m += c0 * a[i]
+                    vp = eh2[g, q, i] + 2.0 * ee * ehp[g, q, i] + ee * ee * ep2[g, q, i] - c0 * c0
+                    if vp > 0.0:
+                        var += vp * a2[i]
+                var += hh + 2.0 * ee * hp + ee * ee * pp
+                mean[e, g, q] = m + shift
+                sd[e, g, q] = math.sqrt(var) if var > 0.0 else 0.0
+
+
+def epistemic_mixtures(mom: MixtureMoments, im_weights: np.ndarray, s2s_epsilons, shift: float = 0.0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mixture_from_moments` for several epistemic eps_S2S values at once (one compiled pass).
+
+    Returns means and sds of shape (E, G, Q); equal to ``mixture_from_moments(mom, a, eps_e,
+    shift=shift)`` for each ``eps_e`` up to rounding (the same sums in another order).
+    """
+    f = lambda x: np.ascontiguousarray(np.asarray(x, float))  # noqa: E731
+    eps = f(np.atleast_1d(s2s_epsilons))
+    G, Q = mom.ch.shape[:2]
+    mean = np.empty((eps.size, G, Q))
+    sd = np.empty((eps.size, G, Q))
+    _epistemic_mixture_kernel(f(mom.ch), f(mom.cp), f(mom.eh2), f(mom.ehp), f(mom.ep2), f(mom.rho), f(im_weights),
+                              eps, float(shift), mean, sd)
+    return mean, sd
 
 
 def mixture_from_moments(
@@ -1019,6 +1095,12 @@ class GroningenV7(GroundMotionModel):
                 mu[s:e], sd[s:e], corr, a, f1[s:e], site, self._x_nodes, self._x_weights,
                 self.quad_fraction, self.n_inner, self.n_hermite,
             )
+            if self.s2s_mode == "epistemic":  # one compiled pass for the eps_S2S branches
+                keys = list(treatments)
+                mean_e, sd_e = epistemic_mixtures(mom, a, [treatments[j][0] for j in keys], shift)
+                for n, j in enumerate(keys):
+                    means[j][s:e], sds[j][s:e] = mean_e[n], sd_e[n]
+                continue
             forms = _quadratic_forms(mom, a, self.s2s_mode == "aleatory")
             for j, (eps, R) in treatments.items():
                 means[j][s:e], sds[j][s:e] = mixture_from_moments(mom, a, eps, R, shift, forms)

@@ -74,6 +74,17 @@ def _partial_first_moment(m: np.ndarray, beta: float, m_min: float) -> np.ndarra
     return (m_min + 1.0 / beta) - e * (m + 1.0 / beta)
 
 
+def _exprel(x: np.ndarray) -> np.ndarray:
+    """``(e^x - 1) / x`` (1 at 0), as :func:`scipy.special.exprel` to ~1 ulp but several times
+    faster on large arrays: ``expm1(x) / x``, and ``1 + x/2 + x^2/6`` where ``|x| < 1e-5``
+    (truncation < 1e-16 relative)."""
+    x = np.asarray(x, dtype=float)
+    small = np.abs(x) < 1e-5
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.expm1(x) / np.where(small, 1.0, x)
+    return np.where(small, 1.0 + x * (0.5 + x / 6.0), out)
+
+
 @dataclass(frozen=True)
 class MagnitudeBins:
     """Discretised magnitude distributions of all (b-value, Mmax) branches on common nodes.
@@ -134,8 +145,6 @@ class MagnitudeBins:
         """E_bin[g] of the bins ``bins`` (default: all) for b-value branch ``ib`` from g at their
         lower and upper nodes, ``lo`` and ``hi`` (..., n_bins): the rule of :meth:`integrate`
         (which is ``bin_expectations(g[..., :-1], g[..., 1:], ib) @ prob[ib, ix]``)."""
-        from scipy.special import exprel
-
         lo = np.asarray(lo, dtype=float)
         hi = np.asarray(hi, dtype=float)
         h = np.diff(self.nodes)[bins]
@@ -146,7 +155,7 @@ class MagnitudeBins:
         # linear fallback: weight of the upper edge = (centroid - lo) / h for this b-value
         frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
         lin = lo * (1.0 - frac_hi) + hi * frac_hi
-        ex = lo * exprel(lam_h - beta_h) / exprel(-beta_h)
+        ex = lo * _exprel(lam_h - beta_h) / _exprel(-beta_h)
         return np.where(pos, ex, lin)
 
 

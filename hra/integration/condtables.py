@@ -107,9 +107,20 @@ def grid_probabilities(mix: GaussianMixture, ln_median: np.ndarray, beta: np.nda
     dens = np.zeros((rows.size, nx))
     kernels.mixture_density(np.ascontiguousarray(mean[rows]), np.ascontiguousarray(sd[rows]),
                             np.ascontiguousarray(w[rows]), x_lo, h, N_SD, dens)
+    all_rows = rows.size == mean.shape[0]
+    all_cols = cols.size == J
     for o, shift in zip(outs, shifts):
         g = ndtr((x[:, None] + shift - ln_median[None, cols]) / beta[None, cols])
-        o[np.ix_(rows, cols)] = np.clip(dens @ g, 0.0, 1.0)
+        p = np.clip(dens @ g, 0.0, 1.0, out=None)
+        # plain slices where possible: a fancy (rows x cols) assignment costs more than the product
+        if all_rows and all_cols:
+            o[...] = p
+        elif all_cols:
+            o[rows] = p
+        elif all_rows:
+            o[:, cols] = p
+        else:
+            o[np.ix_(rows, cols)] = p
     return [o.reshape(lead + (J,)) for o in outs]
 
 
@@ -200,8 +211,10 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
         tables = []
         for pg, dg in zip(p_grid, d_grid):
             pexc = _over_rrup(gmm, pg, r_grid, mag_nodes, r_hyp).reshape(M, R, T, F, K)
+            # nested P(CS >= k) >= P(CS >= k+1), on the contiguous last axis (max is exact: the
+            # same values as on the (t, f, k, m, r) layout, without its strided passes)
+            pexc = np.maximum.accumulate(pexc[..., ::-1], axis=-1)[..., ::-1]
             pexc = np.moveaxis(pexc, (0, 1), (3, 4))  # (t, f, k, m, r)
-            pexc = np.maximum.accumulate(pexc[:, :, ::-1], axis=2)[:, :, ::-1]  # nested
             direct = None
             if dg is not None:
                 direct = np.moveaxis(_over_rrup(gmm, dg, r_grid, mag_nodes, r_hyp).reshape(M, R, T, C), (0, 1), (2, 3))

@@ -203,6 +203,34 @@ def test_s2s_branches_share_one_quadrature(gmm_v7):
     assert m[0] < m[1] < m[2]
 
 
+def test_epistemic_mixtures_equal_the_moment_formulas(gmm_v7):
+    """The compiled pass for the eps_S2S branches (:func:`g7.epistemic_mixtures`) against the
+    numpy formulas (:func:`g7._quadratic_forms` + :func:`g7.mixture_from_moments`), component by
+    component, for AvgSa (10 periods, the Mehler cross terms) and PGA, with a wierde shift."""
+    M = np.array([2.5, 4.0, 5.5, 6.5])
+    R = np.array([3.0, 8.0, 25.0, 60.0])
+    mm, rr = np.meshgrid(M, R, indexing="ij")
+    mm, rr = mm.ravel(), rr.ravel()
+    for imt in ("AvgSa", "PGA"):
+        idx, a = gmm_v7._im_definition(imt)
+        mu, sd = gmm_v7._reference(idx, mm, rr, CENTRAL)
+        c = gmm_v7._af_at(308, idx)
+        site = gmm_v7.site_response(308, idx, wierde=True)
+        mom = g7.surface_moments(mu, sd, gmm_v7.tables.p2p[np.ix_(idx, idx)], a, gmm_v7._f1(c, mm[:, None], rr[:, None]),
+                                 site, gmm_v7._x_nodes, gmm_v7._x_weights, gmm_v7.quad_fraction, gmm_v7.n_inner,
+                                 gmm_v7.n_hermite)
+        shift = float(site.wierde @ a)
+        assert shift != 0.0
+        eps = (-1.645, 0.0, 1.645)
+        mean, sdv = g7.epistemic_mixtures(mom, a, eps, shift)
+        assert mean.shape == sdv.shape == (3, mm.size, gmm_v7.n_quad)
+        for e, ee in enumerate(eps):
+            want_m, want_s = g7.mixture_from_moments(mom, a, ee, shift=shift)
+            np.testing.assert_allclose(mean[e], want_m, rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(sdv[e], want_s, rtol=1e-11, atol=1e-13)
+            assert np.all(sdv[e] > 0)
+
+
 def test_mixture_shape_and_components(gmm_v7):
     M = np.linspace(2.0, 6.5, 4)
     R = np.array([3.0, 10.0, 40.0])
