@@ -12,6 +12,8 @@ docs/api.md):
   event, :func:`building_lpr` the LPR distribution of one building with its own fragility;
 * :func:`explain` splits one building's mean LPR by magnitude, distance, source cell, typology,
   collapse state and logic-tree node (why that building has its LPR);
+* :func:`compare` compares two runs building by building, :func:`write_report` writes a
+  self-contained HTML report, :func:`export_gis` a GeoPackage of a run;
 * ``__version__`` is the installed package version.
 
 The models themselves are loaded by name with :func:`hra.gmm.load_gmm` and
@@ -36,7 +38,10 @@ from hra.config import Config, ConfigError, load_config
 if TYPE_CHECKING:  # the lazy names below, for type checkers and the API reference
     from hra.api import building_lpr, demo_config, run
     from hra.integration.conditional import conditional_risk
+    from hra.review.compare import compare
     from hra.review.explain import explain
+    from hra.review.export import export_gis
+    from hra.review.report import write_report
     from hra.integration.hazard import hazard_curves
 
     __version__: str

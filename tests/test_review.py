@@ -173,7 +173,9 @@ def test_report_uses_explain_when_available(runs, tmp_path, monkeypatch):
         return {"building": ids[0], "year": year, "lpr_mean": 2.0,
                 "splits": {"magnitude": [{"label": "M3.5", "lpr": 1.5}, {"label": "M2.5", "lpr": 0.5}]}}
 
-    monkeypatch.setattr(hra, "explain", fake_explain, raising=False)
+    import hra.review.explain as explain_mod
+
+    monkeypatch.setattr(explain_mod, "explain", fake_explain)
     from hra.review.report import write_report
 
     write_report(runs["new_path"], tmp_path / "r.html", top=3)

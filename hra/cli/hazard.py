@@ -70,7 +70,12 @@ def curves_command(
         cfg = hra.load_config(config)
         rps = _floats(return_periods, "--return-periods")
         df = pd.read_csv(sites, encoding="utf-8-sig")
-        hc = hazard_curves(cfg, df, imts=_imts(imt), component=component, years=year or None, progress=progress)
+        try:
+            hc = hazard_curves(cfg, df, imts=_imts(imt), component=component, years=year or None, progress=progress)
+        except ValueError as exc:
+            if str(exc).startswith(("sites", "site ")):
+                raise ValueError(f"{sites}: {exc}") from None
+            raise
     uhs = uniform_hazard_spectrum(hc, rps)
     imts = [str(v) for v in hc["imt"].values]
     console = Console()

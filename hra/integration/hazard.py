@@ -536,7 +536,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     files.update(zone_files)
     comp = getattr(gmm, "component", "as defined by the model (single sigma)")
     prov = outputs.provenance(
-        cfg.sha256(), files, cfg.run.seed, real.n, True, start, end,
+        cfg.sha256(), files, cfg.run.seed, real.n, True, start, end, config=cfg,
         extra={
             "ground_motion_model": gmm.name, "ground_motion_reference": getattr(gmm, "reference", None),
             "ground_motion_verified": bool(getattr(gmm, "verified", False)),
@@ -623,7 +623,7 @@ def hazard_grid(cfg: Config, spacing_m: float = 1000.0, year: int | None = None)
 
     Returns a DataFrame ``id, x, y`` (ids ``"x_y"`` in m).
     """
-    from hra.chain import _zone_polygons, make_gmm
+    from hra.chain import make_gmm, zone_source
     from hra.inputs.source import read_rate_grid
 
     if not spacing_m > 0:
@@ -644,15 +644,15 @@ def hazard_grid(cfg: Config, spacing_m: float = 1000.0, year: int | None = None)
     if gmm.zones is not None:
         import shapely
 
-        polys = _zone_polygons(cfg)
-        if polys is not None:
-            if polys[0] == "v6-zip":
+        source = zone_source(cfg)
+        if source is not None:
+            if source.kind == "v6-zip":
                 from hra.inputs.edb import read_zones_v6
 
-                ids, geoms = read_zones_v6(polys[1])
+                ids, geoms = read_zones_v6(source.path)
                 geoms = geoms[np.isin(ids, gmm.zones)]
             else:
-                geoms = np.asarray(polys[0], dtype=object)
+                geoms = np.asarray(source.polygons, dtype=object)
             inside = shapely.contains_xy(shapely.union_all(geoms), gx, gy)
             gx, gy = gx[inside], gy[inside]
     if gx.size == 0:

@@ -85,7 +85,7 @@ class Comparison:
         """Write :attr:`buildings` to a CSV atomically."""
         import os
 
-        from hra.outputs import _check_target
+        from hra.outputs import check_output as _check_target
 
         path = Path(path)
         _check_target(path, overwrite)
@@ -134,11 +134,21 @@ def compare(old: xr.Dataset | str | Path, new: xr.Dataset | str | Path, *, attri
     rule
         Profile rule (:func:`hra.policy.profiles.load_rule`).
     max_attributed
-        At most this many buildings are recomputed (the largest changes of the deciding statistic first).
+        At most this many buildings are recomputed (the largest changes of the deciding statistic
+        first). [-]
 
     Returns
     -------
     Comparison
+        ``.buildings`` (one row per building: added/removed/moved/retyped, mean and P90 of both
+        runs per year [yr^-1] and their change, categories, profiles, attribution columns),
+        ``.summary``, ``.changed`` and ``.to_csv(path)``.
+
+    Examples
+    --------
+    >>> import hra
+    >>> cmp = hra.compare("old/risk.zarr", "new/risk.zarr")  # doctest: +SKIP
+    >>> cmp.changed[["building", "category_old", "category_new", "attr_main"]]  # doctest: +SKIP
     """
     ds_o, name_o = _as_run(old)
     ds_n, name_n = _as_run(new)

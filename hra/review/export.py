@@ -28,7 +28,7 @@ EPSG = 28992
 
 
 def _check_target(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> None:
-    from hra.outputs import _check_target as check
+    from hra.outputs import check_output as check
 
     if path.suffix.lower() not in suffixes:
         raise ReviewError(f"{path}: a {'/'.join(suffixes)} file is expected; give a path ending in {suffixes[0]}")
@@ -123,6 +123,31 @@ def export_gis(ds: xr.Dataset, gpkg: str | os.PathLike | None = None, geoparquet
     """Write the GeoPackage and/or GeoParquet of a run; returns the written paths.
 
     Both targets are checked before either is written.
+
+    Parameters
+    ----------
+    ds
+        The risk Dataset of ``hra run`` (:func:`hra.review.tables.open_run` opens a written one).
+    gpkg, geoparquet
+        Output files (``.gpkg``; ``.parquet`` needs pyarrow): one point per building in RD New
+        [m, EPSG:28992] with id, zone, municipality, ``lpr_mean_YYYY``, ``lpr_p50_YYYY``,
+        ``lpr_p90_YYYY`` [yr^-1], category and profile.
+    overwrite
+        Replace existing files.
+    rule
+        Profile rule (:func:`hra.policy.profiles.load_rule`).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Examples
+    --------
+    >>> import hra, xarray as xr
+    >>> ds = xr.open_zarr("risk.zarr")  # doctest: +SKIP
+    >>> hra.export_gis(ds, gpkg="risk.gpkg")  # doctest: +SKIP
+    [PosixPath('risk.gpkg')]
     """
     if gpkg is None and geoparquet is None:
         raise ReviewError("nothing to export: give --gpkg PATH and/or --geoparquet PATH")

@@ -133,10 +133,10 @@ def profile_table(prof) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def _explain_lines(run: Any, ids: list[str], year: int) -> dict[str, str]:
-    """One explanation line per building from ``hra.explain`` when it exists (else nothing)."""
-    import hra
+    """One explanation line per building from :func:`hra.review.explain.explain` (a failure leaves a note)."""
+    import hra.review.explain as _explain_mod
 
-    explain = getattr(hra, "explain", None)
+    explain = getattr(_explain_mod, "explain", None)
     if explain is None:
         return {}
     out: dict[str, str] = {}
@@ -275,9 +275,9 @@ def _readable(path: str) -> None:
 
 
 def _has_explain() -> bool:
-    import hra
+    import hra.review.explain as _explain_mod
 
-    return getattr(hra, "explain", None) is not None
+    return getattr(_explain_mod, "explain", None) is not None
 
 
 def write_report(run: xr.Dataset | str | Path, path: str | os.PathLike, *, compare_with: xr.Dataset | str | Path | None = None,
@@ -293,11 +293,24 @@ def write_report(run: xr.Dataset | str | Path, path: str | os.PathLike, *, compa
     compare_with
         An earlier run: adds the comparison (:func:`hra.review.compare.compare`).
     top
-        Number of top buildings (by mean LPR in the first year) and changed buildings listed.
+        Number of top buildings (by mean LPR in the first year) and changed buildings listed. [-]
     attribute
         With ``compare_with``: attribute the category changes by recomputation.
+    overwrite
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The written HTML file: one self-contained page (images embedded as PNG data URIs).
+
+    Examples
+    --------
+    >>> import hra
+    >>> hra.write_report("risk.zarr", "report.html", compare_with="last-year/risk.zarr")  # doctest: +SKIP
+    PosixPath('report.html')
     """
-    from hra.outputs import _check_target
+    from hra.outputs import check_output as _check_target
 
     path = Path(path)
     _check_target(path, overwrite)
