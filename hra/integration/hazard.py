@@ -470,10 +470,10 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
 
         tasks = [(None if gmm.zones is None else int(z), imt) for z in uniq for imt in imts]
         with Executor.from_config(cfg.compute, progress) as ex:
+            parallel = ex.parallel
             res = ex.map(_zone_mean_task, tasks, label="hazard tables (zone x IM)",
                          shared={"static": (gmm, levels, sm.magnitude, r, median_map)})
         pre = {t: m for t, (m, _) in zip(tasks, res)}
-        parallel = ex.parallel
         t_tables += sum(dt for _, dt in res)
     with progress_bar(n_site * n_imt, "hazard (site x IM)", progress) as advance:
         for z in uniq:
