@@ -83,9 +83,12 @@ def config_check_command(
         t.add_row("years", f"{r.years[0]}-{r.years[-1]} ({len(r.years)})" if len(r.years) > 1 else str(r.years[0]))
         t.add_row("realisations", f"{r.realisations} (seed {r.seed})")
         t.add_row("quantiles", ", ".join(f"{q:g}" for q in r.quantiles))
-        mm = cfg.source.magnitude.m_max
-        t.add_row("source", f"{cfg.resolve(cfg.source.rates)}; m_min {cfg.source.m_min:g}, "
-                  f"Mmax {', '.join(f'{b.value:g}' for b in mm)}")
+        if cfg.source.forecast is not None:
+            t.add_row("source", f"forecast {cfg.resolve(cfg.source.forecast)}")
+        else:
+            mm = cfg.source.magnitude.m_max
+            t.add_row("source", f"{cfg.resolve(cfg.source.rates)}; m_min {cfg.source.m_min:g}, "
+                      f"Mmax {', '.join(f'{b.value:g}' for b in mm)}")
         if getattr(cfg, "model", None):
             t.add_row("model preset", cfg.model)
         t.add_row("ground motion", cfg.ground_motion.model)

@@ -8,6 +8,7 @@ Commands::
     hra run    CONFIG.toml [--out PATH] [--csv PATH] [--workers N | --scheduler ADDR] [--overwrite] [--realisations N|all]
     hra config schema [--format json|markdown]
     hra config check  CONFIG.toml [--read-inputs]
+    hra forecast info FILE                   (an SSM forecast file: dims, branches, cells, years, rates)
     hra profiles ... / hra plan ...          (mounted from hra.cli.profiles when it is importable)
 
 Exit codes: 0 ok; 2 usage or input error (bad option, invalid config, bad input file, output not
@@ -32,6 +33,7 @@ import typer
 from hra.cli.common import _STATE, _quiet_library_warnings, _version_callback, setup_logging
 from hra.cli.config import config_app
 from hra.cli.events import events_command
+from hra.cli.forecast import forecast_app
 from hra.cli.hazard import hazard_app
 from hra.cli.inspect import inspect_app
 from hra.cli.models import models_app
@@ -75,6 +77,7 @@ app.add_typer(models_app, name="models")         # hra models check|fetch
 app.add_typer(hazard_app, name="hazard")         # hra hazard curves
 app.add_typer(inspect_app, name="inspect")       # hra inspect conditional
 app.command("events")(events_command)            # hra events CONFIG (event-based)
+app.add_typer(forecast_app, name="forecast")     # hra forecast info FILE
 
 
 if __name__ == "__main__":  # python -m hra.cli.main

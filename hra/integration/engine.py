@@ -221,7 +221,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     nb, nx, G, F, C = model_sizes
     ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
     wb, wx, wg, wf, wc = model_weights
-    R = r_nodes.size
+    R = r_nodes.size * getattr(mag, "n_basis", 1)  # a forecast's basis index rides on the distance axis
     results = []
     for i in range(n_sites):
         rows = np.searchsorted(t_all, np.asarray(t_sels[i], dtype=np.int64))
@@ -289,7 +289,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         parts = executor.map(_zone_table_task, args, label="tables")
     else:
         parts = [_zone_table_task(a) for a in args]
-    R = prep.distance_nodes_km.size
+    R = prep.distance_nodes_km.size * getattr(prep.magnitude, "n_basis", 1)
     n_rows = int((row_of >= 0).sum())
     q = np.empty((n_rows, R, sel.combo_model.size))
     qbar = np.empty((n_rows, R))
@@ -326,8 +326,10 @@ def select_realisations(prep: Prepared) -> Selection:
     tree = prep.tree
     real = tree.realisations(prep.cfg.run.realisations, prep.cfg.run.seed)
     sizes = [n.size for n in prep.model_tree.nodes]
-    s = real.index[:, 0]
-    model = np.ravel_multi_index(tuple(real.index[:, 1:].T), sizes) if sizes else np.zeros(real.n, np.int64)
+    n_sn = len(prep.source_nodes)  # source-branch nodes first; flattened in C order (the rate axis s)
+    s = np.ravel_multi_index(tuple(real.index[:, :n_sn].T), [n.size for n in prep.source_nodes])
+    model = (np.ravel_multi_index(tuple(real.index[:, n_sn:].T), sizes) if sizes
+             else np.zeros(real.n, np.int64))
     pairs = np.stack([s, model], axis=1)
     uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
@@ -359,6 +361,7 @@ class ChunkStatic:
     ln_r0: float
     dln: float
     n_r: int
+    n_k: int
     r_max_km: float
     cell_size_m: float
     sub_radius_m: float
@@ -399,7 +402,7 @@ def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
     kernels.chunk_lpr(
         chunk["x"], chunk["y"], chunk["zt_idx"], chunk["typ_idx"], chunk["typ_prob"], chunk["keys"],
         static.cx, static.cy, static.rates, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
-        static.n_r, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
+        static.n_r, static.n_k, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
         static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
         static.mixture, static.monte_carlo, static.real_combo, static.seed_key, static.probs,
         out_mean, out_q, out_real, out_real_w,
@@ -419,12 +422,16 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
             n_keep = sel.combo_s.size * prep.buildings.typology_index.shape[1]
         else:
             n_keep = sel.combo_s.size
+    if prep.forecast is not None:  # rates per magnitude-basis function: (c, k * Y * S)
+        fc = prep.forecast
+        rates, n_k, cell_size_m = fc.coef.reshape(fc.coef.shape[0], -1), fc.n_basis, fc.data.cell_size_m
+    else:
+        rates, n_k, cell_size_m = prep.rates.rate.reshape(prep.rates.rate.shape[0], -1), 1, src.cell_size_m
     return ChunkStatic(
-        cx=prep.rates.x, cy=prep.rates.y,
-        rates=np.ascontiguousarray(prep.rates.rate.reshape(prep.rates.rate.shape[0], -1)),
+        cx=prep.rates.x, cy=prep.rates.y, rates=np.ascontiguousarray(rates),
         n_years=prep.years.size, n_src=len(prep.rates.branches), depth_km=src.depth_km,
-        ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, r_max_km=src.max_distance_km,
-        cell_size_m=src.cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
+        ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, n_k=n_k,
+        r_max_km=src.max_distance_km, cell_size_m=cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
         q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w, qbar=tables.qbar,
         s_weights=np.asarray(prep.rates.branch_weights, dtype=float),
         mixture=prep.cfg.run.typology_uncertainty == "mixture", monte_carlo=not sel.realisations.exact,
@@ -455,7 +462,7 @@ def warm_kernels() -> None:
     chunk = dict(x=z(1), y=z(1), zt_idx=z((1, 1), np.int64), typ_idx=-np.ones((1, 1), np.int64), typ_prob=z((1, 1)),
                  keys=z(1, np.uint64))
     static = ChunkStatic(
-        cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4,
+        cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
         r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, q=z((1, 4, 1)), combo_s=z(1, np.int64),
         s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4)), s_weights=np.ones(1), mixture=False,
         monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
