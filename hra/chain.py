@@ -266,6 +266,13 @@ class SourceModel:
     forecast: ForecastSource | None = None
 
 
+def require_rate_grid(cfg: Config, what: str) -> None:
+    """Refuse ``[source] forecast`` in the paths that only know the rate grid (EngineError naming the fix)."""
+    if cfg.source.forecast is not None:
+        raise EngineError(f"{what} does not take [source] forecast yet (only `hra run` does); fix: give the "
+                          "source as [source] rates with [source.magnitude]")
+
+
 def prepare_forecast(cfg: Config) -> SourceModel:
     """Forecast, branch nodes, magnitude basis and distance nodes of a ``[source] forecast`` config."""
     from hra.inputs.forecast import ForecastMagnitude, branch_nodes, magnitude_basis, node_masses, read_forecast
@@ -276,11 +283,14 @@ def prepare_forecast(cfg: Config) -> SourceModel:
     nodes = branch_nodes(fc, dict(src.forecast_weights))
     C, Y, S, M = fc.counts.shape
     masses = node_masses(fc.magnitudes, fc.counts.reshape(-1, M))
+    used = np.flatnonzero(masses.max(axis=0, initial=0.0) > 0)  # the tables skip nodes without events
+    lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, M)
+    masses, nodes_m = masses[:, lo:hi], fc.magnitudes[lo:hi]
     mb = magnitude_basis(masses)
     K = mb.basis.shape[0]
     coef = np.ascontiguousarray(mb.coef.reshape(C, Y * S, K).transpose(0, 2, 1))
-    log.info("forecast %s: %d cells, %d branches, %d magnitudes -> magnitude basis of %d (residual %.1e)",
-             path.name, C, S, M, K, mb.residual)
+    log.info("forecast %s: %d cells, %d branches, %d magnitude nodes with events -> magnitude basis of %d "
+             "(residual %.1e)", path.name, C, S, nodes_m.size, K, mb.residual)
     names = fc.branch_names()
     weights = np.ones(1)
     for n in nodes:
@@ -289,7 +299,7 @@ def prepare_forecast(cfg: Config) -> SourceModel:
                      rate=np.ascontiguousarray(fc.counts[..., 0].reshape(C, Y, S)))
     one = Node("magnitude", ("forecast",), (1.0,))
     r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
-    return SourceModel(rates, ForecastMagnitude(fc.magnitudes, mb.basis), one, one, r_nodes,
+    return SourceModel(rates, ForecastMagnitude(nodes_m, mb.basis), one, one, r_nodes,
                        {f"source:{path.name}": sha256_file(path)}, ForecastSource(fc, nodes, coef, mb.residual))
 
 

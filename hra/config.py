@@ -125,8 +125,8 @@ class SourceSection(_Section):
         "{ linear_stress = 0.3, split_thickness = 0.7 }; numeric labels are matched by value; each dimension's "
         "weights sum to 1; a dimension with a single label needs none.",
     )
-    cell_size_m: float = Field(1000.0, gt=0, description="Source cell size [m].")
-    m_min: float = Field(1.5, description="Minimum magnitude of the rates [magnitude].")
+    cell_size_m: float = Field(1000.0, gt=0, description="Source cell size of a rate grid [m] (a forecast's is its x/y spacing).")
+    m_min: float = Field(1.5, description="Minimum magnitude of a rate grid's rates [magnitude] (a forecast's is its lowest magnitude).")
     depth_km: float = Field(3.0, gt=0, description="Hypocentral depth [km].")
     max_distance_km: float = Field(70.0, gt=0, description="Source-site pairs beyond this hypocentral distance are ignored [km].")
     distance_nodes: int = Field(96, ge=8, le=400, description="Number of log-spaced hypocentral-distance nodes.")

@@ -377,3 +377,18 @@ def test_forecast_info(tmp_path):
     write_forecast(_set(_forecast_array(), -1.0, magnitude=M[-1], x=X0, y=Y0), bad)
     res = CliRunner().invoke(app, ["forecast", "info", str(bad)])
     assert res.exit_code == 2 and "negative count" in res.output
+
+
+def test_config_check_and_other_paths(tmp_path):
+    """`hra config check --read-inputs` reads the forecast; the rate-grid-only paths refuse it clearly."""
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    toml = _config(tmp_path / "in", fc, [dict(id="B1", x=X0, y=Y0, typology="URM")], write_toml=True)
+    res = CliRunner().invoke(app, ["config", "check", "--read-inputs", str(toml)])
+    assert res.exit_code == 0, res.output
+    assert "forecast" in res.output and "8 branch(es)" in res.output
+    from hra.chain import EngineError
+    from hra.integration.hazard import hazard_curves
+    import pandas as pd
+
+    with pytest.raises(EngineError, match=r"hazard curves does not take \[source\] forecast yet"):
+        hazard_curves(hra.load_config(toml), pd.DataFrame(dict(id=["s"], x=[X0], y=[Y0])))

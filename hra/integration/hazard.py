@@ -94,9 +94,10 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     xarray.Dataset with ``rate_mean`` and ``rate_pNN`` [yr^-1] and ``poe_mean`` (annual
     probability of exceedance) on dims (site, imt, year, level).
     """
-    from hra.chain import make_gmm, prepare_source
+    from hra.chain import make_gmm, prepare_source, require_rate_grid
 
     df = _sites_frame(sites)
+    require_rate_grid(cfg, "hazard curves")
     sm = prepare_source(cfg)
     gmm = make_gmm(cfg)
     imts = list(imts or gmm.imts)
