@@ -275,7 +275,7 @@ def require_rate_grid(cfg: Config, what: str) -> None:
 
 def prepare_forecast(cfg: Config) -> SourceModel:
     """Forecast, branch nodes, magnitude basis and distance nodes of a ``[source] forecast`` config."""
-    from hra.inputs.forecast import ForecastMagnitude, branch_nodes, magnitude_basis, node_masses, read_forecast
+    from hra.inputs.forecast import ForecastMagnitude, branch_bases, branch_nodes, node_masses, read_forecast
 
     src = cfg.source
     path = cfg.resolve(src.forecast)
@@ -286,11 +286,11 @@ def prepare_forecast(cfg: Config) -> SourceModel:
     used = np.flatnonzero(masses.max(axis=0, initial=0.0) > 0)  # the tables skip nodes without events
     lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, M)
     masses, nodes_m = masses[:, lo:hi], fc.magnitudes[lo:hi]
-    mb = magnitude_basis(masses)
-    K = mb.basis.shape[0]
-    coef = np.ascontiguousarray(mb.coef.reshape(C, Y * S, K).transpose(0, 2, 1))
+    basis, coef_s, residual = branch_bases(masses.reshape(C * Y, S, -1))
+    K = basis.shape[1]
+    coef = np.ascontiguousarray(coef_s.reshape(C, Y, S, K).transpose(0, 3, 1, 2).reshape(C, K, Y * S))
     log.info("forecast %s: %d cells, %d branches, %d magnitude nodes with events -> magnitude basis of %d "
-             "(residual %.1e)", path.name, C, S, nodes_m.size, K, mb.residual)
+             "per branch (residual %.1e)", path.name, C, S, nodes_m.size, K, residual)
     names = fc.branch_names()
     weights = np.ones(1)
     for n in nodes:
@@ -299,8 +299,8 @@ def prepare_forecast(cfg: Config) -> SourceModel:
                      rate=np.ascontiguousarray(fc.counts[..., 0].reshape(C, Y, S)))
     one = Node("magnitude", ("forecast",), (1.0,))
     r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
-    return SourceModel(rates, ForecastMagnitude(nodes_m, mb.basis), one, one, r_nodes,
-                       {f"source:{path.name}": sha256_file(path)}, ForecastSource(fc, nodes, coef, mb.residual))
+    return SourceModel(rates, ForecastMagnitude(nodes_m, basis), one, one, r_nodes,
+                       {f"source:{path.name}": sha256_file(path)}, ForecastSource(fc, nodes, coef, residual))
 
 
 def prepare_source(cfg: Config) -> SourceModel:

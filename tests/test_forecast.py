@@ -156,6 +156,24 @@ def test_basis_small_and_exact():
     assert np.abs(recon - masses).max() < 1e-10 * masses.max()
 
 
+def test_branch_bases_one_shape_per_gr_branch():
+    """One GR law per branch in every cell (any rates): one basis row per branch; per-cell b-values
+    within a branch (fixed Mmax): a few rows, not the shared basis of all Mmax truncations."""
+    from hra.inputs.forecast import branch_bases
+
+    rates = np.linspace(0.01, 0.3, 50)
+    counts = gr_counts(M, rates[:, None], np.array([0.9, 1.1, 1.0])[None, :], np.array([4.5, 5.5, 6.5])[None, :])
+    basis, coef, res = branch_bases(node_masses(M, counts))
+    assert basis.shape[:2] == (3, 1) and res < 1e-12
+    b = np.linspace(0.7, 1.3, 100)
+    mx = np.array([4.0, 4.5, 5.0, 5.5, 6.0, 6.5])
+    masses = node_masses(M, gr_counts(M, 1.0, b[:, None], mx[None, :]))
+    basis, coef, res = branch_bases(masses)
+    shared = magnitude_basis(masses.reshape(-1, M.size))
+    assert basis.shape[1] <= 12 < shared.basis.shape[0]
+    np.testing.assert_allclose(np.einsum("nsk,skm->nsm", coef, basis), masses, rtol=0, atol=1e-9 * masses.max())
+
+
 # ---------------------------------------------------------------------------------------------
 # the engine against closed forms and the rate-grid path
 # ---------------------------------------------------------------------------------------------

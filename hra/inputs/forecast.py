@@ -433,18 +433,46 @@ def magnitude_basis(masses: np.ndarray, rtol: float = 1e-10, block: int = 20000)
     return MagnitudeBasis(v * scale[None, :], coef, res)
 
 
+def branch_bases(masses: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, float]:
+    """One :func:`magnitude_basis` per source branch, padded to a common size K.
+
+    Parameters
+    ----------
+    masses : (n, S, m) node masses of n rows (cells x years) for each of S branches [yr^-1]
+
+    Returns
+    -------
+    basis (S, K, m), coef (n, S, K) with ``masses[:, s] ~= coef[:, s] @ basis[s]``, and the
+    largest relative residual. Within one branch the truncation (Mmax) is shared, so only the
+    per-cell shape varies: K is the number of shapes of one branch (1 for one GR law in all
+    cells), not of all branches together.
+    """
+    n, S, m = masses.shape
+    parts = [magnitude_basis(masses[:, s], rtol) for s in range(S)]
+    K = max(p.basis.shape[0] for p in parts)
+    basis = np.zeros((S, K, m))
+    coef = np.zeros((n, S, K))
+    for s, p in enumerate(parts):
+        basis[s, :p.basis.shape[0]] = p.basis
+        coef[:, s, :p.basis.shape[0]] = p.coef
+    return basis, coef, max(p.residual for p in parts)
+
+
 @dataclass(frozen=True)
 class ForecastMagnitude:
     """The magnitude integration of a forecast, with the interface of
     :class:`hra.inputs.source.MagnitudeBins` the table builder uses (``nodes``, ``integrate``).
 
     ``integrate(g)`` returns, for values ``g[..., r, m]`` at the nodes, the integrals against the
-    K basis rows appended to the distance axis: shape ``(1, 1) + g.shape[:-2] + (R * K,)`` with
-    index ``r * K + k`` (the single "b-value" and "Mmax" axes keep the table layout).
+    K basis rows of every source branch s, the basis index appended to the distance axis: shape
+    ``(S, 1) + g.shape[:-2] + (R * K,)`` with index ``r * K + k`` (the source branch takes the
+    place of the rate grid's b-value axis, a single "Mmax" axis keeps the table layout).
     """
 
     nodes: np.ndarray  # (m,) [magnitude]
-    basis: np.ndarray  # (K, m)
+    basis: np.ndarray  # (S, K, m)
+
+    per_branch = True  # tables are per source branch (the engine keys its tables and tree mean by s)
 
     @property
     def n_nodes(self) -> int:
@@ -452,12 +480,12 @@ class ForecastMagnitude:
 
     @property
     def n_basis(self) -> int:
-        return int(self.basis.shape[0])
+        return int(self.basis.shape[1])
 
     def integrate(self, g: np.ndarray) -> np.ndarray:
         g = np.asarray(g, dtype=float)
-        out = np.einsum("...m,km->...k", g, self.basis)  # (..., r, K)
-        return out.reshape(g.shape[:-2] + (g.shape[-2] * self.n_basis,))[None, None]
+        out = np.einsum("...m,skm->s...k", g, self.basis)  # (S, ..., r, K)
+        return out.reshape((self.basis.shape[0],) + g.shape[:-2] + (g.shape[-2] * self.n_basis,))[:, None]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,8 +50,10 @@ log = logging.getLogger("hra")
 @dataclass
 class Tables:
     """``q[row, r, u]``: expected death probability per event at distance node r for the selected
-    model combination u; ``qbar[row, r]`` the tree mean; rows are the (site, typology) pairs
-    present in the exposure (``row_of[site, typology]``, -1 where absent)."""
+    model combination u; ``qbar[row, r]`` the tree mean (``qbar[row, r, s]`` per source branch s
+    for a forecast, whose magnitude basis differs per branch); rows are the (site, typology) pairs
+    present in the exposure (``row_of[site, typology]``, -1 where absent). For a forecast the
+    distance axis is (distance node, basis function) flattened, ``r * K + k``."""
 
     q: np.ndarray
     qbar: np.ndarray
@@ -222,18 +224,21 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
     wb, wx, wg, wf, wc = model_weights
     R = r_nodes.size * getattr(mag, "n_basis", 1)  # a forecast's basis index rides on the distance axis
+    per_branch = bool(getattr(mag, "per_branch", False))  # forecast: the "b" axis is the source branch
+    mean_sig = "bxtfcr,x,f,c->trb" if per_branch else "bxtfcr,b,x,f,c->tr"
+    mean_w = (wx, wf, wc) if per_branch else (wb, wx, wf, wc)
     results = []
     for i in range(n_sites):
         rows = np.searchsorted(t_all, np.asarray(t_sels[i], dtype=np.int64))
         T = rows.size
         q = np.empty((T, R, needed.size))
-        qbar = np.zeros((T, R))
+        qbar = np.zeros((T, R, nb) if per_branch else (T, R))
         if exact_mean:  # every engine combination is integrated anyway: whole tables per combination
             for ge in range(G):
                 e = mag.integrate(np.moveaxis(eng_death(i, ge, (rows,)), 3, -1))  # (b, x, t, f, c, r)
                 for u in np.flatnonzero(ig == ge):
                     q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
-                qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+                qbar += wg[ge] * np.einsum(mean_sig, e, *mean_w)
         else:  # large trees: only the (f, c) slices of the selected combinations
             combos = np.stack([ig, jf, jc], axis=1)
             uniq, inv = np.unique(combos, axis=0, return_inverse=True)
@@ -243,7 +248,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                 for u in np.flatnonzero(inv == n):
                     q[:, :, u] = e[ib[u], ix[u]]
             e = mag.integrate(np.moveaxis(tree_mean_death(i)[rows], 3, -1))  # (b, x, t, f, c, r)
-            qbar = np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+            qbar = np.einsum(mean_sig, e, *mean_w)
         results.append((q, qbar))
     return results
 
@@ -262,13 +267,27 @@ def table_rows(prep: "Prepared") -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def model_factors(prep: "Prepared") -> tuple[tuple[int, ...], tuple[np.ndarray, ...]]:
-    """Sizes and weights of (b-value, Mmax, engine GMM combination, fragility, consequence)."""
+    """Sizes and weights of (b-value, Mmax, engine GMM combination, fragility, consequence); for a
+    forecast (source branch, 1, ...): its magnitude basis differs per source branch."""
     eng = engine_gmm_tree(prep.gmm, prep.median_map)
-    sizes = (prep.b_node.size, prep.m_max_node.size, eng.n_combinations,
-             prep.fragility.fragility_node.size, prep.fragility.consequence_node.size)
-    weights = (prep.b_node.weight_array, prep.m_max_node.weight_array, eng.enumerate().weight,
-               prep.fragility.fragility_node.weight_array, prep.fragility.consequence_node.weight_array)
+    if prep.forecast is not None:
+        first = (len(prep.rates.branches), 1)
+        first_w = (np.asarray(prep.rates.branch_weights, dtype=float), np.ones(1))
+    else:
+        first = (prep.b_node.size, prep.m_max_node.size)
+        first_w = (prep.b_node.weight_array, prep.m_max_node.weight_array)
+    sizes = first + (eng.n_combinations, prep.fragility.fragility_node.size, prep.fragility.consequence_node.size)
+    weights = first_w + (eng.enumerate().weight, prep.fragility.fragility_node.weight_array,
+                         prep.fragility.consequence_node.weight_array)
     return sizes, weights
+
+
+def table_combinations(prep: "Prepared", sel: "Selection") -> np.ndarray:
+    """Flattened indices over :func:`model_factors` of the selected combinations' tables."""
+    if prep.forecast is None:
+        return sel.combo_model
+    n_model = int(np.prod([n.size for n in prep.model_tree.nodes])) if prep.model_tree.nodes else 1
+    return sel.combo_s * n_model + sel.combo_model
 
 
 def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None) -> Tables:
@@ -283,7 +302,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     # largest groups first: a better balance over workers
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
-             prep.distance_nodes_km, [t_lists[i] for i in groups[z]], sel.combo_model, sizes, weights,
+             prep.distance_nodes_km, [t_lists[i] for i in groups[z]], table_combinations(prep, sel), sizes, weights,
              prep.median_map, exact_mean) for z in order]
     if executor is not None and executor.parallel:
         parts = executor.map(_zone_table_task, args, label="tables")
@@ -292,7 +311,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     R = prep.distance_nodes_km.size * getattr(prep.magnitude, "n_basis", 1)
     n_rows = int((row_of >= 0).sum())
     q = np.empty((n_rows, R, sel.combo_model.size))
-    qbar = np.empty((n_rows, R))
+    qbar = np.empty((n_rows, R, sizes[0]) if prep.forecast is not None else (n_rows, R))
     for z, zone_parts in zip(order, parts):
         for i, (qs, qb) in zip(groups[z], zone_parts):
             rows = row_of[i, t_lists[i]]
@@ -432,7 +451,8 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
         n_years=prep.years.size, n_src=len(prep.rates.branches), depth_km=src.depth_km,
         ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, n_k=n_k,
         r_max_km=src.max_distance_km, cell_size_m=cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
-        q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w, qbar=tables.qbar,
+        q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w,
+        qbar=np.ascontiguousarray(tables.qbar if tables.qbar.ndim == 3 else tables.qbar[..., None]),
         s_weights=np.asarray(prep.rates.branch_weights, dtype=float),
         mixture=prep.cfg.run.typology_uncertainty == "mixture", monte_carlo=not sel.realisations.exact,
         real_combo=sel.real_combo, seed_key=seed_key(prep.cfg.run.seed, PURPOSE_TYPOLOGY),
@@ -464,7 +484,7 @@ def warm_kernels() -> None:
     static = ChunkStatic(
         cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
         r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, q=z((1, 4, 1)), combo_s=z(1, np.int64),
-        s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4)), s_weights=np.ones(1), mixture=False,
+        s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4, 1)), s_weights=np.ones(1), mixture=False,
         monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
     )
     run_chunk(chunk, static)

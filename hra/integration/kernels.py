@@ -231,7 +231,8 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     combo_s      : (u,) source branch of combination u; combos sorted by s, ``s_start`` (S+1,)
                    gives the u-range of each source branch
     combo_w      : (u,) realisation weight of each combination (sums to 1)
-    qbar, s_weights : (zt, r) tree-mean table and (S,) source weights -> exact mean LPR
+    qbar, s_weights : (zt, r, n) tree-mean table (n = 1: shared by the source branches; n = S: per
+                   branch, a forecast) and (S,) source weights -> exact mean LPR
     mixture      : typology uncertainty as a mixture (True) or an epistemic choice (False)
     monte_carlo  : realisations are draws (True): real_combo (N,) maps realisation -> u
     probs        : (p,) quantile probabilities
@@ -244,6 +245,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_keep = out_real.shape[2]
     n_mc = real_combo.shape[0]
     n_rk = n_r * n_k
+    n_qs = qbar.shape[2]
     hist = np.empty((n_rk, n_v))
     amat = np.empty((n_j, n_years, n_u))
     vals = np.empty(n_u * n_j)
@@ -268,10 +270,14 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                 zt = zt_idx[b, j]
                 sj = 0.0
                 for r in range(n_rk):
-                    h = 0.0
-                    for s in range(n_src):
-                        h += s_weights[s] * hist[r, y * n_src + s]
-                    sj += h * qbar[zt, r]
+                    if n_qs == 1:
+                        h = 0.0
+                        for s in range(n_src):
+                            h += s_weights[s] * hist[r, y * n_src + s]
+                        sj += h * qbar[zt, r, 0]
+                    else:
+                        for s in range(n_src):
+                            sj += s_weights[s] * hist[r, y * n_src + s] * qbar[zt, r, s]
                 acc += typ_prob[b, j] * sj
             out_mean[b, y] = acc
         # per-combination values
