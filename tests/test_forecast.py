@@ -410,3 +410,24 @@ def test_config_check_and_other_paths(tmp_path):
 
     with pytest.raises(EngineError, match=r"hazard curves does not take \[source\] forecast yet"):
         hazard_curves(hra.load_config(toml), pd.DataFrame(dict(id=["s"], x=[X0], y=[Y0])))
+
+
+def test_large_tree_table_path_matches_exact_path(tmp_path):
+    """zone_tables' large-tree path (only the selected (f, c) slices, tree mean integrated once)
+    gives the tables of the whole-table path, per source branch."""
+    from hra.chain import prepare
+    from hra.integration.engine import model_factors, select_realisations, table_combinations, table_rows, zone_tables
+
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    prep = prepare(_config(tmp_path, fc, [dict(id="B1", x=X0, y=Y0, typology="URM")]))
+    sel = select_realisations(prep)
+    _, t_lists = table_rows(prep)
+    sizes, weights = model_factors(prep)
+    assert sizes[0] == 8
+    args = (prep.gmm, prep.fragility, 0, [False], prep.magnitude, prep.distance_nodes_km, [t_lists[0]],
+            table_combinations(prep, sel), sizes, weights, prep.median_map)
+    (q1, qb1), = zone_tables(*args, True)
+    (q2, qb2), = zone_tables(*args, False)
+    assert qb1.shape == (1, prep.distance_nodes_km.size * prep.forecast.n_basis, 8)
+    np.testing.assert_allclose(q1, q2, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(qb1, qb2, rtol=1e-10, atol=1e-300)

@@ -28,16 +28,17 @@ integration exact and the per-building pass small:
    table that is linear in M within a bin is integrated exactly; for a smooth table the error is
    ``~ (lambda h)^2 / 12`` of the bin's contribution (``lambda = d ln g / dM``; 0.1-0.3 % for
    h = 0.05 and the steepest fragility tails).
-2. **A shared basis** (:func:`magnitude_basis`). The node masses of all cells, years and branches
-   are rows of one matrix; its rows span a space of small dimension K (K = number of distinct
-   shapes for GR laws with a few b-values and Mmax; ~10 for b-values that vary smoothly per cell).
-   A truncated SVD of the row-normalised, column-scaled matrix (every magnitude counts equally in
-   relative terms, so the rare large events are represented as precisely as the frequent small
-   ones) gives ``masses ~= coef @ basis`` with a relative residual below ``rtol`` (1e-10). The
-   tables are integrated against each of the K basis rows (:class:`ForecastMagnitude`) and each
-   building's distance histogram carries K coefficients instead of ~100 magnitude bins:
-   ``LPR = sum_r sum_k H[r, k] Q[r, k]``, linear, so it equals the per-cell integral up to the
-   residual.
+2. **A small basis per source branch** (:func:`magnitude_basis`, :func:`branch_bases`). The
+   node masses of all cells and years of one branch are rows of one matrix; they share the
+   branch's truncation (Mmax), so they span a space of small dimension K (1 for one GR law in all
+   cells; ~10 for b-values 0.7-1.3 that differ per cell; all 6 Mmax branches together would need
+   ~34). A truncated SVD of the row-normalised, column-scaled matrix (every magnitude counts
+   equally in relative terms, so the rare large events are represented as precisely as the
+   frequent small ones) gives ``masses ~= coef @ basis`` with a relative residual of ~``rtol``
+   (1e-10). The tables of a combination with source branch s are integrated against the K basis
+   rows of s (:class:`ForecastMagnitude`) and each building's distance histogram carries K
+   coefficients per (year, branch) instead of ~100 magnitude bins: ``LPR = sum_r sum_k H[r, k]
+   Q[r, k]``, linear, so it equals the per-cell integral up to the residual.
 """
 
 from __future__ import annotations
