@@ -68,14 +68,18 @@ def main() -> None:
     ap.add_argument("--years", default="2025,2026")
     ap.add_argument("--realisations", default="200")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--model", default="psdra-2024", choices=["psdra-2024", "demo"],
+                    help="demo: the illustrative demo GMM and fragility (cheap tables: the per-building pass)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     years = tuple(int(y) for y in a.years.split(","))
     real = a.realisations if a.realisations == "all" else int(a.realisations)
     d = Path(tempfile.mkdtemp(prefix="hra-forecast-v7-"))
-    hra.demo_config(n_buildings=a.buildings, model="groningen-v7", directory=d, realisations=real, years=years)
+    demo = a.model == "demo"
+    cfg0 = hra.demo_config(n_buildings=a.buildings, model="demo" if demo else "groningen-v7", directory=d,
+                           realisations=real, years=years)
     bld = pd.read_csv(d / "buildings.csv")
-    if a.zones:
+    if a.zones and not demo:
         bld = bld[bld["zone"].isin([int(z) for z in a.zones.split(",")])]
         bld.to_csv(d / "buildings.csv", index=False)
     t0 = time.perf_counter()
@@ -84,9 +88,16 @@ def main() -> None:
     base = {"run": {"years": list(years), "seed": 1, "realisations": real, "quantiles": [0.5, 0.9]},
             "exposure": {"buildings": "buildings.csv"},
             "compute": {"workers": a.workers, "progress": False, **({"scheduler": "synchronous"} if a.workers == 1 else {})}}
+    if demo:  # the demo's [ground_motion] and [fragility] sections, the preset's forecast weights
+        dump = cfg0.model_dump(mode="json")
+        models = {"ground_motion": dump["ground_motion"], "fragility": dump["fragility"]}
+        fsrc = {"forecast": "ssm_forecast.h5", "forecast_weights": PSDRA_2024_FORECAST_WEIGHTS}
+    else:
+        models = {"model": "psdra-2024"}
+        fsrc = {"forecast": "ssm_forecast.h5"}
     cfgs = {
-        "forecast": {"model": "psdra-2024", "source": {"forecast": "ssm_forecast.h5"}, **base},
-        "rate grid": {"model": "psdra-2024", **base, "source": {
+        "forecast": {**models, "source": fsrc, **base},
+        "rate grid": {**models, **base, "source": {
             "rates": "rates.csv", "cell_size_m": 1000.0, "m_min": 1.5,
             "magnitude": {"b_value": 1.0, "m_max": [{"value": float(k), "weight": w}
                                                     for k, w in PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"].items()]}}},

@@ -412,22 +412,24 @@ def test_config_check_and_other_paths(tmp_path):
         hazard_curves(hra.load_config(toml), pd.DataFrame(dict(id=["s"], x=[X0], y=[Y0])))
 
 
-def test_large_tree_table_path_matches_exact_path(tmp_path):
-    """zone_tables' large-tree path (only the selected (f, c) slices, tree mean integrated once)
-    gives the tables of the whole-table path, per source branch."""
+def test_tree_mean_table_is_the_mean_of_the_combination_tables(tmp_path):
+    """The forecast's tree-mean table (integrated once, per source branch) equals the weighted mean
+    of the per-combination tables of the enumerated tree (linear magnitude integration)."""
     from hra.chain import prepare
-    from hra.integration.engine import model_factors, select_realisations, table_combinations, table_rows, zone_tables
+    from hra.integration.engine import build_tables, model_factors, select_realisations
 
     fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
-    prep = prepare(_config(tmp_path, fc, [dict(id="B1", x=X0, y=Y0, typology="URM")]))
+    cfg = _config(tmp_path, fc, [dict(id="B1", x=X0, y=Y0, typology="URM")],
+                  ).with_updates(fragility={"curves": str(tmp_path / "frag2.csv")})
+    write_fragility(tmp_path / "frag2.csv", CURVES, branches=[("lo", 0.3, 0.8), ("hi", 0.7, 1.2)])
+    prep = prepare(cfg)
     sel = select_realisations(prep)
-    _, t_lists = table_rows(prep)
-    sizes, weights = model_factors(prep)
-    assert sizes[0] == 8
-    args = (prep.gmm, prep.fragility, 0, [False], prep.magnitude, prep.distance_nodes_km, [t_lists[0]],
-            table_combinations(prep, sel), sizes, weights, prep.median_map)
-    (q1, qb1), = zone_tables(*args, True)
-    (q2, qb2), = zone_tables(*args, False)
-    assert qb1.shape == (1, prep.distance_nodes_km.size * prep.forecast.n_basis, 8)
-    np.testing.assert_allclose(q1, q2, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(qb1, qb2, rtol=1e-10, atol=1e-300)
+    assert model_factors(prep)[0][0] == 8 and sel.realisations.exact
+    tab = build_tables(prep, sel)
+    K = prep.forecast.n_basis
+    assert tab.qbar.shape == (1, prep.distance_nodes_km.size * K, 8)
+    w_s = np.asarray(prep.rates.branch_weights)
+    for s in range(8):
+        us = np.flatnonzero(sel.combo_s == s)
+        ref = tab.q[:, :, us] @ sel.combo_w[us] / w_s[s]
+        np.testing.assert_allclose(tab.qbar[:, :, s], ref, rtol=1e-10, atol=1e-14 * np.abs(ref).max())

@@ -483,10 +483,13 @@ class ForecastMagnitude:
     def n_basis(self) -> int:
         return int(self.basis.shape[1])
 
-    def integrate(self, g: np.ndarray) -> np.ndarray:
+    def integrate(self, g: np.ndarray, branches: np.ndarray | None = None) -> np.ndarray:
+        """Integrals of ``g[..., r, m]`` against the basis of every branch (or of ``branches`` only,
+        in that order): shape ``(S or len(branches), 1) + g.shape[:-2] + (R * K,)``. Linear in g."""
         g = np.asarray(g, dtype=float)
-        out = np.einsum("...m,skm->s...k", g, self.basis)  # (S, ..., r, K)
-        return out.reshape((self.basis.shape[0],) + g.shape[:-2] + (g.shape[-2] * self.n_basis,))[:, None]
+        basis = self.basis if branches is None else self.basis[np.asarray(branches, dtype=np.int64)]
+        out = np.einsum("...m,skm->s...k", g, basis)  # (S, ..., r, K)
+        return out.reshape((basis.shape[0],) + g.shape[:-2] + (g.shape[-2] * self.n_basis,))[:, None]
 
 
 # ---------------------------------------------------------------------------------------------

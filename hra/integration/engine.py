@@ -156,7 +156,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         True: the tree mean is the weighted mean of the per-combination tables over *all*
         combinations (so that, with an enumerated tree, the reported mean is exactly the weighted
         mean of the realisations). False (large trees): the tree-mean integrand is integrated
-        over magnitude once, equal to the former to the magnitude-discretisation accuracy.
+        over magnitude once, equal to the former to the magnitude-discretisation accuracy. A
+        forecast's magnitude integration is linear, so it always takes the second way, which
+        then equals the first exactly (and tabulates only the source branches in ``needed``).
 
     Returns
     -------
@@ -225,6 +227,8 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     wb, wx, wg, wf, wc = model_weights
     R = r_nodes.size * getattr(mag, "n_basis", 1)  # a forecast's basis index rides on the distance axis
     per_branch = bool(getattr(mag, "per_branch", False))  # forecast: the "b" axis is the source branch
+    if per_branch:  # linear integration: the tree mean integrated once IS the mean of all tables
+        exact_mean = False
     mean_sig = "bxtfcr,x,f,c->trb" if per_branch else "bxtfcr,b,x,f,c->tr"
     mean_w = (wx, wf, wc) if per_branch else (wb, wx, wf, wc)
     results = []
@@ -244,8 +248,16 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             uniq, inv = np.unique(combos, axis=0, return_inverse=True)
             inv = inv.reshape(-1)
             for n, (ge, f, c) in enumerate(uniq):
-                e = mag.integrate(np.moveaxis(eng_death(i, int(ge), (rows, int(f), int(c))), 1, -1))  # (b, x, t, r)
-                for u in np.flatnonzero(inv == n):
+                us = np.flatnonzero(inv == n)
+                g = np.moveaxis(eng_death(i, int(ge), (rows, int(f), int(c))), 1, -1)
+                if per_branch:  # only the source branches of these combinations
+                    sb = np.unique(ib[us])
+                    e = mag.integrate(g, sb)  # (len(sb), 1, t, r)
+                    for u in us:
+                        q[:, :, u] = e[int(np.searchsorted(sb, ib[u])), 0]
+                    continue
+                e = mag.integrate(g)  # (b, x, t, r)
+                for u in us:
                     q[:, :, u] = e[ib[u], ix[u]]
             e = mag.integrate(np.moveaxis(tree_mean_death(i)[rows], 3, -1))  # (b, x, t, f, c, r)
             qbar = np.einsum(mean_sig, e, *mean_w)
