@@ -89,7 +89,7 @@ def main() -> None:
             "exposure": {"buildings": "buildings.csv"},
             "compute": {"workers": a.workers, "progress": False, **({"scheduler": "synchronous"} if a.workers == 1 else {})}}
     if demo:  # the demo's [ground_motion] and [fragility] sections, the preset's forecast weights
-        dump = cfg0.model_dump(mode="json")
+        dump = cfg0.model_dump(mode="json", exclude_none=True)
         models = {"ground_motion": dump["ground_motion"], "fragility": dump["fragility"]}
         fsrc = {"forecast": "ssm_forecast.h5", "forecast_weights": PSDRA_2024_FORECAST_WEIGHTS}
     else:
