@@ -71,15 +71,23 @@ class Prepared:
     distance_nodes_km: np.ndarray
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256
     median_map: "MedianMap | None" = None
+    forecast: "ForecastSource | None" = None  # [source] forecast: branch nodes and magnitude-basis rates
+
+    @property
+    def source_nodes(self) -> tuple[Node, ...]:
+        """The nodes of the source branches (flattened in C order into the rate axis s)."""
+        return self.forecast.nodes if self.forecast is not None else (self.rates.node,)
 
     @property
     def model_tree(self) -> LogicTree:
-        """All nodes except the source-rate branch, in table order."""
-        return LogicTree((self.b_node, self.m_max_node)) + engine_gmm_tree(self.gmm, self.median_map) + self.fragility.tree
+        """All nodes except the source-rate branches, in table order (a forecast has no b-value and
+        Mmax nodes: its branch_mm and branch_mmax are source nodes)."""
+        mag = LogicTree(()) if self.forecast is not None else LogicTree((self.b_node, self.m_max_node))
+        return mag + engine_gmm_tree(self.gmm, self.median_map) + self.fragility.tree
 
     @property
     def tree(self) -> LogicTree:
-        return LogicTree((self.rates.node,)) + self.model_tree
+        return LogicTree(self.source_nodes) + self.model_tree
 
     @property
     def years(self) -> np.ndarray:
@@ -323,18 +331,73 @@ def assign_sites(cfg: Config, gmm: GroundMotionModel, b: Buildings,
 
 
 @dataclass
+class ForecastSource:
+    """What the engine takes from ``[source] forecast``: the branch nodes, the magnitude basis and
+    the per-cell basis coefficients ``coef[c, k, y * S + s]`` [yr^-1] (see :mod:`hra.inputs.forecast`)."""
+
+    data: Any  # hra.inputs.forecast.Forecast
+    nodes: tuple[Node, ...]
+    coef: np.ndarray  # (c, K, Y * S)
+    residual: float
+
+    @property
+    def n_basis(self) -> int:
+        return int(self.coef.shape[1])
+
+
+@dataclass
 class SourceModel:
     rates: RateGrid
-    magnitude: MagnitudeBins
+    magnitude: Any  # MagnitudeBins, or ForecastMagnitude for a forecast
     b_node: Node
     m_max_node: Node
     distance_nodes_km: np.ndarray
     files: dict[str, str]
+    forecast: ForecastSource | None = None
+
+
+def require_rate_grid(cfg: Config, what: str) -> None:
+    """Refuse ``[source] forecast`` in the paths that only know the rate grid (EngineError naming the fix)."""
+    if cfg.source.forecast is not None:
+        raise EngineError(f"{what} does not take [source] forecast yet (only `hra run` does); fix: give the "
+                          "source as [source] rates with [source.magnitude]")
+
+
+def prepare_forecast(cfg: Config) -> SourceModel:
+    """Forecast, branch nodes, magnitude basis and distance nodes of a ``[source] forecast`` config."""
+    from hra.inputs.forecast import ForecastMagnitude, branch_bases, branch_nodes, node_masses, read_forecast
+
+    src = cfg.source
+    path = cfg.resolve(src.forecast)
+    fc = read_forecast(path, cfg.run.years)
+    nodes = branch_nodes(fc, dict(src.forecast_weights))
+    C, Y, S, M = fc.counts.shape
+    masses = node_masses(fc.magnitudes, fc.counts.reshape(-1, M))
+    used = np.flatnonzero(masses.max(axis=0, initial=0.0) > 0)  # the tables skip nodes without events
+    lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, M)
+    masses, nodes_m = masses[:, lo:hi], fc.magnitudes[lo:hi]
+    basis, coef_s, residual = branch_bases(masses.reshape(C * Y, S, -1))
+    K = basis.shape[1]
+    coef = np.ascontiguousarray(coef_s.reshape(C, Y, S, K).transpose(0, 3, 1, 2).reshape(C, K, Y * S))
+    log.info("forecast %s: %d cells, %d branches, %d magnitude nodes with events -> magnitude basis of %d "
+             "per branch (residual %.1e)", path.name, C, S, nodes_m.size, K, residual)
+    names = fc.branch_names()
+    weights = np.ones(1)
+    for n in nodes:
+        weights = np.multiply.outer(weights, n.weight_array).ravel()
+    rates = RateGrid(x=fc.x, y=fc.y, years=fc.years, branches=names, branch_weights=weights,
+                     rate=np.ascontiguousarray(fc.counts[..., 0].reshape(C, Y, S)))
+    one = Node("magnitude", ("forecast",), (1.0,))
+    r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
+    return SourceModel(rates, ForecastMagnitude(nodes_m, basis), one, one, r_nodes,
+                       {f"source:{path.name}": sha256_file(path)}, ForecastSource(fc, nodes, coef, residual))
 
 
 def prepare_source(cfg: Config) -> SourceModel:
     """Rate grid, magnitude discretisation, magnitude nodes and distance nodes of a config."""
     src = cfg.source
+    if src.forecast is not None:
+        return prepare_forecast(cfg)
     rates_path = cfg.resolve(src.rates)
     rates = read_rate_grid(rates_path, cfg.run.years)
     files = {f"source:{rates_path.name}": sha256_file(rates_path)}
@@ -408,7 +471,7 @@ def prepare(cfg: Config, fragility: FragilityModel | None = None, buildings: "Bu
     warn_far_buildings(buildings, sm.rates, cfg.source.max_distance_km, cfg.source.depth_km)
     median_map = median_map_for(cfg, gmm, sm.magnitude)
     return Prepared(cfg, sm.rates, sm.magnitude, sm.b_node, sm.m_max_node, gmm, fr, buildings, sites, site_index,
-                    sm.distance_nodes_km, files, median_map)
+                    sm.distance_nodes_km, files, median_map, sm.forecast)
 
 
 def buildings_from_frame(df, typologies: tuple[str, ...], source: str = "buildings") -> Buildings:

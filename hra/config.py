@@ -123,12 +123,27 @@ class MagnitudeSection(_Section):
 
 
 class SourceSection(_Section):
-    rates: Path = Field(
+    rates: Path | None = Field(
+        None,
         description="CSV/netCDF/zarr rate grid: columns x, y, year, rate [, branch, weight]; "
-        "rate = events per year with M >= m_min in the cell [yr^-1]; x, y = cell centre [m, EPSG:28992]."
+        "rate = events per year with M >= m_min in the cell [yr^-1]; x, y = cell centre [m, EPSG:28992]. "
+        "Needs [source.magnitude]; excludes forecast.",
     )
-    cell_size_m: float = Field(1000.0, gt=0, description="Source cell size [m].")
-    m_min: float = Field(1.5, description="Minimum magnitude of the rates [magnitude].")
+    forecast: Path | None = Field(
+        None,
+        description="Seismic-source-model forecast (HDF5/netCDF, variable 'forecast' of group 'forecast'): "
+        "expected number of events with M >= magnitude per cell and time step, dims (branch_rate, branch_mm, "
+        "branch_mmax, magnitude, time, x, y), branch dims optional; each cell's own magnitude distribution is "
+        "used (no [source.magnitude]; m_min and cell_size_m come from the file). Excludes rates.",
+    )
+    forecast_weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Weights of the forecast's branch labels per branch dimension, e.g. branch_mm = "
+        "{ linear_stress = 0.3, split_thickness = 0.7 }; numeric labels are matched by value; each dimension's "
+        "weights sum to 1; a dimension with a single label needs none.",
+    )
+    cell_size_m: float = Field(1000.0, gt=0, description="Source cell size of a rate grid [m] (a forecast's is its x/y spacing).")
+    m_min: float = Field(1.5, description="Minimum magnitude of a rate grid's rates [magnitude] (a forecast's is its lowest magnitude).")
     depth_km: float = Field(3.0, gt=0, description="Hypocentral depth [km].")
     max_distance_km: float = Field(70.0, gt=0, description="Source-site pairs beyond this hypocentral distance are ignored [km].")
     distance_nodes: int = Field(96, ge=8, le=400, description="Number of log-spaced hypocentral-distance nodes.")
@@ -136,10 +151,38 @@ class SourceSection(_Section):
         2.5, ge=0, description="Cells whose centre is within this epicentral distance of a building are split into sub-cells [km]."
     )
     subcell_divisions: int = Field(5, ge=1, le=21, description="Sub-cells per side for nearby cells.")
-    magnitude: MagnitudeSection
+    magnitude: MagnitudeSection | None = Field(
+        None, description="Gutenberg-Richter magnitude model of a rate grid (required with rates, not allowed with forecast)."
+    )
+
+    @field_validator("forecast_weights")
+    @classmethod
+    def _fw(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for dim, labels in v.items():
+            if not labels:
+                raise ValueError(f"forecast_weights.{dim}: give at least one label = weight")
+            bad = {k: w for k, w in labels.items() if not 0.0 <= w <= 1.0}
+            if bad:
+                raise ValueError(f"forecast_weights.{dim}: weights {bad} must lie in [0, 1]")
+            total = sum(labels.values())
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"forecast_weights.{dim}: weights sum to {total:.6g}, they must sum to 1")
+        return v
 
     @model_validator(mode="after")
     def _mmax_above_mmin(self) -> "SourceSection":
+        if (self.rates is None) == (self.forecast is None):
+            raise ValueError("[source] rates and [source] forecast exclude each other and one of them is required; "
+                             "fix: give either rates (a rate grid with [source.magnitude]) or forecast (an SSM forecast file)")
+        if self.forecast is not None:
+            if self.magnitude is not None:
+                raise ValueError("[source.magnitude] is not used with [source] forecast (the forecast gives each "
+                                 "cell's magnitude distribution); fix: remove [source.magnitude]")
+            return self
+        if self.forecast_weights:
+            raise ValueError("[source.forecast_weights] only applies to [source] forecast; fix: remove it")
+        if self.magnitude is None:
+            raise ValueError("[source] rates needs [source.magnitude] (b_value, m_max); fix: add that section")
         for b in self.magnitude.m_max:
             if b.value <= self.m_min:
                 raise ValueError(f"m_max branch {b.value} must exceed m_min = {self.m_min}")
@@ -445,6 +488,15 @@ class LogicTreeSection(_Section):
 MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "groningen-v7": {"ground_motion": {"model": "groningen-v7"}, "fragility": {"model": "fcm-v7"}},
     "groningen-v6": {"ground_motion": {"model": "groningen-v6"}, "fragility": {"model": "fcm-v6"}},
+    "psdra-2024": {"ground_motion": {"model": "groningen-v7"}, "fragility": {"model": "fcm-tno2020"}},
+}
+
+#: Branch weights of the PSDRA-2024 seismicity forecast (2 rate models x 2 magnitude models x
+#: 6 Mmax): the defaults of ``[source.forecast_weights]`` under ``model = "psdra-2024"``.
+PSDRA_2024_FORECAST_WEIGHTS: dict[str, dict[str, float]] = {
+    "branch_rate": {"elastic": 0.5, "elastic_plastic": 0.5},
+    "branch_mm": {"linear_stress": 0.3, "split_thickness": 0.7},
+    "branch_mmax": {"4.0": 0.27, "4.5": 0.405, "5.0": 0.1875, "5.5": 0.1075, "6.0": 0.025, "6.5": 0.005},
 }
 
 
@@ -486,6 +538,12 @@ def expand_model_preset(data: Any) -> Any:
                 f'key [{section}.model]: the top-level model = "{name}" sets [{section}] model = "{want}", '
                 f'but the configuration gives [{section}] model = "{have}"; fix: remove [{section}] model '
                 f"(or the whole section), or remove the top-level model key")
+    if name == "psdra-2024" and isinstance(out.get("source"), dict):
+        src = dict(out["source"])
+        given = src.get("forecast_weights") or {}
+        if src.get("forecast") is not None:  # preset weights per dimension, the config's replace them
+            src["forecast_weights"] = {**PSDRA_2024_FORECAST_WEIGHTS, **given}
+        out["source"] = src
     return out
 
 
@@ -523,12 +581,14 @@ class Config(_Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, json_schema_extra=_preset_schema)
 
-    model: Literal["groningen-v7", "groningen-v6"] | None = Field(
+    model: Literal["groningen-v7", "groningen-v6", "psdra-2024"] | None = Field(
         None,
         description='Model preset: "groningen-v7" fills in [ground_motion] model = "groningen-v7" and [fragility] '
         'model = "fcm-v7" (GMM V7 x FCM V7, 72 x 9 branches; "groningen-v6": V6 and FCM V6) where those sections '
-        "are absent or give no model; a section that names another model is an error. Needs the model tables "
-        "($HRA_MODEL_DIR or [ground_motion] model_dir).",
+        'are absent or give no model; a section that names another model is an error. "psdra-2024" (the '
+        "configuration of the public PSDRA-2024 assessment): GMM V7 x FCM TNO-2020, with the PSDRA-2024 forecast "
+        "branch weights as defaults of [source.forecast_weights] (per dimension; the config's replace them). "
+        "Needs the model tables ($HRA_MODEL_DIR or [ground_motion] model_dir).",
     )
     run: RunSection
     source: SourceSection

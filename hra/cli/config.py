@@ -83,9 +83,12 @@ def config_check_command(
         t.add_row("years", f"{r.years[0]}-{r.years[-1]} ({len(r.years)})" if len(r.years) > 1 else str(r.years[0]))
         t.add_row("realisations", f"{r.realisations} (seed {r.seed})")
         t.add_row("quantiles", ", ".join(f"{q:g}" for q in r.quantiles))
-        mm = cfg.source.magnitude.m_max
-        t.add_row("source", f"{cfg.resolve(cfg.source.rates)}; m_min {cfg.source.m_min:g}, "
-                  f"Mmax {', '.join(f'{b.value:g}' for b in mm)}")
+        if cfg.source.forecast is not None:
+            t.add_row("source", f"forecast {cfg.resolve(cfg.source.forecast)}")
+        else:
+            mm = cfg.source.magnitude.m_max
+            t.add_row("source", f"{cfg.resolve(cfg.source.rates)}; m_min {cfg.source.m_min:g}, "
+                      f"Mmax {', '.join(f'{b.value:g}' for b in mm)}")
         if getattr(cfg, "model", None):
             t.add_row("model preset", cfg.model)
         t.add_row("ground motion", cfg.ground_motion.model)
@@ -137,6 +140,8 @@ def _type_str(schema: dict, node: dict) -> str:
         d = _deref(schema, node)
         return "{" + ", ".join(d.get("properties", {})) + "}"
     t = node.get("type")
+    if t == "object" and isinstance(node.get("additionalProperties"), dict):
+        return "{key = " + _type_str(schema, node["additionalProperties"]) + "}"
     if t == "array":
         return "list of " + _type_str(schema, node.get("items", {}))
     base = {"integer": "int", "number": "float", "string": "string", "boolean": "bool", "null": "null"}.get(t, str(t))
@@ -218,10 +223,16 @@ def schema_markdown(schema: dict) -> str:
             if name in skip:
                 continue
             target = _deref(schema, node)
-            if "$ref" in node and "properties" in target and target.get("title", "").endswith("Section"):
+            refs = [m for m in node.get("anyOf", []) if "$ref" in m]
+            optional = len(refs) == 1 and any(m.get("type") == "null" for m in node.get("anyOf", []))
+            if optional:  # an optional section ([source.magnitude]): its own table below
+                target = _deref(schema, refs[0])
+            if ("$ref" in node or optional) and "properties" in target and target.get("title", "").endswith("Section"):
                 nested.append((f"{title.strip('[]')}.{name}", target))
-                lines.append(f"| `{name}` | table `[{title.strip('[]')}.{name}]` | "
-                             f"{'required' if name in req else ''} | see below |")
+                desc = (node.get("description") or "").replace("|", "\\|").replace("\n", " ")
+                lines.append(f"| `{name}` | table `[{title.strip('[]')}.{name}]`{' or none' if optional else ''} | "
+                             f"{'required' if name in req else ('none' if optional else '')} | "
+                             f"{desc + ' ' if optional and desc else ''}see below |")
                 continue
             desc = (node.get("description") or "").replace("|", "\\|").replace("\n", " ")
             dflt = _default_str(name, node, req, factory.get(d.get("title", "")))

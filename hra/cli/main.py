@@ -14,6 +14,7 @@ Commands::
     hra config check  CONFIG.toml [--read-inputs]
     hra explain RUN.zarr --building ID [--year Y] [--json]
     hra tables build CONFIG.toml [--all-zones] | info | clear [--store PATH] [--older-than DAYS]
+    hra forecast info FILE                   (an SSM forecast file: dims, branches, cells, years, rates)
     hra profiles ... / hra plan ...          (mounted from hra.cli.profiles when it is importable)
 
 Exit codes: 0 ok; 2 usage or input error (bad option, invalid config, bad input file, output not
@@ -39,6 +40,7 @@ from hra.cli.common import _STATE, _quiet_library_warnings, _version_callback, s
 from hra.cli.config import config_app
 from hra.cli.events import events_command
 from hra.cli.explain import explain_command
+from hra.cli.forecast import forecast_app
 from hra.cli.hazard import hazard_app
 from hra.cli.info import info_command
 from hra.cli.inspect import inspect_app
@@ -92,6 +94,7 @@ app.command("info")(info_command)                # hra info RUN.zarr (provenance
 app.command("compare")(compare_command)          # hra compare OLD.zarr NEW.zarr
 app.command("report")(report_command)            # hra report RUN.zarr -o report.html
 app.command("export")(export_command)            # hra export RUN.zarr --gpkg PATH
+app.add_typer(forecast_app, name="forecast")     # hra forecast info FILE
 
 
 if __name__ == "__main__":  # python -m hra.cli.main

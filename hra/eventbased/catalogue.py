@@ -323,6 +323,9 @@ def event_set_for(prep, n_years_simulated: int, realisations: int | str | Realis
     realisations (it must be a multiple of their number).
     """
     cfg = prep.cfg
+    from hra.chain import require_rate_grid
+
+    require_rate_grid(cfg, "the event-based engine (hra events)")
     seed = cfg.run.seed if seed is None else int(seed)
     real = tree_realisations(prep.tree, realisations, seed)
     if n_years_simulated < real.n or n_years_simulated % real.n:

@@ -55,8 +55,10 @@ log = logging.getLogger("hra")
 @dataclass
 class Tables:
     """``q[row, r, u]``: expected death probability per event at distance node r for the selected
-    model combination u; ``qbar[row, r]`` the tree mean; rows are the (site, typology) pairs
-    present in the exposure (``row_of[site, typology]``, -1 where absent)."""
+    model combination u; ``qbar[row, r]`` the tree mean (``qbar[row, r, s]`` per source branch s
+    for a forecast, whose magnitude basis differs per branch); rows are the (site, typology) pairs
+    present in the exposure (``row_of[site, typology]``, -1 where absent). For a forecast the
+    distance axis is (distance node, basis function) flattened, ``r * K + k``."""
 
     q: np.ndarray
     qbar: np.ndarray
@@ -187,7 +189,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         True: the tree mean is the weighted mean of the per-combination tables over *all*
         combinations (so that, with an enumerated tree, the reported mean is exactly the weighted
         mean of the realisations). False (large trees): the tree-mean integrand is integrated
-        over magnitude once, equal to the former to the magnitude-discretisation accuracy.
+        over magnitude once, equal to the former to the magnitude-discretisation accuracy. A
+        forecast's magnitude integration is linear, so it always takes the second way, which
+        then equals the first exactly (and tabulates only the source branches in ``needed``).
 
     Returns
     -------
@@ -204,29 +208,42 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     nb, nx, G, F, C = model_sizes
     ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
     wb, wx, wg, wf, wc = model_weights
-    R = r_nodes.size
+    R = r_nodes.size * getattr(mag, "n_basis", 1)  # a forecast's basis index rides on the distance axis
+    per_branch = bool(getattr(mag, "per_branch", False))  # forecast: the "b" axis is the source branch
+    if per_branch:  # linear integration: the tree mean integrated once IS the mean of all tables
+        exact_mean = False
+    mean_sig = "bxtfcr,x,f,c->trb" if per_branch else "bxtfcr,b,x,f,c->tr"
+    mean_w = (wx, wf, wc) if per_branch else (wb, wx, wf, wc)
     results = []
     for i in range(n_sites):
         rows = np.searchsorted(t_all, np.asarray(t_sels[i], dtype=np.int64))
         T = rows.size
         q = np.empty((T, R, needed.size))
-        qbar = np.zeros((T, R))
+        qbar = np.zeros((T, R, nb) if per_branch else (T, R))
         if exact_mean:  # every engine combination is integrated anyway: whole tables per combination
             for ge in range(G):
                 e = mag.integrate(np.moveaxis(eng_death(i, ge, (rows,)), 3, -1))  # (b, x, t, f, c, r)
                 for u in np.flatnonzero(ig == ge):
                     q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
-                qbar += wg[ge] * np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+                qbar += wg[ge] * np.einsum(mean_sig, e, *mean_w)
         else:  # large trees: only the (f, c) slices of the selected combinations
             combos = np.stack([ig, jf, jc], axis=1)
             uniq, inv = np.unique(combos, axis=0, return_inverse=True)
             inv = inv.reshape(-1)
             for n, (ge, f, c) in enumerate(uniq):
-                e = mag.integrate(np.moveaxis(eng_death(i, int(ge), (rows, int(f), int(c))), 1, -1))  # (b, x, t, r)
-                for u in np.flatnonzero(inv == n):
+                us = np.flatnonzero(inv == n)
+                g = np.moveaxis(eng_death(i, int(ge), (rows, int(f), int(c))), 1, -1)
+                if per_branch:  # only the source branches of these combinations
+                    sb = np.unique(ib[us])
+                    e = mag.integrate(g, sb)  # (len(sb), 1, t, r)
+                    for u in us:
+                        q[:, :, u] = e[int(np.searchsorted(sb, ib[u])), 0]
+                    continue
+                e = mag.integrate(g)  # (b, x, t, r)
+                for u in us:
                     q[:, :, u] = e[ib[u], ix[u]]
             e = mag.integrate(np.moveaxis(tree_mean_death(i)[rows], 3, -1))  # (b, x, t, f, c, r)
-            qbar = np.einsum("bxtfcr,b,x,f,c->tr", e, wb, wx, wf, wc)
+            qbar = np.einsum(mean_sig, e, *mean_w)
         results.append((q, qbar))
     return results
 
@@ -337,13 +354,27 @@ def table_rows(prep: "Prepared") -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def model_factors(prep: "Prepared") -> tuple[tuple[int, ...], tuple[np.ndarray, ...]]:
-    """Sizes and weights of (b-value, Mmax, engine GMM combination, fragility, consequence)."""
+    """Sizes and weights of (b-value, Mmax, engine GMM combination, fragility, consequence); for a
+    forecast (source branch, 1, ...): its magnitude basis differs per source branch."""
     eng = engine_gmm_tree(prep.gmm, prep.median_map)
-    sizes = (prep.b_node.size, prep.m_max_node.size, eng.n_combinations,
-             prep.fragility.fragility_node.size, prep.fragility.consequence_node.size)
-    weights = (prep.b_node.weight_array, prep.m_max_node.weight_array, eng.enumerate().weight,
-               prep.fragility.fragility_node.weight_array, prep.fragility.consequence_node.weight_array)
+    if prep.forecast is not None:
+        first = (len(prep.rates.branches), 1)
+        first_w = (np.asarray(prep.rates.branch_weights, dtype=float), np.ones(1))
+    else:
+        first = (prep.b_node.size, prep.m_max_node.size)
+        first_w = (prep.b_node.weight_array, prep.m_max_node.weight_array)
+    sizes = first + (eng.n_combinations, prep.fragility.fragility_node.size, prep.fragility.consequence_node.size)
+    weights = first_w + (eng.enumerate().weight, prep.fragility.fragility_node.weight_array,
+                         prep.fragility.consequence_node.weight_array)
     return sizes, weights
+
+
+def table_combinations(prep: "Prepared", sel: "Selection") -> np.ndarray:
+    """Flattened indices over :func:`model_factors` of the selected combinations' tables."""
+    if prep.forecast is None:
+        return sel.combo_model
+    n_model = int(np.prod([n.size for n in prep.model_tree.nodes])) if prep.model_tree.nodes else 1
+    return sel.combo_s * n_model + sel.combo_model
 
 
 def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None,
@@ -364,16 +395,16 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     # largest groups first: a better balance over workers
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
-             prep.distance_nodes_km, [t_lists[i] for i in groups[z]], sel.combo_model, sizes, weights,
+             prep.distance_nodes_km, [t_lists[i] for i in groups[z]], table_combinations(prep, sel), sizes, weights,
              prep.median_map, exact_mean, store) for z in order]
     if executor is not None and executor.parallel:
         parts = executor.map(_zone_table_task, args, label="tables")
     else:
         parts = [_zone_table_task(a) for a in args]
-    R = prep.distance_nodes_km.size
+    R = prep.distance_nodes_km.size * getattr(prep.magnitude, "n_basis", 1)
     n_rows = int((row_of >= 0).sum())
     q = np.empty((n_rows, R, sel.combo_model.size))
-    qbar = np.empty((n_rows, R))
+    qbar = np.empty((n_rows, R, sizes[0]) if prep.forecast is not None else (n_rows, R))
     for z, zone_parts in zip(order, parts):
         for i, (qs, qb) in zip(groups[z], zone_parts):
             rows = row_of[i, t_lists[i]]
@@ -407,8 +438,10 @@ def select_realisations(prep: Prepared) -> Selection:
     tree = prep.tree
     real = tree.realisations(prep.cfg.run.realisations, prep.cfg.run.seed)
     sizes = [n.size for n in prep.model_tree.nodes]
-    s = real.index[:, 0]
-    model = np.ravel_multi_index(tuple(real.index[:, 1:].T), sizes) if sizes else np.zeros(real.n, np.int64)
+    n_sn = len(prep.source_nodes)  # source-branch nodes first; flattened in C order (the rate axis s)
+    s = np.ravel_multi_index(tuple(real.index[:, :n_sn].T), [n.size for n in prep.source_nodes])
+    model = (np.ravel_multi_index(tuple(real.index[:, n_sn:].T), sizes) if sizes
+             else np.zeros(real.n, np.int64))
     pairs = np.stack([s, model], axis=1)
     uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
@@ -440,6 +473,7 @@ class ChunkStatic:
     ln_r0: float
     dln: float
     n_r: int
+    n_k: int
     r_max_km: float
     cell_size_m: float
     sub_radius_m: float
@@ -480,7 +514,7 @@ def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
     kernels.chunk_lpr(
         chunk["x"], chunk["y"], chunk["zt_idx"], chunk["typ_idx"], chunk["typ_prob"], chunk["keys"],
         static.cx, static.cy, static.rates, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
-        static.n_r, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
+        static.n_r, static.n_k, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
         static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
         static.mixture, static.monte_carlo, static.real_combo, static.seed_key, static.probs,
         out_mean, out_q, out_real, out_real_w,
@@ -500,13 +534,18 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
             n_keep = sel.combo_s.size * prep.buildings.typology_index.shape[1]
         else:
             n_keep = sel.combo_s.size
+    if prep.forecast is not None:  # rates per magnitude-basis function: (c, k * Y * S)
+        fc = prep.forecast
+        rates, n_k, cell_size_m = fc.coef.reshape(fc.coef.shape[0], -1), fc.n_basis, fc.data.cell_size_m
+    else:
+        rates, n_k, cell_size_m = prep.rates.rate.reshape(prep.rates.rate.shape[0], -1), 1, src.cell_size_m
     return ChunkStatic(
-        cx=prep.rates.x, cy=prep.rates.y,
-        rates=np.ascontiguousarray(prep.rates.rate.reshape(prep.rates.rate.shape[0], -1)),
+        cx=prep.rates.x, cy=prep.rates.y, rates=np.ascontiguousarray(rates),
         n_years=prep.years.size, n_src=len(prep.rates.branches), depth_km=src.depth_km,
-        ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, r_max_km=src.max_distance_km,
-        cell_size_m=src.cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
-        q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w, qbar=tables.qbar,
+        ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, n_k=n_k,
+        r_max_km=src.max_distance_km, cell_size_m=cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
+        q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w,
+        qbar=np.ascontiguousarray(tables.qbar if tables.qbar.ndim == 3 else tables.qbar[..., None]),
         s_weights=np.asarray(prep.rates.branch_weights, dtype=float),
         mixture=prep.cfg.run.typology_uncertainty == "mixture", monte_carlo=not sel.realisations.exact,
         real_combo=sel.real_combo, seed_key=seed_key(prep.cfg.run.seed, PURPOSE_TYPOLOGY),
@@ -536,9 +575,9 @@ def warm_kernels() -> None:
     chunk = dict(x=z(1), y=z(1), zt_idx=z((1, 1), np.int64), typ_idx=-np.ones((1, 1), np.int64), typ_prob=z((1, 1)),
                  keys=z(1, np.uint64))
     static = ChunkStatic(
-        cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4,
+        cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
         r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, q=z((1, 4, 1)), combo_s=z(1, np.int64),
-        s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4)), s_weights=np.ones(1), mixture=False,
+        s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4, 1)), s_weights=np.ones(1), mixture=False,
         monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
     )
     run_chunk(chunk, static)

@@ -401,7 +401,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     ('site', 'level')
     """
     import hra.outputs as outputs
-    from hra.chain import engine_gmm_tree, make_gmm, median_map_for, prepare_source
+    from hra.chain import engine_gmm_tree, make_gmm, median_map_for, prepare_source, require_rate_grid
     from hra.core.progress import progress_bar
 
     start = _dt.datetime.now(_dt.timezone.utc)
@@ -409,6 +409,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     if component not in COMPONENTS:
         raise HazardError(f"component must be one of {COMPONENTS}, got {component!r}")
     df = _sites_frame(sites)
+    require_rate_grid(cfg, "hazard curves")
     sm = prepare_source(cfg)
     gmm = make_gmm(cfg, component=component)
     imts = [normalize_imt(i) for i in (imts or gmm.imts)]

@@ -113,7 +113,7 @@ def lognormal_expectation(mean, sd, weight, ln_median, beta, out):
 
 
 @jit
-def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, r_max_km, hist):
+def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist):
     r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
     if r_km > r_max_km:
         return
@@ -128,10 +128,14 @@ def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, r_max_km, hist):
         f = u - i
     a = (1.0 - f) * scale
     b = f * scale
-    for v in range(rate_row.shape[0]):
-        x = rate_row[v]
-        hist[i, v] += a * x
-        hist[i + 1, v] += b * x
+    n_v = hist.shape[1]
+    for k in range(n_k):
+        lo = i * n_k + k
+        hi = lo + n_k
+        for v in range(n_v):
+            x = rate_row[k * n_v + v]
+            hist[lo, v] += a * x
+            hist[hi, v] += b * x
 
 
 @jit
@@ -139,9 +143,21 @@ def distance_histogram(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, r_max_k
                        cell_size_m, sub_radius_m, n_sub, hist):
     """Accumulate one building's rates per hypocentral-distance node into ``hist`` (r, v).
 
+    :func:`distance_histogram_k` with one rate per (cell, v) (``n_k = 1``); see there.
+    """
+    distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, 1, r_max_km,
+                         cell_size_m, sub_radius_m, n_sub, hist)
+
+
+@jit
+def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
+                         cell_size_m, sub_radius_m, n_sub, hist):
+    """Accumulate one building's rates per hypocentral-distance node into ``hist`` (r * n_k + k, v).
+
     bx, by        : building position [m]
     cx, cy        : (c,) cell centres [m]
-    rates         : (c, v) rates per cell for v = y * S + s [yr^-1]
+    rates         : (c, k * V + v) rates per cell, basis function k (n_k of them; a forecast's
+                    magnitude basis, 1 for a rate grid) and v = y * S + s [yr^-1]
     ln_r0, dln    : ln of the first node (= depth) and the node spacing in ln R
     cell_size_m   : cell side [m]; cells whose centre lies within ``sub_radius_m`` are split into
                     ``n_sub`` x ``n_sub`` equal sub-cells, each carrying 1/n_sub^2 of the rate.
@@ -159,9 +175,9 @@ def distance_histogram(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, r_max_k
                 sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
                 for j in range(n_sub):
                     sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
-                    _deposit(sx * sx + sy * sy, rates[c], frac, depth_km, ln_r0, dln, n_r, r_max_km, hist)
+                    _deposit(sx * sx + sy * sy, rates[c], frac, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist)
         else:
-            _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, r_max_km, hist)
+            _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist)
 
 
 # ------------------------------------------------------------------------------------------
@@ -190,7 +206,7 @@ def weighted_quantiles(values, weights, n, probs, order_buf, out):
 
 @jit
 def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
-              cx, cy, rates, n_years, n_src, depth_km, ln_r0, dln, n_r, r_max_km,
+              cx, cy, rates, n_years, n_src, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
               cell_size_m, sub_radius_m, n_sub,
               q_table, combo_s, s_start, combo_w, qbar, s_weights,
               mixture, monte_carlo, real_combo, seed_key, probs,
@@ -201,12 +217,14 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     zt_idx       : (b, j) table row of each typology candidate at the building's site
     typ_idx      : (b, j) typology index per candidate (-1 = none); typ_prob (b, j) probabilities
     bkeys        : (b,) uint64 building keys (hash of the id) for the typology draws
-    rates        : (c, y*S + s)
+    rates        : (c, k*Y*S + y*S + s); n_k > 1: a forecast's magnitude-basis coefficients, and the
+                   tables' distance axis is (r, k) flattened (r * n_k + k)
     q_table      : (zt, r, u) expected death probability per event, model combination u
     combo_s      : (u,) source branch of combination u; combos sorted by s, ``s_start`` (S+1,)
                    gives the u-range of each source branch
     combo_w      : (u,) realisation weight of each combination (sums to 1)
-    qbar, s_weights : (zt, r) tree-mean table and (S,) source weights -> exact mean LPR
+    qbar, s_weights : (zt, r, n) tree-mean table (n = 1: shared by the source branches; n = S: per
+                   branch, a forecast) and (S,) source weights -> exact mean LPR
     mixture      : typology uncertainty as a mixture (True) or an epistemic choice (False)
     monte_carlo  : realisations are draws (True): real_combo (N,) maps realisation -> u
     probs        : (p,) quantile probabilities
@@ -218,7 +236,9 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_v = n_years * n_src
     n_keep = out_real.shape[2]
     n_mc = real_combo.shape[0]
-    hist = np.empty((n_r, n_v))
+    n_rk = n_r * n_k
+    n_qs = qbar.shape[2]
+    hist = np.empty((n_rk, n_v))
     amat = np.empty((n_j, n_years, n_u))
     vals = np.empty(n_u * n_j)
     wts = np.empty(n_u * n_j)
@@ -228,8 +248,8 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
     for b in range(n_b):
         hist[:, :] = 0.0
-        distance_histogram(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, r_max_km,
-                           cell_size_m, sub_radius_m, n_sub, hist)
+        distance_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
+                             cell_size_m, sub_radius_m, n_sub, hist)
         # number of candidates
         nj = 0
         for j in range(n_j):
@@ -241,18 +261,22 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
             for j in range(nj):
                 zt = zt_idx[b, j]
                 sj = 0.0
-                for r in range(n_r):
-                    h = 0.0
-                    for s in range(n_src):
-                        h += s_weights[s] * hist[r, y * n_src + s]
-                    sj += h * qbar[zt, r]
+                for r in range(n_rk):
+                    if n_qs == 1:
+                        h = 0.0
+                        for s in range(n_src):
+                            h += s_weights[s] * hist[r, y * n_src + s]
+                        sj += h * qbar[zt, r, 0]
+                    else:
+                        for s in range(n_src):
+                            sj += s_weights[s] * hist[r, y * n_src + s] * qbar[zt, r, s]
                 acc += typ_prob[b, j] * sj
             out_mean[b, y] = acc
         # per-combination values
         amat[:nj] = 0.0
         for j in range(nj):
             zt = zt_idx[b, j]
-            for r in range(n_r):
+            for r in range(n_rk):
                 for y in range(n_years):
                     for s in range(n_src):
                         h = hist[r, y * n_src + s]

@@ -389,6 +389,9 @@ def export_openquake(prep, directory, *, year: int | None = None, mode: str = "p
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     cfg = prep.cfg
+    from hra.chain import require_rate_grid
+
+    require_rate_grid(cfg, "the OpenQuake export")
     rates = prep.rates
     b = prep.buildings
     years = list(int(y) for y in rates.years)

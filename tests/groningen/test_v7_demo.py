@@ -77,7 +77,7 @@ def test_preset_conflicting_sections_are_refused(section, key, text):
 
 
 def test_preset_unknown_name_and_missing_sections():
-    with pytest.raises(ConfigError, match=r"key \[model\]: Input should be 'groningen-v7' or 'groningen-v6'"):
+    with pytest.raises(ConfigError, match=r"key \[model\]: Input should be 'groningen-v7', 'groningen-v6' or 'psdra-2024'"):
         config_from_dict({**BASE, "model": "groningen-v5"})
     with pytest.raises(ConfigError) as err:
         config_from_dict(BASE)
@@ -93,7 +93,7 @@ def test_schema_documents_the_preset():
     assert {"run", "source", "exposure"} <= set(schema["required"])
     md = schema_markdown(schema)
     assert md.startswith("#### top-level keys")
-    assert '| `model` | "groningen-v7" \\| "groningen-v6" or none | none |' in md
+    assert '| `model` | "groningen-v7" \\| "groningen-v6" \\| "psdra-2024" or none | none |' in md
     assert "#### `[model]`" not in md
 
 

@@ -1,0 +1,544 @@
+"""Seismicity forecast of the seismic source model (SSM): reading, validation, magnitude basis.
+
+The public chain's SSM writes its forecast as an HDF5/netCDF file: the variable ``forecast`` of
+the group ``forecast`` (or a group ``forecast/forecast`` holding one variable), with dims
+
+    (branch_rate, branch_mm, branch_mmax, magnitude, time, x, y)     each branch_* dim optional
+
+and values = the expected number of events with M >= ``magnitude`` in the cell (centre ``x``,
+``y`` [m, EPSG:28992]) per time step (one year): a complementary cumulative count per cell,
+non-increasing in magnitude. This module is config-independent: :func:`read_forecast` reads and
+validates, :func:`branch_nodes` matches branch labels to weights, :func:`node_masses` and
+:func:`magnitude_basis` turn each cell's own tabulated distribution into what the engine needs.
+
+Magnitude integration (why it is exact and cheap)
+-------------------------------------------------
+The engine integrates ground motion and fragility on magnitude *nodes* (the forecast's grid) and
+needs, per building, the rates seen at each distance node. With one magnitude law for all cells
+the law factors out of the building pass; here every cell has its own law. Two steps keep the
+integration exact and the per-building pass small:
+
+1. **Node masses** (:func:`node_masses`). The rate in bin ``[m_i, m_i+1)`` is the difference of
+   the counts, ``p_i = N(m_i) - N(m_i+1)`` (exact: no rate lost at bin edges or above Mmax; the
+   count at the top node stays there). Inside the bin the density is taken exponential,
+   ``exp(-beta_i m)``, with the local ``beta_i`` from the neighbouring bins' densities
+   (centred; one-sided at the ends of the support), so a Gutenberg-Richter tabulation, truncated
+   at a grid node, is reproduced *exactly* in every bin. Each bin's rate is split between its two
+   edge nodes at its exact centroid: the zeroth and first moments of every bin are exact, so a
+   table that is linear in M within a bin is integrated exactly; for a smooth table the error is
+   ``~ (lambda h)^2 / 12`` of the bin's contribution (``lambda = d ln g / dM``; 0.1-0.3 % for
+   h = 0.05 and the steepest fragility tails).
+2. **A small basis per source branch** (:func:`magnitude_basis`, :func:`branch_bases`). The
+   node masses of all cells and years of one branch are rows of one matrix; they share the
+   branch's truncation (Mmax), so they span a space of small dimension K (1 for one GR law in all
+   cells; ~10 for b-values 0.7-1.3 that differ per cell; all 6 Mmax branches together would need
+   ~34). A truncated SVD of the row-normalised, column-scaled matrix (every magnitude counts
+   equally in relative terms, so the rare large events are represented as precisely as the
+   frequent small ones) gives ``masses ~= coef @ basis`` with a relative residual of ~``rtol``
+   (1e-10). The tables of a combination with source branch s are integrated against the K basis
+   rows of s (:class:`ForecastMagnitude`) and each building's distance histogram carries K
+   coefficients per (year, branch) instead of ~100 magnitude bins: ``LPR = sum_r sum_k H[r, k]
+   Q[r, k]``, linear, so it equals the per-cell integral up to the residual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hra.core.logictree import Node
+
+#: The dimensions of the forecast variable: optional branch dims first, then the required ones.
+BRANCH_DIMS = ("branch_rate", "branch_mm", "branch_mmax")
+REQUIRED_DIMS = ("magnitude", "time", "x", "y")
+
+
+class ForecastError(ValueError):
+    """Bad forecast file or weights; the message names the file, the dimension/label and the fix."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A validated forecast for the selected years (cells with no events in any branch dropped).
+
+    ``counts[c, y, s, m]``: expected number of events with M >= ``magnitudes[m]`` in cell c in year
+    ``years[y]`` for the flattened branch s (C order over ``branch_dims``) [yr^-1].
+    """
+
+    path: Path
+    x: np.ndarray  # (c,) [m]
+    y: np.ndarray  # (c,) [m]
+    years: np.ndarray  # (n_years,)
+    magnitudes: np.ndarray  # (m,) [magnitude]
+    counts: np.ndarray  # (c, y, s, m) [yr^-1]
+    branch_dims: tuple[str, ...]
+    branch_labels: tuple[tuple[str, ...], ...]
+    cell_size_m: float
+    n_cells_file: int  # cells in the file's x-y grid
+    all_years: np.ndarray  # every year of the file
+
+    @property
+    def n_branches(self) -> int:
+        return int(np.prod([len(v) for v in self.branch_labels])) if self.branch_labels else 1
+
+    def branch_names(self) -> tuple[str, ...]:
+        """Flattened branch labels ``"elastic/linear_stress/4.0"`` (C order over the branch dims)."""
+        if not self.branch_dims:
+            return ("forecast",)
+        grids = np.meshgrid(*[np.array(v, dtype=object) for v in self.branch_labels], indexing="ij")
+        return tuple("/".join(str(g.ravel()[i]) for g in grids) for i in range(self.n_branches))
+
+    def total_rate(self) -> np.ndarray:
+        """Total rate of M >= the lowest magnitude per year and branch [yr^-1], shape (y, s)."""
+        return self.counts[..., 0].sum(axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and validation
+# ---------------------------------------------------------------------------------------------
+
+
+def open_forecast(path: str | Path):
+    """The forecast variable of ``path`` as an :class:`xarray.DataArray` (loaded into memory).
+
+    Accepts the variable ``forecast`` of the group ``forecast``, a group ``forecast/forecast``
+    holding one variable, or (plain netCDF) a root variable ``forecast``.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise ForecastError(f"forecast file {path} does not exist; check [source] forecast in the config")
+    if not _is_hdf5(path):
+        raise ForecastError(f"{path}: not an HDF5/netCDF-4 file; give the SSM forecast file (.h5/.nc)")
+    for group in ("forecast", "forecast/forecast", None):
+        try:
+            ds = xr.open_dataset(path, group=group, engine="netcdf4")
+        except (OSError, KeyError) as exc:
+            if group is not None and "group" in str(exc).lower():
+                continue  # no such group
+            raise ForecastError(f"{path}: cannot be read as HDF5/netCDF ({exc}); give an SSM forecast file") from None
+        with ds:
+            if "forecast" in ds.data_vars:
+                return ds["forecast"].load()
+            if group == "forecast/forecast" and len(ds.data_vars) == 1:
+                return next(iter(ds.data_vars.values())).load()
+    raise ForecastError(
+        f"{path}: no variable 'forecast' (looked in group 'forecast', group 'forecast/forecast' and the root); "
+        "fix: write the counts as variable 'forecast' of group 'forecast'")
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return head == b"\x89HDF\r\n\x1a\n"
+
+
+def _year_of(values: np.ndarray, path: Path) -> np.ndarray:
+    """Integer years of a ``time`` coordinate: integers, datetimes or decimal years."""
+    v = np.asarray(values)
+    if np.issubdtype(v.dtype, np.datetime64):
+        return v.astype("datetime64[Y]").astype(np.int64) + 1970
+    if v.dtype == object:  # cftime dates
+        try:
+            return np.array([int(t.year) for t in v], dtype=np.int64)
+        except AttributeError:
+            raise ForecastError(f"{path}: coordinate 'time' holds {v[:3]!r}...; use integer years, dates or decimal years") from None
+    if np.issubdtype(v.dtype, np.number):
+        return np.floor(v.astype(float) + 1e-9).astype(np.int64)
+    raise ForecastError(f"{path}: coordinate 'time' of type {v.dtype} is not years; use integer years, dates or decimal years")
+
+
+def _labels(da, dim: str) -> tuple[str, ...]:
+    if dim in da.coords:
+        vals = np.asarray(da[dim].values)
+        if vals.dtype.kind == "S":
+            vals = vals.astype(str)
+        out = []
+        for v in vals.tolist():
+            out.append(str(v))
+        return tuple(out)
+    return tuple(str(i) for i in range(da.sizes[dim]))
+
+
+def _spacing(v: np.ndarray, name: str, path: Path) -> float:
+    u = np.unique(v)
+    if u.size < 2:
+        return float("nan")
+    d = np.diff(u)
+    return float(d.min())
+
+
+def read_forecast(path: str | Path, years: list[int] | None = None) -> Forecast:
+    """Read and validate a forecast file, keeping ``years`` (all of the file's years if None).
+
+    Errors (:class:`ForecastError`) name the file, the dimension, label, cell or year and the fix:
+    missing variable or dims, unknown dims, a magnitude grid that does not increase, NaN or
+    negative counts, counts that increase with magnitude, years not in the file, repeated years.
+    """
+    path = Path(path)
+    da = open_forecast(path)
+    dims = tuple(da.dims)
+    missing = [d for d in REQUIRED_DIMS if d not in dims]
+    if missing:
+        raise ForecastError(f"{path}: variable 'forecast' has dims {dims}, missing {missing}; it needs dims "
+                            f"(branch_rate, branch_mm, branch_mmax, magnitude, time, x, y), branch dims optional")
+    unknown = [d for d in dims if d not in REQUIRED_DIMS + BRANCH_DIMS]
+    if unknown:
+        raise ForecastError(f"{path}: variable 'forecast' has unknown dim(s) {unknown}; allowed are "
+                            f"{list(BRANCH_DIMS + REQUIRED_DIMS)}; fix: rename or drop them")
+    for d in REQUIRED_DIMS:
+        if d not in da.coords:
+            raise ForecastError(f"{path}: dim {d!r} has no coordinate values; fix: write coordinate {d!r}")
+    bdims = tuple(d for d in BRANCH_DIMS if d in dims)
+    da = da.transpose(*bdims, "magnitude", "time", "x", "y")
+    mags = np.asarray(da["magnitude"].values, dtype=float)
+    if mags.size < 2 or not np.all(np.diff(mags) > 0):
+        raise ForecastError(f"{path}: coordinate 'magnitude' must increase strictly (got {mags[:6]}...); fix the grid")
+    t_years = _year_of(da["time"].values, path)
+    u, cnt = np.unique(t_years, return_counts=True)
+    if (cnt > 1).any():
+        raise ForecastError(f"{path}: coordinate 'time' has several steps in year {int(u[cnt > 1][0])}; "
+                            "the forecast needs one step per year")
+    if years is None:
+        sel_years = np.sort(t_years)
+    else:
+        sel_years = np.asarray(sorted(years), dtype=np.int64)
+        miss = sorted(set(sel_years.tolist()) - set(t_years.tolist()))
+        if miss:
+            raise ForecastError(f"{path}: no forecast for year(s) {miss}; the file has years "
+                                f"{sorted(t_years.tolist())}; fix [run] years")
+    t_index = np.array([int(np.flatnonzero(t_years == yy)[0]) for yy in sel_years], dtype=np.int64)
+    vals = np.asarray(da.values, dtype=float)  # (*b, m, t, x, y)
+    vals = np.take(vals, t_index, axis=len(bdims) + 1)
+    labels = tuple(_labels(da, d) for d in bdims)
+    xs = np.asarray(da["x"].values, dtype=float)
+    ys = np.asarray(da["y"].values, dtype=float)
+    nb = int(np.prod([len(v) for v in labels])) if labels else 1
+    nm, nt, nx, ny = mags.size, sel_years.size, xs.size, ys.size
+    arr = vals.reshape(nb, nm, nt, nx, ny)
+
+    def where(idx) -> str:
+        s, m, t, i, j = idx
+        br = ""
+        if bdims:
+            sub = np.unravel_index(s, [len(v) for v in labels])
+            br = ", " + ", ".join(f"{d}={labels[k][sub[k]]}" for k, d in enumerate(bdims))
+        return f"cell (x={xs[i]:g}, y={ys[j]:g}), year {sel_years[t]}, magnitude {mags[m]:g}{br}"
+
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        raise ForecastError(f"{path}: NaN/infinite count at {where(bad[0])}; fix: write 0 where no events are expected")
+    bad = np.argwhere(arr < 0)
+    if bad.size:
+        raise ForecastError(f"{path}: negative count {arr[tuple(bad[0])]:g} at {where(bad[0])}; counts must be >= 0")
+    inc = np.diff(arr, axis=1) > 1e-12 * np.maximum(np.abs(arr[:, :-1]), 1e-300)
+    bad = np.argwhere(inc)
+    if bad.size:
+        b0 = bad[0]
+        raise ForecastError(f"{path}: the count increases with magnitude at {where(b0)} -> {mags[b0[1] + 1]:g}; "
+                            "values must be the expected number of events with M >= magnitude (non-increasing in M)")
+    # cells: (x, y) grid points with any event, in (x, y) order
+    arr = np.moveaxis(arr, (3, 4), (0, 1)).reshape(nx * ny, nb, nm, nt)
+    keep = arr.reshape(nx * ny, -1).max(axis=1) > 0
+    gx, gy = np.meshgrid(xs, ys, indexing="ij")
+    counts = np.ascontiguousarray(np.transpose(arr[keep], (0, 3, 1, 2)))  # (c, t, s, m)
+    dx, dy = _spacing(xs, "x", path), _spacing(ys, "y", path)
+    sp = [d for d in (dx, dy) if np.isfinite(d)]
+    if not sp:
+        raise ForecastError(f"{path}: a single cell gives no spacing; fix: write at least two x or y values")
+    if len(sp) == 2 and abs(dx - dy) > 1e-6 * max(dx, dy):
+        raise ForecastError(f"{path}: cell spacing differs in x ({dx:g} m) and y ({dy:g} m); the engine needs square cells")
+    return Forecast(path=path, x=gx.ravel()[keep], y=gy.ravel()[keep], years=sel_years, magnitudes=mags,
+                    counts=counts, branch_dims=bdims, branch_labels=labels, cell_size_m=float(min(sp)),
+                    n_cells_file=nx * ny, all_years=np.sort(t_years))
+
+
+def _same_label(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(a)))
+    except ValueError:
+        return False
+
+
+def branch_nodes(fc: Forecast, weights: dict[str, dict[str, float]]) -> tuple[Node, ...]:
+    """Logic-tree nodes of the forecast's branch dims, weights matched by dim and label.
+
+    Numeric labels match by value (``"4"`` = ``4.0``). A dim with one label needs no weight.
+    Errors name the dim, the label and the fix: a label without a weight, a weight without a
+    label, weights of a dim the file does not have, weights not summing to 1.
+    """
+    where = f"{fc.path}"
+    extra = [d for d in weights if d not in fc.branch_dims]
+    if extra:
+        raise ForecastError(f"{where}: [source.forecast_weights] {extra[0]} is given but the forecast has no dim "
+                            f"{extra[0]!r} (its branch dims: {list(fc.branch_dims)}); fix: remove those weights")
+    nodes = []
+    for dim, labels in zip(fc.branch_dims, fc.branch_labels):
+        given = weights.get(dim)
+        if given is None:
+            if len(labels) == 1:
+                nodes.append(Node(dim, labels, (1.0,)))
+                continue
+            raise ForecastError(f"{where}: dim {dim!r} has labels {list(labels)} but no weights; fix: add "
+                                f"[source.forecast_weights] {dim} = {{ {', '.join(repr(l) + ' = ...' for l in labels)} }}")
+        w = []
+        used = set()
+        for lab in labels:
+            match = [k for k in given if _same_label(str(k), lab)]
+            if not match:
+                raise ForecastError(f"{where}: label {lab!r} of dim {dim!r} has no weight in [source.forecast_weights] "
+                                    f"{dim} (weights given for {list(given)}); fix: add {lab!r} = weight")
+            used.add(match[0])
+            w.append(float(given[match[0]]))
+        unused = [k for k in given if k not in used]
+        if unused:
+            raise ForecastError(f"{where}: [source.forecast_weights] {dim} gives a weight for {unused[0]!r}, which is "
+                                f"not a label of dim {dim!r} (labels: {list(labels)}); fix: remove it or correct the label")
+        total = sum(w)
+        if abs(total - 1.0) > 1e-6:
+            raise ForecastError(f"{where}: weights of dim {dim!r} sum to {total:.6g}; they must sum to 1")
+        try:
+            values = tuple(float(v) for v in labels)
+        except ValueError:
+            values = None
+        nodes.append(Node(dim, labels, tuple(w), values))
+    return tuple(nodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# magnitude representation (pure functions)
+# ---------------------------------------------------------------------------------------------
+
+
+def _centroid_fraction(x: np.ndarray) -> np.ndarray:
+    """Centroid of the density exp(-x u) on u in [0, 1]: 1/x - 1/expm1(x) (1/2 at x = 0)."""
+    x = np.asarray(x, dtype=float)
+    small = np.abs(x) < 1e-6
+    xs = np.where(small, 1.0, x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        big = 1.0 / xs - 1.0 / np.expm1(xs)
+    big = np.where(x > 700, 1.0 / xs, big)
+    big = np.where(x < -700, 1.0 + 1.0 / xs, big)
+    return np.where(small, 0.5 - x / 12.0, big)
+
+
+def local_beta(magnitudes: np.ndarray, bin_rates: np.ndarray) -> np.ndarray:
+    """Local exponential decay rate ``beta`` (= b ln 10) of the density in every bin [1/magnitude].
+
+    From the neighbouring bins' mean densities ``d = p / h``: centred
+    ``ln(d_{i-1} / d_{i+1}) / (c_{i+1} - c_{i-1})`` where both neighbours carry events, one-sided
+    at the ends of the support, 0 (uniform) for an isolated bin. Exact for a GR law on a uniform grid.
+    """
+    m = np.asarray(magnitudes, dtype=float)
+    h = np.diff(m)
+    c = 0.5 * (m[:-1] + m[1:])
+    p = np.asarray(bin_rates, dtype=float)
+    pos = p > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lnd = np.where(pos, np.log(np.where(pos, p, 1.0) / h), 0.0)
+    n = p.shape[-1]
+    beta = np.zeros_like(p)
+    if n < 2:
+        return beta
+    lo_ok = np.zeros_like(pos)
+    hi_ok = np.zeros_like(pos)
+    lo_ok[..., 1:] = pos[..., :-1]
+    hi_ok[..., :-1] = pos[..., 1:]
+    lnd_lo = np.zeros_like(lnd)
+    lnd_hi = np.zeros_like(lnd)
+    lnd_lo[..., 1:] = lnd[..., :-1]
+    lnd_hi[..., :-1] = lnd[..., 1:]
+    c_lo = np.concatenate([[c[0] - 1.0], c[:-1]])
+    c_hi = np.concatenate([c[1:], [c[-1] + 1.0]])
+    both = lo_ok & hi_ok
+    beta = np.where(both, (lnd_lo - lnd_hi) / (c_hi - c_lo), beta)
+    beta = np.where(lo_ok & ~hi_ok, (lnd_lo - lnd) / (c - c_lo), beta)
+    beta = np.where(hi_ok & ~lo_ok, (lnd - lnd_hi) / (c_hi - c), beta)
+    return np.where(pos, beta, 0.0)
+
+
+def node_masses(magnitudes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Rates at the magnitude nodes that integrate each bin's zeroth and first moment exactly.
+
+    Parameters
+    ----------
+    magnitudes : (m,) increasing grid [magnitude]
+    counts : (..., m) expected number of events with M >= magnitude, non-increasing [yr^-1]
+
+    Returns
+    -------
+    (..., m) rates [yr^-1]: bin ``i`` (rate ``counts_i - counts_i+1``, exponential shape of local
+    ``beta_i``) split between nodes i and i+1 at its centroid; the count at the top node stays
+    there. Sums to ``counts[..., 0]``; ``sum masses * g`` is exact for g linear within each bin.
+    """
+    m = np.asarray(magnitudes, dtype=float)
+    n = np.asarray(counts, dtype=float)
+    p = np.maximum(n[..., :-1] - n[..., 1:], 0.0)
+    beta = local_beta(m, p)
+    h = np.diff(m)
+    f = _centroid_fraction(beta * h)
+    out = np.zeros_like(n)
+    out[..., :-1] += p * (1.0 - f)
+    out[..., 1:] += p * f
+    out[..., -1] += n[..., -1]
+    return out
+
+
+@dataclass(frozen=True)
+class MagnitudeBasis:
+    """``masses[n, :] ~= coef[n, :] @ basis`` for every row n (cell, year, branch)."""
+
+    basis: np.ndarray  # (K, m) [-]
+    coef: np.ndarray  # (n, K) [yr^-1]
+    residual: float  # max relative residual of a row (in the scaled norm) [-]
+
+
+def magnitude_basis(masses: np.ndarray, rtol: float = 1e-10, block: int = 20000) -> MagnitudeBasis:
+    """A small shared basis of the node-mass rows (truncated SVD of the scaled rows, by blocks).
+
+    Rows are divided by their sum and columns scaled by their largest normalised value, so every
+    magnitude node counts equally in relative terms; singular vectors above ``rtol`` times the
+    largest are kept (a tall-skinny QR by blocks of ``block`` rows keeps memory bounded).
+    """
+    a = np.asarray(masses, dtype=float)
+    n, m = a.shape
+    tot = a.sum(axis=1)
+    norm = np.where(tot > 0, tot, 1.0)
+    scale = np.zeros(m)
+    for s in range(0, n, block):
+        scale = np.maximum(scale, (a[s:s + block] / norm[s:s + block, None]).max(axis=0))
+    scale = np.where(scale > 0, scale, 1.0)
+    rs = []
+    for s in range(0, n, block):
+        blk = a[s:s + block] / norm[s:s + block, None] / scale
+        rs.append(np.linalg.qr(blk, mode="r") if blk.shape[0] >= m else blk)
+    r = np.vstack(rs)
+    _, sv, vt = np.linalg.svd(r, full_matrices=False)
+    if sv.size == 0 or sv[0] == 0:
+        return MagnitudeBasis(np.zeros((1, m)), np.zeros((n, 1)), 0.0)
+    k = max(1, int((sv > rtol * sv[0]).sum()))
+    v = vt[:k]  # orthonormal rows in the scaled space
+    coef = np.empty((n, k))
+    res = 0.0
+    for s in range(0, n, block):
+        blk = a[s:s + block] / scale
+        c = blk @ v.T
+        coef[s:s + block] = c
+        rel = np.abs(c @ v - blk).max(axis=1) / np.maximum(np.abs(blk).max(axis=1), 1e-300)
+        res = max(res, float(rel.max(initial=0.0)))
+    return MagnitudeBasis(v * scale[None, :], coef, res)
+
+
+def branch_bases(masses: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, float]:
+    """One :func:`magnitude_basis` per source branch, padded to a common size K.
+
+    Parameters
+    ----------
+    masses : (n, S, m) node masses of n rows (cells x years) for each of S branches [yr^-1]
+
+    Returns
+    -------
+    basis (S, K, m), coef (n, S, K) with ``masses[:, s] ~= coef[:, s] @ basis[s]``, and the
+    largest relative residual. Within one branch the truncation (Mmax) is shared, so only the
+    per-cell shape varies: K is the number of shapes of one branch (1 for one GR law in all
+    cells), not of all branches together.
+    """
+    n, S, m = masses.shape
+    parts = [magnitude_basis(masses[:, s], rtol) for s in range(S)]
+    K = max(p.basis.shape[0] for p in parts)
+    basis = np.zeros((S, K, m))
+    coef = np.zeros((n, S, K))
+    for s, p in enumerate(parts):
+        basis[s, :p.basis.shape[0]] = p.basis
+        coef[:, s, :p.basis.shape[0]] = p.coef
+    return basis, coef, max(p.residual for p in parts)
+
+
+@dataclass(frozen=True)
+class ForecastMagnitude:
+    """The magnitude integration of a forecast, with the interface of
+    :class:`hra.inputs.source.MagnitudeBins` the table builder uses (``nodes``, ``integrate``).
+
+    ``integrate(g)`` returns, for values ``g[..., r, m]`` at the nodes, the integrals against the
+    K basis rows of every source branch s, the basis index appended to the distance axis: shape
+    ``(S, 1) + g.shape[:-2] + (R * K,)`` with index ``r * K + k`` (the source branch takes the
+    place of the rate grid's b-value axis, a single "Mmax" axis keeps the table layout).
+    """
+
+    nodes: np.ndarray  # (m,) [magnitude]
+    basis: np.ndarray  # (S, K, m)
+
+    per_branch = True  # tables are per source branch (the engine keys its tables and tree mean by s)
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.nodes.size)
+
+    @property
+    def n_basis(self) -> int:
+        return int(self.basis.shape[1])
+
+    def integrate(self, g: np.ndarray, branches: np.ndarray | None = None) -> np.ndarray:
+        """Integrals of ``g[..., r, m]`` against the basis of every branch (or of ``branches`` only,
+        in that order): shape ``(S or len(branches), 1) + g.shape[:-2] + (R * K,)``. Linear in g."""
+        g = np.asarray(g, dtype=float)
+        basis = self.basis if branches is None else self.basis[np.asarray(branches, dtype=np.int64)]
+        out = np.einsum("...m,skm->s...k", g, basis)  # (S, ..., r, K)
+        return out.reshape((basis.shape[0],) + g.shape[:-2] + (g.shape[-2] * self.n_basis,))[:, None]
+
+
+# ---------------------------------------------------------------------------------------------
+# writing (synthetic forecasts for tests, benchmarks and examples)
+# ---------------------------------------------------------------------------------------------
+
+
+#: The chain's magnitude grid: 1.45 to 6.55 in steps of 0.05 (bin edges and centres interleaved).
+CHAIN_MAGNITUDES = np.round(1.45 + 0.05 * np.arange(103), 10)
+
+
+def gr_counts(magnitudes: np.ndarray, rate, b_value, m_max, m_min: float | None = None) -> np.ndarray:
+    """Expected number of events with M >= m of a Gutenberg-Richter law truncated at ``m_max``.
+
+    ``N(m) = rate (10^{-b (m - m_min)} - 10^{-b (m_max - m_min)}) / (1 - 10^{-b (m_max - m_min)})``
+    for m_min <= m <= m_max, 0 above m_max. ``rate``, ``b_value`` and ``m_max`` broadcast
+    together (shape ``S``); returns shape ``S + (n_magnitudes,)``.
+
+    Parameters
+    ----------
+    magnitudes : (m,) grid [magnitude]; m_min defaults to its first value
+    rate : events with M >= m_min [yr^-1]
+    b_value : GR b-value [-]
+    m_max : truncation magnitude [magnitude]
+    """
+    m = np.asarray(magnitudes, dtype=float)
+    m0 = float(m[0] if m_min is None else m_min)
+    rate, b, mx = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (rate, b_value, m_max)))
+    beta = (b * np.log(10.0))[..., None]
+    top = np.exp(-beta * (mx[..., None] - m0))
+    n = (np.exp(-beta * (np.clip(m, m0, None) - m0)) - top) / (1.0 - top)
+    n = np.where(m <= mx[..., None] + 1e-9, np.clip(n, 0.0, None), 0.0)
+    return rate[..., None] * n
+
+
+def write_forecast(counts, path: str | Path) -> Path:
+    """Write a forecast DataArray as the SSM file layout (variable ``forecast`` of group
+    ``forecast``, netCDF-4/HDF5), through a temporary file renamed into place."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    da = counts.rename("forecast")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        da.to_dataset().to_netcdf(tmp, group="forecast", engine="netcdf4", mode="w")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

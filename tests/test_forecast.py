@@ -1,0 +1,435 @@
+"""`[source] forecast`: the SSM forecast reader (hra/inputs/forecast.py) and its use by the engine.
+
+Independent references:
+
+* closed form: LPR = sum_c rate_c * int f_c(M) sum_k Pd_k (Phi(z_k) - Phi(z_k+1)) dM with the
+  parametric GMM and lognormal fragility, integrated with ``scipy.integrate.quad`` per cell
+  (own b-value and Mmax per cell and branch); mean and P90 over the branch weights;
+* the rate-grid path: a GR tabulation written as a forecast equals the same rate grid with
+  ``[source.magnitude]`` (to 1e-9 with the same in-bin rule, see ``_linear_rule``);
+* ``hra.inputs.source.MagnitudeBins.mass`` (the GR law's exact bin masses) for node_masses.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomli_w
+import xarray as xr
+from scipy.integrate import quad
+from scipy.stats import norm
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers import PARAMETRIC, make_config, write_buildings, write_fragility  # noqa: E402
+
+import hra  # noqa: E402
+from hra.cli import app  # noqa: E402
+from hra.config import ConfigError, config_from_dict  # noqa: E402
+from hra.core.logictree import weighted_quantile  # noqa: E402
+from hra.inputs.forecast import (CHAIN_MAGNITUDES, ForecastError, gr_counts, magnitude_basis,  # noqa: E402
+                                 node_masses, read_forecast, write_forecast)
+from hra.inputs.source import MagnitudeBins, magnitude_bins  # noqa: E402
+
+X0, Y0 = 250_000.0, 590_000.0
+CURVES = {"URM": ((0.15, 0.3, 0.6), 0.5, (0.01, 0.1, 0.3))}
+M = CHAIN_MAGNITUDES
+RATE = {"low": 1.0, "high": 2.0}  # branch_rate: factor on the cell rates
+B_VALUES = {"stress": [0.8, 1.0, 1.2], "thickness": [1.1, 0.9, 1.0]}  # branch_mm: b-value per cell
+MMAX = [4.5, 5.5]
+WEIGHTS = {"branch_rate": {"low": 0.5, "high": 0.5}, "branch_mm": {"stress": 0.3, "thickness": 0.7},
+           "branch_mmax": {"4.5": 0.6, "5.5": 0.4}}
+CELLS = [(0, 0, 0.02), (1, 0, 0.05), (2, 1, 0.03)]  # (ix, iy, rate of M >= 1.45) on a 4 km grid
+YEARS = {2025: 1.0, 2026: 1.5}  # year factor on the rates
+
+
+def _forecast_array(cells=CELLS, spacing=4000.0, time=None) -> xr.DataArray:
+    """Per-cell truncated GR counts, dims (branch_rate, branch_mm, branch_mmax, magnitude, time, x, y)."""
+    nx = ny = 3
+    arr = np.zeros((len(RATE), len(B_VALUES), len(MMAX), M.size, len(YEARS), nx, ny))
+    for c, (ix, iy, rate) in enumerate(cells):
+        for i, fr in enumerate(RATE.values()):
+            for j, bs in enumerate(B_VALUES.values()):
+                for k, mx in enumerate(MMAX):
+                    for t, fy in enumerate(YEARS.values()):
+                        arr[i, j, k, :, t, ix, iy] = gr_counts(M, rate * fr * fy, bs[c], mx)
+    if time is None:
+        time = np.array([f"{y}-01-01" for y in YEARS], dtype="datetime64[ns]")
+    return xr.DataArray(arr, dims=("branch_rate", "branch_mm", "branch_mmax", "magnitude", "time", "x", "y"),
+                        coords=dict(branch_rate=list(RATE), branch_mm=list(B_VALUES), branch_mmax=MMAX, magnitude=M,
+                                    time=time, x=X0 + spacing * np.arange(nx), y=Y0 + spacing * np.arange(ny)))
+
+
+def _config(tmp: Path, forecast: Path, buildings, *, weights=WEIGHTS, years=tuple(YEARS), source=None, output=None,
+            run=None, write_toml=False):
+    tmp.mkdir(parents=True, exist_ok=True)
+    frag = write_fragility(tmp / "fragility.csv", CURVES)
+    bld = write_buildings(tmp / "buildings.csv", buildings)
+    data = {
+        "run": {"years": list(years), "seed": 7, "realisations": "all", **(run or {})},
+        "source": {"forecast": str(forecast), "forecast_weights": weights, "depth_km": 3.0,
+                   "subcell_radius_km": 0.0, "distance_nodes": 200, **(source or {})},
+        "ground_motion": dict(PARAMETRIC),
+        "exposure": {"buildings": str(bld)},
+        "fragility": {"curves": str(frag)},
+        "compute": {"workers": 1, "scheduler": "synchronous", "progress": False},
+    }
+    if output:
+        data["output"] = output
+    if write_toml:
+        path = tmp / "run.toml"
+        path.write_text(tomli_w.dumps(data))
+        return path
+    return config_from_dict(data, base_dir=tmp)
+
+
+def _closed_form_lpr(r_km: float, rate: float, b: float, m_max: float, m_min: float = 1.45) -> float:
+    """rate * int_{m_min}^{m_max} f(M) sum_k Pd_k (Phi(z_k) - Phi(z_k+1)) dM (quad)."""
+    g = PARAMETRIC
+    med, beta, pdk = CURVES["URM"]
+    bt = b * np.log(10.0)
+    norm_c = -np.expm1(-bt * (m_max - m_min))
+
+    def integrand(m):
+        ln_im = g["c0"] + g["c1"] * m + g["c2"] * np.log(r_km) + g["c3"] * r_km
+        s = np.sqrt(g["tau"] ** 2 + g["phi"] ** 2 + beta ** 2)
+        pexc = [norm.cdf((ln_im - np.log(mk)) / s) for mk in med] + [0.0]
+        death = sum(pdk[k] * (pexc[k] - pexc[k + 1]) for k in range(3))
+        return bt * np.exp(-bt * (m - m_min)) / norm_c * death
+
+    return rate * quad(integrand, m_min, m_max, limit=200, epsabs=0, epsrel=1e-10)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# magnitude representation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_node_masses_reproduce_gr_bins_exactly():
+    """A GR tabulation gives the exact bin masses of hra.inputs.source.magnitude_bins (centroid split)."""
+    for b, mx in [(0.8, 4.5), (1.0, 5.5), (1.3, 6.5)]:
+        masses = node_masses(M, gr_counts(M, 1.0, b, mx))
+        ref = magnitude_bins(np.array([b]), np.array([mx]), 1.45, 0.05)
+        n = ref.nodes.size
+        np.testing.assert_allclose(ref.nodes, M[:n], atol=1e-12)
+        np.testing.assert_allclose(masses[:n], ref.mass[0, 0], rtol=1e-9, atol=1e-13)  # counts O(1): differences round at 1e-14
+        assert np.all(masses[n:] == 0.0)
+        assert masses.sum() == pytest.approx(1.0, rel=1e-13)
+
+
+def test_node_masses_first_moment_exact_for_any_shape():
+    """Per bin: zeroth moment = count difference; the whole first moment equals the in-bin
+    exponential's (checked against quad of the piecewise-exponential density)."""
+    counts = np.array([10.0, 6.0, 3.0, 2.5, 0.5, 0.1, 0.0])
+    m = np.array([1.5, 1.6, 1.7, 1.8, 1.95, 2.1, 2.2])
+    masses = node_masses(m, counts)
+    assert masses.sum() == pytest.approx(10.0)
+    from hra.inputs.forecast import local_beta
+
+    p = -np.diff(counts)
+    beta = local_beta(m, p)
+    first = 0.0
+    for i in range(p.size):
+        if p[i] == 0:
+            continue
+        lo, hi = m[i], m[i + 1]
+        z = quad(lambda x: np.exp(-beta[i] * (x - lo)), lo, hi)[0]
+        first += p[i] * quad(lambda x: x * np.exp(-beta[i] * (x - lo)), lo, hi)[0] / z
+    assert (masses * m).sum() == pytest.approx(first, rel=1e-12)
+
+
+def test_basis_small_and_exact():
+    """Per-cell b-values 0.7..1.3 (every cell different) x 6 Mmax: few basis rows, tiny residual."""
+    b = np.linspace(0.7, 1.3, 200)
+    counts = gr_counts(M, 1.0, b[:, None], np.array([4.0, 4.5, 5.0, 5.5, 6.0, 6.5])[None, :]).reshape(-1, M.size)
+    masses = node_masses(M, counts)
+    mb = magnitude_basis(masses)
+    assert mb.basis.shape[0] <= 40
+    recon = mb.coef @ mb.basis
+    # every node mass, also the smallest (M ~ 6.5) ones, to 1e-8 relative
+    pos = masses > 1e-300
+    assert np.max(np.abs(recon[pos] / masses[pos] - 1.0)) < 1e-6
+    assert np.abs(recon - masses).max() < 1e-10 * masses.max()
+
+
+def test_branch_bases_one_shape_per_gr_branch():
+    """One GR law per branch in every cell (any rates): one basis row per branch; per-cell b-values
+    within a branch (fixed Mmax): a few rows, not the shared basis of all Mmax truncations."""
+    from hra.inputs.forecast import branch_bases
+
+    rates = np.linspace(0.01, 0.3, 50)
+    counts = gr_counts(M, rates[:, None], np.array([0.9, 1.1, 1.0])[None, :], np.array([4.5, 5.5, 6.5])[None, :])
+    basis, coef, res = branch_bases(node_masses(M, counts))
+    assert basis.shape[:2] == (3, 1) and res < 1e-12
+    b = np.linspace(0.7, 1.3, 100)
+    mx = np.array([4.0, 4.5, 5.0, 5.5, 6.0, 6.5])
+    masses = node_masses(M, gr_counts(M, 1.0, b[:, None], mx[None, :]))
+    basis, coef, res = branch_bases(masses)
+    shared = magnitude_basis(masses.reshape(-1, M.size))
+    assert basis.shape[1] <= 12 < shared.basis.shape[0]
+    np.testing.assert_allclose(np.einsum("nsk,skm->nsm", coef, basis), masses, rtol=0, atol=1e-9 * masses.max())
+
+
+# ---------------------------------------------------------------------------------------------
+# the engine against closed forms and the rate-grid path
+# ---------------------------------------------------------------------------------------------
+
+
+def test_closed_form_mean_and_p90(tmp_path):
+    """Per-cell b-values x 2 rate x 2 magnitude x 2 Mmax branches, 2 years (datetime time axis):
+    mean and P90 of the engine within 0.5 % of quad over the closed form."""
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    bx, by = X0 + 1000.0, Y0 + 500.0
+    cfg = _config(tmp_path, fc, [dict(id="B1", x=bx, y=by, typology="URM")])
+    ds = hra.run(cfg, progress=False, write=False)
+    prov = json.loads(ds.attrs["provenance"])
+    from hra.chain import sha256_file
+
+    assert prov["input_sha256"]["source:ssm.h5"] == sha256_file(fc)
+    assert {"branch_rate", "branch_mm", "branch_mmax"} <= set(prov["logic_tree"])
+    assert prov["logic_tree"]["branch_mmax"] == {"4.5": 0.6, "5.5": 0.4}
+    for t, (year, fy) in enumerate(YEARS.items()):
+        vals, wts = [], []
+        for rlab, fr in RATE.items():
+            for mlab, bs in B_VALUES.items():
+                for mx in MMAX:
+                    lpr = 0.0
+                    for c, (ix, iy, rate) in enumerate(CELLS):
+                        d2 = (X0 + 4000.0 * ix - bx) ** 2 + (Y0 + 4000.0 * iy - by) ** 2
+                        lpr += _closed_form_lpr(np.sqrt(d2 * 1e-6 + 9.0), rate * fr * fy, bs[c], mx)
+                    vals.append(lpr)
+                    wts.append(WEIGHTS["branch_rate"][rlab] * WEIGHTS["branch_mm"][mlab] * WEIGHTS["branch_mmax"][f"{mx}"])
+        vals, wts = np.array(vals), np.array(wts)
+        mean = float(vals @ wts)
+        p90 = float(weighted_quantile(vals, wts, 0.9))
+        assert ds["lpr_mean"].values[0, t] == pytest.approx(mean, rel=5e-3)
+        assert ds["lpr_p90"].values[0, t] == pytest.approx(p90, rel=5e-3)
+        assert len(set(np.round(vals / vals.max(), 3))) == vals.size  # distinct values: P90 is a real test
+
+
+def _linear_rule(self: MagnitudeBins, g):
+    """MagnitudeBins.integrate with the forecast's in-bin rule (linear in M at the bin centroid)."""
+    return np.einsum("bxm,...m->bx...", self.mass, np.asarray(g, dtype=float))
+
+
+@pytest.mark.parametrize("typology_uncertainty", ["epistemic"])
+def test_gr_forecast_equals_rate_grid(tmp_path, monkeypatch, typology_uncertainty):
+    """A GR tabulation (b-value per branch, same in all cells; 2 Mmax) as a forecast gives the LPR of
+    the same rate grid + [source.magnitude]: to 1e-9 with the same in-bin rule, and within the
+    rule's O((lambda h)^2) difference (< 0.5 %) with the rate grid's exponential rule."""
+    cells = [(X0 + 1000.0 * i, Y0 + 1000.0 * j, 0.01 * (1 + i + 2 * j)) for i in range(4) for j in range(3)]
+    buildings = [dict(id=f"B{i}", x=X0 + 700.0 * i + 300.0, y=Y0 + 400.0 * i + 100.0, typology="URM") for i in range(4)]
+    b_vals, mmax = [0.9, 1.1], [4.5, 5.5]
+    years = (2025, 2026)
+    grid = make_config(tmp_path / "grid", cells=cells, buildings=buildings, curves=CURVES, years=years,
+                       b_value=[(0.9, 0.5), (1.1, 0.5)], m_max=[(4.5, 0.6), (5.5, 0.4)],
+                       source={"m_min": 1.45, "magnitude": {"b_value": [{"value": 0.9, "weight": 0.5},
+                                                                        {"value": 1.1, "weight": 0.5}],
+                                                            "m_max": [{"value": 4.5, "weight": 0.6},
+                                                                      {"value": 5.5, "weight": 0.4}],
+                                                            "bin_width": 0.05}},
+                       run={"keep_realisations": True})
+    xs, ys = np.unique([c[0] for c in cells]), np.unique([c[1] for c in cells])
+    arr = np.zeros((2, 2, M.size, 2, xs.size, ys.size))
+    for x, y, rate in cells:
+        ix, iy = int(np.searchsorted(xs, x)), int(np.searchsorted(ys, y))
+        for j, b in enumerate(b_vals):
+            for k, mx in enumerate(mmax):
+                arr[j, k, :, :, ix, iy] = gr_counts(M, rate, b, mx)[:, None]
+    da = xr.DataArray(arr, dims=("branch_mm", "branch_mmax", "magnitude", "time", "x", "y"),
+                      coords=dict(branch_mm=["b0.9", "b1.1"], branch_mmax=mmax, magnitude=M,
+                                  time=np.array([2025.0, 2026.0]), x=xs, y=ys))  # decimal years
+    fc = write_forecast(da, tmp_path / "gr.h5")
+    fcfg = _config(tmp_path / "fc", fc, buildings, years=years,
+                   weights={"branch_mm": {"b0.9": 0.5, "b1.1": 0.5}, "branch_mmax": {"4.5": 0.6, "5.5": 0.4}},
+                   source={"subcell_radius_km": 2.5, "distance_nodes": 96}, run={"keep_realisations": True})
+    ds_f = hra.run(fcfg, progress=False, write=False)
+    ds_g_exp = hra.run(grid, progress=False, write=False)
+    monkeypatch.setattr(MagnitudeBins, "integrate", _linear_rule)
+    ds_g = hra.run(grid, progress=False, write=False)
+    for var in ("lpr_mean", "lpr_p50", "lpr_p90", "lpr_realisations"):
+        np.testing.assert_allclose(ds_f[var].values, ds_g[var].values, rtol=1e-9, err_msg=var)
+    np.testing.assert_allclose(ds_f["lpr_mean"].values, ds_g_exp["lpr_mean"].values, rtol=5e-3)
+    assert ds_f["lpr_mean"].values.min() > 0
+
+
+def test_chunking_does_not_change_results(tmp_path):
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    bld = [dict(id=f"B{i}", x=X0 + 1500.0 * i, y=Y0 + 900.0 * i, typology="URM") for i in range(5)]
+    a = hra.run(_config(tmp_path / "a", fc, bld), progress=False, write=False)
+    cfg = _config(tmp_path / "b", fc, bld).with_updates(compute={"chunk_buildings": 2})
+    b = hra.run(cfg, progress=False, write=False)
+    np.testing.assert_array_equal(a["lpr_mean"].values, b["lpr_mean"].values)
+    np.testing.assert_array_equal(a["lpr_p90"].values, b["lpr_p90"].values)
+
+
+def test_monte_carlo_draws_forecast_branches(tmp_path):
+    """MC draws over the branch_* nodes converge to the enumerated mean (exact mean is always exact)."""
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    bld = [dict(id="B1", x=X0 + 1000.0, y=Y0 + 500.0, typology="URM")]
+    full = hra.run(_config(tmp_path / "a", fc, bld), progress=False, write=False)
+    mc = hra.run(_config(tmp_path / "b", fc, bld, run={"realisations": 400}), progress=False, write=False)
+    np.testing.assert_allclose(mc["lpr_mean"].values, full["lpr_mean"].values, rtol=1e-12)
+    assert mc["lpr_p90"].values[0, 0] == pytest.approx(full["lpr_p90"].values[0, 0], rel=0.35)
+
+
+# ---------------------------------------------------------------------------------------------
+# reader: layouts, years, labels
+# ---------------------------------------------------------------------------------------------
+
+
+def test_group_path_and_integer_years(tmp_path):
+    da = _forecast_array(time=np.array(list(YEARS)))
+    p = tmp_path / "g.h5"
+    da.rename("counts").to_dataset().to_netcdf(p, group="forecast/forecast", engine="netcdf4")
+    fc = read_forecast(p, [2026])
+    assert fc.years.tolist() == [2026]
+    assert fc.counts.shape == (3, 1, 8, M.size)
+    assert fc.branch_labels[2] == ("4.5", "5.5")
+    np.testing.assert_allclose(fc.total_rate()[0].reshape(2, 2, 2)[:, 0, 0], [0.1 * 1.5, 0.2 * 1.5])
+
+
+def test_psdra_preset_weights():
+    from hra.config import PSDRA_2024_FORECAST_WEIGHTS
+
+    base = {"run": {"years": [2025]}, "exposure": {"buildings": "b.csv"}}
+    cfg = config_from_dict({"model": "psdra-2024", "source": {"forecast": "f.h5"}, **base})
+    assert cfg.ground_motion.model == "groningen-v7" and cfg.fragility.model == "fcm-tno2020"
+    assert cfg.source.forecast_weights == PSDRA_2024_FORECAST_WEIGHTS
+    mine = {"branch_mm": {"linear_stress": 0.5, "split_thickness": 0.5}}
+    cfg = config_from_dict({"model": "psdra-2024", "source": {"forecast": "f.h5", "forecast_weights": mine}, **base})
+    assert cfg.source.forecast_weights["branch_mm"] == mine["branch_mm"]
+    assert cfg.source.forecast_weights["branch_mmax"] == PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"]
+    assert sum(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"].values()) == pytest.approx(1.0)
+
+
+def test_rates_and_forecast_exclude_each_other(tmp_path):
+    data = {"run": {"years": [2025]}, "exposure": {"buildings": "b.csv"}, "ground_motion": dict(PARAMETRIC),
+            "fragility": {"curves": "f.csv"},
+            "source": {"forecast": "f.h5", "rates": "r.csv", "magnitude": {"m_max": [{"value": 5, "weight": 1}]}}}
+    with pytest.raises(ConfigError, match=r"\[source\] rates and \[source\] forecast exclude each other"):
+        config_from_dict(data)
+    data["source"] = {"forecast": "f.h5", "magnitude": {"m_max": [{"value": 5, "weight": 1}]}}
+    with pytest.raises(ConfigError, match=r"remove \[source.magnitude\]"):
+        config_from_dict(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad files: a clear error, exit 2 from the CLI, nothing written
+# ---------------------------------------------------------------------------------------------
+
+
+def _bad(tmp_path, mutate=None, *, weights=WEIGHTS, years=tuple(YEARS), file=None):
+    p = tmp_path / "bad.h5"
+    if file is None:
+        da = _forecast_array()
+        if mutate is not None:
+            da = mutate(da)
+        write_forecast(da, p)
+    else:
+        file(p)
+    out = tmp_path / "out"
+    out.mkdir()
+    toml = _config(tmp_path / "in", p, [dict(id="B1", x=X0, y=Y0, typology="URM")], weights=weights, years=years,
+                   output={"path": str(out / "risk.zarr"), "csv": str(out / "risk.csv")}, write_toml=True)
+    res = CliRunner().invoke(app, ["run", str(toml)])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert list(out.iterdir()) == []
+    return " ".join(res.output.split())
+
+
+def _set(da, value, **where):
+    da = da.copy()
+    da.loc[where] = value
+    return da
+
+
+BAD_CASES = {
+    "missing variable": (dict(file=lambda p: xr.Dataset({"rates": ("x", [1.0])}).to_netcdf(p, group="forecast")),
+                         ["bad.h5", "no variable 'forecast'", "group 'forecast'"]),
+    "missing dim": (dict(mutate=lambda da: da.isel(magnitude=0, drop=True)),
+                    ["bad.h5", "missing ['magnitude']", "it needs dims"]),
+    "label without weight": (dict(weights={**WEIGHTS, "branch_mm": {"stress": 1.0}}),
+                             ["label 'thickness' of dim 'branch_mm' has no weight", "fix: add 'thickness'"]),
+    "weight without label": (dict(weights={**WEIGHTS, "branch_mmax": {"4.5": 0.5, "5.5": 0.3, "6.0": 0.2}}),
+                             ["branch_mmax gives a weight for '6.0'", "not a label of dim 'branch_mmax'"]),
+    "weight for a missing dim": (dict(mutate=lambda da: da.isel(branch_rate=[0])
+                                      .assign_coords(branch_rate=["only"]).squeeze("branch_rate", drop=True)),
+                                 ["branch_rate is given but the forecast has no dim 'branch_rate'"]),
+    "weights not summing to 1": (dict(weights={**WEIGHTS, "branch_mm": {"stress": 0.3, "thickness": 0.6}}),
+                                 ["forecast_weights", "branch_mm", "sum to 0.9"]),
+    "NaN count": (dict(mutate=lambda da: _set(da, np.nan, magnitude=M[10], x=X0, y=Y0)),
+                  ["NaN", "cell (x=250000, y=590000)", "magnitude 1.95", "branch_rate=low"]),
+    "negative count": (dict(mutate=lambda da: _set(da, -1.0, magnitude=M[-1], x=X0 + 4000, y=Y0)),
+                       ["negative count", "cell (x=254000, y=590000)", "counts must be >= 0"]),
+    "count increasing with m": (dict(mutate=lambda da: _set(da, 1.0, magnitude=M[50], x=X0, y=Y0)),
+                                ["increases with magnitude", "cell (x=250000, y=590000)", "non-increasing"]),
+    "year not in file": (dict(years=(2025, 2030)), ["no forecast for year(s) [2030]", "the file has years [2025, 2026]"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_forecast_files(tmp_path, case):
+    kw, patterns = BAD_CASES[case]
+    msg = _bad(tmp_path, **kw)
+    for p in patterns:
+        assert p in msg, f"{p!r} not in: {msg}"
+
+
+def test_forecast_info(tmp_path):
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    res = CliRunner().invoke(app, ["forecast", "info", str(fc)])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    for s in ["branch_rate: 2 (low, high)", "branch_mmax: 2 (4.5, 5.5)", "branches: 8", "103 values, 1.45 to 6.55",
+              "cells: 3 with events of 9", "spacing 4000 m", "years: 2025, 2026", "low/stress/4.5"]:
+        assert s in out, (s, out)
+    # total rate of the (high, *, *) branches in 2026: 2 x 1.5 x sum of cell rates
+    assert f"{2 * 1.5 * 0.10:.4g}" in out
+    bad = tmp_path / "bad.h5"
+    write_forecast(_set(_forecast_array(), -1.0, magnitude=M[-1], x=X0, y=Y0), bad)
+    res = CliRunner().invoke(app, ["forecast", "info", str(bad)])
+    assert res.exit_code == 2 and "negative count" in res.output
+
+
+def test_config_check_and_other_paths(tmp_path):
+    """`hra config check --read-inputs` reads the forecast; the rate-grid-only paths refuse it clearly."""
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    toml = _config(tmp_path / "in", fc, [dict(id="B1", x=X0, y=Y0, typology="URM")], write_toml=True)
+    res = CliRunner().invoke(app, ["config", "check", "--read-inputs", str(toml)])
+    assert res.exit_code == 0, res.output
+    assert "forecast" in res.output and "8 branch(es)" in res.output
+    from hra.chain import EngineError
+    from hra.integration.hazard import hazard_curves
+    import pandas as pd
+
+    with pytest.raises(EngineError, match=r"hazard curves does not take \[source\] forecast yet"):
+        hazard_curves(hra.load_config(toml), pd.DataFrame(dict(id=["s"], x=[X0], y=[Y0])))
+
+
+def test_tree_mean_table_is_the_mean_of_the_combination_tables(tmp_path):
+    """The forecast's tree-mean table (integrated once, per source branch) equals the weighted mean
+    of the per-combination tables of the enumerated tree (linear magnitude integration)."""
+    from hra.chain import prepare
+    from hra.integration.engine import build_tables, model_factors, select_realisations
+
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    cfg = _config(tmp_path, fc, [dict(id="B1", x=X0, y=Y0, typology="URM")],
+                  ).with_updates(fragility={"curves": str(tmp_path / "frag2.csv")})
+    write_fragility(tmp_path / "frag2.csv", CURVES, branches=[("lo", 0.3, 0.8), ("hi", 0.7, 1.2)])
+    prep = prepare(cfg)
+    sel = select_realisations(prep)
+    assert model_factors(prep)[0][0] == 8 and sel.realisations.exact
+    tab = build_tables(prep, sel)
+    K = prep.forecast.n_basis
+    assert tab.qbar.shape == (1, prep.distance_nodes_km.size * K, 8)
+    w_s = np.asarray(prep.rates.branch_weights)
+    for s in range(8):
+        us = np.flatnonzero(sel.combo_s == s)
+        ref = tab.q[:, :, us] @ sel.combo_w[us] / w_s[s]
+        np.testing.assert_allclose(tab.qbar[:, :, s], ref, rtol=1e-10, atol=1e-14 * np.abs(ref).max())
