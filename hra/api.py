@@ -150,7 +150,11 @@ def realisation_branches(res) -> np.ndarray:
     else:
         sizes = [n.size for n in prep.model_tree.nodes]
         model = np.stack(np.unravel_index(sel.combo_model, sizes), axis=1) if sizes else np.zeros((sel.combo_s.size, 0), np.int64)
-        idx = np.concatenate([sel.combo_s[:, None], model], axis=1)
+        # the source branch index runs over the source nodes (one for a rate grid; the forecast's
+        # branch_rate, branch_mm, branch_mmax)
+        src_sizes = [n.size for n in nodes[:len(nodes) - len(prep.model_tree.nodes)]]
+        src = np.stack(np.unravel_index(sel.combo_s, src_sizes), axis=1)
+        idx = np.concatenate([src, model], axis=1)
         per = n_keep // max(idx.shape[0], 1)
         idx = np.repeat(idx, per, axis=0)
     out = np.empty((n_keep, len(nodes)), dtype=object)

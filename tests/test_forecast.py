@@ -297,11 +297,12 @@ def test_psdra_preset_weights():
     from hra.config import PSDRA_2024_FORECAST_WEIGHTS
 
     base = {"run": {"years": [2025]}, "exposure": {"buildings": "b.csv"}}
-    cfg = config_from_dict({"model": "psdra-2024", "source": {"forecast": "f.h5"}, **base})
+    cfg = config_from_dict({"model": "psdra-2024", "source": {"forecast": "f.h5"}, **base}, check_paths=False)
     assert cfg.ground_motion.model == "groningen-v7" and cfg.fragility.model == "fcm-tno2020"
     assert cfg.source.forecast_weights == PSDRA_2024_FORECAST_WEIGHTS
     mine = {"branch_mm": {"linear_stress": 0.5, "split_thickness": 0.5}}
-    cfg = config_from_dict({"model": "psdra-2024", "source": {"forecast": "f.h5", "forecast_weights": mine}, **base})
+    cfg = config_from_dict({"model": "psdra-2024", "source": {"forecast": "f.h5", "forecast_weights": mine}, **base},
+                           check_paths=False)
     assert cfg.source.forecast_weights["branch_mm"] == mine["branch_mm"]
     assert cfg.source.forecast_weights["branch_mmax"] == PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"]
     assert sum(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"].values()) == pytest.approx(1.0)

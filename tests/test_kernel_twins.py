@@ -116,6 +116,28 @@ def t_expectation(mean, sd, weight, ln_median, beta):
     return np.where(np.isfinite(ln_median)[:, None, None], out, 0.0)
 
 
+def _histogram_k_inputs():
+    cx, cy = np.meshgrid(np.arange(0, 10_000, 1000.0), np.arange(0, 8000, 1000.0))
+    rates = RNG.uniform(0, 1e-3, size=(cx.size, 3 * 4))  # n_k = 3 basis functions x 4 values
+    return 4300.0, 3700.0, cx.ravel(), cy.ravel(), rates, 3.0, math.log(3.0), 0.05, 60, 3, 12.0, 1000.0, 1500.0, 4
+
+
+def k_histogram_k(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_radius, n_sub):
+    hist = np.zeros((n_r * n_k, rates.shape[1] // n_k))
+    ik.distance_histogram_k(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_radius, n_sub, hist)
+    return hist
+
+
+def t_histogram_k(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_radius, n_sub):
+    # basis function k's rates go to rows r * n_k + k: the one-basis twin per k, interleaved
+    n_v = rates.shape[1] // n_k
+    out = np.zeros((n_r * n_k, n_v))
+    for k in range(n_k):
+        out[k::n_k] = t_histogram(bx, by, cx, cy, rates[:, k * n_v:(k + 1) * n_v], depth, ln_r0, dln, n_r, r_max,
+                                  cell, sub_radius, n_sub)
+    return out
+
+
 def _histogram_inputs():
     cx, cy = np.meshgrid(np.arange(0, 10_000, 1000.0), np.arange(0, 8000, 1000.0))
     rates = RNG.uniform(0, 1e-3, size=(cx.size, 6))
@@ -247,8 +269,8 @@ def k_chunk(*a):
      n_sub, q_table, combo_s, s_start, combo_w, qbar, s_weights, mixture, probs) = a
     n_b = bx.size
     out_mean, out_q = np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size))
-    ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, n_y, n_s, depth, ln_r0, dln, n_r, r_max,
-                 cell, sub_r, n_sub, q_table, combo_s, s_start, combo_w, qbar, s_weights, mixture, False,
+    ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, n_y, n_s, depth, ln_r0, dln, n_r, 1, r_max,
+                 cell, sub_r, n_sub, q_table, combo_s, s_start, combo_w, qbar[:, :, None], s_weights, mixture, False,
                  np.empty(0, dtype=np.int64), np.uint64(1), probs, out_mean, out_q, np.empty((n_b, n_y, 0)),
                  np.empty((n_b, 0)))
     return out_mean, out_q
@@ -362,6 +384,7 @@ TWINS = [
     ("integration.death_table", k_death_table, t_death_table, _death_table_inputs(), 1e-12),
     ("integration.lognormal_expectation", k_expectation, t_expectation, _expectation_inputs(), 1e-12),
     ("integration.distance_histogram", k_histogram, t_histogram, _histogram_inputs(), 1e-12),
+    ("integration.distance_histogram_k", k_histogram_k, t_histogram_k, _histogram_k_inputs(), 1e-12),
     ("integration.weighted_quantiles", k_quantiles, t_quantiles, _quantile_inputs(), 0.0),
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
