@@ -294,3 +294,30 @@ def test_demo_config_temp_folder_is_removed_at_exit(tmp_path):
 
     folder = Path(res.stdout.strip().splitlines()[-1])
     assert folder.name.startswith("hra-demo-") and not folder.exists()
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+def test_table_stage_reports_progress_with_one_worker(tmp_path, caplog):
+    import hra
+
+    cfg, _ = _case(tmp_path, cells=[(*CELL, 0.5)], buildings=BUILDINGS)
+    cfg = hra.load_config(cfg).with_updates(compute={"workers": 1, "progress": False})
+    with caplog.at_level("INFO", logger="hra"):
+        hra.run(cfg, progress=False, write=False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("tables (zones): 1/1") for m in lines), lines
+    assert any(m.startswith("buildings: ") for m in lines)
+
+
+def test_progress_lines_give_an_eta(caplog):
+    from hra.core.progress import progress_bar
+
+    with caplog.at_level("INFO", logger="hra"):
+        with progress_bar(4, "steps", enabled=False) as advance:
+            for _ in range(4):
+                advance()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("steps:")]
+    assert lines[0].startswith("steps: 1/4 (") and "ETA" in lines[0]
+    assert lines[-1].startswith("steps: 4/4 (") and "ETA" not in lines[-1]

@@ -29,6 +29,10 @@ def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Calla
         nonlocal done
         done += 1
         if label and (done % step == 0 or done == total):
-            log.info("%s: %d/%d (%.1f s)", label, done, total, time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            if done < total:  # remaining time at the mean pace so far
+                log.info("%s: %d/%d (%.1f s, ETA %.0f s)", label, done, total, elapsed, elapsed * (total - done) / done)
+            else:
+                log.info("%s: %d/%d (%.1f s)", label, done, total, elapsed)
 
     yield advance

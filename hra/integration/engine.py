@@ -397,8 +397,8 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
              prep.distance_nodes_km, [t_lists[i] for i in groups[z]], table_combinations(prep, sel), sizes, weights,
              prep.median_map, exact_mean, store) for z in order]
-    if executor is not None and executor.parallel:
-        parts = executor.map(_zone_table_task, args, label="tables")
+    if executor is not None:  # in parallel, or one after the other with the same progress lines
+        parts = executor.map(_zone_table_task, args, label="tables (zones)")
     else:
         parts = [_zone_table_task(a) for a in args]
     R = prep.distance_nodes_km.size * getattr(prep.magnitude, "n_basis", 1)
