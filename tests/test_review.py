@@ -169,18 +169,19 @@ def test_report_uses_explain_when_available(runs, tmp_path, monkeypatch):
     calls = []
 
     def fake_explain(run, ids, year=None):
-        calls.append((ids, year))
-        return {"building": ids[0], "year": year, "lpr_mean": 2.0,
-                "splits": {"magnitude": [{"label": "M3.5", "lpr": 1.5}, {"label": "M2.5", "lpr": 0.5}]}}
+        calls.append((list(ids), year))
+        return [{"building": i, "year": year, "lpr_mean": 2.0,
+                 "splits": {"magnitude": [{"label": "M3.5", "lpr": 1.5}, {"label": "M2.5", "lpr": 0.5}]}} for i in ids]
 
     import hra.review.explain as explain_mod
 
     monkeypatch.setattr(explain_mod, "explain", fake_explain)
     from hra.review.report import write_report
 
-    write_report(runs["new_path"], tmp_path / "r.html", top=3)
+    write_report(runs["new_path"], tmp_path / "r.html", top=4, explain_top=3)
     text = (tmp_path / "r.html").read_text()
-    assert len(calls) == 3 and "magnitude: M3.5 (75%)" in text
+    assert len(calls) == 1 and len(calls[0][0]) == 3  # one call, the chain prepared once, 3 of the 4 top buildings
+    assert text.count("magnitude: M3.5 (75%)") == 3
 
 
 def test_gis_export_reads_back(runs, tmp_path):

@@ -91,6 +91,7 @@ def report_command(
     attribution: Annotated[bool, typer.Option("--attribution/--no-attribution",
                                               help="With --compare: attribute the category changes (recomputes).")] = True,
     top: Annotated[int, typer.Option("--top", min=1, help="Top buildings listed.")] = 20,
+    explain_top: Annotated[int, typer.Option("--explain-top", min=0, help="The first N top buildings get an explanation line (each is recomputed; 0: none).")] = 5,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """One self-contained HTML report of a run (provenance, categories and profiles per year, maps, LPR distribution, top buildings, and the comparison with --compare)."""
@@ -100,7 +101,8 @@ def report_command(
 
         path = _abspath(out)
         check_writable(path, overwrite)
-        write_report(run, path, compare_with=compare_with, top=top, attribute=attribution, overwrite=overwrite)
+        write_report(run, path, compare_with=compare_with, top=top, attribute=attribution, overwrite=overwrite,
+                     explain_top=explain_top)
         _console().print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 

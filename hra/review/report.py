@@ -133,17 +133,24 @@ def profile_table(prof) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def _explain_lines(run: Any, ids: list[str], year: int) -> dict[str, str]:
-    """One explanation line per building from :func:`hra.review.explain.explain` (a failure leaves a note)."""
+    """One explanation line per building from :func:`hra.review.explain.explain`: one call for all
+    ``ids`` (the model chain is prepared once), then building by building if that fails (a failure
+    leaves a note)."""
     import hra.review.explain as _explain_mod
 
     explain = getattr(_explain_mod, "explain", None)
-    if explain is None:
+    if explain is None or not ids:
         return {}
+    try:
+        res = explain(run, list(ids), year=year)
+        if isinstance(res, (list, tuple)) and len(res) == len(ids):
+            return {i: _summarise_explanation(r, i) for i, r in zip(ids, res)}
+    except Exception:  # noqa: BLE001 - fall back to one building at a time
+        pass
     out: dict[str, str] = {}
     for i in ids:
         try:
-            res = explain(run, [i], year=year)
-            out[i] = _summarise_explanation(res, i)
+            out[i] = _summarise_explanation(explain(run, [i], year=year), i)
         except Exception as exc:  # noqa: BLE001 - the report stands without it
             out[i] = f"explanation unavailable: {exc}"
     return out
@@ -178,11 +185,11 @@ def _summarise_explanation(res: Any, building: str) -> str:
     return "; ".join(parts)
 
 
-def top_buildings(ds: xr.Dataset, prof, year: int, top: int, run: Any) -> list[dict[str, Any]]:
+def top_buildings(ds: xr.Dataset, prof, year: int, top: int, run: Any, explain_top: int = 5) -> list[dict[str, Any]]:
     mean = ds["lpr_mean"].sel(year=year).values
     order = np.argsort(-mean, kind="stable")[:top]
     ids = [str(v) for v in ds["building_id"].values[order]]
-    expl = _explain_lines(run, ids, year)
+    expl = _explain_lines(run, ids[:max(explain_top, 0)], year)
     rows = []
     for rank, (k, i) in enumerate(zip(order, ids), 1):
         r: dict[str, Any] = {"rank": rank, "id": i}
@@ -240,7 +247,8 @@ def comparison_context(cmp, top: int) -> dict[str, Any]:
             "n_changed": int(len(cmp.changed)), "notes": cmp.notes, "year": y}
 
 
-def render_report(ds: xr.Dataset, *, name: str = "run", compare=None, top: int = 20, run_ref: Any = None) -> str:
+def render_report(ds: xr.Dataset, *, name: str = "run", compare=None, top: int = 20, run_ref: Any = None,
+                  explain_top: int = 5) -> str:
     """The HTML text of the report (see the module docstring)."""
     import jinja2
 
@@ -261,7 +269,7 @@ def render_report(ds: xr.Dataset, *, name: str = "run", compare=None, top: int =
         "categories": category_table(ds), "category_labels": CATEGORY_LABELS,
         "profile_years": pyears, "profile_rows": prows,
         "maps": lpr_maps(ds, year0), "distribution": lpr_distribution(ds, year0),
-        "top": top_buildings(ds, prof, year0, top, run_ref if run_ref is not None else ds),
+        "top": top_buildings(ds, prof, year0, top, run_ref if run_ref is not None else ds, explain_top),
         "has_explain": _has_explain(), "comparison": comparison_context(compare, top) if compare is not None else None,
     }
     return env.get_template("report.html.j2").render(**ctx)
@@ -281,7 +289,7 @@ def _has_explain() -> bool:
 
 
 def write_report(run: xr.Dataset | str | Path, path: str | os.PathLike, *, compare_with: xr.Dataset | str | Path | None = None,
-                 top: int = 20, attribute: bool = True, overwrite: bool = False) -> Path:
+                 top: int = 20, attribute: bool = True, overwrite: bool = False, explain_top: int = 5) -> Path:
     """Write the HTML report of ``run`` (a Dataset or the path of an output of ``hra run``) to ``path`` atomically.
 
     Parameters
@@ -298,6 +306,9 @@ def write_report(run: xr.Dataset | str | Path, path: str | os.PathLike, *, compa
         With ``compare_with``: attribute the category changes by recomputation.
     overwrite
         Replace an existing file.
+    explain_top
+        The first this many top buildings get an explanation line (:func:`hra.review.explain.explain`
+        recomputes each: about half a minute per building with GMM V7); 0: none. [-]
 
     Returns
     -------
@@ -324,7 +335,7 @@ def write_report(run: xr.Dataset | str | Path, path: str | os.PathLike, *, compa
 
         cmp = compare(compare_with, ds, attribute=attribute)
         cmp.new_name = name
-    html = render_report(ds, name=name, compare=cmp, top=top, run_ref=run)
+    html = render_report(ds, name=name, compare=cmp, top=top, run_ref=run, explain_top=explain_top)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent if str(path.parent) else ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
