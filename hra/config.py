@@ -56,6 +56,18 @@ class WeightedValue(_Section):
     weight: float = Field(ge=0.0, le=1.0, description="Branch weight [-].")
 
 
+def _check_weight_table(table: dict[str, float], key: str) -> None:
+    """A {branch label: weight} table: at least one branch, weights in [0, 1] summing to 1."""
+    if not table:
+        raise ValueError(f"{key}: give at least one branch = weight")
+    bad = {k: w for k, w in table.items() if not 0.0 <= w <= 1.0}
+    if bad:
+        raise ValueError(f"{key}: weights must lie in [0, 1], got {bad}")
+    total = sum(table.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"{key}: branch weights sum to {total:.6g}, they must sum to 1")
+
+
 def _check_weights(items: list[WeightedValue], key: str) -> list[WeightedValue]:
     if not items:
         raise ValueError(f"{key}: give at least one branch")
@@ -159,14 +171,7 @@ class SourceSection(_Section):
     @classmethod
     def _fw(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         for dim, labels in v.items():
-            if not labels:
-                raise ValueError(f"forecast_weights.{dim}: give at least one label = weight")
-            bad = {k: w for k, w in labels.items() if not 0.0 <= w <= 1.0}
-            if bad:
-                raise ValueError(f"forecast_weights.{dim}: weights {bad} must lie in [0, 1]")
-            total = sum(labels.values())
-            if abs(total - 1.0) > 1e-6:
-                raise ValueError(f"forecast_weights.{dim}: weights sum to {total:.6g}, they must sum to 1")
+            _check_weight_table(labels, f"forecast_weights.{dim}")
         return v
 
     @model_validator(mode="after")
@@ -465,14 +470,7 @@ class LogicTreeSection(_Section):
     @classmethod
     def _weights(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         for node, table in v.items():
-            if not table:
-                raise ValueError(f"weights.{node}: give at least one branch weight")
-            bad = {k: w for k, w in table.items() if not (w >= 0.0 and w <= 1.0)}
-            if bad:
-                raise ValueError(f"weights.{node}: weights must lie in [0, 1], got {bad}")
-            total = sum(table.values())
-            if abs(total - 1.0) > 1e-6:
-                raise ValueError(f"weights.{node}: branch weights sum to {total:.6g}, they must sum to 1")
+            _check_weight_table(table, f"weights.{node}")
         return v
 
     @model_validator(mode="after")
