@@ -40,6 +40,21 @@ _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
 
 OUT_OPT = typer.Option(Path("npr9998-results"), "--out", "-o", help="Output folder (results.json, results.csv, reports/).")
+OVERWRITE_OPT = typer.Option(False, "--overwrite", help="Replace the results of an existing output folder.")
+#: what assess and batch write into the output folder
+RESULT_NAMES = ("results.json", "results.csv", "errors.csv", "reports")
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an output that is a file, or a folder holding results without ``--overwrite``, before
+    anything is computed (so nothing is half-written)."""
+    if out.exists() and not out.is_dir():
+        raise NPRInputError(f"--out {out}: is a file, not a folder. Fix: give a folder for results.json, "
+                            "results.csv and reports/ (created if missing)")
+    held = [n for n in RESULT_NAMES if (out / n).exists()] if out.is_dir() else []
+    if held and not overwrite:
+        raise NPRInputError(f"--out {out}: already holds results ({', '.join(held)}). Fix: choose another folder "
+                            "or pass --overwrite to replace them")
 TABLES_OPT = typer.Option(None, "--tables", help="NPR 9998 table file (TOML or CSV, schema npr9998-tables/1). Default: PROVISIONAL stand-ins.")
 DECISION_OPT = typer.Option(None, "--decision-tables", help="Decision tables (bands, budgets, terms; TOML). Default: ILLUSTRATIVE.")
 CATALOGUE_OPT = typer.Option(None, "--catalogue", help="Typology catalogue (TOML). Default: ILLUSTRATIVE.")
@@ -115,6 +130,7 @@ def assess(
     catalogue: Optional[Path] = CATALOGUE_OPT,
     hra_config: Optional[Path] = HRA_OPT,
     report: bool = REPORT_OPT,
+    overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Assess one building and write results.json, results.csv and reports/<id>/."""
     from npr9998.assess import assess_building, load_building
@@ -122,6 +138,7 @@ def assess(
 
     t0 = time.perf_counter()
     with cli_errors():
+        _check_out(out, overwrite)
         t, dt, cat = _load_all(tables, decision_tables, catalogue)
         cfg = _hra_config(hra_config)
         spec = load_building(building)
@@ -143,6 +160,7 @@ def batch(
     hra_config: Optional[Path] = HRA_OPT,
     report: bool = REPORT_OPT,
     keep_going: bool = typer.Option(False, "--keep-going", help="Record buildings that fail in errors.csv and go on (default: stop at the first)."),
+    overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Assess every building of a CSV file; write results.json, results.csv and reports/."""
     from npr9998.assess import assess_building, read_batch
@@ -151,6 +169,7 @@ def batch(
     t0 = time.perf_counter()
     assessments, errors = [], []
     with cli_errors():
+        _check_out(out, overwrite)
         t, dt, cat = _load_all(tables, decision_tables, catalogue)
         cfg = _hra_config(hra_config)
         specs = read_batch(buildings)

@@ -39,7 +39,7 @@ def check_command(
     console.print(table)
     if problems:
         for p in problems:
-            typer.secho(p, fg="red", err=True)
+            typer.secho(f"error: {p}", fg="red", err=True)
         raise typer.Exit(2)
 
 

@@ -34,7 +34,22 @@ MAX_CELL_RATE_PER_YEAR = 1.0e4
 RD_X_RANGE_M = (-100_000.0, 400_000.0)
 RD_Y_RANGE_M = (200_000.0, 700_000.0)
 
+#: The Groningen gas field with a margin of ~25 km (RD New [m]): source cells with events outside it
+#: are accepted (a study region elsewhere) but warned about, as they usually mean shifted coordinates.
+FIELD_X_RANGE_M = (200_000.0, 295_000.0)
+FIELD_Y_RANGE_M = (540_000.0, 640_000.0)
+
 LN10 = np.log(10.0)
+
+
+def _warn_outside_field(path, x: np.ndarray, y: np.ndarray) -> None:
+    """Log a warning when source cells [m, RD New] lie outside the Groningen field (with a margin)."""
+    out = ((x < FIELD_X_RANGE_M[0]) | (x > FIELD_X_RANGE_M[1]) | (y < FIELD_Y_RANGE_M[0]) | (y > FIELD_Y_RANGE_M[1]))
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        log.warning("%s: %d of %d source cells lie outside the Groningen field (RD New x %g..%g m, y %g..%g m), "
+                    "e.g. (%g, %g); check the coordinates (RD New metres) if the region is Groningen",
+                    path, int(out.sum()), out.size, *FIELD_X_RANGE_M, *FIELD_Y_RANGE_M, x[i], y[i])
 
 
 class SourceError(ValueError):
@@ -324,6 +339,7 @@ def read_rate_grid(path: str | Path, years: list[int]) -> RateGrid:
     if not keep.any():  # no seismicity at all: LPR 0 everywhere (keep one cell so the arrays are not empty)
         log.warning("%s: every rate of the selected years is 0: every LPR will be 0", path)
         keep[0] = True
+    _warn_outside_field(path, cells["x"].to_numpy(float)[keep], cells["y"].to_numpy(float)[keep])
     return RateGrid(
         x=cells["x"].to_numpy(float)[keep],
         y=cells["y"].to_numpy(float)[keep],

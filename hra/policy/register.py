@@ -1145,6 +1145,9 @@ def _db_error(shown: str, err: DBAPIError, action: str) -> ProfileError:
     if "readonly" in low or "read-only" in low or "read only" in low:
         return ProfileError(f"register {shown} is read-only ({text}); nothing was changed. Ask for write access to "
                             "the file and its folder, or work on a copy")
+    if "not a database" in low:
+        return ProfileError(f"register {shown}: cannot {action} the database: {text}. Fix: give the register's "
+                            "SQLite file or SQLAlchemy URL (`hra profiles update RISK --register FILE` creates one)")
     return ProfileError(f"register {shown}: cannot {action} the database: {text}")
 
 

@@ -158,7 +158,8 @@ def test_risk_verdict_only_with_hra_config(tmp_path, monkeypatch):
     res = runner.invoke(app, ["assess", str(tmp_path / "building.toml"), "--out", str(out), "--no-report"])
     assert res.exit_code == 0 and "args" not in seen  # no --hra-config: no risk verdict
     (tmp_path / "run.toml").write_text("[run]\n")
-    res = runner.invoke(app, ["assess", str(tmp_path / "building.toml"), "--out", str(out), "--hra-config", str(tmp_path / "run.toml")])
+    res = runner.invoke(app, ["assess", str(tmp_path / "building.toml"), "--out", str(out), "--hra-config", str(tmp_path / "run.toml"),
+                                "--overwrite"])
     assert res.exit_code == 0, res.output
     assert seen["args"] == ({"config": str(tmp_path / "run.toml")}, 233000.0, 582000.0, "AvgSa")
     b = json.loads((out / "results.json").read_text())["buildings"][0]
