@@ -320,7 +320,7 @@ def _events(*args):
 # forecasts ---------------------------------------------------------------------------------------
 
 
-def _forecast(mutate=None, weights=None, file=None):
+def _forecast(mutate=None, weights=None, file=None, years=(2025, 2026)):
     """A forecast file (the test_forecast layout) instead of the rate grid, broken by ``mutate``."""
     def make(inp: Inputs):
         import xarray as xr
@@ -338,7 +338,7 @@ def _forecast(mutate=None, weights=None, file=None):
         src.pop("rates")
         src.pop("magnitude")
         inp.data["source"] = {**src, "forecast": "ssm.h5", "forecast_weights": weights or WEIGHTS}
-        inp.data["run"]["years"] = [2025, 2026]
+        inp.data["run"]["years"] = list(years)
         inp.write_config()
         return inp.run_args()
     return make
@@ -410,6 +410,14 @@ CASES = [
       ("label 'thickness' of dim 'branch_mm' has no weight", "fix: add 'thickness'")),
     C("forecast-weights-sum", _forecast(weights=_fc_weights(branch_mm={"stress": 0.3, "thickness": 0.6})),
       ("forecast_weights", "branch_mm", "sum to 0.9")),
+    C("forecast-weight-without-label", _forecast(weights=_fc_weights(branch_mmax={"4.5": 0.5, "5.5": 0.3, "6.0": 0.2})),
+      ("branch_mmax gives a weight for '6.0'", "not a label of dim 'branch_mmax'")),
+    C("forecast-weight-for-missing-dim", _forecast(lambda da: da.isel(branch_rate=[0]).assign_coords(branch_rate=["only"])
+                                                   .squeeze("branch_rate", drop=True)),
+      ("branch_rate is given but the forecast has no dim 'branch_rate'",)),
+    C("forecast-nan-count", _forecast(_fc_set(np.nan, magnitude=10, x=0, y=0)),
+      ("ssm.h5", "NaN", "cell (x=250000, y=590000)", "magnitude 1.95", "branch_rate=low")),
+    C("forecast-year-missing", _forecast(years=[2025, 2030]), ("no forecast for year(s) [2030]", "the file has years [2025, 2026]")),
     C("forecast-negative-count", _forecast(_fc_set(-1.0, magnitude=-1, x=0, y=0)), ("ssm.h5", "negative count", "counts must be >= 0")),
     C("forecast-increasing-counts", _forecast(_fc_set(1.0, magnitude=50, x=0, y=0)), ("ssm.h5", "increases with magnitude", "non-increasing")),
     # exposure

@@ -320,66 +320,14 @@ def test_rates_and_forecast_exclude_each_other(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# bad files: a clear error, exit 2 from the CLI, nothing written
+# bad files (exit 2, file, cell and fix): the forecast-* cases of tests/test_bad_input_catalogue.py
 # ---------------------------------------------------------------------------------------------
-
-
-def _bad(tmp_path, mutate=None, *, weights=WEIGHTS, years=tuple(YEARS), file=None):
-    p = tmp_path / "bad.h5"
-    if file is None:
-        da = _forecast_array()
-        if mutate is not None:
-            da = mutate(da)
-        write_forecast(da, p)
-    else:
-        file(p)
-    out = tmp_path / "out"
-    out.mkdir()
-    toml = _config(tmp_path / "in", p, [dict(id="B1", x=X0, y=Y0, typology="URM")], weights=weights, years=years,
-                   output={"path": str(out / "risk.zarr"), "csv": str(out / "risk.csv")}, write_toml=True)
-    res = CliRunner().invoke(app, ["run", str(toml)])
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
-    assert list(out.iterdir()) == []
-    return " ".join(res.output.split())
 
 
 def _set(da, value, **where):
     da = da.copy()
     da.loc[where] = value
     return da
-
-
-BAD_CASES = {
-    "missing variable": (dict(file=lambda p: xr.Dataset({"rates": ("x", [1.0])}).to_netcdf(p, group="forecast")),
-                         ["bad.h5", "no variable 'forecast'", "group 'forecast'"]),
-    "missing dim": (dict(mutate=lambda da: da.isel(magnitude=0, drop=True)),
-                    ["bad.h5", "missing ['magnitude']", "it needs dims"]),
-    "label without weight": (dict(weights={**WEIGHTS, "branch_mm": {"stress": 1.0}}),
-                             ["label 'thickness' of dim 'branch_mm' has no weight", "fix: add 'thickness'"]),
-    "weight without label": (dict(weights={**WEIGHTS, "branch_mmax": {"4.5": 0.5, "5.5": 0.3, "6.0": 0.2}}),
-                             ["branch_mmax gives a weight for '6.0'", "not a label of dim 'branch_mmax'"]),
-    "weight for a missing dim": (dict(mutate=lambda da: da.isel(branch_rate=[0])
-                                      .assign_coords(branch_rate=["only"]).squeeze("branch_rate", drop=True)),
-                                 ["branch_rate is given but the forecast has no dim 'branch_rate'"]),
-    "weights not summing to 1": (dict(weights={**WEIGHTS, "branch_mm": {"stress": 0.3, "thickness": 0.6}}),
-                                 ["forecast_weights", "branch_mm", "sum to 0.9"]),
-    "NaN count": (dict(mutate=lambda da: _set(da, np.nan, magnitude=M[10], x=X0, y=Y0)),
-                  ["NaN", "cell (x=250000, y=590000)", "magnitude 1.95", "branch_rate=low"]),
-    "negative count": (dict(mutate=lambda da: _set(da, -1.0, magnitude=M[-1], x=X0 + 4000, y=Y0)),
-                       ["negative count", "cell (x=254000, y=590000)", "counts must be >= 0"]),
-    "count increasing with m": (dict(mutate=lambda da: _set(da, 1.0, magnitude=M[50], x=X0, y=Y0)),
-                                ["increases with magnitude", "cell (x=250000, y=590000)", "non-increasing"]),
-    "year not in file": (dict(years=(2025, 2030)), ["no forecast for year(s) [2030]", "the file has years [2025, 2026]"]),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_CASES))
-def test_bad_forecast_files(tmp_path, case):
-    kw, patterns = BAD_CASES[case]
-    msg = _bad(tmp_path, **kw)
-    for p in patterns:
-        assert p in msg, f"{p!r} not in: {msg}"
 
 
 def test_forecast_info(tmp_path):
