@@ -108,7 +108,7 @@ def test_table_stage_reports_progress_with_one_worker(tmp_path, caplog):
     with caplog.at_level("INFO", logger="hra"):
         hra.run(cfg, progress=False, write=False)
     lines = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("tables (zones): 1/1") for m in lines), lines
+    assert any(m.startswith("tables (1 zones x 1 GMM branch blocks): 1/1") for m in lines), lines
     assert any(m.startswith("buildings: ") for m in lines)
 
 
@@ -122,3 +122,25 @@ def test_progress_lines_give_an_eta(caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("steps:")]
     assert lines[0].startswith("steps: 1/4 (") and "ETA" in lines[0]
     assert lines[-1].startswith("steps: 4/4 (") and "ETA" not in lines[-1]
+
+
+def test_steps_inside_tasks_on_threads_reach_the_total(caplog):
+    """Steps reported from worker threads (step) and the steps a task skipped (task_steps) add up to
+    the total: 3 tasks of 4 steps, one of which reports only 1 (the rest, e.g., read from a store)."""
+    from hra.core import progress
+    from hra.core.executor import Executor
+
+    def task(n_done):
+        with progress.task_steps(4):
+            for _ in range(n_done):
+                progress.step()
+        return n_done
+
+    with caplog.at_level("INFO", logger="hra"):
+        with progress.step_progress(12, "blocks", enabled=False):
+            with Executor("threads", workers=2) as ex:
+                assert ex.map(task, [4, 1, 4], progress=False) == [4, 1, 4]
+        progress.step()  # outside a step_progress block: not reported
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("blocks:")]
+    assert lines[-1].startswith("blocks: 12/12 (") and len(lines) == 12
+    assert all("ETA" in m for m in lines[:-1])

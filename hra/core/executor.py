@@ -106,17 +106,21 @@ class Executor:
             self.cluster = None
         self.parallel = False
 
-    def map(self, fn: Callable, items: list, label: str = "", shared: dict | None = None) -> list:
+    def map(self, fn: Callable, items: list, label: str = "", shared: dict | None = None,
+            progress: bool | None = None) -> list:
         """``[fn(item, **shared) for item in items]``, in input order.
 
         ``shared`` holds data every task needs (read-only): threads see the same objects, dask
-        workers receive them once (scattered with ``broadcast=True``).
+        workers receive them once (scattered with ``broadcast=True``). ``label``: the progress bar
+        or log lines per finished task (``""`` with ``progress=False``: none, e.g. when the tasks
+        report their own steps, :func:`hra.core.progress.step_progress`); ``progress``: draw a bar
+        (default: the executor's setting).
         """
         from hra.core.progress import progress_bar
 
         shared = shared or {}
         results: list = [None] * len(items)
-        with progress_bar(len(items), label, enabled=self.progress) as advance:
+        with progress_bar(len(items), label, enabled=self.progress if progress is None else progress) as advance:
             if not self.parallel:
                 for i, it in enumerate(items):
                     results[i] = fn(it, **shared)

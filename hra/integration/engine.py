@@ -36,6 +36,7 @@ import numpy as np
 from fragility.lognormal import FragilityModel
 from hra.chain import MedianMap, Prepared, engine_gmm_tree, prepare
 from hra.config import Config
+import hra.core.progress as prog
 from hra.core.executor import Executor
 from hra.core.logictree import PURPOSE_TYPOLOGY, Realisations
 from hra.core.random import seed_key
@@ -261,9 +262,11 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
     for g in range(phys.n):
         key = tuple(int(v) for v in phys.index[g])
         if key in death[0]:
+            prog.step()  # a block done with an earlier one (site-to-site branches grouped)
             continue
         branch = {nm: key[j] for j, nm in enumerate(pnames)}
         outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel)
+        prog.step()  # progress of the table stage per GMM branch block (hra.core.progress.step_progress)
         for i, out in enumerate(outs):
             if isinstance(out, dict):
                 for j, d in out.items():
@@ -397,10 +400,16 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
              prep.distance_nodes_km, [t_lists[i] for i in groups[z]], table_combinations(prep, sel), sizes, weights,
              prep.median_map, exact_mean, store) for z in order]
-    if executor is not None:  # in parallel, or one after the other with the same progress lines
-        parts = executor.map(_zone_table_task, args, label="tables (zones)")
+    if executor is not None and executor.mode in ("synchronous", "threads"):
+        # the tasks run in this process: progress per zone and GMM branch block, with an ETA
+        n_blocks = prep.gmm.tree.n_combinations
+        with prog.step_progress(len(args) * n_blocks, f"tables ({len(args)} zones x {n_blocks} GMM branch blocks)",
+                                executor.progress):
+            parts = executor.map(_zone_table_task, [(a, n_blocks) for a in args], progress=False)
+    elif executor is not None:  # worker processes: progress per finished zone
+        parts = executor.map(_zone_table_task, [(a, 0) for a in args], label="tables (zones)")
     else:
-        parts = [_zone_table_task(a) for a in args]
+        parts = [_zone_table_task((a, 0)) for a in args]
     R = prep.distance_nodes_km.size * getattr(prep.magnitude, "n_basis", 1)
     n_rows = int((row_of >= 0).sum())
     q = np.empty((n_rows, R, sel.combo_model.size))
@@ -413,8 +422,12 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     return Tables(q, qbar, row_of)
 
 
-def _zone_table_task(args):
-    return zone_tables(*args)
+def _zone_table_task(task):
+    """The tables of one zone; ``n_blocks``: its progress steps (those not reported, e.g. tables read
+    from the store, are reported at its end)."""
+    args, n_blocks = task
+    with prog.task_steps(n_blocks):
+        return zone_tables(*args)
 
 
 # ------------------------------------------------------------------------------------------

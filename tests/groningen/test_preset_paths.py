@@ -112,17 +112,19 @@ def test_hazard_curves_with_the_v7_preset_find_the_zones(model_dir, preset_cfg):
 
 @pytest.fixture(scope="module")
 def v7_invariance(tmp_path_factory, model_dir):
-    """A small V7 case (fast quadrature) over four zones, one building on a wierde, and its serial
+    """A small V7 case (fast quadrature) over two zones, one building on a wierde, and its serial
     result with one building per chunk (the reference of :func:`test_v7_bit_identical_across_executors`)."""
     d = tmp_path_factory.mktemp("v7inv")
     data = _common(d, model_dir)
-    # zones 1032, 2111 (V6 zonation; the third building on a wierde), 1001 and 2001
-    xs = [X, X + 4000.0, X + 4000.0, X - 3000.0, X + 1000.0]
-    ys = [Y, Y - 3000.0, Y - 3000.0, Y + 2000.0, Y - 500.0]
-    typ = ["URM1F_B", "URM4L", "URM4L", "URM1F_B", "URM4L"]
+    data["source"].update({"distance_nodes": 8, "max_distance_km": 12.0})  # small tables: a fast test
+    # zones 1032 and 2111 (V6 zonation), the third building on a wierde
+    xs = [X, X + 4000.0, X + 4000.0]
+    ys = [Y, Y - 3000.0, Y - 3000.0]
+    typ = ["URM1F_B", "URM4L", "URM4L"]
     pd.DataFrame([dict(id=f"b{i}", x=x, y=y, typology=t, wierde=int(i == 2))
                   for i, (x, y, t) in enumerate(zip(xs, ys, typ))]).to_csv(d / "buildings.csv", index=False)
     data["run"]["keep_realisations"] = True
+    data["compute"]["table_store"] = False  # every run computes its tables (none read from a store)
     data.update({"model": "groningen-v7", "ground_motion": {"quadrature": "fast", "model_dir": str(model_dir)},
                  "exposure": {"buildings": str(d / "buildings.csv")}})
     cfg = config_from_dict(data, base_dir=d)
@@ -131,16 +133,25 @@ def v7_invariance(tmp_path_factory, model_dir):
 
 
 @pytest.mark.parametrize("executor, workers, chunk", [("threads", 2, 2), ("processes", 2, 3)])
-def test_v7_bit_identical_across_executors(v7_invariance, executor, workers, chunk):
+def test_v7_bit_identical_across_executors(v7_invariance, executor, workers, chunk, caplog):
     """The V7 preset gives the serial result to the bit whatever runs the tasks (2 threads sharing
     the model objects and their caches, 2 worker processes each with its own copy), and whatever
     the chunk size: each zone's tables are one task whose sums run in a fixed order (the physical
     GMM branches sorted, :func:`hra.integration.engine.physical_death_tables`), results are put
     back in input order, and each building's LPR comes from its own chunk row alone."""
     cfg, serial = v7_invariance
-    other = hra.run(cfg.with_updates(compute={"executor": executor, "workers": workers, "chunk_buildings": chunk}),
-                    progress=False, write=False)
-    assert np.unique(serial["zone"].values).size >= 4  # several table tasks
+    with caplog.at_level("INFO", logger="hra"):
+        other = hra.run(cfg.with_updates(compute={"executor": executor, "workers": workers, "chunk_buildings": chunk}),
+                        progress=False, write=False)
+    lines = [r.getMessage() for r in caplog.records]
+    if executor == "threads":  # progress inside the zone tasks: per GMM branch block, with an ETA
+        n = make_gmm(cfg).tree.n_combinations
+        label = f"tables (2 zones x {n} GMM branch blocks): "
+        steps = [m for m in lines if m.startswith(label)]
+        assert n > 1 and len(steps) >= 5 and "ETA" in steps[0] and steps[-1].startswith(f"{label}{2 * n}/{2 * n} ("), lines
+    else:  # worker processes: a line per finished zone
+        assert any(m.startswith("tables (zones): 2/2 (") for m in lines), lines
+    assert np.unique(serial["zone"].values).size == 2  # several table tasks
     for v in ("lpr_mean", "lpr_p50", "lpr_p90", "lpr_realisations"):
         np.testing.assert_array_equal(serial[v].values, other[v].values)
     assert serial["lpr_mean"].values.min() > 0
