@@ -84,6 +84,24 @@ def test_events_summary_says_what_the_fn_curve_rests_on(tmp_path):
     assert "F-N curve is empty" in res.output and "one logic-tree realisation" in res.output
 
 
+def test_events_summary_counts_the_events_and_deaths_of_the_fn_curve(tmp_path):
+    """A small run with deaths: the summary's count of sampled events with deaths and their deaths
+    equals what the written event set holds, and the F-N curve is called rough (< 10 events)."""
+    import numpy as np
+    import xarray as xr
+
+    cfg, out = _case(tmp_path, cells=[(*CELL, 2.0)], curves={"URM": ((0.05, 0.1, 0.2), 0.5, (0.01, 0.1, 0.3))})
+    res = runner.invoke(app, ["events", str(cfg), "--years-simulated", "40", "--realisations", "2", "--out", str(out / "ev.zarr")])
+    assert res.exit_code == 0, res.output
+    d = xr.open_zarr(out / "ev.zarr")["event_deaths"].values
+    n, deaths = int((d > 0).sum()), float(d.sum())
+    assert 0 < n < 10
+    text = " ".join(res.output.split())
+    assert f"events with deaths (sampled) │ {n} ({deaths:g} deaths)" in text
+    assert f"the F-N curve rests on {n} simulated event(s) with deaths" in text
+    assert "F-N curve is empty" not in text and "one logic-tree realisation" not in text
+
+
 def test_demo_config_temp_folder_is_removed_at_exit(tmp_path):
     import subprocess
     import sys

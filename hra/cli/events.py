@@ -93,15 +93,26 @@ def _basis(ds, opts, table) -> None:
         table.add_row("events with deaths (sampled)", f"{int((d > 0).sum())} ({float(d.sum()):g} deaths)")
 
 
+#: fewer sampled events with deaths than this: the F-N curve is called rough (relative error ~ 1/sqrt(n))
+FEW_FN_EVENTS = 10
+
+
 def fn_warnings(ds, opts) -> list[str]:
-    """Warnings when the group risk rests on too little: an empty F-N curve or a single realisation."""
+    """Warnings when the group risk rests on too little: an empty F-N curve, one resting on fewer
+    than :data:`FEW_FN_EVENTS` sampled events with deaths, or a single realisation."""
     import numpy as np
 
     out = []
-    if "fn_frequency" in ds and not np.any(np.asarray(ds["fn_frequency"].values) > 0):
+    empty = "fn_frequency" in ds and not np.any(np.asarray(ds["fn_frequency"].values) > 0)
+    if empty:
         out.append(f"the F-N curve is empty: no simulated event caused a death in {opts.n_years_simulated} simulated "
                    f"years per calendar year (deaths {opts.fn_from}); simulate more years (--years-simulated) or set "
                    "[event_based] fn_from = \"expectation\"")
+    elif "fn_frequency" in ds and "event_deaths" in ds and opts.fn_from == "sampling":
+        n = int((np.asarray(ds["event_deaths"].values) > 0).sum())
+        if n < FEW_FN_EVENTS:
+            out.append(f"the F-N curve rests on {n} simulated event(s) with deaths: its frequencies are rough "
+                       f"(relative error ~{100 / np.sqrt(n):.0f} %); simulate more years (--years-simulated)")
     if opts.realisations == 1:
         out.append("the group risk rests on one logic-tree realisation (one random branch of every node); give "
                    "--realisations N (the simulated years are split over them) to include the epistemic uncertainty")
