@@ -197,7 +197,9 @@ def test_hazard_progress_log_lines(tmp_path, caplog):
     cfg = _map_config(tmp_path)
     with caplog.at_level(logging.INFO, logger="hra"):
         hazard_curves(cfg, {"x": [251_000.0, 252_000.0], "y": [590_000.0, 590_000.0]}, levels_g=[0.01, 0.1], progress=False)
-    assert any("hazard (site x IM): 2/2" in r.getMessage() for r in caplog.records)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("hazard (site x IM): 2/2" in m for m in msgs), msgs
+    assert any(m.startswith("hazard tables (zone x IM): 1/1 (") for m in msgs), msgs  # one zone, PGA
 
 
 def test_hazard_map_same_with_two_worker_processes(tmp_path):

@@ -476,7 +476,11 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
                          shared={"static": (gmm, levels, sm.magnitude, r, median_map)})
         pre = {t: m for t, (m, _) in zip(tasks, res)}
         t_tables += sum(dt for _, dt in res)
-    with progress_bar(n_site * n_imt, "hazard (site x IM)", progress) as advance:
+    # progress: per site and IM (a bar, or log lines), and, as log lines with an ETA, per (zone, IM)
+    # table computed here (the tables cost most: the site bar waits for each zone's table)
+    n_here = uniq.size * n_imt - len(pre)
+    with progress_bar(n_site * n_imt, "hazard (site x IM)", progress) as advance, \
+            progress_bar(n_here, "hazard tables (zone x IM)", enabled=False) as table_done:
         for z in uniq:
             members = order[zone_key[order] == z]
             hs = {}
@@ -495,6 +499,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
                     mtab, tab = zone_tables(gmm, imt, levels, sm.magnitude, r, zarg, median_map, keep_branches=need_branches)
                     t_tables += time.perf_counter() - tz
                     log.debug("hazard: zone %s %s tables in %.1f s", z, imt, time.perf_counter() - tz)
+                    table_done()
                 for i_site in members:
                     h = hs[i_site]
                     mean[i_site, i] = np.einsum("rys,bxrl,s,b,x->yl", h, mtab, w_s, w_b, w_x, optimize=True)

@@ -92,12 +92,16 @@ def test_npr_risk_verdict_with_the_v7_preset(preset_cfg):
     assert np.all(np.isfinite(np.asarray(verdict.lpr_mean))) and np.all(np.asarray(verdict.lpr_mean) > 0)
 
 
-def test_hazard_curves_with_the_v7_preset_find_the_zones(model_dir, preset_cfg):
+def test_hazard_curves_with_the_v7_preset_find_the_zones(model_dir, preset_cfg, caplog):
     """Sites without a zone column get their zones from the V6 zonation (one ZoneSource for the
     engine and the hazard alike); the curves are finite and decreasing."""
     cfg = preset_cfg
     sites = pd.DataFrame({"id": ["loppersum", "groningen-city"], "x": [X, 233_500.0], "y": [Y, 582_000.0]})
-    hc = hra.hazard_curves(cfg, sites, imts=["AvgSa"], levels_g=[0.01, 0.05, 0.2])
+    with caplog.at_level("INFO", logger="hra"):
+        hc = hra.hazard_curves(cfg, sites, imts=["AvgSa"], levels_g=[0.01, 0.05, 0.2])
+    msgs = [r.getMessage() for r in caplog.records]  # progress per (zone, IM) table, with an ETA
+    assert any(m.startswith("hazard tables (zone x IM): 1/2 (") and "ETA" in m for m in msgs), msgs
+    assert any(m.startswith("hazard tables (zone x IM): 2/2 (") for m in msgs), msgs
     zonation = zone_source(cfg)
     assert zonation.kind == "v6-zip"
     gmm = make_gmm(cfg)
