@@ -317,7 +317,7 @@ def read_rate_grid(path: str | Path, years: list[int]) -> RateGrid:
     bad_y = np.flatnonzero(~np.isfinite(yv) | (yv != np.round(yv)))
     if bad_y.size:
         r = int(bad_y[0]) + 2
-        raise SourceError(f"{path}: row {r}, column 'year': {df['year'].iloc[bad_y[0]]!r} is not a whole year; "
+        raise SourceError(f"{path}: row {r}, column 'year': {yv[bad_y[0]]:g} is not a whole year; "
                           "give the calendar year of the rate as an integer (e.g. 2026)")
     missing = sorted(set(years) - set(int(y) for y in df["year"].dropna().unique()))
     if missing:
