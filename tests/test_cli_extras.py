@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 
 import pandas as pd
 import pytest
@@ -27,19 +26,13 @@ def _write_toml(cfg, path):
     return path
 
 
-def test_models_check_detects_tampering(tmp_path):
+def test_models_check_passes_on_the_published_tables():
+    """(A changed table: the models-sha-mismatch case of tests/test_bad_input_catalogue.py.)"""
     from hra.inputs.modeldata import model_dir_or_skip
 
     src = model_dir_or_skip()
     ok = runner.invoke(app, ["models", "check", str(src), "--versions", "V7"])
     assert ok.exit_code == 0, ok.output
-    copy = tmp_path / "res"
-    shutil.copytree(src / "V7", copy / "V7")
-    f = next((copy / "V7").glob("gmpe_sigmas*.csv"))
-    f.write_text(f.read_text().replace("0.3498", "0.3499", 1))
-    bad = runner.invoke(app, ["models", "check", str(copy), "--versions", "V7"])
-    assert bad.exit_code == 2
-    assert "SHA-256" in bad.output and f.name in bad.output
 
 
 def test_hazard_curves_command(tmp_path):
