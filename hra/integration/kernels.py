@@ -452,7 +452,15 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
     n_m, n_g, n_j = ln_p.shape
     n_r, n_n = ln_nodes.shape[1], ln_nodes.shape[2]
     cw = np.empty(4)
+    clean = np.empty(n_j, dtype=np.bool_)
     for m in range(n_m):
+        # columns without a screened value at this magnitude skip the per-stencil check
+        for j in range(n_j):
+            clean[j] = True
+        for g in range(n_g):
+            for j in range(n_j):
+                if ln_p[m, g, j] < -600.0:
+                    clean[j] = False
         for r in range(n_r):
             for j in range(n_j):
                 out[m, r, j] = 0.0
@@ -490,11 +498,13 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                     b = ln_p[m, i0 + 1, j]
                     if a < LN_P_NEGLIGIBLE and b < LN_P_NEGLIGIBLE:  # both below 1e-30: nothing to add
                         continue
-                    low = a if a < b else b
-                    for u in range(npt):
-                        v = ln_p[m, a0 + u, j]
-                        if v < low:
-                            low = v
+                    low = 0.0
+                    if not clean[j]:
+                        low = a if a < b else b
+                        for u in range(npt):
+                            v = ln_p[m, a0 + u, j]
+                            if v < low:
+                                low = v
                     if low < -600.0:
                         y = a + f * (b - a)
                     else:
