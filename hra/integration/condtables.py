@@ -215,8 +215,6 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
     F, K = fragility.median_g.shape[1:]
     C = fragility.p_death_inside.shape[1]
     M, R = mag_nodes.size, r_hyp.size
-    ln_med = np.log(fragility.median_g[t_sel]).reshape(-1)
-    beta = fragility.beta[t_sel].reshape(-1)
     shifts_im = tuple(gmm.wierde_shift(fragility.imt) if wd else 0.0 for wd in wierde)
     # the grids never depend on which wierde variants or typologies are asked for (bit-identical
     # tables for a site and typology whatever else its task computes; the table store relies on
@@ -238,12 +236,28 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
         if np.isfinite(dfloor) and np.isfinite(curve_floor(ln_dmed, dbeta)):
             direct_mixes = gmm.ln_im_mixtures_rrup(fragility.direct_imt, mag_nodes, r_grid, zone, branch,
                                                    ln_im_floor=dfloor - max(0.0, gmm.wierde_shift(fragility.direct_imt)))
+    # the probabilities on the grid are computed for the curves of *every* typology of the model,
+    # then the asked ones taken: a BLAS product's rounding may depend on the matrix shapes, and
+    # a typology's table must not depend on which others are asked for
+    n_all = fragility.median_g.shape[0]
+    everything = T == n_all and np.array_equal(t_sel, np.arange(n_all))
+
+    def pick(p: np.ndarray, width: int) -> np.ndarray:
+        if everything:
+            return p
+        return np.ascontiguousarray(p.reshape(p.shape[:-1] + (n_all, width))[..., t_sel, :].reshape(p.shape[:-1] + (-1,)))
+
+    ln_med_all = np.log(fragility.median_g).reshape(-1)
+    beta_all = fragility.beta.reshape(-1)
+    if direct_mixes is not None:
+        ln_dmed_all = np.where(dmed_all > 0, np.log(np.where(dmed_all > 0, dmed_all, 1.0)), -np.inf)
     out: dict[int, list[np.ndarray]] = {}
     for j, mix in mixes.items():
-        p_grid = grid_probabilities(mix, ln_med, beta, shifts_im, max(0.0, gmm.wierde_shift(fragility.imt)),
-                                    floor_all)
-        d_grid = (grid_probabilities(direct_mixes[j], ln_dmed, dbeta, shifts_d,
-                                     max(0.0, gmm.wierde_shift(fragility.direct_imt)), dfloor)
+        p_grid = [pick(p, F * K) for p in grid_probabilities(
+            mix, ln_med_all, beta_all, shifts_im, max(0.0, gmm.wierde_shift(fragility.imt)), floor_all)]
+        d_grid = ([pick(p, C) for p in grid_probabilities(
+            direct_mixes[j], ln_dmed_all, fragility.direct_beta.reshape(-1), shifts_d,
+            max(0.0, gmm.wierde_shift(fragility.direct_imt)), dfloor)]
                   if direct_mixes is not None
                   else [None] * len(shifts_im))
         tables = []
