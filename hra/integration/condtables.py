@@ -198,9 +198,9 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
     use_direct = direct is not None and p < 1.0
     dsrc = (np.ascontiguousarray(np.moveaxis(direct, (2, 3), (0, 1))) if use_direct
             else np.empty((0, 0, 0, 0)))
-    death = np.empty((T, F, coef.shape[1], M, R))
+    death = np.empty((M, R, T, F, coef.shape[1]))
     kernels.death_from_nested(src, coef, dsrc, float(1.0 - p), death)
-    return death
+    return np.ascontiguousarray(np.moveaxis(death, (0, 1), (3, 4)))  # (t, f, c, m, r)
 
 
 def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.ndarray, zone, branch,

@@ -518,24 +518,24 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
 
 @jit
 def death_from_nested(pexc, coef, direct, direct_factor, out):
-    """Death probability per event from nested P(CS >= k), in one pass.
+    """Death probability per event from nested P(CS >= k), in one pass over contiguous memory.
 
     pexc   : (m, r, t, f, k) P(CS >= k) given (M, R)
     coef   : (t, c, k) death weight of state k (``p dPd_in + (1 - p) dPd_out``)
     direct : (m, r, t, c) P(direct death outside) or an empty array (none)
-    out    : (t, f, c, m, r) ``sum_k pexc coef + direct_factor * direct``
+    out    : (m, r, t, f, c) ``sum_k pexc coef + direct_factor * direct``
     """
     n_m, n_r, n_t, n_f, n_k = pexc.shape
     n_c = coef.shape[1]
     use_direct = direct.shape[0] > 0
-    for t in range(n_t):
-        for f in range(n_f):
-            for m in range(n_m):
-                for r in range(n_r):
+    for m in range(n_m):
+        for r in range(n_r):
+            for t in range(n_t):
+                for f in range(n_f):
                     for c in range(n_c):
                         s = 0.0
                         for k in range(n_k):
                             s += pexc[m, r, t, f, k] * coef[t, c, k]
                         if use_direct:
                             s += direct_factor * direct[m, r, t, c]
-                        out[t, f, c, m, r] = s
+                        out[m, r, t, f, c] = s
