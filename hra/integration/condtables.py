@@ -29,7 +29,7 @@ same quantities in three cheaper, deterministic steps:
    against the closed form over the full finite-rupture mixture (V7, 35 typologies x 3
    fragility branches, zones 1001 and 110) the largest relative error of P > 1e-12 is
    1.2e-3 (linear on 96 nodes: 2.0e-3), the 99th percentile 5.6e-4 (7.0e-4). Contributions
-   below 1e-30 are dropped (about half the entries of a zone's tables; they carry no
+   below 1e-20 are dropped (more than half the entries of a zone's tables; they carry no
    information). For a point source the nodes are grid points and nothing is interpolated.
 
 ``tests/groningen/test_condtables.py`` checks the result against the direct closed-form sum

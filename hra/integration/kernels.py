@@ -433,8 +433,9 @@ def lnr_interpolate(ln_p, ln_grid, ln_nodes, weights, out):
                     out[m, r, j] += w * math.exp(a + f * (b - a))
 
 
-#: ln P below which an interval of the R_rup grid adds nothing in :func:`lnr_interpolate_cubic` (1e-30).
-LN_P_NEGLIGIBLE = -69.0
+#: ln P below which an interval of the R_rup grid adds nothing in :func:`lnr_interpolate_cubic` (1e-20,
+#: the level below which the upper-bound screen drops whole grid points).
+LN_P_NEGLIGIBLE = -46.0
 
 
 @jit
@@ -444,10 +445,11 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
     kink : (g,) bool, grid points where ln P is not smooth (e.g. hinges of the path term); the
            stencil of an interval stays between the kinks around it (shifted at the ends of that
            piece; a piece of fewer than 4 points gives a lower order).
-    An interval whose two ends are below :data:`LN_P_NEGLIGIBLE` (P < 1e-30) adds nothing (its
-    contribution is below ~1e-29, where the tables carry no information; about half the entries
-    of a zone's tables are that small). Where a stencil value is below -600 (P < 1e-260; screened points carry ln 1e-300) the
-    interval is interpolated linearly, as in :func:`lnr_interpolate`. ln P above 0 is cut at 0.
+    An interval whose two ends are below :data:`LN_P_NEGLIGIBLE` (P < 1e-20) adds nothing (its
+    contribution is below ~1e-19, where the tables carry no information; more than half the
+    entries of a zone's tables are that small). Where a stencil value is below -600 (P < 1e-260;
+    screened points carry ln 1e-300) the interval is interpolated linearly, as in
+    :func:`lnr_interpolate`. ln P above 0 is cut at 0.
     """
     n_m, n_g, n_j = ln_p.shape
     n_r, n_n = ln_nodes.shape[1], ln_nodes.shape[2]
@@ -496,7 +498,7 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                 for j in range(n_j):
                     a = ln_p[m, i0, j]
                     b = ln_p[m, i0 + 1, j]
-                    if a < LN_P_NEGLIGIBLE and b < LN_P_NEGLIGIBLE:  # both below 1e-30: nothing to add
+                    if a < LN_P_NEGLIGIBLE and b < LN_P_NEGLIGIBLE:  # both below 1e-20: nothing to add
                         continue
                     low = 0.0
                     if not clean[j]:

@@ -60,7 +60,7 @@ log = logging.getLogger("hra")
 
 #: Version of the stored tables' layout *and* of the code that computes them. Bump it whenever a
 #: change of the engine changes table values (it is part of every key). 2: R_rup grid of step 0.1 in
-#: ln R with cubic interpolation, contributions below 1e-30 dropped (2026-12-04).
+#: ln R with cubic interpolation, contributions below 1e-20 dropped (2026-12-04).
 TABLE_FORMAT_VERSION = 2
 #: Environment variable with the default store folder (``false``, ``off``, ``no`` or ``0``: no store).
 ENV_VAR = "HRA_TABLE_STORE"
