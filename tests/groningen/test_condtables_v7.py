@@ -41,8 +41,9 @@ def test_grid_tables_match_the_closed_form(v7, rupture):
             rel = np.abs(got[ok] / want[ok] - 1.0)
             if rupture == "point":  # same points: equal to rounding
                 assert rel.max() < 1e-8
-            else:  # ln P interpolated in ln R_rup on a grid of step 0.066 (the engine's is 0.033)
-                assert rel.max() < 0.02 and np.quantile(rel, 0.99) < 0.005
+            else:  # ln P interpolated cubically in ln R_rup on the grid of step <= 0.1 (measured:
+                # max 3.0e-3, p99 1.0e-3; the former linear interpolation on these 48 nodes needed 2 % / 0.5 %)
+                assert rel.max() < 0.006 and np.quantile(rel, 0.99) < 0.002
             assert np.all(got[~ok] < 2e-12)
 
 
