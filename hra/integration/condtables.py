@@ -208,7 +208,8 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
     """Death tables (t, f, c, m, r) of one physical GMM combination at R_hyp nodes ``r_hyp``.
 
     Returns s2s-branch index -> one table per entry of ``wierde`` (building on a dwelling mound
-    or not: a shift of ln IM by :meth:`wierde_shift`). The R_rup grid is ``r_hyp`` itself.
+    or not: a shift of ln IM by :meth:`wierde_shift`). The mixtures are computed on the R_rup grid
+    of :func:`rrup_grid` and integrated over R_rup given each R_hyp node (:func:`_over_rrup`).
     """
     t_sel = np.atleast_1d(np.asarray(t_sel))
     T = t_sel.size
