@@ -12,7 +12,9 @@ whole zones are timed); the script prints the number of nodes and zones of the f
 wall-clock and CPU (process) time of the subset, the time per (zone, IM) table and per site, and
 the extrapolation to the full grid: ``zones x IMs x table + sites x IMs x site`` (1 process;
 tables of different zones are independent, so 2 processes halve it). On a machine shared with
-other jobs the CPU time is the better measure.
+other jobs the CPU time is the better measure: the last line charges all CPU time of the subset
+to its (zone, IM) tables and extrapolates that (with ``[compute] workers`` > 1 the tables run on
+the executor's threads, whose summed task times exceed the wall clock).
 
 Usage::
 
@@ -67,6 +69,13 @@ def main() -> None:
               f"= {per_tab:.2f} s per (zone, IM); {per_site * 1000:.1f} ms per (site, IM)")
         print(f"full grid, 1 process: {est:.0f} s wall at this load, {est * cpu_share:.0f} s CPU "
               f"(~{est * cpu_share / 2:.0f} s on 2 dedicated cores)")
+        # the measure that holds on a shared machine and with the executor's threads: all CPU time
+        # of the subset (tables, sites, the once-per-process R_rup rule and compilation) charged
+        # to its (zone, IM) tables
+        cpu_tab = cpu / n_tab
+        est_cpu = n_zones * len(imts) * cpu_tab
+        print(f"CPU per (zone, IM), everything included: {cpu_tab:.2f} s; full grid ({n_zones} zones x "
+              f"{len(imts)} IMs): {est_cpu:.0f} s CPU, ~{est_cpu / 2:.0f} s on 2 cores")
 
 
 if __name__ == "__main__":

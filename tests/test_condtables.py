@@ -61,3 +61,32 @@ def test_lnr_interpolation_is_exact_for_power_laws():
     kernels.lnr_interpolate(ln_p, np.log(grid), np.log(nodes), w, out)
     want = np.einsum("mrn,mrnj->mrj", w, 0.3 * nodes[..., None] ** -a)
     np.testing.assert_allclose(out, want, rtol=1e-12)
+
+
+def test_cubic_lnr_interpolation_is_exact_for_piecewise_cubics_in_ln_r():
+    """ln P a different cubic in ln R on each side of a kink (a grid point): reproduced exactly
+    between grid points (4-point Lagrange inside each piece, never across the kink); a stencil
+    touching a screened point (ln P = ln 1e-300) falls back to the linear interpolation."""
+    grid = np.concatenate([np.geomspace(3.0, 12.0, 7), np.geomspace(12.0, 70.0, 9)[1:]])
+    x = np.log(grid)
+    xk = np.log(12.0)
+
+    def lnp(t):  # continuous at the kink, slopes and curvatures differ
+        left = -2.0 - 0.8 * (t - xk) + 0.3 * (t - xk) ** 2 - 0.2 * (t - xk) ** 3
+        right = -2.0 - 3.1 * (t - xk) - 0.7 * (t - xk) ** 2 + 0.25 * (t - xk) ** 3
+        return np.where(t <= xk, left, right)
+
+    ln_p = lnp(x)[None, :, None].repeat(2, axis=2)  # (m=1, g, j=2)
+    ln_p[0, -1, 1] = np.log(1e-300)  # column 1: the last point screened
+    nodes = np.array([[[3.3, 7.7, 11.9], [12.5, 40.0, 66.0]]])  # (m, r=2, n=3)
+    w = np.array([[[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]])
+    out = np.empty((1, 2, 2))
+    kernels.lnr_interpolate_cubic(ln_p, x, np.isin(grid, [12.0]), np.log(nodes), w, out)
+    want = np.einsum("mrn,mrn->mr", w, np.exp(lnp(np.log(nodes))))
+    np.testing.assert_allclose(out[..., 0], want, rtol=1e-12)
+    np.testing.assert_allclose(out[0, 0, 1], want[0, 0], rtol=1e-12)  # stencils away from the screened point
+    # 66 km lies in the last interval, next to the screened point: linear in ln R, towards 1e-300
+    i = np.searchsorted(x, np.log(66.0)) - 1
+    f = (np.log(66.0) - x[i]) / (x[i + 1] - x[i])
+    lin = 0.6 * np.exp(lnp(np.log(12.5))) + 0.1 * np.exp(lnp(np.log(40.0))) + 0.3 * np.exp(ln_p[0, i, 1] + f * (ln_p[0, i + 1, 1] - ln_p[0, i, 1]))
+    np.testing.assert_allclose(out[0, 1, 1], lin, rtol=1e-12)

@@ -29,10 +29,11 @@ variance of GMM V7/V6 (the fragility functions' convention). Models with a singl
 the exceedance tables ``P(IM > a | m, r)`` are computed once per zone (sites are processed zone
 by zone, so one zone's tables are in memory at a time). For models with mixtures at rupture
 distances (GMM V7/V6) the tables use the grid path of :mod:`hra.integration.condtables`: the
-mixtures on an (M, R_rup) grid (the R_hyp nodes plus the path-term hinges), the closed-form
-exceedance per component (single-period IMs PGA and SA(T): the exact 1-D integral of
-:meth:`hra.gmm.groningen_v7.GroningenV7.exceedance_rrup`), then R_rup given R_hyp by ln-linear
-interpolation. Per site only the distance histogram and a contraction with the tables remain.
+mixtures on an (M, R_rup) grid (:func:`hra.integration.condtables.rrup_grid`: steps of at most
+0.1 in ln R between the path-term hinges), the closed-form exceedance per component
+(single-period IMs PGA and SA(T): the exact 1-D integral of
+:meth:`hra.gmm.groningen_v7.GroningenV7.exceedance_rrup`), then R_rup given R_hyp by cubic
+interpolation of ln P in ln R_rup. Per site only the distance histogram and a contraction with the tables remain.
 For mean curves (maps) the (zone, IM) tables run as tasks on the ``[compute]`` executor.
 
 The uniform hazard spectrum at return period T interpolates each curve log-log at rate 1/T;

@@ -431,3 +431,125 @@ def lnr_interpolate(ln_p, ln_grid, ln_nodes, weights, out):
                     if a < -650.0 and b < -650.0:  # both below 1e-282: nothing to add
                         continue
                     out[m, r, j] += w * math.exp(a + f * (b - a))
+
+
+#: ln P below which an interval of the R_rup grid adds nothing in :func:`lnr_interpolate_cubic` (1e-20,
+#: the level below which the upper-bound screen drops whole grid points).
+LN_P_NEGLIGIBLE = -46.0
+
+
+@jit
+def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
+    """:func:`lnr_interpolate` with cubic (4-point Lagrange) interpolation of ln P in ln R_rup.
+
+    kink : (g,) bool, grid points where ln P is not smooth (e.g. hinges of the path term); the
+           stencil of an interval stays between the kinks around it (shifted at the ends of that
+           piece; a piece of fewer than 4 points gives a lower order).
+    An interval whose two ends are below :data:`LN_P_NEGLIGIBLE` (P < 1e-20) adds nothing (its
+    contribution is below ~1e-19, where the tables carry no information; more than half the
+    entries of a zone's tables are that small). Where a stencil value is below -600 (P < 1e-260;
+    screened points carry ln 1e-300) the interval is interpolated linearly, as in
+    :func:`lnr_interpolate`. ln P above 0 is cut at 0.
+    """
+    n_m, n_g, n_j = ln_p.shape
+    n_r, n_n = ln_nodes.shape[1], ln_nodes.shape[2]
+    cw = np.empty(4)
+    ybuf = np.empty(n_j)
+    clean = np.empty(n_j, dtype=np.bool_)
+    for m in range(n_m):
+        # columns without a screened value at this magnitude skip the per-stencil check
+        for j in range(n_j):
+            clean[j] = True
+        for g in range(n_g):
+            for j in range(n_j):
+                if ln_p[m, g, j] < -600.0:
+                    clean[j] = False
+        for r in range(n_r):
+            for j in range(n_j):
+                out[m, r, j] = 0.0
+            for k in range(n_n):
+                w = weights[m, r, k]
+                if w == 0.0:
+                    continue
+                x = ln_nodes[m, r, k]
+                if x <= ln_grid[0]:
+                    i0, f = 0, 0.0
+                    x = ln_grid[0]
+                elif x >= ln_grid[n_g - 1]:
+                    i0, f = n_g - 2, 1.0
+                    x = ln_grid[n_g - 1]
+                else:
+                    i0 = np.searchsorted(ln_grid, x) - 1
+                    f = (x - ln_grid[i0]) / (ln_grid[i0 + 1] - ln_grid[i0])
+                lo = i0  # the smooth piece [lo, hi] around the interval [i0, i0 + 1]
+                while lo > 0 and not kink[lo]:
+                    lo -= 1
+                hi = i0 + 1
+                while hi < n_g - 1 and not kink[hi]:
+                    hi += 1
+                a0 = max(lo, min(i0 - 1, hi - 3))
+                npt = min(4, hi - a0 + 1)
+                for u in range(npt):
+                    c = 1.0
+                    xu = ln_grid[a0 + u]
+                    for v in range(npt):
+                        if v != u:
+                            c *= (x - ln_grid[a0 + v]) / (xu - ln_grid[a0 + v])
+                    cw[u] = c
+                # the cubic for every column first (a branch-free loop the compiler vectorises),
+                # then the exponentials where they count
+                if npt == 4:
+                    c0, c1, c2, c3 = cw[0], cw[1], cw[2], cw[3]
+                    for j in range(n_j):
+                        ybuf[j] = ((c0 * ln_p[m, a0, j] + c1 * ln_p[m, a0 + 1, j])
+                                   + (c2 * ln_p[m, a0 + 2, j] + c3 * ln_p[m, a0 + 3, j]))
+                else:
+                    for j in range(n_j):
+                        y = 0.0
+                        for u in range(npt):
+                            y += cw[u] * ln_p[m, a0 + u, j]
+                        ybuf[j] = y
+                for j in range(n_j):
+                    a = ln_p[m, i0, j]
+                    b = ln_p[m, i0 + 1, j]
+                    if a < LN_P_NEGLIGIBLE and b < LN_P_NEGLIGIBLE:  # both below 1e-20: nothing to add
+                        continue
+                    low = 0.0
+                    if not clean[j]:
+                        low = a if a < b else b
+                        for u in range(npt):
+                            v = ln_p[m, a0 + u, j]
+                            if v < low:
+                                low = v
+                    if low < -600.0:
+                        y = a + f * (b - a)
+                    else:
+                        y = ybuf[j]
+                        if y > 0.0:
+                            y = 0.0
+                    out[m, r, j] += w * math.exp(y)
+
+
+@jit
+def death_from_nested(pexc, coef, direct, direct_factor, out):
+    """Death probability per event from nested P(CS >= k), in one pass over contiguous memory.
+
+    pexc   : (m, r, t, f, k) P(CS >= k) given (M, R)
+    coef   : (t, c, k) death weight of state k (``p dPd_in + (1 - p) dPd_out``)
+    direct : (m, r, t, c) P(direct death outside) or an empty array (none)
+    out    : (m, r, t, f, c) ``sum_k pexc coef + direct_factor * direct``
+    """
+    n_m, n_r, n_t, n_f, n_k = pexc.shape
+    n_c = coef.shape[1]
+    use_direct = direct.shape[0] > 0
+    for m in range(n_m):
+        for r in range(n_r):
+            for t in range(n_t):
+                for f in range(n_f):
+                    for c in range(n_c):
+                        s = 0.0
+                        for k in range(n_k):
+                            s += pexc[m, r, t, f, k] * coef[t, c, k]
+                        if use_direct:
+                            s += direct_factor * direct[m, r, t, c]
+                        out[m, r, t, f, c] = s

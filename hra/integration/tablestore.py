@@ -59,8 +59,9 @@ import numpy as np
 log = logging.getLogger("hra")
 
 #: Version of the stored tables' layout *and* of the code that computes them. Bump it whenever a
-#: change of the engine changes table values (it is part of every key).
-TABLE_FORMAT_VERSION = 1
+#: change of the engine changes table values (it is part of every key). 2: R_rup grid of step 0.1 in
+#: ln R with cubic interpolation, contributions below 1e-20 dropped (2026-12-04).
+TABLE_FORMAT_VERSION = 2
 #: Environment variable with the default store folder (``false``, ``off``, ``no`` or ``0``: no store).
 ENV_VAR = "HRA_TABLE_STORE"
 #: Name prefix of the temporary folders of writers.
