@@ -137,16 +137,44 @@ def rrup_grid(gmm, r_hyp: np.ndarray) -> np.ndarray:
     return grid[~near]
 
 
+def azimuth_nodes(gmm) -> np.ndarray | None:
+    """The model's relative-azimuth nodes [degree] (a strike model with a finite rupture), or None."""
+    a = getattr(gmm, "azimuth_nodes_deg", None)
+    return None if a is None else np.asarray(a, float)
+
+
+def n_azimuth(gmm) -> int:
+    """Length of the tables' azimuth axis (1 without a strike model)."""
+    a = azimuth_nodes(gmm)
+    return 1 if a is None else int(a.size)
+
+
 def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
-    """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (ln-linear interpolation)."""
-    q = gmm.rrup_nodes(mag_nodes, r_hyp)
-    out = np.empty((mag_nodes.size, r_hyp.size, p_grid.shape[-1]))
+    """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (ln-linear interpolation).
+
+    With a strike model (:func:`azimuth_nodes`) the distance axis is (R_hyp node r, azimuth node a)
+    flattened, ``r * A + a``: one R_rup quadrature per relative azimuth a0 (the mixtures on the
+    grid, ``p_grid``, do not depend on it)."""
+    az = azimuth_nodes(gmm)
     with np.errstate(divide="ignore"):
-        ln_p = np.log(np.maximum(p_grid, 1e-300))
-    kernels.lnr_interpolate(np.ascontiguousarray(ln_p), np.log(r_grid), np.ascontiguousarray(np.log(q.nodes_km)),
-                            np.ascontiguousarray(q.weights), out)
+        ln_p = np.ascontiguousarray(np.log(np.maximum(p_grid, 1e-300)))
+    ln_grid = np.log(r_grid)
+    if az is None:
+        q = gmm.rrup_nodes(mag_nodes, r_hyp)
+        out = np.empty((mag_nodes.size, r_hyp.size, p_grid.shape[-1]))
+        kernels.lnr_interpolate(ln_p, ln_grid, np.ascontiguousarray(np.log(q.nodes_km)),
+                                np.ascontiguousarray(q.weights), out)
+        out[out < 1e-290] = 0.0
+        return out
+    out = np.empty((mag_nodes.size, r_hyp.size, az.size, p_grid.shape[-1]))
+    part = np.empty((mag_nodes.size, r_hyp.size, p_grid.shape[-1]))
+    for i, a0 in enumerate(az):
+        q = gmm.rrup_nodes(mag_nodes, r_hyp, azimuth_deg=float(a0))
+        kernels.lnr_interpolate(ln_p, ln_grid, np.ascontiguousarray(np.log(q.nodes_km)),
+                                np.ascontiguousarray(q.weights), part)
+        out[:, :, i] = part
     out[out < 1e-290] = 0.0
-    return out
+    return out.reshape(mag_nodes.size, r_hyp.size * az.size, p_grid.shape[-1])
 
 
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,
@@ -170,13 +198,14 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
     """Death tables (t, f, c, m, r) of one physical GMM combination at R_hyp nodes ``r_hyp``.
 
     Returns s2s-branch index -> one table per entry of ``wierde`` (building on a dwelling mound
-    or not: a shift of ln IM by :meth:`wierde_shift`). The R_rup grid is ``r_hyp`` itself.
+    or not: a shift of ln IM by :meth:`wierde_shift`). The R_rup grid is ``r_hyp`` itself. With a
+    strike model the last axis is (R_hyp node, relative-azimuth node) flattened (:func:`_over_rrup`).
     """
     t_sel = np.atleast_1d(np.asarray(t_sel))
     T = t_sel.size
     F, K = fragility.median_g.shape[1:]
     C = fragility.p_death_inside.shape[1]
-    M, R = mag_nodes.size, r_hyp.size
+    M, R = mag_nodes.size, r_hyp.size * n_azimuth(gmm)
     ln_med = np.log(fragility.median_g[t_sel]).reshape(-1)
     beta = fragility.beta[t_sel].reshape(-1)
     shifts_im = tuple(gmm.wierde_shift(fragility.imt) if wd else 0.0 for wd in wierde)
