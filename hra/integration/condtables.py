@@ -149,6 +149,14 @@ def n_azimuth(gmm) -> int:
     return 1 if a is None else int(a.size)
 
 
+def warm_rrup_cache(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> None:
+    """Compute the model's R_rup quadratures (per azimuth node with a strike model) into its cache
+    once, so that they travel with the model to every zone task instead of being redone there."""
+    gmm.rrup_nodes(mag_nodes, r_hyp)
+    for a0 in (() if azimuth_nodes(gmm) is None else azimuth_nodes(gmm)):
+        gmm.rrup_nodes(mag_nodes, r_hyp, azimuth_deg=float(a0))
+
+
 def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
     """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (ln-linear interpolation).
 

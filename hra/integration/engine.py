@@ -392,7 +392,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     if condtables.supports(prep.gmm):
         # the R_rup quadrature given (M, R_hyp) is the same for every zone: computed once here, it
         # travels with the model (its cache) to every zone task instead of being redone per zone
-        prep.gmm.rrup_nodes(prep.magnitude.nodes, prep.distance_nodes_km)
+        condtables.warm_rrup_cache(prep.gmm, prep.magnitude.nodes, prep.distance_nodes_km)
     # largest groups first: a better balance over workers
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,

@@ -474,6 +474,8 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
         from hra.core.executor import Executor
 
         tasks = [(None if gmm.zones is None else int(z), imt) for z in uniq for imt in imts]
+        if condtables.supports(gmm):
+            condtables.warm_rrup_cache(gmm, sm.magnitude.nodes, r)
         with Executor.from_config(cfg.compute, progress) as ex:
             parallel = ex.parallel
             res = ex.map(_zone_mean_task, tasks, label="hazard tables (zone x IM)",
