@@ -156,3 +156,19 @@ def test_uniform_strike_is_bit_identical_to_before(tmp_path):
     ds = hra.run(_setup(tmp_path, 0.0, strike="uniform"), progress=False, write=False)
     for k, want in UNIFORM_BEFORE.items():
         assert ds[k].values[:, 0].tolist() == want, k
+
+
+def test_table_store_key_includes_the_strike_model(tmp_path):
+    """Tables of one strike model are never read for another: the store key differs."""
+    from hra.chain import prepare
+    from hra.integration import tablestore
+
+    keys = set()
+    for sd, mean, mode in ((30.0, STRIKE, "gauss"), (1.0, STRIKE, "gauss"), (30.0, -20.0, "gauss"), (0.0, 0.0, "uniform")):
+        cfg = _setup(tmp_path, sd, strike=mode)
+        if mode == "gauss":
+            cfg = cfg.with_updates(ground_motion={"rupture_strike": {"mean_deg": mean, "sd_deg": sd}})
+        prep = prepare(cfg)
+        keys.add(tablestore.model_key(tablestore.model_description(
+            prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km, cfg, prep.files)))
+    assert len(keys) == 4
