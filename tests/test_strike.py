@@ -133,3 +133,17 @@ def test_event_based_ruptures_follow_the_strike_model(a0, sd):
     if sd < 5 and a0 in (0.0, 90.0):
         uni = ru.rrup_quadrature(m, r_hyp, n_nodes=8)
         assert abs(np.sum(uni.weights[0, 0] * np.log(uni.nodes_km[0, 0])) - np.log(rr).mean()) > 0.01
+
+
+def test_openquake_nodal_planes_discretise_the_strike_law():
+    from hra.openquake.export import nodal_plane_strikes, source_model_xml
+
+    planes = nodal_plane_strikes((-30.0, 30.0))
+    p = np.array([a for a, _ in planes])
+    dev = (np.array([s for _, s in planes]) - 330.0 + 180.0) % 360.0 - 180.0  # about N30W = 330
+    assert math.fsum(float(f"{x:.10g}") for x in p) == pytest.approx(1.0, abs=1e-12)
+    assert np.sum(p * dev) == pytest.approx(0.0, abs=1e-9)
+    assert np.sqrt(np.sum(p * dev**2)) == pytest.approx(30.0, rel=1e-5)
+    assert nodal_plane_strikes(None) == [(1.0, 0.0)] and nodal_plane_strikes((-30.0, 0.0)) == [(1.0, 330.0)]
+    xml = source_model_xml(np.array([6.7]), np.array([53.3]), np.array([0.1]), 1.0, 1.5, 5.0, nodal_planes=planes)
+    assert xml.count("<nodalPlane ") == 5 and 'strike="330.000000"' in xml
