@@ -35,8 +35,9 @@ Distribution of ln IM (the engine's :class:`~hra.gmm.base.GaussianMixture`)
 :meth:`GroningenV7.ln_im_mixture` integrates deterministically, with no sampling, over
 
 1. **R_rup given (M, R_hyp)**: a Gauss rule in ln R_rup (:func:`hra.gmm.rupture.rrup_quadrature`;
-   up to ``n_rrup`` = 8 nodes, fewer where the spread of ln R_rup is small; azimuth-averaged;
-   ``rupture="point"`` gives R_rup = R_hyp);
+   up to ``n_rrup`` = 8 nodes, fewer where the spread of ln R_rup is small; azimuth-averaged, or
+   per relative azimuth under a strike model ``rupture_strike`` (the engine's tables then get an
+   azimuth axis, :mod:`hra.integration.condtables`); ``rupture="point"`` gives R_rup = R_hyp);
 2. **the reference residual** (10 correlated periods). Let ``a`` be the IM's weights over the
    periods (1/10 each for AvgSa; the 0.01 s period alone for PGA) and
    ``X = a'(ln Y - mu)/s_A`` the standardised reference-horizon analogue of the IM (for AvgSa it

@@ -24,6 +24,9 @@ same quantities in three cheaper, deterministic steps:
    Gaussian tail its curvature is about ``(d mu / d ln R)^2 / sigma^2``), so with the default 96
    nodes from 3 to 70 km (step 0.033 in ln R) the interpolation error is below ~0.15 % even at
    P ~ 1e-8; for a point source the nodes are grid points and nothing is interpolated.
+   With a strike model (``[ground_motion] rupture_strike``) this step runs once per
+   relative-azimuth node of the model (:func:`azimuth_nodes`): the tables' distance axis becomes
+   (R_hyp node, azimuth node); steps 1 and 2 are shared by all azimuths.
 
 ``tests/groningen/test_condtables.py`` checks the result against the direct closed-form sum
 over the full finite-rupture mixture (:func:`hra.integration.engine.death_tables`).
