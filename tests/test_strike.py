@@ -103,6 +103,17 @@ def test_config_rupture_strike():
     for bad in ({"mean_deg": -30, "sd_deg": -1}, {"mean_deg": 200, "sd_deg": 30}, "normal", {"mean": -30}):
         with pytest.raises(ValidationError):
             GroundMotionGroningen(model="groningen-v7", rupture_strike=bad)
+    # the presets get the Gaussian default; a bad value is a config error naming the key
+    from hra.config import ConfigError, config_from_dict
+
+    base = {"run": {"years": [2025]}, "source": {"rates": "r.csv", "magnitude": {"b_value": 1.0, "m_max": [{"value": 5.0, "weight": 1.0}]}},
+            "exposure": {"buildings": "b.csv"}}
+    for preset in ("groningen-v7", "groningen-v6", "psdra-2024"):
+        cfg = config_from_dict(dict(base, model=preset), check_paths=False)
+        assert cfg.ground_motion.rupture_strike == RuptureStrike(mean_deg=-30.0, sd_deg=30.0), preset
+    with pytest.raises(ConfigError, match="rupture_strike"):
+        config_from_dict(dict(base, model="groningen-v7", ground_motion={"rupture_strike": {"mean_deg": 0, "sd_deg": -5}}),
+                         check_paths=False)
 
 
 @pytest.mark.parametrize("a0, sd", [(0.0, 2.0), (45.0, 2.0), (90.0, 2.0), (20.0, 30.0)])

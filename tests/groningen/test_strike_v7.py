@@ -129,6 +129,11 @@ def test_engine_lpr_against_direct_integration_over_strike(tmp_path):
         ds = hra.run(cfg, progress=False, write=False)
         assert set(int(z) for z in ds["zone"].values) == {320}
         got[sd_deg] = ds["lpr_mean"].values[:, 0]
+        if sd_deg == 30.0:  # the same numbers with one building per chunk on 2 worker processes
+            other = cfg.with_updates(compute={"chunk_buildings": 1, "workers": 2, "executor": "processes"})
+            ds2 = hra.run(other, progress=False, write=False)
+            for k in ("lpr_mean", "lpr_p50", "lpr_p90"):
+                np.testing.assert_array_equal(ds2[k].values, ds[k].values, err_msg=k)
     prep, r_fine, dpoint = _point_death(cfg, 320)
     for sd_deg, lpr in got.items():
         ref = _reference(prep, r_fine, dpoint, sd_deg)
