@@ -172,18 +172,27 @@ def t_histogram(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, r_max, cell, sub_
 def _histogram_az_inputs():
     cx, cy = np.meshgrid(np.arange(0, 10_000, 1000.0), np.arange(0, 8000, 1000.0))
     rates = RNG.uniform(0, 1e-3, size=(cx.size, 2 * 3))  # n_k = 2 basis functions x 3 values
-    return 4300.0, 3700.0, cx.ravel(), cy.ravel(), rates, 3.0, math.log(3.0), 0.05, 60, 5, 2, -30.0, 12.0, 1000.0, 1500.0, 4
+    return 4300.0, 3700.0, cx.ravel(), cy.ravel(), rates, 3.0, math.log(3.0), 0.05, 60, 5, 2, -30.0, False, 12.0, 1000.0, 1500.0, 4
 
 
-def k_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, r_max, cell, sub_radius, n_sub):
+def _histogram_harmonic_inputs():
+    args = list(_histogram_az_inputs())
+    args[9], args[12] = 3, True  # 3 harmonic rows
+    return tuple(args)
+
+
+def k_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max, cell, sub_radius,
+                   n_sub):
     hist = np.zeros((n_r * n_a * n_k, rates.shape[1] // n_k))
-    ik.distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, r_max, cell,
-                                    sub_radius, n_sub, hist)
+    ik.distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max,
+                                    cell, sub_radius, n_sub, hist)
     return hist
 
 
-def t_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, r_max, cell, sub_radius, n_sub):
+def t_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max, cell, sub_radius,
+                   n_sub):
     # each (sub-)cell's rate shared bilinearly: np.interp weights in ln R times in the folded azimuth
+    # (nodes), or times cos(2 a az) in row a (harmonics)
     offsets = ((np.arange(n_sub) + 0.5) / n_sub - 0.5) * cell
     n_v = rates.shape[1] // n_k
     hist = np.zeros((n_r, n_a, n_k, n_v))
@@ -198,7 +207,8 @@ def t_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, stri
             a = np.mod(strike - np.degrees(np.arctan2(bx - x, by - y)), 180.0)  # site seen from the source
             a = min(a, 180.0 - a)
             wr = np.array([np.interp(math.log(r), ln_nodes, e) for e in np.eye(n_r)])
-            wa = np.array([np.interp(a, a_nodes, e) for e in np.eye(n_a)])
+            wa = (np.cos(2.0 * np.arange(n_a) * np.radians(a)) if harmonic
+                  else np.array([np.interp(a, a_nodes, e) for e in np.eye(n_a)]))
             hist += np.einsum("r,a,kv->rakv", wr, wa, rates[c].reshape(n_k, n_v)) / len(pts)
     return hist.reshape(n_r * n_a * n_k, n_v)
 
@@ -304,7 +314,7 @@ def k_chunk(*a):
     n_b = bx.size
     out_mean, out_q = np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size))
     ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, n_y, n_s, depth, ln_r0, dln, n_r, 1, r_max,
-                 cell, sub_r, n_sub, 1, 0.0, q_table, combo_s, s_start, combo_w, qbar[:, :, None], s_weights, mixture, False,
+                 cell, sub_r, n_sub, 1, 0.0, False, q_table, combo_s, s_start, combo_w, qbar[:, :, None], s_weights, mixture, False,
                  np.empty(0, dtype=np.int64), np.uint64(1), probs, out_mean, out_q, np.empty((n_b, n_y, 0)),
                  np.empty((n_b, 0)))
     return out_mean, out_q
@@ -420,6 +430,8 @@ TWINS = [
     ("integration.distance_histogram", k_histogram, t_histogram, _histogram_inputs(), 1e-12),
     ("integration.distance_histogram_k", k_histogram_k, t_histogram_k, _histogram_k_inputs(), 1e-12),
     ("integration.distance_azimuth_histogram_k", k_histogram_az, t_histogram_az, _histogram_az_inputs(), 1e-10),
+    ("integration.distance_azimuth_histogram_k[harmonic]", k_histogram_az, t_histogram_az, _histogram_harmonic_inputs(),
+     1e-10),
     ("integration.weighted_quantiles", k_quantiles, t_quantiles, _quantile_inputs(), 0.0),
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),

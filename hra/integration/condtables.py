@@ -152,6 +152,57 @@ def n_azimuth(gmm) -> int:
     return 1 if a is None else int(a.size)
 
 
+#: Most cosine harmonics for the tables' azimuth axis (more: a narrow strike law keeps the nodes).
+MAX_HARMONICS = 4
+
+
+def azimuth_harmonics(gmm) -> int:
+    """Number K of cosine harmonics ``cos(2 k a0)``, k < K, that carry the tables' azimuth axis, or 0
+    (the azimuth nodes with linear interpolation).
+
+    The folded Gaussian of a strike with sd s smooths the dependence on a0: harmonic k of the
+    rupture geometry is damped by ``exp(-2 k^2 s^2)`` (s in radians), so ``K = ceil(1.5 / s)``
+    harmonics leave out terms damped below ~1 % (s = 30 degrees: K = 3, the first left out damped
+    by 0.007; fitted to the 7 nodes of V7 tables the error is 0.13 % of the azimuth mean at the
+    worst distance). Used when K <= :data:`MAX_HARMONICS` (sd >= ~21.5 degrees)."""
+    a = azimuth_nodes(gmm)
+    strike = getattr(gmm, "rupture_strike", None)
+    if a is None or strike is None or float(strike[1]) <= 0.0:
+        return 0
+    k = int(np.ceil(1.5 / np.deg2rad(float(strike[1]))))
+    return k if k <= min(MAX_HARMONICS, a.size - 1) else 0
+
+
+def azimuth_projection(gmm) -> np.ndarray | None:
+    """(K, A) least-squares projection of tables at the azimuth nodes onto the K harmonics
+    ``cos(2 k a0)`` (:func:`azimuth_harmonics`), or None (nodes kept)."""
+    k = azimuth_harmonics(gmm)
+    if k == 0:
+        return None
+    basis = np.cos(2.0 * np.deg2rad(azimuth_nodes(gmm))[:, None] * np.arange(k)[None, :])  # (A, K)
+    return np.linalg.pinv(basis)
+
+
+def n_azimuth_rows(gmm) -> int:
+    """Length of the azimuth axis of the engine's tables (after :func:`azimuth_projection`)."""
+    k = azimuth_harmonics(gmm)
+    return k if k > 0 else n_azimuth(gmm)
+
+
+def project_azimuth(gmm, q: np.ndarray, axis: int, n_r: int, n_basis: int = 1) -> np.ndarray:
+    """Tables whose ``axis`` is (distance node, azimuth node, basis) flattened onto the harmonics of
+    :func:`azimuth_projection` along the azimuth: the same axis with K instead of A azimuth rows
+    (unchanged without a projection)."""
+    proj = azimuth_projection(gmm)
+    if proj is None:
+        return q
+    q = np.moveaxis(q, axis, -1)
+    lead = q.shape[:-1]
+    x = q.reshape(lead + (n_r, proj.shape[1], n_basis))
+    y = np.einsum("ka,...rab->...rkb", proj, x)
+    return np.moveaxis(y.reshape(lead + (n_r * proj.shape[0] * n_basis,)), -1, axis)
+
+
 def warm_rrup_cache(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> None:
     """Compute the model's R_rup quadratures (per azimuth node with a strike model) into its cache
     once, so that they travel with the model to every zone task instead of being redone there."""

@@ -34,7 +34,8 @@ exceedance per component (single-period IMs PGA and SA(T): the exact 1-D integra
 :meth:`hra.gmm.groningen_v7.GroningenV7.exceedance_rrup`), then R_rup given R_hyp by ln-linear
 interpolation. Per site only the distance histogram and a contraction with the tables remain.
 With a strike model (``[ground_motion] rupture_strike``) the tables and the histogram have a
-relative-azimuth axis beside the distance (:func:`hra.integration.kernels.distance_azimuth_histogram_k`).
+relative-azimuth axis beside the distance (:func:`hra.integration.kernels.distance_azimuth_histogram_k`;
+here always the azimuth nodes with linear interpolation, not the risk engine's harmonics).
 For mean curves (maps) the (zone, IM) tables run as tasks on the ``[compute]`` executor.
 
 The uniform hazard spectrum at return period T interpolates each curve log-log at rate 1/T;
@@ -490,7 +491,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
                 hist[:] = 0.0
                 kernels.distance_azimuth_histogram_k(
                     float(df["x"].iloc[i_site]), float(df["y"].iloc[i_site]), sm.rates.x, sm.rates.y, rates, src.depth_km,
-                    ln_r0, dln, r.size, n_a, 1, strike_deg, src.max_distance_km, src.cell_size_m,
+                    ln_r0, dln, r.size, n_a, 1, strike_deg, False, src.max_distance_km, src.cell_size_m,
                     src.subcell_radius_km * 1000.0, src.subcell_divisions, hist)
                 hs[i_site] = hist.reshape(r.size * n_a, Yall, S)[:, y_sel].copy()
             for i, imt in enumerate(imts):

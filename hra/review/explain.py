@@ -468,12 +468,18 @@ def cell_histograms(prep: Prepared, i: int) -> tuple[np.ndarray, np.ndarray]:
     Y, S = rg.rate.shape[1], rg.rate.shape[2]
     rates = np.ascontiguousarray(rg.rate.reshape(rg.rate.shape[0], -1))
     n_a = condtables.n_azimuth(prep.gmm)
-    out = np.zeros((near.size, r.size * n_a, Y * S))
+    n_rows = condtables.n_azimuth_rows(prep.gmm)
+    harmonic = condtables.azimuth_harmonics(prep.gmm) > 0
+    out = np.zeros((near.size, r.size * n_rows, Y * S))
     for n, c in enumerate(near):
         kernels.distance_azimuth_histogram_k(
             bx, by, rg.x[c:c + 1], rg.y[c:c + 1], rates[c:c + 1], src.depth_km, float(math.log(r[0])),
-            float(math.log(r[1] / r[0])), r.size, n_a, 1, strike_mean_deg(prep.gmm), src.max_distance_km,
-            src.cell_size_m, src.subcell_radius_km * 1000.0, src.subcell_divisions, out[n])
+            float(math.log(r[1] / r[0])), r.size, n_rows, 1, strike_mean_deg(prep.gmm), harmonic,
+            src.max_distance_km, src.cell_size_m, src.subcell_radius_km * 1000.0, src.subcell_divisions, out[n])
+    if harmonic:  # the engine's harmonic rows as weights of the azimuth nodes of the physical tables:
+        # sum_k h_k (P q)_k = sum_a (P' h)_a q_a
+        proj = condtables.azimuth_projection(prep.gmm)  # (K, A)
+        out = np.einsum("ka,crkv->crav", proj, out.reshape(near.size, r.size, n_rows, Y * S))
     return near, out.reshape(near.size, r.size * n_a, Y, S)
 
 

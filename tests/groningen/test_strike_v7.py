@@ -129,6 +129,10 @@ def test_engine_lpr_against_direct_integration_over_strike(tmp_path):
         ds = hra.run(cfg, progress=False, write=False)
         assert set(int(z) for z in ds["zone"].values) == {320}
         got[sd_deg] = ds["lpr_mean"].values[:, 0]
+        # hra explain on the same tables (harmonic rows for sd 30, azimuth nodes for sd 1) sums to the run
+        e = hra.explain(cfg, "b3")
+        assert e.lpr_mean == pytest.approx(got[sd_deg][3], rel=1e-9)
+        assert sum(r["lpr"] for r in e.splits["magnitude_distance"]) == pytest.approx(e.lpr_mean, rel=1e-12)
         if sd_deg == 30.0:  # the same numbers with one building per chunk on 2 worker processes
             other = cfg.with_updates(compute={"chunk_buildings": 1, "workers": 2, "executor": "processes"})
             ds2 = hra.run(other, progress=False, write=False)
