@@ -25,8 +25,9 @@ same quantities in three cheaper, deterministic steps:
    nodes from 3 to 70 km (step 0.033 in ln R) the interpolation error is below ~0.15 % even at
    P ~ 1e-8; for a point source the nodes are grid points and nothing is interpolated.
    With a strike model (``[ground_motion] rupture_strike``) this step runs once per
-   relative-azimuth node of the model (:func:`azimuth_nodes`): the tables' distance axis becomes
-   (R_hyp node, azimuth node); steps 1 and 2 are shared by all azimuths.
+   relative-azimuth node of the model (:func:`azimuth_nodes`: 0, 45 and 90 degrees for the
+   default sd of 30 degrees): the tables' distance axis becomes (R_hyp node, azimuth node);
+   steps 1 and 2 are shared by all azimuths.
 
 ``tests/groningen/test_condtables.py`` checks the result against the direct closed-form sum
 over the full finite-rupture mixture (:func:`hra.integration.engine.death_tables`).
@@ -152,41 +153,27 @@ def n_azimuth(gmm) -> int:
     return 1 if a is None else int(a.size)
 
 
-#: Most cosine harmonics for the tables' azimuth axis (more: a narrow strike law keeps the nodes).
-MAX_HARMONICS = 4
-
-
 def azimuth_harmonics(gmm) -> int:
-    """Number K of cosine harmonics ``cos(2 k a0)``, k < K, that carry the tables' azimuth axis, or 0
-    (the azimuth nodes with linear interpolation).
-
-    The folded Gaussian of a strike with sd s smooths the dependence on a0: harmonic k of the
-    rupture geometry is damped by ``exp(-2 k^2 s^2)`` (s in radians), so ``K = ceil(1.5 / s)``
-    harmonics leave out terms damped below ~1 % (s = 30 degrees: K = 3, the first left out damped
-    by 0.007; fitted to the 7 nodes of V7 tables the error is 0.13 % of the azimuth mean at the
-    worst distance). Used when K <= :data:`MAX_HARMONICS` (sd >= ~21.5 degrees)."""
+    """Number K of cosine harmonics ``cos(2 k a0)``, k < K, that carry the engine tables' azimuth
+    axis (K = the number of azimuth nodes, interpolated exactly in those harmonics:
+    :func:`hra.gmm.groningen_v7.strike_azimuth_nodes`), or 0 (nodes with linear interpolation)."""
     a = azimuth_nodes(gmm)
-    strike = getattr(gmm, "rupture_strike", None)
-    if a is None or strike is None or float(strike[1]) <= 0.0:
-        return 0
-    k = int(np.ceil(1.5 / np.deg2rad(float(strike[1]))))
-    return k if k <= min(MAX_HARMONICS, a.size - 1) else 0
+    return 0 if a is None or not getattr(gmm, "azimuth_harmonic", False) else int(a.size)
 
 
 def azimuth_projection(gmm) -> np.ndarray | None:
-    """(K, A) least-squares projection of tables at the azimuth nodes onto the K harmonics
-    ``cos(2 k a0)`` (:func:`azimuth_harmonics`), or None (nodes kept)."""
+    """(K, K) map of tables at the K azimuth nodes onto the coefficients of the K harmonics
+    ``cos(2 k a0)`` that interpolate them (:func:`azimuth_harmonics`), or None (nodes kept)."""
     k = azimuth_harmonics(gmm)
     if k == 0:
         return None
     basis = np.cos(2.0 * np.deg2rad(azimuth_nodes(gmm))[:, None] * np.arange(k)[None, :])  # (A, K)
-    return np.linalg.pinv(basis)
+    return np.linalg.inv(basis)
 
 
 def n_azimuth_rows(gmm) -> int:
-    """Length of the azimuth axis of the engine's tables (after :func:`azimuth_projection`)."""
-    k = azimuth_harmonics(gmm)
-    return k if k > 0 else n_azimuth(gmm)
+    """Length of the azimuth axis of the engine's tables (nodes or harmonics: the same number)."""
+    return n_azimuth(gmm)
 
 
 def project_azimuth(gmm, q: np.ndarray, axis: int, n_r: int, n_basis: int = 1) -> np.ndarray:

@@ -35,7 +35,7 @@ exceedance per component (single-period IMs PGA and SA(T): the exact 1-D integra
 interpolation. Per site only the distance histogram and a contraction with the tables remain.
 With a strike model (``[ground_motion] rupture_strike``) the tables and the histogram have a
 relative-azimuth axis beside the distance (:func:`hra.integration.kernels.distance_azimuth_histogram_k`;
-here always the azimuth nodes with linear interpolation, not the risk engine's harmonics).
+interpolated between the azimuth nodes in harmonics or linearly, as in the risk engine).
 For mean curves (maps) the (zone, IM) tables run as tasks on the ``[compute]`` executor.
 
 The uniform hazard spectrum at return period T interpolates each curve log-log at rate 1/T;
@@ -458,6 +458,8 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     branches = np.empty((n_site, n_imt, Y, n_lev, real.n), dtype=np.float32) if keep_branches else None
     n_a = condtables.n_azimuth(gmm)  # a strike model: the distance axis is (R_hyp node, azimuth node)
     strike_deg = float(gmm.rupture_strike[0]) if n_a > 1 else 0.0
+    harmonic = condtables.azimuth_harmonics(gmm) > 0
+    proj = condtables.azimuth_projection(gmm)
     hist = np.empty((r.size * n_a, Yall * S))
     ln_r0, dln = float(np.log(r[0])), float(np.log(r[1] / r[0]))
     t_tables = 0.0
@@ -491,9 +493,12 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
                 hist[:] = 0.0
                 kernels.distance_azimuth_histogram_k(
                     float(df["x"].iloc[i_site]), float(df["y"].iloc[i_site]), sm.rates.x, sm.rates.y, rates, src.depth_km,
-                    ln_r0, dln, r.size, n_a, 1, strike_deg, False, src.max_distance_km, src.cell_size_m,
+                    ln_r0, dln, r.size, n_a, 1, strike_deg, harmonic, src.max_distance_km, src.cell_size_m,
                     src.subcell_radius_km * 1000.0, src.subcell_divisions, hist)
-                hs[i_site] = hist.reshape(r.size * n_a, Yall, S)[:, y_sel].copy()
+                h = hist
+                if harmonic:  # harmonic rows -> weights of the tables' azimuth nodes (sum_k h_k (P q)_k = sum_a (P'h)_a q_a)
+                    h = np.einsum("ka,rkv->rav", proj, hist.reshape(r.size, n_a, -1)).reshape(hist.shape)
+                hs[i_site] = h.reshape(r.size * n_a, Yall, S)[:, y_sel].copy()
             for i, imt in enumerate(imts):
                 zarg = None if gmm.zones is None else int(z)
                 if (zarg, imt) in pre:
