@@ -193,8 +193,10 @@ def project_azimuth(gmm, q: np.ndarray, axis: int, n_r: int, n_basis: int = 1) -
 def warm_rrup_cache(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> None:
     """Compute the model's R_rup quadratures (per azimuth node with a strike model) into its cache
     once, so that they travel with the model to every zone task instead of being redone there."""
-    gmm.rrup_nodes(mag_nodes, r_hyp)
-    for a0 in (() if azimuth_nodes(gmm) is None else azimuth_nodes(gmm)):
+    if azimuth_nodes(gmm) is None:
+        gmm.rrup_nodes(mag_nodes, r_hyp)
+        return
+    for a0 in azimuth_nodes(gmm):  # (the azimuth-averaged rule is not used by the tables then)
         gmm.rrup_nodes(mag_nodes, r_hyp, azimuth_deg=float(a0))
 
 
