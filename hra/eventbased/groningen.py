@@ -722,7 +722,8 @@ def simulate_marginal(gmm, imt: str, magnitude: float, r_hyp_km: float, zone: in
     """n independent draws of (ln IM, ln direct IM) [ln g] at one site from the event simulation.
 
     Each draw is its own event (rupture, between-event residual, site term) with one building at
-    hypocentral distance ``r_hyp_km`` (azimuth uniform through the rupture strike) and an
+    hypocentral distance ``r_hyp_km`` east of the epicentre (the strike drawn from the model's
+    strike model, uniform without one) and an
     independent within-event normal: the per-building marginal that the event-based risk
     integrates, to be compared with :meth:`GroningenV7.ln_im_mixture`. ``branch`` holds
     gmm_median (physical), gmm_tau, gmm_phi_ss and, for an epistemic site term, gmm_s2s.
