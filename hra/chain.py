@@ -216,6 +216,8 @@ def _make_gmm(cfg: Config, component: str | None = None) -> GroundMotionModel:
     from hra.gmm.registry import load_gmm  # other registered models (groningen-v7, ...)
 
     opts: dict[str, Any] = {"rupture": gm.rupture, "verify": gm.verify}
+    if gm.rupture == "finite" and gm.rupture_strike != "uniform":
+        opts["rupture_strike"] = (gm.rupture_strike.mean_deg, gm.rupture_strike.sd_deg)
     if gm.s2s_mode is not None:
         opts["s2s_mode"] = gm.s2s_mode
     if gm.quadrature == "fast":

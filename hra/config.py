@@ -214,6 +214,14 @@ class GroundMotionDemo(_Section):
     zone_field: str = Field("zone", description="Integer zone-id field of the polygons.")
 
 
+class RuptureStrike(_Section):
+    """A field-wide rupture strike with a Gaussian uncertainty (azimuths clockwise from north)."""
+
+    mean_deg: float = Field(-30.0, ge=-180.0, le=180.0,
+                            description="Mean strike [degree clockwise from north]; the chain's N30W is -30.")
+    sd_deg: float = Field(30.0, ge=0.0, description="Standard deviation of the strike [degree]; 0 = a fixed strike.")
+
+
 class GroundMotionGroningen(_Section):
     model: Literal["groningen-v7", "groningen-v6"]
     model_dir: Path | None = Field(
@@ -227,6 +235,14 @@ class GroundMotionGroningen(_Section):
         None, description="Site-to-site term: 3-point epistemic branch (V7 default) or aleatory (V6 default)."
     )
     rupture: Literal["finite", "point"] = Field("finite", description="R_rup from R_hyp by the finite line rupture, or a point source.")
+    rupture_strike: Union[RuptureStrike, Literal["uniform"]] = Field(
+        default_factory=RuptureStrike,
+        description="Strike of the finite rupture: { mean_deg = -30, sd_deg = 30 } (the default, also of the "
+        "Groningen presets and of a hand-written groningen-v7/v6 section: the chain's field-wide N30W strike "
+        "with a Gaussian sd of 30 degrees; the tables then depend on the azimuth between source cell and "
+        "building), or \"uniform\" (R_rup averaged uniformly over the azimuth, an unknown strike). "
+        "Irrelevant with rupture = \"point\".",
+    )
     median_weights: Literal["realisation", "mixture"] = Field(
         "realisation",
         description="Magnitude-dependent median weights: one uniform draw per realisation through the "

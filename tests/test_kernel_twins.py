@@ -169,6 +169,50 @@ def t_histogram(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, r_max, cell, sub_
     return hist
 
 
+def _histogram_az_inputs():
+    cx, cy = np.meshgrid(np.arange(0, 10_000, 1000.0), np.arange(0, 8000, 1000.0))
+    rates = RNG.uniform(0, 1e-3, size=(cx.size, 2 * 3))  # n_k = 2 basis functions x 3 values
+    return 4300.0, 3700.0, cx.ravel(), cy.ravel(), rates, 3.0, math.log(3.0), 0.05, 60, 5, 2, -30.0, False, 12.0, 1000.0, 1500.0, 4
+
+
+def _histogram_harmonic_inputs():
+    args = list(_histogram_az_inputs())
+    args[9], args[12] = 3, True  # 3 harmonic rows
+    return tuple(args)
+
+
+def k_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max, cell, sub_radius,
+                   n_sub):
+    hist = np.zeros((n_r * n_a * n_k, rates.shape[1] // n_k))
+    ik.distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max,
+                                    cell, sub_radius, n_sub, hist)
+    return hist
+
+
+def t_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max, cell, sub_radius,
+                   n_sub):
+    # each (sub-)cell's rate shared bilinearly: np.interp weights in ln R times in the folded azimuth
+    # (nodes), or times cos(2 a az) in row a (harmonics)
+    offsets = ((np.arange(n_sub) + 0.5) / n_sub - 0.5) * cell
+    n_v = rates.shape[1] // n_k
+    hist = np.zeros((n_r, n_a, n_k, n_v))
+    ln_nodes, a_nodes = ln_r0 + dln * np.arange(n_r), np.linspace(0.0, 90.0, n_a)
+    for c in range(cx.size):
+        near = n_sub > 1 and (cx[c] - bx) ** 2 + (cy[c] - by) ** 2 < sub_radius**2
+        pts = [(cx[c] + ox, cy[c] + oy) for ox in offsets for oy in offsets] if near else [(cx[c], cy[c])]
+        for x, y in pts:
+            r = math.sqrt(((x - bx) ** 2 + (y - by) ** 2) * 1e-6 + depth**2)
+            if r > r_max:
+                continue
+            a = np.mod(strike - np.degrees(np.arctan2(bx - x, by - y)), 180.0)  # site seen from the source
+            a = min(a, 180.0 - a)
+            wr = np.array([np.interp(math.log(r), ln_nodes, e) for e in np.eye(n_r)])
+            wa = (np.cos(2.0 * np.arange(n_a) * np.radians(a)) if harmonic
+                  else np.array([np.interp(a, a_nodes, e) for e in np.eye(n_a)]))
+            hist += np.einsum("r,a,kv->rakv", wr, wa, rates[c].reshape(n_k, n_v)) / len(pts)
+    return hist.reshape(n_r * n_a * n_k, n_v)
+
+
 def _quantile_inputs():
     v = RNG.normal(size=40)
     w = RNG.integers(0, 5, size=40).astype(float)
@@ -243,6 +287,74 @@ def t_lnr(ln_p, ln_grid, ln_nodes, weights):
     return out
 
 
+def _lnr_cubic_inputs():
+    ln_grid = np.log(np.geomspace(3.0, 40.0, 30))
+    kink = np.zeros(30, dtype=bool)
+    kink[[9, 11, 20]] = True  # pieces of 10, 3 (lower order), 10 and 10 points
+    ln_p = RNG.uniform(-12, -1, size=(2, 30, 4))
+    ln_p[0, 5:8, 1] = -690.0  # screened points: linear near them
+    ln_p[1, 14:19, 2] = -60.0  # both ends below 1e-20: nothing added
+    ln_nodes = np.log(RNG.uniform(2.0, 45.0, size=(2, 6, 4)))  # some outside the grid: end values
+    weights = RNG.uniform(0, 1, size=(2, 6, 4))
+    weights[0, 0, 0] = 0.0
+    return ln_p, ln_grid, kink, ln_nodes, weights
+
+
+def k_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
+    out = np.empty((ln_p.shape[0], ln_nodes.shape[1], ln_p.shape[2]))
+    ik.lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out)
+    return out
+
+
+def t_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
+    """Polynomial through the (up to) 4 grid points around the interval inside its smooth piece,
+    by solving the Vandermonde system; linear where a stencil value is screened (< -600); nothing
+    where both ends are below ln 1e-20; ln P cut at 0."""
+    n_g = ln_grid.size
+    edges = np.flatnonzero(kink | (np.arange(n_g) == 0) | (np.arange(n_g) == n_g - 1))
+    out = np.zeros((ln_p.shape[0], ln_nodes.shape[1], ln_p.shape[2]))
+    for m, r, k in np.ndindex(ln_nodes.shape):
+        w = weights[m, r, k]
+        if w == 0.0:
+            continue
+        x = min(max(ln_nodes[m, r, k], ln_grid[0]), ln_grid[-1])
+        i0 = int(min(max(np.searchsorted(ln_grid, x) - 1, 0), n_g - 2))
+        lo, hi = edges[edges <= i0].max(), edges[edges >= i0 + 1].min()
+        a0 = max(lo, min(i0 - 1, hi - 3))
+        pts = ln_grid[a0:min(a0 + 4, hi + 1)]
+        for j in range(ln_p.shape[2]):
+            vals = ln_p[m, a0:a0 + pts.size, j]
+            a, b = ln_p[m, i0, j], ln_p[m, i0 + 1, j]
+            if max(a, b) < math.log(1e-20):
+                continue
+            if vals.min() < -600.0:
+                y = np.interp(x, ln_grid[i0:i0 + 2], [a, b])
+            else:
+                y = min(np.polyval(np.linalg.solve(np.vander(pts), vals), x), 0.0)
+            out[m, r, j] += w * math.exp(y)
+    return out
+
+
+def _death_nested_inputs():
+    pexc = RNG.uniform(0, 1, size=(2, 3, 2, 3, 4))
+    coef = RNG.uniform(0, 0.3, size=(2, 5, 4))
+    direct = RNG.uniform(0, 0.1, size=(2, 3, 2, 5))
+    return pexc, coef, direct, 0.4
+
+
+def k_death_nested(pexc, coef, direct, factor):
+    out = np.empty(pexc.shape[:4] + (coef.shape[1],))
+    ik.death_from_nested(pexc, coef, direct, factor, out)
+    out2 = np.empty_like(out)
+    ik.death_from_nested(pexc, coef, np.empty((0, 0, 0, 0)), factor, out2)  # without direct deaths
+    return out, out2
+
+
+def t_death_nested(pexc, coef, direct, factor):
+    base = np.einsum("mrtfk,tck->mrtfc", pexc, coef)
+    return base + factor * direct[:, :, :, None, :], base
+
+
 def _chunk_inputs(mixture):
     n_b, n_j, n_y, n_s, n_r, n_zt, n_u = 3, 2, 2, 2, 40, 4, 6
     hist_args = _histogram_inputs()
@@ -270,7 +382,7 @@ def k_chunk(*a):
     n_b = bx.size
     out_mean, out_q = np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size))
     ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, n_y, n_s, depth, ln_r0, dln, n_r, 1, r_max,
-                 cell, sub_r, n_sub, q_table, combo_s, s_start, combo_w, qbar[:, :, None], s_weights, mixture, False,
+                 cell, sub_r, n_sub, 1, 0.0, False, q_table, combo_s, s_start, combo_w, qbar[:, :, None], s_weights, mixture, False,
                  np.empty(0, dtype=np.int64), np.uint64(1), probs, out_mean, out_q, np.empty((n_b, n_y, 0)),
                  np.empty((n_b, 0)))
     return out_mean, out_q
@@ -385,9 +497,14 @@ TWINS = [
     ("integration.lognormal_expectation", k_expectation, t_expectation, _expectation_inputs(), 1e-12),
     ("integration.distance_histogram", k_histogram, t_histogram, _histogram_inputs(), 1e-12),
     ("integration.distance_histogram_k", k_histogram_k, t_histogram_k, _histogram_k_inputs(), 1e-12),
+    ("integration.distance_azimuth_histogram_k", k_histogram_az, t_histogram_az, _histogram_az_inputs(), 1e-10),
+    ("integration.distance_azimuth_histogram_k[harmonic]", k_histogram_az, t_histogram_az, _histogram_harmonic_inputs(),
+     1e-10),
     ("integration.weighted_quantiles", k_quantiles, t_quantiles, _quantile_inputs(), 0.0),
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
+    ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
+    ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),
     ("eventbased.truncated_from_normal", k_truncated, t_truncated, (_Z, _T), 1e-9),
@@ -411,7 +528,7 @@ def test_twins_cover_every_deterministic_kernel():
     import inspect
 
     left_out = {"pair_damage", "event_damage", "field_values", "damage_listed",  # random streams
-                "_deposit"}  # part of distance_histogram
+                "_deposit", "_deposit_az"}  # parts of distance_histogram(_k), distance_azimuth_histogram_k
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}
     for mod in (ik, ek):
         for n, f in vars(mod).items():

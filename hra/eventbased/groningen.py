@@ -17,11 +17,12 @@ periods: 1/10 each for AvgSa, the 0.01 s period alone for PGA):
 
 1. **Rupture.** One finite rupture per event, the model's own (:mod:`hra.gmm.rupture`,
    docs/model-chain.md §2): a vertical line of length ``L = L_Leonard(M) 10^(0.19 z)`` from the hypocentre depth, at
-   a strike drawn uniformly in [0, 180) degrees (the model's default averages R_rup uniformly over
-   the azimuth, i.e. an unknown strike), with the hypocentre at a uniform position along it. Each
+   a strike drawn per event from the model's strike model (``rupture_strike = (mean, sd)``: N(mean, sd^2)
+   degrees clockwise from north, the chain's field-wide N30W strike; None: uniform in [0, 180), an
+   unknown strike), with the hypocentre at a uniform position along it. Each
    building's R_rup is the exact distance to that line. For one building this reproduces the
-   model's distribution of R_rup given (M, R_hyp) exactly (same length law, uniform offset,
-   uniform relative azimuth), while buildings of one event share the rupture, as they should.
+   model's distribution of R_rup given (M, R_hyp, azimuth) exactly (same length law, uniform offset,
+   same strike law), while buildings of one event share the rupture, as they should.
    ``rupture="point"`` gives R_rup = R_hyp. (A model with a fixed relative azimuth,
    ``azimuth_deg``, gets one L per event and a uniform offset per building at that azimuth.)
 2. **Reference residual** (NS_B horizon, arbitrary component) with the model's total covariance
@@ -446,6 +447,9 @@ class SpectralStatic:
     rup_mode: int
     az_sin: float = 0.0
     az_cos: float = 1.0
+    #: (mean, sd) of the strike [degree clockwise from north] (the model's ``rupture_strike``), or
+    #: None: a strike uniform in [0, 180)
+    strike: tuple | None = None
     bounds: dict = field(default_factory=dict)
 
     @property
@@ -556,7 +560,12 @@ class SpectralStatic:
         ek.event_uniforms(keys, TAG_RUPTURE, 2, u1)
         ek.event_uniforms(keys, TAG_RUPTURE, 3, u2)
         length = rup.leonard_rupture_length_km(mags) * 10.0 ** (rup.SIGMA_LOG10_LENGTH * z)
-        theta = math.pi * u1
+        if self.strike is None:
+            theta = math.pi * u1
+        else:  # strike ~ N(mean, sd^2) clockwise from north: direction (sin s, cos s) = (cos theta, sin theta)
+            zs = np.empty(n)
+            ek.event_normals(keys, TAG_RUPTURE, 4, zs)
+            theta = np.deg2rad(90.0 - (self.strike[0] + self.strike[1] * zs))
         out[:, 0] = length
         out[:, 1] = np.cos(theta)
         out[:, 2] = np.sin(theta)
@@ -669,6 +678,8 @@ def spectral_static(gmm, imt: str, direct_imt: str | None, sites: list[tuple[int
         site_zone=site_zone, n_zones=len(uz), s2s_mode=s2s_mode, s2s_eps=eps,
         site_chol=np.ascontiguousarray(lower_factor(site_corr)), per_building_site=site_term == "building",
         rup_mode=mode, az_sin=az_s, az_cos=az_c,
+        strike=(tuple(float(v) for v in gmm.rupture_strike)
+                if mode == RUP_LINE and getattr(gmm, "rupture_strike", None) is not None else None),
     )
 
 
@@ -711,7 +722,8 @@ def simulate_marginal(gmm, imt: str, magnitude: float, r_hyp_km: float, zone: in
     """n independent draws of (ln IM, ln direct IM) [ln g] at one site from the event simulation.
 
     Each draw is its own event (rupture, between-event residual, site term) with one building at
-    hypocentral distance ``r_hyp_km`` (azimuth uniform through the rupture strike) and an
+    hypocentral distance ``r_hyp_km`` east of the epicentre (the strike drawn from the model's
+    strike model, uniform without one) and an
     independent within-event normal: the per-building marginal that the event-based risk
     integrates, to be compared with :meth:`GroningenV7.ln_im_mixture`. ``branch`` holds
     gmm_median (physical), gmm_tau, gmm_phi_ss and, for an epistemic site term, gmm_s2s.

@@ -19,11 +19,17 @@ Because o is uniform on (0, L), the rupture segment is distributed symmetrically
 hypocentre, so R_rup depends on the azimuth only through |sin a| and |cos a|: any azimuth folds
 into [0, 90] degrees.
 
-**Azimuth.** The TNO chain uses one field-wide strike of -30 degrees (N30W) and the exact
-source-to-site azimuth of every cell/node pair (:func:`relative_azimuth_deg`), smoothed by a
-Gaussian of 30 degrees. Our engine asks for ground motion per (M, R_hyp) without the azimuth, so
-the default here **averages R_rup uniformly over the azimuth** (an unknown or varying strike);
-pass ``azimuth_deg`` for a fixed relative azimuth. ``point_source=True`` gives R_rup = R_hyp.
+**Azimuth and strike.** The TNO chain uses one field-wide strike (mean -30 degrees, N30W) with a
+Gaussian uncertainty of 30 degrees, and the source-to-site azimuth of every cell/node pair
+(:func:`relative_azimuth_deg`). Here the site's azimuth a0, seen from the epicentre relative to
+the *mean* strike, is given; the actual strike deviates by eps ~ N(0, sd), so the azimuth
+relative to the actual strike is ``a = fold(a0 - eps)`` with density on [0, 90] degrees
+
+    f(a | a0, sd) = sum_k [phi((a - a0 - 180 k) / sd) + phi((a + a0 - 180 k) / sd)] / sd
+
+(:func:`folded_azimuth_rule`; sd = 0: a fixed strike). ``azimuth_deg=None`` averages R_rup
+uniformly over the azimuth (an unknown strike; ``rupture_strike = "uniform"``).
+``point_source=True`` gives R_rup = R_hyp.
 
 Instead of the chain's Monte Carlo (100 to 10^6 samples binned on a grid) the distribution is
 returned as a small **Gauss quadrature rule in ln R_rup** (nodes and weights, exact for
@@ -152,22 +158,97 @@ class RuptureQuadrature:
         return int(self.nodes_km.shape[-1])
 
 
-def _discrete_measure(m: float, r_hyp: np.ndarray, azimuth_deg: float | None, depth_km: float,
-                      sigma_log10_length: float, n_azimuth: int, n_length: int, n_offset: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Fine deterministic discretisation of R_rup | (M, R_hyp): atoms (n_r, A) and weights (n_r, A).
+def fold_azimuth_deg(azimuth_deg: np.ndarray | float) -> np.ndarray:
+    """Fold an azimuth relative to the strike into [0, 90]: ``a mod 180``, then ``min(a, 180 - a)``. [degree]"""
+    a = np.mod(np.asarray(azimuth_deg, dtype=float), 180.0)
+    return np.minimum(a, 180.0 - a)
 
-    Azimuth: Gauss-Legendre on [0, 90] degrees (uniform) or the fixed value; ln L: Gauss-Hermite;
-    offset: the part of (0, L) where the closest rupture point moves (u < r_e cos a / L) by
-    Gauss-Legendre, the rest (where the closest point is the perpendicular foot) as one atom.
+
+def folded_azimuth_density(a_deg: np.ndarray, azimuth_deg: float, strike_sd_deg: float) -> np.ndarray:
+    """Density on [0, 90] degrees of ``fold(a0 - eps)``, eps ~ N(0, sd^2) (a wrapped and folded Gaussian).
+
+    ``f(a) = sum_k [phi((a - a0 - 180 k)/sd) + phi((a + a0 - 180 k)/sd)] / sd`` [1/degree], the sum
+    over the preimages ``+-a + 180 k`` of a under the fold (:func:`fold_azimuth_deg`).
+
+    Parameters
+    ----------
+    a_deg
+        Folded azimuths in [0, 90]. [degree]
+    azimuth_deg
+        a0, the site's azimuth relative to the mean strike. [degree]
+    strike_sd_deg
+        Standard deviation of the strike, > 0. [degree]
+    """
+    a = np.asarray(a_deg, dtype=float)
+    sd = float(strike_sd_deg)
+    kmax = int(np.ceil(6.0 * sd / 180.0)) + 1
+    out = np.zeros_like(a)
+    for k in range(-kmax, kmax + 1):
+        for sign in (-1.0, 1.0):
+            z = (a + sign * azimuth_deg - 180.0 * k) / sd
+            out += np.exp(-0.5 * z * z)
+    return out / (sd * np.sqrt(2.0 * np.pi))
+
+
+#: Below this strike sd the rule is Gauss-Hermite in eps (folded node by node). [degree]
+HERMITE_BELOW_SD_DEG = 4.0
+
+
+def folded_azimuth_rule(azimuth_deg: float | None, strike_sd_deg: float | None = None,
+                        n_azimuth: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Quadrature rule of the azimuth relative to the actual strike, folded into [0, 90]. [degree]
+
+    * ``azimuth_deg=None``: uniform on [0, 90] (``n_azimuth`` Gauss-Legendre nodes);
+    * ``strike_sd_deg`` None or 0: the single node ``fold(a0)``;
+    * sd < :data:`HERMITE_BELOW_SD_DEG`: ``fold(a0 - sd z_i)`` at ``n_azimuth`` Gauss-Hermite
+      nodes z_i (probabilists');
+    * otherwise composite Gauss-Legendre (8 nodes per panel, panels of at most min(sd, 30) degrees)
+      on [0, 90] with the weights times :func:`folded_azimuth_density`.
+
+    Returns
+    -------
+    nodes_deg, weights
+        Weights sum to 1.
     """
     if azimuth_deg is None:
         xa, wa = leggauss(n_azimuth)
+        return (xa + 1.0) * 45.0, wa / 2.0
+    sd = 0.0 if strike_sd_deg is None else float(strike_sd_deg)
+    if sd <= 0.0:
+        return np.atleast_1d(fold_azimuth_deg(float(azimuth_deg))), np.array([1.0])
+    if sd < HERMITE_BELOW_SD_DEG:
+        z, wz = hermegauss(n_azimuth)
+        return fold_azimuth_deg(float(azimuth_deg) - sd * z), wz / wz.sum()
+    n_panel = int(np.ceil(90.0 / min(sd, 30.0)))
+    xg, wg = leggauss(8)
+    edges = np.linspace(0.0, 90.0, n_panel + 1)
+    half = np.diff(edges)[:, None] / 2.0
+    nodes = (edges[:-1, None] + half * (xg[None, :] + 1.0)).reshape(-1)
+    w = (half * wg[None, :]).reshape(-1) * folded_azimuth_density(nodes, float(azimuth_deg), sd)
+    return nodes, w / w.sum()
+
+
+def _discrete_measure(m: float, r_hyp: np.ndarray, azimuth_deg: float | None, depth_km: float,
+                      sigma_log10_length: float, n_azimuth: int, n_length: int, n_offset: int,
+                      strike_sd_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fine deterministic discretisation of R_rup | (M, R_hyp): atoms (n_r, A) and weights (n_r, A).
+
+    Azimuth: :func:`folded_azimuth_rule` (uniform on [0, 90] degrees, a fixed value, or the
+    folded Gaussian of a strike with sd ``strike_sd_deg`` about ``azimuth_deg``); ln L:
+    Gauss-Hermite; offset: the part of (0, L) where the closest rupture point moves
+    (u < r_e cos a / L) by Gauss-Legendre, the rest (where the closest point is the
+    perpendicular foot) as one atom.
+    """
+    if azimuth_deg is None:  # (the uniform rule in radians as before: bit-identical atoms)
+        xa, wa = leggauss(n_azimuth)
         alpha = (xa + 1.0) * (np.pi / 4.0)
         w_alpha = wa / 2.0
-    else:
+    elif strike_sd_deg is None or strike_sd_deg <= 0.0:
         alpha = np.array([np.deg2rad(float(azimuth_deg))])
         w_alpha = np.array([1.0])
+    else:
+        a_deg, w_alpha = folded_azimuth_rule(azimuth_deg, strike_sd_deg, n_azimuth)
+        alpha = np.deg2rad(a_deg)
     z, wz = hermegauss(n_length)
     wz = wz / wz.sum()
     xu, wu = leggauss(n_offset)
@@ -284,6 +365,7 @@ def rrup_quadrature(
     n_length: int = 16,
     n_offset: int = 12,
     collapse_sd: float = 0.002,
+    strike_sd_deg: float | None = None,
 ) -> RuptureQuadrature:
     """Quadrature nodes and weights of R_rup given (M, R_hyp), on the grid magnitude x distance.
 
@@ -300,8 +382,8 @@ def rrup_quadrature(
     n_nodes
         Number of quadrature nodes per (M, R_hyp).
     azimuth_deg
-        Fixed azimuth of the site relative to the strike [degree]; ``None`` (default) averages
-        uniformly over the azimuth.
+        Azimuth a0 of the site seen from the epicentre relative to the (mean) strike [degree];
+        ``None`` (default) averages uniformly over the azimuth.
     point_source
         If True, R_rup = R_hyp (one node of weight 1).
     depth_km
@@ -314,6 +396,10 @@ def rrup_quadrature(
         Where sd(ln R_rup) is below this, one node at the mean of ln R_rup carries all the
         weight; above it the number of nodes grows with the spread (:func:`nodes_needed`), up
         to ``n_nodes``; unused nodes get weight 0.
+    strike_sd_deg
+        Standard deviation of the strike about its mean [degree] (with ``azimuth_deg``): the
+        azimuth relative to the actual strike is ``fold(a0 - eps)``, eps ~ N(0, sd^2)
+        (:func:`folded_azimuth_rule`); ``None`` or 0: a fixed strike.
 
     Returns
     -------
@@ -331,7 +417,8 @@ def rrup_quadrature(
     nodes = np.empty((mags.size, r.size, n_nodes))
     weights = np.empty_like(nodes)
     for i, m in enumerate(mags):
-        atoms, w = _discrete_measure(m, r, azimuth_deg, depth_km, sigma_log10_length, n_azimuth, n_length, n_offset)
+        atoms, w = _discrete_measure(m, r, azimuth_deg, depth_km, sigma_log10_length, n_azimuth, n_length, n_offset,
+                                     strike_sd_deg)
         lt = np.log(atoms)
         wn = w / w.sum(axis=-1, keepdims=True)
         mean = np.sum(wn * lt, axis=-1)
@@ -362,14 +449,17 @@ def rrup_log_moments(
     n_azimuth: int = 24,
     n_length: int = 16,
     n_offset: int = 12,
+    strike_sd_deg: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of ln R_rup given (M, R_hyp), shape (n_mag, n_dist) each."""
+    """Mean and standard deviation of ln R_rup given (M, R_hyp), shape (n_mag, n_dist) each
+    (arguments as :func:`rrup_quadrature`)."""
     mags = np.atleast_1d(np.asarray(magnitude, dtype=float))
     r = np.maximum(np.atleast_1d(np.asarray(r_hyp_km, dtype=float)), depth_km)
     mean = np.empty((mags.size, r.size))
     sd = np.empty_like(mean)
     for i, m in enumerate(mags):
-        atoms, w = _discrete_measure(m, r, azimuth_deg, depth_km, sigma_log10_length, n_azimuth, n_length, n_offset)
+        atoms, w = _discrete_measure(m, r, azimuth_deg, depth_km, sigma_log10_length, n_azimuth, n_length, n_offset,
+                                     strike_sd_deg)
         t = np.log(atoms)
         mean[i] = np.sum(w * t, axis=-1)
         sd[i] = np.sqrt(np.maximum(np.sum(w * t * t, axis=-1) - mean[i] ** 2, 0.0))

@@ -31,6 +31,10 @@ same quantities in three cheaper, deterministic steps:
    1.2e-3 (linear on 96 nodes: 2.0e-3), the 99th percentile 5.6e-4 (7.0e-4). Contributions
    below 1e-20 are dropped (more than half the entries of a zone's tables; they carry no
    information). For a point source the nodes are grid points and nothing is interpolated.
+   With a strike model (``[ground_motion] rupture_strike``) this step runs once per
+   relative-azimuth node of the model (:func:`azimuth_nodes`: 0, 45 and 90 degrees for the
+   default sd of 30 degrees): the tables' distance axis becomes (R_hyp node, azimuth node);
+   steps 1 and 2 are shared by all azimuths.
 
 ``tests/groningen/test_condtables.py`` checks the result against the direct closed-form sum
 over the full finite-rupture mixture (:func:`hra.integration.engine.death_tables`).
@@ -165,19 +169,95 @@ def rrup_grid(gmm, r_hyp: np.ndarray) -> np.ndarray:
     return grid[~near]
 
 
+def azimuth_nodes(gmm) -> np.ndarray | None:
+    """The model's relative-azimuth nodes [degree] (a strike model with a finite rupture), or None."""
+    a = getattr(gmm, "azimuth_nodes_deg", None)
+    return None if a is None else np.asarray(a, float)
+
+
+def n_azimuth(gmm) -> int:
+    """Length of the tables' azimuth axis (1 without a strike model)."""
+    a = azimuth_nodes(gmm)
+    return 1 if a is None else int(a.size)
+
+
+def azimuth_harmonics(gmm) -> int:
+    """Number K of cosine harmonics ``cos(2 k a0)``, k < K, that carry the engine tables' azimuth
+    axis (K = the number of azimuth nodes, interpolated exactly in those harmonics:
+    :func:`hra.gmm.groningen_v7.strike_azimuth_nodes`), or 0 (nodes with linear interpolation)."""
+    a = azimuth_nodes(gmm)
+    return 0 if a is None or not getattr(gmm, "azimuth_harmonic", False) else int(a.size)
+
+
+def azimuth_projection(gmm) -> np.ndarray | None:
+    """(K, K) map of tables at the K azimuth nodes onto the coefficients of the K harmonics
+    ``cos(2 k a0)`` that interpolate them (:func:`azimuth_harmonics`), or None (nodes kept)."""
+    k = azimuth_harmonics(gmm)
+    if k == 0:
+        return None
+    basis = np.cos(2.0 * np.deg2rad(azimuth_nodes(gmm))[:, None] * np.arange(k)[None, :])  # (A, K)
+    return np.linalg.inv(basis)
+
+
+def n_azimuth_rows(gmm) -> int:
+    """Length of the azimuth axis of the engine's tables (nodes or harmonics: the same number)."""
+    return n_azimuth(gmm)
+
+
+def project_azimuth(gmm, q: np.ndarray, axis: int, n_r: int, n_basis: int = 1) -> np.ndarray:
+    """Tables whose ``axis`` is (distance node, azimuth node, basis) flattened onto the harmonics of
+    :func:`azimuth_projection` along the azimuth: the same axis with K instead of A azimuth rows
+    (unchanged without a projection)."""
+    proj = azimuth_projection(gmm)
+    if proj is None:
+        return q
+    q = np.moveaxis(q, axis, -1)
+    lead = q.shape[:-1]
+    x = q.reshape(lead + (n_r, proj.shape[1], n_basis))
+    y = np.einsum("ka,...rab->...rkb", proj, x)
+    return np.moveaxis(y.reshape(lead + (n_r * proj.shape[0] * n_basis,)), -1, axis)
+
+
+def warm_rrup_cache(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> None:
+    """Compute the model's R_rup quadratures (per azimuth node with a strike model) into its cache
+    once, so that they travel with the model to every zone task instead of being redone there."""
+    if azimuth_nodes(gmm) is None:
+        gmm.rrup_nodes(mag_nodes, r_hyp)
+        return
+    for a0 in azimuth_nodes(gmm):  # (the azimuth-averaged rule is not used by the tables then)
+        gmm.rrup_nodes(mag_nodes, r_hyp, azimuth_deg=float(a0))
+
+
 def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
     """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (cubic interpolation of ln P in ln R
-    between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`)."""
-    q = gmm.rrup_nodes(mag_nodes, r_hyp)
-    out = np.empty((mag_nodes.size, r_hyp.size, p_grid.shape[-1]))
+    between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`).
+
+    With a strike model (:func:`azimuth_nodes`) the distance axis is (R_hyp node r, azimuth node a)
+    flattened, ``r * A + a``: one R_rup quadrature per relative azimuth a0 (the mixtures on the
+    grid, ``p_grid``, do not depend on it)."""
+    az = azimuth_nodes(gmm)
     with np.errstate(divide="ignore"):
-        ln_p = np.log(np.maximum(p_grid, 1e-300))
+        ln_p = np.ascontiguousarray(np.log(np.maximum(p_grid, 1e-300)))
+    ln_grid = np.log(r_grid)
     kinks = np.asarray(getattr(gmm, "rrup_kinks_km", ()), float)
     kink = np.isin(r_grid, kinks)
-    kernels.lnr_interpolate_cubic(np.ascontiguousarray(ln_p), np.log(r_grid), kink,
-                                  np.ascontiguousarray(np.log(q.nodes_km)), np.ascontiguousarray(q.weights), out)
+
+    def interpolate(q, out):
+        kernels.lnr_interpolate_cubic(ln_p, ln_grid, kink, np.ascontiguousarray(np.log(q.nodes_km)),
+                                      np.ascontiguousarray(q.weights), out)
+
+    if az is None:
+        out = np.empty((mag_nodes.size, r_hyp.size, p_grid.shape[-1]))
+        interpolate(gmm.rrup_nodes(mag_nodes, r_hyp), out)
+        out[out < 1e-290] = 0.0
+        return out
+    out = np.empty((mag_nodes.size, r_hyp.size, az.size, p_grid.shape[-1]))
+    part = np.empty((mag_nodes.size, r_hyp.size, p_grid.shape[-1]))
+    for i, a0 in enumerate(az):
+        interpolate(gmm.rrup_nodes(mag_nodes, r_hyp, azimuth_deg=float(a0)), part)
+        out[:, :, i] = part
     out[out < 1e-290] = 0.0
-    return out
+    return out.reshape(mag_nodes.size, r_hyp.size * az.size, p_grid.shape[-1])
 
 
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,
@@ -209,13 +289,14 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
 
     Returns s2s-branch index -> one table per entry of ``wierde`` (building on a dwelling mound
     or not: a shift of ln IM by :meth:`wierde_shift`). The mixtures are computed on the R_rup grid
-    of :func:`rrup_grid` and integrated over R_rup given each R_hyp node (:func:`_over_rrup`).
+    of :func:`rrup_grid` and integrated over R_rup given each R_hyp node (:func:`_over_rrup`). With a
+    strike model the last axis is (R_hyp node, relative-azimuth node) flattened (:func:`_over_rrup`).
     """
     t_sel = np.atleast_1d(np.asarray(t_sel))
     T = t_sel.size
     F, K = fragility.median_g.shape[1:]
     C = fragility.p_death_inside.shape[1]
-    M, R = mag_nodes.size, r_hyp.size
+    M, R = mag_nodes.size, r_hyp.size * n_azimuth(gmm)
     shifts_im = tuple(gmm.wierde_shift(fragility.imt) if wd else 0.0 for wd in wierde)
     # the grids never depend on which wierde variants or typologies are asked for (bit-identical
     # tables for a site and typology whatever else its task computes; the table store relies on

@@ -36,6 +36,7 @@ import numpy as np
 from fragility.lognormal import FragilityModel
 from hra.chain import MedianMap, Prepared, engine_gmm_tree, prepare
 from hra.config import Config
+import hra.core.blas as blas
 import hra.core.progress as prog
 from hra.core.executor import Executor
 from hra.core.logictree import PURPOSE_TYPOLOGY, Realisations
@@ -196,7 +197,8 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
 
     Returns
     -------
-    One ``(q, qbar)`` per site: q (t, r, len(needed)) and qbar (t, r).
+    One ``(q, qbar)`` per site: q (t, r, len(needed)) and qbar (t, r); with a strike model r is
+    (distance node, azimuth row[, basis]) flattened (:func:`hra.integration.condtables.n_azimuth_rows`).
     """
     t_all = np.unique(np.concatenate([np.asarray(t, dtype=np.int64) for t in t_sels]))
     if store is None:
@@ -209,7 +211,8 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     nb, nx, G, F, C = model_sizes
     ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
     wb, wx, wg, wf, wc = model_weights
-    R = r_nodes.size * getattr(mag, "n_basis", 1)  # a forecast's basis index rides on the distance axis
+    # a strike model's azimuth nodes and a forecast's basis index ride on the distance axis
+    R = r_nodes.size * condtables.n_azimuth(gmm) * getattr(mag, "n_basis", 1)
     per_branch = bool(getattr(mag, "per_branch", False))  # forecast: the "b" axis is the source branch
     if per_branch:  # linear integration: the tree mean integrated once IS the mean of all tables
         exact_mean = False
@@ -245,6 +248,10 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                     q[:, :, u] = e[ib[u], ix[u]]
             e = mag.integrate(np.moveaxis(tree_mean_death(i)[rows], 3, -1))  # (b, x, t, f, c, r)
             qbar = np.einsum(mean_sig, e, *mean_w)
+        # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection)
+        nb_k = getattr(mag, "n_basis", 1)
+        q = condtables.project_azimuth(gmm, q, 1, r_nodes.size, nb_k)
+        qbar = condtables.project_azimuth(gmm, qbar, 1, r_nodes.size, nb_k)
         results.append((q, qbar))
     return results
 
@@ -394,7 +401,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     if condtables.supports(prep.gmm):
         # the R_rup quadrature given (M, R_hyp) is the same for every zone: computed once here, it
         # travels with the model (its cache) to every zone task instead of being redone per zone
-        prep.gmm.rrup_nodes(prep.magnitude.nodes, prep.distance_nodes_km)
+        condtables.warm_rrup_cache(prep.gmm, prep.magnitude.nodes, prep.distance_nodes_km)
     # largest groups first: a better balance over workers
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
@@ -410,7 +417,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         parts = executor.map(_zone_table_task, [(a, 0) for a in args], label="tables (zones)")
     else:
         parts = [_zone_table_task((a, 0)) for a in args]
-    R = prep.distance_nodes_km.size * getattr(prep.magnitude, "n_basis", 1)
+    R = prep.distance_nodes_km.size * condtables.n_azimuth_rows(prep.gmm) * getattr(prep.magnitude, "n_basis", 1)
     n_rows = int((row_of >= 0).sum())
     q = np.empty((n_rows, R, sel.combo_model.size))
     qbar = np.empty((n_rows, R, sizes[0]) if prep.forecast is not None else (n_rows, R))
@@ -426,6 +433,7 @@ def _zone_table_task(task):
     """The tables of one zone; ``n_blocks``: its progress steps (those not reported, e.g. tables read
     from the store, are reported at its end)."""
     args, n_blocks = task
+    blas.pin_worker()
     with prog.task_steps(n_blocks):
         return zone_tables(*args)
 
@@ -491,6 +499,9 @@ class ChunkStatic:
     cell_size_m: float
     sub_radius_m: float
     n_sub: int
+    n_a: int
+    strike_deg: float
+    az_harmonic: bool
     q: np.ndarray
     combo_s: np.ndarray
     s_start: np.ndarray
@@ -528,11 +539,17 @@ def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
         chunk["x"], chunk["y"], chunk["zt_idx"], chunk["typ_idx"], chunk["typ_prob"], chunk["keys"],
         static.cx, static.cy, static.rates, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
         static.n_r, static.n_k, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
-        static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
+        static.n_a, static.strike_deg, static.az_harmonic, static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
         static.mixture, static.monte_carlo, static.real_combo, static.seed_key, static.probs,
         out_mean, out_q, out_real, out_real_w,
     )
     return {"mean": out_mean, "q": out_q, "real": out_real, "real_w": out_real_w}
+
+
+def strike_mean_deg(gmm) -> float:
+    """Mean strike of the model's strike model [degree] (0 without one: then unused)."""
+    strike = getattr(gmm, "rupture_strike", None)
+    return 0.0 if strike is None or condtables.azimuth_nodes(gmm) is None else float(strike[0])
 
 
 def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
@@ -557,7 +574,8 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
         n_years=prep.years.size, n_src=len(prep.rates.branches), depth_km=src.depth_km,
         ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, n_k=n_k,
         r_max_km=src.max_distance_km, cell_size_m=cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
-        q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w,
+        n_a=condtables.n_azimuth_rows(prep.gmm), strike_deg=strike_mean_deg(prep.gmm),
+        az_harmonic=condtables.azimuth_harmonics(prep.gmm) > 0, q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w,
         qbar=np.ascontiguousarray(tables.qbar if tables.qbar.ndim == 3 else tables.qbar[..., None]),
         s_weights=np.asarray(prep.rates.branch_weights, dtype=float),
         mixture=prep.cfg.run.typology_uncertainty == "mixture", monte_carlo=not sel.realisations.exact,
@@ -589,7 +607,7 @@ def warm_kernels() -> None:
                  keys=z(1, np.uint64))
     static = ChunkStatic(
         cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
-        r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, q=z((1, 4, 1)), combo_s=z(1, np.int64),
+        r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, n_a=1, strike_deg=0.0, az_harmonic=False, q=z((1, 4, 1)), combo_s=z(1, np.int64),
         s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4, 1)), s_weights=np.ones(1), mixture=False,
         monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
     )
@@ -607,6 +625,7 @@ class RunResult:
     timings: dict[str, float]
 
 
+@blas.single_threaded
 def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = None) -> RunResult:
     """Run the engine and return the raw arrays (see :func:`run` for the Dataset)."""
     import sys

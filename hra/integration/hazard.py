@@ -34,6 +34,9 @@ mixtures on an (M, R_rup) grid (:func:`hra.integration.condtables.rrup_grid`: st
 (single-period IMs PGA and SA(T): the exact 1-D integral of
 :meth:`hra.gmm.groningen_v7.GroningenV7.exceedance_rrup`), then R_rup given R_hyp by cubic
 interpolation of ln P in ln R_rup. Per site only the distance histogram and a contraction with the tables remain.
+With a strike model (``[ground_motion] rupture_strike``) the tables and the histogram have a
+relative-azimuth axis beside the distance (:func:`hra.integration.kernels.distance_azimuth_histogram_k`;
+interpolated between the azimuth nodes in harmonics or linearly, as in the risk engine).
 For mean curves (maps) the (zone, IM) tables run as tasks on the ``[compute]`` executor.
 
 The uniform hazard spectrum at return period T interpolates each curve log-log at rate 1/T;
@@ -59,6 +62,7 @@ import pandas as pd
 import xarray as xr
 
 from hra.config import Config
+import hra.core.blas as blas
 from hra.core.logictree import LogicTree
 from hra.integration import condtables, kernels
 
@@ -175,7 +179,7 @@ def physical_exceedance(gmm, imt: str, levels_g: np.ndarray, mag_nodes: np.ndarr
     mixtures at the R_hyp nodes (``{None: array}``).
     """
     ln_levels = np.log(np.asarray(levels_g, float))
-    M, R, L = mag_nodes.size, r_hyp.size, ln_levels.size
+    M, R, L = mag_nodes.size, r_hyp.size * condtables.n_azimuth(gmm), ln_levels.size
     if condtables.supports(gmm):
         r_grid = condtables.rrup_grid(gmm, r_hyp)
         if _single_period(gmm, imt):
@@ -247,7 +251,7 @@ def zone_tables(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zon
     branches = [dict(zip(free, k)) for k in keys]
     phys = dict(zip(keys, physical_exceedance(gmm, imt, levels_g, mag.nodes, r_hyp, zone, branches)))
     nb, nx = mag.prob.shape[:2]
-    R, L = r_hyp.size, levels_g.size
+    R, L = r_hyp.size * condtables.n_azimuth(gmm), levels_g.size  # (R_hyp, azimuth) flattened
     mean = np.zeros((nb, nx, R, L))
     tab = np.empty((nb, nx, eng.n, R, L), dtype=np.float32) if keep_branches else None
 
@@ -308,6 +312,7 @@ def _zone_mean_task(task: tuple, static: tuple) -> tuple[np.ndarray, float]:
     """Executor task: the tree-mean table of one (zone, IM) and its time [s]."""
     gmm, levels, mag, r_hyp, median_map = static
     zone, imt = task
+    blas.pin_worker()
     t0 = time.perf_counter()
     mtab, _ = zone_tables(gmm, imt, levels, mag, r_hyp, zone, median_map, keep_branches=False)
     return mtab, time.perf_counter() - t0
@@ -342,6 +347,7 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs: Sequence[
 # ------------------------------------------------------------------------------------------
 
 
+@blas.single_threaded
 def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_g: Sequence[float] | None = None,
                   quantiles: Sequence[float] | None = None, component: str = "geometric_mean",
                   years: Sequence[int] | None = None, progress: bool | None = None,
@@ -454,7 +460,11 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
     mean = np.empty((n_site, n_imt, Y, n_lev))
     qs = np.empty((len(quantiles), n_site, n_imt, Y, n_lev))
     branches = np.empty((n_site, n_imt, Y, n_lev, real.n), dtype=np.float32) if keep_branches else None
-    hist = np.empty((r.size, Yall * S))
+    n_a = condtables.n_azimuth(gmm)  # a strike model: the distance axis is (R_hyp node, azimuth node)
+    strike_deg = float(gmm.rupture_strike[0]) if n_a > 1 else 0.0
+    harmonic = condtables.azimuth_harmonics(gmm) > 0
+    proj = condtables.azimuth_projection(gmm)
+    hist = np.empty((r.size * n_a, Yall * S))
     ln_r0, dln = float(np.log(r[0])), float(np.log(r[1] / r[0]))
     t_tables = 0.0
     zone_key = zones if gmm.zones is not None else np.zeros(n_site, dtype=np.int64)
@@ -471,6 +481,8 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
         from hra.core.executor import Executor
 
         tasks = [(None if gmm.zones is None else int(z), imt) for z in uniq for imt in imts]
+        if condtables.supports(gmm):
+            condtables.warm_rrup_cache(gmm, sm.magnitude.nodes, r)
         with Executor.from_config(cfg.compute, progress) as ex:
             parallel = ex.parallel
             res = ex.map(_zone_mean_task, tasks, label="hazard tables (zone x IM)",
@@ -487,10 +499,14 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
             hs = {}
             for i_site in members:
                 hist[:] = 0.0
-                kernels.distance_histogram(float(df["x"].iloc[i_site]), float(df["y"].iloc[i_site]), sm.rates.x, sm.rates.y,
-                                           rates, src.depth_km, ln_r0, dln, r.size, src.max_distance_km, src.cell_size_m,
-                                           src.subcell_radius_km * 1000.0, src.subcell_divisions, hist)
-                hs[i_site] = hist.reshape(r.size, Yall, S)[:, y_sel].copy()
+                kernels.distance_azimuth_histogram_k(
+                    float(df["x"].iloc[i_site]), float(df["y"].iloc[i_site]), sm.rates.x, sm.rates.y, rates, src.depth_km,
+                    ln_r0, dln, r.size, n_a, 1, strike_deg, harmonic, src.max_distance_km, src.cell_size_m,
+                    src.subcell_radius_km * 1000.0, src.subcell_divisions, hist)
+                h = hist
+                if harmonic:  # harmonic rows -> weights of the tables' azimuth nodes (sum_k h_k (P q)_k = sum_a (P'h)_a q_a)
+                    h = np.einsum("ka,rkv->rav", proj, hist.reshape(r.size, n_a, -1)).reshape(hist.shape)
+                hs[i_site] = h.reshape(r.size * n_a, Yall, S)[:, y_sel].copy()
             for i, imt in enumerate(imts):
                 zarg = None if gmm.zones is None else int(z)
                 if (zarg, imt) in pre:

@@ -180,6 +180,97 @@ def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, 
             _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist)
 
 
+@jit
+def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
+                r_max_km, hist):
+    r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
+    if r_km > r_max_km:
+        return
+    u = (math.log(r_km) - ln_r0) / dln
+    if u < 0.0:
+        u = 0.0
+    i = int(u)
+    if i >= n_r - 1:
+        i = n_r - 2
+        f = 1.0
+    else:
+        f = u - i
+    # relative azimuth of the site seen from the (sub-)cell w.r.t. the mean strike, folded into [0, 90]
+    az = (strike_deg - math.degrees(math.atan2(dx_m, dy_m))) % 180.0
+    if az > 90.0:
+        az = 180.0 - az
+    n_v = hist.shape[1]
+    if harmonic:  # rows a = 0..n_a-1 carry cos(2 a az): weights of the harmonic coefficients
+        arad = math.radians(az)
+        for ja in range(n_a):
+            wa = math.cos(2.0 * ja * arad)
+            for side in range(2):
+                ir = i + side
+                w = ((1.0 - f) if side == 0 else f) * wa * scale
+                if w == 0.0:
+                    continue
+                row = (ir * n_a + ja) * n_k
+                for k in range(n_k):
+                    for v in range(n_v):
+                        hist[row + k, v] += w * rate_row[k * n_v + v]
+        return
+    ua = az * (n_a - 1) / 90.0
+    ia = int(ua)
+    if ia >= n_a - 1:
+        ia = n_a - 2
+    g = ua - ia
+    for corner in range(4):
+        ir = i + (corner >> 1)
+        fa = (1.0 - f) if (corner >> 1) == 0 else f
+        ja = ia + (corner & 1)
+        wa = (1.0 - g) if (corner & 1) == 0 else g
+        w = fa * wa * scale
+        if w == 0.0:
+            continue
+        row = (ir * n_a + ja) * n_k
+        for k in range(n_k):
+            for v in range(n_v):
+                hist[row + k, v] += w * rate_row[k * n_v + v]
+
+
+@jit
+def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
+                                 r_max_km, cell_size_m, sub_radius_m, n_sub, hist):
+    """Accumulate one building's rates per (hypocentral-distance node, relative-azimuth node).
+
+    ``hist`` rows are ``(r * n_a + a) * n_k + k``: r the ln R_hyp node, a the node of the site's
+    azimuth seen from the (sub-)cell centre relative to the mean strike ``strike_deg`` [degree],
+    folded into [0, 90] (n_a equally spaced nodes, :func:`hra.gmm.rupture.relative_azimuth_deg`),
+    k the basis function. Each (sub-)cell's rate is shared bilinearly: linear in ln R between
+    two distance nodes times linear in the azimuth between two azimuth nodes; with ``harmonic``
+    the azimuth rows a are instead the harmonics ``cos(2 a az)`` (a = 0..n_a-1) of tables
+    expanded in them (:func:`hra.integration.condtables.azimuth_projection`), and each (sub-)cell
+    adds its rate times ``cos(2 a az)`` to every row a. ``n_a = 1`` is
+    :func:`distance_histogram_k` exactly (no azimuth axis). Other arguments as there.
+    """
+    if n_a <= 1:
+        distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
+                             cell_size_m, sub_radius_m, n_sub, hist)
+        return
+    sub2 = sub_radius_m * sub_radius_m
+    step = cell_size_m / n_sub
+    frac = 1.0 / (n_sub * n_sub)
+    for c in range(cx.shape[0]):
+        dx = cx[c] - bx
+        dy = cy[c] - by
+        d2 = dx * dx + dy * dy
+        if n_sub > 1 and d2 < sub2:
+            for i in range(n_sub):
+                sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
+                for j in range(n_sub):
+                    sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
+                    _deposit_az(sx * sx + sy * sy, sx, sy, rates[c], frac, depth_km, ln_r0, dln, n_r, n_a, n_k,
+                                strike_deg, harmonic, r_max_km, hist)
+        else:
+            _deposit_az(d2, dx, dy, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
+                        r_max_km, hist)
+
+
 # ------------------------------------------------------------------------------------------
 # per-building reduction
 # ------------------------------------------------------------------------------------------
@@ -207,7 +298,7 @@ def weighted_quantiles(values, weights, n, probs, order_buf, out):
 @jit
 def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
               cx, cy, rates, n_years, n_src, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
-              cell_size_m, sub_radius_m, n_sub,
+              cell_size_m, sub_radius_m, n_sub, n_a, strike_deg, az_harmonic,
               q_table, combo_s, s_start, combo_w, qbar, s_weights,
               mixture, monte_carlo, real_combo, seed_key, probs,
               out_mean, out_q, out_real, out_real_w):
@@ -219,6 +310,10 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     bkeys        : (b,) uint64 building keys (hash of the id) for the typology draws
     rates        : (c, k*Y*S + y*S + s); n_k > 1: a forecast's magnitude-basis coefficients, and the
                    tables' distance axis is (r, k) flattened (r * n_k + k)
+    n_a, strike_deg, az_harmonic : rows of the tables' azimuth axis (a strike model; 1: none), the
+                   mean strike [degree] and whether the rows are harmonics (else nodes): the distance
+                   axis is then (r, a, k) flattened, (r * n_a + a) * n_k + k
+                   (:func:`distance_azimuth_histogram_k`)
     q_table      : (zt, r, u) expected death probability per event, model combination u
     combo_s      : (u,) source branch of combination u; combos sorted by s, ``s_start`` (S+1,)
                    gives the u-range of each source branch
@@ -236,7 +331,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_v = n_years * n_src
     n_keep = out_real.shape[2]
     n_mc = real_combo.shape[0]
-    n_rk = n_r * n_k
+    n_rk = n_r * n_a * n_k
     n_qs = qbar.shape[2]
     hist = np.empty((n_rk, n_v))
     amat = np.empty((n_j, n_years, n_u))
@@ -248,8 +343,8 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
     for b in range(n_b):
         hist[:, :] = 0.0
-        distance_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
-                             cell_size_m, sub_radius_m, n_sub, hist)
+        distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
+                                     az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
         # number of candidates
         nj = 0
         for j in range(n_j):

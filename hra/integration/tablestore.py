@@ -204,6 +204,10 @@ def model_description(gmm, fragility, mag_nodes: np.ndarray, r_nodes_km: np.ndar
                                 _digest_arrays(mag_nodes)],
             "distance_nodes_km": [int(r_nodes_km.size), float(r_nodes_km.min()), float(r_nodes_km.max()),
                                   _digest_arrays(r_nodes_km)],
+            # the strike model's relative-azimuth axis (absent without one: keys of azimuth-free models unchanged)
+            **({"azimuth_nodes_deg": [float(a) for a in gmm.azimuth_nodes_deg],
+                "rupture_strike": [float(v) for v in gmm.rupture_strike]}
+               if getattr(gmm, "azimuth_nodes_deg", None) is not None else {}),
         },
     }
 

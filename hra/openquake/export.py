@@ -6,7 +6,9 @@ it never imports openquake (``benchmarks/openquake`` runs OpenQuake in its own e
 What is written (docs/openquake.md §3):
 
 * **sources**: one NRML 0.4 ``pointSource`` per rate-grid cell (at the cell centre, at the
-  configured hypocentral depth or depth distribution), tectonic region "Induced", with a
+  configured hypocentral depth or depth distribution; vertical nodal planes: strike 0, or with
+  the model's strike model ``[ground_motion] rupture_strike`` its Gaussian discretised into 5
+  strikes with Gauss-Hermite probabilities, :func:`nodal_plane_strikes`), tectonic region "Induced", with a
   ``truncGutenbergRichterMFD`` whose a-value makes the rate of M >= m_min equal to the cell's rate
   *for that branch's Mmax* (our rate grids give the rate of M >= m_min, the GR law is truncated
   and renormalised at Mmax):
@@ -161,9 +163,30 @@ def _nrml(body: str, ns: str = NRML_NS) -> str:
             f"{body}</nrml>\n")
 
 
+def nodal_plane_strikes(rupture_strike: tuple[float, float] | None, n: int = 5) -> list[tuple[float, float]]:
+    """(probability, strike [degree in [0, 360)]) of the nodal planes for a strike ~ N(mean, sd^2).
+
+    ``n`` Gauss-Hermite nodes ``mean + sd z_i`` with their weights (probabilities rounded to 6
+    decimals, the last one taking the remainder so that they sum to 1 exactly, as OpenQuake
+    requires); ``None`` (no strike model) or sd 0: one plane, strike 0 for ``None`` (the former export).
+    """
+    if rupture_strike is None:
+        return [(1.0, 0.0)]
+    mean, sd = (float(v) for v in rupture_strike)
+    if sd <= 0.0:
+        return [(1.0, mean % 360.0)]
+    from numpy.polynomial.hermite_e import hermegauss
+
+    z, w = hermegauss(n)
+    p = np.round(w / w.sum(), 6)
+    p[n // 2] = 1.0 - (p.sum() - p[n // 2])
+    return [(float(pi), float((mean + sd * zi) % 360.0)) for pi, zi in zip(p, z)]
+
+
 def source_model_xml(lon: np.ndarray, lat: np.ndarray, rate: np.ndarray, b_value: float, m_min: float, m_max: float,
                      depth=3.0, name: str = "rate grid", msr: str = "WC1994", upper_depth_km: float = 0.0,
-                     lower_depth_km: float = 20.0, ids: Sequence[str] | None = None) -> str:
+                     lower_depth_km: float = 20.0, ids: Sequence[str] | None = None,
+                     nodal_planes: Sequence[tuple[float, float]] = ((1.0, 0.0),)) -> str:
     """NRML 0.4 source model: one point source per cell with rate > 0.
 
     Parameters
@@ -172,12 +195,16 @@ def source_model_xml(lon: np.ndarray, lat: np.ndarray, rate: np.ndarray, b_value
     rate : annual rate of M >= m_min per cell. [yr^-1]
     b_value, m_min, m_max : truncated GR. [-]
     depth : hypocentral depth [km] or [(depth_km, weight), ...].
+    nodal_planes : (probability, strike [degree]) of vertical strike-slip planes
+        (:func:`nodal_plane_strikes`: the discretised strike model).
     """
     depths = [(float(depth), 1.0)] if np.isscalar(depth) else [(float(d), float(w)) for d, w in depth]
     if any(d < upper_depth_km or d > lower_depth_km for d, _ in depths):
         raise ValueError("hypocentral depths must lie between the upper and lower seismogenic depths")
     a = gr_a_value(rate, b_value, m_min, m_max)
     hypo = "".join(f'<hypoDepth probability="{w:.10g}" depth="{d:.6g}"/>' for d, w in depths)
+    planes = "".join(f'<nodalPlane probability="{p:.10g}" strike="{st:.6f}" dip="90.0" rake="0.0"/>'
+                     for p, st in nodal_planes)
     parts = [f"<sourceModel name={quoteattr(name)}>\n"]
     for i in np.flatnonzero(np.asarray(rate) > 0):
         sid = ids[i] if ids is not None else f"c{i}"
@@ -187,7 +214,7 @@ def source_model_xml(lon: np.ndarray, lat: np.ndarray, rate: np.ndarray, b_value
             f"<upperSeismoDepth>{upper_depth_km:g}</upperSeismoDepth><lowerSeismoDepth>{lower_depth_km:g}</lowerSeismoDepth>"
             f"</pointGeometry><magScaleRel>{msr}</magScaleRel><ruptAspectRatio>1.0</ruptAspectRatio>"
             f'<truncGutenbergRichterMFD aValue="{a[i]:.10f}" bValue="{b_value:.6g}" minMag="{m_min:.6g}" maxMag="{m_max:.6g}"/>'
-            f'<nodalPlaneDist><nodalPlane probability="1.0" strike="0.0" dip="90.0" rake="0.0"/></nodalPlaneDist>'
+            f'<nodalPlaneDist>{planes}</nodalPlaneDist>'
             f"<hypoDepthDist>{hypo}</hypoDepthDist></pointSource>\n")
     parts.append("</sourceModel>\n")
     return _nrml("".join(parts), NRML_NS_SOURCES)
@@ -402,6 +429,9 @@ def export_openquake(prep, directory, *, year: int | None = None, mode: str = "p
     files: dict[str, Path] = {}
     branches = []
     depth = cfg.source.depth_km
+    # a strike model (finite ruptures of GMM V7/V6): its Gaussian discretised into nodal planes
+    strike = getattr(prep.gmm, "rupture_strike", None) if getattr(prep.gmm, "azimuth_nodes_deg", None) is not None else None
+    planes = nodal_plane_strikes(strike)
     bvals = prep.b_node.values or (1.0,)
     for s, (slabel, sw) in enumerate(zip(rates.branches, rates.branch_weights)):
         for ib, (blabel, bw) in enumerate(zip(prep.b_node.labels, prep.b_node.weights)):
@@ -409,7 +439,7 @@ def export_openquake(prep, directory, *, year: int | None = None, mode: str = "p
                 name = f"sources_s{s}_b{ib}_x{ix}.xml"
                 text = source_model_xml(lon_c, lat_c, rates.rate[:, iy, s], float(bvals[ib]), cfg.source.m_min,
                                         float(prep.m_max_node.values[ix]), depth,
-                                        name=f"{slabel} {blabel} {xlabel} ({year})")
+                                        name=f"{slabel} {blabel} {xlabel} ({year})", nodal_planes=planes)
                 (d / name).write_text(text)
                 files[name] = d / name
                 branches.append((f"s{s}_b{ib}_x{ix}", name, float(sw * bw * xw),

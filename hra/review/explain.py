@@ -49,6 +49,7 @@ from fragility.lognormal import FragilityModel
 from hra.chain import MedianMap, Prepared, prepare
 from hra.config import Config
 from hra.core.logictree import LogicTree, Node
+from hra.integration import condtables
 
 #: Hypocentral-distance bin edges of the magnitude x distance split. [km]
 DISTANCE_EDGES_KM = (0.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, math.inf)
@@ -370,7 +371,7 @@ class BuildingDisaggregation:
         def split_of(dd: np.ndarray) -> np.ndarray:
             """(t, f, C*P, m, r) -> weighted (t, P, r, bins) with the bins' totals shared among parts."""
             T = dd.shape[0]
-            dd = dd.reshape(T, F, C, P, mag.nodes.size, r_nodes.size)
+            dd = dd.reshape(T, F, C, P, mag.nodes.size, -1)  # last: distance (x azimuth) nodes
             tot = mag.bin_terms(np.moveaxis(dd.sum(axis=3), 3, -1))  # (b, x, t, f, c, r, bins)
             parts = mag.bin_terms(np.moveaxis(dd, 4, -1))  # (b, x, t, f, c, p, r, bins)
             return np.einsum("bxtfcprm,b,x,f,c->tprm", _alloc(tot, parts, 5), wb, wx, wf, wc)
@@ -399,7 +400,8 @@ class BuildingDisaggregation:
         by_m = contrib.sum(axis=(0, 1, 2))
         splits["magnitude"] = [dict(label=f"{nodes[m]:.2f}-{nodes[m + 1]:.2f}", lpr=float(by_m[m]), m_lo=float(nodes[m]),
                                     m_hi=float(nodes[m + 1])) for m in range(by_m.size)]
-        r = prep.distance_nodes_km
+        # a strike model: the tables' distance axis is (R_hyp node, azimuth node) flattened
+        r = np.repeat(prep.distance_nodes_km, condtables.n_azimuth(prep.gmm))
         dbin = np.searchsorted(np.asarray(DISTANCE_EDGES_KM), r, side="right") - 1
         by_mr = contrib.sum(axis=(0, 1))  # (R, M)
         rows = []
@@ -452,8 +454,10 @@ class BuildingDisaggregation:
 
 def cell_histograms(prep: Prepared, i: int) -> tuple[np.ndarray, np.ndarray]:
     """The building's rate per distance node from each source cell in range (the engine's kernel
-    one cell at a time): cell indices (c,) and rates (c, R, Y, S) [yr^-1]."""
+    one cell at a time): cell indices (c,) and rates (c, R, Y, S) [yr^-1]; with a strike model R is
+    (distance node, relative-azimuth node) flattened, as in the tables."""
     from hra.integration import kernels
+    from hra.integration.engine import strike_mean_deg
 
     src = prep.cfg.source
     rg = prep.rates
@@ -463,12 +467,20 @@ def cell_histograms(prep: Prepared, i: int) -> tuple[np.ndarray, np.ndarray]:
     near = np.flatnonzero(d_km <= src.max_distance_km + src.cell_size_m / 1000.0)
     Y, S = rg.rate.shape[1], rg.rate.shape[2]
     rates = np.ascontiguousarray(rg.rate.reshape(rg.rate.shape[0], -1))
-    out = np.zeros((near.size, r.size, Y * S))
+    n_a = condtables.n_azimuth(prep.gmm)
+    n_rows = condtables.n_azimuth_rows(prep.gmm)
+    harmonic = condtables.azimuth_harmonics(prep.gmm) > 0
+    out = np.zeros((near.size, r.size * n_rows, Y * S))
     for n, c in enumerate(near):
-        kernels.distance_histogram(bx, by, rg.x[c:c + 1], rg.y[c:c + 1], rates[c:c + 1], src.depth_km,
-                                   float(math.log(r[0])), float(math.log(r[1] / r[0])), r.size, src.max_distance_km,
-                                   src.cell_size_m, src.subcell_radius_km * 1000.0, src.subcell_divisions, out[n])
-    return near, out.reshape(near.size, r.size, Y, S)
+        kernels.distance_azimuth_histogram_k(
+            bx, by, rg.x[c:c + 1], rg.y[c:c + 1], rates[c:c + 1], src.depth_km, float(math.log(r[0])),
+            float(math.log(r[1] / r[0])), r.size, n_rows, 1, strike_mean_deg(prep.gmm), harmonic,
+            src.max_distance_km, src.cell_size_m, src.subcell_radius_km * 1000.0, src.subcell_divisions, out[n])
+    if harmonic:  # the engine's harmonic rows as weights of the azimuth nodes of the physical tables:
+        # sum_k h_k (P q)_k = sum_a (P' h)_a q_a
+        proj = condtables.azimuth_projection(prep.gmm)  # (K, A)
+        out = np.einsum("ka,crkv->crav", proj, out.reshape(near.size, r.size, n_rows, Y * S))
+    return near, out.reshape(near.size, r.size * n_a, Y, S)
 
 
 def combination_values(prep: Prepared, death, median_map: MedianMap | None, cand_rows: np.ndarray,
