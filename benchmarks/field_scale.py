@@ -23,7 +23,8 @@ the same inputs are asked again):
   ``(branch_rate, branch_mm, branch_mmax, magnitude, time, x, y)``): the psdra-2024 branch labels
   (2 rate x 2 magnitude models x 6 Mmax = 24 branches), years 2025-2031, magnitudes 1.45-6.55
   step 0.05, cells of ``--cell-m`` (default 500 m, the SSM's grid) whose centres lie in the field
-  outline. Activity: three Gaussian lobes (Loppersum, Ten Boer-Slochteren, south-east) over a 5 %
+  outline (``--field-outline``; default the SSM repository's ``res/Groningen_field_outline.csv``
+  where the public models are checked out side by side, else the demo's approximate outline). Activity: three Gaussian lobes (Loppersum, Ten Boer-Slochteren, south-east) over a 5 %
   floor. Rate of M >= 1.5 field-wide: ``elastic`` 6.0 per year in 2025 falling 10 % a year,
   ``elastic_plastic`` 8.0 per year falling 6 % a year (the order of the yearly M >= 1.5 counts
   after the end of production: a few to ten). b-values per cell: ``linear_stress`` b = 1.20 -
@@ -55,6 +56,10 @@ Usage::
     python benchmarks/field_scale.py --buildings 20000 --zones 6       # reduced run, extrapolated
     python benchmarks/field_scale.py --quick                           # smoke check (seconds)
     python benchmarks/field_scale.py --field-outline outline.csv       # field outline: CSV of x, y [m]
+
+``--quick`` (the smoke test's mode): 200 buildings in the first zone, one year, 20 realisations,
+2 km cells, magnitudes at 0.1, one Mmax branch (4.0; 2 x 2 x 1 = 4 forecast branches), fast
+quadrature, point ruptures and the GMM V7 nodes fixed to one branch each (``[logic_tree] fix``).
 
 Needs the public model tables (``$HRA_MODEL_DIR`` or ``--model-dir``). Not part of the test suite
 (``tests/test_benchmarks.py`` runs ``--quick``).
@@ -223,8 +228,15 @@ def synthetic_edb(n: int, ids: np.ndarray, polys: np.ndarray, seed: int = 1):
     return pd.DataFrame(data)
 
 
+def default_outline(model_dir: str) -> str | None:
+    """The SSM's ``res/Groningen_field_outline.csv`` where the public models are checked out side by
+    side (``<models>/tno-seismic-source-model`` beside ``<models>/tno-hazard-risk-models/convert/res``)."""
+    p = Path(model_dir).resolve().parents[2] / "tno-seismic-source-model" / "res" / "Groningen_field_outline.csv"
+    return str(p) if p.is_file() else None
+
+
 def field_outline(path: str | None):
-    """The field outline: a CSV of ``x, y`` vertices [m, RD New] (e.g. the SSM's
+    """The field outline: a CSV of ``x, y`` vertices [m, RD New] (the SSM's
     ``Groningen_field_outline.csv``), else the demo's approximation (:func:`hra.demo.field_outline`)."""
     import shapely
 
@@ -470,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--realisations", type=int, default=1000)
     ap.add_argument("--cell-m", type=float, default=500.0, help="forecast cell size [m] (default 500, the SSM's grid)")
     ap.add_argument("--field-outline", default=None,
-                    help="CSV of x, y vertices [m, RD New] of the field (default: the demo's field outline)")
+                    help="CSV of x, y vertices [m, RD New] of the field (default: the SSM's Groningen_field_outline.csv "
+                         "beside the model tables if there, else the demo's field outline)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true",
                     help="small everything (300 buildings, 1 zone, 1 year, 50 realisations, 2 km cells, one Mmax, fast "
@@ -500,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         "years": q.get("years", years), "realisations": q.get("realisations", a.realisations),
         "cell_m": q.get("cell_m", a.cell_m), "mmax": q.get("mmax", list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"])),
         "magnitude_step": q.get("magnitude_step", 0.05), "seed": a.seed, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
-        "field_outline": None if a.field_outline is None else str(Path(a.field_outline).resolve()),
+        "field_outline": str(Path(a.field_outline).resolve()) if a.field_outline else default_outline(model_dir),
         "workdir": str((a.workdir or Path(tempfile.mkdtemp(prefix="hra-field-"))).resolve()),
     }
     phases = [p.strip() for p in a.phases.split(",") if p.strip()]
