@@ -350,3 +350,33 @@ def test_building_keys_independent_of_order_and_chunking():
     np.testing.assert_array_equal(building_keys(np.array(ids, dtype=object)), keys)
     with pytest.raises(TypeError):
         building_keys([1, 2])
+
+
+# --- EDB layout: values stripped only where the file can carry padding -----------------------------
+
+_EDB_HEADER = ("bag_building_id,point_x,point_y,main_use,system_1,s_probability_1,system_2,s_probability_2,"
+               "community,wiede_flag,sum_pop_in_day,sum_pop_in_night")
+_EDB_ROWS = ("0014100000000001,234603.5,572797,woonfunctie,URM3L,0.6,W2,0.4,Súdwest,0,0.5,1",
+             "0014100000000002,240000,580000,,RC1L,1,,,Groningen,1,1,2")
+
+
+@pytest.mark.parametrize("pad", ["", " {} ", "\t{}", "{}\u00a0", "\u2003{}", '"{}"', '" {}"'])
+def test_edb_values_read_alike_with_and_without_padding(tmp_path, pad):
+    """A clean EDB takes the fast path (no per-value strip); the same file with every value padded
+    (spaces, tab, NBSP, em space, quotes) takes the stripping path, and both give the same table."""
+    from hra.inputs.edb import _needs_strip, normalise_edb, read_edb
+
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join((_EDB_HEADER,) + _EDB_ROWS) + "\n", encoding="utf-8-sig")
+    want = read_edb(clean)
+    assert not _needs_strip(clean.read_bytes())
+    assert want.loc[0, "municipality"] == "Súdwest" and want.loc[1, "wierde"]
+    assert want.loc[0, "s_probability_2"] == 0.4 and want.loc[1, "system_2"] == ""
+    raw = pd.read_csv(clean, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(normalise_edb(raw, strip=True), want)
+    if pad:
+        padded = tmp_path / "padded.csv"
+        rows = [",".join(pad.format(v) if v else v for v in r.split(",")) for r in _EDB_ROWS]
+        padded.write_text("\n".join((_EDB_HEADER,) + tuple(rows)) + "\n", encoding="utf-8")
+        assert _needs_strip(padded.read_bytes())
+        pd.testing.assert_frame_equal(read_edb(padded), want)
