@@ -74,8 +74,17 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         outputs.check_not_input([out_path, csv_path], _input_files(cfg))
         if out_path is not None and csv_path is not None and Path(out_path).resolve() == Path(csv_path).resolve():
             raise outputs.OutputError(f"[output] path and csv are the same file ({out_path}); give two paths")
+    targets = [Path(p) for p in (out_path, csv_path, gpkg_path) if p is not None] if write else []
+    checkpoint = None
+    if targets:
+        from hra.core.fileio import recover
+        from hra.integration.checkpoint import checkpoint_folder
+
+        for folder in {t.parent for t in targets}:
+            recover(folder)  # finish the commit of a killed run first
+        checkpoint = checkpoint_folder(targets[0])
     start = _dt.datetime.now(_dt.timezone.utc)
-    res = compute(cfg, progress=progress)
+    res = compute(cfg, progress=progress, checkpoint=checkpoint if cfg.compute.resume else None)
     end = _dt.datetime.now(_dt.timezone.utc)
     prep = res.prep
     prov = outputs.provenance(
@@ -102,18 +111,37 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         wierde=b.wierde, typology_candidates=cand, typology_probabilities=prob,
         realisation_branches=branches, nodes=[n.name for n in prep.tree.nodes],
     )
-    if write and out_path is not None:
-        outputs.write_dataset(ds, out_path, overwrite=cfg.output.overwrite)
-        log.info("wrote %s", out_path)
-    if write and csv_path is not None:
-        outputs.write_csv_summary(ds, csv_path, overwrite=cfg.output.overwrite)
-        log.info("wrote %s", csv_path)
-    if write and gpkg_path is not None:
-        from hra.review.export import write_gpkg
-
-        write_gpkg(ds, gpkg_path, overwrite=cfg.output.overwrite)
-        log.info("wrote %s", gpkg_path)
+    if targets:
+        write_outputs(ds, out_path, csv_path, gpkg_path, cfg.output.overwrite)
+        if checkpoint is not None:
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return ds
+
+
+def write_outputs(ds: xr.Dataset, path: Path | None, csv: Path | None, gpkg: Path | None, overwrite: bool) -> None:
+    """Write the risk Dataset (zarr/netCDF), the CSV summary and the GeoPackage as one set.
+
+    All of them are written to temporaries beside their targets and committed together
+    (:class:`hra.core.fileio.OutputSet`): a run killed at any moment leaves the complete earlier
+    set or, once its commit journal is rolled forward by the next run or reader, the complete new one.
+    """
+    from hra import outputs
+    from hra.core.fileio import OutputSet
+
+    targets = [Path(p) for p in (path, csv, gpkg) if p is not None]
+    with OutputSet(targets, overwrite, error=outputs.OutputError,
+                   overwrite_hint="set [output] overwrite = true (--overwrite)") as outs:
+        if path is not None:
+            outputs.write_dataset_plain(ds, outs.path(path))
+        if csv is not None:
+            outputs.write_csv_plain(ds, outs.path(csv))
+        if gpkg is not None:
+            from hra.review.export import write_gpkg
+
+            write_gpkg(ds, outs.path(gpkg), overwrite=True)
+        outs.commit()
+    for p in targets:
+        log.info("wrote %s", p)
 
 
 def _input_files(cfg: Config) -> list[Path | None]:
