@@ -126,13 +126,14 @@ def write_outputs(ds: xr.Dataset, path: Path | None, csv: Path | None, gpkg: Pat
     set or, once its commit journal is rolled forward by the next run or reader, the complete new one.
     """
     from hra import outputs
-    from hra.core.fileio import OutputSet
+    from hra.core.fileio import OutputSet, kill_point
 
     targets = [Path(p) for p in (path, csv, gpkg) if p is not None]
     with OutputSet(targets, overwrite, error=outputs.OutputError,
                    overwrite_hint="set [output] overwrite = true (--overwrite)") as outs:
         if path is not None:
             outputs.write_dataset_plain(ds, outs.path(path))
+            kill_point("outputs-written-0")
         if csv is not None:
             outputs.write_csv_plain(ds, outs.path(csv))
         if gpkg is not None:
