@@ -71,7 +71,7 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         for p in (out_path, csv_path, gpkg_path):
             if p is not None:
                 outputs.check_output(Path(p), cfg.output.overwrite)
-        outputs.check_not_input([out_path, csv_path], _input_files(cfg))
+        outputs.check_not_input([out_path, csv_path, gpkg_path], _input_files(cfg))
         if out_path is not None and csv_path is not None and Path(out_path).resolve() == Path(csv_path).resolve():
             raise outputs.OutputError(f"[output] path and csv are the same file ({out_path}); give two paths")
     targets = [Path(p) for p in (out_path, csv_path, gpkg_path) if p is not None] if write else []

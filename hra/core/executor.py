@@ -236,7 +236,9 @@ class Executor:
                 break
             if self._scheduler_lost():
                 raise self._lost_error()
-            if self._n_workers() == 0:
+            if done:  # tasks finish: there are workers
+                since = None
+            elif self._n_workers() == 0:
                 since = time.monotonic() if since is None else since
                 if time.monotonic() - since >= self.no_workers_timeout_s:
                     raise self._no_workers_error(len(pending), len(items))

@@ -372,7 +372,11 @@ def recover(folder: str | os.PathLike) -> int:
         except (OSError, ValueError):
             continue  # removed meanwhile by another reader
         log.info("rolling forward the interrupted commit %s", folder / name)
-        _roll_forward(journal)
+        try:
+            _roll_forward(journal)
+        except OSError as exc:  # e.g. a target made read-only meanwhile: left for a later try
+            log.warning("cannot complete the interrupted commit %s (%s); fix that and run again", folder / name, exc)
+            continue
         rolled += 1
     clean_stale(folder)
     return rolled
@@ -450,6 +454,7 @@ class OutputSet:
         self.overwrite_hint = overwrite_hint
         self._stage: dict[Path, Path] = {}
         self.committed = False
+        self._journaled = False
 
     def __enter__(self) -> "OutputSet":
         for t in self.targets:
@@ -461,6 +466,12 @@ class OutputSet:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._journaled and not self.committed:
+            # failed part-way through the installs: the journal and the temporaries stay, so that
+            # the next run or reader (recover) completes the set
+            log.warning("the commit of %s failed part-way; the next run or reader completes it",
+                        ", ".join(str(t) for t in self.targets))
+            return
         if not self.committed:
             for folder in self._stage.values():
                 _remove(folder)
@@ -497,6 +508,7 @@ class OutputSet:
             kill_point("commit-journal-tmp")
             os.replace(tmp, j)
             _fsync_dir(j.parent)
+        self._journaled = True
         kill_point("commit-journaled")
         for i, st in enumerate(steps):
             _install(Path(st["staged"]), Path(st["target"]), Path(st["backup"]), step=f"-{i}")

@@ -94,8 +94,13 @@ class Checkpoint:
         return [i for i in range(n_chunks) if self._file(i).is_file()]
 
     def save(self, i: int, result: dict[str, np.ndarray]) -> None:
-        """Save the result of chunk ``i`` (atomic)."""
-        self._write(self._file(i), lambda fh: np.savez(fh, **result))
+        """Save the result of chunk ``i`` (atomic). A chunk that cannot be saved (disk full, the
+        folder removed by a concurrent run of the same key) is only logged: the run goes on."""
+        try:
+            self._write(self._file(i), lambda fh: np.savez(fh, **result))
+        except OSError as exc:
+            log.warning("cannot save the checkpoint of building chunk %d in %s (%s); the run goes on", i, self.folder,
+                        exc)
         self.saved += 1
 
     def load(self, i: int) -> dict[str, np.ndarray] | None:
