@@ -111,26 +111,27 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         wierde=b.wierde, typology_candidates=cand, typology_probabilities=prob,
         realisation_branches=branches, nodes=[n.name for n in prep.tree.nodes],
     )
-    if targets:
-        write_outputs(ds, out_path, csv_path, gpkg_path, cfg.output.overwrite)
-        if checkpoint is not None:
-            shutil.rmtree(checkpoint, ignore_errors=True)
+    if targets:  # the chunk checkpoints go with the commit (or its roll-forward)
+        write_outputs(ds, out_path, csv_path, gpkg_path, cfg.output.overwrite, obsolete=[checkpoint])
     return ds
 
 
-def write_outputs(ds: xr.Dataset, path: Path | None, csv: Path | None, gpkg: Path | None, overwrite: bool) -> None:
+def write_outputs(ds: xr.Dataset, path: Path | None, csv: Path | None, gpkg: Path | None, overwrite: bool,
+                  obsolete=()) -> None:
     """Write the risk Dataset (zarr/netCDF), the CSV summary and the GeoPackage as one set.
 
     All of them are written to temporaries beside their targets and committed together
     (:class:`hra.core.fileio.OutputSet`): a run killed at any moment leaves the complete earlier
     set or, once its commit journal is rolled forward by the next run or reader, the complete new one.
+    ``obsolete``: paths removed with the commit (the run's chunk checkpoints).
     """
     from hra import outputs
     from hra.core.fileio import OutputSet, kill_point
 
     targets = [Path(p) for p in (path, csv, gpkg) if p is not None]
     with OutputSet(targets, overwrite, error=outputs.OutputError,
-                   overwrite_hint="set [output] overwrite = true (--overwrite)") as outs:
+                   overwrite_hint="set [output] overwrite = true (--overwrite)",
+                   obsolete=[p for p in obsolete if p is not None]) as outs:
         if path is not None:
             outputs.write_dataset_plain(ds, outs.path(path))
             kill_point("outputs-written-0")

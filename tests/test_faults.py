@@ -67,7 +67,7 @@ import sys
 import xarray as xr
 from hra.api import write_outputs
 ds = xr.open_zarr(sys.argv[1]).load()
-write_outputs(ds, sys.argv[2], sys.argv[3], None, True)
+write_outputs(ds, sys.argv[2], sys.argv[3], None, True, obsolete=[sys.argv[4]])
 print("completed")
 """
 
@@ -112,6 +112,9 @@ KILL_POINTS = [
 ]
 
 
+PARTIAL = ".risk.zarr.partial"
+
+
 def _case(point: str, exchange: bool) -> str:
     return f"{point}{'' if exchange else '-no-exchange'}"
 
@@ -125,9 +128,12 @@ def killed(two_sets, tmp_path_factory):
     for point, exchange, _ in KILL_POINTS:
         d = base / _case(point, exchange)
         shutil.copytree(two_sets["old"][1], d)
+        (d / PARTIAL).mkdir()  # chunk checkpoints of the run, obsolete once its outputs are committed
+        (d / PARTIAL / "chunk-00000.npz").write_bytes(b"x")
         env = _env(**{KILL_ENV: point}, **({} if exchange else {NO_EXCHANGE_ENV: "1"}))
         procs[_case(point, exchange)] = (d, subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(two_sets["new"][0]), str(d / "risk.zarr"), str(d / "risk.csv")],
+            [sys.executable, "-c", CHILD, str(two_sets["new"][0]), str(d / "risk.zarr"), str(d / "risk.csv"),
+             str(d / PARTIAL)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     out = {}
     for case, (d, proc) in procs.items():
@@ -148,10 +154,12 @@ def test_kill_during_output_commit_leaves_a_whole_set(two_sets, killed, point, e
     # any reader finishes an interrupted commit first
     ds = open_run(d / "risk.zarr")
     assert _set_hash(d) == (new_hash if expect == "new" else old_hash)
-    assert sorted(os.listdir(d)) == ["risk.csv", "risk.zarr"]  # no temporary, backup or journal left
+    # no temporary, backup or journal left; the checkpoints go with the commit (kept if it never began)
+    assert sorted(os.listdir(d)) == [PARTIAL] * (expect == "old") + ["risk.csv", "risk.zarr"]
     assert ds["lpr_mean"].size > 0
     # and the next run succeeds
-    write_outputs(xr.open_zarr(two_sets["old"][0]).load(), d / "risk.zarr", d / "risk.csv", None, True)
+    write_outputs(xr.open_zarr(two_sets["old"][0]).load(), d / "risk.zarr", d / "risk.csv", None, True,
+                  obsolete=[d / PARTIAL])
     assert _set_hash(d) == old_hash and sorted(os.listdir(d)) == ["risk.csv", "risk.zarr"]
 
 
@@ -161,7 +169,8 @@ def test_first_commit_killed_is_rolled_forward_by_the_next_run(tmp_path, two_set
     src_new, _, new_hash = two_sets["new"]
     d = tmp_path / "out"
     d.mkdir()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(src_new), str(d / "risk.zarr"), str(d / "risk.csv")],
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(src_new), str(d / "risk.zarr"), str(d / "risk.csv"),
+                           str(d / PARTIAL)],
                           env=_env(**{KILL_ENV: "commit-journaled"}), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 137, proc.stderr[-2000:]
     assert not (d / "risk.zarr").exists() and any(n.startswith(".hra-commit-") for n in os.listdir(d))

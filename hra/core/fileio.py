@@ -331,6 +331,8 @@ def _roll_forward(journal: dict[str, Any]) -> None:
             log.warning("commit journal: the new %s was lost; the earlier one is kept", target)
         _remove(backup)
         _remove(stage_dir)
+    for p in journal.get("obsolete", ()):
+        _remove(Path(p))
     for j in journal["journals"]:
         _remove(Path(j))
 
@@ -433,6 +435,9 @@ class OutputSet:
         The output paths (files or folders; their folders must exist).
     overwrite, error, overwrite_hint
         As in :func:`check_target`.
+    obsolete
+        Files or folders that the committed set makes obsolete (a run's chunk checkpoints): removed
+        with the commit, or when its journal is rolled forward.
 
     Examples
     --------
@@ -447,8 +452,9 @@ class OutputSet:
     """
 
     def __init__(self, targets, overwrite: bool = True, *, error: Callable[[str], Exception] = OSError,
-                 overwrite_hint: str = "pass overwrite=True") -> None:
+                 overwrite_hint: str = "pass overwrite=True", obsolete=()) -> None:
         self.targets = [Path(t) for t in targets]
+        self.obsolete = [Path(p) for p in obsolete]
         self.overwrite = overwrite
         self.error = error
         self.overwrite_hint = overwrite_hint
@@ -498,7 +504,7 @@ class OutputSet:
         folders = sorted({t.parent.absolute() for t in self.targets})
         journals = [f / f"{JOURNAL_PREFIX}{owner_tag()}.json" for f in folders]
         text = json.dumps({"format": "hra-commit/1", "owner": owner_tag(), "journals": [str(j) for j in journals],
-                           "steps": steps}, indent=1)
+                           "steps": steps, "obsolete": [str(p.absolute()) for p in self.obsolete]}, indent=1)
         for j in journals:
             tmp = j.with_name(j.name + ".tmp")
             with open(tmp, "w") as fh:
@@ -515,6 +521,8 @@ class OutputSet:
             kill_point(f"commit-installed-{i}")
         for f in folders:
             _fsync_dir(f)
+        for p in self.obsolete:
+            _remove(p)
         for j in journals:
             _remove(j)
         self.committed = True
