@@ -26,6 +26,13 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     *before* the computation, so a run that could not write its result fails at once; files are
     written to a temporary path and renamed, so nothing is half-written.
 
+    Faults: the outputs (zarr or netCDF, CSV, GeoPackage) are committed as one set
+    (:func:`write_outputs`): a run killed at any moment leaves the complete earlier set or,
+    once the next run or reader rolls its commit journal forward, the complete new one. Each
+    finished chunk of buildings is saved beside the first output (``.<name>.partial/``, with
+    ``[compute] resume = true``, the default), so a killed run restarted with the same config,
+    inputs and code computes only the chunks it had not finished (:mod:`hra.integration.checkpoint`).
+
     Parameters
     ----------
     cfg
@@ -67,6 +74,12 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     out_path = cfg.resolve(cfg.output.path)
     csv_path = cfg.resolve(cfg.output.csv)
     gpkg_path = cfg.resolve(cfg.output.gpkg)
+    targets = [Path(p) for p in (out_path, csv_path, gpkg_path) if p is not None] if write else []
+    if targets:
+        from hra.core.fileio import recover
+
+        for folder in {t.parent for t in targets}:
+            recover(folder)  # finish the commit of a killed run first (it may create a target)
     if write:
         for p in (out_path, csv_path, gpkg_path):
             if p is not None:
@@ -74,14 +87,10 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         outputs.check_not_input([out_path, csv_path, gpkg_path], _input_files(cfg))
         if out_path is not None and csv_path is not None and Path(out_path).resolve() == Path(csv_path).resolve():
             raise outputs.OutputError(f"[output] path and csv are the same file ({out_path}); give two paths")
-    targets = [Path(p) for p in (out_path, csv_path, gpkg_path) if p is not None] if write else []
     checkpoint = None
     if targets:
-        from hra.core.fileio import recover
         from hra.integration.checkpoint import checkpoint_folder
 
-        for folder in {t.parent for t in targets}:
-            recover(folder)  # finish the commit of a killed run first
         checkpoint = checkpoint_folder(targets[0])
     start = _dt.datetime.now(_dt.timezone.utc)
     res = compute(cfg, progress=progress, checkpoint=checkpoint if cfg.compute.resume else None)
