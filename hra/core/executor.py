@@ -205,8 +205,8 @@ class Executor:
     def _lost_error(self, exc: BaseException | None = None) -> ClusterError:
         why = f" ({type(exc).__name__})" if exc is not None else ""
         return ClusterError(f"lost the connection to the dask scheduler {self.scheduler}{why}; the run stopped. "
-                            "Restart the scheduler and its workers, then run again (finished building chunks are "
-                            "kept and resumed).")
+                            "Restart the scheduler and its workers, then run again (a run that writes outputs resumes "
+                            "from its finished building chunks).")
 
     def _map_cluster(self, fn: Callable, items: list, shared: dict, finished, advance) -> None:
         """The dask path of :meth:`map`, with the no-worker watchdog."""
@@ -226,17 +226,23 @@ class Executor:
                 done, _ = wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
+            progressed = False
             for fut in done:
                 if fut.status == "cancelled" and self._scheduler_lost():
                     raise self._lost_error()
-                finished(index[fut.key], fut.result())
+                try:
+                    value = fut.result(timeout=10)
+                except TimeoutError:  # its result was on a worker lost meanwhile: it is computed again
+                    continue
+                finished(index[fut.key], value)
                 pending.discard(fut)
                 advance()
+                progressed = True
             if not pending:
                 break
             if self._scheduler_lost():
                 raise self._lost_error()
-            if done:  # tasks finish: there are workers
+            if progressed:  # tasks finish: there are workers
                 since = None
             elif self._n_workers() == 0:
                 since = time.monotonic() if since is None else since
@@ -264,5 +270,5 @@ class Executor:
         left = f" with {pending} of {total} tasks pending" if pending is not None else ""
         return ClusterError(
             f"the dask scheduler {self.scheduler} has had no workers for {self.no_workers_timeout_s:g} s{left}; "
-            f"start workers (dask worker {self.scheduler}) and run again (finished building chunks are kept and "
-            "resumed), or raise [compute] no_workers_timeout_s")
+            f"start workers (dask worker {self.scheduler}) and run again (a run that writes outputs resumes from its "
+            "finished building chunks), or raise [compute] no_workers_timeout_s")
