@@ -220,6 +220,7 @@ class Executor:
         futures = [self.client.submit(fn, it, pure=False, **kw) for it in items]
         index = {f.key: i for i, f in enumerate(futures)}
         pending = set(futures)
+        fetch_s: dict = {}  # seconds allowed to fetch a finished task's result, per task
         since: float | None = None
         while pending:
             try:
@@ -230,9 +231,10 @@ class Executor:
             for fut in done:
                 if fut.status == "cancelled" and self._scheduler_lost():
                     raise self._lost_error()
-                try:
-                    value = fut.result(timeout=10)
+                try:  # a short first try, longer ones after (a large result takes its time to arrive)
+                    value = fut.result(timeout=fetch_s.get(fut.key, 2.0))
                 except TimeoutError:  # its result was on a worker lost meanwhile: it is computed again
+                    fetch_s[fut.key] = min(2.0 * fetch_s.get(fut.key, 2.0), 120.0)
                     continue
                 finished(index[fut.key], value)
                 pending.discard(fut)
