@@ -26,6 +26,13 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     *before* the computation, so a run that could not write its result fails at once; files are
     written to a temporary path and renamed, so nothing is half-written.
 
+    Faults: the outputs (zarr or netCDF, CSV, GeoPackage) are committed as one set
+    (:func:`write_outputs`): a run killed at any moment leaves the complete earlier set or,
+    once the next run or reader rolls its commit journal forward, the complete new one. Each
+    finished chunk of buildings is saved beside the first output (``.<name>.partial/``, with
+    ``[compute] resume = true``, the default), so a killed run restarted with the same config,
+    inputs and code computes only the chunks it had not finished (:mod:`hra.integration.checkpoint`).
+
     Parameters
     ----------
     cfg
@@ -67,15 +74,26 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
     out_path = cfg.resolve(cfg.output.path)
     csv_path = cfg.resolve(cfg.output.csv)
     gpkg_path = cfg.resolve(cfg.output.gpkg)
+    targets = [Path(p) for p in (out_path, csv_path, gpkg_path) if p is not None] if write else []
+    if targets:
+        from hra.core.fileio import recover
+
+        for folder in {t.parent for t in targets}:
+            recover(folder)  # finish the commit of a killed run first (it may create a target)
     if write:
         for p in (out_path, csv_path, gpkg_path):
             if p is not None:
                 outputs.check_output(Path(p), cfg.output.overwrite)
-        outputs.check_not_input([out_path, csv_path], _input_files(cfg))
+        outputs.check_not_input([out_path, csv_path, gpkg_path], _input_files(cfg))
         if out_path is not None and csv_path is not None and Path(out_path).resolve() == Path(csv_path).resolve():
             raise outputs.OutputError(f"[output] path and csv are the same file ({out_path}); give two paths")
+    checkpoint = None
+    if targets:
+        from hra.integration.checkpoint import checkpoint_folder
+
+        checkpoint = checkpoint_folder(targets[0])
     start = _dt.datetime.now(_dt.timezone.utc)
-    res = compute(cfg, progress=progress)
+    res = compute(cfg, progress=progress, checkpoint=checkpoint if cfg.compute.resume else None)
     end = _dt.datetime.now(_dt.timezone.utc)
     prep = res.prep
     prov = outputs.provenance(
@@ -102,18 +120,39 @@ def run(cfg: Config, progress: bool | None = None, write: bool = True) -> xr.Dat
         wierde=b.wierde, typology_candidates=cand, typology_probabilities=prob,
         realisation_branches=branches, nodes=[n.name for n in prep.tree.nodes],
     )
-    if write and out_path is not None:
-        outputs.write_dataset(ds, out_path, overwrite=cfg.output.overwrite)
-        log.info("wrote %s", out_path)
-    if write and csv_path is not None:
-        outputs.write_csv_summary(ds, csv_path, overwrite=cfg.output.overwrite)
-        log.info("wrote %s", csv_path)
-    if write and gpkg_path is not None:
-        from hra.review.export import write_gpkg
-
-        write_gpkg(ds, gpkg_path, overwrite=cfg.output.overwrite)
-        log.info("wrote %s", gpkg_path)
+    if targets:  # the chunk checkpoints go with the commit (or its roll-forward)
+        write_outputs(ds, out_path, csv_path, gpkg_path, cfg.output.overwrite, obsolete=[checkpoint])
     return ds
+
+
+def write_outputs(ds: xr.Dataset, path: Path | None, csv: Path | None, gpkg: Path | None, overwrite: bool,
+                  obsolete=()) -> None:
+    """Write the risk Dataset (zarr/netCDF), the CSV summary and the GeoPackage as one set.
+
+    All of them are written to temporaries beside their targets and committed together
+    (:class:`hra.core.fileio.OutputSet`): a run killed at any moment leaves the complete earlier
+    set or, once its commit journal is rolled forward by the next run or reader, the complete new one.
+    ``obsolete``: paths removed with the commit (the run's chunk checkpoints).
+    """
+    from hra import outputs
+    from hra.core.fileio import OutputSet, kill_point
+
+    targets = [Path(p) for p in (path, csv, gpkg) if p is not None]
+    with OutputSet(targets, overwrite, error=outputs.OutputError,
+                   overwrite_hint="set [output] overwrite = true (--overwrite)",
+                   obsolete=[p for p in obsolete if p is not None]) as outs:
+        if path is not None:
+            outputs.write_dataset_plain(ds, outs.path(path))
+            kill_point("outputs-written-0")
+        if csv is not None:
+            outputs.write_csv_plain(ds, outs.path(csv))
+        if gpkg is not None:
+            from hra.review.export import write_gpkg
+
+            write_gpkg(ds, outs.path(gpkg), overwrite=True)
+        outs.commit()
+    for p in targets:
+        log.info("wrote %s", p)
 
 
 def _input_files(cfg: Config) -> list[Path | None]:

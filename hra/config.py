@@ -348,6 +348,17 @@ class ComputeSection(_Section):
         "cluster and `executor` is not used (default: none, the local executor).",
     )
     progress: bool | None = Field(None, description="Progress bar (default: when on a terminal).")
+    resume: bool = Field(
+        True,
+        description="Save each finished chunk of buildings beside the first output (.<name>.partial/) so that a "
+        "killed run restarted with the same config, inputs and code resumes from them; removed after the outputs "
+        "are written. false: always compute every chunk.",
+    )
+    no_workers_timeout_s: float = Field(
+        60.0, gt=0,
+        description="With a scheduler: fail with a clear message when it has had no workers for this long while "
+        "tasks are pending. [s]",
+    )
     table_store: Union[Literal[False], Path, None] = Field(
         None,
         description="Persistent store of the conditional death tables (a folder, reused and filled by every run; "

@@ -349,20 +349,33 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = Fal
     path = Path(path)
     if path.suffix not in (".zarr", ".nc"):
         raise OutputError(f"{path}: unknown output format {path.suffix!r}; use .zarr or .nc")
-
-    def write(tmp: Path) -> None:
-        if path.suffix == ".zarr":
-            import zarr
-
-            # zarr format 2: consolidated metadata and fixed-width strings are specified there
-            kw = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
-            ds.to_zarr(tmp, mode="w", consolidated=True, **kw)
-        else:
-            enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
-            ds.to_netcdf(tmp, encoding=enc)
-
-    atomic_write(path, write, overwrite, error=OutputError, overwrite_hint=_OVERWRITE_HINT)
+    atomic_write(path, lambda tmp: write_dataset_plain(ds, tmp), overwrite, error=OutputError,
+                 overwrite_hint=_OVERWRITE_HINT)
     return path
+
+
+def write_dataset_plain(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write the Dataset to ``path`` (.zarr or .nc by suffix) directly: for a path that is already
+    a temporary one (:class:`hra.core.fileio.OutputSet`); :func:`write_dataset` is the atomic form."""
+    path = Path(path)
+    if path.suffix == ".zarr":
+        import zarr
+
+        # zarr format 2: consolidated metadata and fixed-width strings are specified there
+        kw = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
+        ds.to_zarr(path, mode="w", consolidated=True, **kw)
+    elif path.suffix == ".nc":
+        enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
+        ds.to_netcdf(path, encoding=enc)
+    else:
+        raise OutputError(f"{path}: unknown output format {path.suffix!r}; use .zarr or .nc")
+    return path
+
+
+def write_csv_plain(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write the CSV summary (:func:`summary_frame`) to ``path`` directly (see :func:`write_dataset_plain`)."""
+    summary_frame(ds).to_csv(path, index=False, float_format="%.6e")
+    return Path(path)
 
 
 def summary_frame(ds: xr.Dataset):
@@ -382,6 +395,6 @@ def summary_frame(ds: xr.Dataset):
 
 def write_csv_summary(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
     path = Path(path)
-    atomic_write(path, lambda tmp: summary_frame(ds).to_csv(tmp, index=False, float_format="%.6e"), overwrite,
+    atomic_write(path, lambda tmp: write_csv_plain(ds, tmp), overwrite,
                  error=OutputError, overwrite_hint=_OVERWRITE_HINT)
     return path

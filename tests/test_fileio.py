@@ -70,3 +70,48 @@ def test_sha256_file_and_folder(tmp_path):
     (d / "y").write_bytes(b"22")
     expected = hashlib.sha256(b"sub/x" + b"1" + b"y" + b"22").hexdigest()
     assert sha256_file(d) == expected
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_dead_processes_are_removed_live_ones_kept(tmp_path):
+    from hra.core.fileio import _HOST, recover
+
+    dead, live = _dead_pid(), os.getpid()
+    (tmp_path / "risk.zarr").mkdir()
+    (tmp_path / f".risk.zarr.tmp-{_HOST}-{dead}-ab_1").mkdir()  # a dead run's temporary folder
+    (tmp_path / f".risk.csv.tmp-{_HOST}-{live}-cd2").mkdir()  # this (live) process's own
+    (tmp_path / f".risk.csv.tmp-otherhost-{dead}-ef3").mkdir()  # another host's: cannot tell
+    (tmp_path / f".plan.csv.old-{_HOST}-{dead}").write_text("earlier")  # backup whose target is gone
+    (tmp_path / f".risk.zarr.old-{_HOST}-{dead}").mkdir()  # backup of a present target
+    recover(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted([
+        "risk.zarr", f".risk.csv.tmp-{_HOST}-{live}-cd2", f".risk.csv.tmp-otherhost-{dead}-ef3", "plan.csv"])
+    assert (tmp_path / "plan.csv").read_text() == "earlier"
+
+
+def test_output_set_failing_writer_keeps_the_earlier_set(tmp_path):
+    from hra.core.fileio import OutputSet
+
+    (tmp_path / "a.csv").write_text("old a")
+    (tmp_path / "b.zarr").mkdir()
+    (tmp_path / "b.zarr" / "x").write_text("old b")
+    with pytest.raises(RuntimeError, match="boom"):
+        with OutputSet([tmp_path / "a.csv", tmp_path / "b.zarr"]) as outs:
+            outs.path(tmp_path / "a.csv").write_text("new a")
+            raise RuntimeError("boom")
+    assert (tmp_path / "a.csv").read_text() == "old a" and (tmp_path / "b.zarr" / "x").read_text() == "old b"
+    assert sorted(os.listdir(tmp_path)) == ["a.csv", "b.zarr"]
+    with OutputSet([tmp_path / "a.csv", tmp_path / "b.zarr"]) as outs:
+        outs.path(tmp_path / "a.csv").write_text("new a")
+        outs.path(tmp_path / "b.zarr").mkdir()
+        (outs.path(tmp_path / "b.zarr") / "y").write_text("new b")
+        outs.commit()
+    assert (tmp_path / "a.csv").read_text() == "new a" and os.listdir(tmp_path / "b.zarr") == ["y"]
+    assert sorted(os.listdir(tmp_path)) == ["a.csv", "b.zarr"]

@@ -10,12 +10,35 @@ external scheduler address runs the tasks on a ``dask.distributed`` cluster.
 
 Every task is a pure function of its inputs and the results are returned in input order, so a run
 gives the same numbers with every executor, number of workers and chunk size.
+
+Cluster faults (an external scheduler): a worker lost mid-run costs nothing (dask runs its tasks
+again on the other workers, and a task's result does not depend on where it ran); a cluster left
+without any worker while tasks are pending fails after ``no_workers_timeout_s`` with a
+:class:`ClusterError` naming the scheduler address; a lost scheduler gives one
+:class:`ClusterError` (the tracebacks that ``distributed.client`` would log are held back).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Callable, Literal
+
+class ClusterError(ValueError):
+    """The dask cluster cannot run the tasks (no workers left, scheduler lost); names the address and the fix."""
+
+
+class _HoldTracebacks(logging.Filter):
+    """Keeps the connection tracebacks of ``distributed`` off stderr while a scheduler is in use
+    (they become one :class:`ClusterError`); the messages go to the ``hra`` log at debug level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.levelno >= logging.WARNING:
+            logging.getLogger("hra").debug("dask: %s", record.getMessage())
+            return False
+        return True
+
+
+_QUIET_LOGGERS = ("distributed.client", "distributed.core", "distributed.comm", "distributed.batched")
 
 #: The local executors: ``[compute] executor`` and the CLI's ``--processes/--threads``.
 EXECUTORS = ("threads", "processes", "synchronous")
@@ -39,6 +62,9 @@ class Executor:
     scheduler
         Address of a running ``dask.distributed`` scheduler (e.g. ``"tcp://host:8786"``); when
         given, tasks run there and ``kind`` is not used.
+    no_workers_timeout_s
+        With a scheduler: fail (:class:`ClusterError`) when it has had no worker for this long
+        while tasks are pending. [s]
 
     Examples
     --------
@@ -48,13 +74,15 @@ class Executor:
     """
 
     def __init__(self, kind: str = "threads", workers: int = 1, progress: bool = False,
-                 scheduler: str | None = None) -> None:
+                 scheduler: str | None = None, no_workers_timeout_s: float = 60.0) -> None:
         if kind not in EXECUTORS:
             raise ValueError(f"executor {kind!r} is not one of {', '.join(EXECUTORS)}")
         self.kind = kind
         self.workers = max(1, int(workers))
         self.progress = progress
         self.scheduler = scheduler
+        self.no_workers_timeout_s = float(no_workers_timeout_s)
+        self._filter: logging.Filter | None = None
         self.client = None
         self.cluster = None
         self.pool = None
@@ -63,7 +91,8 @@ class Executor:
     @classmethod
     def from_config(cls, compute, progress: bool = False) -> "Executor":
         """The executor of a ``[compute]`` section (:class:`hra.config.ComputeSection`)."""
-        return cls(compute.executor, compute.n_workers, progress, compute.scheduler)
+        return cls(compute.executor, compute.n_workers, progress, compute.scheduler,
+                   getattr(compute, "no_workers_timeout_s", 60.0))
 
     @property
     def mode(self) -> str:
@@ -90,40 +119,65 @@ class Executor:
                                             dashboard_address=":0", silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)
             else:
-                self.client = Client(self.scheduler)
+                self._filter = _HoldTracebacks()
+                for name in _QUIET_LOGGERS:
+                    logging.getLogger(name).addFilter(self._filter)
+                try:
+                    self.client = Client(self.scheduler)
+                except OSError as exc:
+                    self._unquiet()
+                    raise ClusterError(f"cannot reach the dask scheduler {self.scheduler} ({exc}); start it "
+                                       "(dask scheduler) or fix [compute] scheduler / --scheduler") from None
         self.parallel = True
         return self
+
+    def _unquiet(self) -> None:
+        if self._filter is not None:
+            for name in _QUIET_LOGGERS:
+                logging.getLogger(name).removeFilter(self._filter)
+            self._filter = None
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
         if self.client is not None:
-            self.client.close()
+            try:
+                self.client.close(timeout=10)
+            except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to close
+                pass
             self.client = None
+            self._unquiet()
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
         self.parallel = False
 
     def map(self, fn: Callable, items: list, label: str = "", shared: dict | None = None,
-            progress: bool | None = None) -> list:
+            progress: bool | None = None, on_result: Callable[[int, object], None] | None = None) -> list:
         """``[fn(item, **shared) for item in items]``, in input order.
 
         ``shared`` holds data every task needs (read-only): threads see the same objects, dask
         workers receive them once (scattered with ``broadcast=True``). ``label``: the progress bar
         or log lines per finished task (``""`` with ``progress=False``: none, e.g. when the tasks
         report their own steps, :func:`hra.core.progress.step_progress`); ``progress``: draw a bar
-        (default: the executor's setting).
+        (default: the executor's setting). ``on_result(i, result)`` is called in the calling
+        thread as each task finishes (e.g. to save a checkpoint).
         """
         from hra.core.progress import progress_bar
 
         shared = shared or {}
         results: list = [None] * len(items)
+
+        def finished(i: int, value: object) -> None:
+            results[i] = value
+            if on_result is not None:
+                on_result(i, value)
+
         with progress_bar(len(items), label, enabled=self.progress if progress is None else progress) as advance:
             if not self.parallel:
                 for i, it in enumerate(items):
-                    results[i] = fn(it, **shared)
+                    finished(i, fn(it, **shared))
                     advance()
                 return results
             if self.pool is not None:
@@ -131,15 +185,95 @@ class Executor:
 
                 index = {self.pool.submit(fn, it, **shared): i for i, it in enumerate(items)}
                 for fut in as_completed(index):  # the progress bar advances in this (the calling) thread
-                    results[index[fut]] = fut.result()
+                    finished(index[fut], fut.result())
                     advance()
                 return results
-            from dask.distributed import as_completed
+            try:
+                self._map_cluster(fn, items, shared, finished, advance)
+            except ClusterError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a task's own error, or the scheduler lost
+                from concurrent.futures import CancelledError
 
-            kw = {k: self.client.scatter(v, broadcast=True) for k, v in shared.items()}
-            futures = [self.client.submit(fn, it, pure=False, **kw) for it in items]
-            index = {f.key: i for i, f in enumerate(futures)}
-            for fut in as_completed(futures):
-                results[index[fut.key]] = fut.result()
-                advance()
+                from distributed.comm.core import CommClosedError
+
+                if self._scheduler_lost() or isinstance(exc, (CancelledError, CommClosedError)):
+                    raise self._lost_error(exc) from None
+                raise
             return results
+
+    def _scheduler_lost(self) -> bool:
+        return self.scheduler is not None and self.client is not None and self.client.status not in ("running", "connecting")
+
+    def _lost_error(self, exc: BaseException | None = None) -> ClusterError:
+        why = f" ({type(exc).__name__})" if exc is not None else ""
+        return ClusterError(f"lost the connection to the dask scheduler {self.scheduler}{why}; the run stopped. "
+                            "Restart the scheduler and its workers, then run again (a run that writes outputs resumes "
+                            "from its finished building chunks).")
+
+    def _map_cluster(self, fn: Callable, items: list, shared: dict, finished, advance) -> None:
+        """The dask path of :meth:`map`, with the no-worker watchdog."""
+        import time
+
+        from dask.distributed import wait
+
+        if self._n_workers() == 0:  # scatter(broadcast=True) would wait for a worker
+            self._wait_for_workers()
+        kw = {k: self.client.scatter(v, broadcast=True) for k, v in shared.items()}
+        futures = [self.client.submit(fn, it, pure=False, **kw) for it in items]
+        index = {f.key: i for i, f in enumerate(futures)}
+        pending = set(futures)
+        fetch_s: dict = {}  # seconds allowed to fetch a finished task's result, per task
+        since: float | None = None
+        while pending:
+            try:
+                done, _ = wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            progressed = False
+            for fut in done:
+                if fut.status == "cancelled" and self._scheduler_lost():
+                    raise self._lost_error()
+                try:  # a short first try, longer ones after (a large result takes its time to arrive)
+                    value = fut.result(timeout=fetch_s.get(fut.key, 2.0))
+                except TimeoutError:  # its result was on a worker lost meanwhile: it is computed again
+                    fetch_s[fut.key] = min(2.0 * fetch_s.get(fut.key, 2.0), 120.0)
+                    continue
+                finished(index[fut.key], value)
+                pending.discard(fut)
+                advance()
+                progressed = True
+            if not pending:
+                break
+            if self._scheduler_lost():
+                raise self._lost_error()
+            if progressed:  # tasks finish: there are workers
+                since = None
+            elif self._n_workers() == 0:
+                since = time.monotonic() if since is None else since
+                if time.monotonic() - since >= self.no_workers_timeout_s:
+                    raise self._no_workers_error(len(pending), len(items))
+            else:
+                since = None
+
+    def _n_workers(self) -> int:
+        try:
+            return len(self.client.nthreads())
+        except Exception as exc:  # noqa: BLE001 - the scheduler cannot be asked: lost
+            raise self._lost_error(exc) from None
+
+    def _wait_for_workers(self) -> None:
+        import time
+
+        start = time.monotonic()
+        while self._n_workers() == 0:
+            if time.monotonic() - start >= self.no_workers_timeout_s:
+                raise self._no_workers_error(None, None)
+            time.sleep(0.5)
+
+    def _no_workers_error(self, pending: int | None, total: int | None) -> ClusterError:
+        left = f" with {pending} of {total} tasks pending" if pending is not None else ""
+        return ClusterError(
+            f"the dask scheduler {self.scheduler} has had no workers for {self.no_workers_timeout_s:g} s{left}; "
+            f"start workers (dask worker {self.scheduler}) and run again (a run that writes outputs resumes from its "
+            "finished building chunks), or raise [compute] no_workers_timeout_s")

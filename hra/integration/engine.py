@@ -30,6 +30,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -623,11 +624,18 @@ class RunResult:
     realisations: np.ndarray | None
     realisation_weight: np.ndarray | None
     timings: dict[str, float]
+    chunks_reused: int = 0  # building chunks read from the checkpoint (a resumed run)
 
 
 @blas.single_threaded
-def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = None) -> RunResult:
-    """Run the engine and return the raw arrays (see :func:`run` for the Dataset)."""
+def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = None,
+            checkpoint: Path | None = None) -> RunResult:
+    """Run the engine and return the raw arrays (see :func:`run` for the Dataset).
+
+    ``checkpoint``: folder of the building-chunk checkpoints (:mod:`hra.integration.checkpoint`):
+    chunks saved there by an earlier run of the same key are read instead of computed ("resuming:
+    37 of 50 building chunks done"), each chunk computed now is saved as it finishes. ``None``: none.
+    """
     import sys
 
     t0 = time.perf_counter()
@@ -649,7 +657,7 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
             log.info("table store %s (key %s)%s", handle.store.root, handle.key[:12], counts)
         static = make_static(prep, tables, sel)
         chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.row_of)
-        parts = ex.map(run_chunk, chunks, label="buildings", shared={"static": static})
+        parts, reused = _run_chunks(ex, chunks, static, prep, checkpoint)
     t_run = time.perf_counter()
     mean = np.concatenate([p["mean"] for p in parts])
     quant = np.concatenate([p["q"] for p in parts])
@@ -657,4 +665,32 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     real = np.concatenate([p["real"] for p in parts]) if keep else None
     real_w = np.concatenate([p["real_w"] for p in parts]) if keep else None
     timings = dict(prepare_s=t_prep - t0, tables_s=t_tab - t_prep, buildings_s=t_run - t_tab, total_s=t_run - t0)
-    return RunResult(prep, sel, mean, quant, real, real_w, timings)
+    return RunResult(prep, sel, mean, quant, real, real_w, timings, chunks_reused=reused)
+
+
+def _run_chunks(ex: Executor, chunks: list[dict], static: ChunkStatic, prep: Prepared,
+                folder: Path | None) -> tuple[list[dict], int]:
+    """Results of every chunk, in order, and how many came from the checkpoint ``folder``."""
+    if folder is None:
+        return ex.map(run_chunk, chunks, label="buildings", shared={"static": static}), 0
+    from hra.core.fileio import kill_point
+    from hra.integration.checkpoint import Checkpoint, run_key
+
+    ck = Checkpoint(folder, run_key(prep.cfg, prep.files, prep.buildings.n, prep.cfg.compute.chunk_buildings))
+    parts: list = [None] * len(chunks)
+    for i in ck.done(len(chunks)):
+        parts[i] = ck.load(i)
+    reused = sum(p is not None for p in parts)
+    if reused:
+        log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(chunks), folder)
+    todo = [i for i, p in enumerate(parts) if p is None]
+
+    def save(j: int, result: dict) -> None:
+        ck.save(todo[j], result)
+        kill_point(f"chunk-{ck.saved}")
+
+    for i, res in zip(todo, ex.map(run_chunk, [chunks[i] for i in todo], label="buildings",
+                                   shared={"static": static}, on_result=save)):
+        parts[i] = res
+    log.info("building chunks: %d computed, %d read from the checkpoint", len(todo), reused)
+    return parts, reused

@@ -64,6 +64,7 @@ import pandas as pd
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import hra.core.fileio as fileio
 from hra.core.norm import LPR_NORM_PER_YEAR
 from hra.core.validation import format_validation_error
 
@@ -489,6 +490,7 @@ def open_risk(path: str | Path) -> xr.Dataset:
         If the path does not exist, cannot be read, or does not follow the contract.
     """
     p = Path(path)
+    fileio.recover(p.parent)  # an interrupted commit of this output: finish it first
     if not p.exists():
         raise ProfileError(f"risk file {p} does not exist; give the output of `hra run` (a .zarr directory or .nc file)")
     try:

@@ -7,12 +7,14 @@ from typing import Any
 
 import xarray as xr
 
+import hra.core.fileio as fileio
 from hra.review.tables import ReviewError
 
 
 def open_output(path: str | Path) -> xr.Dataset:
     """Any output of hra (risk, hazard, event-based; ``.zarr`` or ``.nc``) with its ``provenance``."""
     p = Path(path)
+    fileio.recover(p.parent)  # an interrupted commit of this output: finish it first
     if not p.exists():
         raise ReviewError(f"{p} does not exist; give an output of hra (a .zarr directory or .nc file)")
     try:

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+import hra.core.fileio as fileio
+
 log = logging.getLogger("hra")
 
 #: The norm on the Local Personal Risk (Besluit versterking art. 3). [yr^-1]
@@ -33,6 +35,7 @@ def open_run(path: str | Path) -> xr.Dataset:
         The path does not exist, cannot be read, or holds no ``lpr_mean`` / ``provenance``.
     """
     p = Path(path)
+    fileio.recover(p.parent)  # an interrupted commit of this output: finish it first
     if not p.exists():
         raise ReviewError(f"run file {p} does not exist; give the output of `hra run` (a .zarr directory or .nc file)")
     try:
