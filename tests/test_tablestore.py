@@ -527,3 +527,21 @@ def test_cli_build_without_store_is_a_usage_error(tmp_path):
     res = CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"])
     assert res.exit_code == 2
     assert "table_store = false" in res.output
+
+
+def test_a_run_that_fills_the_store_says_how_much_and_how_to_clean(tmp_path, monkeypatch, caplog):
+    """The store is on by default in the user's cache: a run that adds more than
+    ``engine.STORE_WARN_BYTES`` says how many bytes it added (the size of the entries on disk) and
+    how to look at and clean the store; a warm run adds nothing and says nothing."""
+    store = tmp_path / "store"
+    monkeypatch.setattr(engine, "STORE_WARN_BYTES", 1000)
+    with caplog.at_level("WARNING", logger="hra"):
+        compute(small_config(tmp_path / "a", store))
+    [msg] = [r.getMessage() for r in caplog.records if "added" in r.getMessage()]
+    on_disk = sum(f.stat().st_size for f in store.rglob("*") if f.is_file() and f.name != "model.json")
+    assert f"added {on_disk / 1e9:.1f} GB" in msg and "hra tables clear" in msg and "table_store = false" in msg
+    assert on_disk > 1000
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hra"):
+        compute(small_config(tmp_path / "b", store))
+    assert not [r for r in caplog.records if "added" in r.getMessage()]

@@ -627,6 +627,10 @@ class RunResult:
     chunks_reused: int = 0  # building chunks read from the checkpoint (a resumed run)
 
 
+#: A run that adds more than this to the table store says so (and how to clean it). [bytes]
+STORE_WARN_BYTES = 2_000_000_000
+
+
 @blas.single_threaded
 def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = None,
             checkpoint: Path | None = None) -> RunResult:
@@ -655,6 +659,11 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
             st = handle.store.stats
             counts = "" if ex.parallel else f": {st.read} entries read, {st.written} written"
             log.info("table store %s (key %s)%s", handle.store.root, handle.key[:12], counts)
+            if st.bytes_written > STORE_WARN_BYTES:  # the store is on by default, in the user's cache
+                log.warning("table store %s: this run added %.1f GB of tables (they make the next run with the "
+                            "same models fast); see their size with `hra tables info`, remove old ones with "
+                            "`hra tables clear --older-than DAYS`, or set [compute] table_store = false",
+                            handle.store.root, st.bytes_written / 1e9)
         static = make_static(prep, tables, sel)
         chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.row_of)
         parts, reused = _run_chunks(ex, chunks, static, prep, checkpoint)

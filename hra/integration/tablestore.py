@@ -254,6 +254,7 @@ class StoreStats:
     read: int = 0
     written: int = 0
     raced: int = 0
+    bytes_written: int = 0
 
 
 @dataclass(frozen=True)
@@ -344,6 +345,7 @@ class TableStore:
             self.stats.raced += 1
             return False
         self.stats.written += 1
+        self.stats.bytes_written += self._size(path)
         return True
 
     # -- listing and cleaning -------------------------------------------------------------------
