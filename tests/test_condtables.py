@@ -121,3 +121,19 @@ def test_cubic_lnr_interpolation_is_exact_for_piecewise_cubics_in_ln_r():
     f = (np.log(66.0) - x[i]) / (x[i + 1] - x[i])
     lin = 0.6 * np.exp(lnp(np.log(12.5))) + 0.1 * np.exp(lnp(np.log(40.0))) + 0.3 * np.exp(ln_p[0, i, 1] + f * (ln_p[0, i + 1, 1] - ln_p[0, i, 1]))
     np.testing.assert_allclose(out[0, 1, 1], lin, rtol=1e-12)
+
+
+def test_single_thread_blas_is_reentrant_and_restores_the_limit():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    from hra.core.executor import single_thread_blas
+
+    with single_thread_blas():
+        with single_thread_blas():
+            assert set(blas_threads()) <= {1}
+        assert set(blas_threads()) <= {1}  # the inner exit keeps the outer caller's limit
+    assert blas_threads() == before

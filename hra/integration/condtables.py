@@ -41,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
+from hra.core.executor import single_thread_blas
 from hra.integration import kernels
 from hra.gmm.base import GaussianMixture
 
@@ -215,6 +216,7 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
     return np.ascontiguousarray(np.moveaxis(death, (0, 1), (3, 4)))  # (t, f, c, m, r)
 
 
+@single_thread_blas()
 def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.ndarray, zone, branch,
                       wierde: tuple[bool, ...] = (False,)) -> dict[int, list[np.ndarray]]:
     """Death tables (t, f, c, m, r) of one physical GMM combination at R_hyp nodes ``r_hyp``.
