@@ -38,6 +38,37 @@ def test_grid_probabilities_equal_the_closed_form_per_component():
     assert np.array_equal(alone, got)
 
 
+def test_float32_grid_products_match_float64_to_1e_5():
+    """The tables' float32 products against the float64 path (itself pinned to the closed form above)."""
+    rng = np.random.default_rng(5)
+    n, q = 60, 40
+    mean = rng.uniform(-12.0, 1.0, (n, 1)) + rng.normal(0.0, 0.5, (n, q))  # weak to strong rows
+    sd = rng.uniform(0.05, 0.6, (n, q))
+    w = rng.uniform(0, 1, (n, q))
+    w /= w.sum(axis=1, keepdims=True)
+    mix = GaussianMixture(mean[:, None], sd[:, None], w[:, None])
+    ln_med = np.array([-6.5, -1.5, -0.5, 0.3, 1.2])
+    beta = np.array([0.3, 0.22, 0.5, 0.9, 0.3])
+    want = condtables.grid_probabilities(mix, ln_med, beta, (0.0, 0.27))
+    got = condtables.grid_probabilities(mix, ln_med, beta, (0.0, 0.27), dtype=np.float32)
+    assert condtables.TABLE_PRODUCT_DTYPE == np.float32
+    for g, v in zip(got, want):
+        assert g.dtype == np.float64
+        ok = v > 1e-30
+        assert ok.sum() > 200 and (v[ok] < 1e-12).sum() > 10  # the deep tail is checked too
+        np.testing.assert_allclose(g[ok], v[ok], rtol=1e-5)
+        assert np.all(g[~ok] < 1e-29)
+
+
+def test_log1p_fast_equals_log1p_to_rounding():
+    from hra.gmm.groningen_v7 import LOG1P_SERIES_MAX, log1p_fast
+
+    u = np.concatenate([np.logspace(-300, -1, 20001), [LOG1P_SERIES_MAX * (1 - 1e-12), LOG1P_SERIES_MAX, 5.0, 1e300]])
+    got = np.array([log1p_fast(x) for x in u])
+    np.testing.assert_allclose(got, np.log1p(u), rtol=4e-16, atol=0)
+    assert log1p_fast(0.0) == 0.0
+
+
 def test_mixture_density_is_a_normalised_density():
     mean = np.array([[0.0, 1.0, -2.0]])
     sd = np.array([[0.1, 0.3, 0.001]])  # the last one is narrower than the grid: two-node deposit
@@ -90,3 +121,19 @@ def test_cubic_lnr_interpolation_is_exact_for_piecewise_cubics_in_ln_r():
     f = (np.log(66.0) - x[i]) / (x[i + 1] - x[i])
     lin = 0.6 * np.exp(lnp(np.log(12.5))) + 0.1 * np.exp(lnp(np.log(40.0))) + 0.3 * np.exp(ln_p[0, i, 1] + f * (ln_p[0, i + 1, 1] - ln_p[0, i, 1]))
     np.testing.assert_allclose(out[0, 1, 1], lin, rtol=1e-12)
+
+
+def test_single_thread_blas_is_reentrant_and_restores_the_limit():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    from hra.core.executor import single_thread_blas
+
+    with single_thread_blas():
+        with single_thread_blas():
+            assert set(blas_threads()) <= {1}
+        assert set(blas_threads()) <= {1}  # the inner exit keeps the outer caller's limit
+    assert blas_threads() == before

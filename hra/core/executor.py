@@ -20,7 +20,9 @@ without any worker while tasks are pending fails after ``no_workers_timeout_s`` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from typing import Callable, Literal
 
 class ClusterError(ValueError):
@@ -43,6 +45,46 @@ _QUIET_LOGGERS = ("distributed.client", "distributed.core", "distributed.comm", 
 #: The local executors: ``[compute] executor`` and the CLI's ``--processes/--threads``.
 EXECUTORS = ("threads", "processes", "synchronous")
 ExecutorKind = Literal["threads", "processes", "synchronous"]
+
+
+_blas_lock = threading.Lock()
+_blas_users: list = [0, None]  # callers inside :func:`single_thread_blas`, their threadpool limiter
+
+
+@contextlib.contextmanager
+def single_thread_blas():
+    """BLAS on one thread while inside (usable as a decorator; thread-safe and re-entrant: the
+    first caller in sets the limit, the last one out restores the original).
+
+    Every task of :meth:`Executor.map` runs inside it (the whole map for threads and in this
+    process; each task on a worker process). The tasks' matrix products are small (a few hundred
+    rows and columns, e.g. the V7 tables' grid products) and called many times: a multi-threaded
+    BLAS spends more CPU in its threads' waiting than it saves, and the parallelism is across
+    tasks anyway (V7 table stage on the 2 shared cores, one worker: ~12 s instead of ~18 s CPU per
+    zone, wall time no longer). One limit for a whole map, never switched while tasks run, keeps
+    the results the same with every executor (some BLAS routines' rounding depends on their
+    number of threads).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with _blas_lock:
+        if _blas_users[0] == 0:
+            _blas_users[1] = threadpool_limits(limits=1, user_api="blas")
+        _blas_users[0] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users[0] -= 1
+            if _blas_users[0] == 0:
+                _blas_users[1].restore_original_limits()
+                _blas_users[1] = None
+
+
+def _task_single_thread_blas(fn: Callable, item, **shared):
+    """``fn(item, **shared)`` with BLAS on one thread (a task on a worker process)."""
+    with single_thread_blas():
+        return fn(item, **shared)
 
 
 class Executor:
@@ -174,7 +216,8 @@ class Executor:
             if on_result is not None:
                 on_result(i, value)
 
-        with progress_bar(len(items), label, enabled=self.progress if progress is None else progress) as advance:
+        with single_thread_blas(), \
+                progress_bar(len(items), label, enabled=self.progress if progress is None else progress) as advance:
             if not self.parallel:
                 for i, it in enumerate(items):
                     finished(i, fn(it, **shared))
@@ -220,7 +263,7 @@ class Executor:
         if self._n_workers() == 0:  # scatter(broadcast=True) would wait for a worker
             self._wait_for_workers()
         kw = {k: self.client.scatter(v, broadcast=True) for k, v in shared.items()}
-        futures = [self.client.submit(fn, it, pure=False, **kw) for it in items]
+        futures = [self.client.submit(_task_single_thread_blas, fn, it, pure=False, **kw) for it in items]
         index = {f.key: i for i, f in enumerate(futures)}
         pending = set(futures)
         fetch_s: dict = {}  # seconds allowed to fetch a finished task's result, per task

@@ -37,9 +37,8 @@ import numpy as np
 from fragility.lognormal import FragilityModel
 from hra.chain import MedianMap, Prepared, engine_gmm_tree, prepare
 from hra.config import Config
-import hra.core.blas as blas
 import hra.core.progress as prog
-from hra.core.executor import Executor
+from hra.core.executor import Executor, single_thread_blas
 from hra.core.logictree import PURPOSE_TYPOLOGY, Realisations
 from hra.core.random import seed_key
 from hra.gmm.base import GroundMotionModel
@@ -434,7 +433,6 @@ def _zone_table_task(task):
     """The tables of one zone; ``n_blocks``: its progress steps (those not reported, e.g. tables read
     from the store, are reported at its end)."""
     args, n_blocks = task
-    blas.pin_worker()
     with prog.task_steps(n_blocks):
         return zone_tables(*args)
 
@@ -631,7 +629,7 @@ class RunResult:
 STORE_WARN_BYTES = 2_000_000_000
 
 
-@blas.single_threaded
+@single_thread_blas()
 def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = None,
             checkpoint: Path | None = None) -> RunResult:
     """Run the engine and return the raw arrays (see :func:`run` for the Dataset).

@@ -62,7 +62,7 @@ import pandas as pd
 import xarray as xr
 
 from hra.config import Config
-import hra.core.blas as blas
+from hra.core.executor import single_thread_blas
 from hra.core.logictree import LogicTree
 from hra.integration import condtables, kernels
 
@@ -312,7 +312,6 @@ def _zone_mean_task(task: tuple, static: tuple) -> tuple[np.ndarray, float]:
     """Executor task: the tree-mean table of one (zone, IM) and its time [s]."""
     gmm, levels, mag, r_hyp, median_map = static
     zone, imt = task
-    blas.pin_worker()
     t0 = time.perf_counter()
     mtab, _ = zone_tables(gmm, imt, levels, mag, r_hyp, zone, median_map, keep_branches=False)
     return mtab, time.perf_counter() - t0
@@ -347,7 +346,7 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs: Sequence[
 # ------------------------------------------------------------------------------------------
 
 
-@blas.single_threaded
+@single_thread_blas()
 def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_g: Sequence[float] | None = None,
                   quantiles: Sequence[float] | None = None, component: str = "geometric_mean",
                   years: Sequence[int] | None = None, progress: bool | None = None,

@@ -60,8 +60,9 @@ log = logging.getLogger("hra")
 
 #: Version of the stored tables' layout *and* of the code that computes them. Bump it whenever a
 #: change of the engine changes table values (it is part of every key). 2: R_rup grid of step 0.1 in
-#: ln R with cubic interpolation, contributions below 1e-20 dropped (2026-12-04).
-TABLE_FORMAT_VERSION = 2
+#: ln R with cubic interpolation, contributions below 1e-20 dropped (2026-12-04). 3: grid products in
+#: float32 (relative changes ~1e-6), log1p of the moments kernel by its series for small arguments.
+TABLE_FORMAT_VERSION = 3
 #: Environment variable with the default store folder (``false``, ``off``, ``no`` or ``0``: no store).
 ENV_VAR = "HRA_TABLE_STORE"
 #: Name prefix of the temporary folders of writers.

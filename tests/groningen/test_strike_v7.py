@@ -153,13 +153,13 @@ def test_engine_lpr_against_direct_integration_over_strike(tmp_path):
     assert got[1.0][0] > 2.0 * got[1.0][2] and 1.3 * got[30.0][2] < got[30.0][0] < got[1.0][0]
 
 
-#: main's results before the strike model (commit 7ef5459: the cubic R_rup interpolation, azimuth averaged)
-#: for the case of :func:`_setup` (the buildings at azimuths 0, 45, 90, 37.5 of the table above: uniform
-#: azimuth, so equal to rounding)
+#: main's results before the strike model (commit ccd6173: cubic R_rup interpolation, float32 grid products,
+#: azimuth averaged) for the case of :func:`_setup` (the buildings at azimuths 0, 45, 90, 37.5 of the table
+#: above: uniform azimuth, so equal to rounding)
 UNIFORM_BEFORE = {
-    "lpr_mean": [1.4046729044123994e-06, 1.4046729044124037e-06, 1.4046729044124466e-06, 1.404672904412402e-06],
-    "lpr_p50": [4.51394608231543e-07, 4.5139460823154446e-07, 4.513946082315605e-07, 4.513946082315439e-07],
-    "lpr_p90": [6.566109363974077e-06, 6.566109363974096e-06, 6.566109363974292e-06, 6.566109363974089e-06],
+    "lpr_mean": [1.4046728376339554e-06, 1.4046728376339596e-06, 1.4046728376340024e-06, 1.404672837633958e-06],
+    "lpr_p50": [4.5139457977973756e-07, 4.51394579779739e-07, 4.5139457977975503e-07, 4.5139457977973846e-07],
+    "lpr_p90": [6.566109283408999e-06, 6.566109283409018e-06, 6.566109283409214e-06, 6.566109283409011e-06],
 }
 
 
