@@ -138,7 +138,7 @@ def _type_str(schema: dict, node: dict) -> str:
         return " \\| ".join(json.dumps(v) for v in node["enum"])
     if "$ref" in node:
         d = _deref(schema, node)
-        return "{" + ", ".join(d.get("properties", {})) + "}"
+        return "{" + ", ".join(f"`{k}`" for k in d.get("properties", {})) + "}"
     t = node.get("type")
     if t == "object" and isinstance(node.get("additionalProperties"), dict):
         return "{key = " + _type_str(schema, node["additionalProperties"]) + "}"
