@@ -413,7 +413,7 @@ def clean_stale(folder: str | os.PathLike) -> None:
 
 
 class OutputSet:
-    """Files and folders of one run, written beside their targets and committed together.
+    r"""Files and folders of one run, written beside their targets and committed together.
 
     Usage: ``with OutputSet(targets, overwrite) as outs:``, write each target ``t`` to
     ``outs.path(t)``, then ``outs.commit()``; leaving the block without a commit removes the
