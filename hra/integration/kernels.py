@@ -345,6 +345,16 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
         hist[:, :] = 0.0
         distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
                                      az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
+        # rows r_lo..r_hi-1 hold every non-zero histogram row (nearest to farthest distance node)
+        r_lo = n_rk
+        r_hi = 0
+        for r in range(n_rk):
+            for v in range(n_v):
+                if hist[r, v] != 0.0:
+                    if r < r_lo:
+                        r_lo = r
+                    r_hi = r + 1
+                    break
         # number of candidates
         nj = 0
         for j in range(n_j):
@@ -368,17 +378,37 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                 acc += typ_prob[b, j] * sj
             out_mean[b, y] = acc
         # per-combination values
+        # loop order s -> r -> y -> u: a source branch's block amat[j, :, U_s] (Y x |U_s|) stays in L1
+        # while the table rows q[zt, r, U_s] stream past once; each amat element still sums its
+        # terms in ascending r (the same sums in the same order as r -> y -> s -> u), and rows
+        # whose histogram is zero for the branch are skipped
         amat[:nj] = 0.0
         for j in range(nj):
             zt = zt_idx[b, j]
-            for r in range(n_rk):
-                for y in range(n_years):
-                    for s in range(n_src):
+            for s in range(n_src):
+                u0 = s_start[s]
+                u1 = s_start[s + 1]
+                for r in range(r_lo, r_hi):
+                    qrow = q_table[zt, r]
+                    for y in range(n_years):
                         h = hist[r, y * n_src + s]
                         if h == 0.0:
                             continue
-                        for u in range(s_start[s], s_start[s + 1]):
-                            amat[j, y, u] += h * q_table[zt, r, u]
+                        arow = amat[j, y]
+                        u = u0
+                        while u + 8 <= u1:  # unrolled: |U_s| is a few dozen, short for the vectoriser
+                            arow[u] += h * qrow[u]
+                            arow[u + 1] += h * qrow[u + 1]
+                            arow[u + 2] += h * qrow[u + 2]
+                            arow[u + 3] += h * qrow[u + 3]
+                            arow[u + 4] += h * qrow[u + 4]
+                            arow[u + 5] += h * qrow[u + 5]
+                            arow[u + 6] += h * qrow[u + 6]
+                            arow[u + 7] += h * qrow[u + 7]
+                            u += 8
+                        while u < u1:
+                            arow[u] += h * qrow[u]
+                            u += 1
         epistemic = (not mixture) and nj > 1
         if epistemic and monte_carlo:
             pair_w[:nj] = 0.0
