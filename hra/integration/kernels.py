@@ -139,6 +139,86 @@ def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, h
 
 
 @jit
+def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, wbuf,
+                  span):
+    """Add one (sub-)cell's interpolation weights (as :func:`_deposit` / :func:`_deposit_az` share
+    its rate) to ``wbuf[r * n_a + a]``; ``span`` (2,) tracks the lowest and one past the highest
+    entry touched."""
+    r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
+    if r_km > r_max_km:
+        return
+    u = (math.log(r_km) - ln_r0) / dln
+    if u < 0.0:
+        u = 0.0
+    i = int(u)
+    if i >= n_r - 1:
+        i = n_r - 2
+        f = 1.0
+    else:
+        f = u - i
+    lo = i * n_a
+    hi = (i + 2) * n_a
+    if lo < span[0]:
+        span[0] = lo
+    if hi > span[1]:
+        span[1] = hi
+    if n_a <= 1:
+        wbuf[i] += (1.0 - f) * scale
+        wbuf[i + 1] += f * scale
+        return
+    az = (strike_deg - math.degrees(math.atan2(dx_m, dy_m))) % 180.0
+    if az > 90.0:
+        az = 180.0 - az
+    if harmonic:
+        arad = math.radians(az)
+        for ja in range(n_a):
+            wa = math.cos(2.0 * ja * arad)
+            wbuf[i * n_a + ja] += (1.0 - f) * wa * scale
+            wbuf[(i + 1) * n_a + ja] += f * wa * scale
+        return
+    ua = az * (n_a - 1) / 90.0
+    ia = int(ua)
+    if ia >= n_a - 1:
+        ia = n_a - 2
+    g = ua - ia
+    for corner in range(4):
+        ir = i + (corner >> 1)
+        fa = (1.0 - f) if (corner >> 1) == 0 else f
+        ja = ia + (corner & 1)
+        wa = (1.0 - g) if (corner & 1) == 0 else g
+        wbuf[ir * n_a + ja] += fa * wa * scale
+
+
+@jit
+def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km,
+              cell_size_m, n_sub, wbuf, span, hist):
+    """A near cell split into n_sub x n_sub sub-cells: their weights per (distance node, azimuth
+    row) are summed first (they share the cell's rates), then each non-zero row block gets one
+    pass over the rates (instead of one per sub-cell: ~n_sub^2 / 3 fewer passes; the sums differ
+    from sub-cell by sub-cell deposits only by rounding)."""
+    step = cell_size_m / n_sub
+    frac = 1.0 / (n_sub * n_sub)
+    span[0] = wbuf.shape[0]
+    span[1] = 0
+    for i in range(n_sub):
+        sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
+        for j in range(n_sub):
+            sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
+            _node_weights(sx * sx + sy * sy, sx, sy, frac, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic,
+                          r_max_km, wbuf, span)
+    n_v = hist.shape[1]
+    for ra in range(span[0], span[1]):
+        w = wbuf[ra]
+        if w == 0.0:
+            continue
+        wbuf[ra] = 0.0
+        row = ra * n_k
+        for k in range(n_k):
+            for v in range(n_v):
+                hist[row + k, v] += w * rate_row[k * n_v + v]
+
+
+@jit
 def distance_histogram(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, r_max_km,
                        cell_size_m, sub_radius_m, n_sub, hist):
     """Accumulate one building's rates per hypocentral-distance node into ``hist`` (r, v).
@@ -164,18 +244,15 @@ def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, 
     R_hyp = sqrt(d_epi^2 + depth^2) >= depth, so no building gets R -> 0.
     """
     sub2 = sub_radius_m * sub_radius_m
-    step = cell_size_m / n_sub
-    frac = 1.0 / (n_sub * n_sub)
+    wbuf = np.zeros(n_r)
+    span = np.zeros(2, dtype=np.int64)
     for c in range(cx.shape[0]):
         dx = cx[c] - bx
         dy = cy[c] - by
         d2 = dx * dx + dy * dy
         if n_sub > 1 and d2 < sub2:
-            for i in range(n_sub):
-                sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
-                for j in range(n_sub):
-                    sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
-                    _deposit(sx * sx + sy * sy, rates[c], frac, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist)
+            _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, 1, n_k, 0.0, False, r_max_km, cell_size_m, n_sub,
+                      wbuf, span, hist)
         else:
             _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist)
 
@@ -253,19 +330,15 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
                              cell_size_m, sub_radius_m, n_sub, hist)
         return
     sub2 = sub_radius_m * sub_radius_m
-    step = cell_size_m / n_sub
-    frac = 1.0 / (n_sub * n_sub)
+    wbuf = np.zeros(n_r * n_a)
+    span = np.zeros(2, dtype=np.int64)
     for c in range(cx.shape[0]):
         dx = cx[c] - bx
         dy = cy[c] - by
         d2 = dx * dx + dy * dy
         if n_sub > 1 and d2 < sub2:
-            for i in range(n_sub):
-                sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
-                for j in range(n_sub):
-                    sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
-                    _deposit_az(sx * sx + sy * sy, sx, sy, rates[c], frac, depth_km, ln_r0, dln, n_r, n_a, n_k,
-                                strike_deg, harmonic, r_max_km, hist)
+            _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km,
+                      cell_size_m, n_sub, wbuf, span, hist)
         else:
             _deposit_az(d2, dx, dy, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
                         r_max_km, hist)
