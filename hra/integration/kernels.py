@@ -451,33 +451,38 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                 acc += typ_prob[b, j] * sj
             out_mean[b, y] = acc
         # per-combination values
-        # loop order s -> r -> y -> u: a source branch's block amat[j, :, U_s] (Y x |U_s|) stays in L1
-        # while the table rows q[zt, r, U_s] stream past once; each amat element still sums its
-        # terms in ascending r (the same sums in the same order as r -> y -> s -> u), and rows
-        # whose histogram is zero for the branch are skipped
+        # per row r (rows r_lo..r_hi-1: all-zero histogram rows skipped) the table row q[zt, r, :]
+        # streams once, contiguous; for each year and source branch s, h * q is added over the
+        # branch's combinations U_s (contiguous, combos sorted by s) in an unrolled loop: each amat
+        # element sums its terms in ascending r, as the plain loop r -> y -> s -> u
         amat[:nj] = 0.0
         for j in range(nj):
             zt = zt_idx[b, j]
-            for s in range(n_src):
-                u0 = s_start[s]
-                u1 = s_start[s + 1]
-                for r in range(r_lo, r_hi):
-                    qrow = q_table[zt, r]
-                    for y in range(n_years):
+            for r in range(r_lo, r_hi):
+                qrow = q_table[zt, r]
+                for y in range(n_years):
+                    arow = amat[j, y]
+                    for s in range(n_src):
                         h = hist[r, y * n_src + s]
                         if h == 0.0:
                             continue
-                        arow = amat[j, y]
+                        u0 = s_start[s]
+                        u1 = s_start[s + 1]
                         u = u0
-                        while u + 8 <= u1:  # unrolled: |U_s| is a few dozen, short for the vectoriser
-                            arow[u] += h * qrow[u]
-                            arow[u + 1] += h * qrow[u + 1]
-                            arow[u + 2] += h * qrow[u + 2]
-                            arow[u + 3] += h * qrow[u + 3]
-                            arow[u + 4] += h * qrow[u + 4]
-                            arow[u + 5] += h * qrow[u + 5]
-                            arow[u + 6] += h * qrow[u + 6]
-                            arow[u + 7] += h * qrow[u + 7]
+                        while u + 8 <= u1:  # unrolled, all loads before the stores (|U_s| is a few dozen:
+                            # short for the loop vectoriser; the straight-line code vectorises)
+                            q0, q1, q2, q3 = qrow[u], qrow[u + 1], qrow[u + 2], qrow[u + 3]
+                            q4, q5, q6, q7 = qrow[u + 4], qrow[u + 5], qrow[u + 6], qrow[u + 7]
+                            a0, a1, a2, a3 = arow[u], arow[u + 1], arow[u + 2], arow[u + 3]
+                            a4, a5, a6, a7 = arow[u + 4], arow[u + 5], arow[u + 6], arow[u + 7]
+                            arow[u] = a0 + h * q0
+                            arow[u + 1] = a1 + h * q1
+                            arow[u + 2] = a2 + h * q2
+                            arow[u + 3] = a3 + h * q3
+                            arow[u + 4] = a4 + h * q4
+                            arow[u + 5] = a5 + h * q5
+                            arow[u + 6] = a6 + h * q6
+                            arow[u + 7] = a7 + h * q7
                             u += 8
                         while u < u1:
                             arow[u] += h * qrow[u]
