@@ -414,8 +414,8 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     draw = np.empty(n_mc, dtype=np.int64)
     qout = np.empty(probs.shape[0])
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
+    hist[:, :] = 0.0
     for b in range(n_b):
-        hist[:, :] = 0.0
         distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
                                      az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
         # rows r_lo..r_hi-1 hold every non-zero histogram row (nearest to farthest distance node)
@@ -439,7 +439,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
             for j in range(nj):
                 zt = zt_idx[b, j]
                 sj = 0.0
-                for r in range(n_rk):
+                for r in range(r_lo, r_hi):
                     if n_qs == 1:
                         h = 0.0
                         for s in range(n_src):
@@ -544,6 +544,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                     for u in range(n_u):
                         out_real[b, y, u] = vals[u]
                         out_real_w[b, u] = combo_w[u]
+        hist[r_lo:r_hi, :] = 0.0  # the rows outside are zero: the next building starts from zeros
 
 
 @jit
