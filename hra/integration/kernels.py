@@ -113,6 +113,14 @@ def lognormal_expectation(mean, sd, weight, ln_median, beta, out):
 
 
 @jit
+def _axpy(w, x, out):
+    """out += w * x over views indexed from 0 (so numba adds no negative-index wraparound and the
+    loop vectorises)."""
+    for v in range(x.shape[0]):
+        out[v] += w * x[v]
+
+
+@jit
 def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist):
     r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
     if r_km > r_max_km:
@@ -131,11 +139,9 @@ def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, h
     n_v = hist.shape[1]
     for k in range(n_k):
         lo = i * n_k + k
-        hi = lo + n_k
-        for v in range(n_v):
-            x = rate_row[k * n_v + v]
-            hist[lo, v] += a * x
-            hist[hi, v] += b * x
+        x = rate_row[k * n_v:(k + 1) * n_v]
+        _axpy(a, x, hist[lo])
+        _axpy(b, x, hist[lo + n_k])
 
 
 @jit
@@ -214,8 +220,7 @@ def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
         wbuf[ra] = 0.0
         row = ra * n_k
         for k in range(n_k):
-            for v in range(n_v):
-                hist[row + k, v] += w * rate_row[k * n_v + v]
+            _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
 
 
 @jit
@@ -288,8 +293,7 @@ def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n
                     continue
                 row = (ir * n_a + ja) * n_k
                 for k in range(n_k):
-                    for v in range(n_v):
-                        hist[row + k, v] += w * rate_row[k * n_v + v]
+                    _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
         return
     ua = az * (n_a - 1) / 90.0
     ia = int(ua)
@@ -306,8 +310,7 @@ def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n
             continue
         row = (ir * n_a + ja) * n_k
         for k in range(n_k):
-            for v in range(n_v):
-                hist[row + k, v] += w * rate_row[k * n_v + v]
+            _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
 
 
 @jit
@@ -453,8 +456,10 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
         # per-combination values
         # per row r (rows r_lo..r_hi-1: all-zero histogram rows skipped) the table row q[zt, r, :]
         # streams once, contiguous; for each year and source branch s, h * q is added over the
-        # branch's combinations U_s (contiguous, combos sorted by s) in an unrolled loop: each amat
-        # element sums its terms in ascending r, as the plain loop r -> y -> s -> u
+        # branch's combinations U_s (contiguous, combos sorted by s), indexed from 0 through views
+        # (an index numba cannot prove non-negative gets a wraparound test that stops the loop
+        # vectorising: this alone was ~1/3 of the building pass): each amat element sums its terms
+        # in ascending r, as the plain loop r -> y -> s -> u
         amat[:nj] = 0.0
         for j in range(nj):
             zt = zt_idx[b, j]
@@ -467,26 +472,11 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                         if h == 0.0:
                             continue
                         u0 = s_start[s]
-                        u1 = s_start[s + 1]
-                        u = u0
-                        while u + 8 <= u1:  # unrolled, all loads before the stores (|U_s| is a few dozen:
-                            # short for the loop vectoriser; the straight-line code vectorises)
-                            q0, q1, q2, q3 = qrow[u], qrow[u + 1], qrow[u + 2], qrow[u + 3]
-                            q4, q5, q6, q7 = qrow[u + 4], qrow[u + 5], qrow[u + 6], qrow[u + 7]
-                            a0, a1, a2, a3 = arow[u], arow[u + 1], arow[u + 2], arow[u + 3]
-                            a4, a5, a6, a7 = arow[u + 4], arow[u + 5], arow[u + 6], arow[u + 7]
-                            arow[u] = a0 + h * q0
-                            arow[u + 1] = a1 + h * q1
-                            arow[u + 2] = a2 + h * q2
-                            arow[u + 3] = a3 + h * q3
-                            arow[u + 4] = a4 + h * q4
-                            arow[u + 5] = a5 + h * q5
-                            arow[u + 6] = a6 + h * q6
-                            arow[u + 7] = a7 + h * q7
-                            u += 8
-                        while u < u1:
-                            arow[u] += h * qrow[u]
-                            u += 1
+                        n_us = s_start[s + 1] - u0
+                        qseg = qrow[u0:u0 + n_us]
+                        aseg = arow[u0:u0 + n_us]
+                        for t in range(n_us):  # from 0: no negative-index wraparound, so it vectorises
+                            aseg[t] += h * qseg[t]
         epistemic = (not mixture) and nj > 1
         if epistemic and monte_carlo:
             pair_w[:nj] = 0.0
