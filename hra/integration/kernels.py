@@ -113,6 +113,14 @@ def lognormal_expectation(mean, sd, weight, ln_median, beta, out):
 
 
 @jit
+def _axpy(w, x, out):
+    """out += w * x over views indexed from 0 (so numba adds no negative-index wraparound and the
+    loop vectorises)."""
+    for v in range(x.shape[0]):
+        out[v] += w * x[v]
+
+
+@jit
 def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist):
     r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
     if r_km > r_max_km:
@@ -131,11 +139,88 @@ def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, h
     n_v = hist.shape[1]
     for k in range(n_k):
         lo = i * n_k + k
-        hi = lo + n_k
-        for v in range(n_v):
-            x = rate_row[k * n_v + v]
-            hist[lo, v] += a * x
-            hist[hi, v] += b * x
+        x = rate_row[k * n_v:(k + 1) * n_v]
+        _axpy(a, x, hist[lo])
+        _axpy(b, x, hist[lo + n_k])
+
+
+@jit
+def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, wbuf,
+                  span):
+    """Add one (sub-)cell's interpolation weights (as :func:`_deposit` / :func:`_deposit_az` share
+    its rate) to ``wbuf[r * n_a + a]``; ``span`` (2,) tracks the lowest and one past the highest
+    entry touched."""
+    r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
+    if r_km > r_max_km:
+        return
+    u = (math.log(r_km) - ln_r0) / dln
+    if u < 0.0:
+        u = 0.0
+    i = int(u)
+    if i >= n_r - 1:
+        i = n_r - 2
+        f = 1.0
+    else:
+        f = u - i
+    lo = i * n_a
+    hi = (i + 2) * n_a
+    if lo < span[0]:
+        span[0] = lo
+    if hi > span[1]:
+        span[1] = hi
+    if n_a <= 1:
+        wbuf[i] += (1.0 - f) * scale
+        wbuf[i + 1] += f * scale
+        return
+    az = (strike_deg - math.degrees(math.atan2(dx_m, dy_m))) % 180.0
+    if az > 90.0:
+        az = 180.0 - az
+    if harmonic:
+        arad = math.radians(az)
+        for ja in range(n_a):
+            wa = math.cos(2.0 * ja * arad)
+            wbuf[i * n_a + ja] += (1.0 - f) * wa * scale
+            wbuf[(i + 1) * n_a + ja] += f * wa * scale
+        return
+    ua = az * (n_a - 1) / 90.0
+    ia = int(ua)
+    if ia >= n_a - 1:
+        ia = n_a - 2
+    g = ua - ia
+    for corner in range(4):
+        ir = i + (corner >> 1)
+        fa = (1.0 - f) if (corner >> 1) == 0 else f
+        ja = ia + (corner & 1)
+        wa = (1.0 - g) if (corner & 1) == 0 else g
+        wbuf[ir * n_a + ja] += fa * wa * scale
+
+
+@jit
+def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km,
+              cell_size_m, n_sub, wbuf, span, hist):
+    """A near cell split into n_sub x n_sub sub-cells: their weights per (distance node, azimuth
+    row) are summed first (they share the cell's rates), then each non-zero row block gets one
+    pass over the rates (instead of one per sub-cell: ~n_sub^2 / 3 fewer passes; the sums differ
+    from sub-cell by sub-cell deposits only by rounding)."""
+    step = cell_size_m / n_sub
+    frac = 1.0 / (n_sub * n_sub)
+    span[0] = wbuf.shape[0]
+    span[1] = 0
+    for i in range(n_sub):
+        sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
+        for j in range(n_sub):
+            sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
+            _node_weights(sx * sx + sy * sy, sx, sy, frac, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic,
+                          r_max_km, wbuf, span)
+    n_v = hist.shape[1]
+    for ra in range(span[0], span[1]):
+        w = wbuf[ra]
+        if w == 0.0:
+            continue
+        wbuf[ra] = 0.0
+        row = ra * n_k
+        for k in range(n_k):
+            _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
 
 
 @jit
@@ -164,18 +249,15 @@ def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, 
     R_hyp = sqrt(d_epi^2 + depth^2) >= depth, so no building gets R -> 0.
     """
     sub2 = sub_radius_m * sub_radius_m
-    step = cell_size_m / n_sub
-    frac = 1.0 / (n_sub * n_sub)
+    wbuf = np.zeros(n_r)
+    span = np.zeros(2, dtype=np.int64)
     for c in range(cx.shape[0]):
         dx = cx[c] - bx
         dy = cy[c] - by
         d2 = dx * dx + dy * dy
         if n_sub > 1 and d2 < sub2:
-            for i in range(n_sub):
-                sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
-                for j in range(n_sub):
-                    sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
-                    _deposit(sx * sx + sy * sy, rates[c], frac, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist)
+            _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, 1, n_k, 0.0, False, r_max_km, cell_size_m, n_sub,
+                      wbuf, span, hist)
         else:
             _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist)
 
@@ -211,8 +293,7 @@ def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n
                     continue
                 row = (ir * n_a + ja) * n_k
                 for k in range(n_k):
-                    for v in range(n_v):
-                        hist[row + k, v] += w * rate_row[k * n_v + v]
+                    _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
         return
     ua = az * (n_a - 1) / 90.0
     ia = int(ua)
@@ -229,8 +310,7 @@ def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n
             continue
         row = (ir * n_a + ja) * n_k
         for k in range(n_k):
-            for v in range(n_v):
-                hist[row + k, v] += w * rate_row[k * n_v + v]
+            _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
 
 
 @jit
@@ -253,19 +333,15 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
                              cell_size_m, sub_radius_m, n_sub, hist)
         return
     sub2 = sub_radius_m * sub_radius_m
-    step = cell_size_m / n_sub
-    frac = 1.0 / (n_sub * n_sub)
+    wbuf = np.zeros(n_r * n_a)
+    span = np.zeros(2, dtype=np.int64)
     for c in range(cx.shape[0]):
         dx = cx[c] - bx
         dy = cy[c] - by
         d2 = dx * dx + dy * dy
         if n_sub > 1 and d2 < sub2:
-            for i in range(n_sub):
-                sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
-                for j in range(n_sub):
-                    sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
-                    _deposit_az(sx * sx + sy * sy, sx, sy, rates[c], frac, depth_km, ln_r0, dln, n_r, n_a, n_k,
-                                strike_deg, harmonic, r_max_km, hist)
+            _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km,
+                      cell_size_m, n_sub, wbuf, span, hist)
         else:
             _deposit_az(d2, dx, dy, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
                         r_max_km, hist)
@@ -341,10 +417,20 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     draw = np.empty(n_mc, dtype=np.int64)
     qout = np.empty(probs.shape[0])
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
+    hist[:, :] = 0.0
     for b in range(n_b):
-        hist[:, :] = 0.0
         distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
                                      az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
+        # rows r_lo..r_hi-1 hold every non-zero histogram row (nearest to farthest distance node)
+        r_lo = n_rk
+        r_hi = 0
+        for r in range(n_rk):
+            for v in range(n_v):
+                if hist[r, v] != 0.0:
+                    if r < r_lo:
+                        r_lo = r
+                    r_hi = r + 1
+                    break
         # number of candidates
         nj = 0
         for j in range(n_j):
@@ -356,7 +442,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
             for j in range(nj):
                 zt = zt_idx[b, j]
                 sj = 0.0
-                for r in range(n_rk):
+                for r in range(r_lo, r_hi):
                     if n_qs == 1:
                         h = 0.0
                         for s in range(n_src):
@@ -368,17 +454,29 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                 acc += typ_prob[b, j] * sj
             out_mean[b, y] = acc
         # per-combination values
+        # per row r (rows r_lo..r_hi-1: all-zero histogram rows skipped) the table row q[zt, r, :]
+        # streams once, contiguous; for each year and source branch s, h * q is added over the
+        # branch's combinations U_s (contiguous, combos sorted by s), indexed from 0 through views
+        # (an index numba cannot prove non-negative gets a wraparound test that stops the loop
+        # vectorising: this alone was ~1/3 of the building pass): each amat element sums its terms
+        # in ascending r, as the plain loop r -> y -> s -> u
         amat[:nj] = 0.0
         for j in range(nj):
             zt = zt_idx[b, j]
-            for r in range(n_rk):
+            for r in range(r_lo, r_hi):
+                qrow = q_table[zt, r]
                 for y in range(n_years):
+                    arow = amat[j, y]
                     for s in range(n_src):
                         h = hist[r, y * n_src + s]
                         if h == 0.0:
                             continue
-                        for u in range(s_start[s], s_start[s + 1]):
-                            amat[j, y, u] += h * q_table[zt, r, u]
+                        u0 = s_start[s]
+                        n_us = s_start[s + 1] - u0
+                        qseg = qrow[u0:u0 + n_us]
+                        aseg = arow[u0:u0 + n_us]
+                        for t in range(n_us):  # from 0: no negative-index wraparound, so it vectorises
+                            aseg[t] += h * qseg[t]
         epistemic = (not mixture) and nj > 1
         if epistemic and monte_carlo:
             pair_w[:nj] = 0.0
@@ -436,6 +534,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                     for u in range(n_u):
                         out_real[b, y, u] = vals[u]
                         out_real_w[b, u] = combo_w[u]
+        hist[r_lo:r_hi, :] = 0.0  # the rows outside are zero: the next building starts from zeros
 
 
 @jit
