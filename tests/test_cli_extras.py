@@ -4,7 +4,6 @@ from __future__ import annotations
 
 
 import pandas as pd
-import pytest
 import tomli_w
 import xarray as xr
 from typer.testing import CliRunner

@@ -31,7 +31,7 @@ import hra  # noqa: E402
 from hra.cli import app  # noqa: E402
 from hra.config import ConfigError, config_from_dict  # noqa: E402
 from hra.core.logictree import weighted_quantile  # noqa: E402
-from hra.inputs.forecast import (CHAIN_MAGNITUDES, ForecastError, gr_counts, magnitude_basis,  # noqa: E402
+from hra.inputs.forecast import (CHAIN_MAGNITUDES, gr_counts, magnitude_basis,  # noqa: E402
                                  node_masses, read_forecast, write_forecast)
 from hra.inputs.source import MagnitudeBins, magnitude_bins  # noqa: E402
 

@@ -87,7 +87,6 @@ def test_events_summary_says_what_the_fn_curve_rests_on(tmp_path):
 def test_events_summary_counts_the_events_and_deaths_of_the_fn_curve(tmp_path):
     """A small run with deaths: the summary's count of sampled events with deaths and their deaths
     equals what the written event set holds, and the F-N curve is called rough (< 10 events)."""
-    import numpy as np
     import xarray as xr
 
     cfg, out = _case(tmp_path, cells=[(*CELL, 2.0)], curves={"URM": ((0.05, 0.1, 0.2), 0.5, (0.01, 0.1, 0.3))})

@@ -220,7 +220,6 @@ def test_gis_from_output_section_and_errors(runs, tmp_path):
     cfg = _case(tmp_path, 0.05, buildings_old()[:3], "r.zarr").with_updates(output={"gpkg": str(tmp_path / "r.gpkg")})
     hra.run(cfg, progress=False)
     assert pyogrio.read_info(tmp_path / "r.gpkg")["features"] == 3
-    from hra.config import ConfigError
     from pydantic import ValidationError
 
     with pytest.raises((ValueError, ValidationError), match="gpkg"):

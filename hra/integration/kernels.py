@@ -121,19 +121,46 @@ def _axpy(w, x, out):
 
 
 @jit
-def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist):
+def _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km):
+    """Lower node i and fraction f of R_hyp = sqrt(d^2 + depth^2) on the uniform ln R grid
+    (``ln_r0 + i dln``, n_r nodes; clamped to the end nodes), or (-1, 0) beyond ``r_max_km``."""
     r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
     if r_km > r_max_km:
-        return
+        return -1, 0.0
     u = (math.log(r_km) - ln_r0) / dln
     if u < 0.0:
         u = 0.0
     i = int(u)
     if i >= n_r - 1:
-        i = n_r - 2
-        f = 1.0
-    else:
-        f = u - i
+        return n_r - 2, 1.0
+    return i, u - i
+
+
+@jit
+def _folded_azimuth(dx_m, dy_m, strike_deg):
+    """Azimuth of the site seen from the (sub-)cell relative to the mean strike, folded into [0, 90]
+    [degree] (:func:`hra.gmm.rupture.relative_azimuth_deg`)."""
+    az = (strike_deg - math.degrees(math.atan2(dx_m, dy_m))) % 180.0
+    if az > 90.0:
+        az = 180.0 - az
+    return az
+
+
+@jit
+def _azimuth_node(az, n_a):
+    """Lower node and fraction of a folded azimuth on n_a uniform nodes over [0, 90] degrees."""
+    ua = az * (n_a - 1) / 90.0
+    ia = int(ua)
+    if ia >= n_a - 1:
+        ia = n_a - 2
+    return ia, ua - ia
+
+
+@jit
+def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist):
+    i, f = _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km)
+    if i < 0:
+        return
     a = (1.0 - f) * scale
     b = f * scale
     n_v = hist.shape[1]
@@ -150,18 +177,9 @@ def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, stri
     """Add one (sub-)cell's interpolation weights (as :func:`_deposit` / :func:`_deposit_az` share
     its rate) to ``wbuf[r * n_a + a]``; ``span`` (2,) tracks the lowest and one past the highest
     entry touched."""
-    r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
-    if r_km > r_max_km:
+    i, f = _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km)
+    if i < 0:
         return
-    u = (math.log(r_km) - ln_r0) / dln
-    if u < 0.0:
-        u = 0.0
-    i = int(u)
-    if i >= n_r - 1:
-        i = n_r - 2
-        f = 1.0
-    else:
-        f = u - i
     lo = i * n_a
     hi = (i + 2) * n_a
     if lo < span[0]:
@@ -172,9 +190,7 @@ def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, stri
         wbuf[i] += (1.0 - f) * scale
         wbuf[i + 1] += f * scale
         return
-    az = (strike_deg - math.degrees(math.atan2(dx_m, dy_m))) % 180.0
-    if az > 90.0:
-        az = 180.0 - az
+    az = _folded_azimuth(dx_m, dy_m, strike_deg)
     if harmonic:
         arad = math.radians(az)
         for ja in range(n_a):
@@ -182,11 +198,7 @@ def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, stri
             wbuf[i * n_a + ja] += (1.0 - f) * wa * scale
             wbuf[(i + 1) * n_a + ja] += f * wa * scale
         return
-    ua = az * (n_a - 1) / 90.0
-    ia = int(ua)
-    if ia >= n_a - 1:
-        ia = n_a - 2
-    g = ua - ia
+    ia, g = _azimuth_node(az, n_a)
     for corner in range(4):
         ir = i + (corner >> 1)
         fa = (1.0 - f) if (corner >> 1) == 0 else f
@@ -265,22 +277,11 @@ def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, 
 @jit
 def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
                 r_max_km, hist):
-    r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
-    if r_km > r_max_km:
+    i, f = _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km)
+    if i < 0:
         return
-    u = (math.log(r_km) - ln_r0) / dln
-    if u < 0.0:
-        u = 0.0
-    i = int(u)
-    if i >= n_r - 1:
-        i = n_r - 2
-        f = 1.0
-    else:
-        f = u - i
     # relative azimuth of the site seen from the (sub-)cell w.r.t. the mean strike, folded into [0, 90]
-    az = (strike_deg - math.degrees(math.atan2(dx_m, dy_m))) % 180.0
-    if az > 90.0:
-        az = 180.0 - az
+    az = _folded_azimuth(dx_m, dy_m, strike_deg)
     n_v = hist.shape[1]
     if harmonic:  # rows a = 0..n_a-1 carry cos(2 a az): weights of the harmonic coefficients
         arad = math.radians(az)
@@ -295,11 +296,7 @@ def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n
                 for k in range(n_k):
                     _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
         return
-    ua = az * (n_a - 1) / 90.0
-    ia = int(ua)
-    if ia >= n_a - 1:
-        ia = n_a - 2
-    g = ua - ia
+    ia, g = _azimuth_node(az, n_a)
     for corner in range(4):
         ir = i + (corner >> 1)
         fa = (1.0 - f) if (corner >> 1) == 0 else f

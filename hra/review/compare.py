@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hra.review.tables import NORM_LPR, ReviewError, norm_of, open_run, profiles, provenance_of, risk_category
+import hra.core.fileio as fileio
+from hra.review.tables import ReviewError, norm_of, open_run, profiles, provenance_of, risk_category
 
 log = logging.getLogger("hra")
 
@@ -83,23 +84,11 @@ class Comparison:
 
     def to_csv(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write :attr:`buildings` to a CSV atomically."""
-        import os
-
         from hra.outputs import check_output as _check_target
 
         path = Path(path)
         _check_target(path, overwrite)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent if str(path.parent) else ".")
-        os.close(fd)
-        try:
-            self.buildings.to_csv(tmp, index=False, float_format="%.6e")
-            from hra.review.report import _readable
-
-            _readable(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        fileio.atomic_write(path, lambda tmp: self.buildings.to_csv(tmp, index=False, float_format="%.6e"), overwrite=True)
         return path
 
 

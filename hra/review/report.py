@@ -14,16 +14,15 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
-import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+import hra.core.fileio as fileio
 from hra.review.info import provenance_rows
 from hra.review.tables import CATEGORIES, norm_of, open_run, profiles, provenance_of, risk_category, statistics
 
@@ -275,13 +274,6 @@ def render_report(ds: xr.Dataset, *, name: str = "run", compare=None, top: int =
     return env.get_template("report.html.j2").render(**ctx)
 
 
-def _readable(path: str) -> None:
-    """Give a temporary file (mkstemp: 0600) the permissions a new file gets under the umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def _has_explain() -> bool:
     import hra.review.explain as _explain_mod
 
@@ -336,13 +328,5 @@ def write_report(run: xr.Dataset | str | Path, path: str | os.PathLike, *, compa
         cmp = compare(compare_with, ds, attribute=attribute)
         cmp.new_name = name
     html = render_report(ds, name=name, compare=cmp, top=top, run_ref=run, explain_top=explain_top)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        _readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    fileio.atomic_write(path, lambda tmp: tmp.write_text(html, encoding="utf-8"), overwrite=True)
     return path
