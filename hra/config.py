@@ -354,6 +354,12 @@ class ComputeSection(_Section):
         "killed run restarted with the same config, inputs and code resumes from them; removed after the outputs "
         "are written. false: always compute every chunk.",
     )
+    table_memory_gb: float = Field(
+        2.0, gt=0,
+        description="Largest size of the tables of the selected model combinations held at once: a run whose "
+        "tables need more (many zones with a large tree, e.g. the whole field) computes the zones in groups that "
+        "fit, each group's buildings right after its tables, then frees them (the results do not depend on it). [GB]",
+    )
     no_workers_timeout_s: float = Field(
         60.0, gt=0,
         description="With a scheduler: fail with a clear message when it has had no workers for this long while "

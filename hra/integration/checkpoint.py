@@ -39,14 +39,19 @@ def checkpoint_folder(output: str | os.PathLike) -> Path:
     return output.with_name(f".{output.name}.partial")
 
 
-def run_key(cfg, files: dict[str, str], n_buildings: int, chunk_size: int) -> dict[str, Any]:
-    """What decides the chunk results: config hash, input checksums, code version, chunking."""
+def run_key(cfg, files: dict[str, str], n_buildings: int, chunk_size: int, layout: str = "") -> dict[str, Any]:
+    """What decides the chunk results: config hash, input checksums, code version, chunking
+    (``layout``: a digest of the chunks' building indices when they are not consecutive, i.e. when
+    the zones are computed in groups, :func:`hra.integration.engine.zone_groups`)."""
     import hra.outputs as outputs
 
     git = outputs.git_revision()
-    return {"config_sha256": cfg.sha256(), "input_sha256": dict(sorted(files.items())),
-            "package_version": outputs.package_version(), "git_revision": git, "n_buildings": int(n_buildings),
-            "chunk_buildings": int(chunk_size)}
+    key = {"config_sha256": cfg.sha256(), "input_sha256": dict(sorted(files.items())),
+           "package_version": outputs.package_version(), "git_revision": git, "n_buildings": int(n_buildings),
+           "chunk_buildings": int(chunk_size)}
+    if layout:
+        key["chunk_layout_sha256"] = layout
+    return key
 
 
 class Checkpoint:

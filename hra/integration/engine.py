@@ -20,12 +20,15 @@ Steps (docs/architecture.md §2):
    :class:`hra.core.executor.Executor` (threads of this process by default, worker processes or a
    dask cluster); each chunk returns its mean, quantiles and optional realisations, which depend
    only on the chunk's own buildings and the shared tables, so results do not depend on the
-   chunk size or the number of workers.
+   chunk size or the number of workers. When the tables of all zones would exceed ``[compute]
+   table_memory_gb``, steps 2 and 4 run per group of zones (:func:`zone_groups`): a group's
+   tables, then its buildings, then the tables are freed; the same results to the bit.
 5. :func:`hra.outputs.build_dataset` assembles the Dataset contract (docs/architecture.md §4.1).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -350,14 +353,19 @@ class EngineDeath:
         return sum(d * coef[key][:, None] for key, d in self.death_of[i].items() if key in coef)
 
 
-def table_rows(prep: "Prepared") -> tuple[np.ndarray, list[np.ndarray]]:
-    """(site, typology) pairs present among the buildings' typology candidates."""
+def table_rows(prep: "Prepared", zones=None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(site, typology) pairs present among the buildings' typology candidates: the row of each pair
+    in the tables (-1: none) and the typologies per site. ``zones``: only the sites of these zones get
+    rows (the tables of one group of zones, :func:`zone_groups`)."""
     T = len(prep.fragility.typologies)
     present = np.zeros((len(prep.sites), T), dtype=bool)
     ti = prep.buildings.typology_index
     si = np.broadcast_to(prep.site_index[:, None], ti.shape)
     ok = ti >= 0
     present[si[ok], ti[ok]] = True
+    if zones is not None:
+        keep = np.isin(np.array([int(z) for z, _ in prep.sites], dtype=np.int64), np.asarray(list(zones), dtype=np.int64))
+        present[~keep] = False
     row_of = -np.ones((len(prep.sites), T), dtype=np.int64)
     row_of[present] = np.arange(int(present.sum()))
     return row_of, [np.flatnonzero(present[s]) for s in range(len(prep.sites))]
@@ -388,16 +396,20 @@ def table_combinations(prep: "Prepared", sel: "Selection") -> np.ndarray:
 
 
 def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None,
-                 store: "StoreHandle | None" = None) -> Tables:
+                 store: "StoreHandle | None" = None, zones=None) -> Tables:
     """Tables of every site for the selected model combinations (in parallel over zones; the
     sites of one zone, with and without wierde, share one task and its ground-motion work).
-    ``store``: read and fill the table store (:func:`hra.integration.tablestore.handle_for`)."""
-    row_of, t_lists = table_rows(prep)
+    ``store``: read and fill the table store (:func:`hra.integration.tablestore.handle_for`).
+    ``zones``: only the sites of these zones (one group of :func:`zone_groups`; the other sites have
+    no rows in ``row_of``)."""
+    row_of, t_lists = table_rows(prep, zones)
     sizes, weights = model_factors(prep)
     exact_mean = bool(sel.realisations.exact) or prep.model_tree.n_combinations <= 20_000
     groups: dict[int, list[int]] = {}
+    zone_set = None if zones is None else {int(z) for z in zones}
     for i, (zone, _) in enumerate(prep.sites):
-        groups.setdefault(int(zone), []).append(i)
+        if zone_set is None or int(zone) in zone_set:
+            groups.setdefault(int(zone), []).append(i)
     if condtables.supports(prep.gmm):
         # the R_rup quadrature given (M, R_hyp) is the same for every zone: computed once here, it
         # travels with the model (its cache) to every zone task instead of being redone per zone
@@ -427,6 +439,46 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
             q[rows] = qs
             qbar[rows] = qb
     return Tables(q, qbar, row_of)
+
+
+def table_bytes_per_row(prep: "Prepared", sel: "Selection") -> int:
+    """Bytes of one (site, typology) row of the tables :func:`build_tables` returns (q and qbar)."""
+    R = prep.distance_nodes_km.size * condtables.n_azimuth_rows(prep.gmm) * getattr(prep.magnitude, "n_basis", 1)
+    nb = len(prep.rates.branches) if prep.forecast is not None else 1
+    return 8 * R * (int(sel.combo_model.size) + nb)
+
+
+def zone_groups(prep: "Prepared", sel: "Selection", budget_bytes: float, n_workers: int = 1) -> list[list[int]]:
+    """The zones of the run in groups whose tables (:func:`table_bytes_per_row` x their rows) fit
+    ``budget_bytes`` together (``[compute] table_memory_gb``), so that :func:`compute` never holds the
+    tables of every zone at once: one group when everything fits (the usual case: the demo region,
+    or a few zones), else groups of an equal number of zones, largest zones first, a multiple of
+    ``n_workers`` where the budget allows (the zones of a group are tabulated in parallel). A zone
+    larger than the budget by itself is a group of its own. Deterministic for given inputs.
+
+    Examples
+    --------
+    >>> import hra
+    >>> from hra.integration import engine
+    >>> prep = engine.prepare(hra.demo_config(n_buildings=200))
+    >>> sel = engine.select_realisations(prep)
+    >>> [len(g) for g in engine.zone_groups(prep, sel, 2e9)]  # the demo region's 8 zones fit
+    [8]
+    >>> [len(g) for g in engine.zone_groups(prep, sel, 1.0)]  # one zone at a time
+    [1, 1, 1, 1, 1, 1, 1, 1]
+    """
+    _, t_lists = table_rows(prep)
+    per_row = table_bytes_per_row(prep, sel)
+    size: dict[int, int] = {}
+    for i, (zone, _) in enumerate(prep.sites):
+        size[int(zone)] = size.get(int(zone), 0) + len(t_lists[i]) * per_row
+    zones = sorted(size, key=lambda z: (-size[z], z))
+    if sum(size.values()) <= budget_bytes:
+        return [sorted(zones)]
+    per_group = max(1, int(budget_bytes // max(size[zones[0]], 1)))
+    if per_group >= n_workers > 1:
+        per_group -= per_group % n_workers
+    return [zones[i:i + per_group] for i in range(0, len(zones), per_group)]
 
 
 def _zone_table_task(task):
@@ -583,13 +635,26 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
     )
 
 
-def make_chunks(prep: Prepared, chunk_size: int, row_of: np.ndarray) -> list[dict]:
+def chunk_index(prep: Prepared, chunk_size: int, zones=None) -> list[np.ndarray]:
+    """Building indices of each chunk: consecutive buildings (``zones``: those of these zones, in
+    their order) in chunks of ``chunk_size``."""
+    if zones is None:
+        idx = np.arange(prep.buildings.n)
+    else:
+        site_zone = np.array([int(z) for z, _ in prep.sites], dtype=np.int64)
+        idx = np.flatnonzero(np.isin(site_zone[prep.site_index], np.asarray(list(zones), dtype=np.int64)))
+    return [idx[i:i + chunk_size] for i in range(0, idx.size, chunk_size)]
+
+
+def make_chunks(prep: Prepared, chunk_size: int, row_of: np.ndarray,
+                index: list[np.ndarray] | None = None) -> list[dict]:
+    """The chunks' inputs; ``index``: the building indices of each chunk (:func:`chunk_index`; default
+    consecutive chunks of ``chunk_size`` over all buildings)."""
     b = prep.buildings
     ti = b.typology_index
     zt = np.where(ti >= 0, row_of[prep.site_index[:, None], np.maximum(ti, 0)], 0).astype(np.int64)
     chunks = []
-    for start in range(0, b.n, chunk_size):
-        sl = slice(start, min(start + chunk_size, b.n))
+    for sl in (index if index is not None else chunk_index(prep, chunk_size)):
         chunks.append(dict(
             x=np.ascontiguousarray(b.x[sl]), y=np.ascontiguousarray(b.y[sl]), zt_idx=np.ascontiguousarray(zt[sl]),
             typ_idx=np.ascontiguousarray(ti[sl]), typ_prob=np.ascontiguousarray(b.typology_prob[sl]),
@@ -651,8 +716,14 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     with Executor.from_config(cfg.compute, progress) as ex:
         sel = select_realisations(prep)
         handle = tablestore.handle_for(prep, tablestore.store_for_config(cfg))
-        tables = build_tables(prep, sel, ex, handle)
-        t_tab = time.perf_counter()
+        groups = zone_groups(prep, sel, cfg.compute.table_memory_gb * 1e9, ex.workers)
+        if len(groups) > 1:
+            log.info("tables of %d zones in %d groups of <= %d zones ([compute] table_memory_gb = %g): each group's "
+                     "buildings are computed right after its tables", sum(map(len, groups)), len(groups),
+                     max(map(len, groups)), cfg.compute.table_memory_gb)
+        index = ([chunk_index(prep, cfg.compute.chunk_buildings)] if len(groups) == 1
+                 else [chunk_index(prep, cfg.compute.chunk_buildings, g) for g in groups])
+        parts, reused, t_tables = _run_groups(ex, prep, sel, handle, groups, index, checkpoint)
         if handle is not None:
             st = handle.store.stats
             counts = "" if ex.parallel else f": {st.read} entries read, {st.written} written"
@@ -662,42 +733,71 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
                             "same models fast); see their size with `hra tables info`, remove old ones with "
                             "`hra tables clear --older-than DAYS`, or set [compute] table_store = false",
                             handle.store.root, st.bytes_written / 1e9)
-        static = make_static(prep, tables, sel)
-        chunks = make_chunks(prep, cfg.compute.chunk_buildings, tables.row_of)
-        parts, reused = _run_chunks(ex, chunks, static, prep, checkpoint)
     t_run = time.perf_counter()
-    mean = np.concatenate([p["mean"] for p in parts])
-    quant = np.concatenate([p["q"] for p in parts])
-    keep = static.n_keep > 0
-    real = np.concatenate([p["real"] for p in parts]) if keep else None
-    real_w = np.concatenate([p["real_w"] for p in parts]) if keep else None
-    timings = dict(prepare_s=t_prep - t0, tables_s=t_tab - t_prep, buildings_s=t_run - t_tab, total_s=t_run - t0)
+    flat = [ix for group in index for ix in group]
+    n, Y = prep.buildings.n, prep.years.size
+    first = parts[0]
+    mean = np.empty((n, Y))
+    quant = np.empty((n,) + first["q"].shape[1:])
+    keep = first["real"].shape[-1] > 0
+    real = np.empty((n,) + first["real"].shape[1:]) if keep else None
+    real_w = np.empty((n,) + first["real_w"].shape[1:]) if keep else None
+    for ix, p in zip(flat, parts):  # chunks in building order for one group; scattered back for several
+        mean[ix] = p["mean"]
+        quant[ix] = p["q"]
+        if keep:
+            real[ix] = p["real"]
+            real_w[ix] = p["real_w"]
+    timings = dict(prepare_s=t_prep - t0, tables_s=t_tables, buildings_s=t_run - t_prep - t_tables, total_s=t_run - t0)
     return RunResult(prep, sel, mean, quant, real, real_w, timings, chunks_reused=reused)
 
 
-def _run_chunks(ex: Executor, chunks: list[dict], static: ChunkStatic, prep: Prepared,
-                folder: Path | None) -> tuple[list[dict], int]:
-    """Results of every chunk, in order, and how many came from the checkpoint ``folder``."""
-    if folder is None:
-        return ex.map(run_chunk, chunks, label="buildings", shared={"static": static}), 0
-    from hra.core.fileio import kill_point
-    from hra.integration.checkpoint import Checkpoint, run_key
+def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHandle | None", groups: list[list[int]],
+                index: list[list[np.ndarray]], folder: Path | None) -> tuple[list[dict], int, float]:
+    """Results of every chunk (``index``: the chunks' building indices per group of zones), in order,
+    how many came from the checkpoint ``folder``, and the seconds spent on tables. Per group: its
+    tables (:func:`build_tables` of its zones; skipped when every chunk of the group is in the
+    checkpoint), then its chunks, then the tables are freed. One group: the tables of every zone."""
+    flat = [ix for group in index for ix in group]
+    parts: list = [None] * len(flat)
+    ck = None
+    if folder is not None:
+        from hra.core.fileio import kill_point
+        from hra.integration.checkpoint import Checkpoint, run_key
 
-    ck = Checkpoint(folder, run_key(prep.cfg, prep.files, prep.buildings.n, prep.cfg.compute.chunk_buildings))
-    parts: list = [None] * len(chunks)
-    for i in ck.done(len(chunks)):
-        parts[i] = ck.load(i)
+        layout = hashlib.sha256(b"".join(np.asarray(ix, dtype=np.int64).tobytes() + b"|" for ix in flat)).hexdigest()
+        ck = Checkpoint(folder, run_key(prep.cfg, prep.files, prep.buildings.n, prep.cfg.compute.chunk_buildings,
+                                        layout=layout if len(groups) > 1 else ""))
+        for i in ck.done(len(flat)):
+            parts[i] = ck.load(i)
+        reused = sum(p is not None for p in parts)
+        if reused:
+            log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(flat), folder)
     reused = sum(p is not None for p in parts)
-    if reused:
-        log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(chunks), folder)
-    todo = [i for i, p in enumerate(parts) if p is None]
+    t_tables = 0.0
+    start = 0
+    for g, zones in enumerate(groups):
+        ids = list(range(start, start + len(index[g])))
+        start += len(index[g])
+        todo = [i for i in ids if parts[i] is None]
+        if not todo:
+            continue  # every chunk of the group was saved: its tables are not needed
+        t = time.perf_counter()
+        tables = build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else zones)
+        t_tables += time.perf_counter() - t
+        static = make_static(prep, tables, sel)
+        chunks = make_chunks(prep, prep.cfg.compute.chunk_buildings, tables.row_of, [flat[i] for i in todo])
+        del tables
 
-    def save(j: int, result: dict) -> None:
-        ck.save(todo[j], result)
-        kill_point(f"chunk-{ck.saved}")
+        def save(j: int, result: dict, todo=todo) -> None:
+            ck.save(todo[j], result)
+            kill_point(f"chunk-{ck.saved}")
 
-    for i, res in zip(todo, ex.map(run_chunk, [chunks[i] for i in todo], label="buildings",
-                                   shared={"static": static}, on_result=save)):
-        parts[i] = res
-    log.info("building chunks: %d computed, %d read from the checkpoint", len(todo), reused)
-    return parts, reused
+        label = "buildings" if len(groups) == 1 else f"buildings (zone group {g + 1}/{len(groups)})"
+        for i, res in zip(todo, ex.map(run_chunk, chunks, label=label, shared={"static": static},
+                                       on_result=save if ck is not None else None)):
+            parts[i] = res
+        del static, chunks
+    if ck is not None:
+        log.info("building chunks: %d computed, %d read from the checkpoint", len(flat) - reused, reused)
+    return parts, reused, t_tables

@@ -1,0 +1,141 @@
+"""Zones computed in groups (issue #12: the whole field within the memory target).
+
+The tables of the selected model combinations take ``8 x R x (combinations + branches)`` bytes per
+(site, typology) row: ~20 MB for the field case (2,592 distance x azimuth x basis rows, ~940
+combinations), ~100 GB for 160 zones. ``[compute] table_memory_gb`` bounds what a run holds at once:
+:func:`hra.integration.engine.zone_groups` splits the zones into groups that fit, and
+:func:`hra.integration.engine.compute` computes each group's tables, then its buildings, then
+frees them. The reference for the results is the run with every zone in one group (the former
+path): per-building results depend only on the building and the (site, typology) tables, so they
+must be equal to the bit whatever the grouping, the chunk size or the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import hra
+from hra.core.fileio import KILL_ENV
+from hra.integration import engine
+from tests.test_faults import _env, _toml
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo region (8 zones), 600 buildings, 2 years, 50 realisations kept, a table store of its own."""
+    store = tmp_path_factory.mktemp("store")
+    cfg = hra.demo_config(n_buildings=600, realisations=50, years=(2025, 2026)).with_updates(
+        run={"keep_realisations": True},
+        compute={"workers": 1, "progress": False, "table_store": str(store), "resume": False})
+    prep = engine.prepare(cfg)
+    return cfg, prep, engine.select_realisations(prep)
+
+
+def _zone_bytes(prep, sel) -> dict[int, int]:
+    _, t_lists = engine.table_rows(prep)
+    out: dict[int, int] = {}
+    for i, (z, _) in enumerate(prep.sites):
+        out[int(z)] = out.get(int(z), 0) + len(t_lists[i]) * engine.table_bytes_per_row(prep, sel)
+    return out
+
+
+def test_zone_groups_partition_the_zones_within_the_budget(demo):
+    cfg, prep, sel = demo
+    size = _zone_bytes(prep, sel)
+    zones = sorted(size)
+    assert len(zones) == 8
+    # bytes per row by hand: 96 distance nodes x (combinations + 1 source column) x 8 bytes
+    assert engine.table_bytes_per_row(prep, sel) == 8 * 96 * (sel.combo_model.size + 1)
+    assert engine.zone_groups(prep, sel, sum(size.values())) == [zones]  # everything fits: one group
+    biggest = max(size.values())
+    for budget, workers in [(1.0, 1), (biggest, 2), (2.5 * biggest, 1), (3.5 * biggest, 2), (5 * biggest, 4)]:
+        groups = engine.zone_groups(prep, sel, budget, workers)
+        flat = [z for g in groups for z in g]
+        assert sorted(flat) == zones and len(flat) == len(set(flat))  # a partition
+        for g in groups:
+            assert len(g) == 1 or sum(size[z] for z in g) <= budget
+        per = len(groups[0])
+        assert all(len(g) == per for g in groups[:-1])
+        fit = max(1, int(budget // biggest))
+        assert per == (fit - fit % workers if fit >= workers > 1 else fit)
+        # largest zones first
+        assert [size[z] for z in flat] == sorted((size[z] for z in flat), reverse=True)
+
+
+@pytest.mark.parametrize("budget_gb,chunk,workers", [(1e-9, 2000, 1), (1e-9, 37, 2), (None, 71, 2)])
+def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, chunk, workers):
+    cfg, prep, sel = demo
+    ref = engine.compute(cfg, prep=prep)
+    size = _zone_bytes(prep, sel)
+    if budget_gb is None:  # three zones' worth: groups of 2 zones with 2 workers
+        budget_gb = 3 * max(size.values()) / 1e9
+    calls = []
+    real = engine.build_tables
+
+    def recording(prep_, sel_, ex=None, store=None, zones=None):
+        tabs = real(prep_, sel_, ex, store, zones=zones)
+        calls.append((zones, tabs.q.nbytes + tabs.qbar.nbytes))
+        return tabs
+
+    monkeypatch.setattr(engine, "build_tables", recording)
+    got = engine.compute(cfg.with_updates(compute={"table_memory_gb": budget_gb, "chunk_buildings": chunk,
+                                                   "workers": workers}), prep=prep)
+    groups = engine.zone_groups(prep, sel, budget_gb * 1e9, workers)
+    assert len(groups) > 1 and [c[0] for c in calls] == groups  # each group's tables once, in order
+    for zones, nbytes in calls:  # never more than the budget at once (a single zone may exceed it)
+        assert nbytes == sum(size[z] for z in zones)
+        assert len(zones) == 1 or nbytes <= budget_gb * 1e9
+    for a, b in [(got.mean, ref.mean), (got.quantiles, ref.quantiles), (got.realisations, ref.realisations),
+                 (got.realisation_weight, ref.realisation_weight)]:
+        np.testing.assert_array_equal(a, b)
+    assert ref.mean.max() > 0
+
+
+def test_a_killed_grouped_run_resumes_without_the_finished_groups_tables(tmp_path, caplog, monkeypatch):
+    """One zone per group, chunks of 50 of 300 buildings; killed (kill -9) after 4 chunks were saved. The
+    rerun reads them, computes only the tables of groups with chunks left and equals an
+    uninterrupted run."""
+    cfg = hra.demo_config(n_buildings=300, directory=tmp_path, realisations=20, years=(2025,))
+    out = tmp_path / "out"
+    out.mkdir()
+    compute = {"workers": 1, "chunk_buildings": 50, "progress": False, "table_store": False, "table_memory_gb": 1e-9}
+    toml = _toml(cfg, tmp_path / "run.toml", compute,
+                 {"path": str(out / "risk.zarr"), "overwrite": True})
+    proc = subprocess.run([sys.executable, "-m", "hra.cli", "run", str(toml)], env=_env(**{KILL_ENV: "chunk-4"}),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 137, proc.stderr[-2000:]
+    assert len(list((out / ".risk.zarr.partial").glob("chunk-*.npz"))) == 4
+
+    loaded = hra.load_config(toml)
+    prep = engine.prepare(loaded)
+    sel = engine.select_realisations(prep)
+    groups = engine.zone_groups(prep, sel, 1.0)
+    index = [engine.chunk_index(prep, 50, g) for g in groups]
+    done_groups = 0
+    n = 0
+    for g in index:  # groups whose chunks are all among the first 4
+        if n + len(g) <= 4:
+            done_groups += 1
+        n += len(g)
+    assert done_groups >= 1  # (else the test would not test the skip)
+    calls = []
+    real = engine.build_tables
+
+    def counting(*a, **kw):
+        calls.append(kw.get("zones"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(engine, "build_tables", counting)
+    caplog.set_level(logging.INFO, logger="hra")
+    resumed = hra.run(loaded, progress=False)
+    n_chunks = sum(len(g) for g in index)
+    assert f"resuming: 4 of {n_chunks} building chunks done" in caplog.text
+    assert calls == groups[done_groups:]
+    whole = hra.run(loaded.with_updates(compute={"resume": False, "table_memory_gb": 100.0}), progress=False, write=False)
+    for name in ("lpr_mean", "lpr_p50", "lpr_p90"):
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values)
