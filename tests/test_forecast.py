@@ -382,3 +382,40 @@ def test_tree_mean_table_is_the_mean_of_the_combination_tables(tmp_path):
         us = np.flatnonzero(sel.combo_s == s)
         ref = tab.q[:, :, us] @ sel.combo_w[us] / w_s[s]
         np.testing.assert_allclose(tab.qbar[:, :, s], ref, rtol=1e-10, atol=1e-14 * np.abs(ref).max())
+
+
+def test_factored_rates_give_the_same_lpr(tmp_path, monkeypatch):
+    """The building pass takes a forecast's rates in factored form (:func:`engine.compress_rates`: a
+    3 x 3 grid has rank <= 9 of 2 x 2 x 2 x K x 2 columns); the reference is the same run with the
+    rates as they are (the factor switched off): equal to ~1e-13."""
+    from hra.integration import engine
+
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    bld = [dict(id=f"B{i}", x=X0 + 1300.0 * i, y=Y0 + 700.0 * i, typology="URM") for i in range(6)]
+    cfg = _config(tmp_path / "a", fc, bld, run={"realisations": 300})
+    prep = engine.prepare(cfg)
+    rates, basis, n_k, _ = engine.static_rates(prep)
+    full = prep.forecast.coef.reshape(prep.forecast.coef.shape[0], -1)
+    assert 0 < basis.shape[0] <= full.shape[1] // 8 and n_k == prep.forecast.n_basis
+    assert np.abs(rates @ basis - full).max() <= 1e-13 * full.max()
+    got = engine.compute(cfg, prep=prep)
+    monkeypatch.setattr(engine, "compress_rates", lambda *a, **k: None)
+    assert engine.static_rates(prep)[1].shape == (0, 0)
+    ref = engine.compute(cfg, prep=prep)
+    assert ref.mean.max() > 0
+    np.testing.assert_allclose(got.mean, ref.mean, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got.quantiles, ref.quantiles, rtol=1e-12, atol=0)
+
+
+def test_compress_rates_is_exact_deterministic_or_declines():
+    from hra.integration.engine import compress_rates
+
+    rng = np.random.default_rng(3)
+    rates = rng.uniform(size=(700, 5)) @ rng.uniform(size=(5, 600)) * 1e-4  # rank 5
+    left, basis = compress_rates(rates)
+    assert left.shape == (700, 5) and basis.shape == (5, 600)  # trimmed to the rank
+    assert np.abs(left @ basis - rates).max() <= 1e-13 * rates.max()
+    again = compress_rates(rates)
+    assert np.array_equal(again[0], left) and np.array_equal(again[1], basis)  # the same bits each run
+    assert compress_rates(rng.uniform(size=(700, 60))) is None  # full rank: the rates as they are
+    assert compress_rates(np.zeros((4, 16))) is None

@@ -380,7 +380,8 @@ def k_chunk(*a):
      n_sub, q_table, combo_s, s_start, combo_w, qbar, s_weights, mixture, probs) = a
     n_b = bx.size
     out_mean, out_q = np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size))
-    ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, n_y, n_s, depth, ln_r0, dln, n_r, 1, r_max,
+    ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, np.zeros((0, 0)), n_y, n_s, depth, ln_r0, dln,
+                 n_r, 1, r_max,
                  cell, sub_r, n_sub, 1, 0.0, False, q_table, combo_s, s_start, combo_w, qbar[:, :, None], s_weights, mixture, False,
                  np.empty(0, dtype=np.int64), np.uint64(1), probs, out_mean, out_q, np.empty((n_b, n_y, 0)),
                  np.empty((n_b, 0)))
@@ -407,6 +408,62 @@ def t_chunk(*a):
                 vals, wts = per[:, y].ravel(), np.outer(pj, combo_w).ravel()
             out_q[b, y] = t_quantiles(vals, wts, probs)
     return out_mean, out_q
+
+
+def _chunk_mc_inputs():
+    """Monte-Carlo realisations (the epistemic typology draws), rates of rank 2 given as a factor."""
+    a = list(_chunk_inputs(False))
+    cx = a[6]
+    left = RNG.uniform(0, 1e-3, size=(cx.size, 2))
+    basis = RNG.uniform(0, 1, size=(2, a[9] * a[10]))
+    real_combo = RNG.integers(0, a[20].size, size=60)
+    a[22] = np.bincount(real_combo, minlength=a[20].size) / real_combo.size  # combination weights of the draws
+    return tuple(a) + (left, basis, real_combo)
+
+
+def k_chunk_mc(*a):
+    """chunk_lpr with Monte-Carlo realisations kept, the rates given as (left, basis) and as they are."""
+    (bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, _, n_y, n_s, depth, ln_r0, dln, n_r, r_max, cell, sub_r,
+     n_sub, q_table, combo_s, s_start, combo_w, qbar, s_weights, mixture, probs, left, basis, real_combo) = a
+    n_b, n_mc = bx.size, real_combo.size
+    outs = []
+    for rates, rb in ((left, basis), (left @ basis, np.zeros((0, 0)))):
+        out = (np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size)), np.empty((n_b, n_y, n_mc)), np.empty((n_b, n_mc)))
+        ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, rb, n_y, n_s, depth, ln_r0, dln, n_r, 1,
+                     r_max, cell, sub_r, n_sub, 1, 0.0, False, q_table, combo_s, s_start, combo_w, qbar[:, :, None],
+                     s_weights, mixture, True, real_combo, np.uint64(7), probs, *out)
+        outs.extend(out[:3])
+    return tuple(outs)
+
+
+def t_chunk_mc(*a):
+    """Each realisation i draws candidate j (the counter stream of :func:`hra.core.random.draw_candidate`)
+    and takes combination real_combo[i]: LPR = sum_r hist(., s(u)) q[zt_j, ., u]; quantiles over the
+    realisations with weight 1/N."""
+    from hra.core.random import draw_candidate
+
+    (bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, _, n_y, n_s, depth, ln_r0, dln, n_r, r_max, cell, sub_r,
+     n_sub, q_table, combo_s, s_start, combo_w, qbar, s_weights, mixture, probs, left, basis, real_combo) = a
+    rates = left @ basis
+    n_b, n_mc = bx.size, real_combo.size
+    out_mean, out_q, out_real = np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size)), np.empty((n_b, n_y, n_mc))
+    for b in range(n_b):
+        hist = t_histogram(bx[b], by[b], cx, cy, rates, depth, ln_r0, dln, n_r, r_max, cell, sub_r, n_sub)
+        hist = hist.reshape(n_r, n_y, n_s)
+        cand = [j for j in range(typ_idx.shape[1]) if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0]
+        pj = typ_prob[b, cand]
+        zt = zt_idx[b, cand]
+        out_mean[b] = np.einsum("j,rys,s,jr->y", pj, hist, s_weights, qbar[zt])
+        per = np.einsum("rys,jru,su->jyu", hist, q_table[zt], np.eye(n_s)[:, combo_s])
+        for i, u in enumerate(real_combo):
+            if len(cand) > 1:
+                jj = draw_candidate(np.uint64(7), bkeys[b], i, typ_prob[b], len(cand))
+                out_real[b, :, i] = per[jj, :, u]
+            else:
+                out_real[b, :, i] = pj @ per[:, :, u]
+        for y in range(n_y):
+            out_q[b, y] = t_quantiles(out_real[b, y], np.full(n_mc, 1.0 / n_mc), probs)
+    return (out_mean, out_q, out_real) * 2
 
 
 # -- event-based kernels -------------------------------------------------------------------------
@@ -506,6 +563,7 @@ TWINS = [
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),
+    ("integration.chunk_lpr[monte carlo, factored rates]", k_chunk_mc, t_chunk_mc, _chunk_mc_inputs(), 1e-12),
     ("eventbased.truncated_from_normal", k_truncated, t_truncated, (_Z, _T), 1e-9),
     ("eventbased.poisson_inverse", k_poisson, t_poisson, (_MEANS, _U), 0.0),
     ("eventbased._interp", k_interp, t_interp, (_TABLE, -1.0, 0.25, RNG.uniform(-2, 6, 40)), 1e-14),

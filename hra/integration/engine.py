@@ -539,6 +539,7 @@ class ChunkStatic:
     cx: np.ndarray
     cy: np.ndarray
     rates: np.ndarray
+    rates_basis: np.ndarray
     n_years: int
     n_src: int
     depth_km: float
@@ -588,7 +589,7 @@ def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
     out_real_w = np.zeros((n, static.n_keep))
     kernels.chunk_lpr(
         chunk["x"], chunk["y"], chunk["zt_idx"], chunk["typ_idx"], chunk["typ_prob"], chunk["keys"],
-        static.cx, static.cy, static.rates, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
+        static.cx, static.cy, static.rates, static.rates_basis, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
         static.n_r, static.n_k, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
         static.n_a, static.strike_deg, static.az_harmonic, static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
         static.mixture, static.monte_carlo, static.real_combo, static.seed_key, static.probs,
@@ -603,7 +604,95 @@ def strike_mean_deg(gmm) -> float:
     return 0.0 if strike is None or condtables.azimuth_nodes(gmm) is None else float(strike[0])
 
 
-def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
+#: Largest deviation of the factored rates from the rates, relative to the largest rate
+#: (:func:`compress_rates`): rounding level, so the LPR changes by ~1e-13 relative at most.
+RATES_FACTOR_RTOL = 1e-13
+
+
+@single_thread_blas()
+def compress_rates(rates: np.ndarray, rtol: float = RATES_FACTOR_RTOL,
+                   max_fraction: float = 0.125) -> tuple[np.ndarray, np.ndarray] | None:
+    """A low-rank factor ``rates ~= left @ basis`` that the building pass uses for its histogram.
+
+    A forecast's rates per (cell, basis function x year x source branch) (e.g. 3,946 cells x 1,512
+    columns: 9 x 7 x 24) vary across cells by a few spatial patterns, so the matrix has a small
+    numerical rank (21 for the field benchmark's forecast). The histogram of a building (rates summed
+    per distance x azimuth node, ~6 axpys of the row length per cell) is then taken over the J
+    columns of ``left`` and expanded once per non-empty node row with ``basis``: the per-cell work
+    falls by the factor (columns / J). The factor comes from a seeded randomized range finder
+    (Gaussian test matrix from a fixed seed, QR, J doubled until the check passes, then trimmed to
+    the fewest singular components that pass), so it is the same in every run of the same rates; it is accepted only if the largest element-wise deviation
+    ``max |rates - left @ basis| <= rtol * max |rates|`` (checked on the whole matrix, not
+    estimated) and J <= ``max_fraction`` x columns, else ``None`` (the rates are used as they are).
+
+    Parameters
+    ----------
+    rates
+        (cells, columns) non-negative rates [yr^-1] (any unit: the factor is linear).
+    rtol
+        Largest element-wise deviation relative to the largest rate [-].
+    max_fraction
+        Largest J / columns for which the factor pays [-].
+
+    Returns
+    -------
+    (left (cells, J), basis (J, columns)) or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hra.integration.engine import compress_rates
+    >>> rng = np.random.default_rng(0)
+    >>> rates = rng.uniform(size=(500, 3)) @ rng.uniform(size=(3, 400))  # rank 3
+    >>> left, basis = compress_rates(rates)
+    >>> left.shape, basis.shape, bool(np.abs(left @ basis - rates).max() <= 1e-13 * rates.max())
+    ((500, 3), (3, 400), True)
+    >>> compress_rates(rng.uniform(size=(500, 40))) is None  # full rank: kept as it is
+    True
+    """
+    a = np.ascontiguousarray(rates, dtype=float)
+    n_c, n_col = a.shape
+    top = float(np.abs(a).max()) if a.size else 0.0
+    j_max = int(max_fraction * n_col)
+    if top == 0.0 or j_max < 1:
+        return None
+    rng = np.random.default_rng(20240517)
+    j = min(8, j_max)
+    while True:
+        omega = rng.standard_normal((n_col, j))
+        q, _ = np.linalg.qr(a @ omega)
+        basis = q.T @ a
+        if np.abs(a - q @ basis).max() <= rtol * top:
+            # trim to the numerical rank: the SVD of the small (j, columns) basis, fewest components
+            # that still pass the check (the expansion per node row costs J axpys)
+            u, sv, vt = np.linalg.svd(basis, full_matrices=False)
+            for r in range(1, sv.size):
+                left = q @ u[:, :r]
+                trimmed = sv[:r, None] * vt[:r]
+                if sv[r] <= rtol * sv[0] and np.abs(a - left @ trimmed).max() <= rtol * top:
+                    return np.ascontiguousarray(left), np.ascontiguousarray(trimmed)
+            return np.ascontiguousarray(q), np.ascontiguousarray(basis)
+        if j >= j_max:
+            return None
+        j = min(2 * j, j_max)
+
+
+def static_rates(prep: Prepared) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """The building pass's rates: ``(rates, rates_basis, n_k, cell_size_m)`` of :class:`ChunkStatic` (a
+    forecast's basis coefficients in their factored form where that pays, :func:`compress_rates`)."""
+    if prep.forecast is not None:  # rates per magnitude-basis function: (c, k * Y * S)
+        fc = prep.forecast
+        rates = fc.coef.reshape(fc.coef.shape[0], -1)
+        factor = compress_rates(rates)
+        if factor is not None:
+            return factor[0], factor[1], fc.n_basis, fc.data.cell_size_m
+        return rates, np.zeros((0, 0)), fc.n_basis, fc.data.cell_size_m
+    return prep.rates.rate.reshape(prep.rates.rate.shape[0], -1), np.zeros((0, 0)), 1, prep.cfg.source.cell_size_m
+
+
+def make_static(prep: Prepared, tables: Tables, sel: Selection, rates=None) -> ChunkStatic:
+    """What every chunk shares; ``rates``: :func:`static_rates` (computed here if not given; a run
+    computing its zones in groups computes it once)."""
     src = prep.cfg.source
     r = prep.distance_nodes_km
     q = np.ascontiguousarray(tables.q)
@@ -615,13 +704,9 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection) -> ChunkStatic:
             n_keep = sel.combo_s.size * prep.buildings.typology_index.shape[1]
         else:
             n_keep = sel.combo_s.size
-    if prep.forecast is not None:  # rates per magnitude-basis function: (c, k * Y * S)
-        fc = prep.forecast
-        rates, n_k, cell_size_m = fc.coef.reshape(fc.coef.shape[0], -1), fc.n_basis, fc.data.cell_size_m
-    else:
-        rates, n_k, cell_size_m = prep.rates.rate.reshape(prep.rates.rate.shape[0], -1), 1, src.cell_size_m
+    rates, basis, n_k, cell_size_m = static_rates(prep) if rates is None else rates
     return ChunkStatic(
-        cx=prep.rates.x, cy=prep.rates.y, rates=np.ascontiguousarray(rates),
+        cx=prep.rates.x, cy=prep.rates.y, rates=np.ascontiguousarray(rates), rates_basis=np.ascontiguousarray(basis),
         n_years=prep.years.size, n_src=len(prep.rates.branches), depth_km=src.depth_km,
         ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, n_k=n_k,
         r_max_km=src.max_distance_km, cell_size_m=cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
@@ -670,7 +755,7 @@ def warm_kernels() -> None:
     chunk = dict(x=z(1), y=z(1), zt_idx=z((1, 1), np.int64), typ_idx=-np.ones((1, 1), np.int64), typ_prob=z((1, 1)),
                  keys=z(1, np.uint64))
     static = ChunkStatic(
-        cx=z(1), cy=z(1), rates=z((1, 1)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
+        cx=z(1), cy=z(1), rates=z((1, 1)), rates_basis=z((0, 0)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
         r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, n_a=1, strike_deg=0.0, az_harmonic=False, q=z((1, 4, 1)), combo_s=z(1, np.int64),
         s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4, 1)), s_weights=np.ones(1), mixture=False,
         monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
@@ -775,6 +860,7 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
             log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(flat), folder)
     reused = sum(p is not None for p in parts)
     t_tables = 0.0
+    rates = static_rates(prep) if reused < len(flat) else None
     start = 0
     for g, zones in enumerate(groups):
         ids = list(range(start, start + len(index[g])))
@@ -785,7 +871,7 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
         t = time.perf_counter()
         tables = build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else zones)
         t_tables += time.perf_counter() - t
-        static = make_static(prep, tables, sel)
+        static = make_static(prep, tables, sel, rates)
         chunks = make_chunks(prep, prep.cfg.compute.chunk_buildings, tables.row_of, [flat[i] for i in todo])
         del tables
 

@@ -370,7 +370,7 @@ def weighted_quantiles(values, weights, n, probs, order_buf, out):
 
 @jit
 def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
-              cx, cy, rates, n_years, n_src, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
+              cx, cy, rates, rates_basis, n_years, n_src, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
               cell_size_m, sub_radius_m, n_sub, n_a, strike_deg, az_harmonic,
               q_table, combo_s, s_start, combo_w, qbar, s_weights,
               mixture, monte_carlo, real_combo, seed_key, probs,
@@ -383,6 +383,10 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     bkeys        : (b,) uint64 building keys (hash of the id) for the typology draws
     rates        : (c, k*Y*S + y*S + s); n_k > 1: a forecast's magnitude-basis coefficients, and the
                    tables' distance axis is (r, k) flattened (r * n_k + k)
+    rates_basis  : (J, k*Y*S + y*S + s) or (0, 0): with J > 0 ``rates`` is (c, J), a factor of the
+                   rates (rates = ``rates @ rates_basis``, :func:`hra.integration.engine.compress_rates`):
+                   the histogram is taken over the J columns (n_k = 1) and expanded row by row
+                   (J / (k*Y*S) of the work of the histogram; the same sums to ~1e-13)
     n_a, strike_deg, az_harmonic : rows of the tables' azimuth axis (a strike model; 1: none), the
                    mean strike [degree] and whether the rows are harmonics (else nodes): the distance
                    axis is then (r, a, k) flattened, (r * n_a + a) * n_k + k
@@ -407,17 +411,37 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_rk = n_r * n_a * n_k
     n_qs = qbar.shape[2]
     hist = np.empty((n_rk, n_v))
+    n_cmp = rates_basis.shape[0]
+    hist_c = np.zeros((n_r * n_a, n_cmp))
+    hist_flat = hist.reshape(n_rk * n_v)
+    n_kv = n_k * n_v
     amat = np.empty((n_j, n_years, n_u))
     vals = np.empty(n_u * n_j)
     wts = np.empty(n_u * n_j)
     pair_w = np.empty((n_j, n_u))
     draw = np.empty(n_mc, dtype=np.int64)
+    # the (candidate, combination) pairs some realisation draws: with several candidates per
+    # building only those are contracted (at most n_mc of n_j * n_u; ~half with 2 candidates)
+    pair_u = np.empty((n_j, n_u), dtype=np.int64)
+    pair_start = np.empty((n_j, n_src + 1), dtype=np.int64)
+    acomp = np.empty((n_years, n_u))
     qout = np.empty(probs.shape[0])
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
     hist[:, :] = 0.0
     for b in range(n_b):
-        distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
-                                     az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
+        if n_cmp > 0:  # the histogram of the factor's J columns, expanded per (distance, azimuth) row
+            distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, 1, strike_deg,
+                                         az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist_c)
+            for ra in range(n_r * n_a):
+                block = hist_flat[ra * n_kv:(ra + 1) * n_kv]
+                for j in range(n_cmp):
+                    w = hist_c[ra, j]
+                    if w != 0.0:
+                        _axpy(w, rates_basis[j], block)
+                        hist_c[ra, j] = 0.0
+        else:
+            distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k,
+                                         strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
         # rows r_lo..r_hi-1 hold every non-zero histogram row (nearest to farthest distance node)
         r_lo = n_rk
         r_hi = 0
@@ -457,9 +481,52 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
         # (an index numba cannot prove non-negative gets a wraparound test that stops the loop
         # vectorising: this alone was ~1/3 of the building pass): each amat element sums its terms
         # in ascending r, as the plain loop r -> y -> s -> u
-        amat[:nj] = 0.0
+        epistemic = (not mixture) and nj > 1
+        sparse = epistemic and monte_carlo
+        if sparse:  # the draws first: only the drawn pairs are contracted
+            pair_w[:nj] = 0.0
+            for i in range(n_mc):
+                jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
+                draw[i] = jj
+                pair_w[jj, real_combo[i]] += 1.0 / n_mc
+            for j in range(nj):
+                n_p = 0
+                for s in range(n_src):
+                    pair_start[j, s] = n_p
+                    for u in range(s_start[s], s_start[s + 1]):
+                        if pair_w[j, u] > 0.0:
+                            pair_u[j, n_p] = u
+                            n_p += 1
+                pair_start[j, n_src] = n_p
+        else:
+            amat[:nj] = 0.0
         for j in range(nj):
             zt = zt_idx[b, j]
+            if sparse:
+                # the drawn combinations of candidate j, gathered: each value sums its terms in the
+                # same order (ascending r) as the dense loop below, so the same bits
+                n_p = pair_start[j, n_src]
+                if n_p == 0:
+                    continue
+                acomp[:, :n_p] = 0.0
+                for r in range(r_lo, r_hi):
+                    qrow = q_table[zt, r]
+                    for y in range(n_years):
+                        crow = acomp[y]
+                        for s in range(n_src):
+                            h = hist[r, y * n_src + s]
+                            if h == 0.0:
+                                continue
+                            p0 = pair_start[j, s]
+                            n_ps = pair_start[j, s + 1] - p0
+                            useg = pair_u[j, p0:p0 + n_ps]
+                            cseg = crow[p0:p0 + n_ps]
+                            for t in range(n_ps):
+                                cseg[t] += h * qrow[useg[t]]
+                for y in range(n_years):
+                    for t in range(n_p):
+                        amat[j, y, pair_u[j, t]] = acomp[y, t]
+                continue
             for r in range(r_lo, r_hi):
                 qrow = q_table[zt, r]
                 for y in range(n_years):
@@ -474,13 +541,6 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                         aseg = arow[u0:u0 + n_us]
                         for t in range(n_us):  # from 0: no negative-index wraparound, so it vectorises
                             aseg[t] += h * qseg[t]
-        epistemic = (not mixture) and nj > 1
-        if epistemic and monte_carlo:
-            pair_w[:nj] = 0.0
-            for i in range(n_mc):
-                jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
-                draw[i] = jj
-                pair_w[jj, real_combo[i]] += 1.0 / n_mc
         for y in range(n_years):
             n = 0
             if not epistemic:
