@@ -452,9 +452,10 @@ def zone_groups(prep: "Prepared", sel: "Selection", budget_bytes: float, n_worke
     """The zones of the run in groups whose tables (:func:`table_bytes_per_row` x their rows) fit
     ``budget_bytes`` together (``[compute] table_memory_gb``), so that :func:`compute` never holds the
     tables of every zone at once: one group when everything fits (the usual case: the demo region,
-    or a few zones), else groups of an equal number of zones, largest zones first, a multiple of
-    ``n_workers`` where the budget allows (the zones of a group are tabulated in parallel). A zone
-    larger than the budget by itself is a group of its own. Deterministic for given inputs.
+    or a few zones), else groups of an equal number of zones, largest zones first: as many as fit,
+    but at least ``n_workers`` and a multiple of it (a zone's tables are one task and the zones of a
+    group are tabulated in parallel: fewer would leave workers idle), so a group may exceed the
+    budget up to ``n_workers`` x the largest zone. Deterministic for given inputs.
 
     Examples
     --------
@@ -466,6 +467,8 @@ def zone_groups(prep: "Prepared", sel: "Selection", budget_bytes: float, n_worke
     [8]
     >>> [len(g) for g in engine.zone_groups(prep, sel, 1.0)]  # one zone at a time
     [1, 1, 1, 1, 1, 1, 1, 1]
+    >>> [len(g) for g in engine.zone_groups(prep, sel, 1.0, n_workers=2)]  # one zone per worker
+    [2, 2, 2, 2]
     """
     _, t_lists = table_rows(prep)
     per_row = table_bytes_per_row(prep, sel)
@@ -476,8 +479,9 @@ def zone_groups(prep: "Prepared", sel: "Selection", budget_bytes: float, n_worke
     if sum(size.values()) <= budget_bytes:
         return [sorted(zones)]
     per_group = max(1, int(budget_bytes // max(size[zones[0]], 1)))
-    if per_group >= n_workers > 1:
-        per_group -= per_group % n_workers
+    # at least one zone per worker (a zone's tables are one task: fewer zones than workers would
+    # leave workers idle in the table stage, its dearest part), and a multiple of the workers
+    per_group = max(per_group - per_group % n_workers, n_workers) if n_workers > 1 else per_group
     return [zones[i:i + per_group] for i in range(0, len(zones), per_group)]
 
 
@@ -720,14 +724,18 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection, rates=None) -> C
     )
 
 
-def chunk_index(prep: Prepared, chunk_size: int, zones=None) -> list[np.ndarray]:
-    """Building indices of each chunk: consecutive buildings (``zones``: those of these zones, in
-    their order) in chunks of ``chunk_size``."""
+def chunk_index(prep: Prepared, chunk_size: int, zones=None, n_workers: int = 1) -> list[np.ndarray]:
+    """Building indices of each chunk: consecutive buildings in chunks of ``chunk_size``. ``zones``:
+    only the buildings of these zones (one group of :func:`zone_groups`, a few thousand buildings),
+    in at least 4 chunks per worker where ``chunk_size`` would give fewer (so the workers stay busy
+    to the group's end)."""
     if zones is None:
         idx = np.arange(prep.buildings.n)
     else:
         site_zone = np.array([int(z) for z, _ in prep.sites], dtype=np.int64)
         idx = np.flatnonzero(np.isin(site_zone[prep.site_index], np.asarray(list(zones), dtype=np.int64)))
+        if n_workers > 1:
+            chunk_size = max(1, min(chunk_size, -(-idx.size // (4 * n_workers))))
     return [idx[i:i + chunk_size] for i in range(0, idx.size, chunk_size)]
 
 
@@ -807,7 +815,7 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
                      "buildings are computed right after its tables", sum(map(len, groups)), len(groups),
                      max(map(len, groups)), cfg.compute.table_memory_gb)
         index = ([chunk_index(prep, cfg.compute.chunk_buildings)] if len(groups) == 1
-                 else [chunk_index(prep, cfg.compute.chunk_buildings, g) for g in groups])
+                 else [chunk_index(prep, cfg.compute.chunk_buildings, g, ex.workers) for g in groups])
         parts, reused, t_tables = _run_groups(ex, prep, sel, handle, groups, index, checkpoint)
         if handle is not None:
             st = handle.store.stats
