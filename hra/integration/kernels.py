@@ -422,9 +422,10 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     draw = np.empty(n_mc, dtype=np.int64)
     # the (candidate, combination) pairs some realisation draws: with several candidates per
     # building only those are contracted (at most n_mc of n_j * n_u; ~half with 2 candidates)
-    pair_u = np.empty((n_j, n_u), dtype=np.int64)
+    pair_u = np.empty((n_j, n_u), dtype=np.uint32)  # unsigned: no wraparound test, the gathers vectorise
     pair_start = np.empty((n_j, n_src + 1), dtype=np.int64)
     acomp = np.empty((n_years, n_u))
+    qv = np.empty(n_u)
     qout = np.empty(probs.shape[0])
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
     hist[:, :] = 0.0
@@ -509,8 +510,11 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                 if n_p == 0:
                     continue
                 acomp[:, :n_p] = 0.0
+                uj = pair_u[j, :n_p]
                 for r in range(r_lo, r_hi):
                     qrow = q_table[zt, r]
+                    for t in range(n_p):  # the row's drawn entries gathered once, for every year
+                        qv[t] = qrow[uj[t]]
                     for y in range(n_years):
                         crow = acomp[y]
                         for s in range(n_src):
@@ -519,10 +523,10 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                                 continue
                             p0 = pair_start[j, s]
                             n_ps = pair_start[j, s + 1] - p0
-                            useg = pair_u[j, p0:p0 + n_ps]
+                            qseg = qv[p0:p0 + n_ps]
                             cseg = crow[p0:p0 + n_ps]
                             for t in range(n_ps):
-                                cseg[t] += h * qrow[useg[t]]
+                                cseg[t] += h * qseg[t]
                 for y in range(n_years):
                     for t in range(n_p):
                         amat[j, y, pair_u[j, t]] = acomp[y, t]
