@@ -520,7 +520,7 @@ TWINS = [
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
-    ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 2.3e-16),  # within 1 ulp
+    ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),
