@@ -123,6 +123,46 @@ def test_cubic_lnr_interpolation_is_exact_for_piecewise_cubics_in_ln_r():
     np.testing.assert_allclose(out[0, 1, 1], lin, rtol=1e-12)
 
 
+def test_over_rrup_stacks_the_azimuth_rules_in_the_r_times_a_layout():
+    """With a strike model the A rules (here of 3 and 2 nodes: padded) go through one kernel call:
+    row ``r * A + a`` of the result is rule a at R_hyp node r, equal to the closed form
+    ``sum_n w_n P(R_n)`` of a ln P that is cubic in ln R (reproduced exactly by the interpolation);
+    P below 1e-290 is 0 and P = 0 on the grid (ln 1e-300) adds nothing."""
+    from hra.gmm.rupture import RuptureQuadrature
+
+    grid = np.geomspace(3.0, 70.0, 30)
+
+    def lnp(t, j):  # a different cubic per column; column 2 is 0 everywhere
+        return -1.5 - (0.9 + 0.2 * j) * (t - 1.0) + 0.05 * (t - 1.0) ** 2 - 0.01 * (t - 1.0) ** 3
+
+    M, R = 2, 4
+    rng = np.random.default_rng(5)
+    rules = []
+    for n in (3, 2):
+        nodes = rng.uniform(3.0, 70.0, (M, R, n))
+        w = rng.uniform(0.1, 1.0, (M, R, n))
+        rules.append(RuptureQuadrature(nodes, w / w.sum(axis=-1, keepdims=True)))
+    rules[1].weights[1, 3] *= 1e-295  # a sum below 1e-290: 0
+
+    class Model:
+        azimuth_nodes_deg = np.array([0.0, 90.0])
+        rrup_kinks_km = ()
+
+        def rrup_nodes(self, m, r, azimuth_deg=None):
+            return rules[int(azimuth_deg) // 90]
+
+    p_grid = np.stack([np.exp(lnp(np.log(grid), j)) for j in range(2)] + [np.zeros(30)], axis=-1)
+    p_grid = np.repeat(p_grid[None], M, axis=0)  # (m, g, j=3)
+    got = condtables._over_rrup(Model(), p_grid, grid, np.arange(M, dtype=float), np.arange(R, dtype=float))
+    assert got.shape == (M, R * 2, 3)
+    for a, q in enumerate(rules):
+        for j in range(2):
+            want = np.sum(q.weights * np.exp(lnp(np.log(q.nodes_km), j)), axis=-1)  # (m, r)
+            want[want < 1e-290] = 0.0
+            np.testing.assert_allclose(got[:, a::2, j], want, rtol=1e-12, atol=0.0)
+    assert got[1, 3 * 2 + 1, 0] == 0.0 and np.all(got[..., 2] == 0.0)
+
+
 def test_single_thread_blas_is_reentrant_and_restores_the_limit():
     from threadpoolctl import threadpool_info
 

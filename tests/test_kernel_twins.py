@@ -296,6 +296,8 @@ def _lnr_cubic_inputs():
     ln_nodes = np.log(RNG.uniform(2.0, 45.0, size=(2, 6, 4)))  # some outside the grid: end values
     weights = RNG.uniform(0, 1, size=(2, 6, 4))
     weights[0, 0, 0] = 0.0
+    weights[1, 5] = 1e-295  # sums below 1e-290: 0
+    ln_p[1, :, 3] = -50.0  # a column with nothing to add at any node
     return ln_p, ln_grid, kink, ln_nodes, weights
 
 
@@ -308,7 +310,8 @@ def k_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
 def t_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
     """Polynomial through the (up to) 4 grid points around the interval inside its smooth piece,
     by solving the Vandermonde system; linear where a stencil value is screened (< -600); nothing
-    where both ends are below ln 1e-20; ln P cut at 0."""
+    where both ends are below ln 1e-20; ln P cut at 0; terms below e^-708 and sums below 1e-290
+    are 0."""
     n_g = ln_grid.size
     edges = np.flatnonzero(kink | (np.arange(n_g) == 0) | (np.arange(n_g) == n_g - 1))
     out = np.zeros((ln_p.shape[0], ln_nodes.shape[1], ln_p.shape[2]))
@@ -330,8 +333,22 @@ def t_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
                 y = np.interp(x, ln_grid[i0:i0 + 2], [a, b])
             else:
                 y = min(np.polyval(np.linalg.solve(np.vander(pts), vals), x), 0.0)
-            out[m, r, j] += w * math.exp(y)
-    return out
+            out[m, r, j] += w * math.exp(y) if y >= -708.0 else 0.0
+    return np.where(out < 1e-290, 0.0, out)
+
+
+def k_exp(y):
+    return np.array([ik._exp_fast(v) for v in y])
+
+
+def t_exp(y):  # numpy's exp (correctly rounded to < 1 ulp); 0 below -708
+    with np.errstate(over="ignore"):
+        return np.where(y >= -708.0, np.exp(y), 0.0)
+
+
+_EXP_ARGS = np.concatenate([RNG.uniform(-708.0, 0.0, 3000), RNG.uniform(-1.0, 1.0, 1000), RNG.uniform(-1e-6, 0, 100),
+                            [0.0, -0.0, -708.0, -707.99, -708.01, -745.0, -1e300, -np.inf, 1.0, 700.0, 709.0,
+                             -0.5 * math.log(2.0), 0.5 * math.log(2.0)]])
 
 
 def _death_nested_inputs():
@@ -560,6 +577,7 @@ TWINS = [
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
+    ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),

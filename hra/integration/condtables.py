@@ -241,36 +241,54 @@ def warm_rrup_cache(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> None:
         gmm.rrup_nodes(mag_nodes, r_hyp, azimuth_deg=float(a0))
 
 
+#: ln R_rup nodes and weights of the R_rup rules, stacked over the azimuth nodes (:func:`_stacked_rules`),
+#: keyed by the ids of the rules (kept in the value, so an id cannot be reused while cached).
+_STACKED: dict = {}
+
+
+def _stacked_rules(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m, r * A, n) ln R_rup nodes and weights of the model's R_rup quadratures given (M, R_hyp),
+    row ``r * A + a`` for azimuth node a (A = 1 without a strike model; rules with fewer nodes
+    padded with weight 0), computed once per set of rules."""
+    az = azimuth_nodes(gmm)
+    rules = (gmm.rrup_nodes(mag_nodes, r_hyp),) if az is None else tuple(
+        gmm.rrup_nodes(mag_nodes, r_hyp, azimuth_deg=float(a0)) for a0 in az)
+    key = tuple(id(q) for q in rules)
+    hit = _STACKED.get(key)
+    if hit is not None and all(x is y for x, y in zip(hit[0], rules)):
+        return hit[1], hit[2]
+    n = max(q.weights.shape[-1] for q in rules)
+    shape = (mag_nodes.size, r_hyp.size, len(rules), n)
+    ln_nodes, weights = np.zeros(shape), np.zeros(shape)
+    for a, q in enumerate(rules):
+        k = q.weights.shape[-1]
+        ln_nodes[:, :, a, :k] = np.log(q.nodes_km)
+        ln_nodes[:, :, a, k:] = ln_nodes[:, :, a, :1]
+        weights[:, :, a, :k] = q.weights
+    ln_nodes = ln_nodes.reshape(shape[0], -1, n)
+    weights = weights.reshape(shape[0], -1, n)
+    if len(_STACKED) >= 8:
+        _STACKED.clear()
+    _STACKED[key] = (rules, ln_nodes, weights)
+    return ln_nodes, weights
+
+
 def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
     """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (cubic interpolation of ln P in ln R
-    between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`).
+    between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`; values
+    below :data:`hra.integration.kernels.P_FLOOR` are 0).
 
     With a strike model (:func:`azimuth_nodes`) the distance axis is (R_hyp node r, azimuth node a)
     flattened, ``r * A + a``: one R_rup quadrature per relative azimuth a0 (the mixtures on the
-    grid, ``p_grid``, do not depend on it)."""
-    az = azimuth_nodes(gmm)
-    with np.errstate(divide="ignore"):
-        ln_p = np.ascontiguousarray(np.log(np.maximum(p_grid, 1e-300)))
-    ln_grid = np.log(r_grid)
+    grid, ``p_grid``, do not depend on it), all in one kernel call (:func:`_stacked_rules`)."""
+    ln_p = np.empty(p_grid.shape)  # C order whatever the layout of p_grid
+    np.maximum(p_grid, 1e-300, out=ln_p)
+    np.log(ln_p, out=ln_p)
     kinks = np.asarray(getattr(gmm, "rrup_kinks_km", ()), float)
-    kink = np.isin(r_grid, kinks)
-
-    def interpolate(q, out):
-        kernels.lnr_interpolate_cubic(ln_p, ln_grid, kink, np.ascontiguousarray(np.log(q.nodes_km)),
-                                      np.ascontiguousarray(q.weights), out)
-
-    if az is None:
-        out = np.empty((mag_nodes.size, r_hyp.size, p_grid.shape[-1]))
-        interpolate(gmm.rrup_nodes(mag_nodes, r_hyp), out)
-        out[out < 1e-290] = 0.0
-        return out
-    out = np.empty((mag_nodes.size, r_hyp.size, az.size, p_grid.shape[-1]))
-    part = np.empty((mag_nodes.size, r_hyp.size, p_grid.shape[-1]))
-    for i, a0 in enumerate(az):
-        interpolate(gmm.rrup_nodes(mag_nodes, r_hyp, azimuth_deg=float(a0)), part)
-        out[:, :, i] = part
-    out[out < 1e-290] = 0.0
-    return out.reshape(mag_nodes.size, r_hyp.size * az.size, p_grid.shape[-1])
+    ln_nodes, weights = _stacked_rules(gmm, mag_nodes, r_hyp)
+    out = np.empty((mag_nodes.size, ln_nodes.shape[1], p_grid.shape[-1]))
+    kernels.lnr_interpolate_cubic(ln_p, np.log(r_grid), np.isin(r_grid, kinks), ln_nodes, weights, out)
+    return out
 
 
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,

@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 from fragility.lognormal import death_given_nested, nest_exceedance
 from hra.core._numba import jit
@@ -692,6 +694,58 @@ def lnr_interpolate(ln_p, ln_grid, ln_nodes, weights, out):
 #: the level below which the upper-bound screen drops whole grid points).
 LN_P_NEGLIGIBLE = -46.0
 
+#: Sums of :func:`lnr_interpolate_cubic` below this are returned as 0 (the tables carry no
+#: information there; screened points carry 1e-300).
+P_FLOOR = 1e-290
+
+# exp by range reduction (Cody & Waite: ln 2 split so that n ln2_hi is exact for |n| < 2^11)
+# and the Taylor polynomial of degree 13 on |r| <= ln(2) / 2 (remainder < 5e-18 relative)
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2^52: x + _ROUND - _ROUND rounds x to the nearest integer
+_EXP_MIN = -708.0  # below: 0 (2^n with n >= -1022 stays a normal number)
+
+
+@intrinsic
+def _bits_as_float(typingctx, bits):
+    """The float64 whose IEEE-754 bits are the int64 ``bits`` (a bitcast; vectorises)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return sig, codegen
+
+
+@jit(inline="always")
+def _exp_fast(y):
+    """exp(y) for y <= 709 within 1 ulp, 0 for y < -708, without a libm call.
+
+    Branch-free (selects only), so that a loop over columns calling it vectorises (numba has no
+    SVML here: ``math.exp`` in a loop stays a scalar call). ``n = round(y / ln 2)``,
+    ``r = y - n ln 2`` (two-part ln 2), ``exp(r) = 1 + (r + r^2 u(r))`` with ``u`` the Taylor
+    series from 1/2! to r^11 / 13! by Estrin's scheme (a short dependency chain), times 2^n
+    built from its exponent bits.
+    """
+    t = y * _LOG2E + _ROUND
+    n = t - _ROUND
+    r = (y - n * _LN2_HI) - n * _LN2_LO
+    r2 = r * r
+    r4 = r2 * r2
+    r8 = r4 * r4
+    q1 = 1.0 / 2.0 + (1.0 / 6.0) * r
+    q2 = 1.0 / 24.0 + (1.0 / 120.0) * r
+    q3 = 1.0 / 720.0 + (1.0 / 5040.0) * r
+    q4 = 1.0 / 40320.0 + (1.0 / 362880.0) * r
+    q5 = 1.0 / 3628800.0 + (1.0 / 39916800.0) * r
+    q6 = 1.0 / 479001600.0 + (1.0 / 6227020800.0) * r
+    u = ((q1 + q2 * r2) + (q3 + q4 * r2) * r4) + (q5 + q6 * r2) * r8
+    p = 1.0 + (r + r2 * u)
+    ni = np.int64(n) if y >= _EXP_MIN else np.int64(0)
+    scale = _bits_as_float((ni + 1023) << 52)
+    return p * scale if y >= _EXP_MIN else 0.0
+
 
 @jit
 def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
@@ -704,24 +758,66 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
     contribution is below ~1e-19, where the tables carry no information; more than half the
     entries of a zone's tables are that small). Where a stencil value is below -600 (P < 1e-260;
     screened points carry ln 1e-300) the interval is interpolated linearly, as in
-    :func:`lnr_interpolate`. ln P above 0 is cut at 0.
+    :func:`lnr_interpolate`. ln P above 0 is cut at 0. Sums below :data:`P_FLOOR` are returned as
+    0 (and terms below e^-708 are dropped). ``ln_p`` is finite (callers clamp P at 1e-300).
+
+    Several rules per (M, R_hyp) (e.g. one per relative azimuth) are passed as more rows ``r``
+    of ``ln_nodes``/``weights`` (rules with fewer nodes padded with weight 0).
+
+    The exponential is :func:`_exp_fast` (within ~1 ulp of ``math.exp``), in a branch-free loop
+    over the columns j that the compiler vectorises; a node whose interval is negligible in
+    every column is skipped.
     """
     n_m, n_g, n_j = ln_p.shape
     n_r, n_n = ln_nodes.shape[1], ln_nodes.shape[2]
-    cw = np.empty(4)
-    ybuf = np.empty(n_j)
-    clean = np.empty(n_j, dtype=np.bool_)
+    # per magnitude: the live columns (ln P >= LN_P_NEGLIGIBLE somewhere on the grid; the others
+    # add nothing) copied side by side, lp[g, c] = ln_p[m, g, live[c]], and the max / min of ln P
+    # over them per grid point (skip a node / take the cubic without per-column checks)
+    live = np.empty(n_j, dtype=np.int64)
+    lp = np.empty((n_g, n_j))
+    acc = np.empty(n_j)
+    row_max = np.empty(n_g)
+    row_min = np.empty(n_g)
+    # the smooth piece [piece_lo, piece_hi] around each interval [i, i + 1] (kinks only)
+    piece_lo = np.empty(n_g - 1, dtype=np.int64)
+    piece_hi = np.empty(n_g - 1, dtype=np.int64)
+    for i in range(n_g - 1):
+        lo = i
+        while lo > 0 and not kink[lo]:
+            lo -= 1
+        hi = i + 1
+        while hi < n_g - 1 and not kink[hi]:
+            hi += 1
+        piece_lo[i] = lo
+        piece_hi[i] = hi
     for m in range(n_m):
-        # columns without a screened value at this magnitude skip the per-stencil check
+        n_c = 0
         for j in range(n_j):
-            clean[j] = True
-        for g in range(n_g):
-            for j in range(n_j):
-                if ln_p[m, g, j] < -600.0:
-                    clean[j] = False
+            top = ln_p[m, 0, j]
+            for g in range(1, n_g):
+                v = ln_p[m, g, j]
+                top = v if v > top else top
+            if top >= LN_P_NEGLIGIBLE:
+                live[n_c] = j
+                n_c += 1
         for r in range(n_r):
             for j in range(n_j):
                 out[m, r, j] = 0.0
+        if n_c == 0:
+            continue
+        for g in range(n_g):
+            hi_v = -np.inf
+            lo_v = np.inf
+            for c in range(n_c):
+                v = ln_p[m, g, live[c]]
+                lp[g, c] = v
+                hi_v = v if v > hi_v else hi_v
+                lo_v = v if v < lo_v else lo_v
+            row_max[g] = hi_v
+            row_min[g] = lo_v
+        for r in range(n_r):
+            for c in range(n_c):
+                acc[c] = 0.0
             for k in range(n_n):
                 w = weights[m, r, k]
                 if w == 0.0:
@@ -736,53 +832,60 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                 else:
                     i0 = np.searchsorted(ln_grid, x) - 1
                     f = (x - ln_grid[i0]) / (ln_grid[i0 + 1] - ln_grid[i0])
-                lo = i0  # the smooth piece [lo, hi] around the interval [i0, i0 + 1]
-                while lo > 0 and not kink[lo]:
-                    lo -= 1
-                hi = i0 + 1
-                while hi < n_g - 1 and not kink[hi]:
-                    hi += 1
+                if row_max[i0] < LN_P_NEGLIGIBLE and row_max[i0 + 1] < LN_P_NEGLIGIBLE:
+                    continue  # both ends below 1e-20 in every column: nothing to add
+                lo = piece_lo[i0]
+                hi = piece_hi[i0]
                 a0 = max(lo, min(i0 - 1, hi - 3))
                 npt = min(4, hi - a0 + 1)
+                # Lagrange weights; a stencil of fewer points repeats its last row with weight 0
+                # (adds -0.0: the same sum as without it)
+                c0 = c1 = c2 = c3 = 0.0
                 for u in range(npt):
-                    c = 1.0
+                    cu = 1.0
                     xu = ln_grid[a0 + u]
                     for v in range(npt):
                         if v != u:
-                            c *= (x - ln_grid[a0 + v]) / (xu - ln_grid[a0 + v])
-                    cw[u] = c
-                # the cubic for every column first (a branch-free loop the compiler vectorises),
-                # then the exponentials where they count
-                if npt == 4:
-                    c0, c1, c2, c3 = cw[0], cw[1], cw[2], cw[3]
-                    for j in range(n_j):
-                        ybuf[j] = ((c0 * ln_p[m, a0, j] + c1 * ln_p[m, a0 + 1, j])
-                                   + (c2 * ln_p[m, a0 + 2, j] + c3 * ln_p[m, a0 + 3, j]))
-                else:
-                    for j in range(n_j):
-                        y = 0.0
-                        for u in range(npt):
-                            y += cw[u] * ln_p[m, a0 + u, j]
-                        ybuf[j] = y
-                for j in range(n_j):
-                    a = ln_p[m, i0, j]
-                    b = ln_p[m, i0 + 1, j]
-                    if a < LN_P_NEGLIGIBLE and b < LN_P_NEGLIGIBLE:  # both below 1e-20: nothing to add
-                        continue
-                    low = 0.0
-                    if not clean[j]:
-                        low = a if a < b else b
-                        for u in range(npt):
-                            v = ln_p[m, a0 + u, j]
-                            if v < low:
-                                low = v
-                    if low < -600.0:
-                        y = a + f * (b - a)
+                            cu *= (x - ln_grid[a0 + v]) / (xu - ln_grid[a0 + v])
+                    if u == 0:
+                        c0 = cu
+                    elif u == 1:
+                        c1 = cu
+                    elif u == 2:
+                        c2 = cu
                     else:
-                        y = ybuf[j]
-                        if y > 0.0:
-                            y = 0.0
-                    out[m, r, j] += w * math.exp(y)
+                        c3 = cu
+                g0 = a0
+                g1 = a0 + 1
+                g2 = a0 + 2 if npt > 2 else g1
+                g3 = a0 + 3 if npt > 3 else g2
+                screened = min(min(row_min[g0], row_min[g1]), min(row_min[g2], row_min[g3])) < -600.0
+                if not screened:  # no stencil value below -600 in any column: the cubic everywhere
+                    for c in range(n_c):
+                        a = lp[i0, c]
+                        b = lp[i0 + 1, c]
+                        y = (c0 * lp[g0, c] + c1 * lp[g1, c]) + (c2 * lp[g2, c] + c3 * lp[g3, c])
+                        y = y if y < 0.0 else 0.0
+                        e = w * _exp_fast(y)
+                        acc[c] += e if (a >= LN_P_NEGLIGIBLE or b >= LN_P_NEGLIGIBLE) else 0.0
+                else:
+                    for c in range(n_c):
+                        a = lp[i0, c]
+                        b = lp[i0 + 1, c]
+                        p0 = lp[g0, c]
+                        p1 = lp[g1, c]
+                        p2 = lp[g2, c]
+                        p3 = lp[g3, c]
+                        y = (c0 * p0 + c1 * p1) + (c2 * p2 + c3 * p3)
+                        y = y if y < 0.0 else 0.0
+                        low = min(min(p0, p1), min(p2, p3))
+                        y = a + f * (b - a) if low < -600.0 else y
+                        e = w * _exp_fast(y)
+                        acc[c] += e if (a >= LN_P_NEGLIGIBLE or b >= LN_P_NEGLIGIBLE) else 0.0
+            for c in range(n_c):
+                v = acc[c]
+                if v >= P_FLOOR:
+                    out[m, r, live[c]] = v
 
 
 @jit
