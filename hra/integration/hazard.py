@@ -39,6 +39,21 @@ relative-azimuth axis beside the distance (:func:`hra.integration.kernels.distan
 interpolated between the azimuth nodes in harmonics or linearly, as in the risk engine).
 For mean curves (maps) the (zone, IM) tables run as tasks on the ``[compute]`` executor.
 
+With the one-hot w(M) map of GMM V7/V6 (``median_weights = "realisation"``, the default) a virtual
+median branch takes one physical branch per magnitude node, so its magnitude integral is a sum
+over bins of bin expectations of a (lower-edge branch, upper-edge branch) pair: the physical
+tables are computed and interpolated over R_rup once (:func:`rrup_exceedance_tables`, in the
+layout the interpolation writes), the bin expectations once per used (pair, bin) cell and group of
+combinations that differ only in the median node
+(:func:`hra.integration.kernels.magnitude_bin_expectations`), and what follows is linear: the
+tree mean is one product of the cells with their weights summed over the group's combinations
+(nothing is formed per combination), the per-combination tables (only for fractiles and
+``keep_branches``) one product with the weights per virtual branch. The magnitude integration is
+not linear in the tables (exponential interpolation within a bin), so it runs per azimuth node;
+the harmonic projection acts on the site's histogram. Other median maps and models take the
+generic path (per combination: the mixed tables, then
+:meth:`~hra.inputs.source.MagnitudeBins.integrate`), the reference of the first in the tests.
+
 The uniform hazard spectrum at return period T interpolates each curve log-log at rate 1/T;
 the NPR 9998 spectral parameters fitted to it are in :func:`npr9998.site_spectrum.fit_npr_spectrum`
 (``npr9998`` builds on ``hra``, never the reverse). :func:`hazard_map` computes the mean PGA at
