@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.special import ndtr, ndtri
+from scipy.special import exprel, ndtr, ndtri
 from scipy.stats import poisson
 
 from fragility import lognormal as fl
@@ -556,6 +556,46 @@ def t_collect(bx, by, gi, gj, cell_start, cell_order, ncx, ncy, ci0, ci1, cj0, c
     return b, nodes
 
 
+def _magnitude_bins_inputs():
+    n_m, n_r, n_k, n_l = 7, 5, 3, 6
+    p = np.exp(RNG.uniform(-30.0, 0.0, size=(n_m, n_r, n_k * n_l + 4)))
+    p[RNG.uniform(size=p.shape) < 0.1] = 0.0  # the linear fallback
+    branch_col = np.array([4 + n_l, 4, 4 + 2 * n_l], dtype=np.int64)
+    beta_h = RNG.uniform(0.05, 0.4, n_m - 1)
+    cell_bin = np.array([0, 0, 1, 2, 2, 3, 4, 5, 5, 5], dtype=np.int64)
+    cell_lo = np.array([0, 1, 1, 2, 0, 0, 1, 2, 0, 1], dtype=np.int64)
+    cell_hi = np.array([0, 2, 1, 2, 1, 0, 1, 0, 0, 2], dtype=np.int64)
+    # |ln(hi / lo) - beta_h| < 1e-3 (the series) at some entries: hi = lo e^(beta_h + d)
+    for n, d in ((2, 0.0), (3, 4e-4), (6, -2e-5)):
+        i, a, b = cell_bin[n], branch_col[cell_lo[n]], branch_col[cell_hi[n]]
+        p[i + 1, :, b:b + 3] = p[i, :, a:a + 3] * np.exp(beta_h[i] + d)
+    with np.errstate(divide="ignore"):
+        ln_tab = np.stack([np.log(p[:, :, c:c + n_l]) for c in branch_col])
+    frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
+    return p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin, beta_h, frac_hi
+
+
+def k_magnitude_bins(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin, beta_h, frac_hi):
+    out = np.empty((cell_bin.size, p.shape[1], ln_tab.shape[3]))
+    ik.magnitude_bin_expectations(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin, beta_h, np.exp(-beta_h), frac_hi,
+                                  1.0 / exprel(-beta_h), out)
+    return out
+
+
+def t_magnitude_bins(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin, beta_h, frac_hi):
+    # E_bin[g] = lo exprel(ln(hi / lo) - beta h) / exprel(-beta h) where lo, hi > 0, else linear
+    n_l = ln_tab.shape[3]
+    r = np.arange(p.shape[1])[None, :, None]
+    lo = p[cell_bin[:, None, None], r, branch_col[cell_lo][:, None, None] + np.arange(n_l)]
+    hi = p[cell_bin[:, None, None] + 1, r, branch_col[cell_hi][:, None, None] + np.arange(n_l)]
+    bh = beta_h[cell_bin][:, None, None]
+    pos = (lo > 0) & (hi > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ex = lo * exprel(np.log(hi / lo) - bh) / exprel(-bh)
+    fh = frac_hi[cell_bin][:, None, None]
+    return np.where(pos, ex, lo * (1.0 - fh) + hi * fh)
+
+
 _Z = RNG.normal(size=50) * 2
 _T = np.concatenate([np.zeros(5), RNG.uniform(0.5, 4.0, size=45)])
 _MEANS = np.concatenate([[0.0, -1.0], RNG.uniform(0.01, 30.0, size=48)])
@@ -579,6 +619,7 @@ TWINS = [
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
     ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
+    ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),
     ("integration.chunk_lpr[monte carlo, factored rates]", k_chunk_mc, t_chunk_mc, _chunk_mc_inputs(), 1e-12),

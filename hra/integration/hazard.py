@@ -39,6 +39,21 @@ relative-azimuth axis beside the distance (:func:`hra.integration.kernels.distan
 interpolated between the azimuth nodes in harmonics or linearly, as in the risk engine).
 For mean curves (maps) the (zone, IM) tables run as tasks on the ``[compute]`` executor.
 
+With the one-hot w(M) map of GMM V7/V6 (``median_weights = "realisation"``, the default) a virtual
+median branch takes one physical branch per magnitude node, so its magnitude integral is a sum
+over bins of bin expectations of a (lower-edge branch, upper-edge branch) pair: the physical
+tables are computed and interpolated over R_rup once (:func:`rrup_exceedance_tables`, in the
+layout the interpolation writes), the bin expectations once per used (pair, bin) cell and group of
+combinations that differ only in the median node
+(:func:`hra.integration.kernels.magnitude_bin_expectations`), and what follows is linear: the
+tree mean is one product of the cells with their weights summed over the group's combinations
+(nothing is formed per combination), the per-combination tables (only for fractiles and
+``keep_branches``) one product with the weights per virtual branch. The magnitude integration is
+not linear in the tables (exponential interpolation within a bin), so it runs per azimuth node;
+the harmonic projection acts on the site's histogram. Other median maps and models take the
+generic path (per combination: the mixed tables, then
+:meth:`~hra.inputs.source.MagnitudeBins.integrate`), the reference of the first in the tests.
+
 The uniform hazard spectrum at return period T interpolates each curve log-log at rate 1/T;
 the NPR 9998 spectral parameters fitted to it are in :func:`npr9998.site_spectrum.fit_npr_spectrum`
 (``npr9998`` builds on ``hra``, never the reverse). :func:`hazard_map` computes the mean PGA at
@@ -167,6 +182,42 @@ def _single_period(gmm, imt: str) -> bool:
     return hasattr(gmm, "exceedance_rrup") and (imt == "PGA" or imt.startswith("SA("))
 
 
+def rrup_exceedance_tables(gmm, imt: str, levels_g: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray, zone,
+                           branches: list[dict]) -> tuple[np.ndarray, list[int]]:
+    """P(IM > a | m, R_hyp) of one IM at a zone for physical GMM branches of a grid-path model
+    (:func:`hra.integration.condtables.supports`), in the layout the R_rup interpolation writes.
+
+    Returns ``p`` (m, r, J * B * L), C-contiguous: magnitude node m, distance row r (R_hyp node,
+    azimuth node), column ``(j * B + b) * L + l`` for site-term branch ``js[j]``, physical branch
+    ``branches[b]`` and level l; and ``js``, the site-term branch indices. The exceedances on the
+    R_rup grid are stacked directly in the (m, g, J, B, L) layout that
+    :func:`hra.integration.condtables._over_rrup` reads (one copy, no transposed stack).
+    """
+    levels_g = np.asarray(levels_g, float)
+    ln_levels = np.log(levels_g)
+    M, L, B = mag_nodes.size, ln_levels.size, len(branches)
+    r_grid = condtables.rrup_grid(gmm, r_hyp)
+    G = r_grid.size
+    if _single_period(gmm, imt):
+        res = gmm.exceedance_rrup(imt, mag_nodes, r_grid, zone, branches, levels_g)  # j -> (B, m, g, L)
+        js = sorted(res)
+        stack = np.empty((M, G, len(js), B, L))
+        for k, j in enumerate(js):
+            stack[:, :, k] = np.moveaxis(res.pop(j), 0, 2)
+    else:
+        stack = None
+        js = []
+        for ib, br in enumerate(branches):
+            mixes = gmm.ln_im_mixtures_rrup(imt, mag_nodes, r_grid, zone, br, ln_im_floor=float(ln_levels.min()))
+            if stack is None:
+                js = sorted(mixes)
+                stack = np.empty((M, G, len(js), B, L))
+            for k, j in enumerate(js):
+                stack[:, :, k, ib] = np.moveaxis(_exceedance(mixes[j], ln_levels), 0, -1)
+    p = condtables._over_rrup(gmm, stack.reshape(M, G, -1), r_grid, mag_nodes, r_hyp)  # (m, r, J*B*L)
+    return p, js
+
+
 def physical_exceedance(gmm, imt: str, levels_g: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray, zone,
                         branches: list[dict]) -> list[dict]:
     """P(IM > a | m, R_hyp) of one IM at a zone for physical GMM branches, arrays (m, r, level).
@@ -178,23 +229,12 @@ def physical_exceedance(gmm, imt: str, levels_g: np.ndarray, mag_nodes: np.ndarr
     integrated over R_rup given R_hyp (:mod:`hra.integration.condtables`); other models their
     mixtures at the R_hyp nodes (``{None: array}``).
     """
-    ln_levels = np.log(np.asarray(levels_g, float))
-    M, R, L = mag_nodes.size, r_hyp.size * condtables.n_azimuth(gmm), ln_levels.size
     if condtables.supports(gmm):
-        r_grid = condtables.rrup_grid(gmm, r_hyp)
-        if _single_period(gmm, imt):
-            res = gmm.exceedance_rrup(imt, mag_nodes, r_grid, zone, branches, levels_g)  # j -> (B, m, g, L)
-        else:
-            res = {}
-            for ib, br in enumerate(branches):
-                for j, mix in gmm.ln_im_mixtures_rrup(imt, mag_nodes, r_grid, zone, br, ln_im_floor=float(ln_levels.min())).items():
-                    res.setdefault(j, np.empty((len(branches), M, r_grid.size, L)))[ib] = np.moveaxis(_exceedance(mix, ln_levels), 0, -1)
-        js = sorted(res)
-        stack = np.stack([res[j] for j in js])  # (J, B, m, g, L)
-        p = condtables._over_rrup(gmm, np.ascontiguousarray(np.moveaxis(stack, (2, 3), (0, 1)).reshape(M, r_grid.size, -1)),
-                                  r_grid, mag_nodes, r_hyp)  # (m, r, J*B*L)
-        p = np.moveaxis(p.reshape(M, R, len(js), len(branches), L), (2, 3), (0, 1))  # (J, B, m, r, L)
+        p, js = rrup_exceedance_tables(gmm, imt, levels_g, mag_nodes, r_hyp, zone, branches)
+        M, R, L = mag_nodes.size, r_hyp.size * condtables.n_azimuth(gmm), np.size(levels_g)
+        p = np.moveaxis(p.reshape(M, R, len(js), len(branches), L), (2, 3), (0, 1))  # (J, B, m, r, L) view
         return [{j: p[k, ib] for k, j in enumerate(js)} for ib in range(len(branches))]
+    ln_levels = np.log(np.asarray(levels_g, float))
     out = []
     for br in branches:
         out.append({None: np.moveaxis(_exceedance(gmm.ln_im_mixture(imt, mag_nodes, r_hyp, zone, br), ln_levels), 0, -1)})
@@ -234,20 +274,38 @@ def zone_tables(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zon
     tab : (b, x, g, r, level) float32 or None
         Per engine GMM combination g.
     """
+    one_hot = median_map is not None and bool(np.all((median_map.mix == 0) | (median_map.mix == 1)))
+    if one_hot and condtables.supports(gmm):
+        return _zone_tables_cells(gmm, imt, levels_g, mag, r_hyp, zone, median_map, keep_branches)
+    return _zone_tables_generic(gmm, imt, levels_g, mag, r_hyp, zone, median_map, keep_branches)
+
+
+def _tree_layout(gmm, median_map):
+    """The engine GMM combinations and the physical branches behind them (:func:`zone_tables`)."""
     import itertools
 
     from hra.chain import engine_gmm_tree
 
-    levels_g = np.asarray(levels_g, float)
     pnames = [n.name for n in gmm.tree.nodes]
     psizes = {n.name: n.size for n in gmm.tree.nodes}
     eng_tree = engine_gmm_tree(gmm, median_map)
     eng = eng_tree.enumerate()
     enames = [n.name for n in eng_tree.nodes]
-    med = median_map.node if median_map is not None else None
     grouped = condtables.supports(gmm)
     free = [nm for nm in pnames if not (grouped and nm == "gmm_s2s")]  # nodes of a physical branch
     keys = list(itertools.product(*[range(psizes[nm]) for nm in free]))
+    idx_of = [{nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)} for ge in range(eng.n)]
+    return eng, free, keys, idx_of, grouped
+
+
+def _zone_tables_generic(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zone, median_map,
+                         keep_branches: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`zone_tables` for any model and median map: per engine combination, the virtual
+    median branch mixed from the physical tables (:meth:`hra.chain.MedianMap.combine`), then
+    :meth:`~hra.inputs.source.MagnitudeBins.integrate` (also the reference of the one-hot path)."""
+    levels_g = np.asarray(levels_g, float)
+    eng, free, keys, idx_of, grouped = _tree_layout(gmm, median_map)
+    med = median_map.node if median_map is not None else None
     branches = [dict(zip(free, k)) for k in keys]
     phys = dict(zip(keys, physical_exceedance(gmm, imt, levels_g, mag.nodes, r_hyp, zone, branches)))
     nb, nx = mag.prob.shape[:2]
@@ -260,52 +318,96 @@ def zone_tables(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zon
         j = idx.get("gmm_s2s", 0) if grouped else None
         return np.moveaxis(phys[key][j], 0, -1)  # (r, L, m)
 
-    def store(ge: int, t: np.ndarray) -> None:
-        nonlocal mean
+    for ge, idx in enumerate(idx_of):
+        if median_map is None:
+            g = exc(idx, None)
+        else:
+            g = median_map.combine(idx.get(med, 0), lambda k: exc(idx, k), mag_axis=-1)
+        t = mag.integrate(g)
         mean += eng.weight[ge] * t
         if tab is not None:
             tab[:, :, ge] = t
+    return mean, tab
 
-    idx_of = [{nm: int(eng.index[ge, j]) for j, nm in enumerate(enames)} for ge in range(eng.n)]
-    one_hot = median_map is not None and bool(np.all((median_map.mix == 0) | (median_map.mix == 1)))
-    if not one_hot:
-        for ge, idx in enumerate(idx_of):
-            if median_map is None:
-                g = exc(idx, None)
-            else:
-                g = median_map.combine(idx.get(med, 0), lambda k: exc(idx, k), mag_axis=-1)
-            store(ge, mag.integrate(g))
-        return mean, tab
+
+def _zone_tables_cells(gmm, imt: str, levels_g: np.ndarray, mag, r_hyp: np.ndarray, zone, median_map,
+                       keep_branches: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`zone_tables` of a grid-path model (GMM V7/V6) with a one-hot median map.
+
+    A virtual median branch v takes physical branch ``k(v, m)`` at magnitude node m, so its
+    magnitude integral is ``sum_bins E_bin[k(v, i) at node i, k(v, i+1) at node i+1] P(bin)``:
+    the bin expectations are computed once per used (pair of physical branches, bin) "cell" and
+    per group of combinations that differ only in the median node
+    (:func:`hra.integration.kernels.magnitude_bin_expectations`, read straight from the
+    R_rup-interpolated tables of :func:`rrup_exceedance_tables`). The integration over the bins,
+    the choice of the virtual branch and the tree mean are then linear: the mean is one product
+    of the cells with their summed weights ``sum_v w_v P(bin)`` (nothing per combination), the
+    per-combination tables (``keep_branches``) one product with the weights per virtual branch.
+    """
+    from hra.inputs.source import LN10, _exprel
+
+    levels_g = np.asarray(levels_g, float)
+    eng, free, keys, idx_of, _ = _tree_layout(gmm, median_map)
+    med = median_map.node
+    branches = [dict(zip(free, k)) for k in keys]
+    p, js = rrup_exceedance_tables(gmm, imt, levels_g, mag.nodes, r_hyp, zone, branches)  # (m, r, J*B*L)
+    nb, nx = mag.prob.shape[:2]
+    R, L, B = p.shape[1], levels_g.size, len(keys)
+    key_pos = {k: n for n, k in enumerate(keys)}
     kidx = median_map.mix.argmax(axis=2)  # (V, m): physical branch of virtual branch v at node m
     V, nbins = kidx.shape[0], mag.nodes.size - 1
     pairs = sorted({(int(a), int(b)) for a, b in zip(kidx[:, :-1].ravel(), kidx[:, 1:].ravel())})
-    pair_of = {p: n for n, p in enumerate(pairs)}
+    pair_of = {pr: n for n, pr in enumerate(pairs)}
     pidx = np.vectorize(lambda a, b: pair_of[(int(a), int(b))])(kidx[:, :-1], kidx[:, 1:])  # (V, bins)
     used = np.zeros((len(pairs), nbins), dtype=bool)
     used[pidx, np.broadcast_to(np.arange(nbins), pidx.shape)] = True
-    cell_of = np.cumsum(used.ravel()).reshape(used.shape) - 1  # column of (pair, bin) in the stacked expectations
+    cell_of = np.cumsum(used.ravel()).reshape(used.shape) - 1  # cell of (pair, bin), pair-major
+    cell_pair, cell_bin = np.nonzero(used)  # (cells,), in the order of cell_of
+    cell_bin = cell_bin.astype(np.int64)
+    cell_lo = np.array([pairs[n][0] for n in cell_pair], dtype=np.int64)  # physical branch at the lower edge
+    cell_hi = np.array([pairs[n][1] for n in cell_pair], dtype=np.int64)
+    n_med = median_map.mix.shape[2]
+    n_cells = cell_bin.size
+    vcell = cell_of[pidx, np.arange(nbins)[None, :]]  # (V, bins): cell of virtual branch v's bin
+    h = np.diff(mag.nodes)
     groups: dict[tuple, list[int]] = {}
     for ge, idx in enumerate(idx_of):
         groups.setdefault(tuple(sorted((k, v) for k, v in idx.items() if k != med)), []).append(ge)
+    mean_xrl = np.zeros((nb, nx, R * L))
+    tab = np.empty((nb, nx, eng.n, R, L), dtype=np.float32) if keep_branches else None
+    e = np.empty((n_cells, R, L))
+    e2 = e.reshape(n_cells, R * L)
+    ln_tab = np.empty((n_med, p.shape[0], R, L))
     for rest, members in groups.items():
         idx0 = dict(rest)
-        g_k = {k: exc(idx0, k) for k in {a for pr in pairs for a in pr}}
+        j = js.index(idx0.get("gmm_s2s", 0))
+
+        # first column of each physical median branch's table in this group
+        branch_col = np.array([(j * B + key_pos[tuple(k if nm == med else idx0.get(nm, 0) for nm in free)]) * L
+                               for k in range(n_med)], dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            for k, c0 in enumerate(branch_col):  # ln P of the group's tables (numpy's SIMD log)
+                np.log(p[:, :, c0:c0 + L], out=ln_tab[k])
+        v_of = np.array([idx_of[ge].get(med, 0) for ge in members])
+        w_ge = eng.weight[members]
         for ib in range(nb):
-            # per-bin expectations only for the (pair, bin) cells some virtual branch uses
-            e = np.concatenate([mag.bin_expectations(g_k[a][..., :-1][..., used[n]], g_k[b][..., 1:][..., used[n]], ib, used[n])
-                                for n, (a, b) in enumerate(pairs)], axis=-1)  # (r, L, cells)
-            w = np.zeros((cell_of.max() + 1, nx, V))
-            for v in range(V):
-                w[cell_of[pidx[v], np.arange(nbins)], :, v] = mag.prob[ib].T  # (bins, nx)
-            res = e.reshape(R * L, -1) @ w.reshape(-1, nx * V)  # (r*L, nx*V)
-            res = res.reshape(R, L, nx, V)
-            for ge in members:
-                v = idx_of[ge].get(med, 0)
-                t = np.moveaxis(res[..., v], -1, 0)  # (nx, r, L)
-                mean[ib] += eng.weight[ge] * t
-                if tab is not None:
-                    tab[ib, :, ge] = t
-    return mean, tab
+            beta_h = mag.b_values[ib] * LN10 * h
+            frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
+            kernels.magnitude_bin_expectations(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin, beta_h, np.exp(-beta_h), frac_hi,
+                                               1.0 / _exprel(-beta_h), e)
+            prob = mag.prob[ib].T  # (bins, nx)
+            # tree mean: the cells' weights summed over the group's combinations
+            w_mean = np.zeros((n_cells, nx))
+            np.add.at(w_mean, vcell[v_of].ravel(), (w_ge[:, None, None] * prob[None]).reshape(-1, nx))
+            mean_xrl[ib] += w_mean.T @ e2  # (x, r*L)
+            if tab is not None:
+                w = np.zeros((n_cells, nx, V))
+                for v in range(V):
+                    w[vcell[v], :, v] = prob
+                res = (w.reshape(n_cells, nx * V).T @ e2).reshape(nx, V, R, L)
+                for ge, v in zip(members, v_of):
+                    tab[ib, :, ge] = res[:, v]
+    return mean_xrl.reshape(nb, nx, R, L), tab
 
 
 def _zone_mean_task(task: tuple, static: tuple) -> tuple[np.ndarray, float]:

@@ -192,3 +192,33 @@ def test_v7_spectral_and_arbitrary_component_against_independent_integral(v7_cfg
     ref, _ = independent_rates(gmm, int(got["zone"].values[0]), (SITES.x[0], SITES.y[0]), LEVELS, component=sigma, T=period)
     for rp in (475.0, 2475.0):
         assert intensity_at(LEVELS, got["rate_mean"].values[0, 0, 0], rp) == pytest.approx(intensity_at(LEVELS, ref, rp), rel=0.015)
+
+
+@pytest.mark.parametrize("imt", ["PGA", "AvgSa"])
+def test_zone_tables_cell_path_equals_the_generic_path(v7_cfg, imt):
+    """The one-hot w(M) path of ``zone_tables`` (bin expectations per (pair of physical median
+    branches, bin), then linear products for the mean and the per-combination tables) against the
+    generic path (each virtual branch's tables mixed per magnitude node, then
+    ``MagnitudeBins.integrate``), for the exact single-period exceedance and the mixture path."""
+    from hra.chain import make_gmm, median_map_for, prepare_source
+    from hra.integration import hazard
+
+    cfg = v7_cfg()
+    sm = prepare_source(cfg)
+    gmm = make_gmm(cfg)
+    mm = median_map_for(cfg, gmm, sm.magnitude)
+    assert np.all((mm.mix == 0) | (mm.mix == 1)) and mm.mix.shape[0] > 4  # one-hot, virtual branches
+    levels = np.geomspace(0.01, 1.0, 12)
+    zone = int(gmm.zones[0])
+    r_hyp = sm.distance_nodes_km[::8]  # 12 of the 96 nodes: the paths do not depend on them
+    args = (gmm, imt, levels, sm.magnitude, r_hyp, zone, mm)
+    mean, tab = hazard.zone_tables(*args, keep_branches=True)
+    mean_ref, tab_ref = hazard._zone_tables_generic(*args, keep_branches=True)
+    big = mean_ref > 1e-12
+    assert big.sum() > 0.3 * big.size
+    np.testing.assert_allclose(mean[big], mean_ref[big], rtol=1e-10)
+    np.testing.assert_allclose(mean[~big], mean_ref[~big], rtol=0, atol=1e-20)
+    np.testing.assert_allclose(tab, tab_ref, rtol=3e-7, atol=1e-30)  # float32 tables: their rounding
+    mean_only, none = hazard.zone_tables(*args, keep_branches=False)
+    assert none is None
+    np.testing.assert_array_equal(mean_only, mean)
