@@ -12,7 +12,8 @@ Steps (docs/architecture.md §2):
    the tree-mean table ``Qbar`` (weights of all combinations), which gives the exact mean LPR.
    The physical death tables before magnitude integration (:func:`physical_death_tables`) are
    read from and added to the table store (:mod:`hra.integration.tablestore`) unless
-   ``[compute] table_store = false``.
+   ``[compute] table_store = false``; a zone's task computes (or reads) them a group of GMM
+   branches at a time and drops each group once consumed (:func:`death_table_groups`).
 3. :func:`select_realisations` enumerates the tree or draws Monte-Carlo realisations (from
    ``(seed, node)`` streams) and reduces them to the distinct (source branch, model combination)
    pairs with weights.
