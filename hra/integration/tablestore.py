@@ -375,7 +375,7 @@ class TableStore:
             return None
         return EntryWriter(self, path, tmp, arr, {k: i for i, k in enumerate(keys)})
 
-    # -- listing and cleaning    # -- listing and cleaning -------------------------------------------------------------------
+    # -- listing and cleaning -------------------------------------------------------------------
 
     def _key_dirs(self) -> list[Path]:
         if not self.root.is_dir():
