@@ -352,14 +352,16 @@ _EXP_ARGS = np.concatenate([RNG.uniform(-708.0, 0.0, 3000), RNG.uniform(-1.0, 1.
 
 
 def _death_nested_inputs():
-    pexc = RNG.uniform(0, 1, size=(2, 3, 2, 3, 4))
+    # 70 distance nodes: several tiles of ik.DEATH_R_BLOCK (16), the last one partial
+    pexc = RNG.uniform(0, 1, size=(2, 70, 2, 3, 4))
     coef = RNG.uniform(0, 0.3, size=(2, 5, 4))
-    direct = RNG.uniform(0, 0.1, size=(2, 3, 2, 5))
+    direct = RNG.uniform(0, 0.1, size=(2, 70, 2, 5))
     return pexc, coef, direct, 0.4
 
 
 def k_death_nested(pexc, coef, direct, factor):
-    out = np.empty(pexc.shape[:4] + (coef.shape[1],))
+    m, r, t, f = pexc.shape[:4]
+    out = np.empty((t, f, coef.shape[1], m, r))
     ik.death_from_nested(pexc, coef, direct, factor, out)
     out2 = np.empty_like(out)
     ik.death_from_nested(pexc, coef, np.empty((0, 0, 0, 0)), factor, out2)  # without direct deaths
@@ -367,8 +369,8 @@ def k_death_nested(pexc, coef, direct, factor):
 
 
 def t_death_nested(pexc, coef, direct, factor):
-    base = np.einsum("mrtfk,tck->mrtfc", pexc, coef)
-    return base + factor * direct[:, :, :, None, :], base
+    base = np.einsum("mrtfk,tck->tfcmr", pexc, coef)
+    return base + factor * np.einsum("mrtc->tcmr", direct)[:, None], base
 
 
 def _chunk_inputs(mixture):

@@ -52,9 +52,11 @@ def spy(monkeypatch):
     calls: list[np.ndarray] = []
     real = engine.physical_death_tables
 
-    def counting(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel):
-        calls.append(np.asarray(t_sel).copy())
-        return real(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel)
+    def counting(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel, keys=None):
+        # the engine computes a zone's tables a group of branches at a time: one record per zone (its first group)
+        if keys is None or keys == engine.physical_groups(gmm)[0]:
+            calls.append(np.asarray(t_sel).copy())
+        return real(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel, keys=keys)
 
     monkeypatch.setattr(engine, "physical_death_tables", counting)
     return calls
@@ -545,3 +547,25 @@ def test_a_run_that_fills_the_store_says_how_much_and_how_to_clean(tmp_path, mon
     with caplog.at_level("WARNING", logger="hra"):
         compute(small_config(tmp_path / "b", store))
     assert not [r for r in caplog.records if "added" in r.getMessage()]
+
+
+def test_entry_written_by_groups_and_read_by_branches(tmp_path):
+    """An entry is filled a group of branches at a time (one chunk per branch) and read for a subset
+    of its branches; it appears only when complete, and an incomplete one is never renamed into place."""
+    store = TableStore(tmp_path)
+    tabs = _tables(3)
+    keys = sorted(tabs)
+    w = store.writer("k", 1, False, "URM", keys, tabs[keys[0]].shape)
+    w.put({k: tabs[k] for k in keys[:3]})
+    assert store.read("k", 1, False, "URM") is None  # not there until committed
+    w.put({k: tabs[k] for k in keys[3:]})
+    assert w.commit() and store.stats.written == 1
+    part = store.read("k", 1, False, "URM", branches=[keys[4], keys[1]])
+    assert list(part) == [keys[1], keys[4]] and all(np.array_equal(part[k], tabs[k]) for k in part)
+    assert store.read("k", 1, False, "URM", branches=[(9, 9)]) is None  # a missing branch: unreadable, removed
+    w = store.writer("k", 1, False, "RC", keys, tabs[keys[0]].shape)
+    w.put({keys[0]: tabs[keys[0]]})
+    with pytest.raises(ValueError, match="never written"):
+        w.commit()
+    assert store.read("k", 1, False, "RC") is None
+    assert not [p for p in (tmp_path / "k" / "z1-w0").iterdir() if p.name.startswith(TMP_PREFIX)]

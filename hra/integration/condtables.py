@@ -303,15 +303,15 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
     d_out = np.diff(fragility.p_death_outside[t_sel], axis=-1, prepend=0.0)
     coef = np.ascontiguousarray(p * d_in + (1.0 - p) * d_out)
     T, F, K, M, R = pexc.shape
-    # one compiled pass on the (m, r, t, f, k) layout the tables are built in (pexc is usually a
-    # moved view of it): no transposed copies
+    # one compiled pass from the (m, r, t, f, k) layout the tables are built in (pexc is usually a
+    # moved view of it, then no copy) straight into (t, f, c, m, r): no transposed copies
     src = np.ascontiguousarray(np.moveaxis(pexc, (3, 4), (0, 1)))
     use_direct = direct is not None and p < 1.0
     dsrc = (np.ascontiguousarray(np.moveaxis(direct, (2, 3), (0, 1))) if use_direct
             else np.empty((0, 0, 0, 0)))
-    death = np.empty((M, R, T, F, coef.shape[1]))
+    death = np.empty((T, F, coef.shape[1], M, R))
     kernels.death_from_nested(src, coef, dsrc, float(1.0 - p), death)
-    return np.ascontiguousarray(np.moveaxis(death, (0, 1), (3, 4)))  # (t, f, c, m, r)
+    return death
 
 
 @single_thread_blas()

@@ -12,7 +12,8 @@ Steps (docs/architecture.md §2):
    the tree-mean table ``Qbar`` (weights of all combinations), which gives the exact mean LPR.
    The physical death tables before magnitude integration (:func:`physical_death_tables`) are
    read from and added to the table store (:mod:`hra.integration.tablestore`) unless
-   ``[compute] table_store = false``.
+   ``[compute] table_store = false``; a zone's task computes (or reads) them a group of GMM
+   branches at a time and drops each group once consumed (:func:`death_table_groups`).
 3. :func:`select_realisations` enumerates the tree or draws Monte-Carlo realisations (from
    ``(seed, node)`` streams) and reduces them to the distinct (source branch, model combination)
    pairs with weights.
@@ -135,42 +136,185 @@ def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t
     return [_phys_death(gmm, fragility, zone_arg, w, branch, mag, r_nodes, t_sel) for w in wierdes]
 
 
+def physical_groups(gmm: GroundMotionModel, median_node: str | None = "gmm_median",
+                    split_median: bool = False) -> list[list[tuple[int, ...]]]:
+    """The physical GMM branch keys of ``gmm.tree`` in the groups that the table stage computes,
+    consumes and drops together (:func:`zone_tables`): keys that differ only in the median branch
+    (node ``median_node``, mixed per magnitude by a :class:`hra.chain.MedianMap`) and the
+    site-to-site branch (computed together by :func:`hra.integration.condtables.rrup_death_tables`).
+    Groups in the order of their other branches, keys sorted within a group (GMM V7: 6 groups of
+    4 medians x 3 eps_S2S). ``split_median``: each group split into one group per median branch,
+    in median order (GMM V7: 24 groups of 3 eps_S2S; consecutive groups of the same other branches)."""
+    phys = gmm.tree.enumerate()
+    pnames = [n.name for n in gmm.tree.nodes]
+    drop = {"gmm_s2s", median_node}
+    mpos = pnames.index(median_node) if median_node in pnames else None
+    groups: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+    for g in range(phys.n):
+        key = tuple(int(v) for v in phys.index[g])
+        gk = tuple(v for v, nm in zip(key, pnames) if nm not in drop)
+        if split_median and mpos is not None:
+            gk = gk + (key[mpos],)
+        groups.setdefault(gk, []).append(key)
+    return [sorted(v) for _, v in sorted(groups.items())]
+
+
+class _StoreStream:
+    """Physical tables of one zone through the table store, a group of branches at a time: entries
+    (site, typology) present when the zone starts are read (only the group's branches), the
+    typologies missing at any site of the zone are computed together (for all its sites, as
+    without a store) and the missing entries written a group at a time (:meth:`TableStore.writer`),
+    renamed into place by :meth:`commit` once complete. An entry that turns out unreadable half-way is
+    computed from there on and not written (the next run computes it again)."""
+
+    def __init__(self, handle: "StoreHandle", gmm, fragility, zone: int, wierdes: list[bool],
+                 mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray, all_keys: list[tuple[int, ...]]):
+        self.handle, self.gmm, self.fragility, self.zone, self.wierdes = handle, gmm, fragility, zone, wierdes
+        self.mag, self.r_nodes, self.t_all, self.all_keys = mag, r_nodes, t_all, sorted(all_keys)
+        self.names = [fragility.typologies[int(t)] for t in t_all]
+        self.present = np.array([[handle.store.entry_path(handle.key, zone, w, nm).is_dir() for nm in self.names]
+                                 for w in wierdes], dtype=bool).reshape(len(wierdes), len(self.names))
+        self.counted = np.zeros_like(self.present)
+        self.writers: dict[tuple[int, int], "tablestore.EntryWriter | None"] = {}
+
+    def group(self, keys: list[tuple[int, ...]]) -> list[dict[tuple[int, ...], np.ndarray]]:
+        """Tables (t, f, c, m, r) of the branches ``keys`` per site (``physical_death_tables`` form)."""
+        store, key = self.handle.store, self.handle.key
+        T = len(self.names)
+        out: list[dict[tuple[int, ...], np.ndarray] | None] = [None] * len(self.wierdes)
+        have = np.zeros_like(self.present)
+
+        def put(i: int, j: int, tabs: dict[tuple[int, ...], np.ndarray]) -> None:
+            if out[i] is None:
+                out[i] = {k: np.empty((T,) + d.shape) for k, d in sorted(tabs.items())}
+            for k, d in tabs.items():
+                out[i][k][j] = d
+
+        for i, w in enumerate(self.wierdes):
+            for j, nm in enumerate(self.names):
+                if not self.present[i, j]:
+                    continue
+                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j])
+                if tabs is None:
+                    self.present[i, j] = False  # removed as unreadable: computed from here on
+                    continue
+                self.counted[i, j] = True
+                put(i, j, tabs)
+                have[i, j] = True
+        cols = np.flatnonzero(~have.all(axis=0))
+        if cols.size == 0:
+            return out
+        fresh = physical_death_tables(self.gmm, self.fragility, self.zone, self.wierdes, self.mag, self.r_nodes,
+                                      self.t_all[cols], keys=keys)
+        for i, w in enumerate(self.wierdes):
+            for n, j in enumerate(cols):
+                if have[i, j]:
+                    continue
+                tabs = {k: d[n] for k, d in fresh[i].items()}
+                if (i, j) not in self.writers and not self.counted[i, j]:  # missing from the start: stored
+                    self.writers[(i, j)] = store.writer(key, self.zone, w, self.names[j], self.all_keys,
+                                                        next(iter(tabs.values())).shape)
+                if self.writers.get((i, j)) is not None:
+                    self.writers[(i, j)].put(tabs)
+                if have.any():
+                    put(i, j, tabs)
+        return fresh if not have.any() else out  # nothing read: the tables as computed
+
+    def commit(self) -> None:
+        """Rename the complete entries into place."""
+        for ij in sorted(self.writers):
+            if self.writers[ij] is not None:
+                self.writers[ij].commit()
+        self.writers.clear()
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            if w is not None:
+                w.abort()
+        self.writers.clear()
+
+
+def death_table_groups(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
+                       mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray,
+                       median_node: str | None = "gmm_median", store: "StoreHandle | None" = None,
+                       split_median: bool = False):
+    """Yield ``(keys, death)`` per group of :func:`physical_groups`: ``death`` as
+    :func:`physical_death_tables` gives it for the branches ``keys`` only (through the table store
+    ``store`` if given; its entries are committed after the last group). The table stage holds one
+    group at a time (GMM V7: 12 of the 72 physical tables; 3 with ``split_median``)."""
+    groups = physical_groups(gmm, median_node, split_median)
+    if store is None:
+        for keys in groups:
+            yield keys, physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, keys=keys)
+        return
+    stream = _StoreStream(store, gmm, fragility, zone, wierdes, mag, r_nodes, t_all, [k for g in groups for k in g])
+    try:
+        for keys in groups:
+            yield keys, stream.group(keys)
+    except BaseException:
+        stream.abort()
+        raise
+    stream.commit()
+
+
 def _stored_death_tables(handle: "StoreHandle", gmm, fragility, zone: int, zone_arg, wierdes: list[bool],
                          mag: MagnitudeBins, r_nodes: np.ndarray,
                          t_all: np.ndarray) -> list[dict[tuple[int, ...], np.ndarray]]:
     """:func:`physical_death_tables` through the table store (``zone_arg`` is not used: the zone id
-    given to the model follows from ``gmm.zones``): entries (site, typology) found are
-    read, the typologies missing at any site of the zone are computed together (for all its sites,
-    as without a store) and the missing entries written."""
-    names = [fragility.typologies[int(t)] for t in t_all]
-    T = len(names)
-    out: list[dict[tuple[int, ...], np.ndarray] | None] = [None] * len(wierdes)
-    have = np.zeros((len(wierdes), T), dtype=bool)
+    given to the model follows from ``gmm.zones``), all branches at once (:func:`death_table_groups`
+    streams them)."""
+    out: list[dict[tuple[int, ...], np.ndarray]] = [{} for _ in wierdes]
+    for _, death in death_table_groups(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, store=handle):
+        for i, d in enumerate(death):
+            out[i].update(d)
+    return [dict(sorted(d.items())) for d in out]
 
-    def put(i: int, j: int, tabs: dict[tuple[int, ...], np.ndarray]) -> None:
-        if out[i] is None:
-            out[i] = {k: np.empty((T,) + d.shape) for k, d in sorted(tabs.items())}
-        for k, d in tabs.items():
-            out[i][k][j] = d
 
-    for i, w in enumerate(wierdes):
-        for j, nm in enumerate(names):
-            tabs = handle.store.read(handle.key, zone, w, nm)
-            if tabs is not None:
-                put(i, j, tabs)
-                have[i, j] = True
-    cols = np.flatnonzero(~have.all(axis=0))
-    if cols.size == 0:
-        return out
-    fresh = physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all[cols])
-    for i, w in enumerate(wierdes):
-        for n, j in enumerate(cols):
-            if not have[i, j]:
-                tabs = {k: d[n] for k, d in fresh[i].items()}
-                handle.store.write(handle.key, zone, w, names[j], tabs)
-                if have.any():
-                    put(i, j, tabs)
-    return fresh if not have.any() else out  # nothing read: the tables as computed
+def _slice_of(rows: np.ndarray, n: int):
+    """``rows`` as a slice where it is every index 0..n-1 (a view instead of a gathered copy)."""
+    return slice(None) if rows.size == n and np.array_equal(rows, np.arange(n)) else rows
+
+
+def _forecast_gemm(acc: dict[int, np.ndarray], ed: "EngineDeath", death: dict[tuple[int, ...], np.ndarray], rows,
+                   basis: np.ndarray, combos: list[tuple[int, int, np.ndarray, np.ndarray]], shape: tuple[int, int]) -> None:
+    """The per-combination tables of a forecast (linear magnitude integration) as matrix products
+    (BLAS), accumulated over the physical median tables in ``death`` (those present; the others
+    come with later groups):
+    ``acc[n][t, r, k, u] += sum_j sum_m D_{P(u, j)}[t, f, c, m, r] w_{v(u), j}(m) phi_{s(u), k}(m)``.
+
+    ``combos``: per (non-median physical key, f, c): f, c, the combinations' columns ``us`` of q
+    and their (engine GMM combination, source branch) pairs (n, 2), all of that physical key;
+    ``acc[n]`` (t, r, K, len(us)) is combo n's sum (created at its first term); ``basis`` (S, K, m);
+    ``shape`` (t, r)."""
+    mm = ed.median_map
+    n_j = 1 if mm is None else mm.mix.shape[2]
+    K, M = basis.shape[1:]
+    T, R = shape
+    for n, (f, c, us, ge_s) in enumerate(combos):
+        ges, ss = ge_s[:, 0], ge_s[:, 1]
+        phi = basis[ss]  # (n, K, m)
+        vs = None if mm is None else np.array([ed._virtual(int(ge)) for ge in ges])
+        for j in range(n_j):
+            key = ed.key(int(ges[0])) if mm is None else ed.key(int(ges[0]), j)
+            if key not in death:
+                continue
+            w = phi if mm is None else phi * mm.mix[vs, :, j][:, None, :]
+            # only the combinations whose w(M) picks median j somewhere, over the magnitudes where
+            # any of them does (realisation mode: each picks one median per magnitude)
+            cols = np.flatnonzero(w.any(axis=(1, 2)))
+            if cols.size == 0:
+                continue
+            nz = np.flatnonzero(w[cols].any(axis=(0, 1)))
+            lo, hi = int(nz[0]), int(nz[-1]) + 1
+            wm = np.ascontiguousarray(np.transpose(w[cols, :, lo:hi], (2, 1, 0))).reshape(hi - lo, -1)  # (m, K * n)
+            d = death[key][rows, f, c, lo:hi]  # (t, m, r)
+            term = np.matmul(np.swapaxes(d, 1, 2), wm).reshape(T, R, K, cols.size)  # BLAS
+            if n not in acc:
+                acc[n] = np.zeros((T, R, K, len(us)))
+            if cols.size == len(us):
+                acc[n] += term
+            else:
+                acc[n][..., cols] += term
 
 
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
@@ -179,6 +323,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                 median_map: "MedianMap | None", exact_mean: bool,
                 store: "StoreHandle | None" = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Tables of the sites (zone, wierde) of one zone, each for its typologies ``t_sels[i]``.
+
+    The physical death tables are computed (or read) one group of :func:`physical_groups` at a
+    time (:func:`death_table_groups`), consumed and dropped: the task never holds all of them.
 
     Parameters
     ----------
@@ -196,7 +343,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         mean of the realisations). False (large trees): the tree-mean integrand is integrated
         over magnitude once, equal to the former to the magnitude-discretisation accuracy. A
         forecast's magnitude integration is linear, so it always takes the second way, which
-        then equals the first exactly (and tabulates only the source branches in ``needed``).
+        then equals the first exactly (and tabulates only the source branches in ``needed``);
+        there both the per-combination tables and the tree mean are matrix products (BLAS) of the
+        physical tables with per-magnitude weights (w(M) mixture x magnitude basis, :func:`_forecast_gemm`).
 
     Returns
     -------
@@ -204,73 +353,135 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     (distance node, azimuth row[, basis]) flattened (:func:`hra.integration.condtables.n_azimuth_rows`).
     """
     t_all = np.unique(np.concatenate([np.asarray(t, dtype=np.int64) for t in t_sels]))
-    if store is None:
-        death = physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all)
-    else:
-        death = _stored_death_tables(store, gmm, fragility, zone, None, wierdes, mag, r_nodes, t_all)
-    ed = EngineDeath(gmm, median_map, death, mag.nodes.size)
-    eng_death, tree_mean_death = ed.death, ed.tree_mean
     n_sites = len(wierdes)
+    ed = EngineDeath(gmm, median_map, [{} for _ in wierdes], mag.nodes.size)
     nb, nx, G, F, C = model_sizes
     ib, ix, ig, jf, jc = np.unravel_index(needed, model_sizes)
     wb, wx, wg, wf, wc = model_weights
     # a strike model's azimuth nodes and a forecast's basis index ride on the distance axis
-    R = r_nodes.size * condtables.n_azimuth(gmm) * getattr(mag, "n_basis", 1)
+    n_k = getattr(mag, "n_basis", 1)
+    RA = r_nodes.size * condtables.n_azimuth(gmm)
+    R = RA * n_k
     per_branch = bool(getattr(mag, "per_branch", False))  # forecast: the "b" axis is the source branch
     if per_branch:  # linear integration: the tree mean integrated once IS the mean of all tables
         exact_mean = False
     mean_sig = "bxtfcr,x,f,c->trb" if per_branch else "bxtfcr,b,x,f,c->tr"
     mean_w = (wx, wf, wc) if per_branch else (wb, wx, wf, wc)
+    median_node = median_map.node if median_map is not None else "gmm_median"
+    groups = physical_groups(gmm, median_node)
+    group_of_key = {k: n for n, keys in enumerate(groups) for k in keys}
+    group_of_ge = np.array([group_of_key[ed.key(ge, 0)] for ge in range(ed.n)], dtype=np.int64)
+    rows = [np.searchsorted(t_all, np.asarray(t, dtype=np.int64)) for t in t_sels]
+    views = [_slice_of(r, t_all.size) for r in rows]
+    q = [np.empty((r.size, R, needed.size)) for r in rows]
+    # per group: the selected (engine combination, f, c) slices and their columns of q
+    combos = np.stack([ig, jf, jc], axis=1)
+    uniq, inv = np.unique(combos, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    if per_branch:
+        qbar_acc = [np.zeros((r.size, mag.nodes.size, RA)) for r in rows]  # sum_P,f,c w D: (t, m, r)
+        coef = ed.mean_coef()
+        wfc = wf[:, None] * wc[None, :]
+        gemm: dict[int, list] = {}
+        by_key: dict[tuple, list[int]] = {}
+        for u in range(needed.size):  # combinations sharing a physical table (all but the median), f, c
+            by_key.setdefault((ed.key(int(ig[u]), 0), int(jf[u]), int(jc[u])), []).append(u)
+        for (pkey, f, c), us in sorted(by_key.items()):
+            us = np.asarray(us, dtype=np.int64)
+            gemm.setdefault(group_of_key[pkey], []).append((f, c, us, np.stack([ig[us], ib[us]], axis=1)))
+        # the tables one median branch at a time (3 of GMM V7's 72), each group's combinations summed
+        # over its medians in gemm_acc until its last median, then projected and put into q
+        split = physical_groups(gmm, median_node, split_median=True)
+        last_of = {group_of_key[keys[0]]: n for n, keys in enumerate(split)}
+        gemm_acc: list[dict[int, np.ndarray]] = [{} for _ in range(n_sites)]
+    elif exact_mean:
+        qbar_acc = [np.zeros((r.size, R)) for r in rows]
+    else:
+        qbar_acc = [None] * n_sites  # the tree-mean death table (t, f, c, m, r), integrated at the end
+    sub = -1
+    # (no enumerate(): its cached result tuple would keep the previous group alive while the next one
+    # is computed)
+    for keys, death in death_table_groups(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, median_node, store,
+                                          split_median=per_branch):
+        sub += 1
+        gi = group_of_key[keys[0]]
+        ed.death_of = death
+        for i in range(n_sites):
+            if per_branch:
+                T = rows[i].size
+                _forecast_gemm(gemm_acc[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (T, RA))
+                if last_of[gi] == sub:  # the group's last median: its combinations are complete
+                    for n, (_, _, us, _) in enumerate(gemm.get(gi, [])):
+                        a = gemm_acc[i].pop(n, None)
+                        a = np.zeros((T, RA, n_k, len(us))) if a is None else a
+                        # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection)
+                        a = condtables.project_azimuth(gmm, a.reshape(T, R, len(us)), 1, r_nodes.size, n_k)
+                        q[i][..., us] = a
+                tmp = None
+                for key, d in death[i].items():
+                    if key not in coef:
+                        continue
+                    for f in range(F):
+                        for c in range(C):
+                            w = (wfc[f, c] * coef[key])[:, None]
+                            tmp = np.multiply(d[views[i], f, c], w, out=tmp)
+                            qbar_acc[i] += tmp
+            elif exact_mean:  # every engine combination is integrated anyway: whole tables per combination
+                for ge in np.flatnonzero(group_of_ge == gi):
+                    e = mag.integrate(np.moveaxis(ed.death(i, int(ge), (rows[i],)), 3, -1))  # (b, x, t, f, c, r)
+                    for u in np.flatnonzero(ig == ge):
+                        q[i][:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
+                    qbar_acc[i] += wg[ge] * np.einsum(mean_sig, e, *mean_w)
+            else:  # large trees: only the (f, c) slices of the selected combinations
+                for n, (ge, f, c) in enumerate(uniq):
+                    if group_of_ge[ge] != gi:
+                        continue
+                    us = np.flatnonzero(inv == n)
+                    g = np.moveaxis(ed.death(i, int(ge), (rows[i], int(f), int(c))), 1, -1)
+                    e = mag.integrate(g)  # (b, x, t, r)
+                    for u in us:
+                        q[i][:, :, u] = e[ib[u], ix[u]]
+                tm = ed.tree_mean(i)
+                if isinstance(tm, np.ndarray):
+                    qbar_acc[i] = tm if qbar_acc[i] is None else np.add(qbar_acc[i], tm, out=qbar_acc[i])
+        ed.death_of = None
+        del death, keys  # before the next group is computed: one group of tables at a time
     results = []
     for i in range(n_sites):
-        rows = np.searchsorted(t_all, np.asarray(t_sels[i], dtype=np.int64))
-        T = rows.size
-        q = np.empty((T, R, needed.size))
-        qbar = np.zeros((T, R, nb) if per_branch else (T, R))
-        if exact_mean:  # every engine combination is integrated anyway: whole tables per combination
-            for ge in range(G):
-                e = mag.integrate(np.moveaxis(eng_death(i, ge, (rows,)), 3, -1))  # (b, x, t, f, c, r)
-                for u in np.flatnonzero(ig == ge):
-                    q[:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
-                qbar += wg[ge] * np.einsum(mean_sig, e, *mean_w)
-        else:  # large trees: only the (f, c) slices of the selected combinations
-            combos = np.stack([ig, jf, jc], axis=1)
-            uniq, inv = np.unique(combos, axis=0, return_inverse=True)
-            inv = inv.reshape(-1)
-            for n, (ge, f, c) in enumerate(uniq):
-                us = np.flatnonzero(inv == n)
-                g = np.moveaxis(eng_death(i, int(ge), (rows, int(f), int(c))), 1, -1)
-                if per_branch:  # only the source branches of these combinations
-                    sb = np.unique(ib[us])
-                    e = mag.integrate(g, sb)  # (len(sb), 1, t, r)
-                    for u in us:
-                        q[:, :, u] = e[int(np.searchsorted(sb, ib[u])), 0]
-                    continue
-                e = mag.integrate(g)  # (b, x, t, r)
-                for u in us:
-                    q[:, :, u] = e[ib[u], ix[u]]
-            e = mag.integrate(np.moveaxis(tree_mean_death(i)[rows], 3, -1))  # (b, x, t, f, c, r)
+        if per_branch:  # qbar[t, (r, k), s] = sum_m acc[t, m, r] phi_{s, k}(m)
+            S = mag.basis.shape[0]
+            b = np.ascontiguousarray(np.transpose(mag.basis, (2, 1, 0))).reshape(mag.nodes.size, n_k * S)
+            qbar = np.matmul(np.swapaxes(qbar_acc[i], 1, 2), b).reshape(rows[i].size, R, S)
+        elif exact_mean:
+            qbar = qbar_acc[i]
+        else:
+            e = mag.integrate(np.moveaxis(qbar_acc[i][rows[i]], 3, -1))  # (b, x, t, f, c, r)
             qbar = np.einsum(mean_sig, e, *mean_w)
-        # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection)
-        nb_k = getattr(mag, "n_basis", 1)
-        q = condtables.project_azimuth(gmm, q, 1, r_nodes.size, nb_k)
-        qbar = condtables.project_azimuth(gmm, qbar, 1, r_nodes.size, nb_k)
-        results.append((q, qbar))
+        # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection;
+        # a forecast's q is projected per group of combinations above)
+        qi = q[i] if per_branch else condtables.project_azimuth(gmm, q[i], 1, r_nodes.size, n_k)
+        qbar = condtables.project_azimuth(gmm, qbar, 1, r_nodes.size, n_k)
+        results.append((qi, qbar))
     return results
 
 
 def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
-                          mag: MagnitudeBins, r_nodes: np.ndarray, t_sel: np.ndarray) -> list[dict[tuple[int, ...], np.ndarray]]:
+                          mag: MagnitudeBins, r_nodes: np.ndarray, t_sel: np.ndarray,
+                          keys: list[tuple[int, ...]] | None = None) -> list[dict[tuple[int, ...], np.ndarray]]:
     """Death tables (t, f, c, m, r) per event, before magnitude integration, of every physical GMM
     branch combination (key: branch index per node of ``gmm.tree``), one dict per wierde flag of
-    the sites of ``zone``, for the typologies ``t_sel``."""
+    the sites of ``zone``, for the typologies ``t_sel``; ``keys``: only these branches (and those
+    computed together with them: their site-to-site siblings; e.g. a group of :func:`physical_groups`)."""
     zone_arg = None if gmm.zones is None else zone
     phys = gmm.tree.enumerate()
     pnames = [n.name for n in gmm.tree.nodes]
     death: list[dict[tuple[int, ...], np.ndarray]] = [{} for _ in wierdes]
     s2s_pos = pnames.index("gmm_s2s") if "gmm_s2s" in pnames else None
+    wanted = None if keys is None else set(keys)
     for g in range(phys.n):
         key = tuple(int(v) for v in phys.index[g])
+        if wanted is not None and key not in wanted:
+            continue
         if key in death[0]:
             prog.step()  # a block done with an earlier one (site-to-site branches grouped)
             continue
@@ -282,7 +493,8 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
                 for j, d in out.items():
                     k2 = list(key)
                     k2[s2s_pos] = j
-                    death[i][tuple(k2)] = d
+                    if wanted is None or tuple(k2) in wanted:
+                        death[i][tuple(k2)] = d
             else:
                 death[i][key] = out
     # one canonical order of the branches (sums over them, e.g. the tree mean, then never depend on
@@ -305,6 +517,7 @@ class EngineDeath:
         self.weights = self.eng.weight
         self.n_mag = n_mag
         self.death_of = death  # per site: physical key -> (t, f, c, m, r)
+        self._mean_coef: dict[tuple[int, ...], np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -336,9 +549,10 @@ class EngineDeath:
             acc = term if acc is None else acc + term
         return acc
 
-    def tree_mean(self, i: int) -> np.ndarray:
-        """sum_ge w[ge] death(ge): linear, so a sum over the physical tables with per-magnitude
-        weights (the w(M) mixture for the median node): one term per physical combination."""
+    def mean_coef(self) -> dict[tuple[int, ...], np.ndarray]:
+        """Physical key -> per-magnitude weight (m,) of its table in the tree mean (:meth:`tree_mean`)."""
+        if self._mean_coef is not None:
+            return self._mean_coef
         mm = self.median_map
         coef: dict[tuple[int, ...], np.ndarray] = {}
         for ge in range(self.n):
@@ -350,6 +564,14 @@ class EngineDeath:
             for k in range(mm.mix.shape[2]):
                 key = self.key(ge, k)
                 coef[key] = coef.get(key, 0.0) + self.weights[ge] * mm.mix[v, :, k]
+        self._mean_coef = coef
+        return coef
+
+    def tree_mean(self, i: int) -> np.ndarray:
+        """sum_ge w[ge] death(ge): linear, so a sum over the physical tables with per-magnitude
+        weights (the w(M) mixture for the median node): one term per physical combination (of
+        those in ``death_of[i]``: a group of them gives its part of the sum)."""
+        coef = self.mean_coef()
         return sum(d * coef[key][:, None] for key, d in self.death_of[i].items() if key in coef)
 
 

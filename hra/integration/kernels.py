@@ -888,29 +888,45 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                     out[m, r, live[c]] = v
 
 
+#: Distance nodes per tile of :func:`death_from_nested` (a tile: t x f x c x 16 values, in the cache).
+DEATH_R_BLOCK = 16
+
+
 @jit
 def death_from_nested(pexc, coef, direct, direct_factor, out):
-    """Death probability per event from nested P(CS >= k), in one pass over contiguous memory.
+    """Death probability per event from nested P(CS >= k), written in the tables' layout.
 
-    pexc   : (m, r, t, f, k) P(CS >= k) given (M, R)
+    pexc   : (m, r, t, f, k) P(CS >= k) given (M, R) (the layout the grid tables are built in)
     coef   : (t, c, k) death weight of state k (``p dPd_in + (1 - p) dPd_out``)
     direct : (m, r, t, c) P(direct death outside) or an empty array (none)
-    out    : (m, r, t, f, c) ``sum_k pexc coef + direct_factor * direct``
+    out    : (t, f, c, m, r) ``sum_k pexc coef + direct_factor * direct``
+
+    The transpose (m, r) -> last is done here through a small tile of :data:`DEATH_R_BLOCK`
+    distance nodes (computed from contiguous reads, written out as contiguous runs): no transposed
+    copy of the table. The sum over k is the same, in the same order, as on the (m, r, t, f, c) layout.
     """
     n_m, n_r, n_t, n_f, n_k = pexc.shape
     n_c = coef.shape[1]
     use_direct = direct.shape[0] > 0
+    tile = np.empty((n_t, n_f, n_c, DEATH_R_BLOCK))
     for m in range(n_m):
-        for r in range(n_r):
+        for r0 in range(0, n_r, DEATH_R_BLOCK):
+            r1 = min(n_r, r0 + DEATH_R_BLOCK)
+            for r in range(r0, r1):
+                for t in range(n_t):
+                    for f in range(n_f):
+                        for c in range(n_c):
+                            s = 0.0
+                            for k in range(n_k):
+                                s += pexc[m, r, t, f, k] * coef[t, c, k]
+                            if use_direct:
+                                s += direct_factor * direct[m, r, t, c]
+                            tile[t, f, c, r - r0] = s
             for t in range(n_t):
                 for f in range(n_f):
                     for c in range(n_c):
-                        s = 0.0
-                        for k in range(n_k):
-                            s += pexc[m, r, t, f, k] * coef[t, c, k]
-                        if use_direct:
-                            s += direct_factor * direct[m, r, t, c]
-                        out[m, r, t, f, c] = s
+                        for r in range(r0, r1):
+                            out[t, f, c, m, r] = tile[t, f, c, r - r0]
 
 
 @jit

@@ -16,8 +16,13 @@ Layout
 
     <root>/<model key>/model.json                 what the key stands for (models, options, grids)
     <root>/<model key>/z<zone>-w<0|1>/<typology>  one entry: a zarr group with the arrays
-                                                  ``death`` (g, f, c, m, r) float64 and
+                                                  ``death`` (g, f, c, m, r) float64, one chunk
+                                                  per GMM branch g, and
                                                   ``branch`` (g, n_gmm_nodes) int64
+
+An entry can be read for a subset of its branches (only their chunks are read) and is written a
+group of branches at a time (:meth:`TableStore.writer`), so that the engine never holds every
+branch's table at once (it streams them per group of branches, :func:`hra.integration.engine.zone_tables`).
 
 ``<model key>`` is the SHA-256 (first 32 hex digits) of a canonical JSON of :func:`model_description`:
 the table-format version :data:`TABLE_FORMAT_VERSION` and the package version, the GMM class,
@@ -290,8 +295,13 @@ class TableStore:
 
     # -- entries -------------------------------------------------------------------------------
 
-    def read(self, key: str, zone: int, wierde: bool, typology: str) -> dict[tuple[int, ...], np.ndarray] | None:
-        """Tables of one entry (physical GMM branch -> (f, c, m, r)), or ``None`` if absent or unreadable."""
+    def read(self, key: str, zone: int, wierde: bool, typology: str,
+             branches: Iterable[tuple[int, ...]] | None = None, count: bool = True) -> dict[tuple[int, ...], np.ndarray] | None:
+        """Tables of one entry (physical GMM branch -> (f, c, m, r)), or ``None`` if absent or unreadable.
+
+        ``branches``: only these branches (only their chunks are read); ``None``: all. An entry that
+        lacks one of them is unreadable (recomputed). ``count``: count the read in ``stats.read``
+        (the engine, which reads an entry a group of branches at a time, counts it once)."""
         import zarr
 
         path = self.entry_path(key, zone, wierde, typology)
@@ -299,10 +309,21 @@ class TableStore:
             return None
         try:
             grp = zarr.open_group(str(path), mode="r")
-            death = np.asarray(grp["death"][...], dtype=np.float64)
             branch = np.asarray(grp["branch"][...], dtype=np.int64)
-            if grp.attrs.get("typology") != typology or death.shape[0] != branch.shape[0]:
+            arr = grp["death"]
+            if grp.attrs.get("typology") != typology or arr.shape[0] != branch.shape[0]:
                 raise ValueError("entry does not match its name")
+            if branches is None:
+                want = [tuple(int(v) for v in b) for b in branch]
+                death = np.asarray(arr[...], dtype=np.float64)
+            else:
+                row = {tuple(int(v) for v in b): i for i, b in enumerate(branch)}
+                want = sorted(tuple(int(v) for v in b) for b in branches)
+                missing = [b for b in want if b not in row]
+                if missing:
+                    raise ValueError(f"entry lacks GMM branch {missing[0]}")
+                idx = [row[b] for b in want]
+                death = np.asarray(arr.oindex[idx], dtype=np.float64) if idx else np.empty((0,) + arr.shape[1:])
         except Exception as exc:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
             log.warning("table store: removing unreadable entry %s (%s); it is computed again", path, exc)
             _remove(path)
@@ -311,20 +332,31 @@ class TableStore:
             os.utime(path)  # "last used", for clear --older-than
         except OSError:
             pass
-        self.stats.read += 1
-        return {tuple(int(v) for v in b): death[i] for i, b in enumerate(branch)}
+        self.stats.read += int(count)
+        return {b: death[i] for i, b in enumerate(want)}
 
     def write(self, key: str, zone: int, wierde: bool, typology: str,
               tables: dict[tuple[int, ...], np.ndarray]) -> bool:
         """Write one entry atomically (temporary folder, then rename); ``False`` if another writer won
         the race or the store is not writable (then the run continues without storing)."""
+        w = self.writer(key, zone, wierde, typology, sorted(tables), np.shape(next(iter(tables.values()))))
+        if w is None:
+            return False
+        w.put(tables)
+        return w.commit()
+
+    def writer(self, key: str, zone: int, wierde: bool, typology: str, branches: list[tuple[int, ...]],
+               shape: tuple[int, ...]) -> "EntryWriter | None":
+        """An :class:`EntryWriter` of one entry with the tables (``shape`` (f, c, m, r) each) of
+        ``branches``, filled a group of branches at a time and renamed into place by its
+        :meth:`EntryWriter.commit` once all are there; ``None`` if the entry exists or cannot be
+        started (the run continues without storing it)."""
         import zarr
 
         path = self.entry_path(key, zone, wierde, typology)
         if path.is_dir():
-            return False
-        keys = sorted(tables)
-        death = np.stack([np.asarray(tables[k], dtype=np.float64) for k in keys])
+            return None
+        keys = sorted(tuple(int(v) for v in b) for b in branches)
         branch = np.asarray(keys, dtype=np.int64).reshape(len(keys), -1)
         tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
@@ -333,21 +365,15 @@ class TableStore:
             grp.attrs.update({"typology": typology, "zone": int(zone), "wierde": bool(wierde), "key": key,
                               "dims": ["gmm_branch", "fragility", "consequence", "magnitude", "distance"],
                               "table_format_version": TABLE_FORMAT_VERSION, "created": time.time()})
-            grp.create_array("death", data=death, chunks=death.shape, compressors=_compressor())
+            shape = tuple(int(n) for n in shape)
+            arr = grp.create_array("death", shape=(len(keys),) + shape, chunks=(1,) + shape, dtype="float64",
+                                   compressors=_compressor())
             grp.create_array("branch", data=branch, chunks=branch.shape)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             log.warning("table store %s: cannot write %s (%s); continuing without it", self.root, path, exc)
-            return False
-        try:
-            os.rename(tmp, path)
-        except OSError:  # another writer was first (target exists, not empty): keep its entry
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.stats.raced += 1
-            return False
-        self.stats.written += 1
-        self.stats.bytes_written += self._size(path)
-        return True
+            return None
+        return EntryWriter(self, path, tmp, arr, {k: i for i, k in enumerate(keys)})
 
     # -- listing and cleaning -------------------------------------------------------------------
 
@@ -436,6 +462,56 @@ class TableStore:
         return n, freed
 
 
+@dataclass
+class EntryWriter:
+    """One entry being written (:meth:`TableStore.writer`): :meth:`put` its tables a group of
+    branches at a time into the temporary folder, then :meth:`commit` (atomic rename) or
+    :meth:`abort`. A failure to write is logged and makes :meth:`commit` return ``False``."""
+
+    store: TableStore
+    path: Path
+    tmp: Path
+    array: Any
+    row: dict[tuple[int, ...], int]
+    done: set = field(default_factory=set)
+    failed: bool = False
+
+    def put(self, tables: dict[tuple[int, ...], np.ndarray]) -> None:
+        if self.failed:
+            return
+        try:
+            for k, d in tables.items():
+                i = self.row[tuple(int(v) for v in k)]
+                self.array[i] = np.asarray(d, dtype=np.float64)
+                self.done.add(i)
+        except OSError as exc:
+            log.warning("table store %s: cannot write %s (%s); continuing without it", self.store.root, self.path, exc)
+            self.abort()
+
+    def abort(self) -> None:
+        self.failed = True
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def commit(self) -> bool:
+        """Rename the complete entry into place; ``False`` if it is incomplete, failed, or another
+        writer was first (then its entry is kept and this one dropped)."""
+        if self.failed:
+            return False
+        if len(self.done) != len(self.row):
+            self.abort()
+            raise ValueError(f"table store entry {self.path}: {len(self.row) - len(self.done)} GMM branches "
+                             "never written")
+        try:
+            os.rename(self.tmp, self.path)
+        except OSError:  # another writer was first (target exists, not empty): keep its entry
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.store.stats.raced += 1
+            return False
+        self.store.stats.written += 1
+        self.store.stats.bytes_written += self.store._size(self.path)
+        return True
+
+
 def _compressor():
     """Blosc zstd with byte shuffle: lossless, ~10 % smaller and faster to read than plain zstd on
     these float64 tables."""
@@ -499,7 +575,7 @@ class BuildReport:
 
 
 def _build_zone_task(args) -> int:
-    from hra.integration.engine import _stored_death_tables
+    from hra.integration.engine import death_table_groups
 
     handle, gmm, fragility, zone, zone_arg, wierdes, mag, r_nodes, t_all = args
     # only the typologies missing at some site of the zone (present entries are not read)
@@ -508,8 +584,9 @@ def _build_zone_task(args) -> int:
     if not missing:
         return 0
     before = handle.store.stats.written
-    _stored_death_tables(handle, gmm, fragility, zone, zone_arg, wierdes, mag, r_nodes,
-                         np.asarray(missing, dtype=np.int64))
+    for _ in death_table_groups(gmm, fragility, zone, wierdes, mag, r_nodes, np.asarray(missing, dtype=np.int64),
+                                store=handle):
+        pass  # each group of branches is written to its entries, then dropped
     return handle.store.stats.written - before
 
 
