@@ -67,7 +67,9 @@ log = logging.getLogger("hra")
 #: change of the engine changes table values (it is part of every key). 2: R_rup grid of step 0.1 in
 #: ln R with cubic interpolation, contributions below 1e-20 dropped (2026-12-04). 3: grid products in
 #: float32 (relative changes ~1e-6), log1p of the moments kernel by its series for small arguments.
-TABLE_FORMAT_VERSION = 3
+#: 4: one chunk per GMM branch (entries read per group of branches), the R_rup interpolation's
+#: vectorised exp (values moved in the last bits, <= 7e-16 relative).
+TABLE_FORMAT_VERSION = 4
 #: Environment variable with the default store folder (``false``, ``off``, ``no`` or ``0``: no store).
 ENV_VAR = "HRA_TABLE_STORE"
 #: Name prefix of the temporary folders of writers.
