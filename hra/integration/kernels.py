@@ -174,6 +174,15 @@ def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, h
 
 
 @jit
+def _corner(i, f, ia, g, corner):
+    """Corner ``corner`` (0-3) of the bilinear share of a (sub-)cell over (distance node, azimuth
+    node): its distance node, azimuth node and weight ``(1 - f or f) x (1 - g or g)``."""
+    fa = (1.0 - f) if (corner >> 1) == 0 else f
+    wa = (1.0 - g) if (corner & 1) == 0 else g
+    return i + (corner >> 1), ia + (corner & 1), fa * wa
+
+
+@jit
 def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, wbuf,
                   span):
     """Add one (sub-)cell's interpolation weights (as :func:`_deposit` / :func:`_deposit_az` share
@@ -202,11 +211,8 @@ def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, stri
         return
     ia, g = _azimuth_node(az, n_a)
     for corner in range(4):
-        ir = i + (corner >> 1)
-        fa = (1.0 - f) if (corner >> 1) == 0 else f
-        ja = ia + (corner & 1)
-        wa = (1.0 - g) if (corner & 1) == 0 else g
-        wbuf[ir * n_a + ja] += fa * wa * scale
+        ir, ja, w = _corner(i, f, ia, g, corner)
+        wbuf[ir * n_a + ja] += w * scale
 
 
 @jit
@@ -300,11 +306,8 @@ def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n
         return
     ia, g = _azimuth_node(az, n_a)
     for corner in range(4):
-        ir = i + (corner >> 1)
-        fa = (1.0 - f) if (corner >> 1) == 0 else f
-        ja = ia + (corner & 1)
-        wa = (1.0 - g) if (corner & 1) == 0 else g
-        w = fa * wa * scale
+        ir, ja, w = _corner(i, f, ia, g, corner)
+        w = w * scale
         if w == 0.0:
             continue
         row = (ir * n_a + ja) * n_k
