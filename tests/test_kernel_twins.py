@@ -645,8 +645,8 @@ def test_twins_cover_every_deterministic_kernel():
     """A new kernel needs a twin here (or a reason to be left out)."""
     left_out = {"pair_damage", "event_damage", "field_values", "damage_listed",  # random streams
                 "_deposit", "_deposit_az", "_node_weights", "_subcells", "_axpy",
-                "_distance_node", "_folded_azimuth", "_azimuth_node", "_corner"}  # parts of distance_histogram(_k),
-    # distance_azimuth_histogram_k (twinned there, sub-cells included)
+                "_distance_node", "_folded_azimuth", "_azimuth_node", "_corner",  # parts of distance_histogram(_k),
+                "_grid_interval"}  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}
     for mod in (ik, ek):
         for n, f in vars(mod).items():

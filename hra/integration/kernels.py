@@ -659,6 +659,19 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
 
 
 @jit
+def _grid_interval(ln_grid, x):
+    """Interval ``[i0, i0 + 1]`` of the ascending grid holding x, the fraction f of x in it, and x
+    clamped to the grid's ends (outside the grid: the end interval with f = 0 or 1)."""
+    n_g = ln_grid.shape[0]
+    if x <= ln_grid[0]:
+        return 0, 0.0, ln_grid[0]
+    if x >= ln_grid[n_g - 1]:
+        return n_g - 2, 1.0, ln_grid[n_g - 1]
+    i0 = np.searchsorted(ln_grid, x) - 1
+    return i0, (x - ln_grid[i0]) / (ln_grid[i0 + 1] - ln_grid[i0]), x
+
+
+@jit
 def lnr_interpolate(ln_p, ln_grid, ln_nodes, weights, out):
     """Integrate probabilities over R_rup given R_hyp by interpolating ln P in ln R_rup.
 
@@ -677,14 +690,7 @@ def lnr_interpolate(ln_p, ln_grid, ln_nodes, weights, out):
                 w = weights[m, r, k]
                 if w == 0.0:
                     continue
-                x = ln_nodes[m, r, k]
-                if x <= ln_grid[0]:
-                    i0, f = 0, 0.0
-                elif x >= ln_grid[n_g - 1]:
-                    i0, f = n_g - 2, 1.0
-                else:
-                    i0 = np.searchsorted(ln_grid, x) - 1
-                    f = (x - ln_grid[i0]) / (ln_grid[i0 + 1] - ln_grid[i0])
+                i0, f, x = _grid_interval(ln_grid, ln_nodes[m, r, k])
                 for j in range(n_j):
                     a = ln_p[m, i0, j]
                     b = ln_p[m, i0 + 1, j]
@@ -825,16 +831,7 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                 w = weights[m, r, k]
                 if w == 0.0:
                     continue
-                x = ln_nodes[m, r, k]
-                if x <= ln_grid[0]:
-                    i0, f = 0, 0.0
-                    x = ln_grid[0]
-                elif x >= ln_grid[n_g - 1]:
-                    i0, f = n_g - 2, 1.0
-                    x = ln_grid[n_g - 1]
-                else:
-                    i0 = np.searchsorted(ln_grid, x) - 1
-                    f = (x - ln_grid[i0]) / (ln_grid[i0 + 1] - ln_grid[i0])
+                i0, f, x = _grid_interval(ln_grid, ln_nodes[m, r, k])
                 if row_max[i0] < LN_P_NEGLIGIBLE and row_max[i0 + 1] < LN_P_NEGLIGIBLE:
                     continue  # both ends below 1e-20 in every column: nothing to add
                 lo = piece_lo[i0]
