@@ -385,7 +385,7 @@ def test_tree_mean_table_is_the_mean_of_the_combination_tables(tmp_path):
 
 
 def test_factored_rates_give_the_same_lpr(tmp_path, monkeypatch):
-    """The building pass takes a forecast's rates in factored form (:func:`engine.compress_rates`: a
+    """The building pass takes a forecast's rates in factored form (:func:`hra.inputs.forecast.compress_rates`: a
     3 x 3 grid has rank <= 9 of 2 x 2 x 2 x K x 2 columns); the reference is the same run with the
     rates as they are (the factor switched off): equal to ~1e-13."""
     from hra.integration import engine
@@ -399,7 +399,7 @@ def test_factored_rates_give_the_same_lpr(tmp_path, monkeypatch):
     assert 0 < basis.shape[0] <= full.shape[1] // 8 and n_k == prep.forecast.n_basis
     assert np.abs(rates @ basis - full).max() <= 1e-13 * full.max()
     got = engine.compute(cfg, prep=prep)
-    monkeypatch.setattr(engine, "compress_rates", lambda *a, **k: None)
+    monkeypatch.setattr(engine.forecast, "compress_rates", lambda *a, **k: None)
     assert engine.static_rates(prep)[1].shape == (0, 0)
     ref = engine.compute(cfg, prep=prep)
     assert ref.mean.max() > 0
@@ -408,7 +408,7 @@ def test_factored_rates_give_the_same_lpr(tmp_path, monkeypatch):
 
 
 def test_compress_rates_is_exact_deterministic_or_declines():
-    from hra.integration.engine import compress_rates
+    from hra.inputs.forecast import compress_rates
 
     rng = np.random.default_rng(3)
     rates = rng.uniform(size=(700, 5)) @ rng.uniform(size=(5, 600)) * 1e-4  # rank 5

@@ -542,3 +542,83 @@ def write_forecast(counts, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+#: Largest deviation of the factored rates from the rates, relative to the largest rate
+#: (:func:`compress_rates`): rounding level, so the LPR changes by ~1e-13 relative at most.
+RATES_FACTOR_RTOL = 1e-13
+
+
+def compress_rates(rates: np.ndarray, rtol: float = RATES_FACTOR_RTOL,
+                   max_fraction: float = 0.125) -> tuple[np.ndarray, np.ndarray] | None:
+    """A low-rank factor ``rates ~= left @ basis`` that the building pass uses for its histogram.
+
+    A forecast's rates per (cell, basis function x year x source branch) (e.g. 3,946 cells x 1,512
+    columns: 9 x 7 x 24) vary across cells by a few spatial patterns, so the matrix has a small
+    numerical rank (21 for the field benchmark's forecast). The histogram of a building (rates summed
+    per distance x azimuth node, ~6 axpys of the row length per cell) is then taken over the J
+    columns of ``left`` and expanded once per non-empty node row with ``basis``: the per-cell work
+    falls by the factor (columns / J). The factor comes from a seeded randomized range finder
+    (Gaussian test matrix from a fixed seed, QR, J doubled until the check passes, then trimmed to
+    the fewest singular components that pass), so it is the same in every run of the same rates;
+    it is accepted only if the largest element-wise deviation ``max |rates - left @ basis| <= rtol
+    * max |rates|`` (checked on the whole matrix, not estimated) and J <= ``max_fraction`` x
+    columns, else ``None`` (the rates are used as they are). Used by
+    :func:`hra.integration.engine.static_rates` for the building pass.
+
+    Parameters
+    ----------
+    rates
+        (cells, columns) non-negative rates [yr^-1] (any unit: the factor is linear).
+    rtol
+        Largest element-wise deviation relative to the largest rate [-].
+    max_fraction
+        Largest J / columns for which the factor pays [-].
+
+    Returns
+    -------
+    (left (cells, J), basis (J, columns)) or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hra.inputs.forecast import compress_rates
+    >>> rng = np.random.default_rng(0)
+    >>> rates = rng.uniform(size=(500, 3)) @ rng.uniform(size=(3, 400))  # rank 3
+    >>> left, basis = compress_rates(rates)
+    >>> left.shape, basis.shape, bool(np.abs(left @ basis - rates).max() <= 1e-13 * rates.max())
+    ((500, 3), (3, 400), True)
+    >>> compress_rates(rng.uniform(size=(500, 40))) is None  # full rank: kept as it is
+    True
+    """
+    from hra.core.executor import single_thread_blas
+
+    with single_thread_blas():  # the same bits whatever the BLAS threads (deterministic factor)
+        return _compress_rates(np.ascontiguousarray(rates, dtype=float), rtol, max_fraction)
+
+
+def _compress_rates(a: np.ndarray, rtol: float, max_fraction: float) -> tuple[np.ndarray, np.ndarray] | None:
+    n_c, n_col = a.shape
+    top = float(np.abs(a).max()) if a.size else 0.0
+    j_max = int(max_fraction * n_col)
+    if top == 0.0 or j_max < 1:
+        return None
+    rng = np.random.default_rng(20240517)
+    j = min(8, j_max)
+    while True:
+        omega = rng.standard_normal((n_col, j))
+        q, _ = np.linalg.qr(a @ omega)
+        basis = q.T @ a
+        if np.abs(a - q @ basis).max() <= rtol * top:
+            # trim to the numerical rank: the SVD of the small (j, columns) basis, fewest components
+            # that still pass the check (the expansion per node row costs J axpys)
+            u, sv, vt = np.linalg.svd(basis, full_matrices=False)
+            for r in range(1, sv.size):
+                left = q @ u[:, :r]
+                trimmed = sv[:r, None] * vt[:r]
+                if sv[r] <= rtol * sv[0] and np.abs(a - left @ trimmed).max() <= rtol * top:
+                    return np.ascontiguousarray(left), np.ascontiguousarray(trimmed)
+            return np.ascontiguousarray(q), np.ascontiguousarray(basis)
+        if j >= j_max:
+            return None
+        j = min(2 * j, j_max)

@@ -46,6 +46,7 @@ from hra.core.executor import Executor, single_thread_blas
 from hra.core.logictree import PURPOSE_TYPOLOGY, Realisations
 from hra.core.random import seed_key
 from hra.gmm.base import GroundMotionModel
+import hra.inputs.forecast as forecast
 from hra.inputs.source import MagnitudeBins
 from hra.integration import condtables, kernels, tablestore
 from hra.integration.tablestore import StoreHandle
@@ -830,86 +831,14 @@ def strike_mean_deg(gmm) -> float:
     return 0.0 if strike is None or condtables.azimuth_nodes(gmm) is None else float(strike[0])
 
 
-#: Largest deviation of the factored rates from the rates, relative to the largest rate
-#: (:func:`compress_rates`): rounding level, so the LPR changes by ~1e-13 relative at most.
-RATES_FACTOR_RTOL = 1e-13
-
-
-@single_thread_blas()
-def compress_rates(rates: np.ndarray, rtol: float = RATES_FACTOR_RTOL,
-                   max_fraction: float = 0.125) -> tuple[np.ndarray, np.ndarray] | None:
-    """A low-rank factor ``rates ~= left @ basis`` that the building pass uses for its histogram.
-
-    A forecast's rates per (cell, basis function x year x source branch) (e.g. 3,946 cells x 1,512
-    columns: 9 x 7 x 24) vary across cells by a few spatial patterns, so the matrix has a small
-    numerical rank (21 for the field benchmark's forecast). The histogram of a building (rates summed
-    per distance x azimuth node, ~6 axpys of the row length per cell) is then taken over the J
-    columns of ``left`` and expanded once per non-empty node row with ``basis``: the per-cell work
-    falls by the factor (columns / J). The factor comes from a seeded randomized range finder
-    (Gaussian test matrix from a fixed seed, QR, J doubled until the check passes, then trimmed to
-    the fewest singular components that pass), so it is the same in every run of the same rates; it is accepted only if the largest element-wise deviation
-    ``max |rates - left @ basis| <= rtol * max |rates|`` (checked on the whole matrix, not
-    estimated) and J <= ``max_fraction`` x columns, else ``None`` (the rates are used as they are).
-
-    Parameters
-    ----------
-    rates
-        (cells, columns) non-negative rates [yr^-1] (any unit: the factor is linear).
-    rtol
-        Largest element-wise deviation relative to the largest rate [-].
-    max_fraction
-        Largest J / columns for which the factor pays [-].
-
-    Returns
-    -------
-    (left (cells, J), basis (J, columns)) or None.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from hra.integration.engine import compress_rates
-    >>> rng = np.random.default_rng(0)
-    >>> rates = rng.uniform(size=(500, 3)) @ rng.uniform(size=(3, 400))  # rank 3
-    >>> left, basis = compress_rates(rates)
-    >>> left.shape, basis.shape, bool(np.abs(left @ basis - rates).max() <= 1e-13 * rates.max())
-    ((500, 3), (3, 400), True)
-    >>> compress_rates(rng.uniform(size=(500, 40))) is None  # full rank: kept as it is
-    True
-    """
-    a = np.ascontiguousarray(rates, dtype=float)
-    n_c, n_col = a.shape
-    top = float(np.abs(a).max()) if a.size else 0.0
-    j_max = int(max_fraction * n_col)
-    if top == 0.0 or j_max < 1:
-        return None
-    rng = np.random.default_rng(20240517)
-    j = min(8, j_max)
-    while True:
-        omega = rng.standard_normal((n_col, j))
-        q, _ = np.linalg.qr(a @ omega)
-        basis = q.T @ a
-        if np.abs(a - q @ basis).max() <= rtol * top:
-            # trim to the numerical rank: the SVD of the small (j, columns) basis, fewest components
-            # that still pass the check (the expansion per node row costs J axpys)
-            u, sv, vt = np.linalg.svd(basis, full_matrices=False)
-            for r in range(1, sv.size):
-                left = q @ u[:, :r]
-                trimmed = sv[:r, None] * vt[:r]
-                if sv[r] <= rtol * sv[0] and np.abs(a - left @ trimmed).max() <= rtol * top:
-                    return np.ascontiguousarray(left), np.ascontiguousarray(trimmed)
-            return np.ascontiguousarray(q), np.ascontiguousarray(basis)
-        if j >= j_max:
-            return None
-        j = min(2 * j, j_max)
-
-
 def static_rates(prep: Prepared) -> tuple[np.ndarray, np.ndarray, int, float]:
     """The building pass's rates: ``(rates, rates_basis, n_k, cell_size_m)`` of :class:`ChunkStatic` (a
-    forecast's basis coefficients in their factored form where that pays, :func:`compress_rates`)."""
+    forecast's basis coefficients in their factored form where that pays,
+    :func:`hra.inputs.forecast.compress_rates`)."""
     if prep.forecast is not None:  # rates per magnitude-basis function: (c, k * Y * S)
         fc = prep.forecast
         rates = fc.coef.reshape(fc.coef.shape[0], -1)
-        factor = compress_rates(rates)
+        factor = forecast.compress_rates(rates)
         if factor is not None:
             return factor[0], factor[1], fc.n_basis, fc.data.cell_size_m
         return rates, np.zeros((0, 0)), fc.n_basis, fc.data.cell_size_m

@@ -389,7 +389,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     rates        : (c, k*Y*S + y*S + s); n_k > 1: a forecast's magnitude-basis coefficients, and the
                    tables' distance axis is (r, k) flattened (r * n_k + k)
     rates_basis  : (J, k*Y*S + y*S + s) or (0, 0): with J > 0 ``rates`` is (c, J), a factor of the
-                   rates (rates = ``rates @ rates_basis``, :func:`hra.integration.engine.compress_rates`):
+                   rates (rates = ``rates @ rates_basis``, :func:`hra.inputs.forecast.compress_rates`):
                    the histogram is taken over the J columns (n_k = 1) and expanded row by row
                    (J / (k*Y*S) of the work of the histogram; the same sums to ~1e-13)
     n_a, strike_deg, az_harmonic : rows of the tables' azimuth axis (a strike model; 1: none), the
