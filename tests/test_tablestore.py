@@ -220,8 +220,28 @@ def test_changed_model_table_changes_key_and_values(tmp_path):
 
 
 def _tables(seed=0):
+    """Tables at the store's precision (the engine rounds its tables to float32 before storing)."""
     rng = np.random.default_rng(seed)
-    return {(i, j): rng.random((2, 1, 5, 4)) for i in range(2) for j in range(3)}
+    return {(i, j): rng.random((2, 1, 5, 4), dtype=np.float32).astype(np.float64) for i in range(2) for j in range(3)}
+
+
+def test_entries_are_float32_and_unrounded_tables_are_refused(tmp_path):
+    """The store keeps float32 (half the bytes); a float64 table that float32 cannot hold exactly is
+    refused with an error naming the entry (it would break "store = no store, to the bit")."""
+    import zarr
+
+    store = TableStore(tmp_path)
+    tabs = _tables(3)
+    assert store.write("k", 1, False, "URM", tabs)
+    arr = zarr.open_group(str(store.entry_path("k", 1, False, "URM")), mode="r")["death"]
+    assert arr.dtype == np.float32
+    got = store.read("k", 1, False, "URM")
+    assert all(got[k].dtype == np.float64 and np.array_equal(got[k], tabs[k]) for k in tabs)
+    bad = {k: v + 1e-12 for k, v in _tables(4).items()}
+    with pytest.raises(ValueError, match=r"z1-w0/RC.*not at the store's precision"):
+        store.write("k", 1, False, "RC", bad)
+    assert not store.entry_path("k", 1, False, "RC").exists()
+    assert not [p for p in (tmp_path / "k" / "z1-w0").iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
 def test_lost_race_keeps_one_valid_entry(tmp_path, monkeypatch):

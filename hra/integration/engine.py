@@ -472,7 +472,9 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
     """Death tables (t, f, c, m, r) per event, before magnitude integration, of every physical GMM
     branch combination (key: branch index per node of ``gmm.tree``), one dict per wierde flag of
     the sites of ``zone``, for the typologies ``t_sel``; ``keys``: only these branches (and those
-    computed together with them: their site-to-site siblings; e.g. a group of :func:`physical_groups`)."""
+    computed together with them: their site-to-site siblings; e.g. a group of :func:`physical_groups`).
+    The values are rounded to :data:`hra.integration.tablestore.TABLE_DTYPE` (float32; <= 6e-8 relative),
+    the precision in which the table store keeps them."""
     zone_arg = None if gmm.zones is None else zone
     phys = gmm.tree.enumerate()
     pnames = [n.name for n in gmm.tree.nodes]
@@ -488,6 +490,9 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
             continue
         branch = {nm: key[j] for j, nm in enumerate(pnames)}
         outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel)
+        for out in outs:  # the tables' precision (tablestore.TABLE_DTYPE): computed = stored, to the bit
+            for d in (out.values() if isinstance(out, dict) else (out,)):
+                np.copyto(d, d.astype(tablestore.TABLE_DTYPE))
         prog.step()  # progress of the table stage per GMM branch block (hra.core.progress.step_progress)
         for i, out in enumerate(outs):
             if isinstance(out, dict):

@@ -16,7 +16,7 @@ Layout
 
     <root>/<model key>/model.json                 what the key stands for (models, options, grids)
     <root>/<model key>/z<zone>-w<0|1>/<typology>  one entry: a zarr group with the arrays
-                                                  ``death`` (g, f, c, m, r) float64, one chunk
+                                                  ``death`` (g, f, c, m, r) float32, one chunk
                                                   per GMM branch g, and
                                                   ``branch`` (g, n_gmm_nodes) int64
 
@@ -68,8 +68,14 @@ log = logging.getLogger("hra")
 #: ln R with cubic interpolation, contributions below 1e-20 dropped (2026-12-04). 3: grid products in
 #: float32 (relative changes ~1e-6), log1p of the moments kernel by its series for small arguments.
 #: 4: one chunk per GMM branch (entries read per group of branches), the R_rup interpolation's
-#: vectorised exp (values moved in the last bits, <= 7e-16 relative).
-TABLE_FORMAT_VERSION = 4
+#: vectorised exp (values moved in the last bits, <= 7e-16 relative). 5: the physical tables rounded to
+#: float32 (:data:`TABLE_DTYPE`) and stored as float32 with LZ4 (half the size, ~3x faster to write and read).
+TABLE_FORMAT_VERSION = 5
+#: Precision of the physical death tables, in the engine and in the store. The engine rounds every
+#: physical table to it as soon as it is computed (:func:`hra.integration.engine.physical_death_tables`;
+#: relative change <= 6e-8 per value, values below ~1e-45 become 0), so that the float32 entries hold the
+#: tables exactly: a run with the store gives the same bits as one without, cold or warm.
+TABLE_DTYPE = np.float32
 #: Environment variable with the default store folder (``false``, ``off``, ``no`` or ``0``: no store).
 ENV_VAR = "HRA_TABLE_STORE"
 #: Name prefix of the temporary folders of writers.
@@ -317,7 +323,7 @@ class TableStore:
                 raise ValueError("entry does not match its name")
             if branches is None:
                 want = [tuple(int(v) for v in b) for b in branch]
-                death = np.asarray(arr[...], dtype=np.float64)
+                idx = list(range(branch.shape[0]))
             else:
                 row = {tuple(int(v) for v in b): i for i, b in enumerate(branch)}
                 want = sorted(tuple(int(v) for v in b) for b in branches)
@@ -325,7 +331,10 @@ class TableStore:
                 if missing:
                     raise ValueError(f"entry lacks GMM branch {missing[0]}")
                 idx = [row[b] for b in want]
-                death = np.asarray(arr.oindex[idx], dtype=np.float64) if idx else np.empty((0,) + arr.shape[1:])
+            # chunk by chunk (one per branch) into float64: ~2x cheaper than zarr's orthogonal indexing
+            death = np.empty((len(idx),) + arr.shape[1:])
+            for n, i in enumerate(idx):
+                death[n] = arr[i]
         except Exception as exc:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
             log.warning("table store: removing unreadable entry %s (%s); it is computed again", path, exc)
             _remove(path)
@@ -368,8 +377,8 @@ class TableStore:
                               "dims": ["gmm_branch", "fragility", "consequence", "magnitude", "distance"],
                               "table_format_version": TABLE_FORMAT_VERSION, "created": time.time()})
             shape = tuple(int(n) for n in shape)
-            arr = grp.create_array("death", shape=(len(keys),) + shape, chunks=(1,) + shape, dtype="float64",
-                                   compressors=_compressor())
+            arr = grp.create_array("death", shape=(len(keys),) + shape, chunks=(1,) + shape,
+                                   dtype=np.dtype(TABLE_DTYPE).name, compressors=_compressor())
             grp.create_array("branch", data=branch, chunks=branch.shape)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -484,11 +493,18 @@ class EntryWriter:
         try:
             for k, d in tables.items():
                 i = self.row[tuple(int(v) for v in k)]
-                self.array[i] = np.asarray(d, dtype=np.float64)
+                d32 = np.asarray(d, dtype=TABLE_DTYPE)
+                if not np.array_equal(d32, d):  # the engine rounds its tables (physical_death_tables)
+                    raise ValueError(f"table store entry {self.path}: GMM branch {k} is not at the store's "
+                                     f"precision ({np.dtype(TABLE_DTYPE).name}); round it first")
+                self.array[i] = d32
                 self.done.add(i)
         except OSError as exc:
             log.warning("table store %s: cannot write %s (%s); continuing without it", self.store.root, self.path, exc)
             self.abort()
+        except ValueError:
+            self.abort()
+            raise
 
     def abort(self) -> None:
         self.failed = True
@@ -515,11 +531,11 @@ class EntryWriter:
 
 
 def _compressor():
-    """Blosc zstd with byte shuffle: lossless, ~10 % smaller and faster to read than plain zstd on
-    these float64 tables."""
+    """Blosc LZ4 with byte shuffle: lossless; on a field entry (72 branches x 3 x 3 x 102 x 288 float32,
+    76 MB) 44 MB, written in ~0.25 s and read in ~0.07 s of CPU (zstd level 3: 42 MB, ~0.6 s, ~0.08 s)."""
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
 def _remove(path: Path) -> bool:
