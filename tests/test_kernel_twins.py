@@ -362,15 +362,19 @@ def _death_nested_inputs():
 def k_death_nested(pexc, coef, direct, factor):
     m, r, t, f = pexc.shape[:4]
     out = np.empty((t, f, coef.shape[1], m, r))
-    ik.death_from_nested(pexc, coef, direct, factor, out)
+    ik.death_from_nested(pexc, coef, direct, factor, False, out)
     out2 = np.empty_like(out)
-    ik.death_from_nested(pexc, coef, np.empty((0, 0, 0, 0)), factor, out2)  # without direct deaths
-    return out, out2
+    ik.death_from_nested(pexc, coef, np.empty((0, 0, 0, 0)), factor, False, out2)  # without direct deaths
+    out3 = np.empty_like(out)
+    ik.death_from_nested(pexc, coef, direct, factor, True, out3)  # rounded to float32 in the pass
+    assert np.array_equal(out3, out.astype(np.float32).astype(np.float64))
+    return out, out2, out3
 
 
 def t_death_nested(pexc, coef, direct, factor):
     base = np.einsum("mrtfk,tck->tfcmr", pexc, coef)
-    return base + factor * np.einsum("mrtc->tcmr", direct)[:, None], base
+    full = base + factor * np.einsum("mrtc->tcmr", direct)[:, None]
+    return full, base, full.astype(np.float32).astype(np.float64)
 
 
 def _chunk_inputs(mixture):
@@ -598,6 +602,23 @@ def t_magnitude_bins(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin, beta_h, 
     return np.where(pos, ex, lo * (1.0 - fh) + hi * fh)
 
 
+def _weighted_sum_inputs():
+    d = RNG.uniform(0, 1e-3, size=(4, 3, 2, 7, 11))
+    coef = RNG.uniform(0, 1, size=7)
+    coef[[1, 4]] = 0.0  # magnitudes where the table has no weight (skipped)
+    return d, np.array([3, 0, 2], dtype=np.int64), RNG.uniform(0, 1, size=(3, 2)), coef
+
+
+def k_weighted_sum(d, rows, wfc, coef):
+    out = np.full((rows.size,) + d.shape[3:], 0.5)
+    ik.weighted_table_sum(d, rows, wfc, coef, out)
+    return out
+
+
+def t_weighted_sum(d, rows, wfc, coef):
+    return 0.5 + np.einsum("tfcmr,fc,m->tmr", d[rows], wfc, coef)
+
+
 _Z = RNG.normal(size=50) * 2
 _T = np.concatenate([np.zeros(5), RNG.uniform(0.5, 4.0, size=45)])
 _MEANS = np.concatenate([[0.0, -1.0], RNG.uniform(0.01, 30.0, size=48)])
@@ -621,6 +642,7 @@ TWINS = [
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
     ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
+    ("integration.weighted_table_sum", k_weighted_sum, t_weighted_sum, _weighted_sum_inputs(), 1e-13),
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),

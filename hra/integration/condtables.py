@@ -292,8 +292,9 @@ def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarra
 
 
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,
-                          presence_inside: float | None = None) -> np.ndarray:
-    """Death probability per event (t, f, c, m, r) from nested P(CS >= k) (t, f, k, m, r).
+                          presence_inside: float | None = None, round_f32: bool = False) -> np.ndarray:
+    """Death probability per event (t, f, c, m, r) from nested P(CS >= k) (t, f, k, m, r)
+    (``round_f32``: each value rounded to the nearest float32, the physical tables' precision).
 
     ``p sum_k P(CS >= k)(Pd_in,k - Pd_in,k-1) + (1 - p)[same outside + P_direct]`` (the exclusive
     collapse states of :func:`hra.integration.engine.death_tables`); ``direct`` (t, c, m, r) or ``None``.
@@ -310,7 +311,7 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
     dsrc = (np.ascontiguousarray(np.moveaxis(direct, (2, 3), (0, 1))) if use_direct
             else np.empty((0, 0, 0, 0)))
     death = np.empty((T, F, coef.shape[1], M, R))
-    kernels.death_from_nested(src, coef, dsrc, float(1.0 - p), death)
+    kernels.death_from_nested(src, coef, dsrc, float(1.0 - p), bool(round_f32), death)
     return death
 
 
@@ -320,7 +321,8 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
     """Death tables (t, f, c, m, r) of one physical GMM combination at R_hyp nodes ``r_hyp``.
 
     Returns s2s-branch index -> one table per entry of ``wierde`` (building on a dwelling mound
-    or not: a shift of ln IM by :meth:`wierde_shift`). The mixtures are computed on the R_rup grid
+    or not: a shift of ln IM by :meth:`wierde_shift`), rounded to float32 precision
+    (:data:`hra.integration.tablestore.TABLE_DTYPE`, the physical tables' precision). The mixtures are computed on the R_rup grid
     of :func:`rrup_grid` and integrated over R_rup given each R_hyp node (:func:`_over_rrup`). With a
     strike model the last axis is (R_hyp node, relative-azimuth node) flattened (:func:`_over_rrup`).
     """
@@ -386,6 +388,6 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
             direct = None
             if dg is not None:
                 direct = np.moveaxis(_over_rrup(gmm, dg, r_grid, mag_nodes, r_hyp).reshape(M, R, T, C), (0, 1), (2, 3))
-            tables.append(death_from_exceedance(fragility, t_sel, pexc, direct))
+            tables.append(death_from_exceedance(fragility, t_sel, pexc, direct, round_f32=True))
         out[j] = tables
     return out

@@ -131,10 +131,14 @@ def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t
     zone's wierde variants and site-term branches."""
     if condtables.supports(gmm):
         out = condtables.rrup_death_tables(gmm, fragility, t_sel, mag.nodes, r_nodes, zone_arg, branch, tuple(wierdes))
-        if "gmm_s2s" in branch:
+        if "gmm_s2s" in branch:  # (rounded to the tables' precision by the grid path itself)
             return [{j: tabs[i] for j, tabs in out.items()} for i in range(len(wierdes))]
         return [out[0][i] for i in range(len(wierdes))]
-    return [_phys_death(gmm, fragility, zone_arg, w, branch, mag, r_nodes, t_sel) for w in wierdes]
+    outs = [_phys_death(gmm, fragility, zone_arg, w, branch, mag, r_nodes, t_sel) for w in wierdes]
+    for out in outs:  # the tables' precision (tablestore.TABLE_DTYPE): computed = stored, to the bit
+        for d in (out.values() if isinstance(out, dict) else (out,)):
+            np.copyto(d, d.astype(tablestore.TABLE_DTYPE))
+    return outs
 
 
 def physical_groups(gmm: GroundMotionModel, median_node: str | None = "gmm_median",
@@ -418,15 +422,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                         # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection)
                         a = condtables.project_azimuth(gmm, a.reshape(T, R, len(us)), 1, r_nodes.size, n_k)
                         q[i][..., us] = a
-                tmp = None
-                for key, d in death[i].items():
-                    if key not in coef:
-                        continue
-                    for f in range(F):
-                        for c in range(C):
-                            w = (wfc[f, c] * coef[key])[:, None]
-                            tmp = np.multiply(d[views[i], f, c], w, out=tmp)
-                            qbar_acc[i] += tmp
+                for key, d in death[i].items():  # the tree mean: sum_P,f,c (w_f w_c coef_P(m)) D_P
+                    if key in coef:
+                        kernels.weighted_table_sum(d, rows[i], wfc, coef[key], qbar_acc[i])
             elif exact_mean:  # every engine combination is integrated anyway: whole tables per combination
                 for ge in np.flatnonzero(group_of_ge == gi):
                     e = mag.integrate(np.moveaxis(ed.death(i, int(ge), (rows[i],)), 3, -1))  # (b, x, t, f, c, r)
@@ -490,9 +488,6 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
             continue
         branch = {nm: key[j] for j, nm in enumerate(pnames)}
         outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel)
-        for out in outs:  # the tables' precision (tablestore.TABLE_DTYPE): computed = stored, to the bit
-            for d in (out.values() if isinstance(out, dict) else (out,)):
-                np.copyto(d, d.astype(tablestore.TABLE_DTYPE))
         prog.step()  # progress of the table stage per GMM branch block (hra.core.progress.step_progress)
         for i, out in enumerate(outs):
             if isinstance(out, dict):

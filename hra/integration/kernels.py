@@ -893,12 +893,14 @@ DEATH_R_BLOCK = 16
 
 
 @jit
-def death_from_nested(pexc, coef, direct, direct_factor, out):
+def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out):
     """Death probability per event from nested P(CS >= k), written in the tables' layout.
 
     pexc   : (m, r, t, f, k) P(CS >= k) given (M, R) (the layout the grid tables are built in)
     coef   : (t, c, k) death weight of state k (``p dPd_in + (1 - p) dPd_out``)
     direct : (m, r, t, c) P(direct death outside) or an empty array (none)
+    round_f32 : round each value to the nearest float32 (the precision of the physical tables,
+             :data:`hra.integration.tablestore.TABLE_DTYPE`), in this pass rather than another one
     out    : (t, f, c, m, r) ``sum_k pexc coef + direct_factor * direct``
 
     The transpose (m, r) -> last is done here through a small tile of :data:`DEATH_R_BLOCK`
@@ -921,12 +923,42 @@ def death_from_nested(pexc, coef, direct, direct_factor, out):
                                 s += pexc[m, r, t, f, k] * coef[t, c, k]
                             if use_direct:
                                 s += direct_factor * direct[m, r, t, c]
+                            if round_f32:
+                                s = np.float64(np.float32(s))
                             tile[t, f, c, r - r0] = s
             for t in range(n_t):
                 for f in range(n_f):
                     for c in range(n_c):
                         for r in range(r0, r1):
                             out[t, f, c, m, r] = tile[t, f, c, r - r0]
+
+
+@jit
+def weighted_table_sum(d, rows, wfc, coef, out):
+    """``out[i, m, r] += sum_f sum_c (wfc[f, c] coef[m]) d[rows[i], f, c, m, r]``: one physical table's
+    share of a forecast's tree mean, in one pass over the table.
+
+    d    : (t, f, c, m, r) death table (all typologies of the zone task)
+    rows : (n,) typology rows of d to take, in the order of out
+    wfc  : (f, c) fragility x consequence branch weights; coef : (m,) per-magnitude weight of the table
+    out  : (n, m, r) accumulated in place
+
+    Each element adds its (f, c) terms in ascending (f, c), each term the rounded product
+    ``(wfc coef) * d`` (as ``acc += d * w`` with numpy); zero weights are skipped (adding +0 to a
+    sum of non-negative terms changes nothing)."""
+    n_f, n_c, n_m, n_r = d.shape[1], d.shape[2], d.shape[3], d.shape[4]
+    for i in range(rows.shape[0]):
+        t = rows[i]
+        for f in range(n_f):
+            for c in range(n_c):
+                for m in range(n_m):
+                    w = wfc[f, c] * coef[m]
+                    if w == 0.0:
+                        continue
+                    src = d[t, f, c, m]
+                    dst = out[i, m]
+                    for r in range(n_r):
+                        dst[r] += src[r] * w
 
 
 @jit
