@@ -589,3 +589,38 @@ def test_entry_written_by_groups_and_read_by_branches(tmp_path):
         w.commit()
     assert store.read("k", 1, False, "RC") is None
     assert not [p for p in (tmp_path / "k" / "z1-w0").iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def test_chunk_files_read_directly_equal_zarr_and_stay_fresh(tmp_path, monkeypatch):
+    """Entries are read from their chunk files (zarr v3 layout checked from the array's metadata)
+    with the same values as through zarr, a branch that zarr did not write (all zeros) included; a
+    layout other than the writer's is read through zarr; an entry written anew is not served from
+    the per-process cache of the old one."""
+    import zarr
+
+    store = TableStore(tmp_path)
+    tabs = _tables(5)
+    tabs[(1, 2)] = np.zeros_like(tabs[(1, 2)])  # zarr skips chunks equal to the fill value
+    assert store.write("k", 2, False, "URM", tabs)
+    path = store.entry_path("k", 2, False, "URM")
+    arr = zarr.open_group(str(path), mode="r")["death"]
+    assert tablestore._direct_layout(path / "death", arr.shape, arr.dtype) is not None
+    direct = store.read("k", 2, False, "URM", [(1, 2), (0, 1)])
+    stored = store.read("k", 2, False, "URM", [(0, 1)], as_stored=True)
+    monkeypatch.setattr(tablestore, "_direct_layout", lambda *a: None)
+    via_zarr = TableStore(tmp_path).read("k", 2, False, "URM", [(1, 2), (0, 1)])
+    monkeypatch.undo()
+    assert direct.keys() == via_zarr.keys() == {(1, 2), (0, 1)}
+    assert all(np.array_equal(direct[k], via_zarr[k]) and np.array_equal(direct[k], tabs[k]) for k in direct)
+    assert stored[(0, 1)].dtype == np.float32 and np.array_equal(stored[(0, 1)], tabs[(0, 1)])
+    assert not direct[(1, 2)].any()
+    # another layout (two branches per chunk): not this module's, read through zarr
+    other = tmp_path / "other"
+    a = zarr.open_group(str(other), mode="w").create_array("death", shape=(4, 2, 3), chunks=(2, 2, 3), dtype="float32")
+    assert tablestore._direct_layout(other / "death", a.shape, a.dtype) is None
+    # removed and written anew with other values: the new entry is read
+    shutil.rmtree(path)
+    new = _tables(6)
+    assert store.write("k", 2, False, "URM", new)
+    got = store.read("k", 2, False, "URM")
+    assert all(np.array_equal(got[k], new[k]) for k in new)

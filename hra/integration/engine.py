@@ -199,7 +199,7 @@ class _StoreStream:
             for j, nm in enumerate(self.names):
                 if not self.present[i, j]:
                     continue
-                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j])
+                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j], as_stored=True)
                 if tabs is None:
                     self.present[i, j] = False  # removed as unreadable: computed from here on
                     continue
