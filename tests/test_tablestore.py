@@ -592,8 +592,8 @@ def test_entry_written_by_groups_and_read_by_branches(tmp_path):
 
 
 def test_chunk_files_read_directly_equal_zarr_and_stay_fresh(tmp_path, monkeypatch):
-    """Entries are read from their chunk files (zarr v3 layout checked from the array's metadata)
-    with the same values as through zarr, a branch that zarr did not write (all zeros) included; a
+    """Entries are written and read as chunk files (zarr v3 layout checked from the array's metadata)
+    with the same values as through zarr both ways, a branch that zarr did not write (all zeros) included; a
     layout other than the writer's is read through zarr; an entry written anew is not served from
     the per-process cache of the old one."""
     import zarr
@@ -608,8 +608,11 @@ def test_chunk_files_read_directly_equal_zarr_and_stay_fresh(tmp_path, monkeypat
     direct = store.read("k", 2, False, "URM", [(1, 2), (0, 1)])
     stored = store.read("k", 2, False, "URM", [(0, 1)], as_stored=True)
     monkeypatch.setattr(tablestore, "_direct_layout", lambda *a: None)
-    via_zarr = TableStore(tmp_path).read("k", 2, False, "URM", [(1, 2), (0, 1)])
+    via_zarr = TableStore(tmp_path).read("k", 2, False, "URM", [(1, 2), (0, 1)])  # chunk files written by us
+    assert TableStore(tmp_path).write("k", 2, False, "RC", tabs)  # chunks written by zarr
     monkeypatch.undo()
+    zarr_written = store.read("k", 2, False, "RC")  # ... read from the chunk files
+    assert all(np.array_equal(zarr_written[k], tabs[k]) for k in tabs)
     assert direct.keys() == via_zarr.keys() == {(1, 2), (0, 1)}
     assert all(np.array_equal(direct[k], via_zarr[k]) and np.array_equal(direct[k], tabs[k]) for k in direct)
     assert stored[(0, 1)].dtype == np.float32 and np.array_equal(stored[(0, 1)], tabs[(0, 1)])
