@@ -633,9 +633,10 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     for i, (zone, _) in enumerate(prep.sites):
         if zone_set is None or int(zone) in zone_set:
             groups.setdefault(int(zone), []).append(i)
-    if condtables.supports(prep.gmm):
+    if condtables.supports(prep.gmm) and not _all_stored(prep, store, groups, t_lists):
         # the R_rup quadrature given (M, R_hyp) is the same for every zone: computed once here, it
         # travels with the model (its cache) to every zone task instead of being redone per zone
+        # (not when every table comes from the store: then no task needs it)
         condtables.warm_rrup_cache(prep.gmm, prep.magnitude.nodes, prep.distance_nodes_km)
     # largest groups first: a better balance over workers
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
@@ -662,6 +663,16 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
             q[rows] = qs
             qbar[rows] = qb
     return Tables(q, qbar, row_of)
+
+
+def _all_stored(prep: "Prepared", store: "StoreHandle | None", groups: dict[int, list[int]],
+                t_lists: list[np.ndarray]) -> bool:
+    """Whether the table store holds an entry for every (site, typology) of these zones."""
+    if store is None:
+        return False
+    names = prep.fragility.typologies
+    return all(store.store.entry_path(store.key, int(z), bool(prep.sites[i][1]), names[int(t)]).is_dir()
+               for z, idx in groups.items() for i in idx for t in t_lists[i])
 
 
 def table_bytes_per_row(prep: "Prepared", sel: "Selection") -> int:
