@@ -23,6 +23,10 @@ Layout
 An entry can be read for a subset of its branches (only their chunks are read) and is written a
 group of branches at a time (:meth:`TableStore.writer`), so that the engine never holds every
 branch's table at once (it streams them per group of branches, :func:`hra.integration.engine.zone_tables`).
+The entries are ordinary zarr v3 groups (zarr reads them); where an array's metadata shows exactly
+this module's layout, its chunk files are compressed and decoded here with Blosc (numcodecs)
+instead of through zarr's per-call machinery, which cost ~3x more than the decoding itself
+(:func:`_direct_layout`, :func:`_read_chunk`, :func:`_write_chunk`).
 
 ``<model key>`` is the SHA-256 (first 32 hex digits) of a canonical JSON of :func:`model_description`:
 the table-format version :data:`TABLE_FORMAT_VERSION` and the package version, the GMM class,
