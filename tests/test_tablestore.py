@@ -442,7 +442,7 @@ def test_zone_tables_bit_identical_both_mean_paths(tmp_path, exact_mean):
 
 
 @pytest.mark.slow
-def test_v7_preset_bit_identical(tmp_path, spy):
+def test_v7_preset_bit_identical(tmp_path, spy, monkeypatch):
     from hra.config import load_config
     from hra.inputs import modeldata as md
 
@@ -465,12 +465,16 @@ def test_v7_preset_bit_identical(tmp_path, spy):
         ground_motion={"quadrature": "fast", "rupture": "point"},
         compute={"workers": 1, "progress": False},
     )
+    quadratures = []  # the R_rup rules are computed only where some table is (not in a warm run)
+    real_warm = engine.condtables.warm_rrup_cache
+    monkeypatch.setattr(engine.condtables, "warm_rrup_cache", lambda *a: quadratures.append(1) or real_warm(*a))
     ref = compute(cfg.with_updates(compute={"table_store": False}))
     n = len(spy)
     store = tmp_path / "store"
     cold = compute(cfg.with_updates(compute={"table_store": str(store)}))
+    assert len(quadratures) == 2
     warm = compute(cfg.with_updates(compute={"table_store": str(store)}))
-    assert len(spy) == 2 * n
+    assert len(spy) == 2 * n and len(quadratures) == 2
     assert_same(ref, cold)
     assert_same(ref, warm)
     [info] = TableStore(store).info()
