@@ -621,12 +621,14 @@ def test_chunk_files_read_directly_equal_zarr_and_stay_fresh(tmp_path, monkeypat
     assert all(np.array_equal(direct[k], via_zarr[k]) and np.array_equal(direct[k], tabs[k]) for k in direct)
     assert stored[(0, 1)].dtype == np.float32 and np.array_equal(stored[(0, 1)], tabs[(0, 1)])
     assert not direct[(1, 2)].any()
+    # a chunk file missing from an entry written here: a damaged entry, removed and computed again
+    (path / "death" / "c" / "0").rename(tmp_path / "moved")
+    assert TableStore(tmp_path).read("k", 2, False, "URM") is None and not path.exists()
     # another layout (two branches per chunk): not this module's, read through zarr
     other = tmp_path / "other"
     a = zarr.open_group(str(other), mode="w").create_array("death", shape=(4, 2, 3), chunks=(2, 2, 3), dtype="float32")
     assert tablestore._direct_layout(other / "death", a.shape, a.dtype) is None
-    # removed and written anew with other values: the new entry is read
-    shutil.rmtree(path)
+    # written anew with other values: the new entry is read, not the cached one
     new = _tables(6)
     assert store.write("k", 2, False, "URM", new)
     got = store.read("k", 2, False, "URM")

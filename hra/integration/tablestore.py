@@ -337,8 +337,9 @@ class TableStore:
                 if len(self._opened) >= 4096:
                     self._opened.clear()
                 self._opened[path] = ((st.st_ino, st.st_mtime_ns), branch, arr.shape,
-                                      _direct_layout(path / "death", arr.shape, arr.dtype))
-            _, branch, shape, layout = self._opened[path]
+                                      _direct_layout(path / "death", arr.shape, arr.dtype),
+                                      bool(grp.attrs.get("all_chunks_written", False)))
+            _, branch, shape, layout, complete = self._opened[path]
             if layout is None and arr is None:
                 arr = zarr.open_array(str(path / "death"), mode="r")
             if branches is None:
@@ -355,7 +356,7 @@ class TableStore:
             for n, i in enumerate(idx):
                 # chunk by chunk (one per branch): from the chunk file where the layout is this module's
                 # (~3x cheaper than through zarr's per-call machinery), else through zarr
-                death[n] = arr[i] if layout is None else _read_chunk(path / "death", i, layout)
+                death[n] = arr[i] if layout is None else _read_chunk(path / "death", i, layout, complete)
         except Exception as exc:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
             log.warning("table store: removing unreadable entry %s (%s); it is computed again", path, exc)
             self._opened.pop(path, None)
@@ -402,12 +403,15 @@ class TableStore:
             arr = grp.create_array("death", shape=(len(keys),) + shape, chunks=(1,) + shape,
                                    dtype=np.dtype(TABLE_DTYPE).name, compressors=_compressor())
             grp.create_array("branch", data=branch, chunks=branch.shape)
+            layout = _direct_layout(tmp / "death", arr.shape, arr.dtype)
+            # chunk files written here exist for every branch (zarr leaves out all-zero chunks): a
+            # reader then takes a missing one for a damaged entry, not for zeros
+            grp.attrs["all_chunks_written"] = layout is not None
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             log.warning("table store %s: cannot write %s (%s); continuing without it", self.root, path, exc)
             return None
-        return EntryWriter(self, path, tmp, arr, {k: i for i, k in enumerate(keys)},
-                           layout=_direct_layout(tmp / "death", arr.shape, arr.dtype))
+        return EntryWriter(self, path, tmp, arr, {k: i for i, k in enumerate(keys)}, layout=layout)
 
     # -- listing and cleaning -------------------------------------------------------------------
 
@@ -591,9 +595,10 @@ def _direct_layout(death_dir: Path, shape: tuple[int, ...], dtype) -> tuple[tupl
     return chunk, int(np.prod(chunk)) * np.dtype(TABLE_DTYPE).itemsize
 
 
-def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int]) -> np.ndarray:
-    """Branch ``i`` of an entry's ``death`` array from its chunk file (:func:`_direct_layout`); a chunk
-    that zarr did not write (all fill value) is zeros."""
+def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], complete: bool) -> np.ndarray:
+    """Branch ``i`` of an entry's ``death`` array from its chunk file (:func:`_direct_layout`). A missing
+    chunk file is zeros (the fill value) where zarr wrote the entry, which leaves out all-zero
+    chunks; an error where every chunk was written as a file (``complete``: the entry is damaged)."""
     from numcodecs import blosc
 
     chunk, nbytes = layout
@@ -601,6 +606,8 @@ def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int]) ->
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        if complete:
+            raise
         return np.zeros(chunk, dtype=TABLE_DTYPE)
     data = blosc.decompress(raw)
     if len(data) != nbytes:
