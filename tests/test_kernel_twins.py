@@ -429,6 +429,37 @@ def t_chunk(*a):
     return out_mean, out_q
 
 
+def _contract_inputs():
+    """Four histogram rows and table rows; branch segments of 0-13 columns (empty, shorter than a
+    vector block, at column 0, ending at the last column), some rates zero (a whole (y, s) and
+    single rows)."""
+    n_y, n_s = 3, 9
+    seg = np.concatenate([[0], np.cumsum([2, 0, 1, 5, 13, 3, 4, 8, 6])])
+    h = RNG.uniform(0, 1e-3, size=(4, n_y * n_s))
+    h[:, 4] = 0.0  # (y 0, s 4): all four rates zero
+    h[1, 7] = 0.0
+    h[[0, 3], 12] = 0.0
+    q = RNG.uniform(-1e-4, 1e-3, size=(4, seg[-1]))
+    acc = RNG.uniform(0, 1e-6, size=(n_y, seg[-1]))
+    return h, q, seg, n_y, n_s, acc
+
+
+def k_contract(h, q, seg, n_y, n_s, acc):
+    out = acc.copy()
+    ik._contract_rows(h[0], h[1], h[2], h[3], q[0], q[1], q[2], q[3], seg, n_y, n_s, out)
+    return out
+
+
+def t_contract(h, q, seg, n_y, n_s, acc):
+    """acc[y, u] + sum_i h[i, y S + s(u)] q[i, u], the rows added one at a time (numpy's IEEE
+    products and sums: the same bits)."""
+    s_of_u = np.repeat(np.arange(n_s), np.diff(seg))
+    out = acc.copy()
+    for i in range(4):
+        out = out + h[i].reshape(n_y, n_s)[:, s_of_u] * q[i]
+    return out
+
+
 def _chunk_mc_inputs():
     """Monte-Carlo realisations (the epistemic typology draws), rates of rank 2 given as a factor."""
     a = list(_chunk_inputs(False))
@@ -622,6 +653,7 @@ TWINS = [
     ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),
+    ("integration._contract_rows", k_contract, t_contract, _contract_inputs(), 0.0),  # the same bits
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),
     ("integration.chunk_lpr[monte carlo, factored rates]", k_chunk_mc, t_chunk_mc, _chunk_mc_inputs(), 1e-12),
@@ -646,7 +678,8 @@ def test_twins_cover_every_deterministic_kernel():
     left_out = {"pair_damage", "event_damage", "field_values", "damage_listed",  # random streams
                 "_deposit", "_deposit_az", "_node_weights", "_subcells", "_axpy",
                 "_distance_node", "_folded_azimuth", "_azimuth_node", "_corner",  # parts of distance_histogram(_k),
-                "_grid_interval"}  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
+                "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
+                "_contract_group", "_flush_groups", "_nonzero"}  # parts of chunk_lpr (twinned there)
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}
     for mod in (ik, ek):
         for n, f in vars(mod).items():

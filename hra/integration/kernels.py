@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 from numba import types
+from llvmlite import ir
 from numba.extending import intrinsic
 
 from fragility.lognormal import death_given_nested, nest_exceedance
@@ -373,6 +374,190 @@ def weighted_quantiles(values, weights, n, probs, order_buf, out):
         out[p_i] = res
 
 
+#: Distance rows per pass of :func:`_contract_rows` over a building's accumulators.
+ROW_GROUP = 4
+
+
+#: Columns per vector block of :func:`_contract_rows`.
+VEC = 4
+
+
+def _vector_block(width, masked):
+    """An intrinsic ``block(acc, q0, q1, q2, q3, c, first, a0, a1, a2, a3)`` that sets, for the
+    ``width`` columns ``c..c+width-1`` of the contiguous float64 rows,
+    ``acc = (((acc + a0 q0) + a1 q1) + a2 q2) + a3 q3`` as vector operations (IEEE multiply, then
+    add: per column the bits of the scalar expression; no fused multiply-add, no reordering).
+    With ``masked`` only the columns ``c + i`` with ``i >= first`` are changed (the others are
+    written back as they were). numba leaves LLVM's SLP vectoriser off, and the loop vectoriser
+    gives short segments a scalar remainder: this is the vector code written out."""
+
+    @intrinsic
+    def block(typingctx, acc, q0, q1, q2, q3, c, first, a0, a1, a2, a3):
+        for t in (acc, q0, q1, q2, q3):
+            if not (isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == types.float64):
+                return None
+        sig = types.void(acc, q0, q1, q2, q3, types.intp, types.intp, types.float64, types.float64, types.float64,
+                         types.float64)
+
+        def codegen(context, builder, signature, args):
+            vt = ir.VectorType(ir.DoubleType(), width)
+            rows = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:5], args[:5])]
+            col = args[5]
+
+            def ptr(ary):
+                return builder.bitcast(builder.gep(ary.data, [col]), vt.as_pointer())
+
+            def splat(x, typ):
+                one = builder.insert_element(ir.Constant(typ, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+                return builder.shuffle_vector(one, ir.Constant(typ, ir.Undefined),
+                                              ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+
+            p_acc = ptr(rows[0])
+            old = builder.load(p_acc, align=8)
+            x = old
+            for i in range(4):
+                qv = builder.load(ptr(rows[1 + i]), align=8)
+                x = builder.fadd(x, builder.fmul(splat(args[7 + i], vt), qv))
+            if masked:
+                it = ir.VectorType(ir.IntType(64), width)
+                keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), splat(args[6], it))
+                x = builder.select(keep, x, old)
+            builder.store(x, p_acc, align=8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+_block = _vector_block(VEC, False)
+_block_tail = _vector_block(VEC, True)
+
+
+@jit
+def _contract_rows(h0, h1, h2, h3, q0, q1, q2, q3, seg_start, n_years, n_src, acc):
+    """Add four histogram rows times their table rows to the accumulators, segment by segment.
+
+    h0..h3    : (y*S + s,) histogram rows (rates of four distance rows) [yr^-1]
+    q0..q3    : (u,) the four rows' table values per accumulator column (a table row, or its
+                drawn columns gathered)
+    seg_start : (S + 1,) columns ``seg_start[s]:seg_start[s + 1]`` belong to source branch s
+    acc       : (y, u) ``acc[y, t] += h0[y*S + s] q0[t] + ... + h3[y*S + s] q3[t]``, the four
+                terms added one by one in row order: the sums of a row-by-row loop, to the bit
+
+    One load and store of an accumulator per four products. A (y, s) whose four rates are all zero
+    is skipped; a zero rate beside non-zero ones adds +-0, which changes no sum (finite tables).
+    A segment runs in vector blocks of :data:`VEC` columns, its last ``n % VEC`` columns as one
+    more block that ends at the segment's end (or starts at column 0) and changes only those:
+    segments of any length (many have 1-10 columns) take no scalar remainder loop.
+    """
+    n_u = q0.shape[0]
+    for s in range(n_src):
+        u0 = seg_start[s]
+        n = seg_start[s + 1] - u0
+        if n <= 0:
+            continue
+        lo = u0 + (n // VEC) * VEC  # columns lo..hi-1: the tail
+        hi = u0 + n
+        w0 = hi - VEC if hi >= VEC else 0  # the tail's block: columns w0..w0+VEC-1
+        for y in range(n_years):
+            v = y * n_src + s
+            a0 = h0[v]
+            a1 = h1[v]
+            a2 = h2[v]
+            a3 = h3[v]
+            if a0 == 0.0 and a1 == 0.0 and a2 == 0.0 and a3 == 0.0:
+                continue
+            arow = acc[y]
+            for c in range(u0, lo, VEC):
+                _block(arow, q0, q1, q2, q3, c, 0, a0, a1, a2, a3)
+            if lo == hi:
+                continue
+            if hi >= VEC:
+                _block_tail(arow, q0, q1, q2, q3, w0, lo - w0, a0, a1, a2, a3)
+            else:  # fewer than VEC columns up to the segment's end: one by one
+                for c in range(lo, hi):
+                    arow[c] = (((arow[c] + a0 * q0[c]) + a1 * q1[c]) + a2 * q2[c]) + a3 * q3[c]
+
+
+@jit
+def _contract_group(hrows, ridx, g, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse, pair_u,
+                    pair_start, qg, acomp, amat, msum):
+    """Rows ``g..g+3`` of ``hrows`` (distance rows ``ridx[g..g+3]``, ascending) into each candidate's
+    tree-mean sums ``msum`` (j, y) and per-combination sums: ``amat`` (j, y, u), or with ``sparse``
+    ``acomp`` (j, y, n_p) over the drawn combinations ``pair_u[j, :n_p]`` (branch segments
+    ``pair_start[j]``). Every sum takes its terms in row order (see :func:`chunk_lpr`)."""
+    n_qs = qbar.shape[2]
+    h0 = hrows[g]
+    h1 = hrows[g + 1]
+    h2 = hrows[g + 2]
+    h3 = hrows[g + 3]
+    for j in range(nj):
+        zt = zt_row[j]
+        for i in range(ROW_GROUP):
+            r = ridx[g + i]
+            hr = hrows[g + i]
+            for y in range(n_years):
+                sj = msum[j, y]
+                if n_qs == 1:
+                    h = 0.0
+                    for s in range(n_src):
+                        h += s_weights[s] * hr[y * n_src + s]
+                    sj += h * qbar[zt, r, 0]
+                else:
+                    for s in range(n_src):
+                        sj += s_weights[s] * hr[y * n_src + s] * qbar[zt, r, s]
+                msum[j, y] = sj
+        if sparse:
+            n_p = pair_start[j, n_src]
+            if n_p == 0:
+                continue
+            uj = pair_u[j, :n_p]
+            for i in range(ROW_GROUP):  # the rows' drawn entries gathered once, for every year
+                qrow = q_table[zt, ridx[g + i]]
+                dst = qg[i]
+                for t in range(n_p):
+                    dst[t] = qrow[uj[t]]
+            _contract_rows(h0, h1, h2, h3, qg[0], qg[1], qg[2], qg[3], pair_start[j], n_years, n_src, acomp[j])
+        else:
+            _contract_rows(h0, h1, h2, h3, q_table[zt, ridx[g]], q_table[zt, ridx[g + 1]], q_table[zt, ridx[g + 2]],
+                           q_table[zt, ridx[g + 3]], s_start, n_years, n_src, amat[j])
+
+
+@jit
+def _flush_groups(hrows, ridx, n_pend, final, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse,
+                  pair_u, pair_start, qg, acomp, amat, msum):
+    """Contract the full groups of the ``n_pend`` waiting rows (with ``final``, the rest too, padded
+    with rows of zeros: they add nothing), move the rest to the front; returns how many wait."""
+    g = 0
+    while n_pend - g >= ROW_GROUP:
+        _contract_group(hrows, ridx, g, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse, pair_u,
+                        pair_start, qg, acomp, amat, msum)
+        g += ROW_GROUP
+    rest = n_pend - g
+    if g > 0:
+        for i in range(rest):
+            hrows[i] = hrows[g + i]
+            ridx[i] = ridx[g + i]
+    if final and rest > 0:
+        for i in range(rest, ROW_GROUP):
+            hrows[i] = 0.0
+            ridx[i] = ridx[0]
+        _contract_group(hrows, ridx, 0, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse, pair_u,
+                        pair_start, qg, acomp, amat, msum)
+        rest = 0
+    return rest
+
+
+@jit
+def _nonzero(row):
+    """Whether any entry of the 1-D ``row`` is non-zero."""
+    for v in range(row.shape[0]):
+        if row[v] != 0.0:
+            return True
+    return False
+
+
 @jit
 def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
               cx, cy, rates, rates_basis, n_years, n_src, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
@@ -413,14 +598,23 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_v = n_years * n_src
     n_keep = out_real.shape[2]
     n_mc = real_combo.shape[0]
-    n_rk = n_r * n_a * n_k
-    n_qs = qbar.shape[2]
-    hist = np.empty((n_rk, n_v))
+    n_ra = n_r * n_a
+    n_rk = n_ra * n_k
     n_cmp = rates_basis.shape[0]
-    hist_c = np.zeros((n_r * n_a, n_cmp))
-    hist_flat = hist.reshape(n_rk * n_v)
-    n_kv = n_k * n_v
+    factored = n_cmp > 0
+    # factored rates: the histogram of the factor's J columns per (distance, azimuth) row, expanded
+    # one row block (n_k rows) at a time where it is contracted (the (n_rk, n_v) histogram is never
+    # formed); else the full histogram
+    hist = np.zeros((0 if factored else n_rk, n_v))
+    hist_c = np.zeros((n_ra, n_cmp))
+    # the non-zero histogram rows waiting for a group of ROW_GROUP (in ascending distance row
+    # ridx), and room for the next row block; the last group is padded with rows of zeros
+    n_add = n_k if factored else 1
+    hrows = np.zeros((ROW_GROUP - 1 + n_add, n_v))
+    hrows_flat = hrows.reshape(hrows.size)
+    ridx = np.zeros(ROW_GROUP - 1 + n_add, dtype=np.int64)
     amat = np.empty((n_j, n_years, n_u))
+    msum = np.empty((n_j, n_years))
     vals = np.empty(n_u * n_j)
     wts = np.empty(n_u * n_j)
     pair_w = np.empty((n_j, n_u))
@@ -429,64 +623,22 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     # building only those are contracted (at most n_mc of n_j * n_u; ~half with 2 candidates)
     pair_u = np.empty((n_j, n_u), dtype=np.uint32)  # unsigned: no wraparound test, the gathers vectorise
     pair_start = np.empty((n_j, n_src + 1), dtype=np.int64)
-    acomp = np.empty((n_years, n_u))
-    qv = np.empty(n_u)
+    acomp = np.empty((n_j, n_years, n_u))
+    qg = np.empty((ROW_GROUP, n_u))
     qout = np.empty(probs.shape[0])
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
-    hist[:, :] = 0.0
     for b in range(n_b):
-        if n_cmp > 0:  # the histogram of the factor's J columns, expanded per (distance, azimuth) row
+        if factored:
             distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, 1, strike_deg,
                                          az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist_c)
-            for ra in range(n_r * n_a):
-                block = hist_flat[ra * n_kv:(ra + 1) * n_kv]
-                for j in range(n_cmp):
-                    w = hist_c[ra, j]
-                    if w != 0.0:
-                        _axpy(w, rates_basis[j], block)
-                        hist_c[ra, j] = 0.0
         else:
             distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k,
                                          strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
-        # rows r_lo..r_hi-1 hold every non-zero histogram row (nearest to farthest distance node)
-        r_lo = n_rk
-        r_hi = 0
-        for r in range(n_rk):
-            for v in range(n_v):
-                if hist[r, v] != 0.0:
-                    if r < r_lo:
-                        r_lo = r
-                    r_hi = r + 1
-                    break
         # number of candidates
         nj = 0
         for j in range(n_j):
             if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0.0:
                 nj += 1
-        # exact tree mean
-        for y in range(n_years):
-            acc = 0.0
-            for j in range(nj):
-                zt = zt_idx[b, j]
-                sj = 0.0
-                for r in range(r_lo, r_hi):
-                    if n_qs == 1:
-                        h = 0.0
-                        for s in range(n_src):
-                            h += s_weights[s] * hist[r, y * n_src + s]
-                        sj += h * qbar[zt, r, 0]
-                    else:
-                        for s in range(n_src):
-                            sj += s_weights[s] * hist[r, y * n_src + s] * qbar[zt, r, s]
-                acc += typ_prob[b, j] * sj
-            out_mean[b, y] = acc
-        # per-combination values
-        # per row r (rows r_lo..r_hi-1: all-zero histogram rows skipped) the table row q[zt, r, :]
-        # streams once, contiguous; for each year and source branch s, h * q is added over the
-        # branch's combinations U_s (contiguous, combos sorted by s), indexed from 0 through views
-        # (an index numba cannot prove non-negative gets a wraparound test that stops the loop
-        # vectorising: this alone was ~1/3 of the building pass): each amat element sums its terms
-        # in ascending r, as the plain loop r -> y -> s -> u
         epistemic = (not mixture) and nj > 1
         sparse = epistemic and monte_carlo
         if sparse:  # the draws first: only the drawn pairs are contracted
@@ -504,52 +656,61 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                             pair_u[j, n_p] = u
                             n_p += 1
                 pair_start[j, n_src] = n_p
+                acomp[j, :, :n_p] = 0.0
         else:
             amat[:nj] = 0.0
-        for j in range(nj):
-            zt = zt_idx[b, j]
-            if sparse:
-                # the drawn combinations of candidate j, gathered: each value sums its terms in the
-                # same order (ascending r) as the dense loop below, so the same bits
-                n_p = pair_start[j, n_src]
-                if n_p == 0:
+        msum[:nj] = 0.0
+        # exact tree mean and per-combination values: the non-zero histogram rows, nearest to
+        # farthest distance row, in groups of ROW_GROUP (_contract_group); each sum takes its terms
+        # in ascending row, as the plain loop r -> y -> s -> u (zero rows add nothing), so the
+        # grouping changes no bit, and the drawn pairs (sparse) get the bits of the dense loop
+        n_pend = 0
+        if factored:
+            for ra in range(n_ra):
+                live = False
+                for c in range(n_cmp):
+                    if hist_c[ra, c] != 0.0:
+                        live = True
+                        break
+                if not live:
                     continue
-                acomp[:, :n_p] = 0.0
-                uj = pair_u[j, :n_p]
-                for r in range(r_lo, r_hi):
-                    qrow = q_table[zt, r]
-                    for t in range(n_p):  # the row's drawn entries gathered once, for every year
-                        qv[t] = qrow[uj[t]]
-                    for y in range(n_years):
-                        crow = acomp[y]
-                        for s in range(n_src):
-                            h = hist[r, y * n_src + s]
-                            if h == 0.0:
-                                continue
-                            p0 = pair_start[j, s]
-                            n_ps = pair_start[j, s + 1] - p0
-                            qseg = qv[p0:p0 + n_ps]
-                            cseg = crow[p0:p0 + n_ps]
-                            for t in range(n_ps):
-                                cseg[t] += h * qseg[t]
+                block = hrows_flat[n_pend * n_v:(n_pend + n_k) * n_v]
+                block[:] = 0.0
+                for c in range(n_cmp):
+                    w = hist_c[ra, c]
+                    if w != 0.0:
+                        _axpy(w, rates_basis[c], block)
+                        hist_c[ra, c] = 0.0  # the next building starts from zeros
+                base = n_pend
+                for k in range(n_k):  # the block's non-zero rows, moved together
+                    if _nonzero(hrows[base + k]):
+                        if n_pend < base + k:
+                            hrows[n_pend] = hrows[base + k]
+                        ridx[n_pend] = ra * n_k + k
+                        n_pend += 1
+                n_pend = _flush_groups(hrows, ridx, n_pend, False, zt_idx[b], nj, q_table, qbar, s_weights, s_start,
+                                       n_years, n_src, sparse, pair_u, pair_start, qg, acomp, amat, msum)
+        else:
+            for r in range(n_rk):
+                if _nonzero(hist[r]):
+                    hrows[n_pend] = hist[r]
+                    hist[r] = 0.0  # the next building starts from zeros
+                    ridx[n_pend] = r
+                    n_pend += 1
+                    n_pend = _flush_groups(hrows, ridx, n_pend, False, zt_idx[b], nj, q_table, qbar, s_weights,
+                                           s_start, n_years, n_src, sparse, pair_u, pair_start, qg, acomp, amat, msum)
+        _flush_groups(hrows, ridx, n_pend, True, zt_idx[b], nj, q_table, qbar, s_weights, s_start, n_years, n_src,
+                      sparse, pair_u, pair_start, qg, acomp, amat, msum)
+        for y in range(n_years):
+            acc = 0.0
+            for j in range(nj):
+                acc += typ_prob[b, j] * msum[j, y]
+            out_mean[b, y] = acc
+        if sparse:
+            for j in range(nj):
                 for y in range(n_years):
-                    for t in range(n_p):
-                        amat[j, y, pair_u[j, t]] = acomp[y, t]
-                continue
-            for r in range(r_lo, r_hi):
-                qrow = q_table[zt, r]
-                for y in range(n_years):
-                    arow = amat[j, y]
-                    for s in range(n_src):
-                        h = hist[r, y * n_src + s]
-                        if h == 0.0:
-                            continue
-                        u0 = s_start[s]
-                        n_us = s_start[s + 1] - u0
-                        qseg = qrow[u0:u0 + n_us]
-                        aseg = arow[u0:u0 + n_us]
-                        for t in range(n_us):  # from 0: no negative-index wraparound, so it vectorises
-                            aseg[t] += h * qseg[t]
+                    for t in range(pair_start[j, n_src]):
+                        amat[j, y, pair_u[j, t]] = acomp[j, y, t]
         for y in range(n_years):
             n = 0
             if not epistemic:
@@ -600,7 +761,6 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                     for u in range(n_u):
                         out_real[b, y, u] = vals[u]
                         out_real_w[b, u] = combo_w[u]
-        hist[r_lo:r_hi, :] = 0.0  # the rows outside are zero: the next building starts from zeros
 
 
 @jit
