@@ -10,16 +10,18 @@ Data flow per building (see engine.py):
 1. ``distance_histogram``: the building's annual rate of M >= m_min events per hypocentral
    distance node, ``H[r, y*S + s]``, by linear interpolation in ln R between nodes (sub-cells
    for nearby cells). One pass over the source cells.
-2. ``building_values``: ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for each typology
-   candidate j; ``Q`` holds the expected death probability per event at distance node r,
-   already integrated over magnitude, residuals and fragility for model combination u.
+2. ``_contract_rows`` (in ``chunk_lpr``): ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for
+   each typology candidate j, four rows r per pass; ``Q`` holds the expected death probability
+   per event at distance node r, already integrated over magnitude, residuals and fragility for
+   model combination u.
 3. realisation weights: enumeration -> combination weights (x typology probabilities);
    Monte Carlo -> counts of the drawn (combination, typology) pairs / N, the typology drawn
    from a counter-based hash of (seed, building key, realisation): chunk- and order-independent.
-4. ``weighted_quantiles``: the inverse weighted empirical CDF (logictree.weighted_quantile).
+4. ``weighted_quantiles`` (in ``_building_values``): the inverse weighted empirical CDF
+   (logictree.weighted_quantile).
 
-Memory per building is O(R * Y * S + K * Y * U); nothing scales with the number of buildings
-beyond the caller's output arrays.
+Memory per building is O(R * Y * S + K * Y * U) (chunk_lpr holds BUILDING_WINDOW buildings at a
+time); nothing scales with the number of buildings beyond the caller's output arrays.
 """
 
 from __future__ import annotations
@@ -377,6 +379,9 @@ def weighted_quantiles(values, weights, n, probs, order_buf, out):
 #: Distance rows per pass of :func:`_contract_rows` over a building's accumulators.
 ROW_GROUP = 4
 
+#: Buildings whose distance rows :func:`chunk_lpr` runs in step (factored rates).
+BUILDING_WINDOW = 16
+
 
 #: Columns per vector block of :func:`_contract_rows`.
 VEC = 4
@@ -591,6 +596,14 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     monte_carlo  : realisations are draws (True): real_combo (N,) maps realisation -> u
     probs        : (p,) quantile probabilities
     out_mean (b, y), out_q (b, y, p); out_real (b, y, R) and out_real_w (b, R) if R > 0
+
+    The contraction ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` (and the tree mean) runs over
+    each building's non-zero histogram rows in groups of :data:`ROW_GROUP` (:func:`_contract_rows`),
+    the buildings :data:`BUILDING_WINDOW` at a time in step over the distance rows (factored rates),
+    taken in the order of their first candidate's table row (buildings that read the same table
+    rows follow each other). Every sum keeps its terms in ascending distance row, so none of this
+    changes a bit: a building's values do not depend on the other buildings of the chunk, and
+    the drawn pairs (Monte Carlo, several candidates) get the bits of the dense loop.
     """
     n_b = bx.shape[0]
     n_j = typ_idx.shape[1]
@@ -602,165 +615,211 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_rk = n_ra * n_k
     n_cmp = rates_basis.shape[0]
     factored = n_cmp > 0
+    # buildings are taken BUILDING_WINDOW at a time (factored rates; one at a time otherwise: the
+    # full histogram is large), their rows in step: distance row block ra of every building of the
+    # window, then ra + 1, so a table row read from memory serves the window's buildings that share
+    # it from the cache (they are taken in the order of their first candidate's table row). Each
+    # building's sums are its own, in its own order: neither the window nor the order changes a bit.
+    n_win = BUILDING_WINDOW if factored else 1
     # factored rates: the histogram of the factor's J columns per (distance, azimuth) row, expanded
     # one row block (n_k rows) at a time where it is contracted (the (n_rk, n_v) histogram is never
     # formed); else the full histogram
     hist = np.zeros((0 if factored else n_rk, n_v))
-    hist_c = np.zeros((n_ra, n_cmp))
-    # the non-zero histogram rows waiting for a group of ROW_GROUP (in ascending distance row
-    # ridx), and room for the next row block; the last group is padded with rows of zeros
+    hist_c = np.zeros((n_win, n_ra, n_cmp))
+    # per building of the window: the non-zero histogram rows waiting for a group of ROW_GROUP (in
+    # ascending distance row ridx), and room for the next row block
     n_add = n_k if factored else 1
-    hrows = np.zeros((ROW_GROUP - 1 + n_add, n_v))
-    hrows_flat = hrows.reshape(hrows.size)
-    ridx = np.zeros(ROW_GROUP - 1 + n_add, dtype=np.int64)
-    amat = np.empty((n_j, n_years, n_u))
-    msum = np.empty((n_j, n_years))
-    vals = np.empty(n_u * n_j)
-    wts = np.empty(n_u * n_j)
-    pair_w = np.empty((n_j, n_u))
-    draw = np.empty(n_mc, dtype=np.int64)
+    n_slot = ROW_GROUP - 1 + n_add
+    hrows = np.zeros((n_win, n_slot, n_v))
+    hrows_flat = hrows.reshape((n_win, n_slot * n_v))
+    ridx = np.zeros((n_win, n_slot), dtype=np.int64)
+    n_pend = np.zeros(n_win, dtype=np.int64)
+    win_nj = np.zeros(n_win, dtype=np.int64)
+    win_sparse = np.zeros(n_win, dtype=np.bool_)
+    amat = np.empty((n_win, n_j, n_years, n_u))
+    msum = np.empty((n_win, n_j, n_years))
+    pair_w = np.empty((n_win, n_j, n_u))
+    draw = np.empty((n_win, n_mc), dtype=np.int64)
     # the (candidate, combination) pairs some realisation draws: with several candidates per
     # building only those are contracted (at most n_mc of n_j * n_u; ~half with 2 candidates)
-    pair_u = np.empty((n_j, n_u), dtype=np.uint32)  # unsigned: no wraparound test, the gathers vectorise
-    pair_start = np.empty((n_j, n_src + 1), dtype=np.int64)
-    acomp = np.empty((n_j, n_years, n_u))
+    pair_u = np.empty((n_win, n_j, n_u), dtype=np.uint32)  # unsigned: no wraparound test, the gathers vectorise
+    pair_start = np.empty((n_win, n_j, n_src + 1), dtype=np.int64)
+    acomp = np.empty((n_win, n_j, n_years, n_u))
     qg = np.empty((ROW_GROUP, n_u))
+    vals = np.empty(n_u * n_j)
+    wts = np.empty(n_u * n_j)
     qout = np.empty(probs.shape[0])
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
-    for b in range(n_b):
-        if factored:
-            distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, 1, strike_deg,
-                                         az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist_c)
-        else:
-            distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k,
-                                         strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
-        # number of candidates
-        nj = 0
-        for j in range(n_j):
-            if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0.0:
-                nj += 1
-        epistemic = (not mixture) and nj > 1
-        sparse = epistemic and monte_carlo
-        if sparse:  # the draws first: only the drawn pairs are contracted
-            pair_w[:nj] = 0.0
-            for i in range(n_mc):
-                jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
-                draw[i] = jj
-                pair_w[jj, real_combo[i]] += 1.0 / n_mc
-            for j in range(nj):
-                n_p = 0
-                for s in range(n_src):
-                    pair_start[j, s] = n_p
-                    for u in range(s_start[s], s_start[s + 1]):
-                        if pair_w[j, u] > 0.0:
-                            pair_u[j, n_p] = u
-                            n_p += 1
-                pair_start[j, n_src] = n_p
-                acomp[j, :, :n_p] = 0.0
-        else:
-            amat[:nj] = 0.0
-        msum[:nj] = 0.0
+    order = np.argsort(zt_idx[:, 0], kind="mergesort")  # buildings by their first table row
+    for b0 in range(0, n_b, n_win):
+        b1 = min(n_b, b0 + n_win)
+        for w in range(b1 - b0):
+            b = order[b0 + w]
+            if factored:
+                distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, 1,
+                                             strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub,
+                                             hist_c[w])
+            else:
+                distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k,
+                                             strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub,
+                                             hist)
+            # number of candidates
+            nj = 0
+            for j in range(n_j):
+                if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0.0:
+                    nj += 1
+            win_nj[w] = nj
+            sparse = (not mixture) and nj > 1 and monte_carlo
+            win_sparse[w] = sparse
+            if sparse:  # the draws first: only the drawn pairs are contracted
+                pair_w[w, :nj] = 0.0
+                for i in range(n_mc):
+                    jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
+                    draw[w, i] = jj
+                    pair_w[w, jj, real_combo[i]] += 1.0 / n_mc
+                for j in range(nj):
+                    n_p = 0
+                    for s in range(n_src):
+                        pair_start[w, j, s] = n_p
+                        for u in range(s_start[s], s_start[s + 1]):
+                            if pair_w[w, j, u] > 0.0:
+                                pair_u[w, j, n_p] = u
+                                n_p += 1
+                    pair_start[w, j, n_src] = n_p
+                    acomp[w, j, :, :n_p] = 0.0
+            else:
+                amat[w, :nj] = 0.0
+            msum[w, :nj] = 0.0
+            n_pend[w] = 0
         # exact tree mean and per-combination values: the non-zero histogram rows, nearest to
         # farthest distance row, in groups of ROW_GROUP (_contract_group); each sum takes its terms
         # in ascending row, as the plain loop r -> y -> s -> u (zero rows add nothing), so the
         # grouping changes no bit, and the drawn pairs (sparse) get the bits of the dense loop
-        n_pend = 0
         if factored:
             for ra in range(n_ra):
-                live = False
-                for c in range(n_cmp):
-                    if hist_c[ra, c] != 0.0:
-                        live = True
-                        break
-                if not live:
-                    continue
-                block = hrows_flat[n_pend * n_v:(n_pend + n_k) * n_v]
-                block[:] = 0.0
-                for c in range(n_cmp):
-                    w = hist_c[ra, c]
-                    if w != 0.0:
-                        _axpy(w, rates_basis[c], block)
-                        hist_c[ra, c] = 0.0  # the next building starts from zeros
-                base = n_pend
-                for k in range(n_k):  # the block's non-zero rows, moved together
-                    if _nonzero(hrows[base + k]):
-                        if n_pend < base + k:
-                            hrows[n_pend] = hrows[base + k]
-                        ridx[n_pend] = ra * n_k + k
-                        n_pend += 1
-                n_pend = _flush_groups(hrows, ridx, n_pend, False, zt_idx[b], nj, q_table, qbar, s_weights, s_start,
-                                       n_years, n_src, sparse, pair_u, pair_start, qg, acomp, amat, msum)
-        else:
+                for w in range(b1 - b0):
+                    b = order[b0 + w]
+                    live = False
+                    for c in range(n_cmp):
+                        if hist_c[w, ra, c] != 0.0:
+                            live = True
+                            break
+                    if not live:
+                        continue
+                    m = n_pend[w]
+                    block = hrows_flat[w, m * n_v:(m + n_k) * n_v]
+                    block[:] = 0.0
+                    for c in range(n_cmp):
+                        wc = hist_c[w, ra, c]
+                        if wc != 0.0:
+                            _axpy(wc, rates_basis[c], block)
+                            hist_c[w, ra, c] = 0.0  # the next building starts from zeros
+                    hw = hrows[w]
+                    for k in range(n_k):  # the block's non-zero rows, moved together
+                        if _nonzero(hw[m + k]):
+                            if n_pend[w] < m + k:
+                                hw[n_pend[w]] = hw[m + k]
+                            ridx[w, n_pend[w]] = ra * n_k + k
+                            n_pend[w] += 1
+                    n_pend[w] = _flush_groups(hw, ridx[w], n_pend[w], False, zt_idx[b], win_nj[w], q_table, qbar,
+                                              s_weights, s_start, n_years, n_src, win_sparse[w], pair_u[w],
+                                              pair_start[w], qg, acomp[w], amat[w], msum[w])
+        else:  # one building
+            w = 0
+            b = order[b0]
             for r in range(n_rk):
                 if _nonzero(hist[r]):
-                    hrows[n_pend] = hist[r]
+                    hrows[w, n_pend[w]] = hist[r]
                     hist[r] = 0.0  # the next building starts from zeros
-                    ridx[n_pend] = r
-                    n_pend += 1
-                    n_pend = _flush_groups(hrows, ridx, n_pend, False, zt_idx[b], nj, q_table, qbar, s_weights,
-                                           s_start, n_years, n_src, sparse, pair_u, pair_start, qg, acomp, amat, msum)
-        _flush_groups(hrows, ridx, n_pend, True, zt_idx[b], nj, q_table, qbar, s_weights, s_start, n_years, n_src,
-                      sparse, pair_u, pair_start, qg, acomp, amat, msum)
-        for y in range(n_years):
-            acc = 0.0
+                    ridx[w, n_pend[w]] = r
+                    n_pend[w] += 1
+                    n_pend[w] = _flush_groups(hrows[w], ridx[w], n_pend[w], False, zt_idx[b], win_nj[w], q_table,
+                                              qbar, s_weights, s_start, n_years, n_src, win_sparse[w], pair_u[w],
+                                              pair_start[w], qg, acomp[w], amat[w], msum[w])
+        for w in range(b1 - b0):
+            b = order[b0 + w]
+            nj = win_nj[w]
+            sparse = win_sparse[w]
+            _flush_groups(hrows[w], ridx[w], n_pend[w], True, zt_idx[b], nj, q_table, qbar, s_weights, s_start,
+                          n_years, n_src, sparse, pair_u[w], pair_start[w], qg, acomp[w], amat[w], msum[w])
+            _building_values(b, nj, sparse, amat[w], msum[w], acomp[w], pair_u[w], pair_start[w], pair_w[w], draw[w],
+                             typ_prob, combo_w, mixture, monte_carlo, real_combo, probs, n_years, n_src, vals, wts,
+                             order_buf, qout, out_mean, out_q, out_real, out_real_w)
+
+
+@jit
+def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_w, draw, typ_prob, combo_w, mixture,
+                     monte_carlo, real_combo, probs, n_years, n_src, vals, wts, order_buf, qout, out_mean, out_q,
+                     out_real, out_real_w):
+    """Building b's outputs from its contracted sums (:func:`chunk_lpr`): the tree mean from the
+    candidates' sums ``msum`` (j, y), and per year the quantiles (and kept realisations) of the
+    per-combination values ``amat`` (j, y, u) (with ``sparse``: the drawn pairs, from ``acomp``)."""
+    n_j = amat.shape[0]
+    n_u = amat.shape[2]
+    n_keep = out_real.shape[2]
+    n_mc = real_combo.shape[0]
+    epistemic = (not mixture) and nj > 1
+    for y in range(n_years):
+        acc = 0.0
+        for j in range(nj):
+            acc += typ_prob[b, j] * msum[j, y]
+        out_mean[b, y] = acc
+    if sparse:
+        for j in range(nj):
+            for y in range(n_years):
+                for t in range(pair_start[j, n_src]):
+                    amat[j, y, pair_u[j, t]] = acomp[j, y, t]
+    for y in range(n_years):
+        n = 0
+        if not epistemic:
+            for u in range(n_u):
+                v = 0.0
+                for j in range(nj):
+                    v += typ_prob[b, j] * amat[j, y, u]
+                vals[n] = v
+                wts[n] = combo_w[u]
+                n += 1
+        elif monte_carlo:
             for j in range(nj):
-                acc += typ_prob[b, j] * msum[j, y]
-            out_mean[b, y] = acc
-        if sparse:
-            for j in range(nj):
-                for y in range(n_years):
-                    for t in range(pair_start[j, n_src]):
-                        amat[j, y, pair_u[j, t]] = acomp[j, y, t]
-        for y in range(n_years):
-            n = 0
-            if not epistemic:
                 for u in range(n_u):
-                    v = 0.0
-                    for j in range(nj):
-                        v += typ_prob[b, j] * amat[j, y, u]
-                    vals[n] = v
-                    wts[n] = combo_w[u]
-                    n += 1
-            elif monte_carlo:
-                for j in range(nj):
-                    for u in range(n_u):
-                        if pair_w[j, u] > 0.0:
-                            vals[n] = amat[j, y, u]
-                            wts[n] = pair_w[j, u]
-                            n += 1
-            else:
-                for j in range(nj):
-                    for u in range(n_u):
+                    if pair_w[j, u] > 0.0:
                         vals[n] = amat[j, y, u]
-                        wts[n] = combo_w[u] * typ_prob[b, j]
+                        wts[n] = pair_w[j, u]
                         n += 1
-            weighted_quantiles(vals, wts, n, probs, order_buf, qout)
-            for p_i in range(probs.shape[0]):
-                out_q[b, y, p_i] = qout[p_i]
-            if n_keep > 0:
-                if monte_carlo:
-                    for i in range(n_mc):
-                        if epistemic:
-                            out_real[b, y, i] = amat[draw[i], y, real_combo[i]]
+        else:
+            for j in range(nj):
+                for u in range(n_u):
+                    vals[n] = amat[j, y, u]
+                    wts[n] = combo_w[u] * typ_prob[b, j]
+                    n += 1
+        weighted_quantiles(vals, wts, n, probs, order_buf, qout)
+        for p_i in range(probs.shape[0]):
+            out_q[b, y, p_i] = qout[p_i]
+        if n_keep > 0:
+            if monte_carlo:
+                for i in range(n_mc):
+                    if epistemic:
+                        out_real[b, y, i] = amat[draw[i], y, real_combo[i]]
+                    else:
+                        v = 0.0
+                        for j in range(nj):
+                            v += typ_prob[b, j] * amat[j, y, real_combo[i]]
+                        out_real[b, y, i] = v
+                    out_real_w[b, i] = 1.0 / n_mc
+            elif epistemic:
+                for u in range(n_u):
+                    for j in range(n_j):
+                        if j < nj:
+                            out_real[b, y, u * n_j + j] = amat[j, y, u]
+                            out_real_w[b, u * n_j + j] = combo_w[u] * typ_prob[b, j]
                         else:
-                            v = 0.0
-                            for j in range(nj):
-                                v += typ_prob[b, j] * amat[j, y, real_combo[i]]
-                            out_real[b, y, i] = v
-                        out_real_w[b, i] = 1.0 / n_mc
-                elif epistemic:
-                    for u in range(n_u):
-                        for j in range(n_j):
-                            if j < nj:
-                                out_real[b, y, u * n_j + j] = amat[j, y, u]
-                                out_real_w[b, u * n_j + j] = combo_w[u] * typ_prob[b, j]
-                            else:
-                                out_real[b, y, u * n_j + j] = 0.0
-                                out_real_w[b, u * n_j + j] = 0.0
-                else:
-                    for u in range(n_u):
-                        out_real[b, y, u] = vals[u]
-                        out_real_w[b, u] = combo_w[u]
+                            out_real[b, y, u * n_j + j] = 0.0
+                            out_real_w[b, u * n_j + j] = 0.0
+            else:
+                for u in range(n_u):
+                    out_real[b, y, u] = vals[u]
+                    out_real_w[b, u] = combo_w[u]
+
 
 
 @jit
