@@ -456,7 +456,6 @@ def _contract_rows(h0, h1, h2, h3, q0, q1, q2, q3, seg_start, n_years, n_src, ac
     more block that ends at the segment's end (or starts at column 0) and changes only those:
     segments of any length (many have 1-10 columns) take no scalar remainder loop.
     """
-    n_u = q0.shape[0]
     for s in range(n_src):
         u0 = seg_start[s]
         n = seg_start[s + 1] - u0
@@ -646,6 +645,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     pair_start = np.empty((n_win, n_j, n_src + 1), dtype=np.int64)
     acomp = np.empty((n_win, n_j, n_years, n_u))
     qg = np.empty((ROW_GROUP, n_u))
+    q_table = np.ascontiguousarray(q_table)  # rows for the vector blocks (no copy: the engine's is)
     vals = np.empty(n_u * n_j)
     wts = np.empty(n_u * n_j)
     qout = np.empty(probs.shape[0])
