@@ -433,6 +433,37 @@ def t_chunk(*a):
     return out_mean, out_q
 
 
+def _contract_inputs():
+    """Four histogram rows and table rows; branch segments of 0-13 columns (empty, shorter than a
+    vector block, at column 0, ending at the last column), some rates zero (a whole (y, s) and
+    single rows)."""
+    n_y, n_s = 3, 9
+    seg = np.concatenate([[0], np.cumsum([2, 0, 1, 5, 13, 3, 4, 8, 6])])
+    h = RNG.uniform(0, 1e-3, size=(4, n_y * n_s))
+    h[:, 4] = 0.0  # (y 0, s 4): all four rates zero
+    h[1, 7] = 0.0
+    h[[0, 3], 12] = 0.0
+    q = RNG.uniform(-1e-4, 1e-3, size=(4, seg[-1]))
+    acc = RNG.uniform(0, 1e-6, size=(n_y, seg[-1]))
+    return h, q, seg, n_y, n_s, acc
+
+
+def k_contract(h, q, seg, n_y, n_s, acc):
+    out = acc.copy()
+    ik._contract_rows(h[0], h[1], h[2], h[3], q[0], q[1], q[2], q[3], seg, n_y, n_s, out)
+    return out
+
+
+def t_contract(h, q, seg, n_y, n_s, acc):
+    """acc[y, u] + sum_i h[i, y S + s(u)] q[i, u], the rows added one at a time (numpy's IEEE
+    products and sums: the same bits)."""
+    s_of_u = np.repeat(np.arange(n_s), np.diff(seg))
+    out = acc.copy()
+    for i in range(4):
+        out = out + h[i].reshape(n_y, n_s)[:, s_of_u] * q[i]
+    return out
+
+
 def _chunk_mc_inputs():
     """Monte-Carlo realisations (the epistemic typology draws), rates of rank 2 given as a factor."""
     a = list(_chunk_inputs(False))
@@ -487,6 +518,113 @@ def t_chunk_mc(*a):
         for y in range(n_y):
             out_q[b, y] = t_quantiles(out_real[b, y], np.full(n_mc, 1.0 / n_mc), probs)
     return (out_mean, out_q, out_real) * 2
+
+
+# -- chunk_lpr: row groups, building windows, drawn pairs -------------------------------------------
+
+
+def _chunk_rows_case():
+    """19 buildings (one more window of ik.BUILDING_WINDOW and 3), 1-3 typology candidates, a forecast
+    basis (n_k = 3, the middle function zero: zero histogram rows between non-zero ones; 2 x 20 x 3
+    = 120 rows per building, non-zero ones not a multiple of ik.ROW_GROUP), 2 azimuth nodes, rates
+    given as a factor, source branches of 0-4 combinations, a tree mean per branch."""
+    n_b, n_y, n_s, n_r, n_a, n_k, n_zt = ik.BUILDING_WINDOW + 3, 2, 3, 20, 2, 3, 5
+    cx, cy = np.meshgrid(np.arange(0, 10_000, 1000.0), np.arange(0, 8000, 1000.0))
+    cx, cy = cx.ravel(), cy.ravel()
+    left = RNG.uniform(0, 1e-3, size=(cx.size, 2))
+    basis = RNG.uniform(0, 1, size=(2, n_k, n_y * n_s))
+    basis[:, 1] = 0.0
+    bx, by = RNG.uniform(0, 10_000, n_b), RNG.uniform(0, 8000, n_b)
+    n_cand = RNG.integers(1, 4, n_b)
+    typ_idx = np.where(np.arange(3) < n_cand[:, None], 0, -1)
+    typ_prob = np.where(typ_idx >= 0, RNG.uniform(0.2, 1.0, (n_b, 3)), 0.0)
+    typ_prob /= typ_prob.sum(1, keepdims=True)
+    zt_idx = RNG.integers(0, n_zt, (n_b, 3))
+    s_start = np.array([0, 4, 4, 7])  # branch 1 has no combination
+    combo_s = np.repeat(np.arange(n_s), np.diff(s_start))
+    q_table = RNG.uniform(0, 1e-3, size=(n_zt, n_r * n_a * n_k, s_start[-1]))
+    qbar = RNG.uniform(0, 1e-3, size=(n_zt, n_r * n_a * n_k, n_s))
+    real_combo = RNG.integers(0, s_start[-1], size=50)
+    combo_w = np.bincount(real_combo, minlength=s_start[-1]) / real_combo.size
+    geo = (3.0, math.log(3.0), math.log(60.0 / 3.0) / (n_r - 1), n_r, n_k, 60.0, 1000.0, 1500.0, 3, n_a, -30.0, False)
+    return dict(bx=bx, by=by, zt_idx=zt_idx, typ_idx=typ_idx, typ_prob=typ_prob, bkeys=np.arange(n_b, dtype=np.uint64),
+                cx=cx, cy=cy, left=left, basis=basis.reshape(2, -1), n_y=n_y, n_s=n_s, geo=geo, q_table=q_table,
+                combo_s=combo_s, s_start=s_start, combo_w=combo_w, qbar=qbar, s_weights=np.array([0.5, 0.2, 0.3]),
+                real_combo=real_combo, probs=np.array([0.5, 0.9]))
+
+
+def _run_rows_case(c, idx, factored=True, monte_carlo=True):
+    """chunk_lpr (epistemic typologies, realisations kept) on the buildings ``idx``, in that order."""
+    n_b, n_y = len(idx), c["n_y"]
+    n_keep = c["real_combo"].size if monte_carlo else c["s_start"][-1] * 3
+    out = (np.empty((n_b, n_y)), np.empty((n_b, n_y, 2)), np.empty((n_b, n_y, n_keep)), np.empty((n_b, n_keep)))
+    rates, rb = (c["left"], c["basis"]) if factored else (c["left"] @ c["basis"], np.zeros((0, 0)))
+    depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_r, n_sub, n_a, strike, harmonic = c["geo"]
+    ik.chunk_lpr(c["bx"][idx], c["by"][idx], c["zt_idx"][idx], c["typ_idx"][idx], c["typ_prob"][idx], c["bkeys"][idx],
+                 c["cx"], c["cy"], rates, rb, n_y, c["n_s"], depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_r, n_sub,
+                 n_a, strike, harmonic, c["q_table"], c["combo_s"], c["s_start"], c["combo_w"], c["qbar"], c["s_weights"],
+                 False, monte_carlo, c["real_combo"] if monte_carlo else np.empty(0, dtype=np.int64), np.uint64(7),
+                 c["probs"], *out)
+    return out
+
+
+def test_chunk_lpr_rows_windows_and_order_change_no_bit():
+    """A building's values are the same bits alone, in a chunk of 19 (two windows), and in the
+    reversed order; they equal the numpy twin (histogram of the full rates, einsum contraction)
+    within 1e-12, and the unfactored rates (one building at a time) within 1e-12."""
+    from hra.core.random import draw_candidate
+
+    c = _chunk_rows_case()
+    n_b = c["bx"].size
+    whole = _run_rows_case(c, np.arange(n_b))
+    back = _run_rows_case(c, np.arange(n_b)[::-1])
+    for b in range(n_b):
+        alone = _run_rows_case(c, np.array([b]))
+        for w, r, a in zip(whole, back, alone):
+            np.testing.assert_array_equal(w[b], a[0])
+            np.testing.assert_array_equal(r[n_b - 1 - b], a[0])
+    plain = _run_rows_case(c, np.arange(n_b), factored=False)
+    for w, p in zip(whole, plain):
+        np.testing.assert_allclose(w, p, rtol=1e-12, atol=1e-300)
+    # the twin
+    depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_r, n_sub, n_a, strike, harmonic = c["geo"]
+    n_y, n_s = c["n_y"], c["n_s"]
+    rates = c["left"] @ c["basis"]
+    for b in range(n_b):
+        hist = t_histogram_az(c["bx"][b], c["by"][b], c["cx"], c["cy"], rates, depth, ln_r0, dln, n_r, n_a, n_k, strike,
+                              harmonic, r_max, cell, sub_r, n_sub).reshape(-1, n_y, n_s)
+        assert (hist == 0).all(axis=(1, 2)).sum() >= n_r * n_a  # the zero basis function's rows
+        cand = np.flatnonzero(c["typ_idx"][b] >= 0)
+        pj, zt = c["typ_prob"][b, cand], c["zt_idx"][b, cand]
+        mean = np.einsum("j,rys,s,jrs->y", pj, hist, c["s_weights"], c["qbar"][zt])
+        per = np.einsum("rys,jru,su->jyu", hist, c["q_table"][zt], np.eye(n_s)[:, c["combo_s"]])
+        real = np.empty((n_y, c["real_combo"].size))
+        for i, u in enumerate(c["real_combo"]):
+            jj = draw_candidate(np.uint64(7), c["bkeys"][b], i, c["typ_prob"][b], cand.size) if cand.size > 1 else 0
+            real[:, i] = per[jj, :, u] if cand.size > 1 else pj @ per[:, :, u]
+        np.testing.assert_allclose(whole[0][b], mean, rtol=1e-12)
+        np.testing.assert_allclose(whole[2][b], real, rtol=1e-12, atol=1e-300)
+
+
+def test_drawn_pairs_get_the_bits_of_the_dense_loop():
+    """Monte Carlo with several candidates contracts only the drawn (candidate, combination) pairs;
+    each realisation's value is, to the bit, the enumerated tree's value of its pair (all pairs)."""
+    from hra.core.random import draw_candidate
+
+    c = _chunk_rows_case()
+    n_b = c["bx"].size
+    mc = _run_rows_case(c, np.arange(n_b))
+    enum = _run_rows_case(c, np.arange(n_b), monte_carlo=False)
+    n_multi = 0
+    for b in range(n_b):
+        nj = int((c["typ_idx"][b] >= 0).sum())
+        if nj == 1:
+            continue
+        n_multi += 1
+        for i, u in enumerate(c["real_combo"]):
+            jj = draw_candidate(np.uint64(7), c["bkeys"][b], i, c["typ_prob"][b], nj)
+            np.testing.assert_array_equal(mc[2][b, :, i], enum[2][b, :, u * 3 + jj])
+    assert n_multi >= 5
 
 
 # -- event-based kernels -------------------------------------------------------------------------
@@ -644,6 +782,7 @@ TWINS = [
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.weighted_table_sum", k_weighted_sum, t_weighted_sum, _weighted_sum_inputs(), 1e-13),
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),
+    ("integration._contract_rows", k_contract, t_contract, _contract_inputs(), 0.0),  # the same bits
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),
     ("integration.chunk_lpr[monte carlo, factored rates]", k_chunk_mc, t_chunk_mc, _chunk_mc_inputs(), 1e-12),
@@ -668,7 +807,9 @@ def test_twins_cover_every_deterministic_kernel():
     left_out = {"pair_damage", "event_damage", "field_values", "damage_listed",  # random streams
                 "_deposit", "_deposit_az", "_node_weights", "_subcells", "_axpy",
                 "_distance_node", "_folded_azimuth", "_azimuth_node", "_corner",  # parts of distance_histogram(_k),
-                "_grid_interval"}  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
+                "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
+                "_contract_group", "_flush_groups", "_nonzero",
+                "_building_values"}  # parts of chunk_lpr (twinned there)
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}
     for mod in (ik, ek):
         for n, f in vars(mod).items():

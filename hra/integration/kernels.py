@@ -10,16 +10,18 @@ Data flow per building (see engine.py):
 1. ``distance_histogram``: the building's annual rate of M >= m_min events per hypocentral
    distance node, ``H[r, y*S + s]``, by linear interpolation in ln R between nodes (sub-cells
    for nearby cells). One pass over the source cells.
-2. ``building_values``: ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for each typology
-   candidate j; ``Q`` holds the expected death probability per event at distance node r,
-   already integrated over magnitude, residuals and fragility for model combination u.
+2. ``_contract_rows`` (in ``chunk_lpr``): ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for
+   each typology candidate j, four rows r per pass; ``Q`` holds the expected death probability
+   per event at distance node r, already integrated over magnitude, residuals and fragility for
+   model combination u.
 3. realisation weights: enumeration -> combination weights (x typology probabilities);
    Monte Carlo -> counts of the drawn (combination, typology) pairs / N, the typology drawn
    from a counter-based hash of (seed, building key, realisation): chunk- and order-independent.
-4. ``weighted_quantiles``: the inverse weighted empirical CDF (logictree.weighted_quantile).
+4. ``weighted_quantiles`` (in ``_building_values``): the inverse weighted empirical CDF
+   (logictree.weighted_quantile).
 
-Memory per building is O(R * Y * S + K * Y * U); nothing scales with the number of buildings
-beyond the caller's output arrays.
+Memory per building is O(R * Y * S + K * Y * U) (chunk_lpr holds BUILDING_WINDOW buildings at a
+time); nothing scales with the number of buildings beyond the caller's output arrays.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import math
 
 import numpy as np
 from numba import types
+from llvmlite import ir
 from numba.extending import intrinsic
 
 from fragility.lognormal import death_given_nested, nest_exceedance
@@ -373,6 +376,192 @@ def weighted_quantiles(values, weights, n, probs, order_buf, out):
         out[p_i] = res
 
 
+#: Distance rows per pass of :func:`_contract_rows` over a building's accumulators.
+ROW_GROUP = 4
+
+#: Buildings whose distance rows :func:`chunk_lpr` runs in step (factored rates).
+BUILDING_WINDOW = 16
+
+
+#: Columns per vector block of :func:`_contract_rows`.
+VEC = 4
+
+
+def _vector_block(width, masked):
+    """An intrinsic ``block(acc, q0, q1, q2, q3, c, first, a0, a1, a2, a3)`` that sets, for the
+    ``width`` columns ``c..c+width-1`` of the contiguous float64 rows,
+    ``acc = (((acc + a0 q0) + a1 q1) + a2 q2) + a3 q3`` as vector operations (IEEE multiply, then
+    add: per column the bits of the scalar expression; no fused multiply-add, no reordering).
+    With ``masked`` only the columns ``c + i`` with ``i >= first`` are changed (the others are
+    written back as they were). numba leaves LLVM's SLP vectoriser off, and the loop vectoriser
+    gives short segments a scalar remainder: this is the vector code written out."""
+
+    @intrinsic
+    def block(typingctx, acc, q0, q1, q2, q3, c, first, a0, a1, a2, a3):
+        for t in (acc, q0, q1, q2, q3):
+            if not (isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == types.float64):
+                return None
+        sig = types.void(acc, q0, q1, q2, q3, types.intp, types.intp, types.float64, types.float64, types.float64,
+                         types.float64)
+
+        def codegen(context, builder, signature, args):
+            vt = ir.VectorType(ir.DoubleType(), width)
+            rows = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:5], args[:5])]
+            col = args[5]
+
+            def ptr(ary):
+                return builder.bitcast(builder.gep(ary.data, [col]), vt.as_pointer())
+
+            def splat(x, typ):
+                one = builder.insert_element(ir.Constant(typ, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+                return builder.shuffle_vector(one, ir.Constant(typ, ir.Undefined),
+                                              ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+
+            p_acc = ptr(rows[0])
+            old = builder.load(p_acc, align=8)
+            x = old
+            for i in range(4):
+                qv = builder.load(ptr(rows[1 + i]), align=8)
+                x = builder.fadd(x, builder.fmul(splat(args[7 + i], vt), qv))
+            if masked:
+                it = ir.VectorType(ir.IntType(64), width)
+                keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), splat(args[6], it))
+                x = builder.select(keep, x, old)
+            builder.store(x, p_acc, align=8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+_block = _vector_block(VEC, False)
+_block_tail = _vector_block(VEC, True)
+
+
+@jit
+def _contract_rows(h0, h1, h2, h3, q0, q1, q2, q3, seg_start, n_years, n_src, acc):
+    """Add four histogram rows times their table rows to the accumulators, segment by segment.
+
+    h0..h3    : (y*S + s,) histogram rows (rates of four distance rows) [yr^-1]
+    q0..q3    : (u,) the four rows' table values per accumulator column (a table row, or its
+                drawn columns gathered)
+    seg_start : (S + 1,) columns ``seg_start[s]:seg_start[s + 1]`` belong to source branch s
+    acc       : (y, u) ``acc[y, t] += h0[y*S + s] q0[t] + ... + h3[y*S + s] q3[t]``, the four
+                terms added one by one in row order: the sums of a row-by-row loop, to the bit
+
+    One load and store of an accumulator per four products. A (y, s) whose four rates are all zero
+    is skipped; a zero rate beside non-zero ones adds +-0, which changes no sum (finite tables).
+    A segment runs in vector blocks of :data:`VEC` columns, its last ``n % VEC`` columns as one
+    more block that ends at the segment's end (or starts at column 0) and changes only those:
+    segments of any length (many have 1-10 columns) take no scalar remainder loop.
+    """
+    for s in range(n_src):
+        u0 = seg_start[s]
+        n = seg_start[s + 1] - u0
+        if n <= 0:
+            continue
+        lo = u0 + (n // VEC) * VEC  # columns lo..hi-1: the tail
+        hi = u0 + n
+        w0 = hi - VEC if hi >= VEC else 0  # the tail's block: columns w0..w0+VEC-1
+        for y in range(n_years):
+            v = y * n_src + s
+            a0 = h0[v]
+            a1 = h1[v]
+            a2 = h2[v]
+            a3 = h3[v]
+            if a0 == 0.0 and a1 == 0.0 and a2 == 0.0 and a3 == 0.0:
+                continue
+            arow = acc[y]
+            for c in range(u0, lo, VEC):
+                _block(arow, q0, q1, q2, q3, c, 0, a0, a1, a2, a3)
+            if lo == hi:
+                continue
+            if hi >= VEC:
+                _block_tail(arow, q0, q1, q2, q3, w0, lo - w0, a0, a1, a2, a3)
+            else:  # fewer than VEC columns up to the segment's end: one by one
+                for c in range(lo, hi):
+                    arow[c] = (((arow[c] + a0 * q0[c]) + a1 * q1[c]) + a2 * q2[c]) + a3 * q3[c]
+
+
+@jit
+def _contract_group(hrows, ridx, g, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse, pair_u,
+                    pair_start, qg, acomp, amat, msum):
+    """Rows ``g..g+3`` of ``hrows`` (distance rows ``ridx[g..g+3]``, ascending) into each candidate's
+    tree-mean sums ``msum`` (j, y) and per-combination sums: ``amat`` (j, y, u), or with ``sparse``
+    ``acomp`` (j, y, n_p) over the drawn combinations ``pair_u[j, :n_p]`` (branch segments
+    ``pair_start[j]``). Every sum takes its terms in row order (see :func:`chunk_lpr`)."""
+    n_qs = qbar.shape[2]
+    h0 = hrows[g]
+    h1 = hrows[g + 1]
+    h2 = hrows[g + 2]
+    h3 = hrows[g + 3]
+    for j in range(nj):
+        zt = zt_row[j]
+        for i in range(ROW_GROUP):
+            r = ridx[g + i]
+            hr = hrows[g + i]
+            for y in range(n_years):
+                sj = msum[j, y]
+                if n_qs == 1:
+                    h = 0.0
+                    for s in range(n_src):
+                        h += s_weights[s] * hr[y * n_src + s]
+                    sj += h * qbar[zt, r, 0]
+                else:
+                    for s in range(n_src):
+                        sj += s_weights[s] * hr[y * n_src + s] * qbar[zt, r, s]
+                msum[j, y] = sj
+        if sparse:
+            n_p = pair_start[j, n_src]
+            if n_p == 0:
+                continue
+            uj = pair_u[j, :n_p]
+            for i in range(ROW_GROUP):  # the rows' drawn entries gathered once, for every year
+                qrow = q_table[zt, ridx[g + i]]
+                dst = qg[i]
+                for t in range(n_p):
+                    dst[t] = qrow[uj[t]]
+            _contract_rows(h0, h1, h2, h3, qg[0], qg[1], qg[2], qg[3], pair_start[j], n_years, n_src, acomp[j])
+        else:
+            _contract_rows(h0, h1, h2, h3, q_table[zt, ridx[g]], q_table[zt, ridx[g + 1]], q_table[zt, ridx[g + 2]],
+                           q_table[zt, ridx[g + 3]], s_start, n_years, n_src, amat[j])
+
+
+@jit
+def _flush_groups(hrows, ridx, n_pend, final, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse,
+                  pair_u, pair_start, qg, acomp, amat, msum):
+    """Contract the full groups of the ``n_pend`` waiting rows (with ``final``, the rest too, padded
+    with rows of zeros: they add nothing), move the rest to the front; returns how many wait."""
+    g = 0
+    while n_pend - g >= ROW_GROUP:
+        _contract_group(hrows, ridx, g, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse, pair_u,
+                        pair_start, qg, acomp, amat, msum)
+        g += ROW_GROUP
+    rest = n_pend - g
+    if g > 0:
+        for i in range(rest):
+            hrows[i] = hrows[g + i]
+            ridx[i] = ridx[g + i]
+    if final and rest > 0:
+        for i in range(rest, ROW_GROUP):
+            hrows[i] = 0.0
+            ridx[i] = ridx[0]
+        _contract_group(hrows, ridx, 0, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse, pair_u,
+                        pair_start, qg, acomp, amat, msum)
+        rest = 0
+    return rest
+
+
+@jit
+def _nonzero(row):
+    """Whether any entry of the 1-D ``row`` is non-zero."""
+    for v in range(row.shape[0]):
+        if row[v] != 0.0:
+            return True
+    return False
+
+
 @jit
 def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
               cx, cy, rates, rates_basis, n_years, n_src, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
@@ -406,6 +595,14 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     monte_carlo  : realisations are draws (True): real_combo (N,) maps realisation -> u
     probs        : (p,) quantile probabilities
     out_mean (b, y), out_q (b, y, p); out_real (b, y, R) and out_real_w (b, R) if R > 0
+
+    The contraction ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` (and the tree mean) runs over
+    each building's non-zero histogram rows in groups of :data:`ROW_GROUP` (:func:`_contract_rows`),
+    the buildings :data:`BUILDING_WINDOW` at a time in step over the distance rows (factored rates),
+    taken in the order of their first candidate's table row (buildings that read the same table
+    rows follow each other). Every sum keeps its terms in ascending distance row, so none of this
+    changes a bit: a building's values do not depend on the other buildings of the chunk, and
+    the drawn pairs (Monte Carlo, several candidates) get the bits of the dense loop.
     """
     n_b = bx.shape[0]
     n_j = typ_idx.shape[1]
@@ -413,194 +610,216 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_v = n_years * n_src
     n_keep = out_real.shape[2]
     n_mc = real_combo.shape[0]
-    n_rk = n_r * n_a * n_k
-    n_qs = qbar.shape[2]
-    hist = np.empty((n_rk, n_v))
+    n_ra = n_r * n_a
+    n_rk = n_ra * n_k
     n_cmp = rates_basis.shape[0]
-    hist_c = np.zeros((n_r * n_a, n_cmp))
-    hist_flat = hist.reshape(n_rk * n_v)
-    n_kv = n_k * n_v
-    amat = np.empty((n_j, n_years, n_u))
-    vals = np.empty(n_u * n_j)
-    wts = np.empty(n_u * n_j)
-    pair_w = np.empty((n_j, n_u))
-    draw = np.empty(n_mc, dtype=np.int64)
+    factored = n_cmp > 0
+    # buildings are taken BUILDING_WINDOW at a time (factored rates; one at a time otherwise: the
+    # full histogram is large), their rows in step: distance row block ra of every building of the
+    # window, then ra + 1, so a table row read from memory serves the window's buildings that share
+    # it from the cache (they are taken in the order of their first candidate's table row). Each
+    # building's sums are its own, in its own order: neither the window nor the order changes a bit.
+    n_win = BUILDING_WINDOW if factored else 1
+    # factored rates: the histogram of the factor's J columns per (distance, azimuth) row, expanded
+    # one row block (n_k rows) at a time where it is contracted (the (n_rk, n_v) histogram is never
+    # formed); else the full histogram
+    hist = np.zeros((0 if factored else n_rk, n_v))
+    hist_c = np.zeros((n_win, n_ra, n_cmp))
+    # per building of the window: the non-zero histogram rows waiting for a group of ROW_GROUP (in
+    # ascending distance row ridx), and room for the next row block
+    n_add = n_k if factored else 1
+    n_slot = ROW_GROUP - 1 + n_add
+    hrows = np.zeros((n_win, n_slot, n_v))
+    hrows_flat = hrows.reshape((n_win, n_slot * n_v))
+    ridx = np.zeros((n_win, n_slot), dtype=np.int64)
+    n_pend = np.zeros(n_win, dtype=np.int64)
+    win_nj = np.zeros(n_win, dtype=np.int64)
+    win_sparse = np.zeros(n_win, dtype=np.bool_)
+    amat = np.empty((n_win, n_j, n_years, n_u))
+    msum = np.empty((n_win, n_j, n_years))
+    pair_w = np.empty((n_win, n_j, n_u))
+    draw = np.empty((n_win, n_mc), dtype=np.int64)
     # the (candidate, combination) pairs some realisation draws: with several candidates per
     # building only those are contracted (at most n_mc of n_j * n_u; ~half with 2 candidates)
-    pair_u = np.empty((n_j, n_u), dtype=np.uint32)  # unsigned: no wraparound test, the gathers vectorise
-    pair_start = np.empty((n_j, n_src + 1), dtype=np.int64)
-    acomp = np.empty((n_years, n_u))
-    qv = np.empty(n_u)
+    pair_u = np.empty((n_win, n_j, n_u), dtype=np.uint32)  # unsigned: no wraparound test, the gathers vectorise
+    pair_start = np.empty((n_win, n_j, n_src + 1), dtype=np.int64)
+    acomp = np.empty((n_win, n_j, n_years, n_u))
+    qg = np.empty((ROW_GROUP, n_u))
+    q_table = np.ascontiguousarray(q_table)  # rows for the vector blocks (no copy: the engine's is)
+    vals = np.empty(n_u * n_j)
+    wts = np.empty(n_u * n_j)
     qout = np.empty(probs.shape[0])
     order_buf = np.empty(n_u * n_j, dtype=np.int64)
-    hist[:, :] = 0.0
-    for b in range(n_b):
-        if n_cmp > 0:  # the histogram of the factor's J columns, expanded per (distance, azimuth) row
-            distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, 1, strike_deg,
-                                         az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist_c)
-            for ra in range(n_r * n_a):
-                block = hist_flat[ra * n_kv:(ra + 1) * n_kv]
-                for j in range(n_cmp):
-                    w = hist_c[ra, j]
-                    if w != 0.0:
-                        _axpy(w, rates_basis[j], block)
-                        hist_c[ra, j] = 0.0
-        else:
-            distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k,
-                                         strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub, hist)
-        # rows r_lo..r_hi-1 hold every non-zero histogram row (nearest to farthest distance node)
-        r_lo = n_rk
-        r_hi = 0
-        for r in range(n_rk):
-            for v in range(n_v):
-                if hist[r, v] != 0.0:
-                    if r < r_lo:
-                        r_lo = r
-                    r_hi = r + 1
-                    break
-        # number of candidates
-        nj = 0
-        for j in range(n_j):
-            if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0.0:
-                nj += 1
-        # exact tree mean
-        for y in range(n_years):
-            acc = 0.0
-            for j in range(nj):
-                zt = zt_idx[b, j]
-                sj = 0.0
-                for r in range(r_lo, r_hi):
-                    if n_qs == 1:
-                        h = 0.0
-                        for s in range(n_src):
-                            h += s_weights[s] * hist[r, y * n_src + s]
-                        sj += h * qbar[zt, r, 0]
-                    else:
-                        for s in range(n_src):
-                            sj += s_weights[s] * hist[r, y * n_src + s] * qbar[zt, r, s]
-                acc += typ_prob[b, j] * sj
-            out_mean[b, y] = acc
-        # per-combination values
-        # per row r (rows r_lo..r_hi-1: all-zero histogram rows skipped) the table row q[zt, r, :]
-        # streams once, contiguous; for each year and source branch s, h * q is added over the
-        # branch's combinations U_s (contiguous, combos sorted by s), indexed from 0 through views
-        # (an index numba cannot prove non-negative gets a wraparound test that stops the loop
-        # vectorising: this alone was ~1/3 of the building pass): each amat element sums its terms
-        # in ascending r, as the plain loop r -> y -> s -> u
-        epistemic = (not mixture) and nj > 1
-        sparse = epistemic and monte_carlo
-        if sparse:  # the draws first: only the drawn pairs are contracted
-            pair_w[:nj] = 0.0
-            for i in range(n_mc):
-                jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
-                draw[i] = jj
-                pair_w[jj, real_combo[i]] += 1.0 / n_mc
-            for j in range(nj):
-                n_p = 0
-                for s in range(n_src):
-                    pair_start[j, s] = n_p
-                    for u in range(s_start[s], s_start[s + 1]):
-                        if pair_w[j, u] > 0.0:
-                            pair_u[j, n_p] = u
-                            n_p += 1
-                pair_start[j, n_src] = n_p
-        else:
-            amat[:nj] = 0.0
-        for j in range(nj):
-            zt = zt_idx[b, j]
-            if sparse:
-                # the drawn combinations of candidate j, gathered: each value sums its terms in the
-                # same order (ascending r) as the dense loop below, so the same bits
-                n_p = pair_start[j, n_src]
-                if n_p == 0:
-                    continue
-                acomp[:, :n_p] = 0.0
-                uj = pair_u[j, :n_p]
-                for r in range(r_lo, r_hi):
-                    qrow = q_table[zt, r]
-                    for t in range(n_p):  # the row's drawn entries gathered once, for every year
-                        qv[t] = qrow[uj[t]]
-                    for y in range(n_years):
-                        crow = acomp[y]
-                        for s in range(n_src):
-                            h = hist[r, y * n_src + s]
-                            if h == 0.0:
-                                continue
-                            p0 = pair_start[j, s]
-                            n_ps = pair_start[j, s + 1] - p0
-                            qseg = qv[p0:p0 + n_ps]
-                            cseg = crow[p0:p0 + n_ps]
-                            for t in range(n_ps):
-                                cseg[t] += h * qseg[t]
-                for y in range(n_years):
-                    for t in range(n_p):
-                        amat[j, y, pair_u[j, t]] = acomp[y, t]
-                continue
-            for r in range(r_lo, r_hi):
-                qrow = q_table[zt, r]
-                for y in range(n_years):
-                    arow = amat[j, y]
-                    for s in range(n_src):
-                        h = hist[r, y * n_src + s]
-                        if h == 0.0:
-                            continue
-                        u0 = s_start[s]
-                        n_us = s_start[s + 1] - u0
-                        qseg = qrow[u0:u0 + n_us]
-                        aseg = arow[u0:u0 + n_us]
-                        for t in range(n_us):  # from 0: no negative-index wraparound, so it vectorises
-                            aseg[t] += h * qseg[t]
-        for y in range(n_years):
-            n = 0
-            if not epistemic:
-                for u in range(n_u):
-                    v = 0.0
-                    for j in range(nj):
-                        v += typ_prob[b, j] * amat[j, y, u]
-                    vals[n] = v
-                    wts[n] = combo_w[u]
-                    n += 1
-            elif monte_carlo:
-                for j in range(nj):
-                    for u in range(n_u):
-                        if pair_w[j, u] > 0.0:
-                            vals[n] = amat[j, y, u]
-                            wts[n] = pair_w[j, u]
-                            n += 1
+    order = np.argsort(zt_idx[:, 0], kind="mergesort")  # buildings by their first table row
+    for b0 in range(0, n_b, n_win):
+        b1 = min(n_b, b0 + n_win)
+        for w in range(b1 - b0):
+            b = order[b0 + w]
+            if factored:
+                distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, 1,
+                                             strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub,
+                                             hist_c[w])
             else:
+                distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k,
+                                             strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub,
+                                             hist)
+            # number of candidates
+            nj = 0
+            for j in range(n_j):
+                if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0.0:
+                    nj += 1
+            win_nj[w] = nj
+            sparse = (not mixture) and nj > 1 and monte_carlo
+            win_sparse[w] = sparse
+            if sparse:  # the draws first: only the drawn pairs are contracted
+                pair_w[w, :nj] = 0.0
+                for i in range(n_mc):
+                    jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
+                    draw[w, i] = jj
+                    pair_w[w, jj, real_combo[i]] += 1.0 / n_mc
                 for j in range(nj):
-                    for u in range(n_u):
+                    n_p = 0
+                    for s in range(n_src):
+                        pair_start[w, j, s] = n_p
+                        for u in range(s_start[s], s_start[s + 1]):
+                            if pair_w[w, j, u] > 0.0:
+                                pair_u[w, j, n_p] = u
+                                n_p += 1
+                    pair_start[w, j, n_src] = n_p
+                    acomp[w, j, :, :n_p] = 0.0
+            else:
+                amat[w, :nj] = 0.0
+            msum[w, :nj] = 0.0
+            n_pend[w] = 0
+        # exact tree mean and per-combination values: the non-zero histogram rows, nearest to
+        # farthest distance row, in groups of ROW_GROUP (_contract_group); each sum takes its terms
+        # in ascending row, as the plain loop r -> y -> s -> u (zero rows add nothing), so the
+        # grouping changes no bit, and the drawn pairs (sparse) get the bits of the dense loop
+        if factored:
+            for ra in range(n_ra):
+                for w in range(b1 - b0):
+                    b = order[b0 + w]
+                    live = False
+                    for c in range(n_cmp):
+                        if hist_c[w, ra, c] != 0.0:
+                            live = True
+                            break
+                    if not live:
+                        continue
+                    m = n_pend[w]
+                    block = hrows_flat[w, m * n_v:(m + n_k) * n_v]
+                    block[:] = 0.0
+                    for c in range(n_cmp):
+                        wc = hist_c[w, ra, c]
+                        if wc != 0.0:
+                            _axpy(wc, rates_basis[c], block)
+                            hist_c[w, ra, c] = 0.0  # the next building starts from zeros
+                    hw = hrows[w]
+                    for k in range(n_k):  # the block's non-zero rows, moved together
+                        if _nonzero(hw[m + k]):
+                            if n_pend[w] < m + k:
+                                hw[n_pend[w]] = hw[m + k]
+                            ridx[w, n_pend[w]] = ra * n_k + k
+                            n_pend[w] += 1
+                    n_pend[w] = _flush_groups(hw, ridx[w], n_pend[w], False, zt_idx[b], win_nj[w], q_table, qbar,
+                                              s_weights, s_start, n_years, n_src, win_sparse[w], pair_u[w],
+                                              pair_start[w], qg, acomp[w], amat[w], msum[w])
+        else:  # one building
+            w = 0
+            b = order[b0]
+            for r in range(n_rk):
+                if _nonzero(hist[r]):
+                    hrows[w, n_pend[w]] = hist[r]
+                    hist[r] = 0.0  # the next building starts from zeros
+                    ridx[w, n_pend[w]] = r
+                    n_pend[w] += 1
+                    n_pend[w] = _flush_groups(hrows[w], ridx[w], n_pend[w], False, zt_idx[b], win_nj[w], q_table,
+                                              qbar, s_weights, s_start, n_years, n_src, win_sparse[w], pair_u[w],
+                                              pair_start[w], qg, acomp[w], amat[w], msum[w])
+        for w in range(b1 - b0):
+            b = order[b0 + w]
+            nj = win_nj[w]
+            sparse = win_sparse[w]
+            _flush_groups(hrows[w], ridx[w], n_pend[w], True, zt_idx[b], nj, q_table, qbar, s_weights, s_start,
+                          n_years, n_src, sparse, pair_u[w], pair_start[w], qg, acomp[w], amat[w], msum[w])
+            _building_values(b, nj, sparse, amat[w], msum[w], acomp[w], pair_u[w], pair_start[w], pair_w[w], draw[w],
+                             typ_prob, combo_w, mixture, monte_carlo, real_combo, probs, n_years, n_src, vals, wts,
+                             order_buf, qout, out_mean, out_q, out_real, out_real_w)
+
+
+@jit
+def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_w, draw, typ_prob, combo_w, mixture,
+                     monte_carlo, real_combo, probs, n_years, n_src, vals, wts, order_buf, qout, out_mean, out_q,
+                     out_real, out_real_w):
+    """Building b's outputs from its contracted sums (:func:`chunk_lpr`): the tree mean from the
+    candidates' sums ``msum`` (j, y), and per year the quantiles (and kept realisations) of the
+    per-combination values ``amat`` (j, y, u) (with ``sparse``: the drawn pairs, from ``acomp``)."""
+    n_j = amat.shape[0]
+    n_u = amat.shape[2]
+    n_keep = out_real.shape[2]
+    n_mc = real_combo.shape[0]
+    epistemic = (not mixture) and nj > 1
+    for y in range(n_years):
+        acc = 0.0
+        for j in range(nj):
+            acc += typ_prob[b, j] * msum[j, y]
+        out_mean[b, y] = acc
+    if sparse:
+        for j in range(nj):
+            for y in range(n_years):
+                for t in range(pair_start[j, n_src]):
+                    amat[j, y, pair_u[j, t]] = acomp[j, y, t]
+    for y in range(n_years):
+        n = 0
+        if not epistemic:
+            for u in range(n_u):
+                v = 0.0
+                for j in range(nj):
+                    v += typ_prob[b, j] * amat[j, y, u]
+                vals[n] = v
+                wts[n] = combo_w[u]
+                n += 1
+        elif monte_carlo:
+            for j in range(nj):
+                for u in range(n_u):
+                    if pair_w[j, u] > 0.0:
                         vals[n] = amat[j, y, u]
-                        wts[n] = combo_w[u] * typ_prob[b, j]
+                        wts[n] = pair_w[j, u]
                         n += 1
-            weighted_quantiles(vals, wts, n, probs, order_buf, qout)
-            for p_i in range(probs.shape[0]):
-                out_q[b, y, p_i] = qout[p_i]
-            if n_keep > 0:
-                if monte_carlo:
-                    for i in range(n_mc):
-                        if epistemic:
-                            out_real[b, y, i] = amat[draw[i], y, real_combo[i]]
+        else:
+            for j in range(nj):
+                for u in range(n_u):
+                    vals[n] = amat[j, y, u]
+                    wts[n] = combo_w[u] * typ_prob[b, j]
+                    n += 1
+        weighted_quantiles(vals, wts, n, probs, order_buf, qout)
+        for p_i in range(probs.shape[0]):
+            out_q[b, y, p_i] = qout[p_i]
+        if n_keep > 0:
+            if monte_carlo:
+                for i in range(n_mc):
+                    if epistemic:
+                        out_real[b, y, i] = amat[draw[i], y, real_combo[i]]
+                    else:
+                        v = 0.0
+                        for j in range(nj):
+                            v += typ_prob[b, j] * amat[j, y, real_combo[i]]
+                        out_real[b, y, i] = v
+                    out_real_w[b, i] = 1.0 / n_mc
+            elif epistemic:
+                for u in range(n_u):
+                    for j in range(n_j):
+                        if j < nj:
+                            out_real[b, y, u * n_j + j] = amat[j, y, u]
+                            out_real_w[b, u * n_j + j] = combo_w[u] * typ_prob[b, j]
                         else:
-                            v = 0.0
-                            for j in range(nj):
-                                v += typ_prob[b, j] * amat[j, y, real_combo[i]]
-                            out_real[b, y, i] = v
-                        out_real_w[b, i] = 1.0 / n_mc
-                elif epistemic:
-                    for u in range(n_u):
-                        for j in range(n_j):
-                            if j < nj:
-                                out_real[b, y, u * n_j + j] = amat[j, y, u]
-                                out_real_w[b, u * n_j + j] = combo_w[u] * typ_prob[b, j]
-                            else:
-                                out_real[b, y, u * n_j + j] = 0.0
-                                out_real_w[b, u * n_j + j] = 0.0
-                else:
-                    for u in range(n_u):
-                        out_real[b, y, u] = vals[u]
-                        out_real_w[b, u] = combo_w[u]
-        hist[r_lo:r_hi, :] = 0.0  # the rows outside are zero: the next building starts from zeros
+                            out_real[b, y, u * n_j + j] = 0.0
+                            out_real_w[b, u * n_j + j] = 0.0
+            else:
+                for u in range(n_u):
+                    out_real[b, y, u] = vals[u]
+                    out_real_w[b, u] = combo_w[u]
+
 
 
 @jit
