@@ -188,28 +188,49 @@ def _histogram_harmonic_inputs():
 
 
 def k_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max, cell, sub_radius,
-                   n_sub):
+                   n_sub, cubic=False):
     hist = np.zeros((n_r * n_a * n_k, rates.shape[1] // n_k))
     ik.distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max,
-                                    cell, sub_radius, n_sub, hist)
+                                    cell, sub_radius, n_sub, hist, cubic)
     return hist
 
 
+def _cubic_weights(ln_r, ln_r0, dln, n_r):
+    """Weights of the n_r nodes in the polynomial through the 4 nodes around ln R (3 in the end
+    intervals), by fitting each node's unit vector (np.polyfit) and evaluating it there."""
+    u = min(max((ln_r - ln_r0) / dln, 0.0), n_r - 1.0)
+    i = min(int(u), n_r - 2)
+    nodes = (np.arange(0, 3) if i == 0 else np.arange(n_r - 3, n_r) if i == n_r - 2 else np.arange(i - 1, i + 3))
+    w = np.zeros(n_r)
+    for j in nodes:
+        w[j] = np.polyval(np.polyfit(nodes.astype(float), (nodes == j).astype(float), nodes.size - 1), u)
+    return w
+
+
 def t_histogram_az(bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, n_k, strike, harmonic, r_max, cell, sub_radius,
-                   n_sub):
+                   n_sub, cubic=False):
     # each (sub-)cell's rate shared bilinearly: np.interp weights in ln R times in the folded azimuth
-    # (nodes), or times cos(2 a az) in row a (harmonics)
+    # (nodes), or times cos(2 a az) in row a (harmonics); cubic: polynomial weights in ln R
     n_v = rates.shape[1] // n_k
     hist = np.zeros((n_r, n_a, n_k, n_v))
     ln_nodes, a_nodes = ln_r0 + dln * np.arange(n_r), np.linspace(0.0, 90.0, n_a)
     for c, x, y, r, share in _source_points(bx, by, cx, cy, depth, r_max, cell, sub_radius, n_sub):
         a = np.mod(strike - np.degrees(np.arctan2(bx - x, by - y)), 180.0)  # site seen from the source
         a = min(a, 180.0 - a)
-        wr = np.array([np.interp(math.log(r), ln_nodes, e) for e in np.eye(n_r)])
+        wr = (_cubic_weights(math.log(r), ln_r0, dln, n_r) if cubic
+              else np.array([np.interp(math.log(r), ln_nodes, e) for e in np.eye(n_r)]))
         wa = (np.cos(2.0 * np.arange(n_a) * np.radians(a)) if harmonic
               else np.array([np.interp(a, a_nodes, e) for e in np.eye(n_a)]))
         hist += np.einsum("r,a,kv->rakv", wr, wa, rates[c].reshape(n_k, n_v)) * share
     return hist.reshape(n_r * n_a * n_k, n_v)
+
+
+def _histogram_one_azimuth_inputs():
+    """No azimuth axis (the distance_histogram_k path), near cells in sub-cells, the last nodes reached
+    (r_max beyond the grid: the end intervals' quadratic weights)."""
+    args = list(_histogram_az_inputs())
+    args[8], args[9], args[13] = 30, 1, 20.0  # 30 nodes of 0.05 from 3 km: up to 13.4 km < r_max 20 km
+    return tuple(args)
 
 
 def _quantile_inputs():
@@ -774,6 +795,15 @@ TWINS = [
     ("integration.distance_azimuth_histogram_k", k_histogram_az, t_histogram_az, _histogram_az_inputs(), 1e-10),
     ("integration.distance_azimuth_histogram_k[harmonic]", k_histogram_az, t_histogram_az, _histogram_harmonic_inputs(),
      1e-10),
+    # (cubic: signed weights, some sums cancel in part; the twin's polyfit weights carry ~1e-12 rounding)
+    ("integration.distance_azimuth_histogram_k[cubic]", k_histogram_az, t_histogram_az, _histogram_az_inputs() + (True,),
+     1e-9),
+    # (signed harmonic rows times signed cubic weights: a few entries are cancellation remnants, ~1e-4 of
+    # the row's scale, where the twin's polyfit rounding shows at ~1e-9 relative)
+    ("integration.distance_azimuth_histogram_k[harmonic, cubic]", k_histogram_az, t_histogram_az,
+     _histogram_harmonic_inputs() + (True,), 1e-8),
+    ("integration.distance_azimuth_histogram_k[one azimuth, cubic]", k_histogram_az, t_histogram_az,
+     _histogram_one_azimuth_inputs() + (True,), 1e-9),
     ("integration.weighted_quantiles", k_quantiles, t_quantiles, _quantile_inputs(), 0.0),
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
@@ -806,7 +836,8 @@ def test_twins_cover_every_deterministic_kernel():
     """A new kernel needs a twin here (or a reason to be left out)."""
     left_out = {"pair_damage", "event_damage", "field_values", "damage_listed",  # random streams
                 "_deposit", "_deposit_az", "_node_weights", "_subcells", "_axpy",
-                "_distance_node", "_folded_azimuth", "_azimuth_node", "_corner",  # parts of distance_histogram(_k),
+                "_distance_node", "_distance_rule", "_rule_weight",
+                "_folded_azimuth", "_azimuth_node", "_corner",  # parts of distance_histogram(_k),
                 "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
                 "_contract_group", "_flush_groups", "_nonzero",
                 "_building_values"}  # parts of chunk_lpr (twinned there)

@@ -792,6 +792,7 @@ class ChunkStatic:
     n_a: int
     strike_deg: float
     az_harmonic: bool
+    dist_cubic: bool
     q: np.ndarray
     combo_s: np.ndarray
     s_start: np.ndarray
@@ -831,7 +832,7 @@ def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
         static.n_r, static.n_k, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
         static.n_a, static.strike_deg, static.az_harmonic, static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
         static.mixture, static.monte_carlo, static.real_combo, static.seed_key, static.probs,
-        out_mean, out_q, out_real, out_real_w,
+        out_mean, out_q, out_real, out_real_w, static.dist_cubic,
     )
     return {"mean": out_mean, "q": out_q, "real": out_real, "real_w": out_real_w}
 
@@ -877,7 +878,8 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection, rates=None) -> C
         ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, n_k=n_k,
         r_max_km=src.max_distance_km, cell_size_m=cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
         n_a=condtables.n_azimuth_rows(prep.gmm), strike_deg=strike_mean_deg(prep.gmm),
-        az_harmonic=condtables.azimuth_harmonics(prep.gmm) > 0, q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w,
+        az_harmonic=condtables.azimuth_harmonics(prep.gmm) > 0, dist_cubic=src.distance_interpolation == "cubic",
+        q=q, combo_s=sel.combo_s, s_start=sel.s_start, combo_w=sel.combo_w,
         qbar=np.ascontiguousarray(tables.qbar if tables.qbar.ndim == 3 else tables.qbar[..., None]),
         s_weights=np.asarray(prep.rates.branch_weights, dtype=float),
         mixture=prep.cfg.run.typology_uncertainty == "mixture", monte_carlo=not sel.realisations.exact,
@@ -926,7 +928,7 @@ def warm_kernels() -> None:
                  keys=z(1, np.uint64))
     static = ChunkStatic(
         cx=z(1), cy=z(1), rates=z((1, 1)), rates_basis=z((0, 0)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
-        r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, n_a=1, strike_deg=0.0, az_harmonic=False, q=z((1, 4, 1)), combo_s=z(1, np.int64),
+        r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, n_a=1, strike_deg=0.0, az_harmonic=False, dist_cubic=False, q=z((1, 4, 1)), combo_s=z(1, np.int64),
         s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4, 1)), s_weights=np.ones(1), mixture=False,
         monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
     )

@@ -603,7 +603,7 @@ def hazard_curves(cfg: Config, sites, imts: Sequence[str] | None = None, levels_
                 kernels.distance_azimuth_histogram_k(
                     float(df["x"].iloc[i_site]), float(df["y"].iloc[i_site]), sm.rates.x, sm.rates.y, rates, src.depth_km,
                     ln_r0, dln, r.size, n_a, 1, strike_deg, harmonic, src.max_distance_km, src.cell_size_m,
-                    src.subcell_radius_km * 1000.0, src.subcell_divisions, hist)
+                    src.subcell_radius_km * 1000.0, src.subcell_divisions, hist, src.distance_interpolation == "cubic")
                 h = hist
                 if harmonic:  # harmonic rows -> weights of the tables' azimuth nodes (sum_k h_k (P q)_k = sum_a (P'h)_a q_a)
                     h = np.einsum("ka,rkv->rav", proj, hist.reshape(r.size, n_a, -1)).reshape(hist.shape)

@@ -142,6 +142,44 @@ def _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km):
 
 
 @jit
+def _distance_rule(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km, cubic):
+    """How R_hyp = sqrt(d^2 + depth^2) shares a rate over the ln R nodes: ``(i0, n, w0, w1, w2, w3)``,
+    nodes i0..i0+n-1 with weights w0..w{n-1} (n = 0 beyond ``r_max_km``).
+
+    Linear (``cubic`` False): the two nodes around R, weights ``1 - f`` and ``f`` (:func:`_distance_node`).
+    Cubic: 4-point Lagrange interpolation in ln R on nodes i-1..i+2 (exact for tables cubic in
+    ln R; error O(h^4) against O(h^2)), 3-point (quadratic) in the first and last intervals, where
+    the clamped ends give the end node's weight 1 exactly. The weights sum to 1 and are linear in
+    the table values, so the building histogram stays a histogram (some weights are negative)."""
+    i, f = _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km)
+    if i < 0:
+        return -1, 0, 0.0, 0.0, 0.0, 0.0
+    if not cubic or n_r < 3:
+        return i, 2, 1.0 - f, f, 0.0, 0.0
+    if i == 0:  # nodes 0, 1, 2 at x = f
+        x = f
+        return 0, 3, 0.5 * (x - 1.0) * (x - 2.0), -x * (x - 2.0), 0.5 * x * (x - 1.0), 0.0
+    if i >= n_r - 2:  # nodes n_r - 3, n_r - 2, n_r - 1 at x = f + 1
+        x = f + 1.0
+        return n_r - 3, 3, 0.5 * (x - 1.0) * (x - 2.0), -x * (x - 2.0), 0.5 * x * (x - 1.0), 0.0
+    g = f
+    return (i - 1, 4, -g * (g - 1.0) * (g - 2.0) / 6.0, 0.5 * (g + 1.0) * (g - 1.0) * (g - 2.0),
+            -0.5 * (g + 1.0) * g * (g - 2.0), (g + 1.0) * g * (g - 1.0) / 6.0)
+
+
+@jit
+def _rule_weight(n, w0, w1, w2, w3):
+    """Weight n (0-3) of a :func:`_distance_rule`."""
+    if n == 0:
+        return w0
+    if n == 1:
+        return w1
+    if n == 2:
+        return w2
+    return w3
+
+
+@jit
 def _folded_azimuth(dx_m, dy_m, strike_deg):
     """Azimuth of the site seen from the (sub-)cell relative to the mean strike, folded into [0, 90]
     [degree] (:func:`hra.gmm.rupture.relative_azimuth_deg`)."""
@@ -162,65 +200,61 @@ def _azimuth_node(az, n_a):
 
 
 @jit
-def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist):
-    i, f = _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km)
-    if i < 0:
-        return
-    a = (1.0 - f) * scale
-    b = f * scale
+def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, cubic, hist):
+    i0, nn, w0, w1, w2, w3 = _distance_rule(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km, cubic)
     n_v = hist.shape[1]
     for k in range(n_k):
-        lo = i * n_k + k
         x = rate_row[k * n_v:(k + 1) * n_v]
-        _axpy(a, x, hist[lo])
-        _axpy(b, x, hist[lo + n_k])
+        for n in range(nn):
+            _axpy(_rule_weight(n, w0, w1, w2, w3) * scale, x, hist[(i0 + n) * n_k + k])
 
 
 @jit
-def _corner(i, f, ia, g, corner):
-    """Corner ``corner`` (0-3) of the bilinear share of a (sub-)cell over (distance node, azimuth
-    node): its distance node, azimuth node and weight ``(1 - f or f) x (1 - g or g)``."""
-    fa = (1.0 - f) if (corner >> 1) == 0 else f
-    wa = (1.0 - g) if (corner & 1) == 0 else g
-    return i + (corner >> 1), ia + (corner & 1), fa * wa
+def _corner(wd, ia, g, side):
+    """Azimuth side ``side`` (0, 1) of a (sub-)cell's share at one distance node of weight ``wd``:
+    its azimuth node and weight ``wd x (1 - g or g)`` (bilinear with the linear distance rule)."""
+    wa = (1.0 - g) if side == 0 else g
+    return ia + side, wd * wa
 
 
 @jit
-def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, wbuf,
-                  span):
+def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, cubic,
+                  wbuf, span):
     """Add one (sub-)cell's interpolation weights (as :func:`_deposit` / :func:`_deposit_az` share
     its rate) to ``wbuf[r * n_a + a]``; ``span`` (2,) tracks the lowest and one past the highest
     entry touched."""
-    i, f = _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km)
-    if i < 0:
+    i0, nn, w0, w1, w2, w3 = _distance_rule(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km, cubic)
+    if nn == 0:
         return
-    lo = i * n_a
-    hi = (i + 2) * n_a
+    lo = i0 * n_a
+    hi = (i0 + nn) * n_a
     if lo < span[0]:
         span[0] = lo
     if hi > span[1]:
         span[1] = hi
     if n_a <= 1:
-        wbuf[i] += (1.0 - f) * scale
-        wbuf[i + 1] += f * scale
+        for n in range(nn):
+            wbuf[i0 + n] += _rule_weight(n, w0, w1, w2, w3) * scale
         return
     az = _folded_azimuth(dx_m, dy_m, strike_deg)
     if harmonic:
         arad = math.radians(az)
         for ja in range(n_a):
             wa = math.cos(2.0 * ja * arad)
-            wbuf[i * n_a + ja] += (1.0 - f) * wa * scale
-            wbuf[(i + 1) * n_a + ja] += f * wa * scale
+            for n in range(nn):
+                wbuf[(i0 + n) * n_a + ja] += _rule_weight(n, w0, w1, w2, w3) * wa * scale
         return
     ia, g = _azimuth_node(az, n_a)
-    for corner in range(4):
-        ir, ja, w = _corner(i, f, ia, g, corner)
-        wbuf[ir * n_a + ja] += w * scale
+    for n in range(nn):
+        wd = _rule_weight(n, w0, w1, w2, w3)
+        for side in range(2):
+            ja, w = _corner(wd, ia, g, side)
+            wbuf[(i0 + n) * n_a + ja] += w * scale
 
 
 @jit
 def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km,
-              cell_size_m, n_sub, wbuf, span, hist):
+              cell_size_m, n_sub, cubic, wbuf, span, hist):
     """A near cell split into n_sub x n_sub sub-cells: their weights per (distance node, azimuth
     row) are summed first (they share the cell's rates), then each non-zero row block gets one
     pass over the rates (instead of one per sub-cell: ~n_sub^2 / 3 fewer passes; the sums differ
@@ -234,7 +268,7 @@ def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
         for j in range(n_sub):
             sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
             _node_weights(sx * sx + sy * sy, sx, sy, frac, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic,
-                          r_max_km, wbuf, span)
+                          r_max_km, cubic, wbuf, span)
     n_v = hist.shape[1]
     for ra in range(span[0], span[1]):
         w = wbuf[ra]
@@ -248,18 +282,18 @@ def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
 
 @jit
 def distance_histogram(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, r_max_km,
-                       cell_size_m, sub_radius_m, n_sub, hist):
+                       cell_size_m, sub_radius_m, n_sub, hist, cubic=False):
     """Accumulate one building's rates per hypocentral-distance node into ``hist`` (r, v).
 
     :func:`distance_histogram_k` with one rate per (cell, v) (``n_k = 1``); see there.
     """
     distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, 1, r_max_km,
-                         cell_size_m, sub_radius_m, n_sub, hist)
+                         cell_size_m, sub_radius_m, n_sub, hist, cubic)
 
 
 @jit
 def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
-                         cell_size_m, sub_radius_m, n_sub, hist):
+                         cell_size_m, sub_radius_m, n_sub, hist, cubic=False):
     """Accumulate one building's rates per hypocentral-distance node into ``hist`` (r * n_k + k, v).
 
     bx, by        : building position [m]
@@ -269,6 +303,8 @@ def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, 
     ln_r0, dln    : ln of the first node (= depth) and the node spacing in ln R
     cell_size_m   : cell side [m]; cells whose centre lies within ``sub_radius_m`` are split into
                     ``n_sub`` x ``n_sub`` equal sub-cells, each carrying 1/n_sub^2 of the rate.
+    cubic         : share each rate over the ln R nodes by 4-point Lagrange weights instead of
+                    linearly (:func:`_distance_rule`)
     R_hyp = sqrt(d_epi^2 + depth^2) >= depth, so no building gets R -> 0.
     """
     sub2 = sub_radius_m * sub_radius_m
@@ -280,16 +316,16 @@ def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, 
         d2 = dx * dx + dy * dy
         if n_sub > 1 and d2 < sub2:
             _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, 1, n_k, 0.0, False, r_max_km, cell_size_m, n_sub,
-                      wbuf, span, hist)
+                      cubic, wbuf, span, hist)
         else:
-            _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_k, r_max_km, hist)
+            _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_k, r_max_km, cubic, hist)
 
 
 @jit
 def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
-                r_max_km, hist):
-    i, f = _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km)
-    if i < 0:
+                r_max_km, cubic, hist):
+    i0, nn, w0, w1, w2, w3 = _distance_rule(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km, cubic)
+    if nn == 0:
         return
     # relative azimuth of the site seen from the (sub-)cell w.r.t. the mean strike, folded into [0, 90]
     az = _folded_azimuth(dx_m, dy_m, strike_deg)
@@ -298,36 +334,38 @@ def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n
         arad = math.radians(az)
         for ja in range(n_a):
             wa = math.cos(2.0 * ja * arad)
-            for side in range(2):
-                ir = i + side
-                w = ((1.0 - f) if side == 0 else f) * wa * scale
+            for n in range(nn):
+                w = _rule_weight(n, w0, w1, w2, w3) * wa * scale
                 if w == 0.0:
                     continue
-                row = (ir * n_a + ja) * n_k
+                row = ((i0 + n) * n_a + ja) * n_k
                 for k in range(n_k):
                     _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
         return
     ia, g = _azimuth_node(az, n_a)
-    for corner in range(4):
-        ir, ja, w = _corner(i, f, ia, g, corner)
-        w = w * scale
-        if w == 0.0:
-            continue
-        row = (ir * n_a + ja) * n_k
-        for k in range(n_k):
-            _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
+    for n in range(nn):
+        wd = _rule_weight(n, w0, w1, w2, w3)
+        for side in range(2):
+            ja, w = _corner(wd, ia, g, side)
+            w = w * scale
+            if w == 0.0:
+                continue
+            row = ((i0 + n) * n_a + ja) * n_k
+            for k in range(n_k):
+                _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
 
 
 @jit
 def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
-                                 r_max_km, cell_size_m, sub_radius_m, n_sub, hist):
+                                 r_max_km, cell_size_m, sub_radius_m, n_sub, hist, cubic=False):
     """Accumulate one building's rates per (hypocentral-distance node, relative-azimuth node).
 
     ``hist`` rows are ``(r * n_a + a) * n_k + k``: r the ln R_hyp node, a the node of the site's
     azimuth seen from the (sub-)cell centre relative to the mean strike ``strike_deg`` [degree],
     folded into [0, 90] (n_a equally spaced nodes, :func:`hra.gmm.rupture.relative_azimuth_deg`),
     k the basis function. Each (sub-)cell's rate is shared bilinearly: linear in ln R between
-    two distance nodes times linear in the azimuth between two azimuth nodes; with ``harmonic``
+    two distance nodes (or over 4 nodes with ``cubic``, :func:`_distance_rule`) times linear in the
+    azimuth between two azimuth nodes; with ``harmonic``
     the azimuth rows a are instead the harmonics ``cos(2 a az)`` (a = 0..n_a-1) of tables
     expanded in them (:func:`hra.integration.condtables.azimuth_projection`), and each (sub-)cell
     adds its rate times ``cos(2 a az)`` to every row a. ``n_a = 1`` is
@@ -335,7 +373,7 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
     """
     if n_a <= 1:
         distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
-                             cell_size_m, sub_radius_m, n_sub, hist)
+                             cell_size_m, sub_radius_m, n_sub, hist, cubic)
         return
     sub2 = sub_radius_m * sub_radius_m
     wbuf = np.zeros(n_r * n_a)
@@ -346,10 +384,10 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
         d2 = dx * dx + dy * dy
         if n_sub > 1 and d2 < sub2:
             _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km,
-                      cell_size_m, n_sub, wbuf, span, hist)
+                      cell_size_m, n_sub, cubic, wbuf, span, hist)
         else:
             _deposit_az(d2, dx, dy, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
-                        r_max_km, hist)
+                        r_max_km, cubic, hist)
 
 
 # ------------------------------------------------------------------------------------------
@@ -568,7 +606,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
               cell_size_m, sub_radius_m, n_sub, n_a, strike_deg, az_harmonic,
               q_table, combo_s, s_start, combo_w, qbar, s_weights,
               mixture, monte_carlo, real_combo, seed_key, probs,
-              out_mean, out_q, out_real, out_real_w):
+              out_mean, out_q, out_real, out_real_w, dist_cubic=False):
     """LPR statistics for a chunk of buildings.
 
     bx, by       : (b,) positions [m]
@@ -594,6 +632,8 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     mixture      : typology uncertainty as a mixture (True) or an epistemic choice (False)
     monte_carlo  : realisations are draws (True): real_combo (N,) maps realisation -> u
     probs        : (p,) quantile probabilities
+    dist_cubic   : the source histogram's distance rule: 4-point Lagrange in ln R (True) or linear
+                   (:func:`_distance_rule`)
     out_mean (b, y), out_q (b, y, p); out_real (b, y, R) and out_real_w (b, R) if R > 0
 
     The contraction ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` (and the tree mean) runs over
@@ -658,11 +698,11 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
             if factored:
                 distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, 1,
                                              strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub,
-                                             hist_c[w])
+                                             hist_c[w], dist_cubic)
             else:
                 distance_azimuth_histogram_k(bx[b], by[b], cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, n_k,
                                              strike_deg, az_harmonic, r_max_km, cell_size_m, sub_radius_m, n_sub,
-                                             hist)
+                                             hist, dist_cubic)
             # number of candidates
             nj = 0
             for j in range(n_j):

@@ -475,7 +475,8 @@ def cell_histograms(prep: Prepared, i: int) -> tuple[np.ndarray, np.ndarray]:
         kernels.distance_azimuth_histogram_k(
             bx, by, rg.x[c:c + 1], rg.y[c:c + 1], rates[c:c + 1], src.depth_km, float(math.log(r[0])),
             float(math.log(r[1] / r[0])), r.size, n_rows, 1, strike_mean_deg(prep.gmm), harmonic,
-            src.max_distance_km, src.cell_size_m, src.subcell_radius_km * 1000.0, src.subcell_divisions, out[n])
+            src.max_distance_km, src.cell_size_m, src.subcell_radius_km * 1000.0, src.subcell_divisions, out[n],
+            src.distance_interpolation == "cubic")
     if harmonic:  # the engine's harmonic rows as weights of the azimuth nodes of the physical tables:
         # sum_k h_k (P q)_k = sum_a (P' h)_a q_a
         proj = condtables.azimuth_projection(prep.gmm)  # (K, A)
