@@ -185,3 +185,24 @@ def test_cli_json_and_errors(demo_run):
     assert r.exit_code == 2 and "NOPE" in r.output
     r = CliRunner().invoke(app, ["explain", str(d / "run.zarr"), "--building", bid, "--year", "1990"])
     assert r.exit_code == 2 and "1990" in r.output
+
+
+def test_magnitude_distance_split_by_cell_distance_with_the_cubic_rule(tmp_path):
+    """With ``distance_interpolation = "cubic"`` a cell's rate is spread over four distance nodes
+    (signed weights), yet the magnitude x distance split still puts each cell's share in the bin of
+    its own distance: the two cells of the closed-form case give exactly two bins, each its cell's
+    closed form, and the splits sum to the run's mean."""
+    cells = [(CELL[0], CELL[1], 0.5), (CELL[0] + 15_000.0, CELL[1], 0.8)]
+    b = dict(id="B1", x=CELL[0] - 10_000.0, y=CELL[1], typology="URM")
+    cfg = make_config(tmp_path, cells=cells, curves=CURVES, m_max=((5.5, 1.0),), buildings=[b],
+                      source={"subcell_radius_km": 0.0, "distance_interpolation": "cubic", "distance_nodes": 48})
+    e = hra.explain(cfg, "B1", year=2025)
+    assert e.lpr_mean == pytest.approx(compute(cfg).mean[0, 0], rel=1e-12)
+    _sums(e)
+    by_r = {}
+    for r in e.splits["magnitude_distance"]:
+        by_r[r["r_lo_km"]] = by_r.get(r["r_lo_km"], 0.0) + r["lpr"]
+    assert set(by_r) == {10.0, 20.0}
+    r1, r2 = np.hypot(10.0, 3.0), np.hypot(25.0, 3.0)
+    assert by_r[10.0] == pytest.approx(state_terms(0.5, r1, 1.5, 5.5, 5.5).sum(), rel=5e-3)
+    assert by_r[20.0] == pytest.approx(state_terms(0.8, r2, 1.5, 5.5, 5.5).sum(), rel=5e-3)

@@ -7,7 +7,8 @@ with the engine's own model objects and table functions (:func:`hra.chain.prepar
 and splits its mean LPR of one year
 
 * by magnitude bin, and by magnitude bin x hypocentral-distance bin (``magnitude``,
-  ``magnitude_distance``);
+  ``magnitude_distance``; a source cell's share goes to the bin of its centre's hypocentral
+  distance, whatever distance nodes its rate is interpolated over);
 * by source cell (``source_cell``: the 10 largest cells with their share and epicentral
   distance, the rest in one row);
 * by typology candidate (``typology``), by collapse state (``state``: CS1..CS3 and the direct
@@ -400,14 +401,20 @@ class BuildingDisaggregation:
         by_m = contrib.sum(axis=(0, 1, 2))
         splits["magnitude"] = [dict(label=f"{nodes[m]:.2f}-{nodes[m + 1]:.2f}", lpr=float(by_m[m]), m_lo=float(nodes[m]),
                                     m_hi=float(nodes[m + 1])) for m in range(by_m.size)]
-        # a strike model: the tables' distance axis is (R_hyp node, azimuth node) flattened
-        r = np.repeat(prep.distance_nodes_km, condtables.n_azimuth(prep.gmm))
-        dbin = np.searchsorted(np.asarray(DISTANCE_EDGES_KM), r, side="right") - 1
-        by_mr = contrib.sum(axis=(0, 1))  # (R, M)
+        # by the hypocentral distance of each source cell's centre: a cell's whole share goes to its
+        # distance bin, whichever distance nodes its rate is interpolated over (two with the linear
+        # rule, four with signed weights with the cubic one, [source] distance_interpolation)
+        b = prep.buildings
+        d_epi = np.hypot(prep.rates.x[self.cells] - float(b.x[self.index]), prep.rates.y[self.cells] - float(b.y[self.index]))
+        r_cell = np.sqrt((d_epi / 1000.0) ** 2 + prep.cfg.source.depth_km ** 2)
+        dbin = np.searchsorted(np.asarray(DISTANCE_EDGES_KM), r_cell, side="right") - 1
+        h_cell = np.einsum("crs,s->cr", self.hist_cell[:, :, yi, :], w_s)  # (c, R)
+        q_rm = np.einsum("jprm,j->rm", self.qsplit, self.prob)  # (R, M)
+        by_cm = h_cell @ q_rm  # (c, M): summed over the cells, the magnitude split (to rounding)
         rows = []
         for m in range(by_m.size):
             for k in np.unique(dbin):
-                v = float(by_mr[dbin == k, m].sum())
+                v = float(by_cm[dbin == k, m].sum())
                 if v == 0.0:
                     continue
                 lo, hi = DISTANCE_EDGES_KM[k], DISTANCE_EDGES_KM[k + 1]
