@@ -227,7 +227,7 @@ def test_gr_forecast_equals_rate_grid(tmp_path, monkeypatch, typology_uncertaint
     years = (2025, 2026)
     grid = make_config(tmp_path / "grid", cells=cells, buildings=buildings, curves=CURVES, years=years,
                        b_value=[(0.9, 0.5), (1.1, 0.5)], m_max=[(4.5, 0.6), (5.5, 0.4)],
-                       source={"m_min": 1.45, "magnitude": {"b_value": [{"value": 0.9, "weight": 0.5},
+                       source={"m_min": 1.45, "distance_nodes": 96, "magnitude": {"b_value": [{"value": 0.9, "weight": 0.5},
                                                                         {"value": 1.1, "weight": 0.5}],
                                                             "m_max": [{"value": 4.5, "weight": 0.6},
                                                                       {"value": 5.5, "weight": 0.4}],

@@ -133,7 +133,7 @@ def _key(cfg):
 @pytest.mark.parametrize("change", [
     dict(gm=dict(PARAMETRIC, c0=-4.9)),
     dict(gm=dict(PARAMETRIC, truncation_sigma=3.0)),
-    dict(source={"distance_nodes": 48}),
+    dict(source={"distance_nodes": 60}),
     dict(m_max=((4.5, 0.6), (6.0, 0.4))),
 ])
 def test_changed_option_changes_key_and_is_recomputed(tmp_path, spy, change):

@@ -49,8 +49,8 @@ def test_zone_groups_partition_the_zones_within_the_budget(demo):
     size = _zone_bytes(prep, sel)
     zones = sorted(size)
     assert len(zones) == 8
-    # bytes per row by hand: 96 distance nodes x (combinations + 1 source column) x 8 bytes
-    assert engine.table_bytes_per_row(prep, sel) == 8 * 96 * (sel.combo_model.size + 1)
+    # bytes per row by hand: 48 distance nodes (the default) x (combinations + 1 source column) x 8 bytes
+    assert engine.table_bytes_per_row(prep, sel) == 8 * 48 * (sel.combo_model.size + 1)
     assert engine.zone_groups(prep, sel, sum(size.values())) == [zones]  # everything fits: one group
     biggest = max(size.values())
     for budget, workers in [(1.0, 1), (biggest, 2), (2.5 * biggest, 1), (3.5 * biggest, 2), (5 * biggest, 4)]:
