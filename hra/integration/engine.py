@@ -1027,10 +1027,9 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
                                         layout=layout if len(groups) > 1 else ""))
         for i in ck.done(len(flat)):
             parts[i] = ck.load(i)
-        reused = sum(p is not None for p in parts)
-        if reused:
-            log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(flat), folder)
     reused = sum(p is not None for p in parts)
+    if reused:
+        log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(flat), folder)
     t_tables = 0.0
     rates = static_rates(prep) if reused < len(flat) else None
     start = 0

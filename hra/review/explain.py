@@ -405,8 +405,9 @@ class BuildingDisaggregation:
         # distance bin, whichever distance nodes its rate is interpolated over (two with the linear
         # rule, four with signed weights with the cubic one, [source] distance_interpolation)
         b = prep.buildings
-        d_epi = np.hypot(prep.rates.x[self.cells] - float(b.x[self.index]), prep.rates.y[self.cells] - float(b.y[self.index]))
-        r_cell = np.sqrt((d_epi / 1000.0) ** 2 + prep.cfg.source.depth_km ** 2)
+        bx, by = float(b.x[self.index]), float(b.y[self.index])
+        d_epi_km = np.hypot(prep.rates.x[self.cells] - bx, prep.rates.y[self.cells] - by) / 1000.0  # (c,)
+        r_cell = np.sqrt(d_epi_km ** 2 + prep.cfg.source.depth_km ** 2)
         dbin = np.searchsorted(np.asarray(DISTANCE_EDGES_KM), r_cell, side="right") - 1
         h_cell = np.einsum("crs,s->cr", self.hist_cell[:, :, yi, :], w_s)  # (c, R)
         q_rm = np.einsum("jprm,j->rm", self.qsplit, self.prob)  # (R, M)
@@ -424,18 +425,15 @@ class BuildingDisaggregation:
                                  r_hi_km=float(hi) if math.isfinite(hi) else None))
         splits["magnitude_distance"] = rows
         # source cells: the cell's rate per node times the building's mean table per node
-        qeff = np.einsum("jprm,j->r", self.qsplit, self.prob)  # (R,)
-        per_cell = np.einsum("crs,s,r->c", self.hist_cell[:, :, yi, :], w_s, qeff)
+        per_cell = h_cell @ q_rm.sum(axis=1)  # (c,)
         order = np.argsort(-per_cell, kind="stable")
-        b = prep.buildings
-        bx, by = float(b.x[self.index]), float(b.y[self.index])
         rows = []
         for c in order[:TOP_CELLS]:
             ci = int(self.cells[c])
             cx, cy = float(prep.rates.x[ci]), float(prep.rates.y[ci])
             rows.append(dict(label=f"cell ({cx:.0f}, {cy:.0f})", lpr=float(per_cell[c]),
                              share=float(per_cell[c] / total) if total > 0 else 0.0, x_rd=cx, y_rd=cy,
-                             distance_km=float(math.hypot(cx - bx, cy - by) / 1000.0)))
+                             distance_km=float(d_epi_km[c])))
         rest = order[TOP_CELLS:]
         if rest.size:
             v = float(per_cell[rest].sum())
