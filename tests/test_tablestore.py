@@ -340,7 +340,8 @@ def test_partial_entry_from_a_killed_writer_is_ignored_by_a_run(tmp_path, spy):
     # simulate: a writer killed half-way through an entry (only a truncated temporary folder left)
     half = site / f"{TMP_PREFIX}URM-4242-deadbeef"
     shutil.copytree(site / "URM", half)
-    shutil.rmtree(half / "death" / "c")
+    for chunk in (half / "death").glob("c.*"):  # the chunk files (keys c.<branch>.0...)
+        chunk.unlink()
     shutil.rmtree(site / "URM")  # and the entry itself never made it
     n = len(spy)
     again = compute(small_config(tmp_path / "b", store))
@@ -622,12 +623,22 @@ def test_chunk_files_read_directly_equal_zarr_and_stay_fresh(tmp_path, monkeypat
     assert stored[(0, 1)].dtype == np.float32 and np.array_equal(stored[(0, 1)], tabs[(0, 1)])
     assert not direct[(1, 2)].any()
     # a chunk file missing from an entry written here: a damaged entry, removed and computed again
-    (path / "death" / "c" / "0").rename(tmp_path / "moved")
+    [first] = (path / "death").glob("c.0.*")  # one file per chunk, no folders (CHUNK_KEY_ENCODING)
+    first.rename(tmp_path / "moved")
     assert TableStore(tmp_path).read("k", 2, False, "URM") is None and not path.exists()
     # another layout (two branches per chunk): not this module's, read through zarr
     other = tmp_path / "other"
     a = zarr.open_group(str(other), mode="w").create_array("death", shape=(4, 2, 3), chunks=(2, 2, 3), dtype="float32")
     assert tablestore._direct_layout(other / "death", a.shape, a.dtype) is None
+    # zarr's default chunk keys (c/<branch>/0/...) with this module's chunks: read from the files too
+    slash = tmp_path / "slash"
+    vals = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) / 7
+    b = zarr.open_group(str(slash), mode="w").create_array(
+        "death", shape=vals.shape, chunks=(1, 3, 4), dtype="float32", compressors=tablestore._compressor())
+    b[:] = vals
+    lay = tablestore._direct_layout(slash / "death", b.shape, b.dtype)
+    assert lay == ((3, 4), 48, "/") and (slash / "death" / "c" / "1" / "0" / "0").is_file()
+    assert np.array_equal(tablestore._read_chunk(slash / "death", 1, lay, True), vals[1])
     # written anew with other values: the new entry is read, not the cached one
     new = _tables(6)
     assert store.write("k", 2, False, "URM", new)

@@ -88,6 +88,7 @@ import numba
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
+from hra.core import fastmath
 from hra.inputs import modeldata as md
 from hra.gmm import rupture
 from hra.gmm.base import GaussianMixture, GroundMotionModel
@@ -385,38 +386,36 @@ def _hermite_e(z: np.ndarray, kmax: int) -> np.ndarray:
     return np.stack(he[: kmax + 1])
 
 
-#: Below this argument :func:`log1p_fast` takes log1p(u) from its series (exact to rounding).
-LOG1P_SERIES_MAX = 1e-3
-_C3 = 1.0 / 3.0
-_C6 = 1.0 / 6.0
+#: log1p without a libm call, so that the moments kernel's loop over the leading-factor nodes
+#: vectorises (:mod:`hra.core.fastmath`: its series below LOG1P_SERIES_MAX, within 1 ulp above).
+LOG1P_SERIES_MAX = fastmath.LOG1P_SERIES_MAX
+log1p_fast = fastmath.log1p_fast
+exp_fast = fastmath.exp_fast
 
 
-@numba.njit(cache=False, nogil=True, inline="always")
-def log1p_fast(u):  # pragma: no cover - compiled
-    """``log1p(u)`` for u >= 0, by its series below :data:`LOG1P_SERIES_MAX` (6 terms: truncation
-    < u^6 / 7 < 1.5e-19 relative, i.e. the libm value to rounding) and the libm call above. The
-    series is several times cheaper; the weak inner nodes of the moments kernel (most of a
-    zone's grid) take it."""
-    if u < LOG1P_SERIES_MAX:
-        return u * (1.0 - u * (0.5 - u * (_C3 - u * (0.25 - u * (0.2 - u * _C6)))))
-    return math.log1p(u)
-
-
-@numba.njit(cache=False, nogil=True)
+@numba.njit(cache=False, nogil=True, error_model="numpy")  # numpy's error model: no zero-division checks in the loop
 def _inner_moments_kernel(mu, sv, cb, xq, zl, wl, he, f1, f2, f3, lo, hi, s1, s2, lnxl, dlnx, smin, smax,
                           ch, cp, eh2, ehp, ep2):  # pragma: no cover - compiled
     # g = (M, R_rup) points, p = periods, q = leading-factor nodes, l = inner nodes, k = Hermite order.
     # For Y = mu + cb*x_q + sv*z (ln g): h0 = Y + clip(f1 + f2 ln(1 + e^Y/f3), lo, hi) and
     # phi = clip(s1 + (s2 - s1)(Y - ln xl)/ln(xh/xl)); accumulates E[h0 He_k], E[phi He_k],
     # E[h0^2], E[h0 phi], E[phi^2] over z ~ N(0, 1) (Gauss-Hermite nodes zl, weights wl).
-    # Writes into the output arrays; no allocation inside the loops.
+    # Per (g, p) the inner node l is the outer loop and the leading nodes q the inner one: every
+    # q accumulates its sums in ascending l (the order of a scalar loop over l), and the q loop
+    # (branch-free: selects, exp_fast / log1p_fast) vectorises. No allocation inside the loops.
     G, P = mu.shape
     Q = xq.shape[0]
     L = zl.shape[0]
     K1 = he.shape[0]
-    ez = np.empty(L)
-    whl = np.empty(L)
-    wpl = np.empty(L)
+    mq = np.empty(Q)
+    emq = np.empty(Q)
+    wh = np.empty(Q)
+    wp = np.empty(Q)
+    a2 = np.empty(Q)
+    b2 = np.empty(Q)
+    c2 = np.empty(Q)
+    sh = np.empty((K1, Q))
+    sp = np.empty((K1, Q))
     for g in range(G):
         for p in range(P):
             f1gp = f1[g, p]
@@ -430,48 +429,52 @@ def _inner_moments_kernel(mu, sv, cb, xq, zl, wl, he, f1, f2, f3, lo, hi, s1, s2
             sminp = smin[p]
             smaxp = smax[p]
             svgp = sv[g, p]
-            for l in range(L):
-                ez[l] = math.exp(svgp * zl[l]) * inv_f3
+            mugp = mu[g, p]
+            cbgp = cb[g, p]
             for q in range(Q):
-                m = mu[g, p] + cb[g, p] * xq[q]
-                em = math.exp(m)
-                a2 = 0.0
-                b2 = 0.0
-                c2 = 0.0
-                # the non-linear maps at the inner nodes (scalar sums kept in registers) ...
-                for l in range(L):
-                    y = m + svgp * zl[l]
-                    la = f1gp + f2p * log1p_fast(em * ez[l])  # e^y / f3
-                    if la < lop:
-                        la = lop
-                    elif la > hip:
-                        la = hip
+                m = mugp + cbgp * xq[q]
+                mq[q] = m
+                emq[q] = exp_fast(m)
+                a2[q] = 0.0
+                b2[q] = 0.0
+                c2[q] = 0.0
+            for k in range(K1):
+                for q in range(Q):
+                    sh[k, q] = 0.0
+                    sp[k, q] = 0.0
+            for l in range(L):
+                zs = svgp * zl[l]
+                ezl = exp_fast(zs) * inv_f3
+                w = wl[l]
+                for q in range(Q):
+                    y = mq[q] + zs
+                    la = f1gp + f2p * log1p_fast(emq[q] * ezl)  # e^y / f3
+                    la = lop if la < lop else la
+                    la = hip if la > hip else la
                     h = y + la
                     ph = s1p + slope_phi * (y - lnxlp)
-                    if ph < sminp:
-                        ph = sminp
-                    elif ph > smaxp:
-                        ph = smaxp
-                    w = wl[l]
-                    wh = w * h
-                    wp = w * ph
-                    whl[l] = wh
-                    wpl[l] = wp
-                    a2 += wh * h
-                    b2 += wh * ph
-                    c2 += wp * ph
-                # ... then their Hermite projections (short dot products over l)
+                    ph = sminp if ph < sminp else ph
+                    ph = smaxp if ph > smaxp else ph
+                    whq = w * h
+                    wpq = w * ph
+                    wh[q] = whq
+                    wp[q] = wpq
+                    a2[q] += whq * h
+                    b2[q] += whq * ph
+                    c2[q] += wpq * ph
+                # their Hermite projections, accumulated per l
                 for k in range(K1):
-                    sh = 0.0
-                    sp = 0.0
-                    for l in range(L):
-                        sh += whl[l] * he[k, l]
-                        sp += wpl[l] * he[k, l]
-                    ch[g, q, p, k] = sh
-                    cp[g, q, p, k] = sp
-                eh2[g, q, p] = a2
-                ehp[g, q, p] = b2
-                ep2[g, q, p] = c2
+                    hk = he[k, l]
+                    for q in range(Q):
+                        sh[k, q] += wh[q] * hk
+                        sp[k, q] += wp[q] * hk
+            for q in range(Q):
+                for k in range(K1):
+                    ch[g, q, p, k] = sh[k, q]
+                    cp[g, q, p, k] = sp[k, q]
+                eh2[g, q, p] = a2[q]
+                ehp[g, q, p] = b2[q]
+                ep2[g, q, p] = c2[q]
 
 
 @dataclass(frozen=True)

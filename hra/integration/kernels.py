@@ -34,6 +34,7 @@ from llvmlite import ir
 from numba.extending import intrinsic
 
 from fragility.lognormal import death_given_nested, nest_exceedance
+from hra.core import fastmath
 from hra.core._numba import jit
 from hra.core.random import draw_candidate, normal_cdf
 
@@ -966,53 +967,9 @@ LN_P_NEGLIGIBLE = -46.0
 #: information there; screened points carry 1e-300).
 P_FLOOR = 1e-290
 
-# exp by range reduction (Cody & Waite: ln 2 split so that n ln2_hi is exact for |n| < 2^11)
-# and the Taylor polynomial of degree 13 on |r| <= ln(2) / 2 (remainder < 5e-18 relative)
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_ROUND = 6755399441055744.0  # 1.5 * 2^52: x + _ROUND - _ROUND rounds x to the nearest integer
-_EXP_MIN = -708.0  # below: 0 (2^n with n >= -1022 stays a normal number)
-
-
-@intrinsic
-def _bits_as_float(typingctx, bits):
-    """The float64 whose IEEE-754 bits are the int64 ``bits`` (a bitcast; vectorises)."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return sig, codegen
-
-
-@jit(inline="always")
-def _exp_fast(y):
-    """exp(y) for y <= 709 within 1 ulp, 0 for y < -708, without a libm call.
-
-    Branch-free (selects only), so that a loop over columns calling it vectorises (numba has no
-    SVML here: ``math.exp`` in a loop stays a scalar call). ``n = round(y / ln 2)``,
-    ``r = y - n ln 2`` (two-part ln 2), ``exp(r) = 1 + (r + r^2 u(r))`` with ``u`` the Taylor
-    series from 1/2! to r^11 / 13! by Estrin's scheme (a short dependency chain), times 2^n
-    built from its exponent bits.
-    """
-    t = y * _LOG2E + _ROUND
-    n = t - _ROUND
-    r = (y - n * _LN2_HI) - n * _LN2_LO
-    r2 = r * r
-    r4 = r2 * r2
-    r8 = r4 * r4
-    q1 = 1.0 / 2.0 + (1.0 / 6.0) * r
-    q2 = 1.0 / 24.0 + (1.0 / 120.0) * r
-    q3 = 1.0 / 720.0 + (1.0 / 5040.0) * r
-    q4 = 1.0 / 40320.0 + (1.0 / 362880.0) * r
-    q5 = 1.0 / 3628800.0 + (1.0 / 39916800.0) * r
-    q6 = 1.0 / 479001600.0 + (1.0 / 6227020800.0) * r
-    u = ((q1 + q2 * r2) + (q3 + q4 * r2) * r4) + (q5 + q6 * r2) * r8
-    p = 1.0 + (r + r2 * u)
-    ni = np.int64(n) if y >= _EXP_MIN else np.int64(0)
-    scale = _bits_as_float((ni + 1023) << 52)
-    return p * scale if y >= _EXP_MIN else 0.0
+# exp without a libm call, so that the column loops vectorise (:mod:`hra.core.fastmath`)
+_exp_fast = fastmath.exp_fast
+_bits_as_float = fastmath.bits_as_float
 
 
 @jit

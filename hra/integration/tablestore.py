@@ -17,7 +17,7 @@ Layout
     <root>/<model key>/model.json                 what the key stands for (models, options, grids)
     <root>/<model key>/z<zone>-w<0|1>/<typology>  one entry: a zarr group with the arrays
                                                   ``death`` (g, f, c, m, r) float32, one chunk
-                                                  per GMM branch g, and
+                                                  per GMM branch g (the file ``death/c.<g>.0.0.0.0``), and
                                                   ``branch`` (g, n_gmm_nodes) int64
 
 An entry can be read for a subset of its branches (only their chunks are read) and is written a
@@ -74,7 +74,12 @@ log = logging.getLogger("hra")
 #: 4: one chunk per GMM branch (entries read per group of branches), the R_rup interpolation's
 #: vectorised exp (values moved in the last bits, <= 7e-16 relative). 5: the physical tables rounded to
 #: float32 (:data:`TABLE_DTYPE`) and stored as float32 with LZ4 (half the size, ~3x faster to write and read).
-TABLE_FORMAT_VERSION = 5
+#: 6: chunk keys ``c.<branch>.0.0.0.0`` (:data:`CHUNK_KEY_ENCODING`: a file per chunk, no folders),
+#: the moments kernel vectorised over the leading-factor nodes (values move by rounding).
+TABLE_FORMAT_VERSION = 6
+#: zarr chunk-key encoding of the stored ``death`` arrays: every chunk one file in the array's folder
+#: (zarr's default ``/`` makes a folder per chunk and axis, ~7 ``mkdir`` per chunk written).
+CHUNK_KEY_ENCODING = {"name": "default", "separator": "."}
 #: Precision of the physical death tables, in the engine and in the store. The engine rounds every
 #: physical table to it as soon as it is computed (:func:`hra.integration.engine.physical_death_tables`;
 #: relative change <= 6e-8 per value, values below ~1e-45 become 0), so that the float32 entries hold the
@@ -401,7 +406,8 @@ class TableStore:
                               "table_format_version": TABLE_FORMAT_VERSION, "created": time.time()})
             shape = tuple(int(n) for n in shape)
             arr = grp.create_array("death", shape=(len(keys),) + shape, chunks=(1,) + shape,
-                                   dtype=np.dtype(TABLE_DTYPE).name, compressors=_compressor())
+                                   dtype=np.dtype(TABLE_DTYPE).name, compressors=_compressor(),
+                                   chunk_key_encoding=CHUNK_KEY_ENCODING)
             grp.create_array("branch", data=branch, chunks=branch.shape)
             layout = _direct_layout(tmp / "death", arr.shape, arr.dtype)
             # chunk files written here exist for every branch (zarr leaves out all-zero chunks): a
@@ -571,19 +577,22 @@ def _compressor():
     return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
-def _direct_layout(death_dir: Path, shape: tuple[int, ...], dtype) -> tuple[tuple[int, ...], int] | None:
-    """``(chunk shape, bytes per chunk)`` where the ``death`` array is laid out as :meth:`TableStore.writer`
-    writes it - zarr v3, :data:`TABLE_DTYPE`, one chunk per GMM branch, default chunk keys
-    (``c/<branch>/0/0/0/0``), codecs ``bytes`` (little-endian) then ``blosc``, fill value 0 - so that
-    :meth:`TableStore.read` can decode the chunk files itself (:func:`_read_chunk`); ``None`` otherwise
-    (read through zarr). The check reads the array's own metadata (``zarr.json``)."""
+def _direct_layout(death_dir: Path, shape: tuple[int, ...], dtype) -> tuple[tuple[int, ...], int, str] | None:
+    """``(chunk shape, bytes per chunk, key separator)`` where the ``death`` array is laid out as
+    :meth:`TableStore.writer` writes it - zarr v3, :data:`TABLE_DTYPE`, one chunk per GMM branch,
+    default chunk keys with separator ``.`` (``c.<branch>.0.0.0.0``: :data:`CHUNK_KEY_ENCODING`) or
+    ``/`` (``c/<branch>/0/0/0/0``, zarr's default), codecs ``bytes`` (little-endian) then ``blosc``,
+    fill value 0 - so that :meth:`TableStore.read` can decode the chunk files itself
+    (:func:`_read_chunk`); ``None`` otherwise (read through zarr). The check reads the array's own
+    metadata (``zarr.json``)."""
     try:
         meta = json.loads((death_dir / "zarr.json").read_text())
         codecs = meta.get("codecs", [])
         ok = (meta.get("zarr_format") == 3 and meta.get("node_type") == "array"
               and np.dtype(dtype) == np.dtype(TABLE_DTYPE) and meta.get("data_type") == np.dtype(TABLE_DTYPE).name
               and meta.get("chunk_grid") == {"name": "regular", "configuration": {"chunk_shape": [1, *shape[1:]]}}
-              and meta.get("chunk_key_encoding") == {"name": "default", "configuration": {"separator": "/"}}
+              and meta.get("chunk_key_encoding", {}).get("name") == "default"
+              and meta["chunk_key_encoding"].get("configuration", {}).get("separator") in (".", "/")
               and [c.get("name") for c in codecs] == ["bytes", "blosc"]
               and codecs[0].get("configuration", {}).get("endian", "little") == "little"
               and meta.get("fill_value") == 0.0 and not meta.get("storage_transformers"))
@@ -592,7 +601,14 @@ def _direct_layout(death_dir: Path, shape: tuple[int, ...], dtype) -> tuple[tupl
     if not ok:
         return None
     chunk = tuple(int(n) for n in shape[1:])
-    return chunk, int(np.prod(chunk)) * np.dtype(TABLE_DTYPE).itemsize
+    return chunk, int(np.prod(chunk)) * np.dtype(TABLE_DTYPE).itemsize, meta["chunk_key_encoding"]["configuration"]["separator"]
+
+
+def _chunk_path(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int, str]) -> Path:
+    """The file of branch ``i``'s chunk: ``c.<i>.0...`` (one file in the array's folder, no
+    sub-folders to create) or ``c/<i>/0/...`` (zarr's default keys)."""
+    chunk, _, sep = layout
+    return death_dir / sep.join(("c", str(i)) + ("0",) * len(chunk))
 
 
 def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], complete: bool) -> np.ndarray:
@@ -601,8 +617,8 @@ def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], co
     chunks; an error where every chunk was written as a file (``complete``: the entry is damaged)."""
     from numcodecs import blosc
 
-    chunk, nbytes = layout
-    path = death_dir.joinpath("c", str(i), *("0" * len(chunk)))
+    chunk, nbytes, _ = layout
+    path = _chunk_path(death_dir, i, layout)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -621,16 +637,17 @@ def _write_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], d
     (which zarr, or :func:`_read_chunk`, decodes)."""
     from numcodecs import blosc
 
-    chunk, nbytes = layout
+    chunk, nbytes, sep = layout
     raw = np.ascontiguousarray(data, dtype=np.dtype(TABLE_DTYPE).newbyteorder("<")).tobytes()
     if len(raw) != nbytes:
         raise ValueError(f"a table of {len(raw)} bytes for a chunk of {nbytes}")
     c = _compressor()
     shuffle = {"noshuffle": blosc.NOSHUFFLE, "shuffle": blosc.SHUFFLE, "bitshuffle": blosc.BITSHUFFLE}[c.shuffle.value]
     frame = blosc.compress(raw, c.cname.value.encode(), c.clevel, shuffle, 0, np.dtype(TABLE_DTYPE).itemsize)
-    path = death_dir.joinpath("c", str(i), *("0" * (len(chunk) - 1)))
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "0").write_bytes(frame)
+    path = _chunk_path(death_dir, i, layout)
+    if sep == "/":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(frame)
 
 
 def _remove(path: Path) -> bool:
