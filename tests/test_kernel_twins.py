@@ -398,6 +398,45 @@ def t_death_nested(pexc, coef, direct, factor):
     return full, base, full.astype(np.float32).astype(np.float64)
 
 
+def _picked_inputs():
+    from hra.inputs.source import magnitude_bins
+
+    mag = magnitude_bins(np.array([0.8, 1.2]), np.array([4.6, 6.0]), 1.5, 0.25)  # unequal last bins
+    K, T, R = 3, 2, 9
+    tabs = RNG.uniform(1e-9, 1e-3, size=(K, T, mag.nodes.size, R)) * np.exp(RNG.normal(size=(K, T, mag.nodes.size, R)))
+    tabs[RNG.uniform(size=tabs.shape) < 0.1] = 0.0  # zero edges: the linear fallback
+    # ln g rising in M at nearly beta = 0.8 ln 10 over the first bins: |x| < 1e-3 (the series branch)
+    tabs[0, 0, :4, 0] = 1e-4 * np.exp(0.8 * np.log(10.0) * 0.25 * np.arange(4) * (1.0 + 1e-4))
+    with np.errstate(divide="ignore"):
+        ln_tabs = np.log(tabs)
+    pick = RNG.integers(0, K, size=mag.nodes.size)
+    pick[:4] = 0
+    return (tabs, ln_tabs, pick) + mag.bin_constants() + (mag.prob,)
+
+
+def k_picked(tabs, ln_tabs, pick, beta_h, decay, frac_hi, inv_exprel_neg, prob):
+    out = np.full(prob.shape[:2] + (tabs.shape[1], tabs.shape[3]), np.nan)
+    ik.magnitude_integrate_picked(tabs, ln_tabs, pick, beta_h, decay, frac_hi, inv_exprel_neg, prob, out)
+    return out
+
+
+def t_picked(tabs, ln_tabs, pick, beta_h, decay, frac_hi, inv_exprel_neg, prob):
+    from scipy.special import exprel
+
+    g = np.moveaxis(tabs[pick, :, np.arange(pick.size), :], 0, -1)  # (t, r, m): the table picked per node
+    lo, hi = g[..., :-1], g[..., 1:]
+    pos = (lo > 0) & (hi > 0)
+    out = []
+    for b in range(prob.shape[0]):
+        bh = beta_h[b]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ex = lo * exprel(np.log(hi / lo) - bh) / exprel(-bh)
+        fh = 1.0 / bh - 1.0 / np.expm1(bh)
+        e_bin = np.where(pos, ex, lo * (1.0 - fh) + hi * fh)
+        out.append(np.einsum("trn,xn->xtr", e_bin, prob[b]))
+    return np.stack(out)
+
+
 def _chunk_inputs(mixture):
     n_b, n_y, n_s, n_r, n_zt, n_u = 3, 2, 2, 40, 4, 6
     hist_args = _histogram_inputs()
@@ -812,6 +851,7 @@ TWINS = [
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.weighted_table_sum", k_weighted_sum, t_weighted_sum, _weighted_sum_inputs(), 1e-13),
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),
+    ("integration.magnitude_integrate_picked", k_picked, t_picked, _picked_inputs(), 1e-12),
     ("integration._contract_rows", k_contract, t_contract, _contract_inputs(), 0.0),  # the same bits
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),

@@ -90,3 +90,43 @@ def test_physical_groups_of_a_v7_shaped_tree():
     assert [len(g) for g in split] == [3] * 8
     assert [(g[0][1], g[0][0]) for g in split] == [(t, j) for t in range(2) for j in range(4)]  # tau-major
     assert sorted(k for g in split for k in g) == sorted(tables)
+
+
+@pytest.mark.parametrize("mode", ["realisation", "mixture"])
+def test_rate_grid_tables_equal_the_definition(monkeypatch, mode):
+    """Rate grid, large tree (``exact_mean=False``): with the one-hot map each combination's tables
+    are integrated over magnitude by one compiled pass that reads the physical median tables where
+    the map picks them (:func:`hra.integration.kernels.magnitude_integrate_picked`); the mixture map
+    takes the generic path. Reference: ``MagnitudeBins.integrate`` of the combination's table
+    mixed per magnitude node by the definition, with zeros in the tables (the linear fallback)."""
+    from hra.inputs.source import magnitude_bins
+
+    gmm, mm, tables, _, rng = _setup(mode)
+    for d in tables.values():  # some zero edges: those bins fall back to linear interpolation
+        d[rng.uniform(size=d.shape) < 0.05] = 0.0
+    mag = magnitude_bins(np.array([0.9, 1.1]), np.array([5.0, 6.0]), 2.0, 0.45)  # unequal bins
+    assert mag.nodes.size == M
+
+    def fake_physical(gmm_, fragility, zone, wierdes, mag_, r_nodes, t_sel, keys=None):
+        return [{k: tables[k][np.asarray(t_sel)] for k in keys} for _ in wierdes]
+
+    monkeypatch.setattr(engine, "physical_death_tables", fake_physical)
+    eng = engine_gmm_tree(gmm, mm).enumerate()
+    sizes = (2, 2, eng.n, F, C)
+    weights = (np.array([0.4, 0.6]), np.array([0.7, 0.3]), eng.weight, np.array([0.3, 0.7]), np.array([0.6, 0.4]))
+    needed = np.sort(rng.choice(int(np.prod(sizes)), size=40, replace=False))
+    t_sels = [np.array([0, 2]), np.array([1])]
+    out = engine.zone_tables(gmm, None, 0, [False, True], mag, np.arange(R) + 3.0, t_sels, needed, sizes,
+                             weights, mm, False)
+    eidx = eng.index
+
+    def eng_death(ge):
+        v, tau, s2s = (int(x) for x in eidx[ge]) if mode == "realisation" else (0, *(int(x) for x in eidx[ge]))
+        return sum(tables[(j, tau, s2s)] * mm.mix[v, :, j][:, None] for j in range(4))  # (t, f, c, m, r)
+
+    ib, ix, ig, jf, jc = np.unravel_index(needed, sizes)
+    for (q, _), t in zip(out, t_sels):
+        assert q.shape == (t.size, R, needed.size)
+        for u in range(needed.size):
+            e = mag.integrate(np.moveaxis(eng_death(ig[u])[t, jf[u], jc[u]], 1, -1))  # (b, x, t, r)
+            np.testing.assert_allclose(q[:, :, u], e[ib[u], ix[u]], rtol=1e-11, atol=0)

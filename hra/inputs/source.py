@@ -151,6 +151,15 @@ class MagnitudeBins:
                 out[ib, ix] = e_bin * self.prob[ib, ix]
         return out
 
+    def bin_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per b-value and bin, shape (n_b, n_nodes - 1) each: ``beta h`` (beta = b ln 10, h the
+        bin width), ``exp(-beta h)``, the linear fallback's upper-edge weight and
+        ``1 / exprel(-beta h)``: the constants of :meth:`bin_expectations`' rule, for compiled
+        kernels (:func:`hra.integration.kernels.magnitude_integrate_picked`)."""
+        beta_h = self.b_values[:, None] * LN10 * np.diff(self.nodes)[None, :]
+        frac_hi = 1.0 / beta_h - 1.0 / np.expm1(beta_h)
+        return beta_h, np.exp(-beta_h), frac_hi, 1.0 / _exprel(-beta_h)
+
     def _bin_expectations(self, g: np.ndarray):
         """E_bin[g] per bin (g.shape[:-1] + (n_bins,)) for each b-value, in turn."""
         for ib in range(self.b_values.size):

@@ -275,6 +275,16 @@ def _stored_death_tables(handle: "StoreHandle", gmm, fragility, zone: int, zone_
     return [dict(sorted(d.items())) for d in out]
 
 
+def _by_physical_slice(ed: "EngineDeath", uniq: np.ndarray, group_of_ge: np.ndarray, gi: int) -> dict:
+    """The selected (engine combination ge, f, c) of physical group gi (rows n of ``uniq``) by the
+    (median tables, f, c) slice they read: (medians, f, c) -> [(n, ge), ...] (:meth:`EngineDeath.medians`)."""
+    out: dict[tuple, list[tuple[int, int]]] = {}
+    for n, (ge, f, c) in enumerate(uniq):
+        if group_of_ge[ge] == gi:
+            out.setdefault((ed.medians(int(ge)), int(f), int(c)), []).append((n, int(ge)))
+    return out
+
+
 def _slice_of(rows: np.ndarray, n: int):
     """``rows`` as a slice where it is every index 0..n-1 (a view instead of a gathered copy)."""
     return slice(None) if rows.size == n and np.array_equal(rows, np.arange(n)) else rows
@@ -403,6 +413,11 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         qbar_acc = [np.zeros((r.size, R)) for r in rows]
     else:
         qbar_acc = [None] * n_sites  # the tree-mean death table (t, f, c, m, r), integrated at the end
+    # large trees whose median map (if any) is one-hot: each combination's tables integrated over
+    # magnitude in one compiled pass that reads the physical median tables where the map picks them
+    picked = not per_branch and not exact_mean and n_k == 1 and ed.one_hot
+    if picked:
+        bin_consts = mag.bin_constants()
     sub = -1
     # (no enumerate(): its cached result tuple would keep the previous group alive while the next one
     # is computed)
@@ -431,6 +446,21 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                     for u in np.flatnonzero(ig == ge):
                         q[i][:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
                     qbar_acc[i] += wg[ge] * np.einsum(mean_sig, e, *mean_w)
+            elif picked:  # large trees, one-hot w(M) map: (f, c) slices read per magnitude node
+                for (base, f, c), members in _by_physical_slice(ed, uniq, group_of_ge, gi).items():
+                    # the K median tables of this slice and their logs, once for its combinations
+                    tabs = np.stack([ed.death_of[i][key][rows[i], f, c] for key in base])  # (K, t, m, r)
+                    with np.errstate(divide="ignore"):
+                        ln_tabs = np.log(tabs)
+                    for n, ge in members:
+                        e = np.empty(mag.prob.shape[:2] + (rows[i].size, RA))
+                        kernels.magnitude_integrate_picked(tabs, ln_tabs, ed.pick(ge), *bin_consts, mag.prob, e)
+                        for u in np.flatnonzero(inv == n):
+                            q[i][:, :, u] = e[ib[u], ix[u]]
+                    del tabs, ln_tabs
+                tm = ed.tree_mean(i)
+                if isinstance(tm, np.ndarray):
+                    qbar_acc[i] = tm if qbar_acc[i] is None else np.add(qbar_acc[i], tm, out=qbar_acc[i])
             else:  # large trees: only the (f, c) slices of the selected combinations
                 for n, (ge, f, c) in enumerate(uniq):
                     if group_of_ge[ge] != gi:
@@ -533,6 +563,28 @@ class EngineDeath:
     def _virtual(self, ge: int) -> int:
         mm = self.median_map
         return int(self.eng.index[ge, self.enames.index(mm.node)]) if mm.node in self.enames else 0
+
+    @property
+    def one_hot(self) -> bool:
+        """True without a median map or with a one-hot one (each virtual branch takes one physical
+        median at each magnitude node: :meth:`pick`)."""
+        mm = self.median_map
+        return mm is None or bool(np.all((mm.mix == 0.0) | (mm.mix == 1.0)))
+
+    def medians(self, ge: int) -> tuple[tuple[int, ...], ...]:
+        """Physical keys of engine combination ge per median branch k (one key without a median map)."""
+        mm = self.median_map
+        if mm is None:
+            return (self.key(ge),)
+        return tuple(self.key(ge, k) for k in range(mm.mix.shape[2]))
+
+    def pick(self, ge: int) -> np.ndarray:
+        """(m,) index into :meth:`medians` of the table that combination ge takes at each magnitude
+        node (a one-hot map, :attr:`one_hot`)."""
+        mm = self.median_map
+        if mm is None:
+            return np.zeros(self.n_mag, dtype=np.int64)
+        return np.ascontiguousarray(np.argmax(mm.mix[self._virtual(ge)], axis=1).astype(np.int64))
 
     def death(self, i: int, ge: int, part=(slice(None),)) -> np.ndarray:
         """Death table of engine combination ge at site i, restricted to ``death[part]``."""
