@@ -190,8 +190,10 @@ class _StoreStream:
         have = np.zeros_like(self.present)
 
         def put(i: int, j: int, tabs: dict[tuple[int, ...], np.ndarray]) -> None:
+            # in the store's precision (TABLE_DTYPE: the tables' values exactly; computed tables are
+            # rounded to it): half the bytes to copy, and the consumers read them as float64
             if out[i] is None:
-                out[i] = {k: np.empty((T,) + d.shape) for k, d in sorted(tabs.items())}
+                out[i] = {k: np.empty((T,) + d.shape, dtype=tablestore.TABLE_DTYPE) for k, d in sorted(tabs.items())}
             for k, d in tabs.items():
                 out[i][k][j] = d
 
@@ -322,8 +324,11 @@ def _forecast_gemm(acc: dict[int, np.ndarray], ed: "EngineDeath", death: dict[tu
             nz = np.flatnonzero(w[cols].any(axis=(0, 1)))
             lo, hi = int(nz[0]), int(nz[-1]) + 1
             wm = np.ascontiguousarray(np.transpose(w[cols, :, lo:hi], (2, 1, 0))).reshape(hi - lo, -1)  # (m, K * n)
-            d = death[key][rows, f, c, lo:hi]  # (t, m, r)
-            term = np.matmul(np.swapaxes(d, 1, 2), wm).reshape(T, R, K, cols.size)  # BLAS
+            # (t, r, m) float64 whatever the tables' storage (computed float64 or read float32: the
+            # same values, hence the same product, to the bit)
+            d = np.empty((T, R, hi - lo))
+            np.copyto(d, np.swapaxes(death[key][rows, f, c, lo:hi], 1, 2))
+            term = np.matmul(d, wm).reshape(T, R, K, cols.size)  # BLAS
             if n not in acc:
                 acc[n] = np.zeros((T, R, K, len(us)))
             if cols.size == len(us):
@@ -449,7 +454,8 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             elif picked:  # large trees, one-hot w(M) map: (f, c) slices read per magnitude node
                 for (base, f, c), members in _by_physical_slice(ed, uniq, group_of_ge, gi).items():
                     # the K median tables of this slice and their logs, once for its combinations
-                    tabs = np.stack([ed.death_of[i][key][rows[i], f, c] for key in base])  # (K, t, m, r)
+                    # (K, t, m, r) in float64 (read tables are float32: the same values)
+                    tabs = np.stack([ed.death_of[i][key][rows[i], f, c] for key in base]).astype(np.float64, copy=False)
                     with np.errstate(divide="ignore"):
                         ln_tabs = np.log(tabs)
                     for n, ge in members:

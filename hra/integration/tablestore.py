@@ -343,15 +343,15 @@ class TableStore:
                     self._opened.clear()
                 self._opened[path] = ((st.st_ino, st.st_mtime_ns), branch, arr.shape,
                                       _direct_layout(path / "death", arr.shape, arr.dtype),
-                                      bool(grp.attrs.get("all_chunks_written", False)))
-            _, branch, shape, layout, complete = self._opened[path]
+                                      bool(grp.attrs.get("all_chunks_written", False)),
+                                      {tuple(int(v) for v in b): i for i, b in enumerate(branch)})
+            _, branch, shape, layout, complete, row = self._opened[path]
             if layout is None and arr is None:
                 arr = zarr.open_array(str(path / "death"), mode="r")
             if branches is None:
                 want = [tuple(int(v) for v in b) for b in branch]
                 idx = list(range(branch.shape[0]))
             else:
-                row = {tuple(int(v) for v in b): i for i, b in enumerate(branch)}
                 want = sorted(tuple(int(v) for v in b) for b in branches)
                 missing = [b for b in want if b not in row]
                 if missing:
