@@ -437,6 +437,25 @@ def t_picked(tabs, ln_tabs, pick, beta_h, decay, frac_hi, inv_exprel_neg, prob):
     return np.stack(out)
 
 
+def _scaled_add_inputs():
+    d = RNG.uniform(0, 1e-3, size=(3, 2, 2, 7, 5))
+    return d, d.astype(np.float32), RNG.uniform(0, 1, size=7), RNG.uniform(0, 1e-3, size=d.shape)
+
+
+def k_scaled_add(d, d32, coef, base):
+    out = np.full(d.shape, np.nan)
+    ik.scaled_table_add(d, coef, out, True)
+    acc = base.copy()
+    ik.scaled_table_add(d, coef, acc, False)
+    acc32 = base.copy()
+    ik.scaled_table_add(d32, coef, acc32, False)  # float32 tables as stored: their values exactly
+    return out, acc, acc32
+
+
+def t_scaled_add(d, d32, coef, base):
+    return d * coef[:, None], base + d * coef[:, None], base + d32.astype(np.float64) * coef[:, None]
+
+
 def _chunk_inputs(mixture):
     n_b, n_y, n_s, n_r, n_zt, n_u = 3, 2, 2, 40, 4, 6
     hist_args = _histogram_inputs()
@@ -849,6 +868,7 @@ TWINS = [
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
     ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
+    ("integration.scaled_table_add", k_scaled_add, t_scaled_add, _scaled_add_inputs(), 0.0),  # the same bits
     ("integration.weighted_table_sum", k_weighted_sum, t_weighted_sum, _weighted_sum_inputs(), 1e-13),
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),
     ("integration.magnitude_integrate_picked", k_picked, t_picked, _picked_inputs(), 1e-12),

@@ -393,7 +393,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     group_of_ge = np.array([group_of_key[ed.key(ge, 0)] for ge in range(ed.n)], dtype=np.int64)
     rows = [np.searchsorted(t_all, np.asarray(t, dtype=np.int64)) for t in t_sels]
     views = [_slice_of(r, t_all.size) for r in rows]
-    q = [np.empty((r.size, R, needed.size)) for r in rows]
+    # q per site built combination-major, (u, t, r): each combination's table written contiguously
+    # (a strided scatter into (t, r, u) costs more), transposed once at the end
+    qu = [np.empty((needed.size, r.size, R)) for r in rows]
     # per group: the selected (engine combination, f, c) slices and their columns of q
     combos = np.stack([ig, jf, jc], axis=1)
     uniq, inv = np.unique(combos, axis=0, return_inverse=True)
@@ -441,7 +443,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                         a = np.zeros((T, RA, n_k, len(us))) if a is None else a
                         # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection)
                         a = condtables.project_azimuth(gmm, a.reshape(T, R, len(us)), 1, r_nodes.size, n_k)
-                        q[i][..., us] = a
+                        qu[i][us] = np.moveaxis(a, -1, 0)
                 for key, d in death[i].items():  # the tree mean: sum_P,f,c (w_f w_c coef_P(m)) D_P
                     if key in coef:
                         kernels.weighted_table_sum(d, rows[i], wfc, coef[key], qbar_acc[i])
@@ -449,7 +451,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                 for ge in np.flatnonzero(group_of_ge == gi):
                     e = mag.integrate(np.moveaxis(ed.death(i, int(ge), (rows[i],)), 3, -1))  # (b, x, t, f, c, r)
                     for u in np.flatnonzero(ig == ge):
-                        q[i][:, :, u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
+                        qu[i][u] = e[ib[u], ix[u], :, jf[u], jc[u], :]
                     qbar_acc[i] += wg[ge] * np.einsum(mean_sig, e, *mean_w)
             elif picked:  # large trees, one-hot w(M) map: (f, c) slices read per magnitude node
                 for (base, f, c), members in _by_physical_slice(ed, uniq, group_of_ge, gi).items():
@@ -462,7 +464,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                         e = np.empty(mag.prob.shape[:2] + (rows[i].size, RA))
                         kernels.magnitude_integrate_picked(tabs, ln_tabs, ed.pick(ge), *bin_consts, mag.prob, e)
                         for u in np.flatnonzero(inv == n):
-                            q[i][:, :, u] = e[ib[u], ix[u]]
+                            qu[i][u] = e[ib[u], ix[u]]
                     del tabs, ln_tabs
                 tm = ed.tree_mean(i)
                 if isinstance(tm, np.ndarray):
@@ -475,7 +477,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
                     g = np.moveaxis(ed.death(i, int(ge), (rows[i], int(f), int(c))), 1, -1)
                     e = mag.integrate(g)  # (b, x, t, r)
                     for u in us:
-                        q[i][:, :, u] = e[ib[u], ix[u]]
+                        qu[i][u] = e[ib[u], ix[u]]
                 tm = ed.tree_mean(i)
                 if isinstance(tm, np.ndarray):
                     qbar_acc[i] = tm if qbar_acc[i] is None else np.add(qbar_acc[i], tm, out=qbar_acc[i])
@@ -494,7 +496,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             qbar = np.einsum(mean_sig, e, *mean_w)
         # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection;
         # a forecast's q is projected per group of combinations above)
-        qi = q[i] if per_branch else condtables.project_azimuth(gmm, q[i], 1, r_nodes.size, n_k)
+        qi = qu[i] if per_branch else condtables.project_azimuth(gmm, qu[i], 2, r_nodes.size, n_k)
+        qi = np.ascontiguousarray(np.moveaxis(qi, 0, -1))  # (t, r, u)
+        qu[i] = None
         qbar = condtables.project_azimuth(gmm, qbar, 1, r_nodes.size, n_k)
         results.append((qi, qbar))
     return results
@@ -631,7 +635,14 @@ class EngineDeath:
         weights (the w(M) mixture for the median node): one term per physical combination (of
         those in ``death_of[i]``: a group of them gives its part of the sum)."""
         coef = self.mean_coef()
-        return sum(d * coef[key][:, None] for key, d in self.death_of[i].items() if key in coef)
+        acc = 0
+        for key, d in self.death_of[i].items():
+            if key in coef:
+                first = isinstance(acc, int)
+                if first:
+                    acc = np.empty(d.shape)
+                kernels.scaled_table_add(d, np.ascontiguousarray(coef[key], dtype=np.float64), acc, first)
+        return acc
 
 
 def table_rows(prep: "Prepared", zones=None) -> tuple[np.ndarray, list[np.ndarray]]:

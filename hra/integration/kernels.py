@@ -1150,6 +1150,30 @@ def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out):
 
 
 @jit
+def scaled_table_add(d, coef, out, first):
+    """``out[t, f, c, m, r] = d[t, f, c, m, r] coef[m]`` (``first``) or ``+=`` that product: one term of a
+    tree mean over physical tables (:meth:`hra.integration.engine.EngineDeath.tree_mean`) in one pass,
+    without temporaries; each value the same product and sum as numpy's ``out + d * coef[:, None]``.
+
+    d : (t, f, c, m, r) death table (float64, or float32 as stored); coef : (m,); out : like d, float64
+    """
+    n_t, n_f, n_c, n_m, n_r = d.shape
+    for t in range(n_t):
+        for f in range(n_f):
+            for c in range(n_c):
+                for m in range(n_m):
+                    w = coef[m]
+                    src = d[t, f, c, m]
+                    dst = out[t, f, c, m]
+                    if first:
+                        for r in range(n_r):
+                            dst[r] = src[r] * w
+                    else:
+                        for r in range(n_r):
+                            dst[r] = dst[r] + src[r] * w
+
+
+@jit
 def weighted_table_sum(d, rows, wfc, coef, out):
     """``out[i, m, r] += sum_f sum_c (wfc[f, c] coef[m]) d[rows[i], f, c, m, r]``: one physical table's
     share of a forecast's tree mean, in one pass over the table.
