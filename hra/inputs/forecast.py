@@ -43,11 +43,13 @@ integration exact and the per-building pass small:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hra.core._numba import jit
 from hra.core.logictree import Node
 
 #: The dimensions of the forecast variable: optional branch dims first, then the required ones.
@@ -106,6 +108,17 @@ def open_forecast(path: str | Path):
     Accepts the variable ``forecast`` of the group ``forecast``, a group ``forecast/forecast``
     holding one variable, or (plain netCDF) a root variable ``forecast``.
     """
+    with _forecast_variable(path) as da:
+        return da.load()
+
+
+@contextlib.contextmanager
+def _forecast_variable(path: str | Path):
+    """The forecast variable of ``path``, lazy (nothing read yet), while its file is open.
+
+    The groups and errors of :func:`open_forecast`; :func:`read_forecast` reads the coordinates
+    first and then only the selected years' counts, straight into one array (no second copy).
+    """
     import xarray as xr
 
     path = Path(path)
@@ -122,9 +135,11 @@ def open_forecast(path: str | Path):
             raise ForecastError(f"{path}: cannot be read as HDF5/netCDF ({exc}); give an SSM forecast file") from None
         with ds:
             if "forecast" in ds.data_vars:
-                return ds["forecast"].load()
+                yield ds["forecast"]
+                return
             if group == "forecast/forecast" and len(ds.data_vars) == 1:
-                return next(iter(ds.data_vars.values())).load()
+                yield next(iter(ds.data_vars.values()))
+                return
     raise ForecastError(
         f"{path}: no variable 'forecast' (looked in group 'forecast', group 'forecast/forecast' and the root); "
         "fix: write the counts as variable 'forecast' of group 'forecast'")
@@ -179,46 +194,50 @@ def read_forecast(path: str | Path, years: list[int] | None = None) -> Forecast:
     negative counts, counts that increase with magnitude, years not in the file, repeated years.
     """
     path = Path(path)
-    da = open_forecast(path)
-    dims = tuple(da.dims)
-    missing = [d for d in REQUIRED_DIMS if d not in dims]
-    if missing:
-        raise ForecastError(f"{path}: variable 'forecast' has dims {dims}, missing {missing}; it needs dims "
-                            f"(branch_rate, branch_mm, branch_mmax, magnitude, time, x, y), branch dims optional")
-    unknown = [d for d in dims if d not in REQUIRED_DIMS + BRANCH_DIMS]
-    if unknown:
-        raise ForecastError(f"{path}: variable 'forecast' has unknown dim(s) {unknown}; allowed are "
-                            f"{list(BRANCH_DIMS + REQUIRED_DIMS)}; fix: rename or drop them")
-    for d in REQUIRED_DIMS:
-        if d not in da.coords:
-            raise ForecastError(f"{path}: dim {d!r} has no coordinate values; fix: write coordinate {d!r}")
-    bdims = tuple(d for d in BRANCH_DIMS if d in dims)
-    da = da.transpose(*bdims, "magnitude", "time", "x", "y")
-    mags = np.asarray(da["magnitude"].values, dtype=float)
-    if mags.size < 2 or not np.all(np.diff(mags) > 0):
-        raise ForecastError(f"{path}: coordinate 'magnitude' must increase strictly (got {mags[:6]}...); fix the grid")
-    t_years = _year_of(da["time"].values, path)
-    u, cnt = np.unique(t_years, return_counts=True)
-    if (cnt > 1).any():
-        raise ForecastError(f"{path}: coordinate 'time' has several steps in year {int(u[cnt > 1][0])}; "
-                            "the forecast needs one step per year")
-    if years is None:
-        sel_years = np.sort(t_years)
-    else:
-        sel_years = np.asarray(sorted(years), dtype=np.int64)
-        miss = sorted(set(sel_years.tolist()) - set(t_years.tolist()))
-        if miss:
-            raise ForecastError(f"{path}: no forecast for year(s) {miss}; the file has years "
-                                f"{sorted(t_years.tolist())}; fix [run] years")
-    t_index = np.array([int(np.flatnonzero(t_years == yy)[0]) for yy in sel_years], dtype=np.int64)
-    vals = np.asarray(da.values, dtype=float)  # (*b, m, t, x, y)
-    vals = np.take(vals, t_index, axis=len(bdims) + 1)
-    labels = tuple(_labels(da, d) for d in bdims)
-    xs = np.asarray(da["x"].values, dtype=float)
-    ys = np.asarray(da["y"].values, dtype=float)
+    with _forecast_variable(path) as da:
+        dims = tuple(da.dims)
+        missing = [d for d in REQUIRED_DIMS if d not in dims]
+        if missing:
+            raise ForecastError(f"{path}: variable 'forecast' has dims {dims}, missing {missing}; it needs dims "
+                                f"(branch_rate, branch_mm, branch_mmax, magnitude, time, x, y), branch dims optional")
+        unknown = [d for d in dims if d not in REQUIRED_DIMS + BRANCH_DIMS]
+        if unknown:
+            raise ForecastError(f"{path}: variable 'forecast' has unknown dim(s) {unknown}; allowed are "
+                                f"{list(BRANCH_DIMS + REQUIRED_DIMS)}; fix: rename or drop them")
+        for d in REQUIRED_DIMS:
+            if d not in da.coords:
+                raise ForecastError(f"{path}: dim {d!r} has no coordinate values; fix: write coordinate {d!r}")
+        bdims = tuple(d for d in BRANCH_DIMS if d in dims)
+        da = da.transpose(*bdims, "magnitude", "time", "x", "y")
+        mags = np.asarray(da["magnitude"].values, dtype=float)
+        if mags.size < 2 or not np.all(np.diff(mags) > 0):
+            raise ForecastError(f"{path}: coordinate 'magnitude' must increase strictly (got {mags[:6]}...); fix the grid")
+        t_years = _year_of(da["time"].values, path)
+        u, cnt = np.unique(t_years, return_counts=True)
+        if (cnt > 1).any():
+            raise ForecastError(f"{path}: coordinate 'time' has several steps in year {int(u[cnt > 1][0])}; "
+                                "the forecast needs one step per year")
+        if years is None:
+            sel_years = np.sort(t_years)
+        else:
+            sel_years = np.asarray(sorted(years), dtype=np.int64)
+            miss = sorted(set(sel_years.tolist()) - set(t_years.tolist()))
+            if miss:
+                raise ForecastError(f"{path}: no forecast for year(s) {miss}; the file has years "
+                                    f"{sorted(t_years.tolist())}; fix [run] years")
+        t_index = np.array([int(np.flatnonzero(t_years == yy)[0]) for yy in sel_years], dtype=np.int64)
+        labels = tuple(_labels(da, d) for d in bdims)
+        xs = np.asarray(da["x"].values, dtype=float)
+        ys = np.asarray(da["y"].values, dtype=float)
+        # read only the selected years, once (a run of consecutive steps as a slice)
+        if t_index.size and np.array_equal(t_index, np.arange(t_index[0], t_index[0] + t_index.size)):
+            da = da.isel(time=slice(int(t_index[0]), int(t_index[0]) + t_index.size))
+        else:
+            da = da.isel(time=t_index)
+        vals = np.ascontiguousarray(da.values, dtype=float)  # (*b, m, t, x, y)
     nb = int(np.prod([len(v) for v in labels])) if labels else 1
     nm, nt, nx, ny = mags.size, sel_years.size, xs.size, ys.size
-    arr = vals.reshape(nb, nm, nt, nx, ny)
+    arr = vals.reshape(nb, nm, nt, nx * ny)
 
     def where(idx) -> str:
         s, m, t, i, j = idx
@@ -228,6 +247,31 @@ def read_forecast(path: str | Path, years: list[int] | None = None) -> Forecast:
             br = ", " + ", ".join(f"{d}={labels[k][sub[k]]}" for k, d in enumerate(bdims))
         return f"cell (x={xs[i]:g}, y={ys[j]:g}), year {sel_years[t]}, magnitude {mags[m]:g}{br}"
 
+    # one pass checks every count and marks the cells with events; the error (first bad count in
+    # C order, by kind) comes from the same array-wide checks as before, run only when one fails
+    ok, active = _scan_counts(arr)
+    if not ok:
+        _raise_bad_counts(arr.reshape(nb, nm, nt, nx, ny), mags, where, path)
+    # cells: (x, y) grid points with any event, in (x, y) order
+    cells = np.flatnonzero(active)
+    counts = np.empty((cells.size, nt, nb, nm))  # (c, t, s, m)
+    _gather_counts(arr, cells, counts)
+    del vals, arr
+    gx, gy = np.meshgrid(xs, ys, indexing="ij")
+    keep = cells
+    dx, dy = _spacing(xs, "x", path), _spacing(ys, "y", path)
+    sp = [d for d in (dx, dy) if np.isfinite(d)]
+    if not sp:
+        raise ForecastError(f"{path}: a single cell gives no spacing; fix: write at least two x or y values")
+    if len(sp) == 2 and abs(dx - dy) > 1e-6 * max(dx, dy):
+        raise ForecastError(f"{path}: cell spacing differs in x ({dx:g} m) and y ({dy:g} m); the engine needs square cells")
+    return Forecast(path=path, x=gx.ravel()[keep], y=gy.ravel()[keep], years=sel_years, magnitudes=mags,
+                    counts=counts, branch_dims=bdims, branch_labels=labels, cell_size_m=float(min(sp)),
+                    n_cells_file=nx * ny, all_years=np.sort(t_years))
+
+
+def _raise_bad_counts(arr: np.ndarray, mags: np.ndarray, where, path: Path) -> None:
+    """The error for the first NaN, else negative, else increasing count of ``arr`` (b, m, t, x, y)."""
     bad = np.argwhere(~np.isfinite(arr))
     if bad.size:
         raise ForecastError(f"{path}: NaN/infinite count at {where(bad[0])}; fix: write 0 where no events are expected")
@@ -240,20 +284,40 @@ def read_forecast(path: str | Path, years: list[int] | None = None) -> Forecast:
         b0 = bad[0]
         raise ForecastError(f"{path}: the count increases with magnitude at {where(b0)} -> {mags[b0[1] + 1]:g}; "
                             "values must be the expected number of events with M >= magnitude (non-increasing in M)")
-    # cells: (x, y) grid points with any event, in (x, y) order
-    arr = np.moveaxis(arr, (3, 4), (0, 1)).reshape(nx * ny, nb, nm, nt)
-    keep = arr.reshape(nx * ny, -1).max(axis=1) > 0
-    gx, gy = np.meshgrid(xs, ys, indexing="ij")
-    counts = np.ascontiguousarray(np.transpose(arr[keep], (0, 3, 1, 2)))  # (c, t, s, m)
-    dx, dy = _spacing(xs, "x", path), _spacing(ys, "y", path)
-    sp = [d for d in (dx, dy) if np.isfinite(d)]
-    if not sp:
-        raise ForecastError(f"{path}: a single cell gives no spacing; fix: write at least two x or y values")
-    if len(sp) == 2 and abs(dx - dy) > 1e-6 * max(dx, dy):
-        raise ForecastError(f"{path}: cell spacing differs in x ({dx:g} m) and y ({dy:g} m); the engine needs square cells")
-    return Forecast(path=path, x=gx.ravel()[keep], y=gy.ravel()[keep], years=sel_years, magnitudes=mags,
-                    counts=counts, branch_dims=bdims, branch_labels=labels, cell_size_m=float(min(sp)),
-                    n_cells_file=nx * ny, all_years=np.sort(t_years))
+
+
+@jit
+def _scan_counts(a):
+    """One pass over the counts ``a[s, m, t, cell]``: (all finite, >= 0 and non-increasing in m
+    (the tolerance of :func:`_raise_bad_counts`), cells with a positive count)."""
+    nb, nm, nt, nc = a.shape
+    active = np.zeros(nc, dtype=np.bool_)
+    bad = False
+    for s in range(nb):
+        for m in range(nm):
+            for t in range(nt):
+                for c in range(nc):
+                    v = a[s, m, t, c]
+                    bad |= not (np.isfinite(v) and v >= 0.0)
+                    if m + 1 < nm:
+                        bad |= a[s, m + 1, t, c] - v > 1e-12 * max(abs(v), 1e-300)
+                    if v > 0.0:
+                        active[c] = True
+    return not bad, active
+
+
+@jit
+def _gather_counts(a, cells, out):
+    """``out[i, t, s, m] = a[s, m, t, cells[i]]`` (a transpose, by tiles of 64 cells)."""
+    nb, nm, nt, _ = a.shape
+    n = cells.size
+    for s in range(nb):
+        for t in range(nt):
+            for i0 in range(0, n, 64):
+                i1 = min(i0 + 64, n)
+                for m in range(nm):
+                    for i in range(i0, i1):
+                        out[i, t, s, m] = a[s, m, t, cells[i]]
 
 
 def _same_label(a: str, b: str) -> bool:
