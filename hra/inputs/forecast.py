@@ -229,36 +229,23 @@ def read_forecast(path: str | Path, years: list[int] | None = None) -> Forecast:
         labels = tuple(_labels(da, d) for d in bdims)
         xs = np.asarray(da["x"].values, dtype=float)
         ys = np.asarray(da["y"].values, dtype=float)
-        # read only the selected years, once (a run of consecutive steps as a slice)
-        if t_index.size and np.array_equal(t_index, np.arange(t_index[0], t_index[0] + t_index.size)):
-            da = da.isel(time=slice(int(t_index[0]), int(t_index[0]) + t_index.size))
-        else:
-            da = da.isel(time=t_index)
-        vals = np.ascontiguousarray(da.values, dtype=float)  # (*b, m, t, x, y)
-    nb = int(np.prod([len(v) for v in labels])) if labels else 1
-    nm, nt, nx, ny = mags.size, sel_years.size, xs.size, ys.size
-    arr = vals.reshape(nb, nm, nt, nx * ny)
+        nb = int(np.prod([len(v) for v in labels])) if labels else 1
+        nm, nt, nx, ny = mags.size, sel_years.size, xs.size, ys.size
 
-    def where(idx) -> str:
-        s, m, t, i, j = idx
-        br = ""
-        if bdims:
-            sub = np.unravel_index(s, [len(v) for v in labels])
-            br = ", " + ", ".join(f"{d}={labels[k][sub[k]]}" for k, d in enumerate(bdims))
-        return f"cell (x={xs[i]:g}, y={ys[j]:g}), year {sel_years[t]}, magnitude {mags[m]:g}{br}"
+        def where(idx) -> str:
+            s, m, t, i, j = idx
+            br = ""
+            if bdims:
+                sub = np.unravel_index(s, [len(v) for v in labels])
+                br = ", " + ", ".join(f"{d}={labels[k][sub[k]]}" for k, d in enumerate(bdims))
+            return f"cell (x={xs[i]:g}, y={ys[j]:g}), year {sel_years[t]}, magnitude {mags[m]:g}{br}"
 
-    # one pass checks every count and marks the cells with events; the error (first bad count in
-    # C order, by kind) comes from the same array-wide checks as before, run only when one fails
-    ok, active = _scan_counts(arr)
-    if not ok:
-        _raise_bad_counts(arr.reshape(nb, nm, nt, nx, ny), mags, where, path)
-    # cells: (x, y) grid points with any event, in (x, y) order
-    cells = np.flatnonzero(active)
-    counts = np.empty((cells.size, nt, nb, nm))  # (c, t, s, m)
-    _gather_counts(arr, cells, counts)
-    del vals, arr
+        # cells: (x, y) grid points with any event, in (x, y) order (flat indices ``keep``)
+        counts, keep = _read_counts(da, bdims, labels, t_index, nx * ny)
+        if counts is None:  # a bad count somewhere: the whole-array checks word the error
+            vals = np.asarray(da.isel(time=t_index).values, dtype=float)  # (*b, m, t, x, y)
+            counts, keep = _counts_reference(vals.reshape(nb, nm, nt, nx, ny), mags, where, path)
     gx, gy = np.meshgrid(xs, ys, indexing="ij")
-    keep = cells
     dx, dy = _spacing(xs, "x", path), _spacing(ys, "y", path)
     sp = [d for d in (dx, dy) if np.isfinite(d)]
     if not sp:
@@ -286,39 +273,70 @@ def _raise_bad_counts(arr: np.ndarray, mags: np.ndarray, where, path: Path) -> N
                             "values must be the expected number of events with M >= magnitude (non-increasing in M)")
 
 
-@jit
-def _scan_counts(a):
-    """One pass over the counts ``a[s, m, t, cell]``: (all finite, >= 0 and non-increasing in m
-    (the tolerance of :func:`_raise_bad_counts`), cells with a positive count)."""
-    nb, nm, nt, nc = a.shape
-    active = np.zeros(nc, dtype=np.bool_)
-    bad = False
-    for s in range(nb):
-        for m in range(nm):
-            for t in range(nt):
-                for c in range(nc):
-                    v = a[s, m, t, c]
-                    bad |= not (np.isfinite(v) and v >= 0.0)
-                    if m + 1 < nm:
-                        bad |= a[s, m + 1, t, c] - v > 1e-12 * max(abs(v), 1e-300)
-                    if v > 0.0:
-                        active[c] = True
-    return not bad, active
+def _counts_reference(arr: np.ndarray, mags: np.ndarray, where, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Checks and counts of ``arr`` (b, m, t, x, y) with whole-array numpy operations: the error
+    for the first bad count in C order (NaN first, then negative, then increasing), else the
+    counts (c, t, s, m) of the cells with events and their flat (x, y) indices."""
+    _raise_bad_counts(arr, mags, where, path)
+    nb, nm, nt, nx, ny = arr.shape
+    arr = np.moveaxis(arr, (3, 4), (0, 1)).reshape(nx * ny, nb, nm, nt)
+    keep = np.flatnonzero(arr.reshape(nx * ny, -1).max(axis=1) > 0)
+    return np.ascontiguousarray(np.transpose(arr[keep], (0, 3, 1, 2))), keep
 
 
-@jit
-def _gather_counts(a, cells, out):
-    """``out[i, t, s, m] = a[s, m, t, cells[i]]`` (a transpose, by tiles of 64 cells)."""
-    nb, nm, nt, _ = a.shape
-    n = cells.size
+def _read_counts(da, bdims: tuple[str, ...], labels, t_index: np.ndarray,
+                 n_cells: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The counts (c, t, s, m) of the cells with events and their flat (x, y) indices, read one
+    (branch, year) slab at a time and checked on the way (one pass, no copy of the whole file);
+    ``(None, None)`` if a count is bad (the caller words the error with :func:`_counts_reference`).
+
+    The cells with events are those with a positive count at the lowest magnitude (the largest
+    count where counts do not increase); the pass confirms it at every magnitude.
+    """
+    shape = [len(v) for v in labels]
+    nb = int(np.prod(shape)) if shape else 1
+    low = np.asarray(da.isel(magnitude=0, time=t_index).values, dtype=float)  # (*b, t, x, y)
+    with np.errstate(invalid="ignore"):
+        cells = np.flatnonzero((low.reshape(-1, n_cells) > 0).any(axis=0))
+    nm, nt = da.sizes["magnitude"], t_index.size
+    counts = np.empty((cells.size, nt, nb, nm))
+    active = np.zeros(n_cells, dtype=np.bool_)
     for s in range(nb):
+        sel = {d: int(i) for d, i in zip(bdims, np.unravel_index(s, shape))} if shape else {}
         for t in range(nt):
-            for i0 in range(0, n, 64):
-                i1 = min(i0 + 64, n)
-                for m in range(nm):
-                    for i in range(i0, i1):
-                        out[i, t, s, m] = a[s, m, t, cells[i]]
+            slab = np.ascontiguousarray(da.isel({**sel, "time": int(t_index[t])}).values, dtype=float)  # (m, x, y)
+            if not _check_gather(slab.reshape(nm, n_cells), cells, counts, s, t, active):
+                return None, None
+    if not np.array_equal(np.flatnonzero(active), cells):
+        return None, None
+    return counts, cells
 
+
+@jit
+def _check_gather(a, cells, out, s, t, active):
+    """Check the counts ``a[m, cell]`` of one (branch, year) (finite, >= 0, non-increasing in m
+    within the tolerance of :func:`_raise_bad_counts`), mark the cells with a positive count in
+    ``active`` and copy those of ``cells`` to ``out[:, t, s, :]`` (by tiles of 64 cells). False
+    if a count is bad."""
+    nm, nc = a.shape
+    bad = False
+    for m in range(nm):
+        for c in range(nc):
+            v = a[m, c]
+            bad |= not (np.isfinite(v) and v >= 0.0)
+            if m + 1 < nm:
+                bad |= a[m + 1, c] - v > 1e-12 * max(abs(v), 1e-300)
+            if v > 0.0:
+                active[c] = True
+    if bad:
+        return False
+    n = cells.size
+    for i0 in range(0, n, 64):
+        i1 = min(i0 + 64, n)
+        for m in range(nm):
+            for i in range(i0, i1):
+                out[i, t, s, m] = a[m, cells[i]]
+    return True
 
 def _same_label(a: str, b: str) -> bool:
     if a == b:
