@@ -195,6 +195,24 @@ def test_node_masses_blocks_equal_the_whole_array_version_to_the_bit():
     assert np.array_equal(node_masses(m, counts.reshape(3, -1, m.size)), ref.reshape(3, -1, m.size))
 
 
+def test_basis_leaves_out_empty_columns():
+    """Nodes above every row's Mmax are left out of the factorisation: the basis is 0 there, the
+    rank and the factored masses are those of the matrix without those columns, and the factor
+    reproduces the masses (relative to each row's largest mass, and at each node)."""
+    b = np.linspace(0.7, 1.3, 60)
+    masses = node_masses(M, gr_counts(M, 1.0, b, 5.0))
+    empty = masses.max(axis=0) == 0
+    assert 20 < empty.sum() < M.size - 20
+    mb = magnitude_basis(masses)
+    inner = magnitude_basis(masses[:, ~empty])
+    assert np.all(mb.basis[:, empty] == 0.0) and mb.basis.shape[0] == inner.basis.shape[0] <= 12
+    recon = mb.coef @ mb.basis
+    np.testing.assert_allclose(recon[:, ~empty], inner.coef @ inner.basis, rtol=0, atol=1e-14 * masses.max())
+    assert np.abs(recon - masses).max() < 1e-9 * masses.max() and mb.residual < 1e-9
+    pos = masses > 0
+    assert np.max(np.abs(recon[pos] / masses[pos] - 1.0)) < 1e-6
+
+
 # ---------------------------------------------------------------------------------------------
 # the engine against closed forms and the rate-grid path
 # ---------------------------------------------------------------------------------------------

@@ -579,34 +579,46 @@ def magnitude_basis(masses: np.ndarray, rtol: float = 1e-10, block: int = 20000)
     Rows are divided by their sum and columns scaled by their largest normalised value, so every
     magnitude node counts equally in relative terms; singular vectors above ``rtol`` times the
     largest are kept (a tall-skinny QR by blocks of ``block`` rows keeps memory bounded).
+    Columns without mass in any row (nodes above the branch's Mmax) are left out of the
+    factorisation (their basis entries are 0, as they are in exact arithmetic), and BLAS runs on
+    one thread, so the basis is the same to the bit whatever the machine's number of cores.
     """
+    from hra.core.executor import single_thread_blas
+
     a = np.asarray(masses, dtype=float)
     n, m = a.shape
-    tot = a.sum(axis=1)
-    norm = np.where(tot > 0, tot, 1.0)
-    scale = np.zeros(m)
-    for s in range(0, n, block):
-        scale = np.maximum(scale, (a[s:s + block] / norm[s:s + block, None]).max(axis=0))
-    scale = np.where(scale > 0, scale, 1.0)
-    rs = []
-    for s in range(0, n, block):
-        blk = a[s:s + block] / norm[s:s + block, None] / scale
-        rs.append(np.linalg.qr(blk, mode="r") if blk.shape[0] >= m else blk)
-    r = np.vstack(rs)
-    _, sv, vt = np.linalg.svd(r, full_matrices=False)
-    if sv.size == 0 or sv[0] == 0:
-        return MagnitudeBasis(np.zeros((1, m)), np.zeros((n, 1)), 0.0)
-    k = max(1, int((sv > rtol * sv[0]).sum()))
-    v = vt[:k]  # orthonormal rows in the scaled space
-    coef = np.empty((n, k))
-    res = 0.0
-    for s in range(0, n, block):
-        blk = a[s:s + block] / scale
-        c = blk @ v.T
-        coef[s:s + block] = c
-        rel = np.abs(c @ v - blk).max(axis=1) / np.maximum(np.abs(blk).max(axis=1), 1e-300)
-        res = max(res, float(rel.max(initial=0.0)))
-    return MagnitudeBasis(v * scale[None, :], coef, res)
+    with single_thread_blas():
+        tot = a.sum(axis=1)
+        norm = np.where(tot > 0, tot, 1.0)
+        scale = np.zeros(m)
+        for s in range(0, n, block):
+            scale = np.maximum(scale, (a[s:s + block] / norm[s:s + block, None]).max(axis=0))
+        cols = np.flatnonzero(scale > 0)
+        if cols.size == 0:
+            return MagnitudeBasis(np.zeros((1, m)), np.zeros((n, 1)), 0.0)
+        if cols.size < m:
+            a, scale = a[:, cols], scale[cols]
+        rs = []
+        for s in range(0, n, block):
+            blk = a[s:s + block] / norm[s:s + block, None] / scale
+            rs.append(np.linalg.qr(blk, mode="r") if blk.shape[0] >= cols.size else blk)
+        r = np.vstack(rs)
+        _, sv, vt = np.linalg.svd(r, full_matrices=False)
+        if sv.size == 0 or sv[0] == 0:
+            return MagnitudeBasis(np.zeros((1, m)), np.zeros((n, 1)), 0.0)
+        k = max(1, int((sv > rtol * sv[0]).sum()))
+        v = vt[:k]  # orthonormal rows in the scaled space
+        coef = np.empty((n, k))
+        res = 0.0
+        for s in range(0, n, block):
+            blk = a[s:s + block] / scale
+            c = blk @ v.T
+            coef[s:s + block] = c
+            rel = np.abs(c @ v - blk).max(axis=1) / np.maximum(np.abs(blk).max(axis=1), 1e-300)
+            res = max(res, float(rel.max(initial=0.0)))
+    basis = np.zeros((k, m))
+    basis[:, cols] = v * scale[None, :]
+    return MagnitudeBasis(basis, coef, res)
 
 
 def branch_bases(masses: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, float]:
@@ -623,8 +635,11 @@ def branch_bases(masses: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, n
     per-cell shape varies: K is the number of shapes of one branch (1 for one GR law in all
     cells), not of all branches together.
     """
+    from hra.core.executor import single_thread_blas
+
     n, S, m = masses.shape
-    parts = [magnitude_basis(masses[:, s], rtol) for s in range(S)]
+    with single_thread_blas():  # one limit for all branches
+        parts = [magnitude_basis(np.ascontiguousarray(masses[:, s]), rtol) for s in range(S)]
     K = max(p.basis.shape[0] for p in parts)
     basis = np.zeros((S, K, m))
     coef = np.zeros((n, S, K))
