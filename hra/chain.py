@@ -377,8 +377,8 @@ def prepare_forecast(cfg: Config) -> SourceModel:
     masses = node_masses(fc.magnitudes, fc.counts.reshape(-1, M))
     used = np.flatnonzero(masses.max(axis=0, initial=0.0) > 0)  # the tables skip nodes without events
     lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, M)
-    masses, nodes_m = masses[:, lo:hi], fc.magnitudes[lo:hi]
-    basis, coef_s, residual = branch_bases(masses.reshape(C * Y, S, -1))
+    nodes_m = fc.magnitudes[lo:hi]
+    basis, coef_s, residual = branch_bases(masses.reshape(C * Y, S, M)[:, :, lo:hi])  # a view: no copy of the whole
     K = basis.shape[1]
     coef = np.ascontiguousarray(coef_s.reshape(C, Y, S, K).transpose(0, 3, 1, 2).reshape(C, K, Y * S))
     log.info("forecast %s: %d cells, %d branches, %d magnitude nodes with events -> magnitude basis of %d "

@@ -174,6 +174,45 @@ def test_branch_bases_one_shape_per_gr_branch():
     np.testing.assert_allclose(np.einsum("nsk,skm->nsm", coef, basis), masses, rtol=0, atol=1e-9 * masses.max())
 
 
+def test_node_masses_blocks_equal_the_whole_array_version_to_the_bit():
+    """The row-block numba path gives the whole-array numpy version's numbers to the bit: GR rows,
+    random non-increasing rows with empty and isolated bins, and bins so steep that expm1 overflows
+    (beta h > 700) or nearly so, on any block size."""
+    from hra.inputs.forecast import _node_masses_reference
+
+    rng = np.random.default_rng(5)
+    m = np.sort(rng.uniform(1.4, 6.6, 30))
+    inc = rng.exponential(size=(400, m.size)) * (rng.uniform(size=(400, m.size)) < 0.5)
+    rows = [np.cumsum(inc[:, ::-1], axis=1)[:, ::-1], gr_counts(m, 0.3, rng.uniform(0.6, 1.4, 50), 5.0)]
+    steep = np.zeros((3, m.size))
+    steep[0, :3] = [2e300, 1e300, 1e-300]  # beta h ~ 1380: expm1 overflows
+    steep[1, 1:4] = [1e-300, 1e-300, 0.0]  # an isolated bin after an empty one
+    steep[2, :3] = [1.0, 1.0 - 1e-12, 0.0]
+    counts = np.concatenate(rows + [steep])
+    ref = _node_masses_reference(m, counts)
+    for block in (1, 7, 4096):
+        assert np.array_equal(node_masses(m, counts, block=block), ref)
+    assert np.array_equal(node_masses(m, counts.reshape(3, -1, m.size)), ref.reshape(3, -1, m.size))
+
+
+def test_basis_leaves_out_empty_columns():
+    """Nodes above every row's Mmax are left out of the factorisation: the basis is 0 there, the
+    rank and the factored masses are those of the matrix without those columns, and the factor
+    reproduces the masses (relative to each row's largest mass, and at each node)."""
+    b = np.linspace(0.7, 1.3, 60)
+    masses = node_masses(M, gr_counts(M, 1.0, b, 5.0))
+    empty = masses.max(axis=0) == 0
+    assert 20 < empty.sum() < M.size - 20
+    mb = magnitude_basis(masses)
+    inner = magnitude_basis(masses[:, ~empty])
+    assert np.all(mb.basis[:, empty] == 0.0) and mb.basis.shape[0] == inner.basis.shape[0] <= 12
+    recon = mb.coef @ mb.basis
+    np.testing.assert_allclose(recon[:, ~empty], inner.coef @ inner.basis, rtol=0, atol=1e-14 * masses.max())
+    assert np.abs(recon - masses).max() < 1e-9 * masses.max() and mb.residual < 1e-9
+    pos = masses > 0
+    assert np.max(np.abs(recon[pos] / masses[pos] - 1.0)) < 1e-6
+
+
 # ---------------------------------------------------------------------------------------------
 # the engine against closed forms and the rate-grid path
 # ---------------------------------------------------------------------------------------------
@@ -291,6 +330,45 @@ def test_group_path_and_integer_years(tmp_path):
     assert fc.counts.shape == (3, 1, 8, M.size)
     assert fc.branch_labels[2] == ("4.5", "5.5")
     np.testing.assert_allclose(fc.total_rate()[0].reshape(2, 2, 2)[:, 0, 0], [0.1 * 1.5, 0.2 * 1.5])
+
+
+def test_one_pass_reader_equals_the_whole_array_checks(tmp_path):
+    """The slab-by-slab reader (years chosen out of order in a file whose steps are not sorted)
+    gives the counts and cells of the whole-array numpy path; a cell whose lowest-magnitude
+    counts are 0 but that has a (tiny, within the tolerance) count above it is kept as well."""
+    from hra.inputs.forecast import _counts_reference
+
+    da = _forecast_array().isel(time=[1, 0])  # steps 2026, 2025
+    da[dict(x=2, y=2, magnitude=slice(3, 5), time=0)] = 1e-313  # below the 1e-12 relative tolerance
+    p = write_forecast(da, tmp_path / "f.h5")
+    fc = read_forecast(p, [2026, 2025])
+    raw = da.isel(time=[1, 0]).values.reshape(8, M.size, 2, 3, 3)
+    counts, keep = _counts_reference(raw, M, None, p)
+    assert np.array_equal(fc.counts, counts) and keep.tolist() == [0, 3, 7, 8]
+    np.testing.assert_array_equal(fc.x, X0 + 4000.0 * (keep // 3))
+    assert fc.years.tolist() == [2025, 2026]
+
+
+def test_bad_counts_first_by_kind_then_order(tmp_path):
+    """A NaN anywhere is reported before an earlier negative count; a count increasing by less
+    than 1e-12 relative passes, by more fails, naming the cell, year, magnitude and branch."""
+    da = _forecast_array()
+    da[dict(branch_rate=0, x=0, y=0, magnitude=-1, time=0)] = -1.0
+    da[dict(branch_rate=1, branch_mmax=1, x=1, y=0, magnitude=7, time=1)] = np.nan
+    from hra.inputs.forecast import ForecastError
+
+    with pytest.raises(ForecastError,
+                       match=r"NaN/infinite count at cell \(x=254000, y=590000\), year 2026, magnitude 1.8, "
+                             r"branch_rate=high, branch_mm=stress, branch_mmax=5.5"):
+        read_forecast(write_forecast(da, tmp_path / "a.h5"))
+    da = _forecast_array()
+    v = float(da[0, 0, 0, 10, 0, 1, 0])
+    da[dict(branch_rate=0, branch_mm=0, branch_mmax=0, x=1, y=0, magnitude=11, time=0)] = v * (1 + 0.5e-12)
+    read_forecast(write_forecast(da, tmp_path / "b.h5"))
+    da[dict(branch_rate=0, branch_mm=0, branch_mmax=0, x=1, y=0, magnitude=11, time=0)] = v * (1 + 2e-12)
+    with pytest.raises(ForecastError, match=r"increases with magnitude at cell \(x=254000, "
+                       r"y=590000\), year 2025, magnitude 1.95.* -> 2"):
+        read_forecast(write_forecast(da, tmp_path / "c.h5"))
 
 
 def test_psdra_preset_weights():

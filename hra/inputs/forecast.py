@@ -43,11 +43,13 @@ integration exact and the per-building pass small:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hra.core._numba import jit
 from hra.core.logictree import Node
 
 #: The dimensions of the forecast variable: optional branch dims first, then the required ones.
@@ -106,6 +108,17 @@ def open_forecast(path: str | Path):
     Accepts the variable ``forecast`` of the group ``forecast``, a group ``forecast/forecast``
     holding one variable, or (plain netCDF) a root variable ``forecast``.
     """
+    with _forecast_variable(path) as da:
+        return da.load()
+
+
+@contextlib.contextmanager
+def _forecast_variable(path: str | Path):
+    """The forecast variable of ``path``, lazy (nothing read yet), while its file is open.
+
+    The groups and errors of :func:`open_forecast`; :func:`read_forecast` reads the coordinates
+    first and then only the selected years' counts, straight into one array (no second copy).
+    """
     import xarray as xr
 
     path = Path(path)
@@ -122,9 +135,11 @@ def open_forecast(path: str | Path):
             raise ForecastError(f"{path}: cannot be read as HDF5/netCDF ({exc}); give an SSM forecast file") from None
         with ds:
             if "forecast" in ds.data_vars:
-                return ds["forecast"].load()
+                yield ds["forecast"]
+                return
             if group == "forecast/forecast" and len(ds.data_vars) == 1:
-                return next(iter(ds.data_vars.values())).load()
+                yield next(iter(ds.data_vars.values()))
+                return
     raise ForecastError(
         f"{path}: no variable 'forecast' (looked in group 'forecast', group 'forecast/forecast' and the root); "
         "fix: write the counts as variable 'forecast' of group 'forecast'")
@@ -179,55 +194,71 @@ def read_forecast(path: str | Path, years: list[int] | None = None) -> Forecast:
     negative counts, counts that increase with magnitude, years not in the file, repeated years.
     """
     path = Path(path)
-    da = open_forecast(path)
-    dims = tuple(da.dims)
-    missing = [d for d in REQUIRED_DIMS if d not in dims]
-    if missing:
-        raise ForecastError(f"{path}: variable 'forecast' has dims {dims}, missing {missing}; it needs dims "
-                            f"(branch_rate, branch_mm, branch_mmax, magnitude, time, x, y), branch dims optional")
-    unknown = [d for d in dims if d not in REQUIRED_DIMS + BRANCH_DIMS]
-    if unknown:
-        raise ForecastError(f"{path}: variable 'forecast' has unknown dim(s) {unknown}; allowed are "
-                            f"{list(BRANCH_DIMS + REQUIRED_DIMS)}; fix: rename or drop them")
-    for d in REQUIRED_DIMS:
-        if d not in da.coords:
-            raise ForecastError(f"{path}: dim {d!r} has no coordinate values; fix: write coordinate {d!r}")
-    bdims = tuple(d for d in BRANCH_DIMS if d in dims)
-    da = da.transpose(*bdims, "magnitude", "time", "x", "y")
-    mags = np.asarray(da["magnitude"].values, dtype=float)
-    if mags.size < 2 or not np.all(np.diff(mags) > 0):
-        raise ForecastError(f"{path}: coordinate 'magnitude' must increase strictly (got {mags[:6]}...); fix the grid")
-    t_years = _year_of(da["time"].values, path)
-    u, cnt = np.unique(t_years, return_counts=True)
-    if (cnt > 1).any():
-        raise ForecastError(f"{path}: coordinate 'time' has several steps in year {int(u[cnt > 1][0])}; "
-                            "the forecast needs one step per year")
-    if years is None:
-        sel_years = np.sort(t_years)
-    else:
-        sel_years = np.asarray(sorted(years), dtype=np.int64)
-        miss = sorted(set(sel_years.tolist()) - set(t_years.tolist()))
-        if miss:
-            raise ForecastError(f"{path}: no forecast for year(s) {miss}; the file has years "
-                                f"{sorted(t_years.tolist())}; fix [run] years")
-    t_index = np.array([int(np.flatnonzero(t_years == yy)[0]) for yy in sel_years], dtype=np.int64)
-    vals = np.asarray(da.values, dtype=float)  # (*b, m, t, x, y)
-    vals = np.take(vals, t_index, axis=len(bdims) + 1)
-    labels = tuple(_labels(da, d) for d in bdims)
-    xs = np.asarray(da["x"].values, dtype=float)
-    ys = np.asarray(da["y"].values, dtype=float)
-    nb = int(np.prod([len(v) for v in labels])) if labels else 1
-    nm, nt, nx, ny = mags.size, sel_years.size, xs.size, ys.size
-    arr = vals.reshape(nb, nm, nt, nx, ny)
+    with _forecast_variable(path) as da:
+        dims = tuple(da.dims)
+        missing = [d for d in REQUIRED_DIMS if d not in dims]
+        if missing:
+            raise ForecastError(f"{path}: variable 'forecast' has dims {dims}, missing {missing}; it needs dims "
+                                f"(branch_rate, branch_mm, branch_mmax, magnitude, time, x, y), branch dims optional")
+        unknown = [d for d in dims if d not in REQUIRED_DIMS + BRANCH_DIMS]
+        if unknown:
+            raise ForecastError(f"{path}: variable 'forecast' has unknown dim(s) {unknown}; allowed are "
+                                f"{list(BRANCH_DIMS + REQUIRED_DIMS)}; fix: rename or drop them")
+        for d in REQUIRED_DIMS:
+            if d not in da.coords:
+                raise ForecastError(f"{path}: dim {d!r} has no coordinate values; fix: write coordinate {d!r}")
+        bdims = tuple(d for d in BRANCH_DIMS if d in dims)
+        da = da.transpose(*bdims, "magnitude", "time", "x", "y")
+        mags = np.asarray(da["magnitude"].values, dtype=float)
+        if mags.size < 2 or not np.all(np.diff(mags) > 0):
+            raise ForecastError(f"{path}: coordinate 'magnitude' must increase strictly (got {mags[:6]}...); fix the grid")
+        t_years = _year_of(da["time"].values, path)
+        u, cnt = np.unique(t_years, return_counts=True)
+        if (cnt > 1).any():
+            raise ForecastError(f"{path}: coordinate 'time' has several steps in year {int(u[cnt > 1][0])}; "
+                                "the forecast needs one step per year")
+        if years is None:
+            sel_years = np.sort(t_years)
+        else:
+            sel_years = np.asarray(sorted(years), dtype=np.int64)
+            miss = sorted(set(sel_years.tolist()) - set(t_years.tolist()))
+            if miss:
+                raise ForecastError(f"{path}: no forecast for year(s) {miss}; the file has years "
+                                    f"{sorted(t_years.tolist())}; fix [run] years")
+        t_index = np.array([int(np.flatnonzero(t_years == yy)[0]) for yy in sel_years], dtype=np.int64)
+        labels = tuple(_labels(da, d) for d in bdims)
+        xs = np.asarray(da["x"].values, dtype=float)
+        ys = np.asarray(da["y"].values, dtype=float)
+        nb = int(np.prod([len(v) for v in labels])) if labels else 1
+        nm, nt, nx, ny = mags.size, sel_years.size, xs.size, ys.size
 
-    def where(idx) -> str:
-        s, m, t, i, j = idx
-        br = ""
-        if bdims:
-            sub = np.unravel_index(s, [len(v) for v in labels])
-            br = ", " + ", ".join(f"{d}={labels[k][sub[k]]}" for k, d in enumerate(bdims))
-        return f"cell (x={xs[i]:g}, y={ys[j]:g}), year {sel_years[t]}, magnitude {mags[m]:g}{br}"
+        def where(idx) -> str:
+            s, m, t, i, j = idx
+            br = ""
+            if bdims:
+                sub = np.unravel_index(s, [len(v) for v in labels])
+                br = ", " + ", ".join(f"{d}={labels[k][sub[k]]}" for k, d in enumerate(bdims))
+            return f"cell (x={xs[i]:g}, y={ys[j]:g}), year {sel_years[t]}, magnitude {mags[m]:g}{br}"
 
+        # cells: (x, y) grid points with any event, in (x, y) order (flat indices ``keep``)
+        counts, keep = _read_counts(da, bdims, labels, t_index, nx * ny)
+        if counts is None:  # a bad count somewhere: the whole-array checks word the error
+            vals = np.asarray(da.isel(time=t_index).values, dtype=float)  # (*b, m, t, x, y)
+            counts, keep = _counts_reference(vals.reshape(nb, nm, nt, nx, ny), mags, where, path)
+    gx, gy = np.meshgrid(xs, ys, indexing="ij")
+    dx, dy = _spacing(xs, "x", path), _spacing(ys, "y", path)
+    sp = [d for d in (dx, dy) if np.isfinite(d)]
+    if not sp:
+        raise ForecastError(f"{path}: a single cell gives no spacing; fix: write at least two x or y values")
+    if len(sp) == 2 and abs(dx - dy) > 1e-6 * max(dx, dy):
+        raise ForecastError(f"{path}: cell spacing differs in x ({dx:g} m) and y ({dy:g} m); the engine needs square cells")
+    return Forecast(path=path, x=gx.ravel()[keep], y=gy.ravel()[keep], years=sel_years, magnitudes=mags,
+                    counts=counts, branch_dims=bdims, branch_labels=labels, cell_size_m=float(min(sp)),
+                    n_cells_file=nx * ny, all_years=np.sort(t_years))
+
+
+def _raise_bad_counts(arr: np.ndarray, mags: np.ndarray, where, path: Path) -> None:
+    """The error for the first NaN, else negative, else increasing count of ``arr`` (b, m, t, x, y)."""
     bad = np.argwhere(~np.isfinite(arr))
     if bad.size:
         raise ForecastError(f"{path}: NaN/infinite count at {where(bad[0])}; fix: write 0 where no events are expected")
@@ -240,21 +271,72 @@ def read_forecast(path: str | Path, years: list[int] | None = None) -> Forecast:
         b0 = bad[0]
         raise ForecastError(f"{path}: the count increases with magnitude at {where(b0)} -> {mags[b0[1] + 1]:g}; "
                             "values must be the expected number of events with M >= magnitude (non-increasing in M)")
-    # cells: (x, y) grid points with any event, in (x, y) order
-    arr = np.moveaxis(arr, (3, 4), (0, 1)).reshape(nx * ny, nb, nm, nt)
-    keep = arr.reshape(nx * ny, -1).max(axis=1) > 0
-    gx, gy = np.meshgrid(xs, ys, indexing="ij")
-    counts = np.ascontiguousarray(np.transpose(arr[keep], (0, 3, 1, 2)))  # (c, t, s, m)
-    dx, dy = _spacing(xs, "x", path), _spacing(ys, "y", path)
-    sp = [d for d in (dx, dy) if np.isfinite(d)]
-    if not sp:
-        raise ForecastError(f"{path}: a single cell gives no spacing; fix: write at least two x or y values")
-    if len(sp) == 2 and abs(dx - dy) > 1e-6 * max(dx, dy):
-        raise ForecastError(f"{path}: cell spacing differs in x ({dx:g} m) and y ({dy:g} m); the engine needs square cells")
-    return Forecast(path=path, x=gx.ravel()[keep], y=gy.ravel()[keep], years=sel_years, magnitudes=mags,
-                    counts=counts, branch_dims=bdims, branch_labels=labels, cell_size_m=float(min(sp)),
-                    n_cells_file=nx * ny, all_years=np.sort(t_years))
 
+
+def _counts_reference(arr: np.ndarray, mags: np.ndarray, where, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Checks and counts of ``arr`` (b, m, t, x, y) with whole-array numpy operations: the error
+    for the first bad count in C order (NaN first, then negative, then increasing), else the
+    counts (c, t, s, m) of the cells with events and their flat (x, y) indices."""
+    _raise_bad_counts(arr, mags, where, path)
+    nb, nm, nt, nx, ny = arr.shape
+    arr = np.moveaxis(arr, (3, 4), (0, 1)).reshape(nx * ny, nb, nm, nt)
+    keep = np.flatnonzero(arr.reshape(nx * ny, -1).max(axis=1) > 0)
+    return np.ascontiguousarray(np.transpose(arr[keep], (0, 3, 1, 2))), keep
+
+
+def _read_counts(da, bdims: tuple[str, ...], labels, t_index: np.ndarray,
+                 n_cells: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The counts (c, t, s, m) of the cells with events and their flat (x, y) indices, read one
+    (branch, year) slab at a time and checked on the way (one pass, no copy of the whole file);
+    ``(None, None)`` if a count is bad (the caller words the error with :func:`_counts_reference`).
+
+    The cells with events are those with a positive count at the lowest magnitude (the largest
+    count where counts do not increase); the pass confirms it at every magnitude.
+    """
+    shape = [len(v) for v in labels]
+    nb = int(np.prod(shape)) if shape else 1
+    low = np.asarray(da.isel(magnitude=0, time=t_index).values, dtype=float)  # (*b, t, x, y)
+    with np.errstate(invalid="ignore"):
+        cells = np.flatnonzero((low.reshape(-1, n_cells) > 0).any(axis=0))
+    nm, nt = da.sizes["magnitude"], t_index.size
+    counts = np.empty((cells.size, nt, nb, nm))
+    active = np.zeros(n_cells, dtype=np.bool_)
+    for s in range(nb):
+        sel = {d: int(i) for d, i in zip(bdims, np.unravel_index(s, shape))} if shape else {}
+        for t in range(nt):
+            slab = np.ascontiguousarray(da.isel({**sel, "time": int(t_index[t])}).values, dtype=float)  # (m, x, y)
+            if not _check_gather(slab.reshape(nm, n_cells), cells, counts, s, t, active):
+                return None, None
+    if not np.array_equal(np.flatnonzero(active), cells):
+        return None, None
+    return counts, cells
+
+
+@jit
+def _check_gather(a, cells, out, s, t, active):
+    """Check the counts ``a[m, cell]`` of one (branch, year) (finite, >= 0, non-increasing in m
+    within the tolerance of :func:`_raise_bad_counts`), mark the cells with a positive count in
+    ``active`` and copy those of ``cells`` to ``out[:, t, s, :]`` (by tiles of 64 cells). False
+    if a count is bad."""
+    nm, nc = a.shape
+    bad = False
+    for m in range(nm):
+        for c in range(nc):
+            v = a[m, c]
+            bad |= not (np.isfinite(v) and v >= 0.0)
+            if m + 1 < nm:
+                bad |= a[m + 1, c] - v > 1e-12 * max(abs(v), 1e-300)
+            if v > 0.0:
+                active[c] = True
+    if bad:
+        return False
+    n = cells.size
+    for i0 in range(0, n, 64):
+        i1 = min(i0 + 64, n)
+        for m in range(nm):
+            for i in range(i0, i1):
+                out[i, t, s, m] = a[m, cells[i]]
+    return True
 
 def _same_label(a: str, b: str) -> bool:
     if a == b:
@@ -362,22 +444,52 @@ def local_beta(magnitudes: np.ndarray, bin_rates: np.ndarray) -> np.ndarray:
     return np.where(pos, beta, 0.0)
 
 
-def node_masses(magnitudes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def node_masses(magnitudes: np.ndarray, counts: np.ndarray, block: int = 2048) -> np.ndarray:
     """Rates at the magnitude nodes that integrate each bin's zeroth and first moment exactly.
 
     Parameters
     ----------
     magnitudes : (m,) increasing grid [magnitude]
     counts : (..., m) expected number of events with M >= magnitude, non-increasing [yr^-1]
+    block : rows computed together (bounds the scratch memory; no effect on the result)
 
     Returns
     -------
     (..., m) rates [yr^-1]: bin ``i`` (rate ``counts_i - counts_i+1``, exponential shape of local
     ``beta_i``) split between nodes i and i+1 at its centroid; the count at the top node stays
     there. Sums to ``counts[..., 0]``; ``sum masses * g`` is exact for g linear within each bin.
+
+    The same numbers, to the bit, as :func:`local_beta` and :func:`_centroid_fraction` applied to
+    whole arrays (:func:`_node_masses_reference`): the arithmetic runs row by row in numba in the
+    same order, the logarithm and ``expm1`` stay numpy's, on blocks of rows that fit the cache.
     """
     m = np.asarray(magnitudes, dtype=float)
     n = np.asarray(counts, dtype=float)
+    if n.shape[-1] < 3 or n.size == 0:
+        return _node_masses_reference(m, n)
+    rows = np.ascontiguousarray(n.reshape(-1, n.shape[-1]))
+    h = np.diff(m)
+    c = 0.5 * (m[:-1] + m[1:])
+    out = np.empty_like(rows)
+    nb = h.size
+    p = np.empty((min(block, rows.shape[0]), nb))
+    lnd = np.empty_like(p)
+    x = np.empty_like(p)
+    e = np.empty_like(p)
+    for r0 in range(0, rows.shape[0], block):
+        r = rows[r0:r0 + block]
+        k = r.shape[0]
+        _bin_rates(r, h, p[:k], lnd[:k])  # p, and the argument of the log
+        np.log(lnd[:k], out=lnd[:k])
+        _bin_shapes(p[:k], lnd[:k], c, h, x[:k], e[:k])  # beta h, and the argument of expm1
+        with np.errstate(over="ignore"):
+            np.expm1(e[:k], out=e[:k])
+        _split_bins(r, p[:k], x[:k], e[:k], out[r0:r0 + k])
+    return out.reshape(n.shape)
+
+
+def _node_masses_reference(m: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`node_masses` with whole-array numpy operations (the reference of its fast path)."""
     p = np.maximum(n[..., :-1] - n[..., 1:], 0.0)
     beta = local_beta(m, p)
     h = np.diff(m)
@@ -387,6 +499,69 @@ def node_masses(magnitudes: np.ndarray, counts: np.ndarray) -> np.ndarray:
     out[..., 1:] += p * f
     out[..., -1] += n[..., -1]
     return out
+
+
+@jit
+def _bin_rates(n, h, p, arg):
+    """Bin rates ``p = max(n_i - n_i+1, 0)`` and ``arg = p / h`` (1 / h where p = 0: log's argument)."""
+    for r in range(n.shape[0]):
+        for i in range(h.size):
+            d = n[r, i] - n[r, i + 1]
+            if d < 0.0:
+                d = 0.0
+            p[r, i] = d
+            arg[r, i] = (d if d > 0.0 else 1.0) / h[i]
+
+
+@jit
+def _bin_shapes(p, lnd, c, h, x, arg):
+    """``x = beta h`` (:func:`local_beta` from the log densities ``lnd``) and the argument of expm1
+    of :func:`_centroid_fraction` (``x``, 1 where ``|x| < 1e-6``)."""
+    nb = h.size
+    for r in range(p.shape[0]):
+        for i in range(nb):
+            beta = 0.0
+            if p[r, i] > 0.0:
+                lo = i > 0 and p[r, i - 1] > 0.0
+                hi = i + 1 < nb and p[r, i + 1] > 0.0
+                if lo and hi:
+                    beta = (lnd[r, i - 1] - lnd[r, i + 1]) / (c[i + 1] - c[i - 1])
+                elif lo:
+                    beta = (lnd[r, i - 1] - lnd[r, i]) / (c[i] - c[i - 1])
+                elif hi:
+                    beta = (lnd[r, i] - lnd[r, i + 1]) / (c[i + 1] - c[i])
+            v = beta * h[i]
+            x[r, i] = v
+            arg[r, i] = 1.0 if abs(v) < 1e-6 else v
+
+
+@jit
+def _split_bins(n, p, x, em1, out):
+    """Node masses from the bin rates ``p``, ``x = beta h`` and ``em1 = expm1(x)`` (the centroid
+    fraction of :func:`_centroid_fraction`; the sums in the order of :func:`_node_masses_reference`)."""
+    nb = p.shape[1]
+    for r in range(p.shape[0]):
+        prev = 0.0
+        for i in range(nb):
+            v = x[r, i]
+            if abs(v) < 1e-6:
+                f = 0.5 - v / 12.0
+            elif v > 700:
+                f = 1.0 / v
+            elif v < -700:
+                f = 1.0 + 1.0 / v
+            else:
+                f = 1.0 / v - 1.0 / em1[r, i]
+            o = 0.0
+            o += p[r, i] * (1.0 - f)
+            if i > 0:
+                o += prev
+            out[r, i] = o
+            prev = p[r, i] * f
+        o = 0.0
+        o += prev
+        o += n[r, nb]
+        out[r, nb] = o
 
 
 @dataclass(frozen=True)
@@ -404,34 +579,46 @@ def magnitude_basis(masses: np.ndarray, rtol: float = 1e-10, block: int = 20000)
     Rows are divided by their sum and columns scaled by their largest normalised value, so every
     magnitude node counts equally in relative terms; singular vectors above ``rtol`` times the
     largest are kept (a tall-skinny QR by blocks of ``block`` rows keeps memory bounded).
+    Columns without mass in any row (nodes above the branch's Mmax) are left out of the
+    factorisation (their basis entries are 0, as they are in exact arithmetic), and BLAS runs on
+    one thread, so the basis is the same to the bit whatever the machine's number of cores.
     """
+    from hra.core.executor import single_thread_blas
+
     a = np.asarray(masses, dtype=float)
     n, m = a.shape
-    tot = a.sum(axis=1)
-    norm = np.where(tot > 0, tot, 1.0)
-    scale = np.zeros(m)
-    for s in range(0, n, block):
-        scale = np.maximum(scale, (a[s:s + block] / norm[s:s + block, None]).max(axis=0))
-    scale = np.where(scale > 0, scale, 1.0)
-    rs = []
-    for s in range(0, n, block):
-        blk = a[s:s + block] / norm[s:s + block, None] / scale
-        rs.append(np.linalg.qr(blk, mode="r") if blk.shape[0] >= m else blk)
-    r = np.vstack(rs)
-    _, sv, vt = np.linalg.svd(r, full_matrices=False)
-    if sv.size == 0 or sv[0] == 0:
-        return MagnitudeBasis(np.zeros((1, m)), np.zeros((n, 1)), 0.0)
-    k = max(1, int((sv > rtol * sv[0]).sum()))
-    v = vt[:k]  # orthonormal rows in the scaled space
-    coef = np.empty((n, k))
-    res = 0.0
-    for s in range(0, n, block):
-        blk = a[s:s + block] / scale
-        c = blk @ v.T
-        coef[s:s + block] = c
-        rel = np.abs(c @ v - blk).max(axis=1) / np.maximum(np.abs(blk).max(axis=1), 1e-300)
-        res = max(res, float(rel.max(initial=0.0)))
-    return MagnitudeBasis(v * scale[None, :], coef, res)
+    with single_thread_blas():
+        tot = a.sum(axis=1)
+        norm = np.where(tot > 0, tot, 1.0)
+        scale = np.zeros(m)
+        for s in range(0, n, block):
+            scale = np.maximum(scale, (a[s:s + block] / norm[s:s + block, None]).max(axis=0))
+        cols = np.flatnonzero(scale > 0)
+        if cols.size == 0:
+            return MagnitudeBasis(np.zeros((1, m)), np.zeros((n, 1)), 0.0)
+        if cols.size < m:
+            a, scale = a[:, cols], scale[cols]
+        rs = []
+        for s in range(0, n, block):
+            blk = a[s:s + block] / norm[s:s + block, None] / scale
+            rs.append(np.linalg.qr(blk, mode="r") if blk.shape[0] >= cols.size else blk)
+        r = np.vstack(rs)
+        _, sv, vt = np.linalg.svd(r, full_matrices=False)
+        if sv.size == 0 or sv[0] == 0:
+            return MagnitudeBasis(np.zeros((1, m)), np.zeros((n, 1)), 0.0)
+        k = max(1, int((sv > rtol * sv[0]).sum()))
+        v = vt[:k]  # orthonormal rows in the scaled space
+        coef = np.empty((n, k))
+        res = 0.0
+        for s in range(0, n, block):
+            blk = a[s:s + block] / scale
+            c = blk @ v.T
+            coef[s:s + block] = c
+            rel = np.abs(c @ v - blk).max(axis=1) / np.maximum(np.abs(blk).max(axis=1), 1e-300)
+            res = max(res, float(rel.max(initial=0.0)))
+    basis = np.zeros((k, m))
+    basis[:, cols] = v * scale[None, :]
+    return MagnitudeBasis(basis, coef, res)
 
 
 def branch_bases(masses: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, float]:
@@ -448,8 +635,11 @@ def branch_bases(masses: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, n
     per-cell shape varies: K is the number of shapes of one branch (1 for one GR law in all
     cells), not of all branches together.
     """
+    from hra.core.executor import single_thread_blas
+
     n, S, m = masses.shape
-    parts = [magnitude_basis(masses[:, s], rtol) for s in range(S)]
+    with single_thread_blas():  # one limit for all branches
+        parts = [magnitude_basis(np.ascontiguousarray(masses[:, s]), rtol) for s in range(S)]
     K = max(p.basis.shape[0] for p in parts)
     basis = np.zeros((S, K, m))
     coef = np.zeros((n, S, K))
