@@ -27,8 +27,9 @@ zonation, as for any exposure without a zone column), carrying the 35 classes th
 time x 160 / workers then estimates the full figure). ``--tables-only`` is an alias of ``--all-zones``.
 Besides the wall clock, the table stage's **CPU time** (user + system, driver and workers) is
 reported per zone, with the estimate for all zones on 2 cores (CPU s/zone x zones / 2): the wall
-clock is unreliable on a shared machine. With one worker the (uncached) numba kernels of the grid
-path are compiled by a tiny table before the timing: a cost per process, not per zone.
+clock is unreliable on a shared machine. With one worker the numba kernels of the grid path are
+compiled (or loaded from the on-disk cache) by a tiny table before the timing: a cost per process,
+not per zone.
 
 ``--strike uniform`` sets ``[ground_motion] rupture_strike = "uniform"`` (default: the presets'
 Gaussian strike, whose tables carry a relative-azimuth axis). ``--quick`` reduces the tree for checks of the script: ``[ground_motion] quadrature = "fast"``
@@ -226,7 +227,7 @@ def run_all_zones(workers: int, opts: dict, inputs: str) -> dict:
         t1 = time.perf_counter()
         with Executor.from_config(cfg.compute, progress=False) as ex:
             sel = select_realisations(prep)
-            if workers <= 1:  # compile the grid-path kernels first (uncached): not a per-zone cost
+            if workers <= 1:  # compile / load the grid-path kernels first: not a per-zone cost
                 _warm_grid_path(prep)
             t2 = time.perf_counter()
             c2 = _cpu_s(cl)

@@ -84,11 +84,11 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-import numba
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
 from hra.core import fastmath
+from hra.core._numba import jit
 from hra.inputs import modeldata as md
 from hra.gmm import rupture
 from hra.gmm.base import GaussianMixture, GroundMotionModel
@@ -329,7 +329,7 @@ def surface_ln_sa(ln_ref_g, f1, site: SiteResponse, s2s_epsilon=0.0):
 
 
 
-@numba.njit(cache=False, nogil=True)
+@jit
 def _threshold_exceedance_kernel(g, y0, h, ln_levels, mu, sd, weight, out):  # pragma: no cover - compiled
     """P(g(Y) > c) for Y ~ N(mu_b, sd_b) with g tabulated at y0[p] + k h (p = points, k = nodes).
 
@@ -393,7 +393,7 @@ log1p_fast = fastmath.log1p_fast
 exp_fast = fastmath.exp_fast
 
 
-@numba.njit(cache=False, nogil=True, error_model="numpy")  # numpy's error model: no zero-division checks in the loop
+@jit  # (numpy's error model: no zero-division checks in the loop; cached on disk like every kernel)
 def _inner_moments_kernel(mu, sv, cb, xq, zl, wl, he, f1, f2, f3, lo, hi, s1, s2, lnxl, dlnx, smin, smax,
                           ch, cp, eh2, ehp, ep2):  # pragma: no cover - compiled
     # g = (M, R_rup) points, p = periods, q = leading-factor nodes, l = inner nodes, k = Hermite order.
@@ -610,7 +610,7 @@ def _quadratic_forms(mom: MixtureMoments, a: np.ndarray, need_phi: bool) -> dict
     return {"hh": hh, "hp": hp, "pp": pp}
 
 
-@numba.njit(cache=False, nogil=True)
+@jit
 def _epistemic_mixture_kernel(ch, cp, eh2, ehp, ep2, rho, a, eps, shift, mean, sd):  # pragma: no cover - compiled
     # :func:`_quadratic_forms` and :func:`mixture_from_moments` fused for epistemic site terms:
     # per point g the Mehler weights rho_ij^k / k! (i != j) once, then per leading node q the
