@@ -127,14 +127,13 @@ def grid_probabilities(mix: GaussianMixture, ln_median: np.ndarray, beta: np.nda
     h = min(MAX_STEP, max(s_min, 1e-3) / 1.5)
     nx = int(np.ceil((x_hi - x_lo) / h)) + 2
     x = x_lo + h * np.arange(nx)
-    dens = np.zeros((rows.size, nx))
+    dtype = np.dtype(dtype)
+    # the density in the product's precision (each row summed in float64 and rounded once)
+    dens = np.zeros((rows.size, nx), dtype=dtype)
     kernels.mixture_density(np.ascontiguousarray(mean[rows]), np.ascontiguousarray(sd[rows]),
                             np.ascontiguousarray(w[rows]), x_lo, h, N_SD, dens)
     all_rows = rows.size == mean.shape[0]
     all_cols = cols.size == J
-    dtype = np.dtype(dtype)
-    if dtype != np.float64:
-        dens = dens.astype(dtype)
     for o, shift in zip(outs, shifts):
         g = ndtr((x[:, None] + shift - ln_median[None, cols]) / beta[None, cols])
         p = dens @ (g if dtype == np.float64 else g.astype(dtype))

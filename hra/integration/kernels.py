@@ -874,7 +874,9 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
     """Gaussian-mixture density of ln IM times the grid step, on the grid x_j = x0 + j h.
 
     mean, sd, weight : (n, q) mixture per row [ln g]
-    out              : (n, nx), accumulated into (the caller zeroes it)
+    out              : (n, nx), accumulated into (the caller zeroes it); float64, or float32 for
+                       the grid products (each row is summed in float64 and added to ``out`` once,
+                       so a zeroed float32 ``out`` holds the float64 density rounded once)
 
     ``out[i, j] = h sum_q w_q phi((x_j - mean_q) / sd_q) / sd_q`` within ``n_sd`` sd of each mean.
     With h <= sd / 1.5 the trapezoid sum ``sum_j out[i, j] g(x_j)`` equals ``E[g(ln IM)]`` to
@@ -884,7 +886,10 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
     n, nq = mean.shape
     nx = out.shape[1]
     inv_sqrt2pi = 1.0 / math.sqrt(2.0 * math.pi)
+    row = np.empty(nx)
     for i in range(n):
+        for j in range(nx):
+            row[j] = 0.0
         for q in range(nq):
             w = weight[i, q]
             if w == 0.0:
@@ -896,9 +901,9 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
                 j = int(math.floor(u))
                 f = u - j
                 if 0 <= j < nx:
-                    out[i, j] += w * (1.0 - f)
+                    row[j] += w * (1.0 - f)
                 if 0 <= j + 1 < nx:
-                    out[i, j + 1] += w * f
+                    row[j + 1] += w * f
                 continue
             c = w * h * inv_sqrt2pi / s
             j0 = int(math.ceil((mu - n_sd * s - x0) / h))
@@ -919,10 +924,12 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
                 rr = math.exp(-z * d - 0.5 * d * d)
                 stop = min(j1, j + DENSITY_RESTART - 1)
                 while j <= stop:
-                    out[i, j] += c * g
+                    row[j] += c * g
                     g *= rr
                     rr *= e_d2
                     j += 1
+        for j in range(nx):
+            out[i, j] += row[j]
 
 
 @jit
