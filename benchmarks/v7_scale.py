@@ -7,29 +7,32 @@ median branches), 8 demo zones mapped onto 8 real V6 zones, the 35 FCM V7 classe
 uncertainty, wierden; 7 years (2025-2031), mean plus P50/P90 from ``--realisations`` Monte-Carlo
 realisations (1,000 as the demo). Target: 250,000 buildings in <= 10 min and <= 8 GB on 2 cores.
 
-For each number of buildings (``--buildings``) and each number of dask workers (``--workers``) a
-fresh Python process runs the engine (:func:`hra.integration.engine.compute`) and reports:
+For each number of buildings (``--buildings``) and each number of workers (``--workers``: threads of
+the engine's pool, hra's default, or with ``--executor processes`` dask worker processes of a
+LocalCluster the script starts) a fresh Python process runs the engine (:func:`hra.integration.engine.compute`) and reports:
 
 * ``prepare`` (inputs), ``tables`` (the per-site GMM x FCM tables: independent of the number of
   buildings, dominated by the V7 ground-motion mixtures), ``buildings`` (the per-building pass)
   and ``total`` [s]; the number of sites (zone x wierde), table rows (site x typology) and
   distinct model combinations the tables hold;
-* peak resident memory [MiB]: the driver (``RUSAGE_SELF``) and, with 2+ workers, the largest
-  dask worker (``client.run(resource.getrusage)``); ``memory`` = driver + workers x worker peak.
+* peak resident memory [MiB]: the driver (``RUSAGE_SELF``: all threads) and, with 2+ worker
+  processes, the largest worker (``client.run(resource.getrusage)``); ``memory`` = driver + workers
+  x worker peak.
 
 ``--all-zones`` times the table stage alone for **all 160 V6 zones x 35 typologies**: a small
 exposure with 4 buildings at the representative point of every V6 zone polygon (zones from the
 zonation, as for any exposure without a zone column), carrying the 35 classes through
 ``system_i`` / ``s_probability_i`` (10 + 10 + 10 + 5 candidates), then
 :func:`hra.chain.prepare`, :func:`~hra.integration.engine.select_realisations` and
-:func:`~hra.integration.engine.build_tables` on an :class:`~hra.core.executor.Executor` of ``--workers`` processes.
+:func:`~hra.integration.engine.build_tables` on an :class:`~hra.core.executor.Executor` of ``--workers`` threads
+(or processes).
 ``--max-zones N`` (alias ``--zones N``) keeps the first N zones (a check of the script; per-site
 time x 160 / workers then estimates the full figure). ``--tables-only`` is an alias of ``--all-zones``.
 Besides the wall clock, the table stage's **CPU time** (user + system, driver and workers) is
 reported per zone, with the estimate for all zones on 2 cores (CPU s/zone x zones / 2): the wall
-clock is unreliable on a shared machine. With one worker the numba kernels of the grid path are
-compiled (or loaded from the on-disk cache) by a tiny table before the timing: a cost per process,
-not per zone.
+clock is unreliable on a shared machine. In-process (1 worker or threads) the numba kernels of the
+grid path are compiled (or loaded from the on-disk cache) by a tiny table before the timing: a cost
+per process, not per zone.
 
 ``--strike uniform`` sets ``[ground_motion] rupture_strike = "uniform"`` (default: the presets'
 Gaussian strike, whose tables carry a relative-azimuth axis). ``--quick`` reduces the tree for checks of the script: ``[ground_motion] quadrature = "fast"``
@@ -98,15 +101,17 @@ def _config(n: int, opts: dict, inputs: str):
 
 
 class _Cluster:
-    """A LocalCluster started by the benchmark (its start-up is timed apart), or nothing for 1 worker."""
+    """A LocalCluster of worker processes started by the benchmark (its start-up is timed apart), or
+    nothing: 1 worker, or ``executor="threads"`` (the engine's thread pool in this process)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, executor: str = "threads") -> None:
         self.workers = workers
+        self.executor = executor
         self.cluster = self.client = None
         self.start_s = 0.0
 
     def __enter__(self) -> "_Cluster":
-        if self.workers > 1:
+        if self.workers > 1 and self.executor == "processes":
             import logging
 
             from dask.distributed import Client, LocalCluster
@@ -121,7 +126,7 @@ class _Cluster:
     @property
     def compute(self) -> dict:
         if self.cluster is None:
-            return {"progress": False, "workers": 1, "scheduler": None}
+            return {"progress": False, "workers": self.workers, "executor": "threads", "scheduler": None}
         return {"progress": False, "workers": self.workers, "scheduler": self.cluster.scheduler_address}
 
     def worker_peak_mib(self) -> float | None:
@@ -140,7 +145,7 @@ def run_case(n: int, workers: int, opts: dict, inputs: str) -> dict:
     from hra.integration.engine import compute
 
     cfg = _config(n, opts, inputs)
-    with _Cluster(workers) as cl:
+    with _Cluster(workers, opts.get("executor", "threads")) as cl:
         cfg = cfg.with_updates(compute=cl.compute)
         t = time.perf_counter()
         res = compute(cfg, progress=False)
@@ -220,14 +225,14 @@ def run_all_zones(workers: int, opts: dict, inputs: str) -> dict:
     df, zones = all_zones_exposure(zonation_file(model_dir), valid, opts["max_zones"])
     cfg = _config(10, opts, inputs)
     write_exposure(df, Path(inputs) / "buildings.csv")
-    with _Cluster(workers) as cl:
+    with _Cluster(workers, opts.get("executor", "threads")) as cl:
         cfg = cfg.with_updates(compute=cl.compute)
         t0 = time.perf_counter()
         prep = prepare(cfg)
         t1 = time.perf_counter()
         with Executor.from_config(cfg.compute, progress=False) as ex:
             sel = select_realisations(prep)
-            if workers <= 1:  # compile / load the grid-path kernels first: not a per-zone cost
+            if cl.cluster is None:  # compile / load the grid-path kernels first (in this process): not a per-zone cost
                 _warm_grid_path(prep)
             t2 = time.perf_counter()
             c2 = _cpu_s(cl)
@@ -351,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-zones", "--zones", type=int, default=None, help="with --all-zones: only the first N zones")
     ap.add_argument("--strike", choices=("gauss", "uniform"), default="gauss",
                     help='[ground_motion] rupture_strike: the default Gaussian N(-30, 30) or "uniform"')
+    ap.add_argument("--executor", choices=("threads", "processes"), default="threads",
+                    help="with 2+ workers: the engine's thread pool (default, as hra runs) or a dask LocalCluster "
+                         "of worker processes started by the benchmark")
     ap.add_argument("--model-dir", default=None, help="model tables (default: $HRA_MODEL_DIR)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     ap.add_argument("--case", help=argparse.SUPPRESS)
@@ -370,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model_dir = str(demo_model_dir("groningen-v7", args.model_dir))  # fails early, naming HRA_MODEL_DIR
     opts = {"seed": args.seed, "realisations": args.realisations, "years": _years(args.years),
-            "quick": bool(args.quick), "model_dir": model_dir, "max_zones": args.max_zones, "strike": args.strike}
+            "quick": bool(args.quick), "model_dir": model_dir, "max_zones": args.max_zones, "strike": args.strike,
+            "executor": args.executor}
     sizes = [int(s) for s in args.buildings.split(",") if s]
     wlist = [int(w) for w in args.workers.split(",") if w]
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.platform()}")
