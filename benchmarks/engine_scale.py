@@ -67,11 +67,12 @@ def run_case(n: int, workers: int, executor: str, realisations: int, seed: int, 
     if workers > 1 and executor == "processes":
         import logging
 
-        from dask.distributed import Client, LocalCluster
+        from dask.distributed import Client
+
+        from hra.core.executor import local_cluster
 
         t = time.perf_counter()
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        cluster = local_cluster(workers, dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
         cluster_start = time.perf_counter() - t
         compute = {"progress": False, "workers": workers, "scheduler": cluster.scheduler_address}

@@ -114,11 +114,12 @@ class _Cluster:
         if self.workers > 1 and self.executor == "processes":
             import logging
 
-            from dask.distributed import Client, LocalCluster
+            from dask.distributed import Client
+
+            from hra.core.executor import local_cluster
 
             t = time.perf_counter()
-            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+            self.cluster = local_cluster(self.workers, dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
             self.start_s = time.perf_counter() - t
         return self
