@@ -51,26 +51,25 @@ _C3 = 1.0 / 3.0
 _C6 = 1.0 / 6.0
 
 
-@intrinsic
-def bits_as_float(typingctx, bits):
-    """The float64 whose IEEE-754 bits are the int64 ``bits`` (a bit cast; vectorises)."""
-    sig = types.float64(types.int64)
+def _bitcast(src, dst, doc: str):
+    """An intrinsic reinterpreting the bits of a ``src`` scalar as a ``dst`` scalar (an LLVM bit cast,
+    which the loop vectoriser keeps in vector lanes)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    @intrinsic
+    def cast(typingctx, x):
+        sig = dst(src)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
+
+        return sig, codegen
+
+    cast.__doc__ = doc
+    return cast
 
 
-@intrinsic
-def float_bits(typingctx, x):
-    """The IEEE-754 bits of the float64 ``x`` as an int64 (a bit cast; vectorises)."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
+bits_as_float = _bitcast(types.int64, types.float64, "The float64 whose IEEE-754 bits are the int64 ``bits``.")
+float_bits = _bitcast(types.float64, types.int64, "The IEEE-754 bits of the float64 ``x`` as an int64.")
 
 
 @jit(inline="always")

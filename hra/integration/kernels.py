@@ -1215,6 +1215,23 @@ def weighted_table_sum(d, rows, wfc, coef, out):
                         dst[r] += src[r] * w
 
 
+@jit(inline="always")
+def _bin_expectation(lo, hi, ln_lo, ln_hi, beta_h, decay, frac_hi, inv_exprel_neg):
+    """E_bin[g] of one magnitude bin from g at its edges (lo, hi; their logs): the rule of
+    :meth:`hra.inputs.source.MagnitudeBins.bin_expectations`, branch-free (loops over it vectorise).
+
+    ``lo exprel(x) / exprel(-beta_h)`` with ``x = ln hi - ln lo - beta_h`` where lo, hi > 0, computed as
+    ``(hi e^-beta_h - lo) / x`` (no transcendental), by the series of exprel to x^4 where
+    ``|x| < 1e-3`` (the difference would cancel; truncation < 2e-18 relative); else the linear
+    fallback ``lo (1 - frac_hi) + hi frac_hi``. Relative difference to the expm1 form < 1e-12."""
+    x = ln_hi - ln_lo - beta_h
+    small = lo * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0))))) * inv_exprel_neg
+    big = (hi * decay - lo) / x * inv_exprel_neg
+    lin = lo * (1.0 - frac_hi) + hi * frac_hi
+    e = small if abs(x) < 1e-3 else big
+    return e if (lo > 0.0 and hi > 0.0) else lin
+
+
 @jit
 def magnitude_integrate_picked(tabs, ln_tabs, pick, beta_h, decay, frac_hi, inv_exprel_neg, prob, out):
     """E[g(M)] per (b-value, Mmax) branch of ``g(m) = tabs[pick[m], t, m, r]``: the rule of
@@ -1230,10 +1247,8 @@ def magnitude_integrate_picked(tabs, ln_tabs, pick, beta_h, decay, frac_hi, inv_
     prob          : (B, X, bins) bin probabilities per (b-value, Mmax) branch
     out           : (B, X, T, R) written
 
-    ``E_bin = lo exprel(x) / exprel(-beta_h)``, ``x = ln hi - ln lo - beta_h``, computed as
-    ``(hi e^-beta_h - lo) / x`` (no transcendental: the loop over r vectorises), by the series of
-    exprel to x^4 where ``|x| < 1e-3`` (as :func:`magnitude_bin_expectations`; relative difference to
-    the expm1 form < 1e-12); the sum over bins in ascending order.
+    Each bin by :func:`_bin_expectation` (no transcendental: the loop over r vectorises); the sum over
+    bins in ascending order.
     """
     K, T, M, R = tabs.shape
     B, X, NB = prob.shape
@@ -1257,14 +1272,7 @@ def magnitude_integrate_picked(tabs, ln_tabs, pick, beta_h, decay, frac_hi, inv_
                 fh = frac_hi[b, i]
                 ie = inv_exprel_neg[b, i]
                 for r in range(R):
-                    lo = p_lo[r]
-                    hi = p_hi[r]
-                    z = l_hi[r] - l_lo[r] - bh
-                    small = lo * (1.0 + z * (0.5 + z * (1.0 / 6.0 + z * (1.0 / 24.0 + z * (1.0 / 120.0))))) * ie
-                    big = (hi * dc - lo) / z * ie
-                    lin = lo * (1.0 - fh) + hi * fh
-                    v = small if abs(z) < 1e-3 else big
-                    e[r] = v if (lo > 0.0 and hi > 0.0) else lin
+                    e[r] = _bin_expectation(p_lo[r], p_hi[r], l_lo[r], l_hi[r], bh, dc, fh, ie)
                 for x in range(X):
                     w = prob[b, x, i]
                     if w == 0.0:
@@ -1291,10 +1299,7 @@ def magnitude_bin_expectations(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin
     out            : (n, r, l) ``lo exprel(ln(hi / lo) - beta_h) / exprel(-beta_h)`` where
                      lo, hi > 0, else ``lo (1 - frac_hi) + hi frac_hi``
 
-    ``lo exprel(x) = (hi e^-beta_h - lo) / x`` with ``x = ln hi - ln lo - beta_h``: no
-    transcendental function (the loop over l vectorises); where ``|x| < 1e-3`` (the difference
-    would cancel) the series of exprel to x^4 (truncation < 2e-18 relative). Relative difference
-    to the expm1 form < 1e-12.
+    Each cell by :func:`_bin_expectation` (no transcendental function: the loop over l vectorises).
     """
     n_r, n_l = ln_tab.shape[2], ln_tab.shape[3]
     n_n = cell_bin.size
@@ -1313,11 +1318,4 @@ def magnitude_bin_expectations(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin
             ln_hi = ln_tab[b, i + 1, r]
             o = out[n, r]
             for k in range(n_l):
-                lo = p_lo[k]
-                hi = p_hi[k]
-                x = ln_hi[k] - ln_lo[k] - bh
-                small = lo * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0))))) * ie
-                big = (hi * c - lo) / x * ie
-                lin = lo * (1.0 - fh) + hi * fh
-                e = small if abs(x) < 1e-3 else big
-                o[k] = e if (lo > 0.0 and hi > 0.0) else lin
+                o[k] = _bin_expectation(p_lo[k], p_hi[k], ln_lo[k], ln_hi[k], bh, c, fh, ie)
