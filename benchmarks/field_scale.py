@@ -27,7 +27,9 @@ the same inputs are asked again):
   where the public models are checked out side by side, else the demo's approximate outline). Activity: three Gaussian lobes (Loppersum, Ten Boer-Slochteren, south-east) over a 5 %
   floor. Rate of M >= 1.5 field-wide: ``elastic`` 6.0 per year in 2025 falling 10 % a year,
   ``elastic_plastic`` 8.0 per year falling 6 % a year (the order of the yearly M >= 1.5 counts
-  after the end of production: a few to ten). b-values per cell: ``linear_stress`` b = 1.20 -
+  after the end of production: a few to ten); with ``--forecast-shape shifting`` the lobes decline
+  at their own rates (x 0.96, 1.0, 1.04 of the branch's yearly factor), so each branch's map
+  changes shape over the years. b-values per cell: ``linear_stress`` b = 1.20 -
   0.35 x activity (relative to the peak: 0.85 at the centre, 1.2 at the edge); ``split_thickness``
   b = 1.0 - 0.075 tanh((y - 592 km) / 3 km) (0.925 north, 1.075 south). Per-cell truncated GR
   counts (:func:`hra.inputs.forecast.gr_counts`) for each Mmax, in float64 (float32 rounding
@@ -102,6 +104,9 @@ TOWN_SHARE = 0.70
 LOBES = ((245_600.0, 594_800.0, 7_000.0, 1.0), (244_000.0, 584_000.0, 6_000.0, 0.5),
          (253_000.0, 577_000.0, 5_000.0, 0.25))
 ACTIVITY_FLOOR = 0.05
+#: ``--forecast-shape shifting``: each lobe's yearly factor times these (Loppersum declining faster,
+#: the south-east slower; the floor as the rate branch), so the map changes shape from year to year.
+LOBE_DECLINE = (0.96, 1.0, 1.04)
 #: Field-wide rate of M >= 1.5 in 2025 [yr^-1] and its yearly factor, per rate branch.
 RATE_2025 = {"elastic": (6.0, 0.90), "elastic_plastic": (8.0, 0.94)}
 MM_BRANCHES = ("linear_stress", "split_thickness")
@@ -253,8 +258,11 @@ def field_outline(path: str | None):
     return shapely.make_valid(shapely.Polygon(np.column_stack([v["x"], v["y"]])))
 
 
-def synthetic_forecast(path: Path, outline, cell_m: float, years, mmax_labels, magnitude_step: float = 0.05) -> dict:
-    """Write the SSM-format forecast (see the module docstring); returns a summary."""
+def synthetic_forecast(path: Path, outline, cell_m: float, years, mmax_labels, magnitude_step: float = 0.05,
+                       shape: str = "scaled") -> dict:
+    """Write the SSM-format forecast (see the module docstring); returns a summary. ``shape``: "scaled"
+    (each branch's map one map scaled per year) or "shifting" (the lobes decline at their own rates,
+    :data:`LOBE_DECLINE`: three time components per branch)."""
     import shapely
     import xarray as xr
 
@@ -267,9 +275,10 @@ def synthetic_forecast(path: Path, outline, cell_m: float, years, mmax_labels, m
     ys = np.arange(np.floor(y0 / cell_m), np.ceil(y1 / cell_m)) * cell_m + cell_m / 2
     gx, gy = np.meshgrid(xs, ys, indexing="ij")
     inside = shapely.contains_xy(outline, gx, gy)
+    lobes = [w * np.exp(-0.5 * ((gx - cx) ** 2 + (gy - cy) ** 2) / sd**2) for cx, cy, sd, w in LOBES]
     act = np.full(gx.shape, ACTIVITY_FLOOR)
-    for cx, cy, sd, w in LOBES:
-        act = act + w * np.exp(-0.5 * ((gx - cx) ** 2 + (gy - cy) ** 2) / sd**2)
+    for lb in lobes:
+        act = act + lb
     act = np.where(inside, act, 0.0)
     share = act / act.sum()
     rel = act / act.max()
@@ -282,7 +291,12 @@ def synthetic_forecast(path: Path, outline, cell_m: float, years, mmax_labels, m
     for i, rb in enumerate(rate_branches):
         r0, f = RATE_2025[rb]
         for t, year in enumerate(years):
-            rate15 = r0 * f ** (year - 2025) * share[ii, jj]  # M >= 1.5 per cell [yr^-1]
+            if shape == "shifting":  # the floor at the branch's factor, each lobe at its own
+                act_y = ACTIVITY_FLOOR * f ** (year - 2025) + sum(
+                    lb * (f * m) ** (year - 2025) for lb, m in zip(lobes, LOBE_DECLINE))
+                rate15 = r0 * act_y[ii, jj] / act.sum()
+            else:
+                rate15 = r0 * f ** (year - 2025) * share[ii, jj]  # M >= 1.5 per cell [yr^-1]
             for j, mm in enumerate(MM_BRANCHES):
                 b = b_maps[mm][ii, jj]
                 rate145 = rate15 * 10.0 ** (b * 0.05)  # the same law counted from M 1.45
@@ -293,7 +307,7 @@ def synthetic_forecast(path: Path, outline, cell_m: float, years, mmax_labels, m
                                   magnitude=mags,
                                   time=np.array([f"{y}-07-01" for y in years], dtype="datetime64[ns]"), x=xs, y=ys))
     write_forecast(da, path)
-    return {"cells": int(inside.sum()), "grid": [int(xs.size), int(ys.size)], "cell_m": cell_m,
+    return {"cells": int(inside.sum()), "grid": [int(xs.size), int(ys.size)], "cell_m": cell_m, "shape": shape,
             "branches": int(np.prod(arr.shape[:3])), "rate_m15_2025": {rb: RATE_2025[rb][0] for rb in rate_branches},
             "mib": round(path.stat().st_size / 2**20, 1)}
 
@@ -308,6 +322,8 @@ def write_inputs(opts: dict) -> dict:
     wd.mkdir(parents=True, exist_ok=True)
     params = {"inputs_version": INPUTS_VERSION, **{k: opts[k] for k in ("buildings", "zones", "years", "realisations", "cell_m", "mmax", "magnitude_step", "seed",
                                    "quick", "field_outline", "model_dir")}}
+    if opts.get("forecast_shape", "scaled") != "scaled":  # (work dirs of the default stay valid)
+        params["forecast_shape"] = opts["forecast_shape"]
     stamp = wd / "params.json"
     info: dict = {}
     if stamp.exists() and json.loads(stamp.read_text()).get("params") == params:
@@ -323,7 +339,8 @@ def write_inputs(opts: dict) -> dict:
         info["zones"] = int(ids.size)
         t = time.perf_counter()
         info["forecast"] = synthetic_forecast(wd / "forecast.h5", field_outline(opts["field_outline"]), opts["cell_m"],
-                                              opts["years"], opts["mmax"], opts["magnitude_step"])
+                                              opts["years"], opts["mmax"], opts["magnitude_step"],
+                                              opts.get("forecast_shape", "scaled"))
         info["forecast_s"] = round(time.perf_counter() - t, 1)
     source: dict = {"forecast": "forecast.h5"}
     if opts["mmax"] != list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"]):
@@ -512,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="CSV of x, y vertices [m, RD New] of the field (default: the SSM's Groningen_field_outline.csv "
                          "beside the model tables if there, else the demo's field outline)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--forecast-shape", choices=("scaled", "shifting"), default="scaled",
+                    help="scaled: each branch's map scaled per year (default); shifting: the lobes decline at "
+                         "their own rates (the map changes shape: 3 time components per branch)")
     ap.add_argument("--quick", action="store_true",
                     help="small everything (300 buildings, 1 zone, 1 year, 50 realisations, 2 km cells, one Mmax, fast "
                          "quadrature): a check that the script runs")
@@ -539,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         "zones": a.zones if a.zones is not None else q.get("zones"),
         "years": q.get("years", years), "realisations": q.get("realisations", a.realisations),
         "cell_m": q.get("cell_m", a.cell_m), "mmax": q.get("mmax", list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"])),
-        "magnitude_step": q.get("magnitude_step", 0.05), "seed": a.seed, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
+        "magnitude_step": q.get("magnitude_step", 0.05), "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
         "field_outline": str(Path(a.field_outline).resolve()) if a.field_outline else default_outline(model_dir),
         "workdir": str((a.workdir or Path(tempfile.mkdtemp(prefix="hra-field-"))).resolve()),
     }

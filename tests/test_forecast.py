@@ -463,26 +463,55 @@ def test_tree_mean_table_is_the_mean_of_the_combination_tables(tmp_path):
 
 
 def test_factored_rates_give_the_same_lpr(tmp_path, monkeypatch):
-    """The building pass takes a forecast's rates in factored form (:func:`hra.inputs.forecast.compress_rates`: a
-    3 x 3 grid has rank <= 9 of 2 x 2 x 2 x K x 2 columns); the reference is the same run with the
-    rates as they are (the factor switched off): equal to ~1e-13."""
+    """The building pass takes a forecast's rates in factored form: every year's map of a branch is one map
+    scaled (the test forecast), so the years are one time component per branch
+    (:func:`hra.inputs.forecast.factor_years`), and the cells' rates a factor
+    (:func:`hra.inputs.forecast.compress_rates`: a 3 x 3 grid has rank <= 9 of 2 x 2 x 2 x K x 1 columns); the
+    reference is the same run with the rates as they are (both switched off): equal to ~1e-13."""
     from hra.integration import engine
 
     fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
     bld = [dict(id=f"B{i}", x=X0 + 1300.0 * i, y=Y0 + 700.0 * i, typology="URM") for i in range(6)]
     cfg = _config(tmp_path / "a", fc, bld, run={"realisations": 300})
     prep = engine.prepare(cfg)
-    rates, basis, n_k, _ = engine.static_rates(prep)
+    rates, basis, n_k, _, year = engine.static_rates(prep)
     full = prep.forecast.coef.reshape(prep.forecast.coef.shape[0], -1)
-    assert 0 < basis.shape[0] <= full.shape[1] // 8 and n_k == prep.forecast.n_basis
-    assert np.abs(rates @ basis - full).max() <= 1e-13 * full.max()
+    n_c, n_y, n_s = full.shape[0], len(YEARS), len(prep.rates.branches)
+    assert year.shape == (n_y, 1, n_s) and n_k == prep.forecast.n_basis
+    assert 0 < basis.shape[0] <= basis.shape[1] // 8
+    back = np.einsum("ytS,cktS->ckyS", year, (rates @ basis).reshape(n_c, n_k, 1, n_s)).reshape(n_c, -1)
+    assert np.abs(back - full).max() <= 2e-13 * full.max()
     got = engine.compute(cfg, prep=prep)
     monkeypatch.setattr(engine.forecast, "compress_rates", lambda *a, **k: None)
-    assert engine.static_rates(prep)[1].shape == (0, 0)
+    monkeypatch.setattr(engine.forecast, "factor_years", lambda *a, **k: None)
+    rates, basis, _, _, year = engine.static_rates(prep)
+    assert basis.shape == (0, 0) and year.shape == (0, 0, 0) and np.array_equal(rates, full)
     ref = engine.compute(cfg, prep=prep)
     assert ref.mean.max() > 0
     np.testing.assert_allclose(got.mean, ref.mean, rtol=1e-12, atol=0)
     np.testing.assert_allclose(got.quantiles, ref.quantiles, rtol=1e-12, atol=0)
+
+
+def test_factor_years_is_exact_pads_and_declines():
+    """Time components per branch: exact for maps that scale or mix two shapes over the years, padded
+    with zeros to the largest rank, and None where a branch needs every year."""
+    from hra.inputs.forecast import factor_years
+
+    rng = np.random.default_rng(5)
+    n_c, n_k, n_y, n_s = 300, 3, 6, 2
+    maps = rng.uniform(size=(n_c, n_k, 1, n_s)) * 1e-3
+    rates = maps * np.stack([0.9 ** np.arange(n_y), 0.8 ** np.arange(n_y)], axis=1)[None, None]  # (c, k, y, s)
+    rates[..., 1] += rng.uniform(size=(n_c, n_k, 1)) * 1e-3 * np.linspace(0.1, 1.0, n_y)  # branch 1: rank 2
+    coef, year = factor_years(rates.reshape(n_c, -1), n_y, n_s)
+    assert year.shape == (n_y, 2, n_s) and coef.shape == (n_c, n_k * 2 * n_s)
+    c4 = coef.reshape(n_c, n_k, 2, n_s)
+    assert np.all(year[:, 1, 0] == 0.0) and np.all(c4[:, :, 1, 0] == 0.0)  # branch 0: one component, padded
+    back = np.einsum("ytS,cktS->ckyS", year, c4)
+    assert np.abs(back - rates).max() <= 1e-13 * rates.max()
+    np.testing.assert_allclose(year[:, :, 1].T @ year[:, :, 1], np.eye(2), atol=1e-14)  # orthonormal components
+    # every year its own map: nothing to gain
+    assert factor_years(rng.uniform(size=(n_c, n_k * n_y * n_s)), n_y, n_s) is None
+    assert factor_years(rates.reshape(n_c, -1)[:, :n_k * n_s], 1, n_s) is None  # one year
 
 
 def test_compress_rates_is_exact_deterministic_or_declines():

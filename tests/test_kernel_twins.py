@@ -459,6 +459,10 @@ def t_scaled_add(d, d32, coef, base):
     return d * coef[:, None], base + d * coef[:, None], base + d32.astype(np.float64) * coef[:, None]
 
 
+#: chunk_lpr's ``year_factor`` when the rates carry every year as it is
+NO_YEARS = np.zeros((0, 0, 0))
+
+
 def _chunk_inputs(mixture):
     n_b, n_y, n_s, n_r, n_zt, n_u = 3, 2, 2, 40, 4, 6
     hist_args = _histogram_inputs()
@@ -485,7 +489,8 @@ def k_chunk(*a):
      n_sub, q_table, combo_s, s_start, combo_w, qbar, s_weights, mixture, probs) = a
     n_b = bx.size
     out_mean, out_q = np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size))
-    ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, np.zeros((0, 0)), n_y, n_s, depth, ln_r0, dln,
+    ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, np.zeros((0, 0)), NO_YEARS, n_y, n_s, depth,
+                 ln_r0, dln,
                  n_r, 1, r_max,
                  cell, sub_r, n_sub, 1, 0.0, False, q_table, combo_s, s_start, combo_w, qbar[:, :, None], s_weights, mixture, False,
                  np.empty(0, dtype=np.int64), np.uint64(1), probs, out_mean, out_q, np.empty((n_b, n_y, 0)),
@@ -565,7 +570,8 @@ def k_chunk_mc(*a):
     outs = []
     for rates, rb in ((left, basis), (left @ basis, np.zeros((0, 0)))):
         out = (np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size)), np.empty((n_b, n_y, n_mc)), np.empty((n_b, n_mc)))
-        ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, rb, n_y, n_s, depth, ln_r0, dln, n_r, 1,
+        ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, rates, rb, NO_YEARS, n_y, n_s, depth, ln_r0, dln,
+                     n_r, 1,
                      r_max, cell, sub_r, n_sub, 1, 0.0, False, q_table, combo_s, s_start, combo_w, qbar[:, :, None],
                      s_weights, mixture, True, real_combo, np.uint64(7), probs, *out)
         outs.extend(out[:3])
@@ -600,6 +606,47 @@ def t_chunk_mc(*a):
         for y in range(n_y):
             out_q[b, y] = t_quantiles(out_real[b, y], np.full(n_mc, 1.0 / n_mc), probs)
     return (out_mean, out_q, out_real) * 2
+
+
+def _chunk_years_inputs():
+    """Monte Carlo (epistemic draws) over 4 years whose rates per branch are one map scaled per year
+    (rank 1: T = 1, all pairs contracted) and, in a second variant, branch 1 a sum of two maps with
+    their own declines (T = 2, the other branch padded with a zero component; drawn pairs only)."""
+    a = list(_chunk_mc_inputs())
+    n_y, n_s, n_c = 4, a[10], a[6].size
+    a[9] = n_y
+    maps = RNG.uniform(0, 1e-3, size=(n_c, n_s))
+    decline = np.array([[1.0, 1.0], [0.9, 0.95], [0.81, 0.9], [0.73, 0.86]])  # (Y, S)
+    rank1 = maps[:, None, :] * decline[None]  # (c, Y, S)
+    rank2 = rank1.copy()
+    rank2[:, :, 1] += RNG.uniform(0, 1e-3, size=n_c)[:, None] * np.array([0.2, 0.5, 0.9, 1.4])[None, :]
+    return tuple(a[:27]) + (rank1.reshape(n_c, -1), rank2.reshape(n_c, -1), a[29])
+
+
+def k_chunk_years(*a):
+    """chunk_lpr with the rates' years as time components (:func:`hra.inputs.forecast.factor_years`)."""
+    from hra.inputs.forecast import factor_years
+
+    (bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, _, n_y, n_s, depth, ln_r0, dln, n_r, r_max, cell, sub_r,
+     n_sub, q_table, combo_s, s_start, combo_w, qbar, s_weights, mixture, probs, rank1, rank2, real_combo) = a
+    n_b, n_mc = bx.size, real_combo.size
+    outs = []
+    for rates, n_t in ((rank1, 1), (rank2, 2)):
+        coef, year = factor_years(rates, n_y, n_s)
+        assert year.shape == (n_y, n_t, n_s) and coef.shape == (cx.size, n_t * n_s)
+        out = (np.empty((n_b, n_y)), np.empty((n_b, n_y, probs.size)), np.empty((n_b, n_y, n_mc)), np.empty((n_b, n_mc)))
+        ik.chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys, cx, cy, coef, np.zeros((0, 0)), year, n_y, n_s, depth,
+                     ln_r0, dln, n_r, 1, r_max, cell, sub_r, n_sub, 1, 0.0, False, q_table, combo_s, s_start, combo_w,
+                     qbar[:, :, None], s_weights, mixture, True, real_combo, np.uint64(7), probs, *out)
+        outs.extend(out[:3])
+    return tuple(outs)
+
+
+def t_chunk_years(*a):
+    """The Monte-Carlo twin (:func:`t_chunk_mc`) on the rates of every year as they are."""
+    head, (rank1, rank2, real_combo) = a[:27], a[27:]
+    eye = np.eye(rank1.shape[1])
+    return t_chunk_mc(*head, rank1, eye, real_combo)[:3] + t_chunk_mc(*head, rank2, eye, real_combo)[:3]
 
 
 # -- chunk_lpr: row groups, building windows, drawn pairs -------------------------------------------
@@ -643,7 +690,7 @@ def _run_rows_case(c, idx, factored=True, monte_carlo=True):
     rates, rb = (c["left"], c["basis"]) if factored else (c["left"] @ c["basis"], np.zeros((0, 0)))
     depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_r, n_sub, n_a, strike, harmonic = c["geo"]
     ik.chunk_lpr(c["bx"][idx], c["by"][idx], c["zt_idx"][idx], c["typ_idx"][idx], c["typ_prob"][idx], c["bkeys"][idx],
-                 c["cx"], c["cy"], rates, rb, n_y, c["n_s"], depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_r, n_sub,
+                 c["cx"], c["cy"], rates, rb, NO_YEARS, n_y, c["n_s"], depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_r, n_sub,
                  n_a, strike, harmonic, c["q_table"], c["combo_s"], c["s_start"], c["combo_w"], c["qbar"], c["s_weights"],
                  False, monte_carlo, c["real_combo"] if monte_carlo else np.empty(0, dtype=np.int64), np.uint64(7),
                  c["probs"], *out)
@@ -885,6 +932,9 @@ TWINS = [
     ("eventbased.window_count", k_window, t_window, _grid_inputs() + (2, 9, 1, 7), 0.0),
     ("eventbased.collect_buildings+collect_nodes", k_collect, t_collect,
      _grid_inputs() + (2, 9, 1, 7, 2600.0, 2100.0, 3.0, 3.6), 0.0),
+    # last: its inputs draw from RNG after every other entry's (theirs stay as they were)
+    ("integration.chunk_lpr+_years_from_components[monte carlo, year components]", k_chunk_years, t_chunk_years,
+     _chunk_years_inputs(), 1e-12),
 ]
 
 

@@ -734,6 +734,89 @@ def write_forecast(counts, path: str | Path) -> Path:
     return path
 
 
+def factor_years(rates: np.ndarray, n_years: int, n_src: int, rtol: float = 1e-13) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per source branch, the years of the building pass's rates as a few time components.
+
+    The rates of branch s, as a matrix over (year) x (cell, basis function), are
+    ``rates[c, k, y, s] = sum_t year[y, t, s] coef[c, k, t, s]`` with ``year[:, :, s]`` the left singular
+    vectors of that matrix (orthonormal columns) and ``coef = year^T rates`` (t < T). A forecast whose map
+    of one branch only scales from year to year has T = 1 (every year a multiple of one map); a map that
+    changes shape needs more components, at most the number of years. The building pass
+    (:func:`hra.integration.kernels.chunk_lpr`) then contracts each building's histogram with the
+    tables once per time component instead of once per year, and forms each year's value as
+    ``A[y, u] = sum_t year[y, t, s(u)] A_t[u]``: the same sums, since the contraction is linear in the
+    rates (exact up to the truncation below).
+
+    T is the largest numerical rank over the branches: singular values above ``rtol`` times the
+    branch's largest, and the reconstruction checked element-wise, ``max |rates - year coef| <= rtol *
+    max |rates|`` (a branch that fails keeps all its years). Branches of lower rank are padded with
+    zero components (the building pass skips their all-zero rates).
+
+    Parameters
+    ----------
+    rates
+        (cells, K * Y * S) rates [yr^-1] per cell; column ``(k * Y + y) * S + s`` is basis function k,
+        year y, source branch s (K = 1 for a rate grid).
+    n_years, n_src
+        Y and S.
+    rtol
+        Largest element-wise deviation relative to the largest rate [-].
+
+    Returns
+    -------
+    ``(coef (cells, K * T * S), year (Y, T, S))`` (same column layout with T in place of Y), or None
+    where T = Y (nothing to gain: the rates are used as they are).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hra.inputs.forecast import factor_years
+    >>> rng = np.random.default_rng(0)
+    >>> base = rng.uniform(size=(50, 2, 1, 3))                  # (cells, K, 1, S)
+    >>> decline = np.array([1.0, 0.9, 0.81])[:, None]           # (Y, 1): every map scaled per year
+    >>> rates = (base * decline[None, None, :, :]).reshape(50, -1)  # (cells, K * Y * S)
+    >>> coef, year = factor_years(rates, n_years=3, n_src=3)
+    >>> coef.shape, year.shape
+    ((50, 6), (3, 1, 3))
+    >>> back = np.einsum("ytS,cktS->ckyS", year, coef.reshape(50, 2, 1, 3)).reshape(50, -1)
+    >>> bool(np.abs(back - rates).max() <= 1e-13 * rates.max())
+    True
+    """
+    a = np.asarray(rates, dtype=float)
+    n_c, n_col = a.shape
+    if n_years <= 1 or n_col % (n_years * n_src):
+        return None
+    n_k = n_col // (n_years * n_src)
+    top = float(np.abs(a).max()) if a.size else 0.0
+    if top == 0.0:
+        return None
+    r4 = a.reshape(n_c, n_k, n_years, n_src)
+    comps = []
+    for s in range(n_src):
+        m = np.ascontiguousarray(np.transpose(r4[:, :, :, s], (2, 0, 1))).reshape(n_years, -1)  # (Y, c * K)
+        u, sv, _ = np.linalg.svd(m, full_matrices=False)  # sv.size = min(Y, c * K)
+        if sv[0] == 0.0:
+            comps.append(u[:, :1])  # a branch without rates: one zero component
+            continue
+        t = sv.size
+        for r in range(1, sv.size):
+            if sv[r] <= rtol * sv[0]:
+                t = r
+                break
+        left = u[:, :t]
+        if t >= n_years or np.abs(m - left @ (left.T @ m)).max() > rtol * top:
+            return None
+        comps.append(left)
+    n_t = max(c.shape[1] for c in comps)
+    year = np.zeros((n_years, n_t, n_src))
+    coef = np.zeros((n_c, n_k, n_t, n_src))
+    for s, left in enumerate(comps):
+        t = left.shape[1]
+        year[:, :t, s] = left
+        coef[:, :, :t, s] = np.einsum("yt,cky->ckt", left, r4[:, :, :, s])
+    return np.ascontiguousarray(coef.reshape(n_c, -1)), year
+
+
 #: Largest deviation of the factored rates from the rates, relative to the largest rate
 #: (:func:`compress_rates`): rounding level, so the LPR changes by ~1e-13 relative at most.
 RATES_FACTOR_RTOL = 1e-13

@@ -847,6 +847,7 @@ class ChunkStatic:
     cy: np.ndarray
     rates: np.ndarray
     rates_basis: np.ndarray
+    year_factor: np.ndarray
     n_years: int
     n_src: int
     depth_km: float
@@ -897,7 +898,7 @@ def run_chunk(chunk: dict, static: ChunkStatic) -> dict:
     out_real_w = np.zeros((n, static.n_keep))
     kernels.chunk_lpr(
         chunk["x"], chunk["y"], chunk["zt_idx"], chunk["typ_idx"], chunk["typ_prob"], chunk["keys"],
-        static.cx, static.cy, static.rates, static.rates_basis, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
+        static.cx, static.cy, static.rates, static.rates_basis, static.year_factor, Y, static.n_src, static.depth_km, static.ln_r0, static.dln,
         static.n_r, static.n_k, static.r_max_km, static.cell_size_m, static.sub_radius_m, static.n_sub,
         static.n_a, static.strike_deg, static.az_harmonic, static.q, static.combo_s, static.s_start, static.combo_w, static.qbar, static.s_weights,
         static.mixture, static.monte_carlo, static.real_combo, static.seed_key, static.probs,
@@ -912,18 +913,26 @@ def strike_mean_deg(gmm) -> float:
     return 0.0 if strike is None or condtables.azimuth_nodes(gmm) is None else float(strike[0])
 
 
-def static_rates(prep: Prepared) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """The building pass's rates: ``(rates, rates_basis, n_k, cell_size_m)`` of :class:`ChunkStatic` (a
-    forecast's basis coefficients in their factored form where that pays,
-    :func:`hra.inputs.forecast.compress_rates`)."""
+def static_rates(prep: Prepared) -> tuple[np.ndarray, np.ndarray, int, float, np.ndarray]:
+    """The building pass's rates: ``(rates, rates_basis, n_k, cell_size_m, year_factor)`` of
+    :class:`ChunkStatic`: the years as time components where fewer than the years carry them
+    (:func:`hra.inputs.forecast.factor_years`; else ``year_factor`` is (0, 0, 0)), then the cells'
+    rates in factored form where that pays (:func:`hra.inputs.forecast.compress_rates`; a forecast's
+    magnitude-basis coefficients or a rate grid's rates)."""
+    n_y, n_s = prep.years.size, len(prep.rates.branches)
     if prep.forecast is not None:  # rates per magnitude-basis function: (c, k * Y * S)
         fc = prep.forecast
-        rates = fc.coef.reshape(fc.coef.shape[0], -1)
-        factor = forecast.compress_rates(rates)
-        if factor is not None:
-            return factor[0], factor[1], fc.n_basis, fc.data.cell_size_m
-        return rates, np.zeros((0, 0)), fc.n_basis, fc.data.cell_size_m
-    return prep.rates.rate.reshape(prep.rates.rate.shape[0], -1), np.zeros((0, 0)), 1, prep.cfg.source.cell_size_m
+        rates, n_k, cell_size_m = fc.coef.reshape(fc.coef.shape[0], -1), fc.n_basis, fc.data.cell_size_m
+    else:
+        rates, n_k, cell_size_m = prep.rates.rate.reshape(prep.rates.rate.shape[0], -1), 1, prep.cfg.source.cell_size_m
+    years = forecast.factor_years(rates, n_y, n_s, forecast.RATES_FACTOR_RTOL)
+    year_factor = np.zeros((0, 0, 0))
+    if years is not None:
+        rates, year_factor = years
+    factor = forecast.compress_rates(rates) if prep.forecast is not None else None
+    if factor is not None:
+        return factor[0], factor[1], n_k, cell_size_m, year_factor
+    return rates, np.zeros((0, 0)), n_k, cell_size_m, year_factor
 
 
 def make_static(prep: Prepared, tables: Tables, sel: Selection, rates=None) -> ChunkStatic:
@@ -940,9 +949,10 @@ def make_static(prep: Prepared, tables: Tables, sel: Selection, rates=None) -> C
             n_keep = sel.combo_s.size * prep.buildings.typology_index.shape[1]
         else:
             n_keep = sel.combo_s.size
-    rates, basis, n_k, cell_size_m = static_rates(prep) if rates is None else rates
+    rates, basis, n_k, cell_size_m, year_factor = static_rates(prep) if rates is None else rates
     return ChunkStatic(
         cx=prep.rates.x, cy=prep.rates.y, rates=np.ascontiguousarray(rates), rates_basis=np.ascontiguousarray(basis),
+        year_factor=np.ascontiguousarray(year_factor),
         n_years=prep.years.size, n_src=len(prep.rates.branches), depth_km=src.depth_km,
         ln_r0=float(math.log(r[0])), dln=float(math.log(r[1] / r[0])), n_r=r.size, n_k=n_k,
         r_max_km=src.max_distance_km, cell_size_m=cell_size_m, sub_radius_m=src.subcell_radius_km * 1000.0, n_sub=src.subcell_divisions,
@@ -996,7 +1006,7 @@ def warm_kernels() -> None:
     chunk = dict(x=z(1), y=z(1), zt_idx=z((1, 1), np.int64), typ_idx=-np.ones((1, 1), np.int64), typ_prob=z((1, 1)),
                  keys=z(1, np.uint64))
     static = ChunkStatic(
-        cx=z(1), cy=z(1), rates=z((1, 1)), rates_basis=z((0, 0)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
+        cx=z(1), cy=z(1), rates=z((1, 1)), rates_basis=z((0, 0)), year_factor=z((0, 0, 0)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
         r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, n_a=1, strike_deg=0.0, az_harmonic=False, dist_cubic=False, q=z((1, 4, 1)), combo_s=z(1, np.int64),
         s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4, 1)), s_weights=np.ones(1), mixture=False,
         monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,

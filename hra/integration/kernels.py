@@ -13,7 +13,10 @@ Data flow per building (see engine.py):
 2. ``_contract_rows`` (in ``chunk_lpr``): ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for
    each typology candidate j, four rows r per pass; ``Q`` holds the expected death probability
    per event at distance node r, already integrated over magnitude, residuals and fragility for
-   model combination u.
+   model combination u. Where a branch's yearly maps are a few time components t
+   (``year_factor``, :func:`hra.inputs.forecast.factor_years`; one where the maps only scale), the
+   histogram and this contraction run over t instead of y and ``A[j, y, u] = sum_t F[y, t, s_u]
+   A_t[j, t, u]`` (``_years_from_components``).
 3. realisation weights: enumeration -> combination weights (x typology probabilities);
    Monte Carlo -> counts of the drawn (combination, typology) pairs / N, the typology drawn
    from a counter-based hash of (seed, building key, realisation): chunk- and order-independent.
@@ -422,6 +425,12 @@ ROW_GROUP = 4
 BUILDING_WINDOW = 16
 
 
+#: Time rows (years, or time components of the rates) from which :func:`chunk_lpr` contracts only
+#: the drawn (candidate, combination) pairs of a building with several epistemic candidates (a
+#: gather per table row, paid back over the time rows); below it every pair is contracted (the drawn
+#: pairs' values are the same bits either way).
+SPARSE_MIN_TIMES = 2
+
 #: Columns per vector block of :func:`_contract_rows`.
 VEC = 4
 
@@ -527,10 +536,12 @@ def _contract_rows(h0, h1, h2, h3, q0, q1, q2, q3, seg_start, n_years, n_src, ac
 def _contract_group(hrows, ridx, g, zt_row, nj, q_table, qbar, s_weights, s_start, n_years, n_src, sparse, pair_u,
                     pair_start, qg, acomp, amat, msum):
     """Rows ``g..g+3`` of ``hrows`` (distance rows ``ridx[g..g+3]``, ascending) into each candidate's
-    tree-mean sums ``msum`` (j, y) and per-combination sums: ``amat`` (j, y, u), or with ``sparse``
+    tree-mean sums ``msum`` (j, y, 1) (with time components, per (j, t, s) unweighted: ``msum.shape[2] > 1``)
+    and per-combination sums: ``amat`` (j, y, u), or with ``sparse``
     ``acomp`` (j, y, n_p) over the drawn combinations ``pair_u[j, :n_p]`` (branch segments
     ``pair_start[j]``). Every sum takes its terms in row order (see :func:`chunk_lpr`)."""
     n_qs = qbar.shape[2]
+    per_branch = msum.shape[2] > 1  # time components: sums per (t, s), combined per year later
     h0 = hrows[g]
     h1 = hrows[g + 1]
     h2 = hrows[g + 2]
@@ -541,7 +552,11 @@ def _contract_group(hrows, ridx, g, zt_row, nj, q_table, qbar, s_weights, s_star
             r = ridx[g + i]
             hr = hrows[g + i]
             for y in range(n_years):
-                sj = msum[j, y]
+                if per_branch:
+                    for s in range(n_src):
+                        msum[j, y, s] += hr[y * n_src + s] * qbar[zt, r, 0 if n_qs == 1 else s]
+                    continue
+                sj = msum[j, y, 0]
                 if n_qs == 1:
                     h = 0.0
                     for s in range(n_src):
@@ -550,7 +565,7 @@ def _contract_group(hrows, ridx, g, zt_row, nj, q_table, qbar, s_weights, s_star
                 else:
                     for s in range(n_src):
                         sj += s_weights[s] * hr[y * n_src + s] * qbar[zt, r, s]
-                msum[j, y] = sj
+                msum[j, y, 0] = sj
         if sparse:
             n_p = pair_start[j, n_src]
             if n_p == 0:
@@ -603,7 +618,7 @@ def _nonzero(row):
 
 @jit
 def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
-              cx, cy, rates, rates_basis, n_years, n_src, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
+              cx, cy, rates, rates_basis, year_factor, n_years, n_src, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
               cell_size_m, sub_radius_m, n_sub, n_a, strike_deg, az_harmonic,
               q_table, combo_s, s_start, combo_w, qbar, s_weights,
               mixture, monte_carlo, real_combo, seed_key, probs,
@@ -620,6 +635,11 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                    rates (rates = ``rates @ rates_basis``, :func:`hra.inputs.forecast.compress_rates`):
                    the histogram is taken over the J columns (n_k = 1) and expanded row by row
                    (J / (k*Y*S) of the work of the histogram; the same sums to ~1e-13)
+    year_factor  : (Y, T, S) or (0, 0, 0): with T > 0 the rates' years are T time components per
+                   branch (:func:`hra.inputs.forecast.factor_years`): ``rates`` and ``rates_basis`` have
+                   T in place of Y, the histogram and the contraction run over the T components and
+                   each year's values are ``A[j, y, u] = sum_t year_factor[y, t, s_u] A_t[j, t, u]``
+                   (the tree mean likewise, per (t, s)): T / Y of the contraction's work
     n_a, strike_deg, az_harmonic : rows of the tables' azimuth axis (a strike model; 1: none), the
                    mean strike [degree] and whether the rows are harmonics (else nodes): the distance
                    axis is then (r, a, k) flattened, (r * n_a + a) * n_k + k
@@ -648,7 +668,11 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_b = bx.shape[0]
     n_j = typ_idx.shape[1]
     n_u = q_table.shape[2]
-    n_v = n_years * n_src
+    # the time axis of the rates, histogram and contraction: the years, or T time components
+    yfac = year_factor.shape[1] > 0
+    n_t = year_factor.shape[1] if yfac else n_years
+    n_ms = n_src if yfac else 1  # tree-mean sums per (time, branch) with components, else per year
+    n_v = n_t * n_src
     n_keep = out_real.shape[2]
     n_mc = real_combo.shape[0]
     n_ra = n_r * n_a
@@ -676,15 +700,19 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_pend = np.zeros(n_win, dtype=np.int64)
     win_nj = np.zeros(n_win, dtype=np.int64)
     win_sparse = np.zeros(n_win, dtype=np.bool_)
-    amat = np.empty((n_win, n_j, n_years, n_u))
-    msum = np.empty((n_win, n_j, n_years))
+    amat = np.empty((n_win, n_j, n_t, n_u))
+    msum = np.empty((n_win, n_j, n_t, n_ms))
     pair_w = np.empty((n_win, n_j, n_u))
     draw = np.empty((n_win, n_mc), dtype=np.int64)
     # the (candidate, combination) pairs some realisation draws: with several candidates per
     # building only those are contracted (at most n_mc of n_j * n_u; ~half with 2 candidates)
     pair_u = np.empty((n_win, n_j, n_u), dtype=np.uint32)  # unsigned: no wraparound test, the gathers vectorise
     pair_start = np.empty((n_win, n_j, n_src + 1), dtype=np.int64)
-    acomp = np.empty((n_win, n_j, n_years, n_u))
+    acomp = np.empty((n_win, n_j, n_t, n_u))
+    # per-year values from the time components (year_factor), for _building_values
+    amat_y = np.empty((n_j, n_years, n_u) if yfac else (0, 0, 0))
+    acomp_y = np.empty((n_j, n_years, n_u) if yfac else (0, 0, 0))
+    msum_y = np.empty((n_j, n_years, 1) if yfac else (0, 0, 0))
     qg = np.empty((ROW_GROUP, n_u))
     q_table = np.ascontiguousarray(q_table)  # rows for the vector blocks (no copy: the engine's is)
     vals = np.empty(n_u * n_j)
@@ -710,14 +738,19 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                 if typ_idx[b, j] >= 0 and typ_prob[b, j] > 0.0:
                     nj += 1
             win_nj[w] = nj
-            sparse = (not mixture) and nj > 1 and monte_carlo
+            # several candidates as an epistemic choice, Monte Carlo: each realisation draws one
+            drawn = (not mixture) and nj > 1 and monte_carlo
+            # the draws first, and with several time rows only the drawn pairs are contracted (their
+            # gather pays where each gathered entry serves n_t rows; with few, all pairs are cheaper)
+            sparse = drawn and n_t >= SPARSE_MIN_TIMES
             win_sparse[w] = sparse
-            if sparse:  # the draws first: only the drawn pairs are contracted
+            if drawn:
                 pair_w[w, :nj] = 0.0
                 for i in range(n_mc):
                     jj = draw_candidate(seed_key, bkeys[b], i, typ_prob[b], nj)
                     draw[w, i] = jj
                     pair_w[w, jj, real_combo[i]] += 1.0 / n_mc
+            if sparse:
                 for j in range(nj):
                     n_p = 0
                     for s in range(n_src):
@@ -763,7 +796,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                             ridx[w, n_pend[w]] = ra * n_k + k
                             n_pend[w] += 1
                     n_pend[w] = _flush_groups(hw, ridx[w], n_pend[w], False, zt_idx[b], win_nj[w], q_table, qbar,
-                                              s_weights, s_start, n_years, n_src, win_sparse[w], pair_u[w],
+                                              s_weights, s_start, n_t, n_src, win_sparse[w], pair_u[w],
                                               pair_start[w], qg, acomp[w], amat[w], msum[w])
         else:  # one building
             w = 0
@@ -775,17 +808,60 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                     ridx[w, n_pend[w]] = r
                     n_pend[w] += 1
                     n_pend[w] = _flush_groups(hrows[w], ridx[w], n_pend[w], False, zt_idx[b], win_nj[w], q_table,
-                                              qbar, s_weights, s_start, n_years, n_src, win_sparse[w], pair_u[w],
+                                              qbar, s_weights, s_start, n_t, n_src, win_sparse[w], pair_u[w],
                                               pair_start[w], qg, acomp[w], amat[w], msum[w])
         for w in range(b1 - b0):
             b = order[b0 + w]
             nj = win_nj[w]
             sparse = win_sparse[w]
             _flush_groups(hrows[w], ridx[w], n_pend[w], True, zt_idx[b], nj, q_table, qbar, s_weights, s_start,
-                          n_years, n_src, sparse, pair_u[w], pair_start[w], qg, acomp[w], amat[w], msum[w])
-            _building_values(b, nj, sparse, amat[w], msum[w], acomp[w], pair_u[w], pair_start[w], pair_w[w], draw[w],
-                             typ_prob, combo_w, mixture, monte_carlo, real_combo, probs, n_years, n_src, vals, wts,
-                             order_buf, qout, out_mean, out_q, out_real, out_real_w)
+                          n_t, n_src, sparse, pair_u[w], pair_start[w], qg, acomp[w], amat[w], msum[w])
+            if yfac:
+                _years_from_components(year_factor, nj, sparse, amat[w], msum[w], acomp[w], pair_u[w], pair_start[w],
+                                       combo_s, s_weights, amat_y, msum_y, acomp_y)
+                _building_values(b, nj, sparse, amat_y, msum_y, acomp_y, pair_u[w], pair_start[w], pair_w[w], draw[w],
+                                 typ_prob, combo_w, mixture, monte_carlo, real_combo, probs, n_years, n_src, vals, wts,
+                                 order_buf, qout, out_mean, out_q, out_real, out_real_w)
+            else:
+                _building_values(b, nj, sparse, amat[w], msum[w], acomp[w], pair_u[w], pair_start[w], pair_w[w],
+                                 draw[w], typ_prob, combo_w, mixture, monte_carlo, real_combo, probs, n_years, n_src,
+                                 vals, wts, order_buf, qout, out_mean, out_q, out_real, out_real_w)
+
+
+@jit
+def _years_from_components(year_factor, nj, sparse, amat, msum, acomp, pair_u, pair_start, combo_s, s_weights, amat_y,
+                           msum_y, acomp_y):
+    """Per-year sums from the time components' (:func:`chunk_lpr` with ``year_factor`` (Y, T, S)):
+    ``amat_y[j, y, u] = sum_t year_factor[y, t, s_u] amat[j, t, u]`` (with ``sparse`` the drawn pairs
+    of ``acomp``, branch segments ``pair_start[j]``) and the tree mean
+    ``msum_y[j, y, 0] = sum_s s_weights[s] sum_t year_factor[y, t, s] msum[j, t, s]``."""
+    n_y, n_t, n_src = year_factor.shape
+    n_u = amat.shape[2]
+    for j in range(nj):
+        for y in range(n_y):
+            acc = 0.0
+            for s in range(n_src):
+                h = 0.0
+                for t in range(n_t):
+                    h += year_factor[y, t, s] * msum[j, t, s]
+                acc += s_weights[s] * h
+            msum_y[j, y, 0] = acc
+            if sparse:
+                dst = acomp_y[j, y]
+                for s in range(n_src):
+                    for i in range(pair_start[j, s], pair_start[j, s + 1]):
+                        v = 0.0
+                        for t in range(n_t):
+                            v += year_factor[y, t, s] * acomp[j, t, i]
+                        dst[i] = v
+            else:
+                dst = amat_y[j, y]
+                for u in range(n_u):
+                    s = combo_s[u]
+                    v = 0.0
+                    for t in range(n_t):
+                        v += year_factor[y, t, s] * amat[j, t, u]
+                    dst[u] = v
 
 
 @jit
@@ -793,7 +869,7 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
                      monte_carlo, real_combo, probs, n_years, n_src, vals, wts, order_buf, qout, out_mean, out_q,
                      out_real, out_real_w):
     """Building b's outputs from its contracted sums (:func:`chunk_lpr`): the tree mean from the
-    candidates' sums ``msum`` (j, y), and per year the quantiles (and kept realisations) of the
+    candidates' sums ``msum`` (j, y, 1), and per year the quantiles (and kept realisations) of the
     per-combination values ``amat`` (j, y, u) (with ``sparse``: the drawn pairs, from ``acomp``)."""
     n_j = amat.shape[0]
     n_u = amat.shape[2]
@@ -803,7 +879,7 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
     for y in range(n_years):
         acc = 0.0
         for j in range(nj):
-            acc += typ_prob[b, j] * msum[j, y]
+            acc += typ_prob[b, j] * msum[j, y, 0]
         out_mean[b, y] = acc
     if sparse:
         for j in range(nj):
