@@ -976,7 +976,7 @@ def test_kernel_equals_its_numpy_twin(name, kernel, twin, inputs, rtol):
 def test_twins_cover_every_deterministic_kernel():
     """A new kernel needs a twin here (or a reason to be left out)."""
     left_out = {"pair_damage", "event_damage", "field_values", "damage_listed",  # random streams
-                "_subcells", "_cell_geometry", "_histogram_t", "_azimuth_weights",
+                "_subcells", "_cell_geometry", "_add_outer_k", "_azimuth_weights",
                 "_folded_azimuth",  # parts of distance_histogram(_k),
                 "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
                 "_bin_expectation",  # magnitude_bin_expectations, magnitude_integrate_picked (twinned there)

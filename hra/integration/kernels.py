@@ -9,7 +9,8 @@ Data flow per building (see engine.py):
 
 1. ``distance_histogram``: the building's annual rate of M >= m_min events per hypocentral
    distance node, ``H[r, y*S + s]``, by linear interpolation in ln R between nodes (sub-cells
-   for nearby cells). One pass over the source cells.
+   for nearby cells). A vectorised pass over the source cells for their nodes and weights, then
+   one adding the weights times the cells' rates.
 2. ``_contract_rows`` (in ``chunk_lpr``): ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for
    each typology candidate j, four rows r per pass; ``Q`` holds the expected death probability
    per event at distance node r, already integrated over magnitude, residuals and fragility for
@@ -217,7 +218,7 @@ def _folded_azimuth(dx_m, dy_m, strike_deg):
     return az
 
 
-@jit
+@jit(inline="always")
 def _azimuth_weights(aval, n_a, harmonic, wa):
     """The azimuth rows' weights ``wa`` (n_a,) of one (sub-)cell: with ``harmonic`` the harmonics
     ``cos(2 a az)``, a = 0..n_a-1, from ``aval = cos(2 az)`` by the Chebyshev recurrence
@@ -245,48 +246,48 @@ def _azimuth_weights(aval, n_a, harmonic, wa):
 
 
 @jit
-def _cell_geometry(bx, by, cx, cy, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, sub2_m2, n_sub,
-                   n_slot, base, wd, aval):
-    """First pass over the cells (vectorised): each cell's first distance node ``base[c]`` (-1
-    beyond ``r_max_km``, -2 for a near cell that :func:`_subcells` splits), its ``n_slot``
-    distance weights ``wd[s, c]`` (:func:`_rule_slots`) and its azimuth value ``aval[c]``
-    (cos(2 az) with ``harmonic``, else the folded azimuth az [degree]; unused when n_a = 1)."""
+def _cell_geometry(bx, by, cx, cy, c0, nb, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, sub2_m2,
+                   n_sub, n_slot, base, wd, aval):
+    """First pass over cells ``c0 + j``, j < nb (vectorised): each cell's first distance node
+    ``base[j]`` (-1 beyond ``r_max_km``, -2 for a near cell that :func:`_subcells` splits), its
+    ``n_slot`` distance weights ``wd[s, j]`` (:func:`_rule_slots`) and its azimuth value
+    ``aval[j]`` (cos(2 az) with ``harmonic``, else the folded azimuth az [degree]; unused when
+    n_a = 1)."""
     split = n_sub > 1
-    for c in range(cx.shape[0]):
-        dx = cx[c] - bx
-        dy = cy[c] - by
+    for j in range(nb):
+        dx = cx[c0 + j] - bx
+        dy = cy[c0 + j] - by
         d2 = dx * dx + dy * dy
         i, f = _node_fraction(d2, depth_km, ln_r0, dln, n_r, r_max_km)
         i0, w0, w1, w2, w3 = _rule_slots(i, f, n_r, n_slot)
-        base[c] = -2 if split and d2 < sub2_m2 else i0
-        wd[0, c] = w0
-        wd[1, c] = w1
-        wd[2, c] = w2
-        wd[3, c] = w3
+        base[j] = -2 if split and d2 < sub2_m2 else i0
+        wd[0, j] = w0
+        wd[1, j] = w1
+        wd[2, j] = w2
+        wd[3, j] = w3
     if n_a <= 1:
         return
     if harmonic:
         s2 = 2.0 * math.radians(strike_deg)
         cos2s = math.cos(s2)
         sin2s = math.sin(s2)
-        for c in range(cx.shape[0]):
-            dx = cx[c] - bx
-            dy = cy[c] - by
-            aval[c] = _cos_2az(dx, dy, dx * dx + dy * dy, cos2s, sin2s)
+        for j in range(nb):
+            dx = cx[c0 + j] - bx
+            dy = cy[c0 + j] - by
+            aval[j] = _cos_2az(dx, dy, dx * dx + dy * dy, cos2s, sin2s)
         return
-    for c in range(cx.shape[0]):
-        aval[c] = _folded_azimuth(cx[c] - bx, cy[c] - by, strike_deg)
+    for j in range(nb):
+        aval[j] = _folded_azimuth(cx[c0 + j] - bx, cy[c0 + j] - by, strike_deg)
 
 
 @jit
-def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, cell_size_m, n_sub,
-              n_slot, wa, wbuf, hist_t, stride):
+def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km, cell_size_m,
+              n_sub, n_slot, wa, wbuf, hist):
     """A near cell split into n_sub x n_sub sub-cells, each carrying 1/n_sub^2 of the rate and
     shared by the cell's rule (:func:`_rule_slots`, :func:`_azimuth_weights`): their weights per
     (distance node, azimuth row) are summed first in ``wbuf`` (they share the cell's rates), then
-    each non-zero row ra gets one pass over the rates, into ``hist_t[kv * stride + ra]``
-    (:func:`_histogram_t`; instead of one per sub-cell: ~n_sub^2 / 3 fewer passes; the sums differ
-    from sub-cell by sub-cell deposits only by rounding)."""
+    each non-zero row block gets one pass over the rates (instead of one per sub-cell:
+    ~n_sub^2 / 3 fewer passes; the sums differ from sub-cell by sub-cell deposits only by rounding)."""
     step = cell_size_m / n_sub
     frac = 1.0 / (n_sub * n_sub)
     if harmonic:
@@ -319,68 +320,29 @@ def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harm
                 row = (i0 + s) * n_a
                 for a in range(n_a):
                     wbuf[row + a] += wds * wa[a] * frac
-    n_kv = rate_row.shape[0]
+    n_v = hist.shape[1]
     for ra in range(lo, hi):
         w = wbuf[ra]
         if w == 0.0:
             continue
         wbuf[ra] = 0.0
-        for kv in range(n_kv):
-            hist_t[kv * stride + ra] += w * rate_row[kv]
+        row = ra * n_k
+        for k in range(n_k):
+            _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
 
 
-@jit
-def _histogram_t(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km,
-                 cell_size_m, sub_radius_m, n_sub, cubic, hist_t, stride):
-    """The building's histogram transposed, ``hist_t[kv * stride + r * n_a + a]`` for rate column
-    kv (``stride >= n_r * n_a + 3``): the first pass (:func:`_cell_geometry`) gives each cell's
-    distance and azimuth weights, the second adds each cell's block of ``n_slot x n_a`` weights
-    (consecutive rows r * n_a + a from its first node) times its rates, four rows at a time
-    (the block padded with zero weights to a multiple of 4), near cells by :func:`_subcells`.
-    Each entry sums its cells' shares in cell order."""
-    n_c = cx.shape[0]
-    n_slot = _rule_n_slot(n_r, cubic)
-    width = n_slot * n_a
-    base = np.empty(n_c, dtype=np.int64)
-    wd = np.zeros((4, n_c))
-    aval = np.zeros(n_c)
-    _cell_geometry(bx, by, cx, cy, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km,
-                   sub_radius_m * sub_radius_m, n_sub, n_slot, base, wd, aval)
-    wa = np.zeros(n_a)
-    wl = np.zeros((width + 3) // 4 * 4)
-    wbuf = np.zeros(n_r * n_a)
-    n_kv = rates.shape[1]
-    one = np.uint64(1)
-    two = np.uint64(2)
-    three = np.uint64(3)
-    for c in range(n_c):
-        b = base[c]
-        if b == -1:
-            continue
-        dx = cx[c] - bx
-        dy = cy[c] - by
-        if b == -2:
-            _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km,
-                      cell_size_m, n_sub, n_slot, wa, wbuf, hist_t, stride)
-            continue
-        _azimuth_weights(aval[c], n_a, harmonic, wa)
-        for s in range(n_slot):
-            wds = wd[s, c]
-            for a in range(n_a):
-                wl[s * n_a + a] = wds * wa[a]
-        r0 = b * n_a
-        for g in range(0, wl.shape[0], 4):
-            w0 = wl[g]
-            w1 = wl[g + 1]
-            w2 = wl[g + 2]
-            w3 = wl[g + 3]
-            for kv in range(n_kv):
-                x = rates[c, kv]
-                p = np.uint64(kv * stride + r0 + g)
-                hist_t[p] += x * w0
-                hist_t[p + one] += x * w1
-                hist_t[p + two] += x * w2
-                hist_t[p + three] += x * w3
+@jit(inline="never")
+def _add_outer_k(blk, w, rate_row, n_k):
+    """``blk[t * n_k + k, v] += w[t] rate_row[k * V + v]``: one cell's weights times its rates of
+    each basis function k into its rows (views indexed from 0: the v loop vectorises)."""
+    n_v = blk.shape[1]
+    for k in range(n_k):
+        x = rate_row[k * n_v:(k + 1) * n_v]
+        for t in range(w.shape[0]):
+            wt = w[t]
+            out = blk[t * n_k + k]
+            for v in range(n_v):
+                out[v] += wt * x[v]
 
 
 @jit
@@ -433,23 +395,48 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
     :func:`_cos_2az`, :func:`_azimuth_weights`). ``n_a = 1`` is :func:`distance_histogram_k`
     (no azimuth axis). Other arguments as there.
 
-    Method: two passes over the cells (:func:`_histogram_t`): a vectorised one for each cell's
-    node, weights and azimuth, then one adding each cell's weights times its rates into a
-    transposed buffer (rate column-major), added into ``hist`` at the end. Each entry is the sum
-    of its cells' shares in cell order, as one deposit per cell would give.
+    Method: three passes over the cells: a vectorised one (:func:`_cell_geometry`) for each
+    cell's first distance node, distance weights and azimuth value; one forming each cell's
+    ``n_slot x n_a`` weights (distance weight x azimuth weight, rows ``(i0 + s) * n_a + a``); one
+    adding each cell's weights times its rates into its consecutive rows of ``hist`` (near cells
+    by :func:`_subcells`). Each entry sums its cells' shares in cell order.
     """
-    n_ra = n_r * n_a
-    n_kv = rates.shape[1]
-    n_v = n_kv // n_k
-    stride = n_ra + 4
-    hist_t = np.zeros(n_kv * stride)
-    _histogram_t(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km,
-                 cell_size_m, sub_radius_m, n_sub, cubic, hist_t, stride)
-    for ra in range(n_ra):
-        for k in range(n_k):
-            out = hist[ra * n_k + k]
-            for v in range(n_v):
-                out[v] += hist_t[(k * n_v + v) * stride + ra]
+    n_c = cx.shape[0]
+    n_slot = _rule_n_slot(n_r, cubic)
+    width = n_slot * n_a
+    base = np.empty(n_c, dtype=np.int64)
+    wd = np.zeros((4, n_c))
+    aval = np.zeros(n_c)
+    _cell_geometry(bx, by, cx, cy, 0, n_c, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km,
+                   sub_radius_m * sub_radius_m, n_sub, n_slot, base, wd, aval)
+    wa = np.zeros(n_a)
+    wcell = np.empty((n_c, width))
+    for c in range(n_c):
+        _azimuth_weights(aval[c], n_a, harmonic, wa)
+        for s in range(n_slot):
+            wds = wd[s, c]
+            for a in range(n_a):
+                wcell[c, s * n_a + a] = wds * wa[a]
+    wbuf = np.zeros(n_r * n_a)
+    n_v = hist.shape[1]
+    for c in range(n_c):
+        b = base[c]
+        if b == -1:
+            continue
+        if b == -2:
+            _subcells(cx[c] - bx, cy[c] - by, rates[c], depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
+                      r_max_km, cell_size_m, n_sub, n_slot, wa, wbuf, hist)
+            continue
+        start = b * n_a * n_k
+        blk = hist[start:start + width * n_k]  # rows ((b + s) * n_a + a) * n_k + k
+        if n_k == 1:
+            x = rates[c]
+            for t in range(width):
+                w = wcell[c, t]
+                for v in range(n_v):
+                    blk[t, v] += w * x[v]
+        else:
+            _add_outer_k(blk, wcell[c], rates[c], n_k)
 
 
 # ------------------------------------------------------------------------------------------
