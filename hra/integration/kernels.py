@@ -9,7 +9,7 @@ Data flow per building (see engine.py):
 
 1. ``distance_histogram``: the building's annual rate of M >= m_min events per hypocentral
    distance node, ``H[r, y*S + s]``, by linear interpolation in ln R between nodes (sub-cells
-   for nearby cells). A vectorised pass over the source cells for their nodes and weights, then
+   for nearby cells). A pass over the source cells for their nodes and weights, then
    one adding the weights times the cells' rates.
 2. ``_contract_rows`` (in ``chunk_lpr``): ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for
    each typology candidate j, four rows r per pass; ``Q`` holds the expected death probability
@@ -130,10 +130,11 @@ def _axpy(w, x, out):
 def _node_fraction(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km):
     """Lower node i and fraction f of R_hyp = sqrt(d^2 + depth^2) [km] on the uniform ln R grid
     (``ln_r0 + i dln``, n_r nodes; clamped to the end nodes: below the first node f = 0, at or
-    beyond the last i = n_r - 2 and f = 1), or i = -1 beyond ``r_max_km``. Branch-free (selects
-    only, ln by :func:`hra.core.fastmath.log_fast`), so a loop over cells vectorises."""
+    beyond the last i = n_r - 2 and f = 1), or i = -1 beyond ``r_max_km``. Selects only; ln by
+    the C library (a branch-free log would let the loop vectorise, but moves f by ~1 ulp of
+    ln R / dln: the cubic weights, and the histogram, would change by up to ~1e-14 relative)."""
     r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
-    u = (fastmath.log_fast(r_km) - ln_r0) / dln
+    u = (math.log(r_km) - ln_r0) / dln
     u = 0.0 if u < 0.0 else u
     i = int(u)
     end = i >= n_r - 1
@@ -248,7 +249,7 @@ def _azimuth_weights(aval, n_a, harmonic, wa):
 @jit
 def _cell_geometry(bx, by, cx, cy, c0, nb, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, sub2_m2,
                    n_sub, n_slot, base, wd, aval):
-    """First pass over cells ``c0 + j``, j < nb (vectorised): each cell's first distance node
+    """First pass over cells ``c0 + j``, j < nb: each cell's first distance node
     ``base[j]`` (-1 beyond ``r_max_km``, -2 for a near cell that :func:`_subcells` splits), its
     ``n_slot`` distance weights ``wd[s, j]`` (:func:`_rule_slots`) and its azimuth value
     ``aval[j]`` (cos(2 az) with ``harmonic``, else the folded azimuth az [degree]; unused when
@@ -395,7 +396,8 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
     :func:`_cos_2az`, :func:`_azimuth_weights`). ``n_a = 1`` is :func:`distance_histogram_k`
     (no azimuth axis). Other arguments as there.
 
-    Method: three passes over the cells: a vectorised one (:func:`_cell_geometry`) for each
+    Method: three passes over the cells: one without branches or trigonometry
+    (:func:`_cell_geometry`) for each
     cell's first distance node, distance weights and azimuth value; one forming each cell's
     ``n_slot x n_a`` weights (distance weight x azimuth weight, rows ``(i0 + s) * n_a + a``); one
     adding each cell's weights times its rates into its consecutive rows of ``hist`` (near cells
