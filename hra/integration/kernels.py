@@ -126,6 +126,7 @@ def _axpy(w, x, out):
     for v in range(x.shape[0]):
         out[v] += w * x[v]
 
+
 @jit(inline="always")
 def _node_fraction(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km):
     """Lower node i and fraction f of R_hyp = sqrt(d^2 + depth^2) [km] on the uniform ln R grid
