@@ -233,6 +233,74 @@ def _histogram_one_azimuth_inputs():
     return tuple(args)
 
 
+# -- the histogram's geometry (parts of distance_azimuth_histogram_k, also twinned alone) ----------
+
+_GEO = np.random.default_rng(20261205)  # its own stream: the inputs above keep their draws
+
+
+def _geometry_histogram_inputs(bx, by, n_r, dln, n_a, harmonic, n_sub):
+    cx, cy = np.meshgrid(np.arange(0, 10_000, 1000.0), np.arange(0, 8000, 1000.0))
+    rates = _GEO.uniform(0, 1e-3, size=(cx.size, 2 * 3))
+    return (bx, by, cx.ravel(), cy.ravel(), rates, 3.0, math.log(3.0), dln, n_r, n_a, 2, 37.0, harmonic, 12.0, 1000.0,
+            1500.0, n_sub, True)
+
+
+def _cos_2az_inputs():
+    dx, dy = _GEO.uniform(-5000.0, 5000.0, size=(2, 300))
+    dx[:3], dy[2:5] = 0.0, 0.0  # due north/south, due east/west, and d = 0 (atan2(0, 0) = 0)
+    return dx, dy, np.array([-30.0, 0.0, 45.0, 137.0, -95.0])
+
+
+def k_cos_2az(dx, dy, strikes):
+    out = np.empty((strikes.size, dx.size))
+    for i, s in enumerate(strikes):
+        c, sn = math.cos(2.0 * math.radians(s)), math.sin(2.0 * math.radians(s))
+        out[i] = [ik._cos_2az(x, y, x * x + y * y, c, sn) for x, y in zip(dx, dy)]
+    return 2.0 + out  # + 2: the relative tolerance bounds the absolute error of the cosine
+
+
+def t_cos_2az(dx, dy, strikes):  # the folded relative azimuth by trigonometry, as the site sees the cell
+    a = np.mod(strikes[:, None] - np.degrees(np.arctan2(dx, dy))[None], 180.0)
+    a = np.minimum(a, 180.0 - a)
+    return 2.0 + np.cos(2.0 * np.radians(a))
+
+
+def _rule_inputs():
+    return np.concatenate([_GEO.uniform(0.0, 30_000.0, 400), [0.0, 1000.0, 11_600.0, 29_000.0]]), 3.0, math.log(3.0)
+
+
+_RULE_GRIDS = ((3, 0.5), (4, 0.4), (30, 0.05))  # (n_r, dln): n_r = 3 and 4 reach both end intervals
+
+
+def k_rule(d_m, depth, ln_r0, r_max=12.0):
+    out = []
+    for n_r, dln in _RULE_GRIDS:
+        for cubic in (False, True):
+            n_slot = ik._rule_n_slot(n_r, cubic)
+            w = np.zeros((d_m.size, n_r))
+            for j, d in enumerate(d_m):
+                i0, *ws = ik._rule_slots(*ik._node_fraction(d * d, depth, ln_r0, dln, n_r, r_max), n_r, n_slot)
+                if i0 >= 0:
+                    w[j, i0:i0 + n_slot] += ws[:n_slot]
+            out.append(1.0 + w)  # + 1: the relative tolerance bounds the absolute error of the weights
+    return tuple(out)
+
+
+def t_rule(d_m, depth, ln_r0, r_max=12.0):  # np.interp weights, or the polynomial (polyfit) ones
+    out = []
+    for n_r, dln in _RULE_GRIDS:
+        ln_nodes = ln_r0 + dln * np.arange(n_r)
+        for cubic in (False, True):
+            w = np.zeros((d_m.size, n_r))
+            for j, d in enumerate(d_m):
+                r = math.sqrt(d * d * 1e-6 + depth**2)
+                if r <= r_max:
+                    w[j] = (_cubic_weights(math.log(r), ln_r0, dln, n_r) if cubic
+                            else [np.interp(math.log(r), ln_nodes, e) for e in np.eye(n_r)])
+            out.append(1.0 + w)
+    return tuple(out)
+
+
 def _quantile_inputs():
     v = RNG.normal(size=40)
     w = RNG.integers(0, 5, size=40).astype(float)
@@ -912,6 +980,16 @@ TWINS = [
      _histogram_harmonic_inputs() + (True,), 1e-8),
     ("integration.distance_azimuth_histogram_k[one azimuth, cubic]", k_histogram_az, t_histogram_az,
      _histogram_one_azimuth_inputs() + (True,), 1e-9),
+    ("integration._cos_2az", k_cos_2az, t_cos_2az, _cos_2az_inputs(), 1e-15),
+    ("integration._node_fraction+_rule_slots+_rule_n_slot", k_rule, t_rule, _rule_inputs(), 1e-9),
+    # 5 harmonic rows (the recurrence beyond cos 4az); a building on a cell centre (d = 0), no sub-cells
+    ("integration.distance_azimuth_histogram_k[5 harmonics, cubic, on a cell centre]", k_histogram_az,
+     t_histogram_az, _geometry_histogram_inputs(4000.0, 3000.0, 60, 0.05, 5, True, 1), 1e-8),
+    # 4 and 3 distance nodes: the cubic rule's shifted end slots; azimuth nodes; sub-cells
+    ("integration.distance_azimuth_histogram_k[nodes, cubic, n_r = 4]", k_histogram_az, t_histogram_az,
+     _geometry_histogram_inputs(4300.0, 3700.0, 4, 0.4, 4, False, 4), 1e-9),
+    ("integration.distance_azimuth_histogram_k[harmonic, cubic, n_r = 3]", k_histogram_az, t_histogram_az,
+     _geometry_histogram_inputs(4300.0, 3700.0, 3, 0.5, 3, True, 4), 1e-8),
     ("integration.weighted_quantiles", k_quantiles, t_quantiles, _quantile_inputs(), 0.0),
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
@@ -948,12 +1026,11 @@ def test_kernel_equals_its_numpy_twin(name, kernel, twin, inputs, rtol):
 def test_twins_cover_every_deterministic_kernel():
     """A new kernel needs a twin here (or a reason to be left out)."""
     left_out = {"pair_damage", "event_damage", "field_values", "damage_listed",  # random streams
-                "_deposit", "_deposit_az", "_node_weights", "_subcells", "_axpy",
-                "_distance_node", "_distance_rule", "_rule_weight",
-                "_folded_azimuth", "_azimuth_node", "_corner",  # parts of distance_histogram(_k),
+                "_subcells", "_cell_geometry", "_add_outer_k", "_azimuth_weights",
+                "_folded_azimuth",  # parts of distance_histogram(_k),
                 "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
                 "_bin_expectation",  # magnitude_bin_expectations, magnitude_integrate_picked (twinned there)
-                "_contract_group", "_flush_groups", "_nonzero",
+                "_contract_group", "_flush_groups", "_nonzero", "_axpy",
                 "_building_values"}  # parts of chunk_lpr (twinned there)
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}
     for mod in (ik, ek):

@@ -9,7 +9,8 @@ Data flow per building (see engine.py):
 
 1. ``distance_histogram``: the building's annual rate of M >= m_min events per hypocentral
    distance node, ``H[r, y*S + s]``, by linear interpolation in ln R between nodes (sub-cells
-   for nearby cells). One pass over the source cells.
+   for nearby cells). A pass over the source cells for their nodes and weights, then
+   one adding the weights times the cells' rates.
 2. ``_contract_rows`` (in ``chunk_lpr``): ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for
    each typology candidate j, four rows r per pass; ``Q`` holds the expected death probability
    per event at distance node r, already integrated over magnitude, residuals and fragility for
@@ -129,58 +130,87 @@ def _axpy(w, x, out):
         out[v] += w * x[v]
 
 
-@jit
-def _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km):
-    """Lower node i and fraction f of R_hyp = sqrt(d^2 + depth^2) on the uniform ln R grid
-    (``ln_r0 + i dln``, n_r nodes; clamped to the end nodes), or (-1, 0) beyond ``r_max_km``."""
+@jit(inline="always")
+def _node_fraction(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km):
+    """Lower node i and fraction f of R_hyp = sqrt(d^2 + depth^2) [km] on the uniform ln R grid
+    (``ln_r0 + i dln``, n_r nodes; clamped to the end nodes: below the first node f = 0, at or
+    beyond the last i = n_r - 2 and f = 1), or i = -1 beyond ``r_max_km``. Selects only; ln by
+    the C library (a branch-free log would let the loop vectorise, but moves f by ~1 ulp of
+    ln R / dln: the cubic weights, and the histogram, would change by up to ~1e-14 relative)."""
     r_km = math.sqrt(d2_m2 * 1e-6 + depth_km * depth_km)
-    if r_km > r_max_km:
-        return -1, 0.0
     u = (math.log(r_km) - ln_r0) / dln
-    if u < 0.0:
-        u = 0.0
+    u = 0.0 if u < 0.0 else u
     i = int(u)
-    if i >= n_r - 1:
-        return n_r - 2, 1.0
-    return i, u - i
+    end = i >= n_r - 1
+    f = 1.0 if end else u - i
+    i = n_r - 2 if end else i
+    return (-1 if r_km > r_max_km else i), f
 
 
-@jit
-def _distance_rule(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km, cubic):
-    """How R_hyp = sqrt(d^2 + depth^2) shares a rate over the ln R nodes: ``(i0, n, w0, w1, w2, w3)``,
-    nodes i0..i0+n-1 with weights w0..w{n-1} (n = 0 beyond ``r_max_km``).
+@jit(inline="always")
+def _rule_slots(i, f, n_r, n_slot):
+    """How R_hyp (lower node i, fraction f: :func:`_node_fraction`) shares a rate over the ln R
+    nodes: ``(i0, w0, w1, w2, w3)``, weight ws at node i0 + s for the first ``n_slot`` slots
+    (:func:`_rule_n_slot`; unused slots weigh 0). Branch-free.
 
-    Linear (``cubic`` False): the two nodes around R, weights ``1 - f`` and ``f`` (:func:`_distance_node`).
-    Cubic: 4-point Lagrange interpolation in ln R on nodes i-1..i+2 (exact for tables cubic in
-    ln R; error O(h^4) against O(h^2)), 3-point (quadratic) in the first and last intervals, where
-    the clamped ends give the end node's weight 1 exactly. The weights sum to 1 and are linear in
-    the table values, so the building histogram stays a histogram (some weights are negative)."""
-    i, f = _distance_node(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km)
-    if i < 0:
-        return -1, 0, 0.0, 0.0, 0.0, 0.0
-    if not cubic or n_r < 3:
-        return i, 2, 1.0 - f, f, 0.0, 0.0
-    if i == 0:  # nodes 0, 1, 2 at x = f
-        x = f
-        return 0, 3, 0.5 * (x - 1.0) * (x - 2.0), -x * (x - 2.0), 0.5 * x * (x - 1.0), 0.0
-    if i >= n_r - 2:  # nodes n_r - 3, n_r - 2, n_r - 1 at x = f + 1
-        x = f + 1.0
-        return n_r - 3, 3, 0.5 * (x - 1.0) * (x - 2.0), -x * (x - 2.0), 0.5 * x * (x - 1.0), 0.0
+    Linear (``n_slot = 2``): the two nodes around R, weights ``1 - f`` and ``f``.
+    Cubic (``n_slot`` 3 or 4): 4-point Lagrange interpolation in ln R on nodes i-1..i+2 at
+    ``g = f`` (exact for tables cubic in ln R; error O(h^4) against O(h^2))::
+
+        w = (-g (g-1) (g-2) / 6, (g+1) (g-1) (g-2) / 2, -(g+1) g (g-2) / 2, (g+1) g (g-1) / 6)
+
+    and 3-point (quadratic) Lagrange weights on nodes 0, 1, 2 at ``x = f`` in the first interval
+    and on nodes n_r-3, n_r-2, n_r-1 at ``x = f + 1`` in the last (the clamped ends give the end
+    node's weight 1 exactly)::
+
+        w = ((x-1) (x-2) / 2, -x (x-2), x (x-1) / 2)
+
+    there the slots start one node lower (i0 = n_r - 4, w0 = 0) when ``n_slot = 4``. The weights
+    sum to 1 and are linear in the table values, so the building histogram stays a histogram
+    (some weights are negative)."""
+    if n_slot == 2:
+        return i, 1.0 - f, f, 0.0, 0.0
+    last = i >= n_r - 2
+    x = f + 1.0 if last else f
+    q0 = 0.5 * (x - 1.0) * (x - 2.0)
+    q1 = -x * (x - 2.0)
+    q2 = 0.5 * x * (x - 1.0)
     g = f
-    return (i - 1, 4, -g * (g - 1.0) * (g - 2.0) / 6.0, 0.5 * (g + 1.0) * (g - 1.0) * (g - 2.0),
-            -0.5 * (g + 1.0) * g * (g - 2.0), (g + 1.0) * g * (g - 1.0) / 6.0)
+    c0 = -g * (g - 1.0) * (g - 2.0) / 6.0
+    c1 = 0.5 * (g + 1.0) * (g - 1.0) * (g - 2.0)
+    c2 = -0.5 * (g + 1.0) * g * (g - 2.0)
+    c3 = (g + 1.0) * g * (g - 1.0) / 6.0
+    if n_slot == 3:  # n_r = 3: always nodes 0, 1, 2
+        return (-1 if i < 0 else 0), q0, q1, q2, 0.0
+    first = i == 0
+    mid = not first and not last
+    i0 = i - 1 if mid else (n_r - 4 if last else 0)
+    w0 = c0 if mid else (0.0 if last else q0)
+    w1 = c1 if mid else (q0 if last else q1)
+    w2 = c2 if mid else (q1 if last else q2)
+    w3 = c3 if mid else (q2 if last else 0.0)
+    return (-1 if i < 0 else i0), w0, w1, w2, w3
 
 
 @jit
-def _rule_weight(n, w0, w1, w2, w3):
-    """Weight n (0-3) of a :func:`_distance_rule`."""
-    if n == 0:
-        return w0
-    if n == 1:
-        return w1
-    if n == 2:
-        return w2
-    return w3
+def _rule_n_slot(n_r, cubic):
+    """Distance nodes one (sub-)cell's rate reaches: 2 (linear), 4 (cubic; 3 when ``n_r = 3``)."""
+    if not cubic or n_r < 3:
+        return 2
+    return min(n_r, 4)
+
+
+@jit(inline="always")
+def _cos_2az(dx_m, dy_m, d2_m2, cos2s, sin2s):
+    """cos(2 az) of the site's azimuth relative to the mean strike seen from the (sub-)cell
+    (:func:`_folded_azimuth`; folding into [0, 90] leaves cos(2 az) unchanged), without
+    trigonometry: with phi = atan2(dx, dy), cos 2phi = (dy^2 - dx^2)/d^2 and
+    sin 2phi = 2 dx dy / d^2, ``cos(2 (strike - phi)) = cos 2strike cos 2phi + sin 2strike sin 2phi``
+    (``cos2s``, ``sin2s``: of the strike); d = 0 is phi = 0 as atan2(0, 0)."""
+    d2 = d2_m2 if d2_m2 > 0.0 else 1.0
+    c2phi = (dy_m * dy_m - dx_m * dx_m) / d2 if d2_m2 > 0.0 else 1.0
+    s2phi = 2.0 * dx_m * dy_m / d2
+    return cos2s * c2phi + sin2s * s2phi
 
 
 @jit
@@ -193,88 +223,110 @@ def _folded_azimuth(dx_m, dy_m, strike_deg):
     return az
 
 
-@jit
-def _azimuth_node(az, n_a):
-    """Lower node and fraction of a folded azimuth on n_a uniform nodes over [0, 90] degrees."""
-    ua = az * (n_a - 1) / 90.0
+@jit(inline="always")
+def _azimuth_weights(aval, n_a, harmonic, wa):
+    """The azimuth rows' weights ``wa`` (n_a,) of one (sub-)cell: with ``harmonic`` the harmonics
+    ``cos(2 a az)``, a = 0..n_a-1, from ``aval = cos(2 az)`` by the Chebyshev recurrence
+    ``cos(2 (a+1) az) = 2 cos(2 az) cos(2 a az) - cos(2 (a-1) az)``; else linear in the folded
+    azimuth ``aval = az`` [degree] between its two nodes of n_a equally spaced ones on [0, 90];
+    1 when ``n_a = 1``."""
+    if n_a <= 1:
+        wa[0] = 1.0
+        return
+    if harmonic:
+        wa[0] = 1.0
+        wa[1] = aval
+        for a in range(2, n_a):
+            wa[a] = 2.0 * aval * wa[a - 1] - wa[a - 2]
+        return
+    ua = aval * (n_a - 1) / 90.0
     ia = int(ua)
     if ia >= n_a - 1:
         ia = n_a - 2
-    return ia, ua - ia
+    g = ua - ia
+    for a in range(n_a):
+        wa[a] = 0.0
+    wa[ia] = 1.0 - g
+    wa[ia + 1] = g
 
 
 @jit
-def _deposit(d2_m2, rate_row, scale, depth_km, ln_r0, dln, n_r, n_k, r_max_km, cubic, hist):
-    i0, nn, w0, w1, w2, w3 = _distance_rule(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km, cubic)
-    n_v = hist.shape[1]
-    for k in range(n_k):
-        x = rate_row[k * n_v:(k + 1) * n_v]
-        for n in range(nn):
-            _axpy(_rule_weight(n, w0, w1, w2, w3) * scale, x, hist[(i0 + n) * n_k + k])
-
-
-@jit
-def _corner(wd, ia, g, side):
-    """Azimuth side ``side`` (0, 1) of a (sub-)cell's share at one distance node of weight ``wd``:
-    its azimuth node and weight ``wd x (1 - g or g)`` (bilinear with the linear distance rule)."""
-    wa = (1.0 - g) if side == 0 else g
-    return ia + side, wd * wa
-
-
-@jit
-def _node_weights(d2_m2, dx_m, dy_m, scale, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, cubic,
-                  wbuf, span):
-    """Add one (sub-)cell's interpolation weights (as :func:`_deposit` / :func:`_deposit_az` share
-    its rate) to ``wbuf[r * n_a + a]``; ``span`` (2,) tracks the lowest and one past the highest
-    entry touched."""
-    i0, nn, w0, w1, w2, w3 = _distance_rule(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km, cubic)
-    if nn == 0:
-        return
-    lo = i0 * n_a
-    hi = (i0 + nn) * n_a
-    if lo < span[0]:
-        span[0] = lo
-    if hi > span[1]:
-        span[1] = hi
+def _cell_geometry(bx, by, cx, cy, c0, nb, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km, sub2_m2,
+                   n_sub, n_slot, base, wd, aval):
+    """First pass over cells ``c0 + j``, j < nb: each cell's first distance node
+    ``base[j]`` (-1 beyond ``r_max_km``, -2 for a near cell that :func:`_subcells` splits), its
+    ``n_slot`` distance weights ``wd[s, j]`` (:func:`_rule_slots`) and its azimuth value
+    ``aval[j]`` (cos(2 az) with ``harmonic``, else the folded azimuth az [degree]; unused when
+    n_a = 1)."""
+    split = n_sub > 1
+    for j in range(nb):
+        dx = cx[c0 + j] - bx
+        dy = cy[c0 + j] - by
+        d2 = dx * dx + dy * dy
+        i, f = _node_fraction(d2, depth_km, ln_r0, dln, n_r, r_max_km)
+        i0, w0, w1, w2, w3 = _rule_slots(i, f, n_r, n_slot)
+        base[j] = -2 if split and d2 < sub2_m2 else i0
+        wd[0, j] = w0
+        wd[1, j] = w1
+        wd[2, j] = w2
+        wd[3, j] = w3
     if n_a <= 1:
-        for n in range(nn):
-            wbuf[i0 + n] += _rule_weight(n, w0, w1, w2, w3) * scale
         return
-    az = _folded_azimuth(dx_m, dy_m, strike_deg)
     if harmonic:
-        arad = math.radians(az)
-        for ja in range(n_a):
-            wa = math.cos(2.0 * ja * arad)
-            for n in range(nn):
-                wbuf[(i0 + n) * n_a + ja] += _rule_weight(n, w0, w1, w2, w3) * wa * scale
+        s2 = 2.0 * math.radians(strike_deg)
+        cos2s = math.cos(s2)
+        sin2s = math.sin(s2)
+        for j in range(nb):
+            dx = cx[c0 + j] - bx
+            dy = cy[c0 + j] - by
+            aval[j] = _cos_2az(dx, dy, dx * dx + dy * dy, cos2s, sin2s)
         return
-    ia, g = _azimuth_node(az, n_a)
-    for n in range(nn):
-        wd = _rule_weight(n, w0, w1, w2, w3)
-        for side in range(2):
-            ja, w = _corner(wd, ia, g, side)
-            wbuf[(i0 + n) * n_a + ja] += w * scale
+    for j in range(nb):
+        aval[j] = _folded_azimuth(cx[c0 + j] - bx, cy[c0 + j] - by, strike_deg)
 
 
 @jit
-def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km,
-              cell_size_m, n_sub, cubic, wbuf, span, hist):
-    """A near cell split into n_sub x n_sub sub-cells: their weights per (distance node, azimuth
-    row) are summed first (they share the cell's rates), then each non-zero row block gets one
-    pass over the rates (instead of one per sub-cell: ~n_sub^2 / 3 fewer passes; the sums differ
-    from sub-cell by sub-cell deposits only by rounding)."""
+def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km, cell_size_m,
+              n_sub, n_slot, wa, wbuf, hist):
+    """A near cell split into n_sub x n_sub sub-cells, each carrying 1/n_sub^2 of the rate and
+    shared by the cell's rule (:func:`_rule_slots`, :func:`_azimuth_weights`): their weights per
+    (distance node, azimuth row) are summed first in ``wbuf`` (they share the cell's rates), then
+    each non-zero row block gets one pass over the rates (instead of one per sub-cell:
+    ~n_sub^2 / 3 fewer passes; the sums differ from sub-cell by sub-cell deposits only by rounding)."""
     step = cell_size_m / n_sub
     frac = 1.0 / (n_sub * n_sub)
-    span[0] = wbuf.shape[0]
-    span[1] = 0
+    if harmonic:
+        s2 = 2.0 * math.radians(strike_deg)
+        cos2s = math.cos(s2)
+        sin2s = math.sin(s2)
+    else:
+        cos2s = 1.0
+        sin2s = 0.0
+    lo = wbuf.shape[0]
+    hi = 0
     for i in range(n_sub):
         sx = dx + (i + 0.5) * step - 0.5 * cell_size_m
         for j in range(n_sub):
             sy = dy + (j + 0.5) * step - 0.5 * cell_size_m
-            _node_weights(sx * sx + sy * sy, sx, sy, frac, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic,
-                          r_max_km, cubic, wbuf, span)
+            d2 = sx * sx + sy * sy
+            ir, f = _node_fraction(d2, depth_km, ln_r0, dln, n_r, r_max_km)
+            i0, w0, w1, w2, w3 = _rule_slots(ir, f, n_r, n_slot)
+            if i0 < 0:
+                continue
+            if n_a > 1:
+                aval = _cos_2az(sx, sy, d2, cos2s, sin2s) if harmonic else _folded_azimuth(sx, sy, strike_deg)
+            else:
+                aval = 0.0
+            _azimuth_weights(aval, n_a, harmonic, wa)
+            lo = min(lo, i0 * n_a)
+            hi = max(hi, (i0 + n_slot) * n_a)
+            for s in range(n_slot):
+                wds = w0 if s == 0 else (w1 if s == 1 else (w2 if s == 2 else w3))
+                row = (i0 + s) * n_a
+                for a in range(n_a):
+                    wbuf[row + a] += wds * wa[a] * frac
     n_v = hist.shape[1]
-    for ra in range(span[0], span[1]):
+    for ra in range(lo, hi):
         w = wbuf[ra]
         if w == 0.0:
             continue
@@ -282,6 +334,20 @@ def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
         row = ra * n_k
         for k in range(n_k):
             _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
+
+
+@jit(inline="never")
+def _add_outer_k(blk, w, rate_row, n_k):
+    """``blk[t * n_k + k, v] += w[t] rate_row[k * V + v]``: one cell's weights times its rates of
+    each basis function k into its rows (views indexed from 0: the v loop vectorises)."""
+    n_v = blk.shape[1]
+    for k in range(n_k):
+        x = rate_row[k * n_v:(k + 1) * n_v]
+        for t in range(w.shape[0]):
+            wt = w[t]
+            out = blk[t * n_k + k]
+            for v in range(n_v):
+                out[v] += wt * x[v]
 
 
 @jit
@@ -308,55 +374,13 @@ def distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, 
     cell_size_m   : cell side [m]; cells whose centre lies within ``sub_radius_m`` are split into
                     ``n_sub`` x ``n_sub`` equal sub-cells, each carrying 1/n_sub^2 of the rate.
     cubic         : share each rate over the ln R nodes by 4-point Lagrange weights instead of
-                    linearly (:func:`_distance_rule`)
+                    linearly (:func:`_rule_slots`)
     R_hyp = sqrt(d_epi^2 + depth^2) >= depth, so no building gets R -> 0.
+
+    :func:`distance_azimuth_histogram_k` with ``n_a = 1`` (the same two passes, see there).
     """
-    sub2 = sub_radius_m * sub_radius_m
-    wbuf = np.zeros(n_r)
-    span = np.zeros(2, dtype=np.int64)
-    for c in range(cx.shape[0]):
-        dx = cx[c] - bx
-        dy = cy[c] - by
-        d2 = dx * dx + dy * dy
-        if n_sub > 1 and d2 < sub2:
-            _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, 1, n_k, 0.0, False, r_max_km, cell_size_m, n_sub,
-                      cubic, wbuf, span, hist)
-        else:
-            _deposit(d2, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_k, r_max_km, cubic, hist)
-
-
-@jit
-def _deposit_az(d2_m2, dx_m, dy_m, rate_row, scale, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
-                r_max_km, cubic, hist):
-    i0, nn, w0, w1, w2, w3 = _distance_rule(d2_m2, depth_km, ln_r0, dln, n_r, r_max_km, cubic)
-    if nn == 0:
-        return
-    # relative azimuth of the site seen from the (sub-)cell w.r.t. the mean strike, folded into [0, 90]
-    az = _folded_azimuth(dx_m, dy_m, strike_deg)
-    n_v = hist.shape[1]
-    if harmonic:  # rows a = 0..n_a-1 carry cos(2 a az): weights of the harmonic coefficients
-        arad = math.radians(az)
-        for ja in range(n_a):
-            wa = math.cos(2.0 * ja * arad)
-            for n in range(nn):
-                w = _rule_weight(n, w0, w1, w2, w3) * wa * scale
-                if w == 0.0:
-                    continue
-                row = ((i0 + n) * n_a + ja) * n_k
-                for k in range(n_k):
-                    _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
-        return
-    ia, g = _azimuth_node(az, n_a)
-    for n in range(nn):
-        wd = _rule_weight(n, w0, w1, w2, w3)
-        for side in range(2):
-            ja, w = _corner(wd, ia, g, side)
-            w = w * scale
-            if w == 0.0:
-                continue
-            row = ((i0 + n) * n_a + ja) * n_k
-            for k in range(n_k):
-                _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
+    distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, 1, n_k, 0.0, False, r_max_km,
+                                 cell_size_m, sub_radius_m, n_sub, hist, cubic)
 
 
 @jit
@@ -368,30 +392,57 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
     azimuth seen from the (sub-)cell centre relative to the mean strike ``strike_deg`` [degree],
     folded into [0, 90] (n_a equally spaced nodes, :func:`hra.gmm.rupture.relative_azimuth_deg`),
     k the basis function. Each (sub-)cell's rate is shared bilinearly: linear in ln R between
-    two distance nodes (or over 4 nodes with ``cubic``, :func:`_distance_rule`) times linear in the
+    two distance nodes (or over 4 nodes with ``cubic``, :func:`_rule_slots`) times linear in the
     azimuth between two azimuth nodes; with ``harmonic``
     the azimuth rows a are instead the harmonics ``cos(2 a az)`` (a = 0..n_a-1) of tables
     expanded in them (:func:`hra.integration.condtables.azimuth_projection`), and each (sub-)cell
-    adds its rate times ``cos(2 a az)`` to every row a. ``n_a = 1`` is
-    :func:`distance_histogram_k` exactly (no azimuth axis). Other arguments as there.
+    adds its rate times ``cos(2 a az)`` to every row a (computed without trigonometry:
+    :func:`_cos_2az`, :func:`_azimuth_weights`). ``n_a = 1`` is :func:`distance_histogram_k`
+    (no azimuth axis). Other arguments as there.
+
+    Method: three passes over the cells: one without branches or trigonometry
+    (:func:`_cell_geometry`) for each
+    cell's first distance node, distance weights and azimuth value; one forming each cell's
+    ``n_slot x n_a`` weights (distance weight x azimuth weight, rows ``(i0 + s) * n_a + a``); one
+    adding each cell's weights times its rates into its consecutive rows of ``hist`` (near cells
+    by :func:`_subcells`). Each entry sums its cells' shares in cell order.
     """
-    if n_a <= 1:
-        distance_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_r, n_k, r_max_km,
-                             cell_size_m, sub_radius_m, n_sub, hist, cubic)
-        return
-    sub2 = sub_radius_m * sub_radius_m
+    n_c = cx.shape[0]
+    n_slot = _rule_n_slot(n_r, cubic)
+    width = n_slot * n_a
+    base = np.empty(n_c, dtype=np.int64)
+    wd = np.zeros((4, n_c))
+    aval = np.zeros(n_c)
+    _cell_geometry(bx, by, cx, cy, 0, n_c, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km,
+                   sub_radius_m * sub_radius_m, n_sub, n_slot, base, wd, aval)
+    wa = np.zeros(n_a)
+    wcell = np.empty((n_c, width))
+    for c in range(n_c):
+        _azimuth_weights(aval[c], n_a, harmonic, wa)
+        for s in range(n_slot):
+            wds = wd[s, c]
+            for a in range(n_a):
+                wcell[c, s * n_a + a] = wds * wa[a]
     wbuf = np.zeros(n_r * n_a)
-    span = np.zeros(2, dtype=np.int64)
-    for c in range(cx.shape[0]):
-        dx = cx[c] - bx
-        dy = cy[c] - by
-        d2 = dx * dx + dy * dy
-        if n_sub > 1 and d2 < sub2:
-            _subcells(dx, dy, rates[c], depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic, r_max_km,
-                      cell_size_m, n_sub, cubic, wbuf, span, hist)
+    n_v = hist.shape[1]
+    for c in range(n_c):
+        b = base[c]
+        if b == -1:
+            continue
+        if b == -2:
+            _subcells(cx[c] - bx, cy[c] - by, rates[c], depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
+                      r_max_km, cell_size_m, n_sub, n_slot, wa, wbuf, hist)
+            continue
+        start = b * n_a * n_k
+        blk = hist[start:start + width * n_k]  # rows ((b + s) * n_a + a) * n_k + k
+        if n_k == 1:
+            x = rates[c]
+            for t in range(width):
+                w = wcell[c, t]
+                for v in range(n_v):
+                    blk[t, v] += w * x[v]
         else:
-            _deposit_az(d2, dx, dy, rates[c], 1.0, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
-                        r_max_km, cubic, hist)
+            _add_outer_k(blk, wcell[c], rates[c], n_k)
 
 
 # ------------------------------------------------------------------------------------------
