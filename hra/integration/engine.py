@@ -201,12 +201,16 @@ class _StoreStream:
             for j, nm in enumerate(self.names):
                 if not self.present[i, j]:
                     continue
-                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j], as_stored=True)
+                # decoded straight into the site's tables (t, f, c, m, r) once they exist (the first
+                # entry read gives their shape)
+                dest = None if out[i] is None else {k: out[i][k][j] for k in keys}
+                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j], as_stored=True, out=dest)
                 if tabs is None:
                     self.present[i, j] = False  # removed as unreadable: computed from here on
                     continue
                 self.counted[i, j] = True
-                put(i, j, tabs)
+                if dest is None:
+                    put(i, j, tabs)
                 have[i, j] = True
         cols = np.flatnonzero(~have.all(axis=0))
         if cols.size == 0:
@@ -292,22 +296,23 @@ def _slice_of(rows: np.ndarray, n: int):
     return slice(None) if rows.size == n and np.array_equal(rows, np.arange(n)) else rows
 
 
-def _forecast_gemm(acc: dict[int, np.ndarray], ed: "EngineDeath", death: dict[tuple[int, ...], np.ndarray], rows,
+def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ...], np.ndarray], rows,
                    basis: np.ndarray, combos: list[tuple[int, int, np.ndarray, np.ndarray]], shape: tuple[int, int]) -> None:
     """The per-combination tables of a forecast (linear magnitude integration) as matrix products
     (BLAS), accumulated over the physical median tables in ``death`` (those present; the others
     come with later groups):
-    ``acc[n][t, r, k, u] += sum_j sum_m D_{P(u, j)}[t, f, c, m, r] w_{v(u), j}(m) phi_{s(u), k}(m)``.
+    ``acc[k, u, t, r] += sum_j sum_m w_{v(u), j}(m) phi_{s(u), k}(m) D_{P(u, j)}[t, f, c, m, r]``.
 
     ``combos``: per (non-median physical key, f, c): f, c, the combinations' columns ``us`` of q
     and their (engine GMM combination, source branch) pairs (n, 2), all of that physical key;
-    ``acc[n]`` (t, r, K, len(us)) is combo n's sum (created at its first term); ``basis`` (S, K, m);
-    ``shape`` (t, r)."""
+    ``acc`` (K, u, t, r) all combinations' sums, basis-major (zeros before the first group; each
+    product is one BLAS call whose rows (k, u) are contiguous rows of acc; :func:`hra.integration.kernels.forecast_q_layout`
+    puts them into q's layout at the end); ``basis`` (S, K, m); ``shape`` (t, r)."""
     mm = ed.median_map
     n_j = 1 if mm is None else mm.mix.shape[2]
     K, M = basis.shape[1:]
     T, R = shape
-    for n, (f, c, us, ge_s) in enumerate(combos):
+    for f, c, us, ge_s in combos:
         ges, ss = ge_s[:, 0], ge_s[:, 1]
         phi = basis[ss]  # (n, K, m)
         vs = None if mm is None else np.array([ed._virtual(int(ge)) for ge in ges])
@@ -323,18 +328,14 @@ def _forecast_gemm(acc: dict[int, np.ndarray], ed: "EngineDeath", death: dict[tu
                 continue
             nz = np.flatnonzero(w[cols].any(axis=(0, 1)))
             lo, hi = int(nz[0]), int(nz[-1]) + 1
-            wm = np.ascontiguousarray(np.transpose(w[cols, :, lo:hi], (2, 1, 0))).reshape(hi - lo, -1)  # (m, K * n)
-            # (t, r, m) float64 whatever the tables' storage (computed float64 or read float32: the
-            # same values, hence the same product, to the bit)
-            d = np.empty((T, R, hi - lo))
-            np.copyto(d, np.swapaxes(death[key][rows, f, c, lo:hi], 1, 2))
-            term = np.matmul(d, wm).reshape(T, R, K, cols.size)  # BLAS
-            if n not in acc:
-                acc[n] = np.zeros((T, R, K, len(us)))
-            if cols.size == len(us):
-                acc[n] += term
-            else:
-                acc[n][..., cols] += term
+            wm = np.ascontiguousarray(np.transpose(w[cols, :, lo:hi], (1, 0, 2))).reshape(-1, hi - lo)  # (K * n, m)
+            # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
+            # same values, hence the same product, to the bit); the r rows stay contiguous in the copy
+            d = np.empty((hi - lo, T, R))
+            np.copyto(d, np.swapaxes(death[key][rows, f, c, lo:hi], 0, 1))
+            term = np.matmul(wm, d.reshape(hi - lo, T * R)).reshape(K, cols.size, T, R)  # BLAS, one call
+            for n, u in enumerate(us[cols]):
+                acc[:, u] += term[:, n]
 
 
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
@@ -394,8 +395,10 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     rows = [np.searchsorted(t_all, np.asarray(t, dtype=np.int64)) for t in t_sels]
     views = [_slice_of(r, t_all.size) for r in rows]
     # q per site built combination-major, (u, t, r): each combination's table written contiguously
-    # (a strided scatter into (t, r, u) costs more), transposed once at the end
-    qu = [np.empty((needed.size, r.size, R)) for r in rows]
+    # (a strided scatter into (t, r, u) costs more), transposed once at the end; a forecast's
+    # basis-major, (k, u, t, r'), put into q's layout by one compiled pass at the end
+    qu = [np.zeros((n_k, needed.size, r.size, RA)) if per_branch else np.empty((needed.size, r.size, R))
+          for r in rows]
     # per group: the selected (engine combination, f, c) slices and their columns of q
     combos = np.stack([ig, jf, jc], axis=1)
     uniq, inv = np.unique(combos, axis=0, return_inverse=True)
@@ -412,10 +415,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             us = np.asarray(us, dtype=np.int64)
             gemm.setdefault(group_of_key[pkey], []).append((f, c, us, np.stack([ig[us], ib[us]], axis=1)))
         # the tables one median branch at a time (3 of GMM V7's 72), each group's combinations summed
-        # over its medians in gemm_acc until its last median, then projected and put into q
-        split = physical_groups(gmm, median_node, split_median=True)
-        last_of = {group_of_key[keys[0]]: n for n, keys in enumerate(split)}
-        gemm_acc: list[dict[int, np.ndarray]] = [{} for _ in range(n_sites)]
+        # over its medians in qu, projected and put into q's layout at the end
     elif exact_mean:
         qbar_acc = [np.zeros((r.size, R)) for r in rows]
     else:
@@ -425,25 +425,15 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     picked = not per_branch and not exact_mean and n_k == 1 and ed.one_hot
     if picked:
         bin_consts = mag.bin_constants()
-    sub = -1
     # (no enumerate(): its cached result tuple would keep the previous group alive while the next one
     # is computed)
     for keys, death in death_table_groups(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, median_node, store,
                                           split_median=per_branch):
-        sub += 1
         gi = group_of_key[keys[0]]
         ed.death_of = death
         for i in range(n_sites):
             if per_branch:
-                T = rows[i].size
-                _forecast_gemm(gemm_acc[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (T, RA))
-                if last_of[gi] == sub:  # the group's last median: its combinations are complete
-                    for n, (_, _, us, _) in enumerate(gemm.get(gi, [])):
-                        a = gemm_acc[i].pop(n, None)
-                        a = np.zeros((T, RA, n_k, len(us))) if a is None else a
-                        # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection)
-                        a = condtables.project_azimuth(gmm, a.reshape(T, R, len(us)), 1, r_nodes.size, n_k)
-                        qu[i][us] = np.moveaxis(a, -1, 0)
+                _forecast_gemm(qu[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (rows[i].size, RA))
                 for key, d in death[i].items():  # the tree mean: sum_P,f,c (w_f w_c coef_P(m)) D_P
                     if key in coef:
                         kernels.weighted_table_sum(d, rows[i], wfc, coef[key], qbar_acc[i])
@@ -496,8 +486,16 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             qbar = np.einsum(mean_sig, e, *mean_w)
         # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection;
         # a forecast's q is projected per group of combinations above)
-        qi = qu[i] if per_branch else condtables.project_azimuth(gmm, qu[i], 2, r_nodes.size, n_k)
-        qi = np.ascontiguousarray(np.moveaxis(qi, 0, -1))  # (t, r, u)
+        if per_branch:  # (k, u, t, (r, a)) -> (t, (r, a', k), u), a wide strike law's azimuth nodes a onto its harmonics a'
+            proj = condtables.azimuth_projection(gmm)
+            n_a = RA // r_nodes.size
+            qi = np.empty((rows[i].size, R, needed.size))
+            kernels.forecast_q_layout(qu[i].reshape(n_k, needed.size, rows[i].size, r_nodes.size, n_a),
+                                      np.zeros((0, 0)) if proj is None else np.ascontiguousarray(proj, dtype=np.float64),
+                                      qi.reshape(rows[i].size, r_nodes.size, -1, n_k, needed.size))
+        else:
+            qi = condtables.project_azimuth(gmm, qu[i], 2, r_nodes.size, n_k)
+            qi = np.ascontiguousarray(np.moveaxis(qi, 0, -1))  # (t, r, u)
         qu[i] = None
         qbar = condtables.project_azimuth(gmm, qbar, 1, r_nodes.size, n_k)
         results.append((qi, qbar))

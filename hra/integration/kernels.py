@@ -1188,6 +1188,38 @@ def scaled_table_add(d, coef, out, first):
 
 
 @jit
+def forecast_q_layout(acc, proj, out):
+    """``out[t, r, b, k, u] = sum_a proj[b, a] acc[k, u, t, r, a]`` (``proj`` of no rows: ``acc[k, u, t, r, b]``):
+    a forecast's per-combination tables, accumulated basis-major (:func:`hra.integration.engine._forecast_gemm`),
+    into the (t, r, u) layout of q, with a wide strike law's azimuth nodes a onto its harmonics b
+    (:func:`hra.integration.condtables.azimuth_projection`) in the same pass.
+
+    acc  : (K, u, t, r, a) per basis function k, combination u, typology t, distance node r, azimuth node a
+    proj : (b, a) projection, or (0, 0) for none (then b = a)
+    out  : (t, r, b, K, u), C order (q's (t, (r, b, k), u))
+
+    Each value the same sum as :func:`hra.integration.condtables.project_azimuth`'s einsum:
+    ``((0 + p_0) + p_1) + ...`` over a ascending, ``p_a = proj[b, a] acc[..., a]``. Loops with u innermost:
+    q is written in order, and the rows of acc read for one (t, k) stay in cache over the r loop."""
+    n_k, n_u, n_t, n_r, n_a = acc.shape
+    n_b = out.shape[2]
+    has_proj = proj.shape[0] > 0
+    for t in range(n_t):
+        for k in range(n_k):
+            for r in range(n_r):
+                for u in range(n_u):
+                    src = acc[k, u, t, r]
+                    for b in range(n_b):
+                        if has_proj:
+                            s = 0.0
+                            for a in range(n_a):
+                                s += proj[b, a] * src[a]
+                        else:
+                            s = src[b]
+                        out[t, r, b, k, u] = s
+
+
+@jit
 def weighted_table_sum(d, rows, wfc, coef, out):
     """``out[i, m, r] += sum_f sum_c (wfc[f, c] coef[m]) d[rows[i], f, c, m, r]``: one physical table's
     share of a forecast's tree mean, in one pass over the table.
