@@ -1199,24 +1199,31 @@ def forecast_q_layout(acc, proj, out):
     out  : (t, r, b, K, u), C order (q's (t, (r, b, k), u))
 
     Each value the same sum as :func:`hra.integration.condtables.project_azimuth`'s einsum:
-    ``((0 + p_0) + p_1) + ...`` over a ascending, ``p_a = proj[b, a] acc[..., a]``. Loops with u innermost:
-    q is written in order, and the rows of acc read for one (t, k) stay in cache over the r loop."""
+    ``((0 + p_0) + p_1) + ...`` over a ascending, ``p_a = proj[b, a] acc[..., a]``. A blocked transpose
+    (per k, tiles of 32 combinations x 32 (t, r) rows: what it reads and writes of a tile stays in cache;
+    acc and out C-contiguous)."""
     n_k, n_u, n_t, n_r, n_a = acc.shape
     n_b = out.shape[2]
     has_proj = proj.shape[0] > 0
-    for t in range(n_t):
-        for k in range(n_k):
-            for r in range(n_r):
-                for u in range(n_u):
-                    src = acc[k, u, t, r]
-                    for b in range(n_b):
-                        if has_proj:
-                            s = 0.0
-                            for a in range(n_a):
-                                s += proj[b, a] * src[a]
-                        else:
-                            s = src[b]
-                        out[t, r, b, k, u] = s
+    src = acc.reshape(n_k, n_u, n_t * n_r, n_a)
+    dst = out.reshape(n_t * n_r, n_b, n_k, n_u)
+    n_tr = n_t * n_r
+    for k in range(n_k):
+        for u0 in range(0, n_u, 32):
+            u1 = min(u0 + 32, n_u)
+            for i0 in range(0, n_tr, 32):
+                i1 = min(i0 + 32, n_tr)
+                for u in range(u0, u1):
+                    for i in range(i0, i1):
+                        x = src[k, u, i]
+                        for b in range(n_b):
+                            if has_proj:
+                                s = 0.0
+                                for a in range(n_a):
+                                    s += proj[b, a] * x[a]
+                            else:
+                                s = x[b]
+                            dst[i, b, k, u] = s
 
 
 @jit
