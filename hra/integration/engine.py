@@ -543,7 +543,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             e = mag.integrate(np.moveaxis(qbar_acc[i][rows[i]], 3, -1))  # (b, x, t, f, c, r)
             qbar = np.einsum(mean_sig, e, *mean_w)
         # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection;
-        # a forecast's q is projected per group of combinations above)
+        # a forecast's q in the same pass as its layout, kernels.forecast_q_layout)
         if per_branch:  # (k, u, t, (r, a)) -> (t, (r, a', k), u), a wide strike law's azimuth nodes a onto its harmonics a'
             proj = condtables.azimuth_projection(gmm)
             n_a = RA // r_nodes.size
