@@ -308,13 +308,18 @@ def _slice_of(rows: np.ndarray, n: int):
     return slice(None) if rows.size == n and np.array_equal(rows, np.arange(n)) else rows
 
 
-def _scratch(work: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
+def _scratch(work: dict, name: str, shape: tuple[int, ...], zeros: bool = False) -> np.ndarray:
     """A C-contiguous float64 array of ``shape`` in the buffer ``work[name]`` (grown as needed): the
-    table stage's temporaries reused from call to call instead of fresh memory each time."""
+    table stage's temporaries reused from call to call instead of fresh memory each time; ``zeros``:
+    set to 0 (a new buffer comes zeroed from the system, without a pass over it)."""
     n = math.prod(shape)
     if work.get(name) is None or work[name].size < n:
-        work[name] = np.empty(n)
-    return work[name][:n].reshape(shape)
+        work[name] = np.zeros(n) if zeros else np.empty(n)
+        return work[name][:n].reshape(shape)
+    out = work[name][:n].reshape(shape)
+    if zeros:
+        out.fill(0.0)
+    return out
 
 
 class BufferPool:
@@ -452,9 +457,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     # basis-major, (k, u, t, r'), put into q's layout by one compiled pass at the end
     work: dict[str, np.ndarray] = {} if pool is None else pool.take()  # reused temporaries (_scratch)
     if per_branch:
-        qu = [_scratch(work, f"qu{i}", (n_k, needed.size, r.size, RA)) for i, r in enumerate(rows)]
-        for a in qu:
-            a.fill(0.0)
+        qu = [_scratch(work, f"qu{i}", (n_k, needed.size, r.size, RA), zeros=True) for i, r in enumerate(rows)]
     else:
         qu = [np.empty((needed.size, r.size, R)) for r in rows]
     # per group: the selected (engine combination, f, c) slices and their columns of q
