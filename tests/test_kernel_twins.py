@@ -954,6 +954,30 @@ def t_weighted_sum(d, rows, wfc, coef):
     return 0.5 + np.einsum("tfcmr,fc,m->tmr", d[rows], wfc, coef)
 
 
+def _q_layout_inputs(projected):
+    acc = RNG.uniform(0, 1e-3, size=(2, 5, 3, 4, 3))  # (K, u, t, r, a)
+    a0 = np.deg2rad([0.0, 45.0, 90.0])
+    proj = np.linalg.inv(np.cos(2.0 * a0[:, None] * np.arange(3)[None, :])) if projected else np.zeros((0, 0))
+    return acc, proj
+
+
+def k_q_layout(acc, proj):
+    K, U, T, NR, A = acc.shape
+    out = np.full((T, NR, A, K, U), np.nan)
+    ik.forecast_q_layout(acc, proj, out)
+    return out
+
+
+def t_q_layout(acc, proj):
+    x = np.transpose(acc, (2, 3, 4, 0, 1))  # (t, r, a, K, u)
+    if proj.size == 0:
+        return x
+    out = np.zeros(x.shape)
+    for a in range(x.shape[2]):  # the sum over a in ascending order, as project_azimuth's einsum
+        out = out + proj[None, None, :, a, None, None] * x[:, :, a][:, :, None]
+    return out
+
+
 _Z = RNG.normal(size=50) * 2
 _T = np.concatenate([np.zeros(5), RNG.uniform(0.5, 4.0, size=45)])
 _MEANS = np.concatenate([[0.0, -1.0], RNG.uniform(0.01, 30.0, size=48)])
@@ -998,6 +1022,8 @@ TWINS = [
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.scaled_table_add", k_scaled_add, t_scaled_add, _scaled_add_inputs(), 0.0),  # the same bits
     ("integration.weighted_table_sum", k_weighted_sum, t_weighted_sum, _weighted_sum_inputs(), 1e-13),
+    ("integration.forecast_q_layout", k_q_layout, t_q_layout, _q_layout_inputs(False), 0.0),  # a copy
+    ("integration.forecast_q_layout[harmonic]", k_q_layout, t_q_layout, _q_layout_inputs(True), 0.0),  # the same bits
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),
     ("integration.magnitude_integrate_picked", k_picked, t_picked, _picked_inputs(), 1e-12),
     ("integration._contract_rows", k_contract, t_contract, _contract_inputs(), 0.0),  # the same bits

@@ -26,24 +26,33 @@ def _node(name, n, rng):
     return Node(name, tuple(f"{name}{i}" for i in range(n)), tuple(float(x) for x in w))
 
 
-def _setup(mode):
+def _setup(mode, strike=False):
+    """A V7-shaped tree; ``strike``: a wide strike law with 3 azimuth nodes carried by 3 harmonics
+    (the tables' r axis (distance node, azimuth node), q's (distance node, harmonic))."""
     rng = np.random.default_rng(12)
     tree = LogicTree((_node("gmm_median", 4, rng), _node("gmm_tau", 2, rng), _node("gmm_s2s", 3, rng)))
-    gmm = SimpleNamespace(tree=tree, zones=None)
+    gmm = (SimpleNamespace(tree=tree, zones=None, azimuth_nodes_deg=np.array([0.0, 45.0, 90.0]), azimuth_harmonic=True)
+           if strike else SimpleNamespace(tree=tree, zones=None))
+    n_a = 3 if strike else 1
     w_m = rng.uniform(0.05, 1.0, (M, 4))
     mm = MedianMap.build(w_m / w_m.sum(axis=1, keepdims=True), mode=mode)
     tables = {}
     for g in range(tree.n_combinations):
         key = tuple(int(v) for v in tree.enumerate().index[g])
-        tables[key] = rng.uniform(0.0, 1e-3, (T_ALL, F, C, M, R))
+        tables[key] = rng.uniform(0.0, 1e-3, (T_ALL, F, C, M, R * n_a))
     mag = SimpleNamespace(nodes=np.linspace(2.0, 6.0, M), per_branch=True, n_basis=K,
                           basis=rng.normal(0.0, 1.0, (S, K, M)))  # signed, like the forecast's basis
     return gmm, mm, tables, mag, rng
 
 
-@pytest.mark.parametrize("mode", ["realisation", "mixture"])
-def test_forecast_tables_equal_the_definition_and_stream(monkeypatch, mode):
-    gmm, mm, tables, mag, rng = _setup(mode)
+@pytest.mark.parametrize("mode, strike", [("realisation", False), ("mixture", False), ("realisation", True)])
+def test_forecast_tables_equal_the_definition_and_stream(monkeypatch, mode, strike):
+    """Also with a strike law: each combination's table (distance node, azimuth node, basis) onto the
+    harmonics by the projection of :func:`hra.integration.condtables.project_azimuth`."""
+    from hra.integration import condtables
+
+    gmm, mm, tables, mag, rng = _setup(mode, strike)
+    n_a = 3 if strike else 1
     calls = []
 
     def fake_physical(gmm_, fragility, zone, wierdes, mag_, r_nodes, t_sel, keys=None):
@@ -59,6 +68,16 @@ def test_forecast_tables_equal_the_definition_and_stream(monkeypatch, mode):
     t_sels = [np.array([0, 2]), np.array([1])]
     out = engine.zone_tables(gmm, None, 0, [False, True], mag, np.arange(R) + 3.0, t_sels, needed, sizes,
                              weights, mm, False)
+    # into given q arrays, with work buffers taken from a pool (a second zone reuses the first's): the same bits
+    pool = engine.BufferPool()
+    for _ in range(2):
+        dest = [np.full((t.size, R * n_a * K, needed.size), np.nan) for t in t_sels]
+        again = engine.zone_tables(gmm, None, 0, [False, True], mag, np.arange(R) + 3.0, t_sels, needed, sizes,
+                                   weights, mm, False, None, dest, pool)
+        assert all(q2 is d and np.array_equal(q2, q) and np.array_equal(qb2, qb) for (q2, qb2), d, (q, qb)
+                   in zip(again, dest, out))
+        assert len(pool._free) == 1
+    calls = calls[:len(calls) // 3]
     # streaming: one median's tables (3 eps_S2S) per call, every physical table exactly once
     assert all(len(k) == 3 and len({kk[0] for kk in k}) == 1 for k in calls)
     assert sorted(k for ks in calls for k in ks) == sorted(tables)
@@ -70,15 +89,20 @@ def test_forecast_tables_equal_the_definition_and_stream(monkeypatch, mode):
         return sum(tables[(j, tau, s2s)] * mm.mix[v, :, j][:, None] for j in range(4))  # (t, f, c, m, r)
 
     ib, _, ig, jf, jc = np.unravel_index(needed, sizes)
-    mean = np.zeros((T_ALL, R, K, S))
+    mean = np.zeros((T_ALL, R * n_a, K, S))
     for ge in range(G):
         mean += eng.weight[ge] * np.einsum("tfcmr,skm,f,c->trks", eng_death(ge), mag.basis, weights[3], weights[4])
+
+    def project(a):  # (t, (r, a, k), ...) onto the harmonics
+        return condtables.project_azimuth(gmm, a, 1, R, K) if strike else a
+
     for (q, qbar), t in zip(out, t_sels):
-        assert q.shape == (t.size, R * K, needed.size) and qbar.shape == (t.size, R * K, S)
+        assert q.shape == (t.size, R * n_a * K, needed.size) and qbar.shape == (t.size, R * n_a * K, S)
         for u in range(needed.size):
             ref = np.einsum("tmr,km->trk", eng_death(ig[u])[t, jf[u], jc[u]], mag.basis[ib[u]]).reshape(t.size, -1)
+            ref = project(ref[..., None])[..., 0]
             np.testing.assert_allclose(q[:, :, u], ref, rtol=1e-12, atol=1e-15 * np.abs(ref).max())
-        ref = mean[t].reshape(t.size, R * K, S)
+        ref = project(mean[t].reshape(t.size, R * n_a * K, S))
         np.testing.assert_allclose(qbar, ref, rtol=1e-12, atol=1e-15 * np.abs(ref).max())
 
 

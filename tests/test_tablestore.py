@@ -644,3 +644,38 @@ def test_chunk_files_read_directly_equal_zarr_and_stay_fresh(tmp_path, monkeypat
     assert store.write("k", 2, False, "URM", new)
     got = store.read("k", 2, False, "URM")
     assert all(np.array_equal(got[k], new[k]) for k in new)
+
+
+def test_read_into_given_arrays(tmp_path, monkeypatch):
+    """``read(out=...)`` decodes each branch straight into the given float32 arrays (views into a
+    larger table, as the engine's (t, f, c, m, r) tables) with the values ``read`` returns, a branch
+    that zarr left out (zeros) and the zarr path included; a chunk whose Blosc header gives another
+    size, or arrays of another shape than the entry's, make the entry unreadable (removed, computed again);
+    arrays of another type are refused."""
+    store = TableStore(tmp_path)
+    tabs = _tables(7)
+    tabs[(1, 2)] = np.zeros_like(tabs[(1, 2)])
+    assert store.write("k", 3, False, "URM", tabs)
+    keys = [(0, 1), (1, 2)]
+    big = np.full((2, 4) + tabs[keys[0]].shape, np.nan, dtype=np.float32)  # (typology, branch, f, c, m, r)
+    got = store.read("k", 3, False, "URM", keys, out={k: big[1, n] for n, k in enumerate(keys)})
+    assert all(np.shares_memory(got[k], big) and np.array_equal(got[k], tabs[k]) for k in keys)
+    assert np.isnan(big[0]).all() and np.isnan(big[1, 2:]).all()  # nothing else written
+    monkeypatch.setattr(tablestore, "_direct_layout", lambda *a: None)  # through zarr: the same
+    big2 = np.full_like(big, np.nan)
+    got = TableStore(tmp_path).read("k", 3, False, "URM", keys, out={k: big2[0, n] for n, k in enumerate(keys)})
+    assert all(np.array_equal(got[k], tabs[k]) for k in keys)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        store.read("k", 3, False, "URM", keys, out={k: np.zeros(tabs[k].shape) for k in keys})
+    assert store.read("k", 3, False, "URM", keys, out={k: np.zeros((2, 1, 5, 3), np.float32) for k in keys}) is None
+    assert not store.entry_path("k", 3, False, "URM").exists()
+    # a chunk whose header says another size (a damaged or foreign file): never decoded into the arrays
+    assert store.write("k", 3, False, "RC", tabs)
+    path = store.entry_path("k", 3, False, "RC")
+    [chunk] = (path / "death").glob("c.0.*")
+    raw = bytearray(chunk.read_bytes())
+    raw[4:8] = (int.from_bytes(raw[4:8], "little") + 4).to_bytes(4, "little")
+    chunk.write_bytes(bytes(raw))
+    dest = np.zeros(tabs[(0, 0)].shape, np.float32)
+    assert TableStore(tmp_path).read("k", 3, False, "RC", [(0, 0)], out={(0, 0): dest}) is None and not path.exists()

@@ -173,8 +173,11 @@ class _StoreStream:
     computed from there on and not written (the next run computes it again)."""
 
     def __init__(self, handle: "StoreHandle", gmm, fragility, zone: int, wierdes: list[bool],
-                 mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray, all_keys: list[tuple[int, ...]]):
+                 mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray, all_keys: list[tuple[int, ...]],
+                 recycle: bool = False):
         self.handle, self.gmm, self.fragility, self.zone, self.wierdes = handle, gmm, fragility, zone, wierdes
+        # recycle: the arrays of a group are reused for the next one (the caller has dropped them by then)
+        self.recycle, self.spare = recycle, [None] * len(wierdes)
         self.mag, self.r_nodes, self.t_all, self.all_keys = mag, r_nodes, t_all, sorted(all_keys)
         self.names = [fragility.typologies[int(t)] for t in t_all]
         self.present = np.array([[handle.store.entry_path(handle.key, zone, w, nm).is_dir() for nm in self.names]
@@ -187,6 +190,10 @@ class _StoreStream:
         store, key = self.handle.store, self.handle.key
         T = len(self.names)
         out: list[dict[tuple[int, ...], np.ndarray] | None] = [None] * len(self.wierdes)
+        for i, spare in enumerate(self.spare):  # the previous group's arrays, for as many branches
+            if spare is not None and len(spare) == len(keys):
+                out[i] = dict(zip(sorted(keys), spare))
+        self.spare = [None] * len(self.wierdes)
         have = np.zeros_like(self.present)
 
         def put(i: int, j: int, tabs: dict[tuple[int, ...], np.ndarray]) -> None:
@@ -201,14 +208,20 @@ class _StoreStream:
             for j, nm in enumerate(self.names):
                 if not self.present[i, j]:
                     continue
-                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j], as_stored=True)
+                # decoded straight into the site's tables (t, f, c, m, r) once they exist (the first
+                # entry read gives their shape)
+                dest = None if out[i] is None else {k: out[i][k][j] for k in keys}
+                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j], as_stored=True, out=dest)
                 if tabs is None:
                     self.present[i, j] = False  # removed as unreadable: computed from here on
                     continue
                 self.counted[i, j] = True
-                put(i, j, tabs)
+                if dest is None:
+                    put(i, j, tabs)
                 have[i, j] = True
         cols = np.flatnonzero(~have.all(axis=0))
+        if self.recycle:
+            self.spare = [None if o is None else list(o.values()) for o in out]
         if cols.size == 0:
             return out
         fresh = physical_death_tables(self.gmm, self.fragility, self.zone, self.wierdes, self.mag, self.r_nodes,
@@ -244,17 +257,20 @@ class _StoreStream:
 def death_table_groups(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                        mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray,
                        median_node: str | None = "gmm_median", store: "StoreHandle | None" = None,
-                       split_median: bool = False):
+                       split_median: bool = False, recycle: bool = False):
     """Yield ``(keys, death)`` per group of :func:`physical_groups`: ``death`` as
     :func:`physical_death_tables` gives it for the branches ``keys`` only (through the table store
     ``store`` if given; its entries are committed after the last group). The table stage holds one
-    group at a time (GMM V7: 12 of the 72 physical tables; 3 with ``split_median``)."""
+    group at a time (GMM V7: 12 of the 72 physical tables; 3 with ``split_median``). ``recycle``: the
+    caller drops each group's tables before it asks for the next, whose tables read from the store
+    may then reuse their arrays (no fresh memory per group)."""
     groups = physical_groups(gmm, median_node, split_median)
     if store is None:
         for keys in groups:
             yield keys, physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, keys=keys)
         return
-    stream = _StoreStream(store, gmm, fragility, zone, wierdes, mag, r_nodes, t_all, [k for g in groups for k in g])
+    stream = _StoreStream(store, gmm, fragility, zone, wierdes, mag, r_nodes, t_all, [k for g in groups for k in g],
+                          recycle)
     try:
         for keys in groups:
             yield keys, stream.group(keys)
@@ -292,22 +308,62 @@ def _slice_of(rows: np.ndarray, n: int):
     return slice(None) if rows.size == n and np.array_equal(rows, np.arange(n)) else rows
 
 
-def _forecast_gemm(acc: dict[int, np.ndarray], ed: "EngineDeath", death: dict[tuple[int, ...], np.ndarray], rows,
-                   basis: np.ndarray, combos: list[tuple[int, int, np.ndarray, np.ndarray]], shape: tuple[int, int]) -> None:
+def _scratch(work: dict, name: str, shape: tuple[int, ...], zeros: bool = False) -> np.ndarray:
+    """A C-contiguous float64 array of ``shape`` in the buffer ``work[name]`` (grown as needed): the
+    table stage's temporaries reused from call to call instead of fresh memory each time; ``zeros``:
+    set to 0 (a new buffer comes zeroed from the system, without a pass over it)."""
+    n = math.prod(shape)
+    if work.get(name) is None or work[name].size < n:
+        work[name] = np.zeros(n) if zeros else np.empty(n)
+        return work[name][:n].reshape(shape)
+    out = work[name][:n].reshape(shape)
+    if zeros:
+        out.fill(0.0)
+    return out
+
+
+class BufferPool:
+    """Work buffers of the table stage (dicts for :func:`_scratch`) shared by the zone tasks of one
+    :func:`build_tables` in this process: a task takes a set, uses it and gives it back, so that the next
+    zone reuses its memory (a forecast's per-combination sums are as large as q) instead of fresh pages,
+    whose first touch costs the kernel more than the table stage's own work on some machines.
+    Thread-safe; the buffers are freed with the pool."""
+
+    def __init__(self):
+        import threading
+
+        self._free: list[dict] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> dict:
+        with self._lock:
+            return self._free.pop() if self._free else {}
+
+    def give(self, work: dict) -> None:
+        with self._lock:
+            self._free.append(work)
+
+
+def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ...], np.ndarray], rows,
+                   basis: np.ndarray, combos: list[tuple[int, int, np.ndarray, np.ndarray]], shape: tuple[int, int],
+                   work: dict | None = None) -> None:
     """The per-combination tables of a forecast (linear magnitude integration) as matrix products
     (BLAS), accumulated over the physical median tables in ``death`` (those present; the others
     come with later groups):
-    ``acc[n][t, r, k, u] += sum_j sum_m D_{P(u, j)}[t, f, c, m, r] w_{v(u), j}(m) phi_{s(u), k}(m)``.
+    ``acc[k, u, t, r] += sum_j sum_m w_{v(u), j}(m) phi_{s(u), k}(m) D_{P(u, j)}[t, f, c, m, r]``.
 
     ``combos``: per (non-median physical key, f, c): f, c, the combinations' columns ``us`` of q
     and their (engine GMM combination, source branch) pairs (n, 2), all of that physical key;
-    ``acc[n]`` (t, r, K, len(us)) is combo n's sum (created at its first term); ``basis`` (S, K, m);
-    ``shape`` (t, r)."""
+    ``acc`` (K, u, t, r) all combinations' sums, basis-major (zeros before the first group; each
+    product is one BLAS call whose rows (k, u) are contiguous rows of acc; :func:`hra.integration.kernels.forecast_q_layout`
+    puts them into q's layout at the end); ``basis`` (S, K, m); ``shape`` (t, r); ``work``: buffers of
+    the temporaries (:func:`_scratch`), kept by the caller from call to call."""
+    work = {} if work is None else work
     mm = ed.median_map
     n_j = 1 if mm is None else mm.mix.shape[2]
     K, M = basis.shape[1:]
     T, R = shape
-    for n, (f, c, us, ge_s) in enumerate(combos):
+    for f, c, us, ge_s in combos:
         ges, ss = ge_s[:, 0], ge_s[:, 1]
         phi = basis[ss]  # (n, K, m)
         vs = None if mm is None else np.array([ed._virtual(int(ge)) for ge in ges])
@@ -323,25 +379,23 @@ def _forecast_gemm(acc: dict[int, np.ndarray], ed: "EngineDeath", death: dict[tu
                 continue
             nz = np.flatnonzero(w[cols].any(axis=(0, 1)))
             lo, hi = int(nz[0]), int(nz[-1]) + 1
-            wm = np.ascontiguousarray(np.transpose(w[cols, :, lo:hi], (2, 1, 0))).reshape(hi - lo, -1)  # (m, K * n)
-            # (t, r, m) float64 whatever the tables' storage (computed float64 or read float32: the
-            # same values, hence the same product, to the bit)
-            d = np.empty((T, R, hi - lo))
-            np.copyto(d, np.swapaxes(death[key][rows, f, c, lo:hi], 1, 2))
-            term = np.matmul(d, wm).reshape(T, R, K, cols.size)  # BLAS
-            if n not in acc:
-                acc[n] = np.zeros((T, R, K, len(us)))
-            if cols.size == len(us):
-                acc[n] += term
-            else:
-                acc[n][..., cols] += term
+            wm = np.ascontiguousarray(np.transpose(w[cols, :, lo:hi], (1, 0, 2))).reshape(-1, hi - lo)  # (K * n, m)
+            # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
+            # same values, hence the same product, to the bit); the r rows stay contiguous in the copy
+            d = _scratch(work, "d", (hi - lo, T, R))
+            np.copyto(d, np.swapaxes(death[key][rows, f, c, lo:hi], 0, 1))
+            term = np.matmul(wm, d.reshape(hi - lo, T * R), out=_scratch(work, "term", (wm.shape[0], T * R)))  # BLAS
+            term = term.reshape(K, cols.size, T, R)
+            for n, u in enumerate(us[cols]):
+                acc[:, u] += term[:, n]
 
 
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                 mag: MagnitudeBins, r_nodes: np.ndarray, t_sels: list[np.ndarray], needed: np.ndarray,
                 model_sizes: tuple[int, ...], model_weights: tuple[np.ndarray, ...],
                 median_map: "MedianMap | None", exact_mean: bool,
-                store: "StoreHandle | None" = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                store: "StoreHandle | None" = None, out: list[np.ndarray] | None = None,
+                pool: BufferPool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Tables of the sites (zone, wierde) of one zone, each for its typologies ``t_sels[i]``.
 
     The physical death tables are computed (or read) one group of :func:`physical_groups` at a
@@ -366,6 +420,11 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         then equals the first exactly (and tabulates only the source branches in ``needed``);
         there both the per-combination tables and the tree mean are matrix products (BLAS) of the
         physical tables with per-magnitude weights (w(M) mixture x magnitude basis, :func:`_forecast_gemm`).
+    out
+        Per site, a C-contiguous float64 (t, r, len(needed)) array that receives q (e.g. its rows of
+        the caller's table: no copy of q afterwards), or ``None``; ``None``: q arrays of its own.
+    pool
+        Work buffers to take (and give back) instead of fresh ones (:class:`BufferPool`).
 
     Returns
     -------
@@ -394,8 +453,13 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     rows = [np.searchsorted(t_all, np.asarray(t, dtype=np.int64)) for t in t_sels]
     views = [_slice_of(r, t_all.size) for r in rows]
     # q per site built combination-major, (u, t, r): each combination's table written contiguously
-    # (a strided scatter into (t, r, u) costs more), transposed once at the end
-    qu = [np.empty((needed.size, r.size, R)) for r in rows]
+    # (a strided scatter into (t, r, u) costs more), transposed once at the end; a forecast's
+    # basis-major, (k, u, t, r'), put into q's layout by one compiled pass at the end
+    work: dict[str, np.ndarray] = {} if pool is None else pool.take()  # reused temporaries (_scratch)
+    if per_branch:
+        qu = [_scratch(work, f"qu{i}", (n_k, needed.size, r.size, RA), zeros=True) for i, r in enumerate(rows)]
+    else:
+        qu = [np.empty((needed.size, r.size, R)) for r in rows]
     # per group: the selected (engine combination, f, c) slices and their columns of q
     combos = np.stack([ig, jf, jc], axis=1)
     uniq, inv = np.unique(combos, axis=0, return_inverse=True)
@@ -412,10 +476,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             us = np.asarray(us, dtype=np.int64)
             gemm.setdefault(group_of_key[pkey], []).append((f, c, us, np.stack([ig[us], ib[us]], axis=1)))
         # the tables one median branch at a time (3 of GMM V7's 72), each group's combinations summed
-        # over its medians in gemm_acc until its last median, then projected and put into q
-        split = physical_groups(gmm, median_node, split_median=True)
-        last_of = {group_of_key[keys[0]]: n for n, keys in enumerate(split)}
-        gemm_acc: list[dict[int, np.ndarray]] = [{} for _ in range(n_sites)]
+        # over its medians in qu, projected and put into q's layout at the end
     elif exact_mean:
         qbar_acc = [np.zeros((r.size, R)) for r in rows]
     else:
@@ -425,25 +486,15 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     picked = not per_branch and not exact_mean and n_k == 1 and ed.one_hot
     if picked:
         bin_consts = mag.bin_constants()
-    sub = -1
     # (no enumerate(): its cached result tuple would keep the previous group alive while the next one
     # is computed)
     for keys, death in death_table_groups(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, median_node, store,
-                                          split_median=per_branch):
-        sub += 1
+                                          split_median=per_branch, recycle=True):
         gi = group_of_key[keys[0]]
         ed.death_of = death
         for i in range(n_sites):
             if per_branch:
-                T = rows[i].size
-                _forecast_gemm(gemm_acc[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (T, RA))
-                if last_of[gi] == sub:  # the group's last median: its combinations are complete
-                    for n, (_, _, us, _) in enumerate(gemm.get(gi, [])):
-                        a = gemm_acc[i].pop(n, None)
-                        a = np.zeros((T, RA, n_k, len(us))) if a is None else a
-                        # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection)
-                        a = condtables.project_azimuth(gmm, a.reshape(T, R, len(us)), 1, r_nodes.size, n_k)
-                        qu[i][us] = np.moveaxis(a, -1, 0)
+                _forecast_gemm(qu[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (rows[i].size, RA), work)
                 for key, d in death[i].items():  # the tree mean: sum_P,f,c (w_f w_c coef_P(m)) D_P
                     if key in coef:
                         kernels.weighted_table_sum(d, rows[i], wfc, coef[key], qbar_acc[i])
@@ -495,12 +546,26 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             e = mag.integrate(np.moveaxis(qbar_acc[i][rows[i]], 3, -1))  # (b, x, t, f, c, r)
             qbar = np.einsum(mean_sig, e, *mean_w)
         # a wide strike law: the azimuth nodes onto a few harmonics (condtables.azimuth_projection;
-        # a forecast's q is projected per group of combinations above)
-        qi = qu[i] if per_branch else condtables.project_azimuth(gmm, qu[i], 2, r_nodes.size, n_k)
-        qi = np.ascontiguousarray(np.moveaxis(qi, 0, -1))  # (t, r, u)
+        # a forecast's q in the same pass as its layout, kernels.forecast_q_layout)
+        if per_branch:  # (k, u, t, (r, a)) -> (t, (r, a', k), u), a wide strike law's azimuth nodes a onto its harmonics a'
+            proj = condtables.azimuth_projection(gmm)
+            n_a = RA // r_nodes.size
+            qi = np.empty((rows[i].size, R, needed.size)) if out is None or out[i] is None else out[i]
+            kernels.forecast_q_layout(qu[i].reshape(n_k, needed.size, rows[i].size, r_nodes.size, n_a),
+                                      np.zeros((0, 0)) if proj is None else np.ascontiguousarray(proj, dtype=np.float64),
+                                      qi.reshape(rows[i].size, r_nodes.size, -1, n_k, needed.size))
+        else:
+            qi = condtables.project_azimuth(gmm, qu[i], 2, r_nodes.size, n_k)
+            qi = np.ascontiguousarray(np.moveaxis(qi, 0, -1))  # (t, r, u)
+            if out is not None and out[i] is not None:
+                np.copyto(out[i], qi)
+                qi = out[i]
         qu[i] = None
         qbar = condtables.project_azimuth(gmm, qbar, 1, r_nodes.size, n_k)
         results.append((qi, qbar))
+    del qu
+    if pool is not None:
+        pool.give(work)
     return results
 
 
@@ -559,6 +624,13 @@ class EngineDeath:
         self.n_mag = n_mag
         self.death_of = death  # per site: physical key -> (t, f, c, m, r)
         self._mean_coef: dict[tuple[int, ...], np.ndarray] | None = None
+        # per physical node: the engine node it is read from (None: the median node of a median map,
+        # whose branch k is given); the engine index as lists (key() is called per combination)
+        self._src = [None if (median_map is not None and nm == median_map.node) else self.enames.index(nm)
+                     for nm in self.pnames]
+        self._rows = self.eng.index.tolist()
+        self._vpos = (self.enames.index(median_map.node)
+                      if median_map is not None and median_map.node in self.enames else None)
 
     @property
     def n(self) -> int:
@@ -566,13 +638,11 @@ class EngineDeath:
 
     def key(self, ge: int, k: int | None = None) -> tuple[int, ...]:
         """Physical key of engine combination ge (median branch k where the median map applies)."""
-        idx = {nm: int(self.eng.index[ge, j]) for j, nm in enumerate(self.enames)}
-        mm = self.median_map
-        return tuple(k if (mm is not None and nm == mm.node) else idx[nm] for nm in self.pnames)
+        row = self._rows[ge]
+        return tuple(k if j is None else int(row[j]) for j in self._src)
 
     def _virtual(self, ge: int) -> int:
-        mm = self.median_map
-        return int(self.eng.index[ge, self.enames.index(mm.node)]) if mm.node in self.enames else 0
+        return 0 if self._vpos is None else int(self._rows[ge][self._vpos])
 
     @property
     def one_hot(self) -> bool:
@@ -617,18 +687,21 @@ class EngineDeath:
         if self._mean_coef is not None:
             return self._mean_coef
         mm = self.median_map
-        coef: dict[tuple[int, ...], np.ndarray] = {}
-        for ge in range(self.n):
-            if mm is None:
-                key = self.key(ge)
-                coef[key] = coef.get(key, 0.0) + self.weights[ge] * np.ones(self.n_mag)
-                continue
-            v = self._virtual(ge)
-            for k in range(mm.mix.shape[2]):
-                key = self.key(ge, k)
-                coef[key] = coef.get(key, 0.0) + self.weights[ge] * mm.mix[v, :, k]
-        self._mean_coef = coef
-        return coef
+        # the terms w[ge] mix[v(ge), :, k] in the order (ge, k), summed per key in that order (ufunc.at
+        # adds its rows one after the other: the sums of a loop over ge, to the bit)
+        n_k = 1 if mm is None else mm.mix.shape[2]
+        if mm is None:
+            terms = self.weights[:, None] * np.ones(self.n_mag)[None, :]
+        else:
+            vs = np.array([self._virtual(ge) for ge in range(self.n)], dtype=np.int64)
+            terms = (self.weights[:, None, None] * mm.mix[vs]).transpose(0, 2, 1).reshape(-1, self.n_mag)
+        ids: dict[tuple[int, ...], int] = {}
+        rows = np.array([ids.setdefault(self.key(ge) if mm is None else self.key(ge, k), len(ids))
+                         for ge in range(self.n) for k in range(n_k)], dtype=np.int64)
+        acc = np.zeros((len(ids), self.n_mag))
+        np.add.at(acc, rows, terms)
+        self._mean_coef = {key: acc[i] for key, i in ids.items()}
+        return self._mean_coef
 
     def tree_mean(self, i: int) -> np.ndarray:
         """sum_ge w[ge] death(ge): linear, so a sum over the physical tables with per-magnitude
@@ -709,9 +782,27 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         condtables.warm_rrup_cache(prep.gmm, prep.magnitude.nodes, prep.distance_nodes_km)
     # largest groups first: a better balance over workers
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
+    R = prep.distance_nodes_km.size * condtables.n_azimuth_rows(prep.gmm) * getattr(prep.magnitude, "n_basis", 1)
+    n_rows = int((row_of >= 0).sum())
+    q = np.empty((n_rows, R, sel.combo_model.size))
+    # tasks in this process write q straight into their rows (a site's rows are consecutive:
+    # table_rows numbers them site by site); tasks on worker processes return theirs
+    in_process = executor is None or executor.mode in ("synchronous", "threads")
+    pool = BufferPool() if in_process else None  # the zone tasks' work buffers, reused zone after zone
+
+    def rows_of(i: int) -> np.ndarray:
+        return row_of[i, t_lists[i]]
+
+    def q_rows(i: int) -> np.ndarray | None:
+        rows = rows_of(i)
+        r0 = int(rows[0]) if rows.size else 0
+        return q[r0:r0 + rows.size] if np.array_equal(rows, np.arange(r0, r0 + rows.size)) else None
+
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
              prep.distance_nodes_km, [t_lists[i] for i in groups[z]], table_combinations(prep, sel), sizes, weights,
-             prep.median_map, exact_mean, store) for z in order]
+             prep.median_map, exact_mean, store, [q_rows(i) for i in groups[z]] if in_process else None,
+             pool)
+            for z in order]
     if executor is not None and executor.mode in ("synchronous", "threads"):
         # the tasks run in this process: progress per zone and GMM branch block, with an ETA
         n_blocks = prep.gmm.tree.n_combinations
@@ -722,14 +813,12 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         parts = executor.map(_zone_table_task, [(a, 0) for a in args], label="tables (zones)")
     else:
         parts = [_zone_table_task((a, 0)) for a in args]
-    R = prep.distance_nodes_km.size * condtables.n_azimuth_rows(prep.gmm) * getattr(prep.magnitude, "n_basis", 1)
-    n_rows = int((row_of >= 0).sum())
-    q = np.empty((n_rows, R, sel.combo_model.size))
     qbar = np.empty((n_rows, R, sizes[0]) if prep.forecast is not None else (n_rows, R))
     for z, zone_parts in zip(order, parts):
         for i, (qs, qb) in zip(groups[z], zone_parts):
-            rows = row_of[i, t_lists[i]]
-            q[rows] = qs
+            rows = rows_of(i)
+            if qs.base is not q:  # (else written in place)
+                q[rows] = qs
             qbar[rows] = qb
     return Tables(q, qbar, row_of)
 

@@ -1315,6 +1315,45 @@ def scaled_table_add(d, coef, out, first):
 
 
 @jit
+def forecast_q_layout(acc, proj, out):
+    """``out[t, r, b, k, u] = sum_a proj[b, a] acc[k, u, t, r, a]`` (``proj`` of no rows: ``acc[k, u, t, r, b]``):
+    a forecast's per-combination tables, accumulated basis-major (:func:`hra.integration.engine._forecast_gemm`),
+    into the (t, r, u) layout of q, with a wide strike law's azimuth nodes a onto its harmonics b
+    (:func:`hra.integration.condtables.azimuth_projection`) in the same pass.
+
+    acc  : (K, u, t, r, a) per basis function k, combination u, typology t, distance node r, azimuth node a
+    proj : (b, a) projection, or (0, 0) for none (then b = a)
+    out  : (t, r, b, K, u), C order (q's (t, (r, b, k), u))
+
+    Each value the same sum as :func:`hra.integration.condtables.project_azimuth`'s einsum:
+    ``((0 + p_0) + p_1) + ...`` over a ascending, ``p_a = proj[b, a] acc[..., a]``. A blocked transpose
+    (per k, tiles of 32 combinations x 32 (t, r) rows: what it reads and writes of a tile stays in cache;
+    acc and out C-contiguous)."""
+    n_k, n_u, n_t, n_r, n_a = acc.shape
+    n_b = out.shape[2]
+    has_proj = proj.shape[0] > 0
+    src = acc.reshape(n_k, n_u, n_t * n_r, n_a)
+    dst = out.reshape(n_t * n_r, n_b, n_k, n_u)
+    n_tr = n_t * n_r
+    for k in range(n_k):
+        for u0 in range(0, n_u, 32):
+            u1 = min(u0 + 32, n_u)
+            for i0 in range(0, n_tr, 32):
+                i1 = min(i0 + 32, n_tr)
+                for u in range(u0, u1):
+                    for i in range(i0, i1):
+                        x = src[k, u, i]
+                        for b in range(n_b):
+                            if has_proj:
+                                s = 0.0
+                                for a in range(n_a):
+                                    s += proj[b, a] * x[a]
+                            else:
+                                s = x[b]
+                            dst[i, b, k, u] = s
+
+
+@jit
 def weighted_table_sum(d, rows, wfc, coef, out):
     """``out[i, m, r] += sum_f sum_c (wfc[f, c] coef[m]) d[rows[i], f, c, m, r]``: one physical table's
     share of a forecast's tree mean, in one pass over the table.

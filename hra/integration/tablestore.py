@@ -57,6 +57,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -318,18 +319,25 @@ class TableStore:
 
     def read(self, key: str, zone: int, wierde: bool, typology: str,
              branches: Iterable[tuple[int, ...]] | None = None, count: bool = True,
-             as_stored: bool = False) -> dict[tuple[int, ...], np.ndarray] | None:
+             as_stored: bool = False,
+             out: dict[tuple[int, ...], np.ndarray] | None = None) -> dict[tuple[int, ...], np.ndarray] | None:
         """Tables of one entry (physical GMM branch -> (f, c, m, r)), or ``None`` if absent or unreadable.
 
         ``branches``: only these branches (only their chunks are read); ``None``: all. An entry that
-        lacks one of them is unreadable (recomputed). ``count``: count the read in ``stats.read``
-        (the engine, which reads an entry a group of branches at a time, counts it once).
-        ``as_stored``: the tables as stored (:data:`TABLE_DTYPE`) instead of float64 (the same values)."""
+        lacks one of them is unreadable (recomputed). ``count``: count the read in ``stats.read`` and
+        mark the entry used (the engine, which reads an entry a group of branches at a time, does so
+        once). ``as_stored``: the tables as stored (:data:`TABLE_DTYPE`) instead of float64 (the same
+        values). ``out``: branch -> C-contiguous :data:`TABLE_DTYPE` array of the table's shape, for
+        every branch read: the tables are decoded straight into these (no intermediate copies) and
+        returned; their contents are undefined when the read fails (``None``)."""
         import zarr
 
         path = self.entry_path(key, zone, wierde, typology)
         if not path.is_dir():
             return None
+        if out is not None and not all(a.dtype == TABLE_DTYPE and a.flags.c_contiguous and a.flags.writeable
+                                       for a in out.values()):
+            raise ValueError(f"read(out=...) needs writable C-contiguous {np.dtype(TABLE_DTYPE).name} arrays")
         try:
             arr = None
             st = (path / "death" / "zarr.json").stat()  # an entry written anew is a new file: not the cached one
@@ -357,20 +365,32 @@ class TableStore:
                 if missing:
                     raise ValueError(f"entry lacks GMM branch {missing[0]}")
                 idx = [row[b] for b in want]
-            death = np.empty((len(idx),) + shape[1:], dtype=TABLE_DTYPE if as_stored else np.float64)
+            if out is not None:
+                death = [out[b] for b in want]
+                if any(d.shape != tuple(shape[1:]) for d in death):
+                    raise ValueError(f"tables of shape {tuple(shape[1:])}, not {death[0].shape} as expected")
+            else:
+                death = np.empty((len(idx),) + shape[1:], dtype=TABLE_DTYPE if as_stored else np.float64)
             for n, i in enumerate(idx):
                 # chunk by chunk (one per branch): from the chunk file where the layout is this module's
-                # (~3x cheaper than through zarr's per-call machinery), else through zarr
-                death[n] = arr[i] if layout is None else _read_chunk(path / "death", i, layout, complete)
+                # (~3x cheaper than through zarr's per-call machinery; into the destination itself where
+                # it is of the stored type), else through zarr
+                if layout is None:
+                    death[n][...] = arr[i]
+                elif death[n].dtype == TABLE_DTYPE and death[n].flags.c_contiguous:
+                    _read_chunk(path / "death", i, layout, complete, dest=death[n])
+                else:
+                    death[n][...] = _read_chunk(path / "death", i, layout, complete)
         except Exception as exc:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
             log.warning("table store: removing unreadable entry %s (%s); it is computed again", path, exc)
             self._opened.pop(path, None)
             _remove(path)
             return None
-        try:
-            os.utime(path)  # "last used", for clear --older-than
-        except OSError:
-            pass
+        if count:
+            try:
+                os.utime(path)  # "last used", for clear --older-than
+            except OSError:
+                pass
         self.stats.read += int(count)
         return {b: death[i] for i, b in enumerate(want)}
 
@@ -611,10 +631,12 @@ def _chunk_path(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int, str
     return death_dir / sep.join(("c", str(i)) + ("0",) * len(chunk))
 
 
-def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], complete: bool) -> np.ndarray:
+def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], complete: bool,
+                dest: np.ndarray | None = None) -> np.ndarray:
     """Branch ``i`` of an entry's ``death`` array from its chunk file (:func:`_direct_layout`). A missing
     chunk file is zeros (the fill value) where zarr wrote the entry, which leaves out all-zero
-    chunks; an error where every chunk was written as a file (``complete``: the entry is damaged)."""
+    chunks; an error where every chunk was written as a file (``complete``: the entry is damaged).
+    ``dest``: a C-contiguous :data:`TABLE_DTYPE` array of the chunk's shape to decode into (and return)."""
     from numcodecs import blosc
 
     chunk, nbytes, _ = layout
@@ -624,7 +646,18 @@ def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], co
     except FileNotFoundError:
         if complete:
             raise
-        return np.zeros(chunk, dtype=TABLE_DTYPE)
+        if dest is None:
+            return np.zeros(chunk, dtype=TABLE_DTYPE)
+        dest[...] = 0
+        return dest
+    # the Blosc header's uncompressed size (bytes 4-7, little-endian): checked before decoding into dest
+    if len(raw) < 16 or int.from_bytes(raw[4:8], "little") != nbytes:
+        raise ValueError(f"chunk {path} does not hold {nbytes} bytes")
+    if dest is not None:
+        if dest.nbytes != nbytes or dest.dtype != TABLE_DTYPE or not dest.flags.c_contiguous:
+            raise ValueError(f"destination of {dest.nbytes} bytes for a chunk of {nbytes}")
+        blosc.decompress(raw, dest)
+        return dest if sys.byteorder == "little" else dest.byteswap(inplace=True)
     data = blosc.decompress(raw)
     if len(data) != nbytes:
         raise ValueError(f"chunk {path} holds {len(data)} bytes, not {nbytes}")
