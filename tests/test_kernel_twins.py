@@ -313,6 +313,29 @@ def k_quantiles(v, w, probs):
     return out
 
 
+def _quantile_step_inputs(n, n_distinct, seed):
+    """Integer weights (exact sums: cumulative weights that land on p * total exactly) with zeros,
+    ties among n_distinct values, unsorted probabilities at both ends (their own generator: the
+    shared RNG's draws of the later entries stay as they were)."""
+    rng = np.random.default_rng(seed)
+    v = rng.integers(0, n_distinct, size=n) * 0.25 if n_distinct else rng.lognormal(-12, 1.5, size=n)
+    w = rng.integers(0, 4, size=n).astype(float)
+    w[0] = 1.0
+    return v, w, np.array([0.9, 0.5, 0.1, 0.0, 1.0, 0.5])
+
+
+def k_select(v, w, probs):
+    out = np.empty(probs.size)
+    ik._select_quantiles(v, w, v.size, probs, np.empty(v.size), np.empty(v.size), out)
+    return out
+
+
+def k_sorted_quantiles(v, w, probs):
+    out = np.empty(probs.size)
+    ik._sorted_quantiles(v, w, v.size, probs, out)
+    return out
+
+
 def t_quantiles(v, w, probs):
     """min{v : F(v) >= p} (numpy's ``inverted_cdf``), with the kernels' relative tolerance of 1e-12 on the
     cumulative weight so that a quantile that falls exactly on a step does not move by rounding."""
@@ -1015,6 +1038,12 @@ TWINS = [
     ("integration.distance_azimuth_histogram_k[harmonic, cubic, n_r = 3]", k_histogram_az, t_histogram_az,
      _geometry_histogram_inputs(4300.0, 3700.0, 3, 0.5, 3, True, 4), 1e-8),
     ("integration.weighted_quantiles", k_quantiles, t_quantiles, _quantile_inputs(), 0.0),
+    # exact steps, zero weights, many ties, one value; the selection and the sort it defers to
+    ("integration._select_quantiles[1000 values, exact steps]", k_select, t_quantiles,
+     _quantile_step_inputs(1000, 0, 11), 0.0),
+    ("integration._select_quantiles[ties]", k_select, t_quantiles, _quantile_step_inputs(997, 7, 12), 0.0),
+    ("integration.weighted_quantiles[one value]", k_quantiles, t_quantiles, _quantile_step_inputs(1, 0, 13), 0.0),
+    ("integration._sorted_quantiles[ties]", k_sorted_quantiles, t_quantiles, _quantile_step_inputs(300, 5, 14), 0.0),
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),

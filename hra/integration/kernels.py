@@ -450,9 +450,29 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
 # ------------------------------------------------------------------------------------------
 
 
+#: Below this many values :func:`_select_quantiles` sorts the rest of its range by insertion.
+SELECT_SMALL = 12
+
+#: Unit roundoff of float64 (2^-53), for :func:`_select_quantiles`' bound on the rounding of its sums.
+_UNIT_ROUNDOFF = 2.0 ** -53
+
+
 @jit
 def weighted_quantiles(values, weights, n, probs, order_buf, out):
-    """Inverse weighted empirical CDF of values[:n] at probs -> out (same as logictree.weighted_quantile)."""
+    """Inverse weighted empirical CDF of values[:n] at probs -> out (same as logictree.weighted_quantile).
+
+    ``out[i]`` is the first of ``values[:n]`` in ascending order (ties in index order) whose
+    cumulative weight reaches ``probs[i] * total * (1 - 1e-12)`` (``total`` summed in index order;
+    the largest value if none does). ``values`` and ``weights`` are left as they are (the selection
+    of :func:`_select_quantiles` runs on copies); ``order_buf`` is not used (kept for the callers).
+    """
+    _select_quantiles(values, weights, n, probs, np.empty(n), np.empty(n), out)
+
+
+@jit
+def _sorted_quantiles(values, weights, n, probs, out):
+    """:func:`weighted_quantiles` by a full (stable) sort: the definition, and the fallback of
+    :func:`_select_quantiles`."""
     order = np.argsort(values[:n], kind="mergesort")
     total = 0.0
     for i in range(n):
@@ -467,6 +487,160 @@ def weighted_quantiles(values, weights, n, probs, order_buf, out):
                 res = values[order[i]]
                 break
         out[p_i] = res
+
+
+@jit
+def _select_quantiles(values, weights, n, probs, v, w, out):
+    """:func:`weighted_quantiles` of ``values[:n]``, ``weights[:n]`` by weighted selection, to the
+    bit; ``v``, ``w`` (n or more) are the scratch that is reordered (the inputs are not changed).
+
+    Per probability (in the order given; where one is below the previous the search starts over),
+    a quickselect with a 3-way partition (median-of-3 pivot, insertion sort below
+    :data:`SELECT_SMALL` values) narrows the range holding the answer, carrying the weight ``base``
+    of the values below the range: the answer is below the pivot if the values below it reach the
+    target, the pivot if the values up to it do, else above. Each such sum ``S'`` is the
+    sort-based method's cumulative weight at the same point (the same set of values: those below,
+    or up to, the pivot) summed in another order: both are within ``(n - 1) u / (1 - (n - 1) u)``
+    of the exact sum (u = 2^-53, non-negative terms, any order), so a decision is taken only where
+    ``|S' - target| > (2 n + 4) u S'``, where the sort's sum decides the same; else (a sum within
+    ~2e-13 relative of the target for n = 1,000, which the ``1 - 1e-12`` slack of the target keeps
+    away from a cumulative weight that reaches ``p * total`` exactly) the values go to
+    :func:`_sorted_quantiles`. Ties carry the same bits, so the value returned is the sort's; NaN
+    values, signed zeros (-0.0 ties 0.0 with other bits), negative or NaN weights or an infinite
+    total go to :func:`_sorted_quantiles` as well. Returns whether the selection decided (False:
+    :func:`_sorted_quantiles` did)."""
+    total = 0.0
+    vmax = -np.inf
+    odd = False
+    for i in range(n):
+        x = values[i]
+        wi = weights[i]
+        v[i] = x
+        w[i] = wi
+        total += wi
+        if x > vmax:
+            vmax = x
+        if x != x or not (wi >= 0.0) or (x == 0.0 and math.copysign(1.0, x) < 0.0):
+            odd = True
+    if odd or n == 0 or not (total < np.inf):
+        _sorted_quantiles(values, weights, n, probs, out)
+        return False
+    lo0 = 0  # the previous probability's answer: values [0, lo0) lie below it, weight base0
+    base0 = 0.0
+    p_prev = -np.inf
+    c_tol = (2.0 * n + 4.0) * _UNIT_ROUNDOFF
+    for p_i in range(probs.shape[0]):
+        p = probs[p_i]
+        target = p * total * (1.0 - 1e-12)
+        if not (p >= p_prev):
+            lo0 = 0
+            base0 = 0.0
+        p_prev = p
+        lo = lo0
+        hi = n
+        base = base0
+        res = vmax
+        ok = True
+        while lo < hi:
+            if hi - lo <= SELECT_SMALL:
+                # insertion sort of [lo, hi), then the cumulative weight at the end of each tie group
+                for i in range(lo + 1, hi):
+                    x = v[i]
+                    wi = w[i]
+                    k = i - 1
+                    while k >= lo and v[k] > x:
+                        v[k + 1] = v[k]
+                        w[k + 1] = w[k]
+                        k -= 1
+                    v[k + 1] = x
+                    w[k + 1] = wi
+                i = lo
+                found = False
+                while i < hi:
+                    g = i
+                    s = base
+                    x = v[i]
+                    while i < hi and v[i] == x:
+                        s += w[i]
+                        i += 1
+                    tol = c_tol * s
+                    if s - tol >= target:
+                        res = x
+                        lo0 = g
+                        base0 = base
+                        found = True
+                        break
+                    if not (s + tol < target):
+                        ok = False
+                        break
+                    base = s
+                if not found and ok:  # no value reaches the target: the largest
+                    lo0 = n
+                    base0 = base
+                break
+            # median of three as the pivot
+            a = v[lo]
+            bb = v[(lo + hi) // 2]
+            c = v[hi - 1]
+            if a < bb:
+                piv = bb if bb < c else (c if a < c else a)
+            else:
+                piv = a if a < c else (c if bb < c else bb)
+            # partition without branches (Lomuto, every element swapped): [lo, lt) < piv <= [lt, hi),
+            # with the weights below and at the pivot (an added 0.0 changes no sum)
+            lt = lo
+            w_lt = 0.0
+            w_eq = 0.0
+            for i in range(lo, hi):
+                x = v[i]
+                wi = w[i]
+                v[i] = v[lt]
+                w[i] = w[lt]
+                v[lt] = x
+                w[lt] = wi
+                below = x < piv
+                w_lt += wi if below else 0.0
+                w_eq += wi if x == piv else 0.0
+                lt += below
+            s1 = base + w_lt
+            if lt > lo:
+                tol = c_tol * s1
+                if s1 - tol >= target:
+                    hi = lt
+                    continue
+                if not (s1 + tol < target):
+                    ok = False
+                    break
+            s2 = s1 + w_eq
+            tol = c_tol * s2
+            if s2 - tol >= target:
+                res = piv
+                lo0 = lt
+                base0 = s1
+                break
+            if not (s2 + tol < target):
+                ok = False
+                break
+            # the answer is above the pivot: [lt, hi) -> == piv, then > piv from gt
+            gt = lt
+            for i in range(lt, hi):
+                x = v[i]
+                wi = w[i]
+                v[i] = v[gt]
+                w[i] = w[gt]
+                v[gt] = x
+                w[gt] = wi
+                gt += x == piv
+            lo = gt
+            base = s2
+        if lo >= hi and ok:  # the range ran out above every value: none reaches the target
+            lo0 = n
+            base0 = base
+        if not ok:
+            _sorted_quantiles(values, weights, n, probs, out)
+            return False
+        out[p_i] = res
+    return True
 
 
 #: Distance rows per pass of :func:`_contract_rows` over a building's accumulators.
@@ -932,11 +1106,39 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
         for j in range(nj):
             acc += typ_prob[b, j] * msum[j, y, 0]
         out_mean[b, y] = acc
-    if sparse:
+    # sparse (Monte Carlo draws of several candidates): the drawn pairs' values straight from
+    # acomp, in pair_u's ascending u per candidate (the order of the scan of pair_w > 0); amat
+    # only where kept realisations read it
+    if sparse and n_keep > 0:
         for j in range(nj):
             for y in range(n_years):
                 for t in range(pair_start[j, n_src]):
                     amat[j, y, pair_u[j, t]] = acomp[j, y, t]
+    # the weights do not depend on the year: once per building
+    n = 0
+    if not epistemic:
+        for u in range(n_u):
+            wts[n] = combo_w[u]
+            n += 1
+    elif sparse:
+        for j in range(nj):
+            for t in range(pair_start[j, n_src]):
+                wts[n] = pair_w[j, pair_u[j, t]]
+                n += 1
+    elif monte_carlo:
+        for j in range(nj):
+            for u in range(n_u):
+                if pair_w[j, u] > 0.0:
+                    wts[n] = pair_w[j, u]
+                    n += 1
+    else:
+        for j in range(nj):
+            for u in range(n_u):
+                wts[n] = combo_w[u] * typ_prob[b, j]
+                n += 1
+    # selection scratch (reordered by _select_quantiles; vals and wts stay in fill order)
+    sel_v = np.empty(n)
+    sel_w = np.empty(n)
     for y in range(n_years):
         n = 0
         if not epistemic:
@@ -945,22 +1147,25 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
                 for j in range(nj):
                     v += typ_prob[b, j] * amat[j, y, u]
                 vals[n] = v
-                wts[n] = combo_w[u]
                 n += 1
+        elif sparse:
+            for j in range(nj):
+                src = acomp[j, y]
+                for t in range(pair_start[j, n_src]):
+                    vals[n] = src[t]
+                    n += 1
         elif monte_carlo:
             for j in range(nj):
                 for u in range(n_u):
                     if pair_w[j, u] > 0.0:
                         vals[n] = amat[j, y, u]
-                        wts[n] = pair_w[j, u]
                         n += 1
         else:
             for j in range(nj):
                 for u in range(n_u):
                     vals[n] = amat[j, y, u]
-                    wts[n] = combo_w[u] * typ_prob[b, j]
                     n += 1
-        weighted_quantiles(vals, wts, n, probs, order_buf, qout)
+        _select_quantiles(vals, wts, n, probs, sel_v, sel_w, qout)
         for p_i in range(probs.shape[0]):
             out_q[b, y, p_i] = qout[p_i]
         if n_keep > 0:
