@@ -1095,7 +1095,10 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
                      out_real, out_real_w):
     """Building b's outputs from its contracted sums (:func:`chunk_lpr`): the tree mean from the
     candidates' sums ``msum`` (j, y, 1), and per year the quantiles (and kept realisations) of the
-    per-combination values ``amat`` (j, y, u) (with ``sparse``: the drawn pairs, from ``acomp``)."""
+    per-combination values ``amat`` (j, y, u) (with ``sparse``: the drawn pairs, from ``acomp``).
+    The weights are filled once (they do not depend on the year), and with Monte Carlo draws of
+    several candidates the drawn pairs' combinations once into ``order_buf``; the quantiles come
+    from :func:`_select_quantiles` (``vals``, ``wts`` keep the fill order)."""
     n_j = amat.shape[0]
     n_u = amat.shape[2]
     n_keep = out_real.shape[2]
@@ -1116,6 +1119,7 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
                     amat[j, y, pair_u[j, t]] = acomp[j, y, t]
     # the weights do not depend on the year: once per building
     n = 0
+    jb = np.empty(nj + 1, dtype=np.int64)
     if not epistemic:
         for u in range(n_u):
             wts[n] = combo_w[u]
@@ -1125,12 +1129,15 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
             for t in range(pair_start[j, n_src]):
                 wts[n] = pair_w[j, pair_u[j, t]]
                 n += 1
-    elif monte_carlo:
+    elif monte_carlo:  # the drawn pairs, once: their combinations in order_buf, candidate j's from jb[j]
         for j in range(nj):
+            jb[j] = n
             for u in range(n_u):
                 if pair_w[j, u] > 0.0:
                     wts[n] = pair_w[j, u]
+                    order_buf[n] = u
                     n += 1
+        jb[nj] = n
     else:
         for j in range(nj):
             for u in range(n_u):
@@ -1156,10 +1163,10 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
                     n += 1
         elif monte_carlo:
             for j in range(nj):
-                for u in range(n_u):
-                    if pair_w[j, u] > 0.0:
-                        vals[n] = amat[j, y, u]
-                        n += 1
+                row = amat[j, y]
+                for i in range(jb[j], jb[j + 1]):
+                    vals[i] = row[order_buf[i]]
+            n = jb[nj]
         else:
             for j in range(nj):
                 for u in range(n_u):
