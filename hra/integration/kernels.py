@@ -22,7 +22,8 @@ Data flow per building (see engine.py):
    Monte Carlo -> counts of the drawn (combination, typology) pairs / N, the typology drawn
    from a counter-based hash of (seed, building key, realisation): chunk- and order-independent.
 4. ``weighted_quantiles`` (in ``_building_values``): the inverse weighted empirical CDF
-   (logictree.weighted_quantile).
+   (logictree.weighted_quantile), by a weighted selection (``_select_quantiles``) that returns the
+   sort's bits (the sort, ``_sorted_quantiles``, decides where a sum is within rounding of a target).
 
 Memory per building is O(R * Y * S + K * Y * U) (chunk_lpr holds BUILDING_WINDOW buildings at a
 time); nothing scales with the number of buildings beyond the caller's output arrays.
