@@ -826,10 +826,10 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         r0 = int(rows[0]) if rows.size else 0
         return q[r0:r0 + rows.size] if np.array_equal(rows, np.arange(r0, r0 + rows.size)) else None
 
+    dests = {z: [q_rows(i) for i in groups[z]] if in_process else None for z in order}
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
              prep.distance_nodes_km, [t_lists[i] for i in groups[z]], table_combinations(prep, sel), sizes, weights,
-             prep.median_map, exact_mean, store, [q_rows(i) for i in groups[z]] if in_process else None,
-             pool)
+             prep.median_map, exact_mean, store, dests[z], pool)
             for z in order]
     if executor is not None and executor.mode in ("synchronous", "threads"):
         # the tasks run in this process: progress per zone and GMM branch block, with an ETA
@@ -843,9 +843,9 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         parts = [_zone_table_task((a, 0)) for a in args]
     qbar = np.empty((n_rows, R, sizes[0]) if prep.forecast is not None else (n_rows, R))
     for z, zone_parts in zip(order, parts):
-        for i, (qs, qb) in zip(groups[z], zone_parts):
+        for n, (i, (qs, qb)) in enumerate(zip(groups[z], zone_parts)):
             rows = rows_of(i)
-            if qs.base is not q:  # (else written in place)
+            if dests[z] is None or qs is not dests[z][n]:  # (else written in place)
                 q[rows] = qs
             qbar[rows] = qb
     return Tables(q, qbar, row_of)
