@@ -440,6 +440,16 @@ def test_zone_tables_bit_identical_both_mean_paths(tmp_path, exact_mean):
     for other in (cold, warm):
         np.testing.assert_array_equal(ref[0][0], other[0][0])
         np.testing.assert_array_equal(ref[0][1], other[0][1])
+    # read with work buffers shared from call to call (a run's zones, BufferPool): the tables read into the
+    # previous call's memory, also with fewer typologies (larger buffers, stale values beyond) and again more
+    pool = engine.BufferPool()
+    few = args[:6] + ([t[:2]],) + args[7:]
+    ref_few = engine.zone_tables(*few)
+    for a, r in ((args, ref), (few, ref_few), (args, ref)):
+        got = engine.zone_tables(*a, store=handle, pool=pool)
+        np.testing.assert_array_equal(r[0][0], got[0][0])
+        np.testing.assert_array_equal(r[0][1], got[0][1])
+    assert len(pool._free) == 1 and any(k.startswith("stream") for k in pool._free[0])
 
 
 @pytest.mark.slow
