@@ -154,3 +154,16 @@ def test_rate_grid_tables_equal_the_definition(monkeypatch, mode):
         for u in range(needed.size):
             e = mag.integrate(np.moveaxis(eng_death(ig[u])[t, jf[u], jc[u]], 1, -1))  # (b, x, t, r)
             np.testing.assert_allclose(q[:, :, u], e[ib[u], ix[u]], rtol=1e-11, atol=0)
+
+
+def test_buffer_pool_q_array_reuses_its_memory():
+    """The tables' q of the next zone group in the previous group's memory where it fits, else fresh."""
+    pool = engine.BufferPool()
+    a = pool.q_array((4, 3, 5))
+    assert a.shape == (4, 3, 5) and a.dtype == np.float64 and a.flags.c_contiguous
+    ptr = a.__array_interface__["data"][0]
+    b = pool.q_array((2, 3, 5))  # smaller: the same memory
+    assert b.shape == (2, 3, 5) and b.__array_interface__["data"][0] == ptr
+    c = pool.q_array((5, 3, 5))  # larger: a new buffer, kept for the next call
+    assert c.shape == (5, 3, 5) and c.base.size == 75
+    assert pool.q_array((5, 3, 5)).__array_interface__["data"][0] == c.__array_interface__["data"][0]

@@ -440,6 +440,16 @@ def test_zone_tables_bit_identical_both_mean_paths(tmp_path, exact_mean):
     for other in (cold, warm):
         np.testing.assert_array_equal(ref[0][0], other[0][0])
         np.testing.assert_array_equal(ref[0][1], other[0][1])
+    # read with work buffers shared from call to call (a run's zones, BufferPool): the tables read into the
+    # previous call's memory, also with fewer typologies (larger buffers, stale values beyond) and again more
+    pool = engine.BufferPool()
+    few = args[:6] + ([t[:2]],) + args[7:]
+    ref_few = engine.zone_tables(*few)
+    for a, r in ((args, ref), (few, ref_few), (args, ref)):
+        got = engine.zone_tables(*a, store=handle, pool=pool)
+        np.testing.assert_array_equal(r[0][0], got[0][0])
+        np.testing.assert_array_equal(r[0][1], got[0][1])
+    assert len(pool._free) == 1 and any(k.startswith("stream") for k in pool._free[0])
 
 
 @pytest.mark.slow
@@ -618,6 +628,16 @@ def test_chunk_files_read_directly_equal_zarr_and_stay_fresh(tmp_path, monkeypat
     monkeypatch.undo()
     zarr_written = store.read("k", 2, False, "RC")  # ... read from the chunk files
     assert all(np.array_equal(zarr_written[k], tabs[k]) for k in tabs)
+    # the entries opened from their metadata and chunk files as zarr opens them (else through zarr)
+    for nm in ("URM", "RC"):
+        grp = zarr.open_group(str(store.entry_path("k", 2, False, nm)), mode="r")
+        attrs, branch, shape, layout = tablestore._open_direct(store.entry_path("k", 2, False, nm))
+        assert attrs == dict(grp.attrs) and attrs["typology"] == nm and shape == grp["death"].shape
+        assert branch.dtype == np.int64 and np.array_equal(branch, grp["branch"][...]) and layout is not None
+    monkeypatch.setattr(tablestore, "_open_direct", lambda *a: None)
+    again = TableStore(tmp_path).read("k", 2, False, "URM", [(1, 2), (0, 1)])
+    monkeypatch.undo()
+    assert all(np.array_equal(again[k], direct[k]) for k in direct)
     assert direct.keys() == via_zarr.keys() == {(1, 2), (0, 1)}
     assert all(np.array_equal(direct[k], via_zarr[k]) and np.array_equal(direct[k], tabs[k]) for k in direct)
     assert stored[(0, 1)].dtype == np.float32 and np.array_equal(stored[(0, 1)], tabs[(0, 1)])
@@ -630,6 +650,7 @@ def test_chunk_files_read_directly_equal_zarr_and_stay_fresh(tmp_path, monkeypat
     other = tmp_path / "other"
     a = zarr.open_group(str(other), mode="w").create_array("death", shape=(4, 2, 3), chunks=(2, 2, 3), dtype="float32")
     assert tablestore._direct_layout(other / "death", a.shape, a.dtype) is None
+    assert tablestore._open_direct(other) is None
     # zarr's default chunk keys (c/<branch>/0/...) with this module's chunks: read from the files too
     slash = tmp_path / "slash"
     vals = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) / 7

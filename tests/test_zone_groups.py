@@ -77,9 +77,9 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
     calls = []
     real = engine.build_tables
 
-    def recording(prep_, sel_, ex=None, store=None, zones=None):
-        tabs = real(prep_, sel_, ex, store, zones=zones)
-        calls.append((zones, tabs.q.nbytes + tabs.qbar.nbytes))
+    def recording(prep_, sel_, ex=None, store=None, zones=None, pool=None):
+        tabs = real(prep_, sel_, ex, store, zones=zones, pool=pool)
+        calls.append((zones, tabs.q.nbytes + tabs.qbar.nbytes, tabs.q.__array_interface__["data"][0], tabs.q.nbytes))
         return tabs
 
     monkeypatch.setattr(engine, "build_tables", recording)
@@ -87,9 +87,11 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
                                                    "workers": workers}), prep=prep)
     groups = engine.zone_groups(prep, sel, budget_gb * 1e9, workers)
     assert len(groups) > 1 and [c[0] for c in calls] == groups  # each group's tables once, in order
-    for zones, nbytes in calls:  # never more than the budget at once (one zone per worker may exceed it)
+    for zones, nbytes, _, _ in calls:  # never more than the budget at once (one zone per worker may exceed it)
         assert nbytes == sum(size[z] for z in zones)
         assert len(zones) <= workers or nbytes <= budget_gb * 1e9
+    # each group's q in the memory of the previous group's (one buffer of the run's pool; largest groups first)
+    assert all(c[3] <= calls[0][3] and c[2] == calls[0][2] for c in calls[1:])
     for a, b in [(got.mean, ref.mean), (got.quantiles, ref.quantiles), (got.realisations, ref.realisations),
                  (got.realisation_weight, ref.realisation_weight)]:
         np.testing.assert_array_equal(a, b)

@@ -174,10 +174,12 @@ class _StoreStream:
 
     def __init__(self, handle: "StoreHandle", gmm, fragility, zone: int, wierdes: list[bool],
                  mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray, all_keys: list[tuple[int, ...]],
-                 recycle: bool = False):
+                 recycle: bool = False, work: dict | None = None):
         self.handle, self.gmm, self.fragility, self.zone, self.wierdes = handle, gmm, fragility, zone, wierdes
-        # recycle: the arrays of a group are reused for the next one (the caller has dropped them by then)
+        # recycle: the arrays of a group are reused for the next one (the caller has dropped them by then);
+        # work: buffers (_scratch) that hold them, e.g. the previous zone's (recycle only)
         self.recycle, self.spare = recycle, [None] * len(wierdes)
+        self.work = work if recycle else None
         self.mag, self.r_nodes, self.t_all, self.all_keys = mag, r_nodes, t_all, sorted(all_keys)
         self.names = [fragility.typologies[int(t)] for t in t_all]
         self.present = np.array([[handle.store.entry_path(handle.key, zone, w, nm).is_dir() for nm in self.names]
@@ -200,7 +202,9 @@ class _StoreStream:
             # in the store's precision (TABLE_DTYPE: the tables' values exactly; computed tables are
             # rounded to it): half the bytes to copy, and the consumers read them as float64
             if out[i] is None:
-                out[i] = {k: np.empty((T,) + d.shape, dtype=tablestore.TABLE_DTYPE) for k, d in sorted(tabs.items())}
+                out[i] = {k: (np.empty((T,) + d.shape, dtype=tablestore.TABLE_DTYPE) if self.work is None else
+                              _scratch(self.work, f"stream{i}.{n}", (T,) + d.shape, dtype=tablestore.TABLE_DTYPE))
+                          for n, (k, d) in enumerate(sorted(tabs.items()))}
             for k, d in tabs.items():
                 out[i][k][j] = d
 
@@ -257,20 +261,21 @@ class _StoreStream:
 def death_table_groups(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                        mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray,
                        median_node: str | None = "gmm_median", store: "StoreHandle | None" = None,
-                       split_median: bool = False, recycle: bool = False):
+                       split_median: bool = False, recycle: bool = False, work: dict | None = None):
     """Yield ``(keys, death)`` per group of :func:`physical_groups`: ``death`` as
     :func:`physical_death_tables` gives it for the branches ``keys`` only (through the table store
     ``store`` if given; its entries are committed after the last group). The table stage holds one
     group at a time (GMM V7: 12 of the 72 physical tables; 3 with ``split_median``). ``recycle``: the
     caller drops each group's tables before it asks for the next, whose tables read from the store
-    may then reuse their arrays (no fresh memory per group)."""
+    may then reuse their arrays (no fresh memory per group); ``work`` (with ``recycle``): buffers
+    (:func:`_scratch`) that hold those arrays, kept by the caller from zone to zone (:class:`BufferPool`)."""
     groups = physical_groups(gmm, median_node, split_median)
     if store is None:
         for keys in groups:
             yield keys, physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, keys=keys)
         return
     stream = _StoreStream(store, gmm, fragility, zone, wierdes, mag, r_nodes, t_all, [k for g in groups for k in g],
-                          recycle)
+                          recycle, work)
     try:
         for keys in groups:
             yield keys, stream.group(keys)
@@ -308,13 +313,14 @@ def _slice_of(rows: np.ndarray, n: int):
     return slice(None) if rows.size == n and np.array_equal(rows, np.arange(n)) else rows
 
 
-def _scratch(work: dict, name: str, shape: tuple[int, ...], zeros: bool = False) -> np.ndarray:
-    """A C-contiguous float64 array of ``shape`` in the buffer ``work[name]`` (grown as needed): the
-    table stage's temporaries reused from call to call instead of fresh memory each time; ``zeros``:
-    set to 0 (a new buffer comes zeroed from the system, without a pass over it)."""
+def _scratch(work: dict, name: str, shape: tuple[int, ...], zeros: bool = False, dtype=np.float64) -> np.ndarray:
+    """A C-contiguous array of ``shape`` (float64 or ``dtype``) in the buffer ``work[name]`` (grown as
+    needed): the table stage's temporaries reused from call to call instead of fresh memory each time;
+    ``zeros``: set to 0 (a new buffer comes zeroed from the system, without a pass over it)."""
     n = math.prod(shape)
-    if work.get(name) is None or work[name].size < n:
-        work[name] = np.zeros(n) if zeros else np.empty(n)
+    if work.get(name) is None or work[name].size < n or work[name].dtype != dtype:
+        work[name] = None  # released before the larger one is taken
+        work[name] = np.zeros(n, dtype=dtype) if zeros else np.empty(n, dtype=dtype)
         return work[name][:n].reshape(shape)
     out = work[name][:n].reshape(shape)
     if zeros:
@@ -324,16 +330,31 @@ def _scratch(work: dict, name: str, shape: tuple[int, ...], zeros: bool = False)
 
 class BufferPool:
     """Work buffers of the table stage (dicts for :func:`_scratch`) shared by the zone tasks of one
-    :func:`build_tables` in this process: a task takes a set, uses it and gives it back, so that the next
-    zone reuses its memory (a forecast's per-combination sums are as large as q) instead of fresh pages,
-    whose first touch costs the kernel more than the table stage's own work on some machines.
-    Thread-safe; the buffers are freed with the pool."""
+    :func:`build_tables` in this process (or of every zone group of a run, :func:`compute`): a task takes
+    a set, uses it and gives it back, so that the next zone reuses its memory (a forecast's
+    per-combination sums are as large as q) instead of fresh pages, whose first touch costs the kernel
+    more than the table stage's own work on some machines. Also the memory of the tables' q
+    (:meth:`q_array`), which the next group of zones reuses once the previous group's q is no longer
+    used. Thread-safe; the buffers are freed with the pool."""
 
     def __init__(self):
         import threading
 
         self._free: list[dict] = []
         self._lock = threading.Lock()
+        self._q: np.ndarray | None = None
+
+    def q_array(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A C-contiguous float64 array of ``shape`` (contents undefined) in the pool's q buffer: the
+        memory of the previous call's array where it is large enough (that array must no longer be
+        used: :func:`compute` asks for the next group's q once the previous group's buildings are
+        done), else a fresh one (the old buffer released first: no higher peak)."""
+        n = math.prod(shape)
+        with self._lock:
+            if self._q is None or self._q.size < n:
+                self._q = None
+                self._q = np.empty(n)
+            return self._q[:n].reshape(shape)
 
     def take(self) -> dict:
         with self._lock:
@@ -489,7 +510,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     # (no enumerate(): its cached result tuple would keep the previous group alive while the next one
     # is computed)
     for keys, death in death_table_groups(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, median_node, store,
-                                          split_median=per_branch, recycle=True):
+                                          split_median=per_branch, recycle=True, work=work):
         gi = group_of_key[keys[0]]
         ed.death_of = death
         for i in range(n_sites):
@@ -761,12 +782,15 @@ def table_combinations(prep: "Prepared", sel: "Selection") -> np.ndarray:
 
 
 def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None,
-                 store: "StoreHandle | None" = None, zones=None) -> Tables:
+                 store: "StoreHandle | None" = None, zones=None, pool: BufferPool | None = None) -> Tables:
     """Tables of every site for the selected model combinations (in parallel over zones; the
     sites of one zone, with and without wierde, share one task and its ground-motion work).
     ``store``: read and fill the table store (:func:`hra.integration.tablestore.handle_for`).
     ``zones``: only the sites of these zones (one group of :func:`zone_groups`; the other sites have
-    no rows in ``row_of``)."""
+    no rows in ``row_of``). ``pool``: the zone tasks' work buffers and the memory of q
+    (:meth:`BufferPool.q_array`), shared with the calls before and after this one (:func:`compute`'s
+    zone groups: the memory of the previous group's tables, which must no longer be in use, instead
+    of fresh pages); ``None``: a pool of this call's own."""
     row_of, t_lists = table_rows(prep, zones)
     sizes, weights = model_factors(prep)
     exact_mean = bool(sel.realisations.exact) or prep.model_tree.n_combinations <= 20_000
@@ -784,11 +808,15 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
     R = prep.distance_nodes_km.size * condtables.n_azimuth_rows(prep.gmm) * getattr(prep.magnitude, "n_basis", 1)
     n_rows = int((row_of >= 0).sum())
-    q = np.empty((n_rows, R, sel.combo_model.size))
     # tasks in this process write q straight into their rows (a site's rows are consecutive:
     # table_rows numbers them site by site); tasks on worker processes return theirs
     in_process = executor is None or executor.mode in ("synchronous", "threads")
-    pool = BufferPool() if in_process else None  # the zone tasks' work buffers, reused zone after zone
+    if pool is None:
+        pool = BufferPool()
+    # every row of q is written below (each row belongs to one site of these zones)
+    q = pool.q_array((n_rows, R, sel.combo_model.size))
+    if not in_process:
+        pool = None  # the zone tasks' work buffers, reused zone after zone (in this process only)
 
     def rows_of(i: int) -> np.ndarray:
         return row_of[i, t_lists[i]]
@@ -798,10 +826,10 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         r0 = int(rows[0]) if rows.size else 0
         return q[r0:r0 + rows.size] if np.array_equal(rows, np.arange(r0, r0 + rows.size)) else None
 
+    dests = {z: [q_rows(i) for i in groups[z]] if in_process else None for z in order}
     args = [(prep.gmm, prep.fragility, z, [bool(prep.sites[i][1]) for i in groups[z]], prep.magnitude,
              prep.distance_nodes_km, [t_lists[i] for i in groups[z]], table_combinations(prep, sel), sizes, weights,
-             prep.median_map, exact_mean, store, [q_rows(i) for i in groups[z]] if in_process else None,
-             pool)
+             prep.median_map, exact_mean, store, dests[z], pool)
             for z in order]
     if executor is not None and executor.mode in ("synchronous", "threads"):
         # the tasks run in this process: progress per zone and GMM branch block, with an ETA
@@ -815,9 +843,9 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         parts = [_zone_table_task((a, 0)) for a in args]
     qbar = np.empty((n_rows, R, sizes[0]) if prep.forecast is not None else (n_rows, R))
     for z, zone_parts in zip(order, parts):
-        for i, (qs, qb) in zip(groups[z], zone_parts):
+        for n, (i, (qs, qb)) in enumerate(zip(groups[z], zone_parts)):
             rows = rows_of(i)
-            if qs.base is not q:  # (else written in place)
+            if dests[z] is None or qs is not dests[z][n]:  # (else written in place)
                 q[rows] = qs
             qbar[rows] = qb
     return Tables(q, qbar, row_of)
@@ -1200,6 +1228,10 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
         log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(flat), folder)
     t_tables = 0.0
     rates = static_rates(prep) if reused < len(flat) else None
+    # one pool for every group: the tables' work buffers and q's memory, the next group's once the
+    # previous group's buildings are done (fresh memory's page faults cost more than the stage's own
+    # work on a busy machine)
+    pool = BufferPool()
     start = 0
     for g, zones in enumerate(groups):
         ids = list(range(start, start + len(index[g])))
@@ -1208,7 +1240,7 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
         if not todo:
             continue  # every chunk of the group was saved: its tables are not needed
         t = time.perf_counter()
-        tables = build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else zones)
+        tables = build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else zones, pool=pool)
         t_tables += time.perf_counter() - t
         static = make_static(prep, tables, sel, rates)
         chunks = make_chunks(prep, prep.cfg.compute.chunk_buildings, tables.row_of, [flat[i] for i in todo])
