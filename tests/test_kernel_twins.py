@@ -1085,6 +1085,7 @@ def test_twins_cover_every_deterministic_kernel():
                 "_folded_azimuth",  # parts of distance_histogram(_k),
                 "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
                 "_bin_expectation",  # magnitude_bin_expectations, magnitude_integrate_picked (twinned there)
+                "_swap_pair",  # _select_quantiles (twinned there)
                 "_contract_group", "_flush_groups", "_nonzero", "_axpy",
                 "_building_values"}  # parts of chunk_lpr (twinned there)
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}

@@ -490,6 +490,17 @@ def _sorted_quantiles(values, weights, n, probs, out):
         out[p_i] = res
 
 
+@jit(inline="always")
+def _swap_pair(v, w, i, j):
+    """Swap entries i and j of the values ``v`` and, alongside, of their weights ``w``."""
+    x = v[i]
+    wi = w[i]
+    v[i] = v[j]
+    w[i] = w[j]
+    v[j] = x
+    w[j] = wi
+
+
 @jit
 def _select_quantiles(values, weights, n, probs, v, w, out):
     """:func:`weighted_quantiles` of ``values[:n]``, ``weights[:n]`` by weighted selection, to the
@@ -595,10 +606,7 @@ def _select_quantiles(values, weights, n, probs, v, w, out):
             for i in range(lo, hi):
                 x = v[i]
                 wi = w[i]
-                v[i] = v[lt]
-                w[i] = w[lt]
-                v[lt] = x
-                w[lt] = wi
+                _swap_pair(v, w, i, lt)
                 below = x < piv
                 w_lt += wi if below else 0.0
                 w_eq += wi if x == piv else 0.0
@@ -626,11 +634,7 @@ def _select_quantiles(values, weights, n, probs, v, w, out):
             gt = lt
             for i in range(lt, hi):
                 x = v[i]
-                wi = w[i]
-                v[i] = v[gt]
-                w[i] = w[gt]
-                v[gt] = x
-                w[gt] = wi
+                _swap_pair(v, w, i, gt)
                 gt += x == piv
             lo = gt
             base = s2
