@@ -773,8 +773,9 @@ def _chunk_rows_case():
                 real_combo=real_combo, probs=np.array([0.5, 0.9]))
 
 
-def _run_rows_case(c, idx, factored=True, monte_carlo=True):
-    """chunk_lpr (epistemic typologies, realisations kept) on the buildings ``idx``, in that order."""
+def _run_rows_case(c, idx, factored=True, monte_carlo=True, window=ik.BUILDING_WINDOW):
+    """chunk_lpr (epistemic typologies, realisations kept) on the buildings ``idx``, in that order,
+    ``window`` buildings at a time (0: chunk_lpr's own choice, ik.window_size)."""
     n_b, n_y = len(idx), c["n_y"]
     n_keep = c["real_combo"].size if monte_carlo else c["s_start"][-1] * 3
     out = (np.empty((n_b, n_y)), np.empty((n_b, n_y, 2)), np.empty((n_b, n_y, n_keep)), np.empty((n_b, n_keep)))
@@ -784,25 +785,30 @@ def _run_rows_case(c, idx, factored=True, monte_carlo=True):
                  c["cx"], c["cy"], rates, rb, NO_YEARS, n_y, c["n_s"], depth, ln_r0, dln, n_r, n_k, r_max, cell, sub_r, n_sub,
                  n_a, strike, harmonic, c["q_table"], c["combo_s"], c["s_start"], c["combo_w"], c["qbar"], c["s_weights"],
                  False, monte_carlo, c["real_combo"] if monte_carlo else np.empty(0, dtype=np.int64), np.uint64(7),
-                 c["probs"], *out)
+                 c["probs"], *out, False, window)
     return out
 
 
 def test_chunk_lpr_rows_windows_and_order_change_no_bit():
-    """A building's values are the same bits alone, in a chunk of 19 (two windows), and in the
-    reversed order; they equal the numpy twin (histogram of the full rates, einsum contraction)
-    within 1e-12, and the unfactored rates (one building at a time) within 1e-12."""
+    """A building's values are the same bits alone, in a chunk of 19 (two windows of 16, four of 5,
+    one of chunk_lpr's own size), and in the reversed order; they equal the numpy twin (histogram of the
+    full rates, einsum contraction) within 1e-12, and the unfactored rates (one building at a time)
+    within 1e-12."""
     from hra.core.random import draw_candidate
 
     c = _chunk_rows_case()
     n_b = c["bx"].size
     whole = _run_rows_case(c, np.arange(n_b))
     back = _run_rows_case(c, np.arange(n_b)[::-1])
+    by5 = _run_rows_case(c, np.arange(n_b), window=5)
+    auto = _run_rows_case(c, np.arange(n_b)[::-1], window=0)
     for b in range(n_b):
         alone = _run_rows_case(c, np.array([b]))
-        for w, r, a in zip(whole, back, alone):
+        for w, r, f, o, a in zip(whole, back, by5, auto, alone):
             np.testing.assert_array_equal(w[b], a[0])
             np.testing.assert_array_equal(r[n_b - 1 - b], a[0])
+            np.testing.assert_array_equal(f[b], a[0])
+            np.testing.assert_array_equal(o[n_b - 1 - b], a[0])
     plain = _run_rows_case(c, np.arange(n_b), factored=False)
     for w, p in zip(whole, plain):
         np.testing.assert_allclose(w, p, rtol=1e-12, atol=1e-300)
@@ -1008,6 +1014,19 @@ _U = RNG.uniform(0, 1, size=50)
 _TABLE = RNG.normal(size=25)
 
 #: (name, kernel, twin, inputs, rtol)
+def _window_inputs():
+    return (np.array([1, 10, 10, 3, 10, 2]), np.array([1, 1, 7, 7, 49, 1]), np.array([937, 937, 937, 200, 5000, 2]))
+
+
+def k_window_size(n_j, n_t, n_u):
+    return np.array([ik.window_size(j, t, u) for j, t, u in zip(n_j, n_t, n_u)])
+
+
+def t_window_size(n_j, n_t, n_u):  # accumulators of 8 + 8 (amat, acomp) per time row, 8 + 4 (pair_w, pair_u)
+    fit = ik.WINDOW_BYTES // (n_j * n_u * (8 * 2 * n_t + 8 + 4))
+    return np.clip(fit, ik.BUILDING_WINDOW, ik.BUILDING_WINDOW_MAX)
+
+
 TWINS = [
     ("fragility.nest_exceedance", k_nest, t_nest, (_crossing_exceedances(),), 0.0),
     ("fragility.death_given_nested", k_death, t_death, _death_inputs(), 1e-14),
@@ -1056,6 +1075,7 @@ TWINS = [
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),
     ("integration.magnitude_integrate_picked", k_picked, t_picked, _picked_inputs(), 1e-12),
     ("integration._contract_rows", k_contract, t_contract, _contract_inputs(), 0.0),  # the same bits
+    ("integration.window_size", k_window_size, t_window_size, _window_inputs(), 0.0),
     ("integration.chunk_lpr[mixture]", k_chunk, t_chunk, _chunk_inputs(True), 1e-12),
     ("integration.chunk_lpr[epistemic]", k_chunk, t_chunk, _chunk_inputs(False), 1e-12),
     ("integration.chunk_lpr[monte carlo, factored rates]", k_chunk_mc, t_chunk_mc, _chunk_mc_inputs(), 1e-12),

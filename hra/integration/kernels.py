@@ -25,8 +25,8 @@ Data flow per building (see engine.py):
    (logictree.weighted_quantile), by a weighted selection (``_select_quantiles``) that returns the
    sort's bits (the sort, ``_sorted_quantiles``, decides where a sum is within rounding of a target).
 
-Memory per building is O(R * Y * S + K * Y * U) (chunk_lpr holds BUILDING_WINDOW buildings at a
-time); nothing scales with the number of buildings beyond the caller's output arrays.
+Memory per building is O(R * Y * S + K * Y * U) (chunk_lpr holds a window of 16-128 buildings at a
+time, ``window_size``); nothing scales with the number of buildings beyond the caller's output arrays.
 """
 
 from __future__ import annotations
@@ -651,8 +651,29 @@ def _select_quantiles(values, weights, n, probs, v, w, out):
 #: Distance rows per pass of :func:`_contract_rows` over a building's accumulators.
 ROW_GROUP = 4
 
-#: Buildings whose distance rows :func:`chunk_lpr` runs in step (factored rates).
+#: Buildings whose distance rows :func:`chunk_lpr` runs in step (factored rates): at least this many,
+#: up to :data:`BUILDING_WINDOW_MAX` while their accumulators fit :data:`WINDOW_BYTES`
+#: (:func:`window_size`). A table row read from memory serves every building of the window that reads
+#: it; a larger window finds more buildings that share their second and further typology candidates
+#: (the window is sorted by the first one only).
 BUILDING_WINDOW = 16
+
+#: The largest building window of :func:`chunk_lpr`.
+BUILDING_WINDOW_MAX = 128
+
+#: Bytes of per-building accumulators (``amat``, ``acomp``, ``pair_w``, ``pair_u``) a window may hold.
+WINDOW_BYTES = 64 << 20
+
+
+@jit
+def window_size(n_j, n_t, n_u):
+    """Buildings per window of :func:`chunk_lpr` with ``n_j`` typology candidates, ``n_t`` time rows
+    and ``n_u`` model combinations: as many as fit :data:`WINDOW_BYTES` of accumulators (8 bytes per
+    ``amat``/``acomp`` entry and per ``pair_w`` entry, 4 per ``pair_u`` entry), clipped to
+    [:data:`BUILDING_WINDOW`, :data:`BUILDING_WINDOW_MAX`]. The window changes no value, only speed."""
+    per = n_j * n_u * (16 * n_t + 12)
+    n = WINDOW_BYTES // max(per, 1)
+    return max(BUILDING_WINDOW, min(BUILDING_WINDOW_MAX, n))
 
 
 #: Time rows (years, or time components of the rates) from which :func:`chunk_lpr` contracts only
@@ -852,7 +873,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
               cell_size_m, sub_radius_m, n_sub, n_a, strike_deg, az_harmonic,
               q_table, combo_s, s_start, combo_w, qbar, s_weights,
               mixture, monte_carlo, real_combo, seed_key, probs,
-              out_mean, out_q, out_real, out_real_w, dist_cubic=False):
+              out_mean, out_q, out_real, out_real_w, dist_cubic=False, window=0):
     """LPR statistics for a chunk of buildings.
 
     bx, by       : (b,) positions [m]
@@ -885,6 +906,8 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     probs        : (p,) quantile probabilities
     dist_cubic   : the source histogram's distance rule: 4-point Lagrange in ln R (True) or linear
                    (:func:`_distance_rule`)
+    window       : buildings run in step with factored rates (0: :func:`window_size`); no effect on
+                   any value
     out_mean (b, y), out_q (b, y, p); out_real (b, y, R) and out_real_w (b, R) if R > 0
 
     The contraction ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` (and the tree mean) runs over
@@ -909,12 +932,16 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_rk = n_ra * n_k
     n_cmp = rates_basis.shape[0]
     factored = n_cmp > 0
-    # buildings are taken BUILDING_WINDOW at a time (factored rates; one at a time otherwise: the
-    # full histogram is large), their rows in step: distance row block ra of every building of the
-    # window, then ra + 1, so a table row read from memory serves the window's buildings that share
-    # it from the cache (they are taken in the order of their first candidate's table row). Each
-    # building's sums are its own, in its own order: neither the window nor the order changes a bit.
-    n_win = BUILDING_WINDOW if factored else 1
+    # buildings are taken a window at a time (factored rates, window_size; one at a time otherwise:
+    # the full histogram is large), their rows in step: distance row block ra of every building of
+    # the window, then ra + 1, so a table row read from memory serves the window's buildings that
+    # share it from the cache (they are taken in the order of their first candidate's table row; the
+    # further candidates meet in larger windows). Each building's sums are its own, in its own order:
+    # neither the window nor the order changes a bit.
+    n_win = 1
+    if factored:
+        n_win = window if window > 0 else window_size(n_j, n_t, n_u)
+        n_win = max(1, min(n_win, n_b))
     # factored rates: the histogram of the factor's J columns per (distance, azimuth) row, expanded
     # one row block (n_k rows) at a time where it is contracted (the (n_rk, n_v) histogram is never
     # formed); else the full histogram
