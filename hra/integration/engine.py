@@ -398,17 +398,32 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
             cols = np.flatnonzero(w.any(axis=(1, 2)))
             if cols.size == 0:
                 continue
-            nz = np.flatnonzero(w[cols].any(axis=(0, 1)))
+            wc = w[cols]
+            nz = np.flatnonzero(wc.any(axis=(0, 1)))
             lo, hi = int(nz[0]), int(nz[-1]) + 1
-            wm = np.ascontiguousarray(np.transpose(w[cols, :, lo:hi], (1, 0, 2))).reshape(-1, hi - lo)  # (K * n, m)
+            # only the (combination, basis function) rows with a weight: a source branch's basis may have
+            # fewer than K functions (zero rows), whose products are zeros that would be added to acc
+            # (which holds +0 there: leaving them out changes no bit). Rows combination-major, so that a
+            # combination's rows of the product are consecutive
+            live = wc[:, :, lo:hi].any(axis=2)  # (n, K)
+            wm = np.ascontiguousarray(wc[:, :, lo:hi][live])  # (rows, m)
             # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
             # same values, hence the same product, to the bit); the r rows stay contiguous in the copy
             d = _scratch(work, "d", (hi - lo, T, R))
             np.copyto(d, np.swapaxes(death[key][rows, f, c, lo:hi], 0, 1))
             term = np.matmul(wm, d.reshape(hi - lo, T * R), out=_scratch(work, "term", (wm.shape[0], T * R)))  # BLAS
-            term = term.reshape(K, cols.size, T, R)
+            term = term.reshape(wm.shape[0], T, R)
+            start = 0
             for n, u in enumerate(us[cols]):
-                acc[:, u] += term[:, n]
+                ks = np.flatnonzero(live[n])
+                stop = start + ks.size
+                if ks.size == 0:
+                    continue
+                if ks[-1] == ks.size - 1:  # the first functions (the usual case): a view
+                    acc[:ks.size, u] += term[start:stop]
+                else:
+                    acc[ks, u] += term[start:stop]
+                start = stop
 
 
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
