@@ -294,6 +294,8 @@ class TableStore:
     #: layout or None); entries are immutable once in place, so an entry read a group of branches at a
     #: time opens zarr once
     _opened: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    #: (key, zone, wierde, typology) -> :meth:`entry_path`
+    _paths: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
@@ -301,7 +303,13 @@ class TableStore:
     # -- paths ---------------------------------------------------------------------------------
 
     def entry_path(self, key: str, zone: int, wierde: bool, typology: str) -> Path:
-        return self.root / key / site_name(zone, wierde) / safe_name(typology)
+        k = (key, int(zone), bool(wierde), typology)
+        path = self._paths.get(k)
+        if path is None:  # (pathlib's joins cost ~10 us each: a warm zone asks ~1,000 times)
+            if len(self._paths) >= 65536:
+                self._paths.clear()
+            path = self._paths[k] = self.root / key / site_name(zone, wierde) / safe_name(typology)
+        return path
 
     # -- model metadata --------------------------------------------------------------------------
 
@@ -366,6 +374,7 @@ class TableStore:
             _, branch, shape, layout, complete, row = self._opened[path]
             if layout is None and arr is None:
                 arr = zarr.open_array(str(path / "death"), mode="r")
+            death_dir = os.path.join(os.fspath(path), "death")  # a string: no pathlib per chunk
             if branches is None:
                 want = [tuple(int(v) for v in b) for b in branch]
                 idx = list(range(branch.shape[0]))
@@ -388,9 +397,9 @@ class TableStore:
                 if layout is None:
                     death[n][...] = arr[i]
                 elif death[n].dtype == TABLE_DTYPE and death[n].flags.c_contiguous:
-                    _read_chunk(path / "death", i, layout, complete, dest=death[n])
+                    _read_chunk(death_dir, i, layout, complete, dest=death[n])
                 else:
-                    death[n][...] = _read_chunk(path / "death", i, layout, complete)
+                    death[n][...] = _read_chunk(death_dir, i, layout, complete)
         except Exception as exc:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
             log.warning("table store: removing unreadable entry %s (%s); it is computed again", path, exc)
             self._opened.pop(path, None)
@@ -692,7 +701,7 @@ def _chunk_path(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int, str
     return death_dir / sep.join(("c", str(i)) + ("0",) * len(chunk))
 
 
-def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], complete: bool,
+def _read_chunk(death_dir: Path | str, i: int, layout: tuple[tuple[int, ...], int], complete: bool,
                 dest: np.ndarray | None = None) -> np.ndarray:
     """Branch ``i`` of an entry's ``death`` array from its chunk file (:func:`_direct_layout`). A missing
     chunk file is zeros (the fill value) where zarr wrote the entry, which leaves out all-zero
@@ -700,10 +709,11 @@ def _read_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], co
     ``dest``: a C-contiguous :data:`TABLE_DTYPE` array of the chunk's shape to decode into (and return)."""
     from numcodecs import blosc
 
-    chunk, nbytes, _ = layout
-    path = _chunk_path(death_dir, i, layout)
+    chunk, nbytes, sep = layout
+    path = os.path.join(os.fspath(death_dir), sep.join(("c", str(i)) + ("0",) * len(chunk)))  # = _chunk_path
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         if complete:
             raise
