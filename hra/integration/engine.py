@@ -367,7 +367,7 @@ class BufferPool:
 
 def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ...], np.ndarray], rows,
                    basis: np.ndarray, combos: list[tuple[int, int, np.ndarray, np.ndarray]], shape: tuple[int, int],
-                   work: dict | None = None) -> None:
+                   work: dict | None = None, mean: tuple | None = None) -> None:
     """The per-combination tables of a forecast (linear magnitude integration) as matrix products
     (BLAS), accumulated over the physical median tables in ``death`` (those present; the others
     come with later groups):
@@ -378,52 +378,82 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
     ``acc`` (K, u, t, r) all combinations' sums, basis-major (zeros before the first group; each
     product is one BLAS call whose rows (k, u) are contiguous rows of acc; :func:`hra.integration.kernels.forecast_q_layout`
     puts them into q's layout at the end); ``basis`` (S, K, m); ``shape`` (t, r); ``work``: buffers of
-    the temporaries (:func:`_scratch`), kept by the caller from call to call."""
+    the temporaries (:func:`_scratch`), kept by the caller from call to call.
+
+    ``mean``: ``(typology rows (n,) int64, wfc (f, c), coef {key: (m,)}, out (n, m, r))``: also the tree
+    mean's share of these tables, ``out[i, m, r] += sum_key sum_f,c wfc[f, c] coef_key[m] D_key[rows[i], f, c, m, r]``,
+    in the same pass over each (f, c) slice as its copy for the products
+    (:func:`hra.integration.kernels.weighted_slice_sum`: each table read once), the terms in the order
+    of :func:`hra.integration.kernels.weighted_table_sum` per table (tables in ``death``'s order, slices
+    in ascending (f, c)): the same sums to the bit."""
     work = {} if work is None else work
     mm = ed.median_map
     n_j = 1 if mm is None else mm.mix.shape[2]
     K, M = basis.shape[1:]
     T, R = shape
+    # (table key, f, c) -> the products that read that slice
+    todo: dict[tuple, tuple[int, np.ndarray, np.ndarray]] = {}
     for f, c, us, ge_s in combos:
-        ges, ss = ge_s[:, 0], ge_s[:, 1]
-        phi = basis[ss]  # (n, K, m)
-        vs = None if mm is None else np.array([ed._virtual(int(ge)) for ge in ges])
         for j in range(n_j):
-            key = ed.key(int(ges[0])) if mm is None else ed.key(int(ges[0]), j)
-            if key not in death:
-                continue
-            w = phi if mm is None else phi * mm.mix[vs, :, j][:, None, :]
+            key = ed.key(int(ge_s[0, 0])) if mm is None else ed.key(int(ge_s[0, 0]), j)
+            if key in death:
+                todo[(key, f, c)] = (j, us, ge_s)
+    if mean is None:
+        slices = [(key, f, c) for key in death for f, c in sorted({(f, c) for k2, f, c in todo if k2 == key})]
+    else:
+        t_rows, wfc, coef, out = mean
+        slices = [(key, f, c) for key in death for f in range(wfc.shape[0]) for c in range(wfc.shape[1])]
+        no_copy = _scratch(work, "no_copy", (0, t_rows.size, R))
+    for key, f, c in slices:
+        table = death[key]
+        w_mean = None if mean is None or key not in coef else wfc[f, c] * coef[key]  # (m,)
+        item = todo.get((key, f, c))
+        wm = None
+        if item is not None:
+            j, us, ge_s = item
+            ges, ss = ge_s[:, 0], ge_s[:, 1]
+            w = basis[ss]  # (n, K, m)
+            if mm is not None:
+                vs = np.array([ed._virtual(int(ge)) for ge in ges])
+                w = w * mm.mix[vs, :, j][:, None, :]
             # only the combinations whose w(M) picks median j somewhere, over the magnitudes where
             # any of them does (realisation mode: each picks one median per magnitude)
             cols = np.flatnonzero(w.any(axis=(1, 2)))
-            if cols.size == 0:
+            if cols.size:
+                wc = w[cols]
+                nz = np.flatnonzero(wc.any(axis=(0, 1)))
+                lo, hi = int(nz[0]), int(nz[-1]) + 1
+                # only the (combination, basis function) rows with a weight: a source branch's basis may
+                # have fewer than K functions (zero rows), whose products are zeros that would be added
+                # to acc (which holds +0 there: leaving them out changes no bit). Rows combination-major,
+                # so that a combination's rows of the product are consecutive
+                live = wc[:, :, lo:hi].any(axis=2)  # (n, K)
+                wm = np.ascontiguousarray(wc[:, :, lo:hi][live])  # (rows, m)
+        if wm is None and w_mean is None:
+            continue
+        # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
+        # same values, hence the same product, to the bit); the r rows stay contiguous in the copy
+        d = None if wm is None else _scratch(work, "d", (hi - lo, T, R))
+        if w_mean is not None:  # the tree mean's terms and the copy in one pass over the slice
+            kernels.weighted_slice_sum(table, t_rows, f, c, w_mean, out, lo if wm is not None else 0,
+                                       no_copy if d is None else d)
+        else:
+            np.copyto(d, np.swapaxes(table[rows, f, c, lo:hi], 0, 1))
+        if wm is None:
+            continue
+        term = np.matmul(wm, d.reshape(hi - lo, T * R), out=_scratch(work, "term", (wm.shape[0], T * R)))  # BLAS
+        term = term.reshape(wm.shape[0], T, R)
+        start = 0
+        for n, u in enumerate(us[cols]):
+            ks = np.flatnonzero(live[n])
+            stop = start + ks.size
+            if ks.size == 0:
                 continue
-            wc = w[cols]
-            nz = np.flatnonzero(wc.any(axis=(0, 1)))
-            lo, hi = int(nz[0]), int(nz[-1]) + 1
-            # only the (combination, basis function) rows with a weight: a source branch's basis may have
-            # fewer than K functions (zero rows), whose products are zeros that would be added to acc
-            # (which holds +0 there: leaving them out changes no bit). Rows combination-major, so that a
-            # combination's rows of the product are consecutive
-            live = wc[:, :, lo:hi].any(axis=2)  # (n, K)
-            wm = np.ascontiguousarray(wc[:, :, lo:hi][live])  # (rows, m)
-            # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
-            # same values, hence the same product, to the bit); the r rows stay contiguous in the copy
-            d = _scratch(work, "d", (hi - lo, T, R))
-            np.copyto(d, np.swapaxes(death[key][rows, f, c, lo:hi], 0, 1))
-            term = np.matmul(wm, d.reshape(hi - lo, T * R), out=_scratch(work, "term", (wm.shape[0], T * R)))  # BLAS
-            term = term.reshape(wm.shape[0], T, R)
-            start = 0
-            for n, u in enumerate(us[cols]):
-                ks = np.flatnonzero(live[n])
-                stop = start + ks.size
-                if ks.size == 0:
-                    continue
-                if ks[-1] == ks.size - 1:  # the first functions (the usual case): a view
-                    acc[:ks.size, u] += term[start:stop]
-                else:
-                    acc[ks, u] += term[start:stop]
-                start = stop
+            if ks[-1] == ks.size - 1:  # the first functions (the usual case): a view
+                acc[:ks.size, u] += term[start:stop]
+            else:
+                acc[ks, u] += term[start:stop]
+            start = stop
 
 
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
@@ -530,10 +560,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         ed.death_of = death
         for i in range(n_sites):
             if per_branch:
-                _forecast_gemm(qu[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (rows[i].size, RA), work)
-                for key, d in death[i].items():  # the tree mean: sum_P,f,c (w_f w_c coef_P(m)) D_P
-                    if key in coef:
-                        kernels.weighted_table_sum(d, rows[i], wfc, coef[key], qbar_acc[i])
+                # the products and the tree mean, sum_P,f,c (w_f w_c coef_P(m)) D_P, in one pass over the tables
+                _forecast_gemm(qu[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (rows[i].size, RA), work,
+                               mean=(rows[i], wfc, coef, qbar_acc[i]))
             elif exact_mean:  # every engine combination is integrated anyway: whole tables per combination
                 for ge in np.flatnonzero(group_of_ge == gi):
                     e = mag.integrate(np.moveaxis(ed.death(i, int(ge), (rows[i],)), 3, -1))  # (b, x, t, f, c, r)
