@@ -425,10 +425,12 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
                 lo, hi = int(nz[0]), int(nz[-1]) + 1
                 # only the (combination, basis function) rows with a weight: a source branch's basis may
                 # have fewer than K functions (zero rows), whose products are zeros that would be added
-                # to acc (which holds +0 there: leaving them out changes no bit). Rows combination-major,
-                # so that a combination's rows of the product are consecutive
+                # to acc (which holds +0 there; the other rows' sums: see _gemm_blocks). Rows
+                # combination-major, so that a combination's rows of the product are consecutive
                 live = wc[:, :, lo:hi].any(axis=2)  # (n, K)
-                wm = np.ascontiguousarray(wc[:, :, lo:hi][live])  # (rows, m)
+                if live.sum() < 2:  # (a single row would take BLAS's vector path: other sums)
+                    live[:] = True
+                wm = wc[:, :, lo:hi]
         if wm is None and w_mean is None:
             continue
         # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
@@ -441,19 +443,61 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
             np.copyto(d, np.swapaxes(table[rows, f, c, lo:hi], 0, 1))
         if wm is None:
             continue
-        term = np.matmul(wm, d.reshape(hi - lo, T * R), out=_scratch(work, "term", (wm.shape[0], T * R)))  # BLAS
-        term = term.reshape(wm.shape[0], T, R)
-        start = 0
-        for n, u in enumerate(us[cols]):
-            ks = np.flatnonzero(live[n])
-            stop = start + ks.size
-            if ks.size == 0:
-                continue
-            if ks[-1] == ks.size - 1:  # the first functions (the usual case): a view
-                acc[:ks.size, u] += term[start:stop]
-            else:
-                acc[ks, u] += term[start:stop]
-            start = stop
+        for g_cols, g_lo, g_hi in _gemm_blocks(wm, live):
+            # the block's rows over its magnitudes (the other magnitudes' weights are zeros: no terms)
+            a = np.ascontiguousarray(wm[g_cols, :, g_lo:g_hi][live[g_cols]])
+            term = np.matmul(a, d[g_lo:g_hi].reshape(g_hi - g_lo, T * R),
+                             out=_scratch(work, "term", (a.shape[0], T * R)))  # BLAS
+            term = term.reshape(a.shape[0], T, R)
+            start = 0
+            for n in g_cols:
+                u = us[cols[n]]
+                ks = np.flatnonzero(live[n])
+                stop = start + ks.size
+                if ks.size == 0:
+                    continue
+                if ks[-1] == ks.size - 1:  # the first functions (the usual case): a view
+                    acc[:ks.size, u] += term[start:stop]
+                else:
+                    acc[ks, u] += term[start:stop]
+                start = stop
+
+
+#: Cost of one more BLAS call of :func:`_gemm_blocks`, in (row x magnitude) products of a V7 forecast
+#: zone's 5,040 (t, r) columns (~30 us of call and Python overhead at ~35 GFLOP/s).
+_BLOCK_COST = 100
+
+
+def _gemm_blocks(wm: np.ndarray, live: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """The BLAS products of one table slice in at most two blocks of combinations, each over the
+    magnitude range where its weights are non-zero: ``[(combination indices n, lo, hi), ...]``, the
+    split (combinations ordered by their last magnitude) where it saves more than a call costs
+    (:data:`_BLOCK_COST`). ``wm``: (n, K, m) weights; ``live``: (n, K) rows taken. The products only
+    drop zero terms (a source branch's basis ends at its Mmax), and each block has at least 2 rows
+    (a single row would take BLAS's vector path): the same sums up to the BLAS kernel's order of
+    summation - to the bit on the V7 field zone with OpenBLAS's large-matrix kernels (q compared with
+    ``np.array_equal``), within 1e-15 of the row's largest value in general (tests/test_forecast.py)."""
+    n, _, m = wm.shape
+    nz = wm.any(axis=1)  # (n, m)
+    lo_n = np.argmax(nz, axis=1)
+    hi_n = m - np.argmax(nz[:, ::-1], axis=1)
+    rows_n = live.sum(axis=1)
+    everything = [(np.arange(n), 0, m)]
+    if n < 2:
+        return everything
+    order = np.argsort(hi_n, kind="stable")
+    best, cut = int(rows_n.sum()) * m, None
+    for i in range(1, n):
+        a, b = order[:i], order[i:]
+        ra, rb = int(rows_n[a].sum()), int(rows_n[b].sum())
+        if ra < 2 or rb < 2:
+            continue
+        cost = (ra * int(hi_n[a].max() - lo_n[a].min()) + rb * int(hi_n[b].max() - lo_n[b].min()) + _BLOCK_COST)
+        if cost < best:
+            best, cut = cost, i
+    if cut is None:
+        return everything
+    return [(np.sort(g), int(lo_n[g].min()), int(hi_n[g].max())) for g in (order[:cut], order[cut:])]
 
 
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
