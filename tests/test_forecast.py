@@ -526,3 +526,39 @@ def test_compress_rates_is_exact_deterministic_or_declines():
     assert np.array_equal(again[0], left) and np.array_equal(again[1], basis)  # the same bits each run
     assert compress_rates(rng.uniform(size=(700, 60))) is None  # full rank: the rates as they are
     assert compress_rates(np.zeros((4, 16))) is None
+
+
+def test_gemm_blocks_drop_only_zero_terms():
+    """engine._gemm_blocks: a table slice's BLAS products split by the magnitude range of each
+    combination's weights (a basis ends at its branch's Mmax) cover every row and every non-zero weight,
+    and their products equal the unsplit product to rounding (and an einsum reference) - the split only
+    leaves out zero terms."""
+    from hra.integration import engine
+
+    rng = np.random.default_rng(12)
+    n, K, m, N = 6, 4, 40, 300
+    wm = rng.uniform(0.1, 1.0, size=(n, K, m))
+    ends = np.array([12, 40, 15, 38, 40, 13])  # each combination's last magnitude (its Mmax)
+    for i, e in enumerate(ends):
+        wm[i, :, e:] = 0.0
+    wm[2, 3] = 0.0  # a basis function without weight (its row is left out)
+    live = wm.any(axis=2)
+    d = rng.uniform(0, 1e-3, size=(m, N)).astype(np.float32).astype(np.float64)
+    blocks = engine._gemm_blocks(wm, live)
+    assert len(blocks) == 2  # the short-Mmax combinations apart: 2 x (rows x 40) -> fewer products
+    assert sorted(np.concatenate([g for g, _, _ in blocks]).tolist()) == list(range(n))
+    full = np.matmul(wm[live], d)  # rows (n, k) in combination-major order
+    ref = np.einsum("nkm,mr->nkr", wm, d)[live]
+    got = np.empty_like(full)
+    row_of = np.cumsum(live.ravel()).reshape(live.shape) - 1
+    for g, lo, hi in blocks:
+        assert not wm[g][:, :, :lo].any() and not wm[g][:, :, hi:].any()  # no weight left out
+        assert live[g].sum() >= 2
+        got[row_of[g][live[g]]] = np.matmul(np.ascontiguousarray(wm[g][:, :, lo:hi][live[g]]), d[lo:hi])
+    # the zero terms left out: the same sums up to the BLAS kernel's order of summation (the same bits
+    # with OpenBLAS's large-matrix kernels, as on the V7 field zone; its small-matrix path may differ)
+    scale = np.abs(full).max(axis=1, keepdims=True)
+    assert np.abs(got - full).max() <= 1e-15 * scale.max()
+    np.testing.assert_allclose(got, ref, rtol=1e-13)
+    # one combination: one block over everything
+    assert [(g.tolist(), lo, hi) for g, lo, hi in engine._gemm_blocks(wm[:1], live[:1])] == [([0], 0, m)]

@@ -983,6 +983,27 @@ def t_weighted_sum(d, rows, wfc, coef):
     return 0.5 + np.einsum("tfcmr,fc,m->tmr", d[rows], wfc, coef)
 
 
+def _slice_sum_inputs(copy):
+    rng = np.random.default_rng(22)  # its own stream: the other entries' inputs stay as they were
+    d = rng.uniform(0, 1e-3, size=(4, 3, 2, 7, 11)).astype(np.float32)  # float32 as stored
+    coef = rng.uniform(0, 1, size=7)
+    coef[[1, 4]] = 0.0  # magnitudes where the table has no weight (skipped)
+    w = rng.uniform(0, 1) * coef
+    return d, np.array([3, 0, 2], dtype=np.int64), 2, 1, w, 2, 3 if copy else 0
+
+
+def k_slice_sum(d, rows, f, c, w, lo, n_copy):
+    out = np.full((rows.size,) + d.shape[3:], 0.5)
+    dst = np.full((n_copy, rows.size, d.shape[4]), np.nan)
+    ik.weighted_slice_sum(d, rows, f, c, w, out, lo, dst)
+    return out, dst
+
+
+def t_slice_sum(d, rows, f, c, w, lo, n_copy):
+    out = 0.5 + d[rows, f, c].astype(np.float64) * w[None, :, None]  # one term per element: the same bits
+    return out, np.swapaxes(d[rows, f, c, lo:lo + n_copy], 0, 1).astype(np.float64)
+
+
 def _q_layout_inputs(projected):
     acc = RNG.uniform(0, 1e-3, size=(2, 5, 3, 4, 3))  # (K, u, t, r, a)
     a0 = np.deg2rad([0.0, 45.0, 90.0])
@@ -1070,6 +1091,8 @@ TWINS = [
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.scaled_table_add", k_scaled_add, t_scaled_add, _scaled_add_inputs(), 0.0),  # the same bits
     ("integration.weighted_table_sum", k_weighted_sum, t_weighted_sum, _weighted_sum_inputs(), 1e-13),
+    ("integration.weighted_slice_sum", k_slice_sum, t_slice_sum, _slice_sum_inputs(True), 0.0),  # the same bits
+    ("integration.weighted_slice_sum[no copy]", k_slice_sum, t_slice_sum, _slice_sum_inputs(False), 0.0),
     ("integration.forecast_q_layout", k_q_layout, t_q_layout, _q_layout_inputs(False), 0.0),  # a copy
     ("integration.forecast_q_layout[harmonic]", k_q_layout, t_q_layout, _q_layout_inputs(True), 0.0),  # the same bits
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),

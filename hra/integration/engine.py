@@ -367,7 +367,7 @@ class BufferPool:
 
 def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ...], np.ndarray], rows,
                    basis: np.ndarray, combos: list[tuple[int, int, np.ndarray, np.ndarray]], shape: tuple[int, int],
-                   work: dict | None = None) -> None:
+                   work: dict | None = None, mean: tuple | None = None) -> None:
     """The per-combination tables of a forecast (linear magnitude integration) as matrix products
     (BLAS), accumulated over the physical median tables in ``death`` (those present; the others
     come with later groups):
@@ -378,37 +378,126 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
     ``acc`` (K, u, t, r) all combinations' sums, basis-major (zeros before the first group; each
     product is one BLAS call whose rows (k, u) are contiguous rows of acc; :func:`hra.integration.kernels.forecast_q_layout`
     puts them into q's layout at the end); ``basis`` (S, K, m); ``shape`` (t, r); ``work``: buffers of
-    the temporaries (:func:`_scratch`), kept by the caller from call to call."""
+    the temporaries (:func:`_scratch`), kept by the caller from call to call.
+
+    ``mean``: ``(typology rows (n,) int64, wfc (f, c), coef {key: (m,)}, out (n, m, r))``: also the tree
+    mean's share of these tables, ``out[i, m, r] += sum_key sum_f,c wfc[f, c] coef_key[m] D_key[rows[i], f, c, m, r]``,
+    in the same pass over each (f, c) slice as its copy for the products
+    (:func:`hra.integration.kernels.weighted_slice_sum`: each table read once), the terms in the order
+    of :func:`hra.integration.kernels.weighted_table_sum` per table (tables in ``death``'s order, slices
+    in ascending (f, c)): the same sums to the bit."""
     work = {} if work is None else work
     mm = ed.median_map
     n_j = 1 if mm is None else mm.mix.shape[2]
     K, M = basis.shape[1:]
     T, R = shape
+    # (table key, f, c) -> the products that read that slice
+    todo: dict[tuple, tuple[int, np.ndarray, np.ndarray]] = {}
     for f, c, us, ge_s in combos:
-        ges, ss = ge_s[:, 0], ge_s[:, 1]
-        phi = basis[ss]  # (n, K, m)
-        vs = None if mm is None else np.array([ed._virtual(int(ge)) for ge in ges])
         for j in range(n_j):
-            key = ed.key(int(ges[0])) if mm is None else ed.key(int(ges[0]), j)
-            if key not in death:
-                continue
-            w = phi if mm is None else phi * mm.mix[vs, :, j][:, None, :]
+            key = ed.key(int(ge_s[0, 0])) if mm is None else ed.key(int(ge_s[0, 0]), j)
+            if key in death:
+                todo[(key, f, c)] = (j, us, ge_s)
+    if mean is None:
+        slices = [(key, f, c) for key in death for f, c in sorted({(f, c) for k2, f, c in todo if k2 == key})]
+    else:
+        t_rows, wfc, coef, out = mean
+        slices = [(key, f, c) for key in death for f in range(wfc.shape[0]) for c in range(wfc.shape[1])]
+        no_copy = _scratch(work, "no_copy", (0, t_rows.size, R))
+    for key, f, c in slices:
+        table = death[key]
+        w_mean = None if mean is None or key not in coef else wfc[f, c] * coef[key]  # (m,)
+        item = todo.get((key, f, c))
+        wm = None
+        if item is not None:
+            j, us, ge_s = item
+            ges, ss = ge_s[:, 0], ge_s[:, 1]
+            w = basis[ss]  # (n, K, m)
+            if mm is not None:
+                vs = np.array([ed._virtual(int(ge)) for ge in ges])
+                w = w * mm.mix[vs, :, j][:, None, :]
             # only the combinations whose w(M) picks median j somewhere, over the magnitudes where
             # any of them does (realisation mode: each picks one median per magnitude)
             cols = np.flatnonzero(w.any(axis=(1, 2)))
-            if cols.size == 0:
-                continue
-            nz = np.flatnonzero(w[cols].any(axis=(0, 1)))
-            lo, hi = int(nz[0]), int(nz[-1]) + 1
-            wm = np.ascontiguousarray(np.transpose(w[cols, :, lo:hi], (1, 0, 2))).reshape(-1, hi - lo)  # (K * n, m)
-            # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
-            # same values, hence the same product, to the bit); the r rows stay contiguous in the copy
-            d = _scratch(work, "d", (hi - lo, T, R))
-            np.copyto(d, np.swapaxes(death[key][rows, f, c, lo:hi], 0, 1))
-            term = np.matmul(wm, d.reshape(hi - lo, T * R), out=_scratch(work, "term", (wm.shape[0], T * R)))  # BLAS
-            term = term.reshape(K, cols.size, T, R)
-            for n, u in enumerate(us[cols]):
-                acc[:, u] += term[:, n]
+            if cols.size:
+                wc = w[cols]
+                nz = np.flatnonzero(wc.any(axis=(0, 1)))
+                lo, hi = int(nz[0]), int(nz[-1]) + 1
+                # only the (combination, basis function) rows with a weight: a source branch's basis may
+                # have fewer than K functions (zero rows), whose products are zeros that would be added
+                # to acc (which holds +0 there; the other rows' sums: see _gemm_blocks). Rows
+                # combination-major, so that a combination's rows of the product are consecutive
+                live = wc[:, :, lo:hi].any(axis=2)  # (n, K)
+                if live.sum() < 2:  # (a single row would take BLAS's vector path: other sums)
+                    live[:] = True
+                wm = wc[:, :, lo:hi]
+        if wm is None and w_mean is None:
+            continue
+        # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
+        # same values, hence the same product, to the bit); the r rows stay contiguous in the copy
+        d = None if wm is None else _scratch(work, "d", (hi - lo, T, R))
+        if w_mean is not None:  # the tree mean's terms and the copy in one pass over the slice
+            kernels.weighted_slice_sum(table, t_rows, f, c, w_mean, out, lo if wm is not None else 0,
+                                       no_copy if d is None else d)
+        else:
+            np.copyto(d, np.swapaxes(table[rows, f, c, lo:hi], 0, 1))
+        if wm is None:
+            continue
+        for g_cols, g_lo, g_hi in _gemm_blocks(wm, live):
+            # the block's rows over its magnitudes (the other magnitudes' weights are zeros: no terms)
+            a = np.ascontiguousarray(wm[g_cols, :, g_lo:g_hi][live[g_cols]])
+            term = np.matmul(a, d[g_lo:g_hi].reshape(g_hi - g_lo, T * R),
+                             out=_scratch(work, "term", (a.shape[0], T * R)))  # BLAS
+            term = term.reshape(a.shape[0], T, R)
+            start = 0
+            for n in g_cols:
+                u = us[cols[n]]
+                ks = np.flatnonzero(live[n])
+                stop = start + ks.size
+                if ks.size == 0:
+                    continue
+                if ks[-1] == ks.size - 1:  # the first functions (the usual case): a view
+                    acc[:ks.size, u] += term[start:stop]
+                else:
+                    acc[ks, u] += term[start:stop]
+                start = stop
+
+
+#: Cost of one more BLAS call of :func:`_gemm_blocks`, in (row x magnitude) products of a V7 forecast
+#: zone's 5,040 (t, r) columns (~30 us of call and Python overhead at ~35 GFLOP/s).
+_BLOCK_COST = 100
+
+
+def _gemm_blocks(wm: np.ndarray, live: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """The BLAS products of one table slice in at most two blocks of combinations, each over the
+    magnitude range where its weights are non-zero: ``[(combination indices n, lo, hi), ...]``, the
+    split (combinations ordered by their last magnitude) where it saves more than a call costs
+    (:data:`_BLOCK_COST`). ``wm``: (n, K, m) weights; ``live``: (n, K) rows taken. The products only
+    drop zero terms (a source branch's basis ends at its Mmax), and each block has at least 2 rows
+    (a single row would take BLAS's vector path): the same sums up to the BLAS kernel's order of
+    summation - to the bit on the V7 field zone with OpenBLAS's large-matrix kernels (q compared with
+    ``np.array_equal``), within 1e-15 of the row's largest value in general (tests/test_forecast.py)."""
+    n, _, m = wm.shape
+    nz = wm.any(axis=1)  # (n, m)
+    lo_n = np.argmax(nz, axis=1)
+    hi_n = m - np.argmax(nz[:, ::-1], axis=1)
+    rows_n = live.sum(axis=1)
+    everything = [(np.arange(n), 0, m)]
+    if n < 2:
+        return everything
+    order = np.argsort(hi_n, kind="stable")
+    best, cut = int(rows_n.sum()) * m, None
+    for i in range(1, n):
+        a, b = order[:i], order[i:]
+        ra, rb = int(rows_n[a].sum()), int(rows_n[b].sum())
+        if ra < 2 or rb < 2:
+            continue
+        cost = (ra * int(hi_n[a].max() - lo_n[a].min()) + rb * int(hi_n[b].max() - lo_n[b].min()) + _BLOCK_COST)
+        if cost < best:
+            best, cut = cost, i
+    if cut is None:
+        return everything
+    return [(np.sort(g), int(lo_n[g].min()), int(hi_n[g].max())) for g in (order[:cut], order[cut:])]
 
 
 def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
@@ -515,10 +604,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         ed.death_of = death
         for i in range(n_sites):
             if per_branch:
-                _forecast_gemm(qu[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (rows[i].size, RA), work)
-                for key, d in death[i].items():  # the tree mean: sum_P,f,c (w_f w_c coef_P(m)) D_P
-                    if key in coef:
-                        kernels.weighted_table_sum(d, rows[i], wfc, coef[key], qbar_acc[i])
+                # the products and the tree mean, sum_P,f,c (w_f w_c coef_P(m)) D_P, in one pass over the tables
+                _forecast_gemm(qu[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (rows[i].size, RA), work,
+                               mean=(rows[i], wfc, coef, qbar_acc[i]))
             elif exact_mean:  # every engine combination is integrated anyway: whole tables per combination
                 for ge in np.flatnonzero(group_of_ge == gi):
                     e = mag.integrate(np.moveaxis(ed.death(i, int(ge), (rows[i],)), 3, -1))  # (b, x, t, f, c, r)
@@ -650,6 +738,7 @@ class EngineDeath:
         self._src = [None if (median_map is not None and nm == median_map.node) else self.enames.index(nm)
                      for nm in self.pnames]
         self._rows = self.eng.index.tolist()
+        self._keys: dict[int | None, list[tuple[int, ...]]] = {}  # k -> physical key per combination (key())
         self._vpos = (self.enames.index(median_map.node)
                       if median_map is not None and median_map.node in self.enames else None)
 
@@ -659,8 +748,15 @@ class EngineDeath:
 
     def key(self, ge: int, k: int | None = None) -> tuple[int, ...]:
         """Physical key of engine combination ge (median branch k where the median map applies)."""
-        row = self._rows[ge]
-        return tuple(k if j is None else int(row[j]) for j in self._src)
+        if k is None and None in self._src:  # (no median branch given where there is one: as it was)
+            return tuple(k if j is None else int(self._rows[ge][j]) for j in self._src)
+        keys = self._keys.get(k)
+        if keys is None:  # every combination's key for this k at once (a forecast's zone asks ~10,000 times)
+            idx = np.empty((self.eng.n, len(self._src)), dtype=np.int64)
+            for p, j in enumerate(self._src):
+                idx[:, p] = k if j is None else self.eng.index[:, j]
+            keys = self._keys[k] = list(map(tuple, idx.tolist()))
+        return keys[ge]
 
     def _virtual(self, ge: int) -> int:
         return 0 if self._vpos is None else int(self._rows[ge][self._vpos])
