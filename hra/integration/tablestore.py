@@ -78,9 +78,7 @@ log = logging.getLogger("hra")
 #: float32 (:data:`TABLE_DTYPE`) and stored as float32 with LZ4 (half the size, ~3x faster to write and read).
 #: 6: chunk keys ``c.<branch>.0.0.0.0`` (:data:`CHUNK_KEY_ENCODING`: a file per chunk, no folders),
 #: the moments kernel vectorised over the leading-factor nodes (values move by rounding).
-#: 7: chunks compressed with Blosc LZ4HC level 4 + byte shuffle (:func:`_compressor`; the same values,
-#: ~16 % smaller and faster to decode than LZ4; entries of version 6 are under another key: recomputed).
-TABLE_FORMAT_VERSION = 7
+TABLE_FORMAT_VERSION = 6
 #: zarr chunk-key encoding of the stored ``death`` arrays: every chunk one file in the array's folder
 #: (zarr's default ``/`` makes a folder per chunk and axis, ~7 ``mkdir`` per chunk written).
 CHUNK_KEY_ENCODING = {"name": "default", "separator": "."}
@@ -609,14 +607,14 @@ class EntryWriter:
 
 
 def _compressor():
-    """Blosc LZ4HC level 4 with byte shuffle (lossless). Measured on the 2,520 chunks of a V7 field zone
+    """Blosc LZ4 level 5 with byte shuffle (lossless). Codecs measured on the 2,520 chunks of a V7 field zone
     (35 typologies x 72 branches of 3 x 3 x 102 x 144 float32, 1.33 GB; 1 thread, 2 shared cores):
 
     ============================  =========  ==============  ==============
     codec (Blosc, typesize 4)     size       decode [CPU s]  encode [CPU s]
     ============================  =========  ==============  ==============
-    LZ4 5 + shuffle (format 6)    1.00       0.21            1.1
-    LZ4HC 4 + shuffle (this)      0.84       0.17            12.8
+    LZ4 5 + shuffle (this)        1.00       0.21            1.1
+    LZ4HC 4 + shuffle             0.84       0.17            12.8
     LZ4HC 2 + shuffle             0.95-1.01  0.21-0.23       4.6
     zstd 1-3 + shuffle            1.11-1.12  0.46-0.72       2.7-5.0
     zstd 1-3 + bitshuffle         1.18-1.21  1.0-1.5         3.3-6.5
@@ -624,14 +622,15 @@ def _compressor():
     delta(int32, r) + LZ4HC 5     0.79       0.33 (+cumsum)  11.6
     ============================  =========  ==============  ==============
 
-    The low half of a float32 mantissa is noise to every codec (the best lossless ratio is ~2.3); LZ4HC
-    finds the longer matches of the upper bytes, so that it is both smaller and faster to decode than LZ4,
-    at ~11 CPU s more per zone to encode, once, in the cold run that fills the store (zstd's entropy stage
-    decodes ~2x slower than LZ4: a warm run reads every entry, a cold run writes it once). The chunks are
-    ordinary Blosc frames (zarr and :func:`_read_chunk` decode any Blosc codec from the frame header)."""
+    The low half of a float32 mantissa is noise to every codec (the best lossless ratio is ~2.3). LZ4HC 4
+    is 16 % smaller and decodes ~0.04 s faster per zone, but its ~11 CPU s more per zone to encode would
+    add ~15 min to the field's cold run (160 zones on 2 cores), whose table stage is already the larger
+    part of its budget; zstd's entropy stage decodes ~2x slower than LZ4 (a warm run reads every entry).
+    The chunks are ordinary Blosc frames (zarr and :func:`_read_chunk` decode any Blosc codec from the
+    frame header).
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="lz4hc", clevel=4, shuffle="shuffle")
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
 def _direct_layout(death_dir: Path, shape: tuple[int, ...], dtype) -> tuple[tuple[int, ...], int, str] | None:
