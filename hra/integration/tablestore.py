@@ -627,7 +627,7 @@ def _compressor():
     add ~15 min to the field's cold run (160 zones on 2 cores), whose table stage is already the larger
     part of its budget; zstd's entropy stage decodes ~2x slower than LZ4 (a warm run reads every entry).
     The chunks are ordinary Blosc frames (zarr and :func:`_read_chunk` decode any Blosc codec from the
-    frame header).
+    frame header)."""
     from zarr.codecs import BloscCodec
 
     return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
