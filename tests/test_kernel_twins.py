@@ -642,6 +642,28 @@ def t_contract(h, q, seg, n_y, n_s, acc):
     return out
 
 
+def _contract2_inputs():
+    """Two accumulators reading the same four table rows (:func:`_contract_inputs`' segments): zero
+    rates for one of them where the other's are not (a unit of two buildings' row union)."""
+    h, q, seg, n_y, n_s, acc = _contract_inputs()
+    g = RNG.uniform(-1e-4, 1e-3, size=h.shape)
+    g[:, 5] = 0.0  # (y 0, s 5): zero for the second only
+    g[2] = 0.0  # a row of zeros for the second (the first's row)
+    h[:, 6] = 0.0
+    bcc = RNG.uniform(0, 1e-6, size=acc.shape)
+    return h, g, q, seg, n_y, n_s, acc, bcc
+
+
+def k_contract2(h, g, q, seg, n_y, n_s, acc, bcc):
+    a, b = acc.copy(), bcc.copy()
+    ik._contract_rows2(h[0], h[1], h[2], h[3], g[0], g[1], g[2], g[3], q[0], q[1], q[2], q[3], seg, n_y, n_s, a, b)
+    return a, b
+
+
+def t_contract2(h, g, q, seg, n_y, n_s, acc, bcc):
+    return t_contract(h, q, seg, n_y, n_s, acc), t_contract(g, q, seg, n_y, n_s, bcc)
+
+
 def _chunk_mc_inputs():
     """Monte-Carlo realisations (the epistemic typology draws), rates of rank 2 given as a factor."""
     a = list(_chunk_inputs(False))
@@ -1111,6 +1133,7 @@ TWINS = [
     # last: its inputs draw from RNG after every other entry's (theirs stay as they were)
     ("integration.chunk_lpr+_years_from_components[monte carlo, year components]", k_chunk_years, t_chunk_years,
      _chunk_years_inputs(), 1e-12),
+    ("integration._contract_rows2", k_contract2, t_contract2, _contract2_inputs(), 0.0),  # the same bits
 ]
 
 
@@ -1129,7 +1152,7 @@ def test_twins_cover_every_deterministic_kernel():
                 "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
                 "_bin_expectation",  # magnitude_bin_expectations, magnitude_integrate_picked (twinned there)
                 "_swap_pair",  # _select_quantiles (twinned there)
-                "_contract_group", "_flush_groups", "_nonzero", "_axpy",
+                "_contract_group", "_flush_groups", "_nonzero", "_axpy", "_msum_rows", "_unit_groups",
                 "_building_values"}  # parts of chunk_lpr (twinned there)
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}
     for mod in (ik, ek):

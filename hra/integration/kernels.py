@@ -658,6 +658,10 @@ ROW_GROUP = 4
 #: (the window is sorted by the first one only).
 BUILDING_WINDOW = 16
 
+#: (Distance, azimuth) row blocks that :func:`chunk_lpr` expands for the whole window at a time and
+#: then contracts unit by unit.
+RA_TILE = 2
+
 #: The largest building window of :func:`chunk_lpr`.
 BUILDING_WINDOW_MAX = 128
 
@@ -686,6 +690,49 @@ SPARSE_MIN_TIMES = 2
 VEC = 4
 
 
+def _block_codegen(width, masked, n_acc):
+    """LLVM code of the vector blocks of :func:`_vector_block` (``n_acc`` accumulator rows: arguments
+    ``acc.., q0..q3, c, first`` then the 4 factors of each accumulator)."""
+
+    def codegen(context, builder, signature, argv):
+        vt = ir.VectorType(ir.DoubleType(), width)
+        rows = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:n_acc + 4], argv[:n_acc + 4])]
+        col = argv[n_acc + 4]
+        first = argv[n_acc + 5]
+        fac = argv[n_acc + 6:]
+
+        def ptr(ary):
+            return builder.bitcast(builder.gep(ary.data, [col]), vt.as_pointer())
+
+        def splat(x, typ):
+            one = builder.insert_element(ir.Constant(typ, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(one, ir.Constant(typ, ir.Undefined),
+                                          ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+
+        qv = [builder.load(ptr(rows[n_acc + i]), align=8) for i in range(4)]
+        keep = None
+        if masked:
+            it = ir.VectorType(ir.IntType(64), width)
+            keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), splat(first, it))
+        for b in range(n_acc):
+            p_acc = ptr(rows[b])
+            old = builder.load(p_acc, align=8)
+            x = old
+            for i in range(4):
+                x = builder.fadd(x, builder.fmul(splat(fac[4 * b + i], vt), qv[i]))
+            if masked:
+                x = builder.select(keep, x, old)
+            builder.store(x, p_acc, align=8)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _rows_ok(arrays):
+    return all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == types.float64
+               for t in arrays)
+
+
 def _vector_block(width, masked):
     """An intrinsic ``block(acc, q0, q1, q2, q3, c, first, a0, a1, a2, a3)`` that sets, for the
     ``width`` columns ``c..c+width-1`` of the contiguous float64 rows,
@@ -697,45 +744,33 @@ def _vector_block(width, masked):
 
     @intrinsic
     def block(typingctx, acc, q0, q1, q2, q3, c, first, a0, a1, a2, a3):
-        for t in (acc, q0, q1, q2, q3):
-            if not (isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == types.float64):
-                return None
-        sig = types.void(acc, q0, q1, q2, q3, types.intp, types.intp, types.float64, types.float64, types.float64,
-                         types.float64)
+        if not _rows_ok((acc, q0, q1, q2, q3)):
+            return None
+        sig = types.void(acc, q0, q1, q2, q3, types.intp, types.intp, *([types.float64] * 4))
+        return sig, _block_codegen(width, masked, 1)
 
-        def codegen(context, builder, signature, args):
-            vt = ir.VectorType(ir.DoubleType(), width)
-            rows = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:5], args[:5])]
-            col = args[5]
+    return block
 
-            def ptr(ary):
-                return builder.bitcast(builder.gep(ary.data, [col]), vt.as_pointer())
 
-            def splat(x, typ):
-                one = builder.insert_element(ir.Constant(typ, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-                return builder.shuffle_vector(one, ir.Constant(typ, ir.Undefined),
-                                              ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+def _vector_block2(width, masked):
+    """:func:`_vector_block` for two accumulator rows that read the same table rows:
+    ``block(acc, bcc, q0, q1, q2, q3, c, first, a0, a1, a2, a3, b0, b1, b2, b3)``, the four table
+    vectors loaded once; each accumulator gets the bits of its own one-accumulator block."""
 
-            p_acc = ptr(rows[0])
-            old = builder.load(p_acc, align=8)
-            x = old
-            for i in range(4):
-                qv = builder.load(ptr(rows[1 + i]), align=8)
-                x = builder.fadd(x, builder.fmul(splat(args[7 + i], vt), qv))
-            if masked:
-                it = ir.VectorType(ir.IntType(64), width)
-                keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), splat(args[6], it))
-                x = builder.select(keep, x, old)
-            builder.store(x, p_acc, align=8)
-            return context.get_dummy_value()
-
-        return sig, codegen
+    @intrinsic
+    def block(typingctx, acc, bcc, q0, q1, q2, q3, c, first, a0, a1, a2, a3, b0, b1, b2, b3):
+        if not _rows_ok((acc, bcc, q0, q1, q2, q3)):
+            return None
+        sig = types.void(acc, bcc, q0, q1, q2, q3, types.intp, types.intp, *([types.float64] * 8))
+        return sig, _block_codegen(width, masked, 2)
 
     return block
 
 
 _block = _vector_block(VEC, False)
 _block_tail = _vector_block(VEC, True)
+_block2 = _vector_block2(VEC, False)
+_block2_tail = _vector_block2(VEC, True)
 
 
 @jit
@@ -781,6 +816,48 @@ def _contract_rows(h0, h1, h2, h3, q0, q1, q2, q3, seg_start, n_years, n_src, ac
             else:  # fewer than VEC columns up to the segment's end: one by one
                 for c in range(lo, hi):
                     arow[c] = (((arow[c] + a0 * q0[c]) + a1 * q1[c]) + a2 * q2[c]) + a3 * q3[c]
+
+
+@jit
+def _contract_rows2(h0, h1, h2, h3, g0, g1, g2, g3, q0, q1, q2, q3, seg_start, n_years, n_src, acc, bcc):
+    """:func:`_contract_rows` for two accumulators that read the same four table rows: ``acc`` with
+    the histogram rows ``h0..h3``, ``bcc`` with ``g0..g3``, each table vector loaded once for both.
+    Each accumulator gets the bits of its own :func:`_contract_rows` (a (y, s) whose rates are zero
+    for one of them adds +-0 to it: no change)."""
+    for s in range(n_src):
+        u0 = seg_start[s]
+        n = seg_start[s + 1] - u0
+        if n <= 0:
+            continue
+        lo = u0 + (n // VEC) * VEC
+        hi = u0 + n
+        w0 = hi - VEC if hi >= VEC else 0
+        for y in range(n_years):
+            v = y * n_src + s
+            a0 = h0[v]
+            a1 = h1[v]
+            a2 = h2[v]
+            a3 = h3[v]
+            b0 = g0[v]
+            b1 = g1[v]
+            b2 = g2[v]
+            b3 = g3[v]
+            za = a0 == 0.0 and a1 == 0.0 and a2 == 0.0 and a3 == 0.0
+            zb = b0 == 0.0 and b1 == 0.0 and b2 == 0.0 and b3 == 0.0
+            if za and zb:
+                continue
+            arow = acc[y]
+            brow = bcc[y]
+            for c in range(u0, lo, VEC):
+                _block2(arow, brow, q0, q1, q2, q3, c, 0, a0, a1, a2, a3, b0, b1, b2, b3)
+            if lo == hi:
+                continue
+            if hi >= VEC:
+                _block2_tail(arow, brow, q0, q1, q2, q3, w0, lo - w0, a0, a1, a2, a3, b0, b1, b2, b3)
+            else:
+                for c in range(lo, hi):
+                    arow[c] = (((arow[c] + a0 * q0[c]) + a1 * q1[c]) + a2 * q2[c]) + a3 * q3[c]
+                    brow[c] = (((brow[c] + b0 * q0[c]) + b1 * q1[c]) + b2 * q2[c]) + b3 * q3[c]
 
 
 @jit
@@ -859,6 +936,86 @@ def _flush_groups(hrows, ridx, n_pend, final, zt_row, nj, q_table, qbar, s_weigh
 
 
 @jit
+def _msum_rows(hrows, ridx, g, zt, qbar, s_weights, n_years, n_src, msum_j):
+    """The tree-mean sums of one candidate (:func:`_contract_group`'s ``msum[j]``) for the rows
+    ``g..g+3`` of ``hrows`` (distance rows ``ridx``): the same products and sums in the same order."""
+    n_qs = qbar.shape[2]
+    per_branch = msum_j.shape[1] > 1
+    for i in range(ROW_GROUP):
+        r = ridx[g + i]
+        hr = hrows[g + i]
+        for y in range(n_years):
+            if per_branch:
+                for s in range(n_src):
+                    msum_j[y, s] += hr[y * n_src + s] * qbar[zt, r, 0 if n_qs == 1 else s]
+                continue
+            sj = msum_j[y, 0]
+            if n_qs == 1:
+                h = 0.0
+                for s in range(n_src):
+                    h += s_weights[s] * hr[y * n_src + s]
+                sj += h * qbar[zt, r, 0]
+            else:
+                for s in range(n_src):
+                    sj += s_weights[s] * hr[y * n_src + s] * qbar[zt, r, s]
+            msum_j[y, 0] = sj
+
+
+@jit
+def _unit_groups(uh, uridx, n_pend, final, zt, w0, j0, w1, j1, sparse, q_table, qbar, s_weights, s_start, n_years,
+                 n_src, pair_u, pair_start, qg, acomp, amat, msum):
+    """Contract the full groups of :data:`ROW_GROUP` of the ``n_pend`` rows waiting in a unit of
+    :func:`chunk_lpr` (with ``final`` the rest too, padded with rows of zeros) and move the rest to
+    the front; returns how many wait. A unit is one (building, candidate) of the window, or two
+    (``w1 >= 0``) that read the same table (``zt``): their rows ``uh[0]``, ``uh[1]`` are the union
+    of the two buildings' non-zero rows (a row that is zero for one of them adds +-0 to its sums:
+    no change), and :func:`_contract_rows2` loads each table vector once for both. Each
+    candidate's sums take their terms in ascending distance row, as in :func:`_contract_group`."""
+    g = 0
+    while n_pend - g >= ROW_GROUP or (final and n_pend - g > 0):
+        if n_pend - g < ROW_GROUP:  # final: pad with zero rows
+            for i in range(n_pend - g, ROW_GROUP):
+                uh[0, g + i] = 0.0
+                uh[1, g + i] = 0.0
+                uridx[g + i] = uridx[g]
+            n_pend = g + ROW_GROUP
+        h0 = uh[0]
+        _msum_rows(h0, uridx, g, zt, qbar, s_weights, n_years, n_src, msum[w0, j0])
+        r0 = uridx[g]
+        r1 = uridx[g + 1]
+        r2 = uridx[g + 2]
+        r3 = uridx[g + 3]
+        if sparse:
+            n_p = pair_start[w0, j0, n_src]
+            if n_p > 0:
+                uj = pair_u[w0, j0, :n_p]
+                for i in range(ROW_GROUP):
+                    qrow = q_table[zt, uridx[g + i]]
+                    dst = qg[i]
+                    for t in range(n_p):
+                        dst[t] = qrow[uj[t]]
+                _contract_rows(h0[g], h0[g + 1], h0[g + 2], h0[g + 3], qg[0], qg[1], qg[2], qg[3],
+                               pair_start[w0, j0], n_years, n_src, acomp[w0, j0])
+        elif w1 >= 0:
+            h1 = uh[1]
+            _msum_rows(h1, uridx, g, zt, qbar, s_weights, n_years, n_src, msum[w1, j1])
+            _contract_rows2(h0[g], h0[g + 1], h0[g + 2], h0[g + 3], h1[g], h1[g + 1], h1[g + 2], h1[g + 3],
+                            q_table[zt, r0], q_table[zt, r1], q_table[zt, r2], q_table[zt, r3], s_start, n_years,
+                            n_src, amat[w0, j0], amat[w1, j1])
+        else:
+            _contract_rows(h0[g], h0[g + 1], h0[g + 2], h0[g + 3], q_table[zt, r0], q_table[zt, r1],
+                           q_table[zt, r2], q_table[zt, r3], s_start, n_years, n_src, amat[w0, j0])
+        g += ROW_GROUP
+    rest = n_pend - g
+    if g > 0:
+        for i in range(rest):
+            uh[0, i] = uh[0, g + i]
+            uh[1, i] = uh[1, g + i]
+            uridx[i] = uridx[g + i]
+    return rest
+
+
+@jit
 def _nonzero(row):
     """Whether any entry of the 1-D ``row`` is non-zero."""
     for v in range(row.shape[0]):
@@ -911,12 +1068,16 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     out_mean (b, y), out_q (b, y, p); out_real (b, y, R) and out_real_w (b, R) if R > 0
 
     The contraction ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` (and the tree mean) runs over
-    each building's non-zero histogram rows in groups of :data:`ROW_GROUP` (:func:`_contract_rows`),
-    the buildings :data:`BUILDING_WINDOW` at a time in step over the distance rows (factored rates),
-    taken in the order of their first candidate's table row (buildings that read the same table
-    rows follow each other). Every sum keeps its terms in ascending distance row, so none of this
-    changes a bit: a building's values do not depend on the other buildings of the chunk, and
-    the drawn pairs (Monte Carlo, several candidates) get the bits of the dense loop.
+    each building's non-zero histogram rows in groups of :data:`ROW_GROUP` (:func:`_contract_rows`).
+    With factored rates the buildings are taken a window at a time (:func:`window_size`, in the
+    order of their first candidate's table row); the window's (building, candidate) pairs are sorted
+    by table row and formed into units of two that read the same table (:func:`_unit_groups`,
+    :func:`_contract_rows2`: one load of each table vector for both; the union of their rows, a row
+    of zeros adding nothing), and the units run one after the other over :data:`RA_TILE` row blocks
+    at a time (their sums stay in the cache, and units of one table reuse its rows). Every sum keeps
+    its terms in ascending distance row, so none of this changes a bit: a building's values do not
+    depend on the other buildings of the chunk, and the drawn pairs (Monte Carlo, several
+    candidates) get the bits of the dense loop.
     """
     n_b = bx.shape[0]
     n_j = typ_idx.shape[1]
@@ -971,6 +1132,21 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     acomp_y = np.empty((n_j, n_years, n_u) if yfac else (0, 0, 0))
     msum_y = np.empty((n_j, n_years, 1) if yfac else (0, 0, 0))
     qg = np.empty((ROW_GROUP, n_u))
+    # factored rates: the window's units (_unit_groups) and each building's expanded row block
+    n_cap = n_win * n_j if factored else 0
+    u_key = np.empty(n_cap, dtype=np.int64)
+    u_zt = np.empty(n_cap, dtype=np.int64)
+    u_w0 = np.empty(n_cap, dtype=np.int64)
+    u_j0 = np.empty(n_cap, dtype=np.int64)
+    u_w1 = np.empty(n_cap, dtype=np.int64)
+    u_j1 = np.empty(n_cap, dtype=np.int64)
+    u_sp = np.empty(n_cap, dtype=np.bool_)
+    u_pend = np.zeros(n_cap, dtype=np.int64)
+    u_h = np.zeros((n_cap, 2, n_slot, n_v))
+    u_ridx = np.zeros((n_cap, n_slot), dtype=np.int64)
+    hexp = np.zeros((n_win if factored else 0, RA_TILE, n_k, n_v))
+    row_live = np.zeros((n_win, RA_TILE, n_k), dtype=np.bool_)
+    w_live = np.zeros((n_win, RA_TILE), dtype=np.bool_)
     q_table = np.ascontiguousarray(q_table)  # rows for the vector blocks (no copy: the engine's is)
     vals = np.empty(n_u * n_j)
     wts = np.empty(n_u * n_j)
@@ -1027,34 +1203,100 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
         # in ascending row, as the plain loop r -> y -> s -> u (zero rows add nothing), so the
         # grouping changes no bit, and the drawn pairs (sparse) get the bits of the dense loop
         if factored:
-            for ra in range(n_ra):
-                for w in range(b1 - b0):
-                    b = order[b0 + w]
-                    live = False
-                    for c in range(n_cmp):
-                        if hist_c[w, ra, c] != 0.0:
-                            live = True
-                            break
-                    if not live:
-                        continue
-                    m = n_pend[w]
-                    block = hrows_flat[w, m * n_v:(m + n_k) * n_v]
-                    block[:] = 0.0
-                    for c in range(n_cmp):
-                        wc = hist_c[w, ra, c]
-                        if wc != 0.0:
-                            _axpy(wc, rates_basis[c], block)
-                            hist_c[w, ra, c] = 0.0  # the next building starts from zeros
-                    hw = hrows[w]
-                    for k in range(n_k):  # the block's non-zero rows, moved together
-                        if _nonzero(hw[m + k]):
-                            if n_pend[w] < m + k:
-                                hw[n_pend[w]] = hw[m + k]
-                            ridx[w, n_pend[w]] = ra * n_k + k
-                            n_pend[w] += 1
-                    n_pend[w] = _flush_groups(hw, ridx[w], n_pend[w], False, zt_idx[b], win_nj[w], q_table, qbar,
-                                              s_weights, s_start, n_t, n_src, win_sparse[w], pair_u[w],
-                                              pair_start[w], qg, acomp[w], amat[w], msum[w])
+            # units: each (building, candidate) of the window, two of them together where they read the
+            # same table (the window's candidates sorted by table row; drawn-pairs buildings alone)
+            n_units = 0
+            n_keys = 0
+            for w in range(b1 - b0):
+                b = order[b0 + w]
+                for j in range(win_nj[w]):
+                    if win_sparse[w]:
+                        u_zt[n_units] = zt_idx[b, j]
+                        u_w0[n_units] = w
+                        u_j0[n_units] = j
+                        u_w1[n_units] = -1
+                        u_j1[n_units] = 0
+                        u_sp[n_units] = True
+                        n_units += 1
+                    else:
+                        u_key[n_keys] = (zt_idx[b, j] * n_win + w) * n_j + j
+                        n_keys += 1
+            keys = np.sort(u_key[:n_keys])
+            i = 0
+            while i < n_keys:
+                k0 = keys[i]
+                zt0 = k0 // (n_win * n_j)
+                u_zt[n_units] = zt0
+                u_w0[n_units] = (k0 // n_j) % n_win
+                u_j0[n_units] = k0 % n_j
+                u_sp[n_units] = False
+                u_w1[n_units] = -1
+                u_j1[n_units] = 0
+                if i + 1 < n_keys and keys[i + 1] // (n_win * n_j) == zt0:
+                    k1 = keys[i + 1]
+                    u_w1[n_units] = (k1 // n_j) % n_win
+                    u_j1[n_units] = k1 % n_j
+                    i += 1
+                i += 1
+                n_units += 1
+            u_pend[:n_units] = 0
+            for ra0 in range(0, n_ra, RA_TILE):
+                ra1 = min(n_ra, ra0 + RA_TILE)
+                for w in range(b1 - b0):  # each building's row blocks ra0..ra1-1, expanded once
+                    for ra in range(ra0, ra1):
+                        live = False
+                        for c in range(n_cmp):
+                            if hist_c[w, ra, c] != 0.0:
+                                live = True
+                                break
+                        w_live[w, ra - ra0] = live
+                        if not live:
+                            continue
+                        block = hexp[w, ra - ra0]
+                        block[:] = 0.0
+                        flat = block.reshape(n_k * n_v)
+                        for c in range(n_cmp):
+                            wc = hist_c[w, ra, c]
+                            if wc != 0.0:
+                                _axpy(wc, rates_basis[c], flat)
+                                hist_c[w, ra, c] = 0.0  # the next building starts from zeros
+                        for k in range(n_k):
+                            row_live[w, ra - ra0, k] = _nonzero(block[k])
+                # unit by unit over the tile's row blocks: a unit's sums stay in the cache, and the units
+                # that read the same table follow each other (its tile of rows, too)
+                for un in range(n_units):
+                    w0 = u_w0[un]
+                    w1 = u_w1[un]
+                    for ra in range(ra0, ra1):
+                        i_ra = ra - ra0
+                        l0 = w_live[w0, i_ra]
+                        l1 = w1 >= 0 and w_live[w1, i_ra]
+                        if not (l0 or l1):
+                            continue
+                        m = u_pend[un]
+                        for k in range(n_k):
+                            a = l0 and row_live[w0, i_ra, k]
+                            bb = l1 and row_live[w1, i_ra, k]
+                            if not (a or bb):
+                                continue
+                            if a:
+                                u_h[un, 0, m] = hexp[w0, i_ra, k]
+                            else:
+                                u_h[un, 0, m] = 0.0
+                            if w1 >= 0:
+                                if bb:
+                                    u_h[un, 1, m] = hexp[w1, i_ra, k]
+                                else:
+                                    u_h[un, 1, m] = 0.0
+                            u_ridx[un, m] = ra * n_k + k
+                            m += 1
+                        u_pend[un] = _unit_groups(u_h[un], u_ridx[un], m, False, u_zt[un], w0, u_j0[un], w1,
+                                                  u_j1[un], u_sp[un], q_table, qbar, s_weights, s_start, n_t, n_src,
+                                                  pair_u, pair_start, qg, acomp, amat, msum)
+            for un in range(n_units):
+                _unit_groups(u_h[un], u_ridx[un], u_pend[un], True, u_zt[un], u_w0[un], u_j0[un], u_w1[un], u_j1[un],
+                             u_sp[un], q_table, qbar, s_weights, s_start, n_t, n_src, pair_u, pair_start, qg, acomp,
+                             amat, msum)
         else:  # one building
             w = 0
             b = order[b0]
@@ -1071,8 +1313,9 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
             b = order[b0 + w]
             nj = win_nj[w]
             sparse = win_sparse[w]
-            _flush_groups(hrows[w], ridx[w], n_pend[w], True, zt_idx[b], nj, q_table, qbar, s_weights, s_start,
-                          n_t, n_src, sparse, pair_u[w], pair_start[w], qg, acomp[w], amat[w], msum[w])
+            if not factored:
+                _flush_groups(hrows[w], ridx[w], n_pend[w], True, zt_idx[b], nj, q_table, qbar, s_weights, s_start,
+                              n_t, n_src, sparse, pair_u[w], pair_start[w], qg, acomp[w], amat[w], msum[w])
             if yfac:
                 _years_from_components(year_factor, nj, sparse, amat[w], msum[w], acomp[w], pair_u[w], pair_start[w],
                                        combo_s, s_weights, amat_y, msum_y, acomp_y)
