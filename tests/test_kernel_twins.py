@@ -419,6 +419,9 @@ def _lnr_cubic_inputs():
 def k_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
     out = np.empty((ln_p.shape[0], ln_nodes.shape[1], ln_p.shape[2]))
     ik.lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out)
+    out_j = np.full((ln_p.shape[0], ln_p.shape[2], ln_nodes.shape[1]), np.nan)  # j_major: the same values
+    ik.lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out_j, True)
+    assert np.array_equal(np.swapaxes(out_j, 1, 2), out)
     return out
 
 
@@ -467,15 +470,18 @@ _EXP_ARGS = np.concatenate([RNG.uniform(-708.0, 0.0, 3000), RNG.uniform(-1.0, 1.
 
 
 def _death_nested_inputs():
-    # 70 distance nodes: several tiles of ik.DEATH_R_BLOCK (16), the last one partial
-    pexc = RNG.uniform(0, 1, size=(2, 70, 2, 3, 4))
+    # (m, t, f, k, r), not nested (the kernel nests: a running max from the top state), with ties
+    # and zeros; 70 distance nodes (not a multiple of a vector width)
+    pexc = RNG.uniform(0, 1, size=(2, 2, 3, 4, 70))
+    pexc[0, 0, 0, 1] = pexc[0, 0, 0, 2]
+    pexc[1, 1, 2, :, :10] = 0.0
     coef = RNG.uniform(0, 0.3, size=(2, 5, 4))
-    direct = RNG.uniform(0, 0.1, size=(2, 70, 2, 5))
+    direct = RNG.uniform(0, 0.1, size=(2, 2, 5, 70))
     return pexc, coef, direct, 0.4
 
 
 def k_death_nested(pexc, coef, direct, factor):
-    m, r, t, f = pexc.shape[:4]
+    m, t, f, k, r = pexc.shape
     out = np.empty((t, f, coef.shape[1], m, r))
     ik.death_from_nested(pexc, coef, direct, factor, False, out)
     out2 = np.empty_like(out)
@@ -483,12 +489,29 @@ def k_death_nested(pexc, coef, direct, factor):
     out3 = np.empty_like(out)
     ik.death_from_nested(pexc, coef, direct, factor, True, out3)  # rounded to float32 in the pass
     assert np.array_equal(out3, out.astype(np.float32).astype(np.float64))
+    out3f = np.empty(out.shape, dtype=np.float32)  # into float32 tables: the same rounding
+    ik.death_from_nested(pexc, coef, direct, factor, True, out3f)
+    assert np.array_equal(out3f, out.astype(np.float32))
+    out4 = np.empty_like(out)  # already nested input: the same bits (the nesting is exact)
+    ik.death_from_nested(np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1].copy(), coef, direct,
+                         factor, False, out4)
+    assert np.array_equal(out4, out)
+    # per value the scalar sum over k in k order, then the direct deaths: the same bits
+    nested = np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1]
+    for (mi, ti, fi, ri) in [(0, 0, 0, 0), (1, 1, 2, 69), (0, 1, 1, 33), (1, 0, 2, 5)]:
+        for c in range(coef.shape[1]):
+            s = 0.0
+            for kk in range(k):
+                s += nested[mi, ti, fi, kk, ri] * coef[ti, c, kk]
+            assert out2[ti, fi, c, mi, ri] == s
+            assert out[ti, fi, c, mi, ri] == s + factor * direct[mi, ti, c, ri]
     return out, out2, out3
 
 
 def t_death_nested(pexc, coef, direct, factor):
-    base = np.einsum("mrtfk,tck->tfcmr", pexc, coef)
-    full = base + factor * np.einsum("mrtc->tcmr", direct)[:, None]
+    nested = np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1]
+    base = np.einsum("mtfkr,tck->tfcmr", nested, coef)
+    full = base + factor * np.einsum("mtcr->tcmr", direct)[:, None]
     return full, base, full.astype(np.float32).astype(np.float64)
 
 

@@ -272,8 +272,10 @@ def _stacked_rules(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> tuple[np.nd
     return ln_nodes, weights
 
 
-def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
-    """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (cubic interpolation of ln P in ln R
+def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray,
+               j_major: bool = False) -> np.ndarray:
+    """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp, or (m, J, r) with ``j_major`` (the
+    layout of :func:`hra.integration.kernels.death_from_nested`; the same values) (cubic interpolation of ln P in ln R
     between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`; values
     below :data:`hra.integration.kernels.P_FLOOR` are 0).
 
@@ -285,15 +287,19 @@ def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarra
     np.log(ln_p, out=ln_p)
     kinks = np.asarray(getattr(gmm, "rrup_kinks_km", ()), float)
     ln_nodes, weights = _stacked_rules(gmm, mag_nodes, r_hyp)
-    out = np.empty((mag_nodes.size, ln_nodes.shape[1], p_grid.shape[-1]))
-    kernels.lnr_interpolate_cubic(ln_p, np.log(r_grid), np.isin(r_grid, kinks), ln_nodes, weights, out)
+    shape = (mag_nodes.size, p_grid.shape[-1], ln_nodes.shape[1]) if j_major else \
+        (mag_nodes.size, ln_nodes.shape[1], p_grid.shape[-1])
+    out = np.empty(shape)
+    kernels.lnr_interpolate_cubic(ln_p, np.log(r_grid), np.isin(r_grid, kinks), ln_nodes, weights, out,
+                                  bool(j_major))
     return out
 
 
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,
                           presence_inside: float | None = None, round_f32: bool = False) -> np.ndarray:
-    """Death probability per event (t, f, c, m, r) from nested P(CS >= k) (t, f, k, m, r)
-    (``round_f32``: each value rounded to the nearest float32, the physical tables' precision).
+    """Death probability per event (t, f, c, m, r) from P(CS >= k) (t, f, k, m, r), nested by the
+    kernel (``round_f32``: each value rounded to the nearest float32, the physical tables' precision,
+    and returned as a float32 array; else float64).
 
     ``p sum_k P(CS >= k)(Pd_in,k - Pd_in,k-1) + (1 - p)[same outside + P_direct]`` (the exclusive
     collapse states of :func:`hra.integration.engine.death_tables`); ``direct`` (t, c, m, r) or ``None``.
@@ -303,13 +309,14 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
     d_out = np.diff(fragility.p_death_outside[t_sel], axis=-1, prepend=0.0)
     coef = np.ascontiguousarray(p * d_in + (1.0 - p) * d_out)
     T, F, K, M, R = pexc.shape
-    # one compiled pass from the (m, r, t, f, k) layout the tables are built in (pexc is usually a
-    # moved view of it, then no copy) straight into (t, f, c, m, r): no transposed copies
-    src = np.ascontiguousarray(np.moveaxis(pexc, (3, 4), (0, 1)))
+    # one compiled pass from the (m, t, f, k, r) layout the R_rup interpolation writes (pexc is
+    # usually a moved view of it, then no copy) straight into (t, f, c, m, r): no transposed copies
+    src = np.ascontiguousarray(np.moveaxis(pexc, 3, 0))
     use_direct = direct is not None and p < 1.0
-    dsrc = (np.ascontiguousarray(np.moveaxis(direct, (2, 3), (0, 1))) if use_direct
-            else np.empty((0, 0, 0, 0)))
-    death = np.empty((T, F, coef.shape[1], M, R))
+    dsrc = np.ascontiguousarray(np.moveaxis(direct, 2, 0)) if use_direct else np.empty((0, 0, 0, 0))
+    # rounded: float32 (the table store's TABLE_DTYPE; its consumers read float32 and float64 tables
+    # alike, to the bit): half the bytes to write here and to read downstream
+    death = np.empty((T, F, coef.shape[1], M, R), dtype=np.float32 if round_f32 else np.float64)
     kernels.death_from_nested(src, coef, dsrc, float(1.0 - p), bool(round_f32), death)
     return death
 
@@ -320,7 +327,7 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
     """Death tables (t, f, c, m, r) of one physical GMM combination at R_hyp nodes ``r_hyp``.
 
     Returns s2s-branch index -> one table per entry of ``wierde`` (building on a dwelling mound
-    or not: a shift of ln IM by :meth:`wierde_shift`), rounded to float32 precision
+    or not: a shift of ln IM by :meth:`wierde_shift`), float32 arrays
     (:data:`hra.integration.tablestore.TABLE_DTYPE`, the physical tables' precision). The mixtures are computed on the R_rup grid
     of :func:`rrup_grid` and integrated over R_rup given each R_hyp node (:func:`_over_rrup`). With a
     strike model the last axis is (R_hyp node, relative-azimuth node) flattened (:func:`_over_rrup`).
@@ -378,15 +385,14 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
                   else [None] * len(shifts_im))
         tables = []
         for pg, dg in zip(p_grid, d_grid):
-            pexc = _over_rrup(gmm, pg, r_grid, mag_nodes, r_hyp).reshape(M, R, T, F, K)
-            # nested P(CS >= k) >= P(CS >= k+1), on the contiguous last axis (max is exact: the
-            # same values as on the (t, f, k, m, r) layout, without its strided passes)
-            for k in range(K - 2, -1, -1):  # (an explicit loop: accumulate over a short axis is slow)
-                np.maximum(pexc[..., k], pexc[..., k + 1], out=pexc[..., k])
-            pexc = np.moveaxis(pexc, (0, 1), (3, 4))  # (t, f, k, m, r)
+            # (m, t, f, k, r): the rows the death kernel sums over are contiguous (it also nests
+            # P(CS >= k) >= P(CS >= k+1): max is exact, the same values as a separate pass)
+            pexc = _over_rrup(gmm, pg, r_grid, mag_nodes, r_hyp, j_major=True).reshape(M, T, F, K, R)
+            pexc = np.moveaxis(pexc, 0, 3)  # (t, f, k, m, r), a view
             direct = None
             if dg is not None:
-                direct = np.moveaxis(_over_rrup(gmm, dg, r_grid, mag_nodes, r_hyp).reshape(M, R, T, C), (0, 1), (2, 3))
+                direct = np.moveaxis(_over_rrup(gmm, dg, r_grid, mag_nodes, r_hyp, j_major=True).reshape(M, T, C, R),
+                                     0, 2)  # (t, c, m, r), a view
             tables.append(death_from_exceedance(fragility, t_sel, pexc, direct, round_f32=True))
         out[j] = tables
     return out

@@ -1331,7 +1331,7 @@ _bits_as_float = fastmath.bits_as_float
 
 
 @jit
-def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
+def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=False):
     """:func:`lnr_interpolate` with cubic (4-point Lagrange) interpolation of ln P in ln R_rup.
 
     kink : (g,) bool, grid points where ln P is not smooth (e.g. hinges of the path term); the
@@ -1346,6 +1346,9 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
 
     Several rules per (M, R_hyp) (e.g. one per relative azimuth) are passed as more rows ``r``
     of ``ln_nodes``/``weights`` (rules with fewer nodes padded with weight 0).
+
+    ``out`` is (m, r, j), or with ``j_major`` (m, j, r) (the same values; the layout of
+    :func:`death_from_nested`, whose sums then run over contiguous distance rows).
 
     The exponential is :func:`_exp_fast` (within ~1 ulp of ``math.exp``), in a branch-free loop
     over the columns j that the compiler vectorises; a node whose interval is negligible in
@@ -1383,9 +1386,14 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
             if top >= LN_P_NEGLIGIBLE:
                 live[n_c] = j
                 n_c += 1
-        for r in range(n_r):
+        if j_major:
             for j in range(n_j):
-                out[m, r, j] = 0.0
+                for r in range(n_r):
+                    out[m, j, r] = 0.0
+        else:
+            for r in range(n_r):
+                for j in range(n_j):
+                    out[m, r, j] = 0.0
         if n_c == 0:
             continue
         for g in range(n_g):
@@ -1456,55 +1464,69 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                         y = a + f * (b - a) if low < -600.0 else y
                         e = w * _exp_fast(y)
                         acc[c] += e if (a >= LN_P_NEGLIGIBLE or b >= LN_P_NEGLIGIBLE) else 0.0
-            for c in range(n_c):
-                v = acc[c]
-                if v >= P_FLOOR:
-                    out[m, r, live[c]] = v
-
-
-#: Distance nodes per tile of :func:`death_from_nested` (a tile: t x f x c x 16 values, in the cache).
-DEATH_R_BLOCK = 16
+            if j_major:
+                for c in range(n_c):
+                    v = acc[c]
+                    if v >= P_FLOOR:
+                        out[m, live[c], r] = v
+            else:
+                for c in range(n_c):
+                    v = acc[c]
+                    if v >= P_FLOOR:
+                        out[m, r, live[c]] = v
 
 
 @jit
 def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out):
-    """Death probability per event from nested P(CS >= k), written in the tables' layout.
+    """Death probability per event from P(CS >= k), written in the tables' layout.
 
-    pexc   : (m, r, t, f, k) P(CS >= k) given (M, R) (the layout the grid tables are built in)
+    pexc   : (m, t, f, k, r) P(CS >= k) given (M, R) (the layout the R_rup interpolation writes
+             with ``j_major``, :func:`lnr_interpolate_cubic`); nested here from the top state
+             down, ``P(CS >= k) = max(P(CS >= k), P(CS >= k + 1))`` (exact: already nested values
+             are unchanged)
     coef   : (t, c, k) death weight of state k (``p dPd_in + (1 - p) dPd_out``)
-    direct : (m, r, t, c) P(direct death outside) or an empty array (none)
+    direct : (m, t, c, r) P(direct death outside) or an empty array (none)
     round_f32 : round each value to the nearest float32 (the precision of the physical tables,
              :data:`hra.integration.tablestore.TABLE_DTYPE`), in this pass rather than another one
-    out    : (t, f, c, m, r) ``sum_k pexc coef + direct_factor * direct``
+    out    : (t, f, c, m, r) ``sum_k pexc coef + direct_factor * direct``, float64 or (with
+             ``round_f32``) float32: the same values in half the bytes
 
-    The transpose (m, r) -> last is done here through a small tile of :data:`DEATH_R_BLOCK`
-    distance nodes (computed from contiguous reads, written out as contiguous runs): no transposed
-    copy of the table. The sum over k is the same, in the same order, as on the (m, r, t, f, c) layout.
+    Each output row ``out[t, f, c, m, :]`` is summed over the distance nodes at once,
+    ``((0 + p_0 c_0) + p_1 c_1) + ...`` in k order, then ``+ direct_factor * direct`` and the
+    float32 rounding: per value the same operations in the same order as a scalar sum over k (the
+    same bits), in contiguous loops over r that the compiler vectorises.
     """
-    n_m, n_r, n_t, n_f, n_k = pexc.shape
+    n_m, n_t, n_f, n_k, n_r = pexc.shape
     n_c = coef.shape[1]
     use_direct = direct.shape[0] > 0
-    tile = np.empty((n_t, n_f, n_c, DEATH_R_BLOCK))
+    nest = np.empty((n_k, n_r))
+    acc = np.empty(n_r)
     for m in range(n_m):
-        for r0 in range(0, n_r, DEATH_R_BLOCK):
-            r1 = min(n_r, r0 + DEATH_R_BLOCK)
-            for r in range(r0, r1):
-                for t in range(n_t):
-                    for f in range(n_f):
-                        for c in range(n_c):
-                            s = 0.0
-                            for k in range(n_k):
-                                s += pexc[m, r, t, f, k] * coef[t, c, k]
-                            if use_direct:
-                                s += direct_factor * direct[m, r, t, c]
-                            if round_f32:
-                                s = np.float64(np.float32(s))
-                            tile[t, f, c, r - r0] = s
-            for t in range(n_t):
-                for f in range(n_f):
-                    for c in range(n_c):
-                        for r in range(r0, r1):
-                            out[t, f, c, m, r] = tile[t, f, c, r - r0]
+        for t in range(n_t):
+            for f in range(n_f):
+                for i in range(n_r):
+                    nest[n_k - 1, i] = pexc[m, t, f, n_k - 1, i]
+                for k in range(n_k - 2, -1, -1):
+                    for i in range(n_r):
+                        a = pexc[m, t, f, k, i]
+                        b = nest[k + 1, i]
+                        nest[k, i] = a if a >= b else b
+                for c in range(n_c):
+                    for i in range(n_r):
+                        acc[i] = 0.0
+                    for k in range(n_k):
+                        w = coef[t, c, k]
+                        for i in range(n_r):
+                            acc[i] += nest[k, i] * w
+                    if use_direct:
+                        for i in range(n_r):
+                            acc[i] += direct_factor * direct[m, t, c, i]
+                    if round_f32:  # (into a float32 ``out`` the same rounding, once)
+                        for i in range(n_r):
+                            out[t, f, c, m, i] = np.float32(acc[i])
+                    else:
+                        for i in range(n_r):
+                            out[t, f, c, m, i] = acc[i]
 
 
 @jit
