@@ -272,27 +272,78 @@ def _stacked_rules(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> tuple[np.nd
     return ln_nodes, weights
 
 
-def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray,
-               j_major: bool = False) -> np.ndarray:
-    """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp, or (m, J, r) with ``j_major`` (the
-    layout of :func:`hra.integration.kernels.death_from_nested`; the same values) (cubic interpolation of ln P in ln R
+def _ln_grid(p_grid: np.ndarray) -> np.ndarray:
+    """ln P of grid probabilities, C order whatever the layout of ``p_grid`` (P clamped at 1e-300)."""
+    ln_p = np.empty(p_grid.shape)
+    np.maximum(p_grid, 1e-300, out=ln_p)
+    np.log(ln_p, out=ln_p)
+    return ln_p
+
+
+def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
+    """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (cubic interpolation of ln P in ln R
     between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`; values
     below :data:`hra.integration.kernels.P_FLOOR` are 0).
 
     With a strike model (:func:`azimuth_nodes`) the distance axis is (R_hyp node r, azimuth node a)
     flattened, ``r * A + a``: one R_rup quadrature per relative azimuth a0 (the mixtures on the
     grid, ``p_grid``, do not depend on it), all in one kernel call (:func:`_stacked_rules`)."""
-    ln_p = np.empty(p_grid.shape)  # C order whatever the layout of p_grid
-    np.maximum(p_grid, 1e-300, out=ln_p)
-    np.log(ln_p, out=ln_p)
+    ln_p = _ln_grid(p_grid)
     kinks = np.asarray(getattr(gmm, "rrup_kinks_km", ()), float)
     ln_nodes, weights = _stacked_rules(gmm, mag_nodes, r_hyp)
-    shape = (mag_nodes.size, p_grid.shape[-1], ln_nodes.shape[1]) if j_major else \
-        (mag_nodes.size, ln_nodes.shape[1], p_grid.shape[-1])
-    out = np.empty(shape)
-    kernels.lnr_interpolate_cubic(ln_p, np.log(r_grid), np.isin(r_grid, kinks), ln_nodes, weights, out,
-                                  bool(j_major))
+    out = np.empty((mag_nodes.size, ln_nodes.shape[1], p_grid.shape[-1]))
+    kernels.lnr_interpolate_cubic(ln_p, np.log(r_grid), np.isin(r_grid, kinks), ln_nodes, weights, out)
     return out
+
+
+#: Magnitude nodes per block of :func:`_death_over_rrup` (1: the block of P(CS >= k) given R_hyp stays
+#: in the cache between the interpolation that writes it and the death kernel that reads it).
+DEATH_M_BLOCK = 1
+
+
+def _death_coef(fragility, t_sel, p: float) -> np.ndarray:
+    """(t, c, k) death weight of collapse state k: ``p dPd_in + (1 - p) dPd_out``."""
+    d_in = np.diff(fragility.p_death_inside[t_sel], axis=-1, prepend=0.0)  # (t, c, k)
+    d_out = np.diff(fragility.p_death_outside[t_sel], axis=-1, prepend=0.0)
+    return np.ascontiguousarray(p * d_in + (1.0 - p) * d_out)
+
+
+def _death_over_rrup(gmm, fragility, t_sel, p_grid: np.ndarray, d_grid: np.ndarray | None, r_grid: np.ndarray,
+                     mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
+    """Death tables (t, f, c, m, r), float32, from P(CS >= k) on the R_rup grid ``p_grid`` (m, g,
+    t * f * k) and the direct deaths' ``d_grid`` (m, g, t * c) or ``None``: :func:`_over_rrup` of
+    both then :func:`death_from_exceedance` rounded to float32, the same values, computed
+    :data:`DEATH_M_BLOCK` magnitudes at a time (the interpolation writes a block in the
+    (m, j, r) layout, ``lnr_interpolate_cubic(..., j_major=True)``, and
+    :func:`hra.integration.kernels.death_from_nested` reads it while it is in the cache: no
+    full-size intermediate tables)."""
+    t_sel = np.atleast_1d(np.asarray(t_sel))
+    p = fragility.presence_inside
+    coef = _death_coef(fragility, t_sel, p)
+    T, C, K = coef.shape
+    F = fragility.median_g.shape[1]
+    M = mag_nodes.size
+    kinks = np.asarray(getattr(gmm, "rrup_kinks_km", ()), float)
+    ln_r, kink = np.log(r_grid), np.isin(r_grid, kinks)
+    ln_nodes, weights = _stacked_rules(gmm, mag_nodes, r_hyp)
+    R = ln_nodes.shape[1]
+    ln_p = _ln_grid(p_grid)
+    use_direct = d_grid is not None and p < 1.0
+    ln_d = _ln_grid(d_grid) if use_direct else None
+    death = np.empty((T, F, C, M, R), dtype=np.float32)
+    nb = DEATH_M_BLOCK
+    pbuf = np.empty((nb, T * F * K, R))
+    dbuf = np.empty((nb, T * C, R)) if use_direct else np.empty((0, 0, 0, 0))
+    for m0 in range(0, M, nb):
+        m1 = min(M, m0 + nb)
+        n = m1 - m0
+        kernels.lnr_interpolate_cubic(ln_p[m0:m1], ln_r, kink, ln_nodes[m0:m1], weights[m0:m1], pbuf[:n], True)
+        if use_direct:
+            kernels.lnr_interpolate_cubic(ln_d[m0:m1], ln_r, kink, ln_nodes[m0:m1], weights[m0:m1], dbuf[:n], True)
+        kernels.death_from_nested(pbuf[:n].reshape(n, T, F, K, R), coef,
+                                  dbuf[:n].reshape(n, T, C, R) if use_direct else dbuf, float(1.0 - p), True,
+                                  death, m0)
+    return death
 
 
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,
@@ -305,12 +356,10 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
     collapse states of :func:`hra.integration.engine.death_tables`); ``direct`` (t, c, m, r) or ``None``.
     """
     p = fragility.presence_inside if presence_inside is None else presence_inside
-    d_in = np.diff(fragility.p_death_inside[t_sel], axis=-1, prepend=0.0)  # (t, c, k)
-    d_out = np.diff(fragility.p_death_outside[t_sel], axis=-1, prepend=0.0)
-    coef = np.ascontiguousarray(p * d_in + (1.0 - p) * d_out)
+    coef = _death_coef(fragility, t_sel, p)
     T, F, K, M, R = pexc.shape
-    # one compiled pass from the (m, t, f, k, r) layout the R_rup interpolation writes (pexc is
-    # usually a moved view of it, then no copy) straight into (t, f, c, m, r): no transposed copies
+    # one compiled pass from the (m, t, f, k, r) layout (lnr_interpolate_cubic's j_major; pexc a
+    # moved view of it: no copy) straight into (t, f, c, m, r): no transposed copies
     src = np.ascontiguousarray(np.moveaxis(pexc, 3, 0))
     use_direct = direct is not None and p < 1.0
     dsrc = np.ascontiguousarray(np.moveaxis(direct, 2, 0)) if use_direct else np.empty((0, 0, 0, 0))
@@ -336,7 +385,6 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
     T = t_sel.size
     F, K = fragility.median_g.shape[1:]
     C = fragility.p_death_inside.shape[1]
-    M, R = mag_nodes.size, r_hyp.size * n_azimuth(gmm)
     shifts_im = tuple(gmm.wierde_shift(fragility.imt) if wd else 0.0 for wd in wierde)
     # the grids never depend on which wierde variants or typologies are asked for (bit-identical
     # tables for a site and typology whatever else its task computes; the table store relies on
@@ -385,14 +433,6 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
                   else [None] * len(shifts_im))
         tables = []
         for pg, dg in zip(p_grid, d_grid):
-            # (m, t, f, k, r): the rows the death kernel sums over are contiguous (it also nests
-            # P(CS >= k) >= P(CS >= k+1): max is exact, the same values as a separate pass)
-            pexc = _over_rrup(gmm, pg, r_grid, mag_nodes, r_hyp, j_major=True).reshape(M, T, F, K, R)
-            pexc = np.moveaxis(pexc, 0, 3)  # (t, f, k, m, r), a view
-            direct = None
-            if dg is not None:
-                direct = np.moveaxis(_over_rrup(gmm, dg, r_grid, mag_nodes, r_hyp, j_major=True).reshape(M, T, C, R),
-                                     0, 2)  # (t, c, m, r), a view
-            tables.append(death_from_exceedance(fragility, t_sel, pexc, direct, round_f32=True))
+            tables.append(_death_over_rrup(gmm, fragility, t_sel, pg, dg, r_grid, mag_nodes, r_hyp))
         out[j] = tables
     return out

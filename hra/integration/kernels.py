@@ -1477,7 +1477,7 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
 
 
 @jit
-def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out):
+def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out, m_offset=0):
     """Death probability per event from P(CS >= k), written in the tables' layout.
 
     pexc   : (m, t, f, k, r) P(CS >= k) given (M, R) (the layout the R_rup interpolation writes
@@ -1490,6 +1490,8 @@ def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out):
              :data:`hra.integration.tablestore.TABLE_DTYPE`), in this pass rather than another one
     out    : (t, f, c, m, r) ``sum_k pexc coef + direct_factor * direct``, float64 or (with
              ``round_f32``) float32: the same values in half the bytes
+    m_offset : magnitude row of ``out`` that ``pexc[0]`` goes to (a block of magnitudes at a time:
+             ``out[:, :, :, m_offset + m]``)
 
     Each output row ``out[t, f, c, m, :]`` is summed over the distance nodes at once,
     ``((0 + p_0 c_0) + p_1 c_1) + ...`` in k order, then ``+ direct_factor * direct`` and the
@@ -1523,10 +1525,10 @@ def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out):
                             acc[i] += direct_factor * direct[m, t, c, i]
                     if round_f32:  # (into a float32 ``out`` the same rounding, once)
                         for i in range(n_r):
-                            out[t, f, c, m, i] = np.float32(acc[i])
+                            out[t, f, c, m_offset + m, i] = np.float32(acc[i])
                     else:
                         for i in range(n_r):
-                            out[t, f, c, m, i] = acc[i]
+                            out[t, f, c, m_offset + m, i] = acc[i]
 
 
 @jit
