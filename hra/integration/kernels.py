@@ -1352,17 +1352,23 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
 
     The exponential is :func:`_exp_fast` (within ~1 ulp of ``math.exp``), in a branch-free loop
     over the columns j that the compiler vectorises; a node whose interval is negligible in
-    every column is skipped.
+    every column is skipped, and on each interval only the columns that reach 1e-20 at or beyond its
+    left end are taken (the others add exactly 0: the same sums).
     """
     n_m, n_g, n_j = ln_p.shape
     n_r, n_n = ln_nodes.shape[1], ln_nodes.shape[2]
     # per magnitude: the live columns (ln P >= LN_P_NEGLIGIBLE somewhere on the grid; the others
-    # add nothing) copied side by side, lp[g, c] = ln_p[m, g, live[c]], and the max / min of ln P
-    # over them per grid point (skip a node / take the cubic without per-column checks)
+    # add nothing) copied side by side, lp[g, c] = ln_p[m, g, live[c]], ordered by their last grid
+    # point with ln P >= LN_P_NEGLIGIBLE (descending), so that the columns that can add anything on
+    # the interval [i, i + 1] are the first n_at[i] (the others have both ends below it: they add
+    # exactly 0, whatever the shape of ln P), and the min of ln P over them per grid point (take
+    # the cubic without per-column checks)
     live = np.empty(n_j, dtype=np.int64)
+    last = np.empty(n_j, dtype=np.int64)
+    n_at = np.empty(n_g, dtype=np.int64)
+    start = np.empty(n_g, dtype=np.int64)
     lp = np.empty((n_g, n_j))
     acc = np.empty(n_j)
-    row_max = np.empty(n_g)
     row_min = np.empty(n_g)
     # the smooth piece [piece_lo, piece_hi] around each interval [i, i + 1] (kinks only)
     piece_lo = np.empty(n_g - 1, dtype=np.int64)
@@ -1377,15 +1383,26 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
         piece_lo[i] = lo
         piece_hi[i] = hi
     for m in range(n_m):
-        n_c = 0
+        for g in range(n_g):
+            n_at[g] = 0
         for j in range(n_j):
-            top = ln_p[m, 0, j]
-            for g in range(1, n_g):
-                v = ln_p[m, g, j]
-                top = v if v > top else top
-            if top >= LN_P_NEGLIGIBLE:
-                live[n_c] = j
-                n_c += 1
+            lj = -1
+            for g in range(n_g):
+                lj = g if ln_p[m, g, j] >= LN_P_NEGLIGIBLE else lj
+            last[j] = lj
+            if lj >= 0:
+                n_at[lj] += 1
+        # n_at[g]: columns whose last point is >= g; start[g]: where those ending at g begin
+        n_c = 0
+        for g in range(n_g - 1, -1, -1):
+            start[g] = n_c
+            n_c += n_at[g]
+            n_at[g] = n_c
+        for j in range(n_j):
+            lj = last[j]
+            if lj >= 0:
+                live[start[lj]] = j
+                start[lj] += 1
         if j_major:
             for j in range(n_j):
                 for r in range(n_r):
@@ -1397,14 +1414,11 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
         if n_c == 0:
             continue
         for g in range(n_g):
-            hi_v = -np.inf
             lo_v = np.inf
             for c in range(n_c):
                 v = ln_p[m, g, live[c]]
                 lp[g, c] = v
-                hi_v = v if v > hi_v else hi_v
                 lo_v = v if v < lo_v else lo_v
-            row_max[g] = hi_v
             row_min[g] = lo_v
         for r in range(n_r):
             for c in range(n_c):
@@ -1414,7 +1428,8 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
                 if w == 0.0:
                     continue
                 i0, f, x = _grid_interval(ln_grid, ln_nodes[m, r, k])
-                if row_max[i0] < LN_P_NEGLIGIBLE and row_max[i0 + 1] < LN_P_NEGLIGIBLE:
+                n_use = n_at[i0]  # the columns with an end of [i0, i0 + 1] at or above 1e-20
+                if n_use == 0:
                     continue  # both ends below 1e-20 in every column: nothing to add
                 lo = piece_lo[i0]
                 hi = piece_hi[i0]
@@ -1443,7 +1458,7 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
                 g3 = a0 + 3 if npt > 3 else g2
                 screened = min(min(row_min[g0], row_min[g1]), min(row_min[g2], row_min[g3])) < -600.0
                 if not screened:  # no stencil value below -600 in any column: the cubic everywhere
-                    for c in range(n_c):
+                    for c in range(n_use):
                         a = lp[i0, c]
                         b = lp[i0 + 1, c]
                         y = (c0 * lp[g0, c] + c1 * lp[g1, c]) + (c2 * lp[g2, c] + c3 * lp[g3, c])
@@ -1451,7 +1466,7 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
                         e = w * _exp_fast(y)
                         acc[c] += e if (a >= LN_P_NEGLIGIBLE or b >= LN_P_NEGLIGIBLE) else 0.0
                 else:
-                    for c in range(n_c):
+                    for c in range(n_use):
                         a = lp[i0, c]
                         b = lp[i0 + 1, c]
                         p0 = lp[g0, c]
