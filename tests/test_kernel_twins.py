@@ -353,12 +353,64 @@ def _density_inputs():
     return mean, sd, weight, -4.0, 0.05, 8.0, 161
 
 
+def _density_pair_inputs():
+    """Consecutive Gaussians (taken in pairs by the kernel) with zero weights and deposits between
+    them, ranges cut by the grid's ends, disjoint and nested ranges, > 64 nodes (restarts)."""
+    rng = np.random.default_rng(11)
+    mean = rng.normal(0.0, 1.5, size=(5, 9))
+    sd = rng.uniform(0.06, 0.9, size=(5, 9))
+    weight = rng.uniform(0, 1, size=(5, 9))
+    weight[0, 1] = weight[2, [3, 4]] = weight[4, 8] = 0.0
+    sd[1, 4] = sd[3, [0, 5]] = 0.002  # deposited
+    mean[2, 0], mean[2, 1] = -3.9, 3.8  # disjoint ranges
+    mean[4, 2], sd[4, 2] = 6.0, 0.2  # wholly beyond the grid
+    return mean, sd, weight, -4.0, 0.04, 8.0, 201
+
+
+def _density_sequential(mean, sd, weight, x0, h, n_sd, nx):
+    """The recurrence one component after the other (plain Python floats, the kernel's operations):
+    the sums the kernel must give to the bit."""
+    out = np.zeros((mean.shape[0], nx))
+    for i in range(mean.shape[0]):
+        row = [0.0] * nx
+        for q in range(mean.shape[1]):
+            w, mu, s = float(weight[i, q]), float(mean[i, q]), float(sd[i, q])
+            if w == 0.0:
+                continue
+            if s < 0.25 * h:
+                u = (mu - x0) / h
+                j = math.floor(u)
+                f = u - j
+                if 0 <= j < nx:
+                    row[j] += w * (1.0 - f)
+                if 0 <= j + 1 < nx:
+                    row[j + 1] += w * f
+                continue
+            c = w * h * (1.0 / math.sqrt(2.0 * math.pi)) / s
+            j0 = max(0, math.ceil((mu - n_sd * s - x0) / h))
+            j1 = min(nx - 1, math.floor((mu + n_sd * s - x0) / h))
+            d = h / s
+            e_d2 = math.exp(-d * d)
+            for j in range(j0, j1 + 1):
+                if (j - j0) % ik.DENSITY_RESTART == 0:
+                    z = (x0 + j * h - mu) / s
+                    g = math.exp(-0.5 * z * z)
+                    rr = math.exp(-z * d - 0.5 * d * d)
+                row[j] += c * g
+                g *= rr
+                rr *= e_d2
+        out[i] = row
+    return out
+
+
 def k_density(mean, sd, weight, x0, h, n_sd, nx):
     out = np.zeros((mean.shape[0], nx))
     ik.mixture_density(mean, sd, weight, x0, h, n_sd, out)
     out32 = np.zeros((mean.shape[0], nx), dtype=np.float32)  # the grid products' precision
     ik.mixture_density(mean, sd, weight, x0, h, n_sd, out32)
     assert np.array_equal(out32, out.astype(np.float32))  # each row summed in float64, rounded once
+    # pairs of components in one loop: the sums of one component after the other, to the bit
+    assert np.array_equal(out, _density_sequential(mean, sd, weight, x0, h, n_sd, nx))
     return out
 
 
@@ -1068,6 +1120,7 @@ TWINS = [
     ("integration.weighted_quantiles[one value]", k_quantiles, t_quantiles, _quantile_step_inputs(1, 0, 13), 0.0),
     ("integration._sorted_quantiles[ties]", k_sorted_quantiles, t_quantiles, _quantile_step_inputs(300, 5, 14), 0.0),
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
+    ("integration.mixture_density[pairs]", k_density, t_density, _density_pair_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
     ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)

@@ -130,9 +130,10 @@ def grid_probabilities(mix: GaussianMixture, ln_median: np.ndarray, beta: np.nda
     dtype = np.dtype(dtype)
     # the density in the product's precision (each row summed in float64 and rounded once)
     dens = np.zeros((rows.size, nx), dtype=dtype)
-    kernels.mixture_density(np.ascontiguousarray(mean[rows]), np.ascontiguousarray(sd[rows]),
-                            np.ascontiguousarray(w[rows]), x_lo, h, N_SD, dens)
     all_rows = rows.size == mean.shape[0]
+    # (every row kept, the usual case: the mixture's own arrays, no gathered copies)
+    part = (lambda a: np.ascontiguousarray(a)) if all_rows else (lambda a: np.ascontiguousarray(a[rows]))
+    kernels.mixture_density(part(mean), part(sd), part(w), x_lo, h, N_SD, dens)
     all_cols = cols.size == J
     for o, shift in zip(outs, shifts):
         g = ndtr((x[:, None] + shift - ln_median[None, cols]) / beta[None, cols])

@@ -1234,9 +1234,11 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
     for i in range(n):
         for j in range(nx):
             row[j] = 0.0
-        for q in range(nq):
+        q = 0
+        while q < nq:
             w = weight[i, q]
             if w == 0.0:
+                q += 1
                 continue
             mu = mean[i, q]
             s = sd[i, q]
@@ -1248,30 +1250,70 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
                     row[j] += w * (1.0 - f)
                 if 0 <= j + 1 < nx:
                     row[j + 1] += w * f
+                q += 1
                 continue
+            # the next component with a weight: if it is a Gaussian too, both go through one loop
+            # over the nodes (two independent recurrences: twice the work per multiply latency),
+            # each node adding this component's term before the next one's (the order of one
+            # component after the other: the same sums)
+            q2 = q + 1
+            while q2 < nq and weight[i, q2] == 0.0:
+                q2 += 1
+            pair = q2 < nq and sd[i, q2] >= 0.25 * h
             c = w * h * inv_sqrt2pi / s
-            j0 = int(math.ceil((mu - n_sd * s - x0) / h))
-            j1 = int(math.floor((mu + n_sd * s - x0) / h))
-            if j0 < 0:
-                j0 = 0
-            if j1 > nx - 1:
-                j1 = nx - 1
+            j0 = max(0, int(math.ceil((mu - n_sd * s - x0) / h)))
+            j1 = min(nx - 1, int(math.floor((mu + n_sd * s - x0) / h)))
             # exp(-z^2/2) on the uniform nodes by the recurrence g_{j+1} = g_j r_j,
-            # r_{j+1} = r_j exp(-d^2) (d = h/s); restarted every DENSITY_RESTART nodes to bound
-            # rounding (relative error of g after n steps <= ~n^2/2 ulp: < 3e-13 for 64)
+            # r_{j+1} = r_j exp(-d^2) (d = h/s); restarted every DENSITY_RESTART nodes from the
+            # component's first node to bound rounding (relative error of g after n steps
+            # <= ~n^2/2 ulp: < 3e-13 for 64)
             d = h / s
             e_d2 = math.exp(-d * d)
-            j = j0
-            while j <= j1:
-                z = (x0 + j * h - mu) / s
-                g = math.exp(-0.5 * z * z)
-                rr = math.exp(-z * d - 0.5 * d * d)
-                stop = min(j1, j + DENSITY_RESTART - 1)
-                while j <= stop:
+            if not pair:
+                j = j0
+                while j <= j1:
+                    z = (x0 + j * h - mu) / s
+                    g = math.exp(-0.5 * z * z)
+                    rr = math.exp(-z * d - 0.5 * d * d)
+                    stop = min(j1, j + DENSITY_RESTART - 1)
+                    while j <= stop:
+                        row[j] += c * g
+                        g *= rr
+                        rr *= e_d2
+                        j += 1
+                q += 1
+                continue
+            mu2 = mean[i, q2]
+            s2 = sd[i, q2]
+            c2 = weight[i, q2] * h * inv_sqrt2pi / s2
+            k0 = max(0, int(math.ceil((mu2 - n_sd * s2 - x0) / h)))
+            k1 = min(nx - 1, int(math.floor((mu2 + n_sd * s2 - x0) / h)))
+            d2 = h / s2
+            e2_d2 = math.exp(-d2 * d2)
+            g = rr = g2 = rr2 = 0.0
+            left = left2 = 0  # nodes to the next restart
+            for j in range(min(j0, k0), max(j1, k1) + 1):
+                if j0 <= j <= j1:
+                    if left == 0:
+                        z = (x0 + j * h - mu) / s
+                        g = math.exp(-0.5 * z * z)
+                        rr = math.exp(-z * d - 0.5 * d * d)
+                        left = DENSITY_RESTART
                     row[j] += c * g
                     g *= rr
                     rr *= e_d2
-                    j += 1
+                    left -= 1
+                if k0 <= j <= k1:
+                    if left2 == 0:
+                        z2 = (x0 + j * h - mu2) / s2
+                        g2 = math.exp(-0.5 * z2 * z2)
+                        rr2 = math.exp(-z2 * d2 - 0.5 * d2 * d2)
+                        left2 = DENSITY_RESTART
+                    row[j] += c2 * g2
+                    g2 *= rr2
+                    rr2 *= e2_d2
+                    left2 -= 1
+            q = q2 + 1
         for j in range(nx):
             out[i, j] += row[j]
 
