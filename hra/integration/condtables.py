@@ -310,14 +310,15 @@ def _death_coef(fragility, t_sel, p: float) -> np.ndarray:
 
 
 def _death_over_rrup(gmm, fragility, t_sel, p_grid: np.ndarray, d_grid: np.ndarray | None, r_grid: np.ndarray,
-                     mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
-    """Death tables (t, f, c, m, r), float32, from P(CS >= k) on the R_rup grid ``p_grid`` (m, g,
+                     mag_nodes: np.ndarray, r_hyp: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Death tables (t, f, c, m, r) from P(CS >= k) on the R_rup grid ``p_grid`` (m, g,
     t * f * k) and the direct deaths' ``d_grid`` (m, g, t * c) or ``None``: :func:`_over_rrup` of
     both then :func:`death_from_exceedance` rounded to float32, the same values, computed
     :data:`DEATH_M_BLOCK` magnitudes at a time (the interpolation writes a block in the
     (m, j, r) layout, ``lnr_interpolate_cubic(..., j_major=True)``, and
     :func:`hra.integration.kernels.death_from_nested` reads it while it is in the cache: no
-    full-size intermediate tables)."""
+    full-size intermediate tables). ``dtype``: of the result, float64 or float32 (the values are
+    float32's either way)."""
     t_sel = np.atleast_1d(np.asarray(t_sel))
     p = fragility.presence_inside
     coef = _death_coef(fragility, t_sel, p)
@@ -331,7 +332,7 @@ def _death_over_rrup(gmm, fragility, t_sel, p_grid: np.ndarray, d_grid: np.ndarr
     ln_p = _ln_grid(p_grid)
     use_direct = d_grid is not None and p < 1.0
     ln_d = _ln_grid(d_grid) if use_direct else None
-    death = np.empty((T, F, C, M, R), dtype=np.float32)
+    death = np.empty((T, F, C, M, R), dtype=dtype)
     nb = DEATH_M_BLOCK
     pbuf = np.empty((nb, T * F * K, R))
     dbuf = np.empty((nb, T * C, R)) if use_direct else np.empty((0, 0, 0, 0))
@@ -350,8 +351,7 @@ def _death_over_rrup(gmm, fragility, t_sel, p_grid: np.ndarray, d_grid: np.ndarr
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,
                           presence_inside: float | None = None, round_f32: bool = False) -> np.ndarray:
     """Death probability per event (t, f, c, m, r) from P(CS >= k) (t, f, k, m, r), nested by the
-    kernel (``round_f32``: each value rounded to the nearest float32, the physical tables' precision,
-    and returned as a float32 array; else float64).
+    kernel (``round_f32``: each value rounded to the nearest float32, the physical tables' precision).
 
     ``p sum_k P(CS >= k)(Pd_in,k - Pd_in,k-1) + (1 - p)[same outside + P_direct]`` (the exclusive
     collapse states of :func:`hra.integration.engine.death_tables`); ``direct`` (t, c, m, r) or ``None``.
@@ -364,21 +364,20 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
     src = np.ascontiguousarray(np.moveaxis(pexc, 3, 0))
     use_direct = direct is not None and p < 1.0
     dsrc = np.ascontiguousarray(np.moveaxis(direct, 2, 0)) if use_direct else np.empty((0, 0, 0, 0))
-    # rounded: float32 (the table store's TABLE_DTYPE; its consumers read float32 and float64 tables
-    # alike, to the bit): half the bytes to write here and to read downstream
-    death = np.empty((T, F, coef.shape[1], M, R), dtype=np.float32 if round_f32 else np.float64)
+    death = np.empty((T, F, coef.shape[1], M, R))
     kernels.death_from_nested(src, coef, dsrc, float(1.0 - p), bool(round_f32), death)
     return death
 
 
 @single_thread_blas()
 def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.ndarray, zone, branch,
-                      wierde: tuple[bool, ...] = (False,)) -> dict[int, list[np.ndarray]]:
+                      wierde: tuple[bool, ...] = (False,), dtype=np.float64) -> dict[int, list[np.ndarray]]:
     """Death tables (t, f, c, m, r) of one physical GMM combination at R_hyp nodes ``r_hyp``.
 
     Returns s2s-branch index -> one table per entry of ``wierde`` (building on a dwelling mound
-    or not: a shift of ln IM by :meth:`wierde_shift`), float32 arrays
-    (:data:`hra.integration.tablestore.TABLE_DTYPE`, the physical tables' precision). The mixtures are computed on the R_rup grid
+    or not: a shift of ln IM by :meth:`wierde_shift`), rounded to float32 precision
+    (:data:`hra.integration.tablestore.TABLE_DTYPE`, the physical tables' precision), as ``dtype``
+    arrays (float64, or float32: the same values in half the bytes). The mixtures are computed on the R_rup grid
     of :func:`rrup_grid` and integrated over R_rup given each R_hyp node (:func:`_over_rrup`). With a
     strike model the last axis is (R_hyp node, relative-azimuth node) flattened (:func:`_over_rrup`).
     """
@@ -434,6 +433,6 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
                   else [None] * len(shifts_im))
         tables = []
         for pg, dg in zip(p_grid, d_grid):
-            tables.append(_death_over_rrup(gmm, fragility, t_sel, pg, dg, r_grid, mag_nodes, r_hyp))
+            tables.append(_death_over_rrup(gmm, fragility, t_sel, pg, dg, r_grid, mag_nodes, r_hyp, dtype))
         out[j] = tables
     return out
