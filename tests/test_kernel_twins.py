@@ -548,6 +548,10 @@ def k_death_nested(pexc, coef, direct, factor):
     ik.death_from_nested(np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1].copy(), coef, direct,
                          factor, False, out4)
     assert np.array_equal(out4, out)
+    out5 = np.full_like(out, np.nan)  # a magnitude block at a time (m_offset): the same bits
+    for m0 in range(m):
+        ik.death_from_nested(pexc[m0:m0 + 1], coef, direct[m0:m0 + 1], factor, False, out5, m0)
+    assert np.array_equal(out5, out)
     # per value the scalar sum over k in k order, then the direct deaths: the same bits
     nested = np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1]
     for (mi, ti, fi, ri) in [(0, 0, 0, 0), (1, 1, 2, 69), (0, 1, 1, 33), (1, 0, 2, 5)]:
