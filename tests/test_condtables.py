@@ -188,3 +188,58 @@ def test_single_thread_blas_is_reentrant_and_restores_the_limit():
             assert set(blas_threads()) <= {1}
         assert set(blas_threads()) <= {1}  # the inner exit keeps the outer caller's limit
     assert blas_threads() == before
+
+
+def test_death_over_rrup_blocked_equals_the_whole_table_path_to_the_bit():
+    """The physical tables computed a block of magnitudes at a time (:func:`condtables._death_over_rrup`:
+    R_rup interpolation in the (m, j, r) layout, then the death kernel, which nests P(CS >= k)) equal
+    the whole-table path (:func:`condtables._over_rrup` in the (m, r, j) layout, nested with numpy,
+    :func:`condtables.death_from_exceedance`) and the closed sum over k to the bit, with and without the
+    direct deaths, with a strike model's two azimuth rules."""
+    from types import SimpleNamespace
+
+    from hra.gmm.rupture import RuptureQuadrature
+
+    rng = np.random.default_rng(7)
+    M, R, G, T, F, K, C = 5, 3, 12, 2, 3, 4, 3
+    grid = np.geomspace(3.0, 70.0, G)
+    rules = [RuptureQuadrature(rng.uniform(3.0, 70.0, (M, R, n)), rng.dirichlet(np.ones(n), (M, R))) for n in (3, 2)]
+
+    class Model:
+        azimuth_nodes_deg = np.array([0.0, 90.0])
+        rrup_kinks_km = (grid[5],)
+
+        def rrup_nodes(self, m, r, azimuth_deg=None):
+            return rules[int(azimuth_deg) // 90]
+
+    p_grid = rng.uniform(0.0, 1.0, (M, G, T * F * K)) ** 4  # not nested: the kernel nests
+    p_grid[:, :, 5] = 1e-30  # below the interpolation's 1e-20: nothing added
+    d_grid = rng.uniform(0.0, 0.05, (M, G, T * C))
+    p_in = rng.uniform(0.0, 0.5, (T, C, K))
+    for presence in (0.7, 1.0):
+        frag = SimpleNamespace(presence_inside=presence, median_g=np.ones((T, F, K)),
+                               p_death_inside=np.sort(p_in, axis=-1), p_death_outside=np.sort(0.3 * p_in, axis=-1))
+        got = condtables._death_over_rrup(Model(), frag, np.arange(T), p_grid, d_grid, grid, np.arange(M, dtype=float),
+                                          np.arange(R, dtype=float))
+        assert got.shape == (T, F, C, M, 2 * R) and np.array_equal(got, got.astype(np.float32))
+        got32 = condtables._death_over_rrup(Model(), frag, np.arange(T), p_grid, d_grid, grid,
+                                            np.arange(M, dtype=float), np.arange(R, dtype=float), dtype=np.float32)
+        assert got32.dtype == np.float32 and np.array_equal(got32, got)  # the same values, half the bytes
+        pexc = condtables._over_rrup(Model(), p_grid, grid, np.arange(M, dtype=float), np.arange(R, dtype=float))
+        direct = condtables._over_rrup(Model(), d_grid, grid, np.arange(M, dtype=float), np.arange(R, dtype=float))
+        pexc = pexc.reshape(M, 2 * R, T, F, K)
+        for k in range(K - 2, -1, -1):
+            np.maximum(pexc[..., k], pexc[..., k + 1], out=pexc[..., k])
+        want = condtables.death_from_exceedance(frag, np.arange(T), np.moveaxis(pexc, (0, 1), (3, 4)),
+                                                np.moveaxis(direct.reshape(M, 2 * R, T, C), (0, 1), (2, 3)),
+                                                round_f32=True)
+        assert np.array_equal(got, want)
+        # the closed sum over k, in k order, + (1 - p) P_direct, rounded once
+        coef = condtables._death_coef(frag, np.arange(T), presence)
+        for t, f, c, m, r in [(0, 0, 0, 0, 0), (1, 2, 2, 4, 5), (0, 1, 2, 2, 3), (1, 0, 1, 3, 1)]:
+            s = 0.0
+            for k in range(K):
+                s += pexc[m, r, t, f, k] * coef[t, c, k]
+            if presence < 1.0:
+                s += (1.0 - presence) * direct[m, r, t * C + c]
+            assert got[t, f, c, m, r] == float(np.float32(s))

@@ -353,12 +353,64 @@ def _density_inputs():
     return mean, sd, weight, -4.0, 0.05, 8.0, 161
 
 
+def _density_pair_inputs():
+    """Consecutive Gaussians (taken in pairs by the kernel) with zero weights and deposits between
+    them, ranges cut by the grid's ends, disjoint and nested ranges, > 64 nodes (restarts)."""
+    rng = np.random.default_rng(11)
+    mean = rng.normal(0.0, 1.5, size=(5, 9))
+    sd = rng.uniform(0.06, 0.9, size=(5, 9))
+    weight = rng.uniform(0, 1, size=(5, 9))
+    weight[0, 1] = weight[2, [3, 4]] = weight[4, 8] = 0.0
+    sd[1, 4] = sd[3, [0, 5]] = 0.002  # deposited
+    mean[2, 0], mean[2, 1] = -3.9, 3.8  # disjoint ranges
+    mean[4, 2], sd[4, 2] = 6.0, 0.2  # wholly beyond the grid
+    return mean, sd, weight, -4.0, 0.04, 8.0, 201
+
+
+def _density_sequential(mean, sd, weight, x0, h, n_sd, nx):
+    """The recurrence one component after the other (plain Python floats, the kernel's operations):
+    the sums the kernel must give to the bit."""
+    out = np.zeros((mean.shape[0], nx))
+    for i in range(mean.shape[0]):
+        row = [0.0] * nx
+        for q in range(mean.shape[1]):
+            w, mu, s = float(weight[i, q]), float(mean[i, q]), float(sd[i, q])
+            if w == 0.0:
+                continue
+            if s < 0.25 * h:
+                u = (mu - x0) / h
+                j = math.floor(u)
+                f = u - j
+                if 0 <= j < nx:
+                    row[j] += w * (1.0 - f)
+                if 0 <= j + 1 < nx:
+                    row[j + 1] += w * f
+                continue
+            c = w * h * (1.0 / math.sqrt(2.0 * math.pi)) / s
+            j0 = max(0, math.ceil((mu - n_sd * s - x0) / h))
+            j1 = min(nx - 1, math.floor((mu + n_sd * s - x0) / h))
+            d = h / s
+            e_d2 = math.exp(-d * d)
+            for j in range(j0, j1 + 1):
+                if (j - j0) % ik.DENSITY_RESTART == 0:
+                    z = (x0 + j * h - mu) / s
+                    g = math.exp(-0.5 * z * z)
+                    rr = math.exp(-z * d - 0.5 * d * d)
+                row[j] += c * g
+                g *= rr
+                rr *= e_d2
+        out[i] = row
+    return out
+
+
 def k_density(mean, sd, weight, x0, h, n_sd, nx):
     out = np.zeros((mean.shape[0], nx))
     ik.mixture_density(mean, sd, weight, x0, h, n_sd, out)
     out32 = np.zeros((mean.shape[0], nx), dtype=np.float32)  # the grid products' precision
     ik.mixture_density(mean, sd, weight, x0, h, n_sd, out32)
     assert np.array_equal(out32, out.astype(np.float32))  # each row summed in float64, rounded once
+    # pairs of components in one loop: the sums of one component after the other, to the bit
+    assert np.array_equal(out, _density_sequential(mean, sd, weight, x0, h, n_sd, nx))
     return out
 
 
@@ -419,6 +471,9 @@ def _lnr_cubic_inputs():
 def k_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
     out = np.empty((ln_p.shape[0], ln_nodes.shape[1], ln_p.shape[2]))
     ik.lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out)
+    out_j = np.full((ln_p.shape[0], ln_p.shape[2], ln_nodes.shape[1]), np.nan)  # j_major: the same values
+    ik.lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out_j, True)
+    assert np.array_equal(np.swapaxes(out_j, 1, 2), out)
     return out
 
 
@@ -467,15 +522,18 @@ _EXP_ARGS = np.concatenate([RNG.uniform(-708.0, 0.0, 3000), RNG.uniform(-1.0, 1.
 
 
 def _death_nested_inputs():
-    # 70 distance nodes: several tiles of ik.DEATH_R_BLOCK (16), the last one partial
-    pexc = RNG.uniform(0, 1, size=(2, 70, 2, 3, 4))
+    # (m, t, f, k, r), not nested (the kernel nests: a running max from the top state), with ties
+    # and zeros; 70 distance nodes (not a multiple of a vector width)
+    pexc = RNG.uniform(0, 1, size=(2, 2, 3, 4, 70))
+    pexc[0, 0, 0, 1] = pexc[0, 0, 0, 2]
+    pexc[1, 1, 2, :, :10] = 0.0
     coef = RNG.uniform(0, 0.3, size=(2, 5, 4))
-    direct = RNG.uniform(0, 0.1, size=(2, 70, 2, 5))
+    direct = RNG.uniform(0, 0.1, size=(2, 2, 5, 70))
     return pexc, coef, direct, 0.4
 
 
 def k_death_nested(pexc, coef, direct, factor):
-    m, r, t, f = pexc.shape[:4]
+    m, t, f, k, r = pexc.shape
     out = np.empty((t, f, coef.shape[1], m, r))
     ik.death_from_nested(pexc, coef, direct, factor, False, out)
     out2 = np.empty_like(out)
@@ -483,12 +541,33 @@ def k_death_nested(pexc, coef, direct, factor):
     out3 = np.empty_like(out)
     ik.death_from_nested(pexc, coef, direct, factor, True, out3)  # rounded to float32 in the pass
     assert np.array_equal(out3, out.astype(np.float32).astype(np.float64))
+    out3f = np.empty(out.shape, dtype=np.float32)  # into float32 tables: the same rounding
+    ik.death_from_nested(pexc, coef, direct, factor, True, out3f)
+    assert np.array_equal(out3f, out.astype(np.float32))
+    out4 = np.empty_like(out)  # already nested input: the same bits (the nesting is exact)
+    ik.death_from_nested(np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1].copy(), coef, direct,
+                         factor, False, out4)
+    assert np.array_equal(out4, out)
+    out5 = np.full_like(out, np.nan)  # a magnitude block at a time (m_offset): the same bits
+    for m0 in range(m):
+        ik.death_from_nested(pexc[m0:m0 + 1], coef, direct[m0:m0 + 1], factor, False, out5, m0)
+    assert np.array_equal(out5, out)
+    # per value the scalar sum over k in k order, then the direct deaths: the same bits
+    nested = np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1]
+    for (mi, ti, fi, ri) in [(0, 0, 0, 0), (1, 1, 2, 69), (0, 1, 1, 33), (1, 0, 2, 5)]:
+        for c in range(coef.shape[1]):
+            s = 0.0
+            for kk in range(k):
+                s += nested[mi, ti, fi, kk, ri] * coef[ti, c, kk]
+            assert out2[ti, fi, c, mi, ri] == s
+            assert out[ti, fi, c, mi, ri] == s + factor * direct[mi, ti, c, ri]
     return out, out2, out3
 
 
 def t_death_nested(pexc, coef, direct, factor):
-    base = np.einsum("mrtfk,tck->tfcmr", pexc, coef)
-    full = base + factor * np.einsum("mrtc->tcmr", direct)[:, None]
+    nested = np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1]
+    base = np.einsum("mtfkr,tck->tfcmr", nested, coef)
+    full = base + factor * np.einsum("mtcr->tcmr", direct)[:, None]
     return full, base, full.astype(np.float32).astype(np.float64)
 
 
@@ -1107,6 +1186,7 @@ TWINS = [
     ("integration.weighted_quantiles[one value]", k_quantiles, t_quantiles, _quantile_step_inputs(1, 0, 13), 0.0),
     ("integration._sorted_quantiles[ties]", k_sorted_quantiles, t_quantiles, _quantile_step_inputs(300, 5, 14), 0.0),
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
+    ("integration.mixture_density[pairs]", k_density, t_density, _density_pair_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
     ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)

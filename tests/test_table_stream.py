@@ -55,7 +55,7 @@ def test_forecast_tables_equal_the_definition_and_stream(monkeypatch, mode, stri
     n_a = 3 if strike else 1
     calls = []
 
-    def fake_physical(gmm_, fragility, zone, wierdes, mag_, r_nodes, t_sel, keys=None):
+    def fake_physical(gmm_, fragility, zone, wierdes, mag_, r_nodes, t_sel, keys=None, **kw):
         calls.append(list(keys))
         return [{k: tables[k][np.asarray(t_sel)] for k in keys} for _ in wierdes]
 
@@ -131,7 +131,7 @@ def test_rate_grid_tables_equal_the_definition(monkeypatch, mode):
     mag = magnitude_bins(np.array([0.9, 1.1]), np.array([5.0, 6.0]), 2.0, 0.45)  # unequal bins
     assert mag.nodes.size == M
 
-    def fake_physical(gmm_, fragility, zone, wierdes, mag_, r_nodes, t_sel, keys=None):
+    def fake_physical(gmm_, fragility, zone, wierdes, mag_, r_nodes, t_sel, keys=None, **kw):
         return [{k: tables[k][np.asarray(t_sel)] for k in keys} for _ in wierdes]
 
     monkeypatch.setattr(engine, "physical_death_tables", fake_physical)

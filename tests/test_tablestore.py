@@ -52,11 +52,11 @@ def spy(monkeypatch):
     calls: list[np.ndarray] = []
     real = engine.physical_death_tables
 
-    def counting(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel, keys=None):
+    def counting(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel, keys=None, **kw):
         # the engine computes a zone's tables a group of branches at a time: one record per zone (its first group)
         if keys is None or keys == engine.physical_groups(gmm)[0]:
             calls.append(np.asarray(t_sel).copy())
-        return real(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel, keys=keys)
+        return real(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel, keys=keys, **kw)
 
     monkeypatch.setattr(engine, "physical_death_tables", counting)
     return calls

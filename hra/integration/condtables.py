@@ -130,9 +130,10 @@ def grid_probabilities(mix: GaussianMixture, ln_median: np.ndarray, beta: np.nda
     dtype = np.dtype(dtype)
     # the density in the product's precision (each row summed in float64 and rounded once)
     dens = np.zeros((rows.size, nx), dtype=dtype)
-    kernels.mixture_density(np.ascontiguousarray(mean[rows]), np.ascontiguousarray(sd[rows]),
-                            np.ascontiguousarray(w[rows]), x_lo, h, N_SD, dens)
     all_rows = rows.size == mean.shape[0]
+    # (every row kept, the usual case: the mixture's own arrays, no gathered copies)
+    part = (lambda a: np.ascontiguousarray(a)) if all_rows else (lambda a: np.ascontiguousarray(a[rows]))
+    kernels.mixture_density(part(mean), part(sd), part(w), x_lo, h, N_SD, dens)
     all_cols = cols.size == J
     for o, shift in zip(outs, shifts):
         g = ndtr((x[:, None] + shift - ln_median[None, cols]) / beta[None, cols])
@@ -272,6 +273,14 @@ def _stacked_rules(gmm, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> tuple[np.nd
     return ln_nodes, weights
 
 
+def _ln_grid(p_grid: np.ndarray) -> np.ndarray:
+    """ln P of grid probabilities, C order whatever the layout of ``p_grid`` (P clamped at 1e-300)."""
+    ln_p = np.empty(p_grid.shape)
+    np.maximum(p_grid, 1e-300, out=ln_p)
+    np.log(ln_p, out=ln_p)
+    return ln_p
+
+
 def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
     """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (cubic interpolation of ln P in ln R
     between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`; values
@@ -280,9 +289,7 @@ def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarra
     With a strike model (:func:`azimuth_nodes`) the distance axis is (R_hyp node r, azimuth node a)
     flattened, ``r * A + a``: one R_rup quadrature per relative azimuth a0 (the mixtures on the
     grid, ``p_grid``, do not depend on it), all in one kernel call (:func:`_stacked_rules`)."""
-    ln_p = np.empty(p_grid.shape)  # C order whatever the layout of p_grid
-    np.maximum(p_grid, 1e-300, out=ln_p)
-    np.log(ln_p, out=ln_p)
+    ln_p = _ln_grid(p_grid)
     kinks = np.asarray(getattr(gmm, "rrup_kinks_km", ()), float)
     ln_nodes, weights = _stacked_rules(gmm, mag_nodes, r_hyp)
     out = np.empty((mag_nodes.size, ln_nodes.shape[1], p_grid.shape[-1]))
@@ -290,25 +297,73 @@ def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarra
     return out
 
 
+#: Magnitude nodes per block of :func:`_death_over_rrup` (1: the block of P(CS >= k) given R_hyp stays
+#: in the cache between the interpolation that writes it and the death kernel that reads it).
+DEATH_M_BLOCK = 1
+
+
+def _death_coef(fragility, t_sel, p: float) -> np.ndarray:
+    """(t, c, k) death weight of collapse state k: ``p dPd_in + (1 - p) dPd_out``."""
+    d_in = np.diff(fragility.p_death_inside[t_sel], axis=-1, prepend=0.0)  # (t, c, k)
+    d_out = np.diff(fragility.p_death_outside[t_sel], axis=-1, prepend=0.0)
+    return np.ascontiguousarray(p * d_in + (1.0 - p) * d_out)
+
+
+def _death_over_rrup(gmm, fragility, t_sel, p_grid: np.ndarray, d_grid: np.ndarray | None, r_grid: np.ndarray,
+                     mag_nodes: np.ndarray, r_hyp: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Death tables (t, f, c, m, r) from P(CS >= k) on the R_rup grid ``p_grid`` (m, g,
+    t * f * k) and the direct deaths' ``d_grid`` (m, g, t * c) or ``None``: :func:`_over_rrup` of
+    both then :func:`death_from_exceedance` rounded to float32, the same values, computed
+    :data:`DEATH_M_BLOCK` magnitudes at a time (the interpolation writes a block in the
+    (m, j, r) layout, ``lnr_interpolate_cubic(..., j_major=True)``, and
+    :func:`hra.integration.kernels.death_from_nested` reads it while it is in the cache: no
+    full-size intermediate tables). ``dtype``: of the result, float64 or float32 (the values are
+    float32's either way)."""
+    t_sel = np.atleast_1d(np.asarray(t_sel))
+    p = fragility.presence_inside
+    coef = _death_coef(fragility, t_sel, p)
+    T, C, K = coef.shape
+    F = fragility.median_g.shape[1]
+    M = mag_nodes.size
+    kinks = np.asarray(getattr(gmm, "rrup_kinks_km", ()), float)
+    ln_r, kink = np.log(r_grid), np.isin(r_grid, kinks)
+    ln_nodes, weights = _stacked_rules(gmm, mag_nodes, r_hyp)
+    R = ln_nodes.shape[1]
+    ln_p = _ln_grid(p_grid)
+    use_direct = d_grid is not None and p < 1.0
+    ln_d = _ln_grid(d_grid) if use_direct else None
+    death = np.empty((T, F, C, M, R), dtype=dtype)
+    nb = DEATH_M_BLOCK
+    pbuf = np.empty((nb, T * F * K, R))
+    dbuf = np.empty((nb, T * C, R)) if use_direct else np.empty((0, 0, 0, 0))
+    for m0 in range(0, M, nb):
+        m1 = min(M, m0 + nb)
+        n = m1 - m0
+        kernels.lnr_interpolate_cubic(ln_p[m0:m1], ln_r, kink, ln_nodes[m0:m1], weights[m0:m1], pbuf[:n], True)
+        if use_direct:
+            kernels.lnr_interpolate_cubic(ln_d[m0:m1], ln_r, kink, ln_nodes[m0:m1], weights[m0:m1], dbuf[:n], True)
+        kernels.death_from_nested(pbuf[:n].reshape(n, T, F, K, R), coef,
+                                  dbuf[:n].reshape(n, T, C, R) if use_direct else dbuf, float(1.0 - p), True,
+                                  death, m0)
+    return death
+
+
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,
                           presence_inside: float | None = None, round_f32: bool = False) -> np.ndarray:
-    """Death probability per event (t, f, c, m, r) from nested P(CS >= k) (t, f, k, m, r)
-    (``round_f32``: each value rounded to the nearest float32, the physical tables' precision).
+    """Death probability per event (t, f, c, m, r) from P(CS >= k) (t, f, k, m, r), nested by the
+    kernel (``round_f32``: each value rounded to the nearest float32, the physical tables' precision).
 
     ``p sum_k P(CS >= k)(Pd_in,k - Pd_in,k-1) + (1 - p)[same outside + P_direct]`` (the exclusive
     collapse states of :func:`hra.integration.engine.death_tables`); ``direct`` (t, c, m, r) or ``None``.
     """
     p = fragility.presence_inside if presence_inside is None else presence_inside
-    d_in = np.diff(fragility.p_death_inside[t_sel], axis=-1, prepend=0.0)  # (t, c, k)
-    d_out = np.diff(fragility.p_death_outside[t_sel], axis=-1, prepend=0.0)
-    coef = np.ascontiguousarray(p * d_in + (1.0 - p) * d_out)
+    coef = _death_coef(fragility, t_sel, p)
     T, F, K, M, R = pexc.shape
-    # one compiled pass from the (m, r, t, f, k) layout the tables are built in (pexc is usually a
-    # moved view of it, then no copy) straight into (t, f, c, m, r): no transposed copies
-    src = np.ascontiguousarray(np.moveaxis(pexc, (3, 4), (0, 1)))
+    # one compiled pass from the (m, t, f, k, r) layout (lnr_interpolate_cubic's j_major; pexc a
+    # moved view of it: no copy) straight into (t, f, c, m, r): no transposed copies
+    src = np.ascontiguousarray(np.moveaxis(pexc, 3, 0))
     use_direct = direct is not None and p < 1.0
-    dsrc = (np.ascontiguousarray(np.moveaxis(direct, (2, 3), (0, 1))) if use_direct
-            else np.empty((0, 0, 0, 0)))
+    dsrc = np.ascontiguousarray(np.moveaxis(direct, 2, 0)) if use_direct else np.empty((0, 0, 0, 0))
     death = np.empty((T, F, coef.shape[1], M, R))
     kernels.death_from_nested(src, coef, dsrc, float(1.0 - p), bool(round_f32), death)
     return death
@@ -316,12 +371,13 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
 
 @single_thread_blas()
 def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.ndarray, zone, branch,
-                      wierde: tuple[bool, ...] = (False,)) -> dict[int, list[np.ndarray]]:
+                      wierde: tuple[bool, ...] = (False,), dtype=np.float64) -> dict[int, list[np.ndarray]]:
     """Death tables (t, f, c, m, r) of one physical GMM combination at R_hyp nodes ``r_hyp``.
 
     Returns s2s-branch index -> one table per entry of ``wierde`` (building on a dwelling mound
     or not: a shift of ln IM by :meth:`wierde_shift`), rounded to float32 precision
-    (:data:`hra.integration.tablestore.TABLE_DTYPE`, the physical tables' precision). The mixtures are computed on the R_rup grid
+    (:data:`hra.integration.tablestore.TABLE_DTYPE`, the physical tables' precision), as ``dtype``
+    arrays (float64, or float32: the same values in half the bytes). The mixtures are computed on the R_rup grid
     of :func:`rrup_grid` and integrated over R_rup given each R_hyp node (:func:`_over_rrup`). With a
     strike model the last axis is (R_hyp node, relative-azimuth node) flattened (:func:`_over_rrup`).
     """
@@ -329,7 +385,6 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
     T = t_sel.size
     F, K = fragility.median_g.shape[1:]
     C = fragility.p_death_inside.shape[1]
-    M, R = mag_nodes.size, r_hyp.size * n_azimuth(gmm)
     shifts_im = tuple(gmm.wierde_shift(fragility.imt) if wd else 0.0 for wd in wierde)
     # the grids never depend on which wierde variants or typologies are asked for (bit-identical
     # tables for a site and typology whatever else its task computes; the table store relies on
@@ -378,15 +433,6 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
                   else [None] * len(shifts_im))
         tables = []
         for pg, dg in zip(p_grid, d_grid):
-            pexc = _over_rrup(gmm, pg, r_grid, mag_nodes, r_hyp).reshape(M, R, T, F, K)
-            # nested P(CS >= k) >= P(CS >= k+1), on the contiguous last axis (max is exact: the
-            # same values as on the (t, f, k, m, r) layout, without its strided passes)
-            for k in range(K - 2, -1, -1):  # (an explicit loop: accumulate over a short axis is slow)
-                np.maximum(pexc[..., k], pexc[..., k + 1], out=pexc[..., k])
-            pexc = np.moveaxis(pexc, (0, 1), (3, 4))  # (t, f, k, m, r)
-            direct = None
-            if dg is not None:
-                direct = np.moveaxis(_over_rrup(gmm, dg, r_grid, mag_nodes, r_hyp).reshape(M, R, T, C), (0, 1), (2, 3))
-            tables.append(death_from_exceedance(fragility, t_sel, pexc, direct, round_f32=True))
+            tables.append(_death_over_rrup(gmm, fragility, t_sel, pg, dg, r_grid, mag_nodes, r_hyp, dtype))
         out[j] = tables
     return out

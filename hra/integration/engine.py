@@ -123,14 +123,15 @@ def _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel):
     return tables(mix, mix2)
 
 
-def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel) -> list:
+def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel, dtype=np.float64) -> list:
     """:func:`_phys_death` for the sites (zone, wierde) of one zone: one result per wierde flag.
 
     Models with mixtures at given rupture distances (GMM V7/V6) go through
     :func:`hra.integration.condtables.rrup_death_tables`, which shares the ground-motion work between the
-    zone's wierde variants and site-term branches."""
+    zone's wierde variants and site-term branches (``dtype``: of its tables; the other path's are float64)."""
     if condtables.supports(gmm):
-        out = condtables.rrup_death_tables(gmm, fragility, t_sel, mag.nodes, r_nodes, zone_arg, branch, tuple(wierdes))
+        out = condtables.rrup_death_tables(gmm, fragility, t_sel, mag.nodes, r_nodes, zone_arg, branch, tuple(wierdes),
+                                           dtype)
         if "gmm_s2s" in branch:  # (rounded to the tables' precision by the grid path itself)
             return [{j: tabs[i] for j, tabs in out.items()} for i in range(len(wierdes))]
         return [out[0][i] for i in range(len(wierdes))]
@@ -272,7 +273,10 @@ def death_table_groups(gmm: GroundMotionModel, fragility: FragilityModel, zone: 
     groups = physical_groups(gmm, median_node, split_median)
     if store is None:
         for keys in groups:
-            yield keys, physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, keys=keys)
+            # float32 tables where the grid path computes them (the values are float32's anyway: half
+            # the bytes to write and read; the table stage reads float32 and float64 tables alike)
+            yield keys, physical_death_tables(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, keys=keys,
+                                              dtype=tablestore.TABLE_DTYPE)
         return
     stream = _StoreStream(store, gmm, fragility, zone, wierdes, mag, r_nodes, t_all, [k for g in groups for k in g],
                           recycle, work)
@@ -680,13 +684,16 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
 
 def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                           mag: MagnitudeBins, r_nodes: np.ndarray, t_sel: np.ndarray,
-                          keys: list[tuple[int, ...]] | None = None) -> list[dict[tuple[int, ...], np.ndarray]]:
+                          keys: list[tuple[int, ...]] | None = None,
+                          dtype=np.float64) -> list[dict[tuple[int, ...], np.ndarray]]:
     """Death tables (t, f, c, m, r) per event, before magnitude integration, of every physical GMM
     branch combination (key: branch index per node of ``gmm.tree``), one dict per wierde flag of
     the sites of ``zone``, for the typologies ``t_sel``; ``keys``: only these branches (and those
     computed together with them: their site-to-site siblings; e.g. a group of :func:`physical_groups`).
     The values are rounded to :data:`hra.integration.tablestore.TABLE_DTYPE` (float32; <= 6e-8 relative),
-    the precision in which the table store keeps them."""
+    the precision in which the table store keeps them; ``dtype``: the arrays' dtype where the grid path
+    (:mod:`hra.integration.condtables`) computes them (float64, or float32: the same values in half
+    the bytes), float64 otherwise."""
     zone_arg = None if gmm.zones is None else zone
     phys = gmm.tree.enumerate()
     pnames = [n.name for n in gmm.tree.nodes]
@@ -701,7 +708,7 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
             prog.step()  # a block done with an earlier one (site-to-site branches grouped)
             continue
         branch = {nm: key[j] for j, nm in enumerate(pnames)}
-        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel)
+        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel, dtype)
         prog.step()  # progress of the table stage per GMM branch block (hra.core.progress.step_progress)
         for i, out in enumerate(outs):
             if isinstance(out, dict):

@@ -1504,9 +1504,11 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
     for i in range(n):
         for j in range(nx):
             row[j] = 0.0
-        for q in range(nq):
+        q = 0
+        while q < nq:
             w = weight[i, q]
             if w == 0.0:
+                q += 1
                 continue
             mu = mean[i, q]
             s = sd[i, q]
@@ -1518,30 +1520,70 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
                     row[j] += w * (1.0 - f)
                 if 0 <= j + 1 < nx:
                     row[j + 1] += w * f
+                q += 1
                 continue
+            # the next component with a weight: if it is a Gaussian too, both go through one loop
+            # over the nodes (two independent recurrences: twice the work per multiply latency),
+            # each node adding this component's term before the next one's (the order of one
+            # component after the other: the same sums)
+            q2 = q + 1
+            while q2 < nq and weight[i, q2] == 0.0:
+                q2 += 1
+            pair = q2 < nq and sd[i, q2] >= 0.25 * h
             c = w * h * inv_sqrt2pi / s
-            j0 = int(math.ceil((mu - n_sd * s - x0) / h))
-            j1 = int(math.floor((mu + n_sd * s - x0) / h))
-            if j0 < 0:
-                j0 = 0
-            if j1 > nx - 1:
-                j1 = nx - 1
+            j0 = max(0, int(math.ceil((mu - n_sd * s - x0) / h)))
+            j1 = min(nx - 1, int(math.floor((mu + n_sd * s - x0) / h)))
             # exp(-z^2/2) on the uniform nodes by the recurrence g_{j+1} = g_j r_j,
-            # r_{j+1} = r_j exp(-d^2) (d = h/s); restarted every DENSITY_RESTART nodes to bound
-            # rounding (relative error of g after n steps <= ~n^2/2 ulp: < 3e-13 for 64)
+            # r_{j+1} = r_j exp(-d^2) (d = h/s); restarted every DENSITY_RESTART nodes from the
+            # component's first node to bound rounding (relative error of g after n steps
+            # <= ~n^2/2 ulp: < 3e-13 for 64)
             d = h / s
             e_d2 = math.exp(-d * d)
-            j = j0
-            while j <= j1:
-                z = (x0 + j * h - mu) / s
-                g = math.exp(-0.5 * z * z)
-                rr = math.exp(-z * d - 0.5 * d * d)
-                stop = min(j1, j + DENSITY_RESTART - 1)
-                while j <= stop:
+            if not pair:
+                j = j0
+                while j <= j1:
+                    z = (x0 + j * h - mu) / s
+                    g = math.exp(-0.5 * z * z)
+                    rr = math.exp(-z * d - 0.5 * d * d)
+                    stop = min(j1, j + DENSITY_RESTART - 1)
+                    while j <= stop:
+                        row[j] += c * g
+                        g *= rr
+                        rr *= e_d2
+                        j += 1
+                q += 1
+                continue
+            mu2 = mean[i, q2]
+            s2 = sd[i, q2]
+            c2 = weight[i, q2] * h * inv_sqrt2pi / s2
+            k0 = max(0, int(math.ceil((mu2 - n_sd * s2 - x0) / h)))
+            k1 = min(nx - 1, int(math.floor((mu2 + n_sd * s2 - x0) / h)))
+            d2 = h / s2
+            e2_d2 = math.exp(-d2 * d2)
+            g = rr = g2 = rr2 = 0.0
+            left = left2 = 0  # nodes to the next restart
+            for j in range(min(j0, k0), max(j1, k1) + 1):
+                if j0 <= j <= j1:
+                    if left == 0:
+                        z = (x0 + j * h - mu) / s
+                        g = math.exp(-0.5 * z * z)
+                        rr = math.exp(-z * d - 0.5 * d * d)
+                        left = DENSITY_RESTART
                     row[j] += c * g
                     g *= rr
                     rr *= e_d2
-                    j += 1
+                    left -= 1
+                if k0 <= j <= k1:
+                    if left2 == 0:
+                        z2 = (x0 + j * h - mu2) / s2
+                        g2 = math.exp(-0.5 * z2 * z2)
+                        rr2 = math.exp(-z2 * d2 - 0.5 * d2 * d2)
+                        left2 = DENSITY_RESTART
+                    row[j] += c2 * g2
+                    g2 *= rr2
+                    rr2 *= e2_d2
+                    left2 -= 1
+            q = q2 + 1
         for j in range(nx):
             out[i, j] += row[j]
 
@@ -1601,7 +1643,7 @@ _bits_as_float = fastmath.bits_as_float
 
 
 @jit
-def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
+def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=False):
     """:func:`lnr_interpolate` with cubic (4-point Lagrange) interpolation of ln P in ln R_rup.
 
     kink : (g,) bool, grid points where ln P is not smooth (e.g. hinges of the path term); the
@@ -1617,19 +1659,28 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
     Several rules per (M, R_hyp) (e.g. one per relative azimuth) are passed as more rows ``r``
     of ``ln_nodes``/``weights`` (rules with fewer nodes padded with weight 0).
 
+    ``out`` is (m, r, j), or with ``j_major`` (m, j, r) (the same values; the layout of
+    :func:`death_from_nested`, whose sums then run over contiguous distance rows).
+
     The exponential is :func:`_exp_fast` (within ~1 ulp of ``math.exp``), in a branch-free loop
     over the columns j that the compiler vectorises; a node whose interval is negligible in
-    every column is skipped.
+    every column is skipped, and on each interval only the columns that reach 1e-20 at or beyond its
+    left end are taken (the others add exactly 0: the same sums).
     """
     n_m, n_g, n_j = ln_p.shape
     n_r, n_n = ln_nodes.shape[1], ln_nodes.shape[2]
     # per magnitude: the live columns (ln P >= LN_P_NEGLIGIBLE somewhere on the grid; the others
-    # add nothing) copied side by side, lp[g, c] = ln_p[m, g, live[c]], and the max / min of ln P
-    # over them per grid point (skip a node / take the cubic without per-column checks)
+    # add nothing) copied side by side, lp[g, c] = ln_p[m, g, live[c]], ordered by their last grid
+    # point with ln P >= LN_P_NEGLIGIBLE (descending), so that the columns that can add anything on
+    # the interval [i, i + 1] are the first n_at[i] (the others have both ends below it: they add
+    # exactly 0, whatever the shape of ln P), and the min of ln P over them per grid point (take
+    # the cubic without per-column checks)
     live = np.empty(n_j, dtype=np.int64)
+    last = np.empty(n_j, dtype=np.int64)
+    n_at = np.empty(n_g, dtype=np.int64)
+    start = np.empty(n_g, dtype=np.int64)
     lp = np.empty((n_g, n_j))
     acc = np.empty(n_j)
-    row_max = np.empty(n_g)
     row_min = np.empty(n_g)
     # the smooth piece [piece_lo, piece_hi] around each interval [i, i + 1] (kinks only)
     piece_lo = np.empty(n_g - 1, dtype=np.int64)
@@ -1644,29 +1695,42 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
         piece_lo[i] = lo
         piece_hi[i] = hi
     for m in range(n_m):
-        n_c = 0
+        for g in range(n_g):
+            n_at[g] = 0
         for j in range(n_j):
-            top = ln_p[m, 0, j]
-            for g in range(1, n_g):
-                v = ln_p[m, g, j]
-                top = v if v > top else top
-            if top >= LN_P_NEGLIGIBLE:
-                live[n_c] = j
-                n_c += 1
-        for r in range(n_r):
+            lj = -1
+            for g in range(n_g):
+                lj = g if ln_p[m, g, j] >= LN_P_NEGLIGIBLE else lj
+            last[j] = lj
+            if lj >= 0:
+                n_at[lj] += 1
+        # n_at[g]: columns whose last point is >= g; start[g]: where those ending at g begin
+        n_c = 0
+        for g in range(n_g - 1, -1, -1):
+            start[g] = n_c
+            n_c += n_at[g]
+            n_at[g] = n_c
+        for j in range(n_j):
+            lj = last[j]
+            if lj >= 0:
+                live[start[lj]] = j
+                start[lj] += 1
+        if j_major:
             for j in range(n_j):
-                out[m, r, j] = 0.0
+                for r in range(n_r):
+                    out[m, j, r] = 0.0
+        else:
+            for r in range(n_r):
+                for j in range(n_j):
+                    out[m, r, j] = 0.0
         if n_c == 0:
             continue
         for g in range(n_g):
-            hi_v = -np.inf
             lo_v = np.inf
             for c in range(n_c):
                 v = ln_p[m, g, live[c]]
                 lp[g, c] = v
-                hi_v = v if v > hi_v else hi_v
                 lo_v = v if v < lo_v else lo_v
-            row_max[g] = hi_v
             row_min[g] = lo_v
         for r in range(n_r):
             for c in range(n_c):
@@ -1676,7 +1740,8 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                 if w == 0.0:
                     continue
                 i0, f, x = _grid_interval(ln_grid, ln_nodes[m, r, k])
-                if row_max[i0] < LN_P_NEGLIGIBLE and row_max[i0 + 1] < LN_P_NEGLIGIBLE:
+                n_use = n_at[i0]  # the columns with an end of [i0, i0 + 1] at or above 1e-20
+                if n_use == 0:
                     continue  # both ends below 1e-20 in every column: nothing to add
                 lo = piece_lo[i0]
                 hi = piece_hi[i0]
@@ -1705,7 +1770,7 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                 g3 = a0 + 3 if npt > 3 else g2
                 screened = min(min(row_min[g0], row_min[g1]), min(row_min[g2], row_min[g3])) < -600.0
                 if not screened:  # no stencil value below -600 in any column: the cubic everywhere
-                    for c in range(n_c):
+                    for c in range(n_use):
                         a = lp[i0, c]
                         b = lp[i0 + 1, c]
                         y = (c0 * lp[g0, c] + c1 * lp[g1, c]) + (c2 * lp[g2, c] + c3 * lp[g3, c])
@@ -1713,7 +1778,7 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                         e = w * _exp_fast(y)
                         acc[c] += e if (a >= LN_P_NEGLIGIBLE or b >= LN_P_NEGLIGIBLE) else 0.0
                 else:
-                    for c in range(n_c):
+                    for c in range(n_use):
                         a = lp[i0, c]
                         b = lp[i0 + 1, c]
                         p0 = lp[g0, c]
@@ -1726,55 +1791,71 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out):
                         y = a + f * (b - a) if low < -600.0 else y
                         e = w * _exp_fast(y)
                         acc[c] += e if (a >= LN_P_NEGLIGIBLE or b >= LN_P_NEGLIGIBLE) else 0.0
-            for c in range(n_c):
-                v = acc[c]
-                if v >= P_FLOOR:
-                    out[m, r, live[c]] = v
-
-
-#: Distance nodes per tile of :func:`death_from_nested` (a tile: t x f x c x 16 values, in the cache).
-DEATH_R_BLOCK = 16
+            if j_major:
+                for c in range(n_c):
+                    v = acc[c]
+                    if v >= P_FLOOR:
+                        out[m, live[c], r] = v
+            else:
+                for c in range(n_c):
+                    v = acc[c]
+                    if v >= P_FLOOR:
+                        out[m, r, live[c]] = v
 
 
 @jit
-def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out):
-    """Death probability per event from nested P(CS >= k), written in the tables' layout.
+def death_from_nested(pexc, coef, direct, direct_factor, round_f32, out, m_offset=0):
+    """Death probability per event from P(CS >= k), written in the tables' layout.
 
-    pexc   : (m, r, t, f, k) P(CS >= k) given (M, R) (the layout the grid tables are built in)
+    pexc   : (m, t, f, k, r) P(CS >= k) given (M, R) (the layout the R_rup interpolation writes
+             with ``j_major``, :func:`lnr_interpolate_cubic`); nested here from the top state
+             down, ``P(CS >= k) = max(P(CS >= k), P(CS >= k + 1))`` (exact: already nested values
+             are unchanged)
     coef   : (t, c, k) death weight of state k (``p dPd_in + (1 - p) dPd_out``)
-    direct : (m, r, t, c) P(direct death outside) or an empty array (none)
+    direct : (m, t, c, r) P(direct death outside) or an empty array (none)
     round_f32 : round each value to the nearest float32 (the precision of the physical tables,
              :data:`hra.integration.tablestore.TABLE_DTYPE`), in this pass rather than another one
-    out    : (t, f, c, m, r) ``sum_k pexc coef + direct_factor * direct``
+    out    : (t, f, c, m, r) ``sum_k pexc coef + direct_factor * direct``, float64 or (with
+             ``round_f32``) float32: the same values in half the bytes
+    m_offset : magnitude row of ``out`` that ``pexc[0]`` goes to (a block of magnitudes at a time:
+             ``out[:, :, :, m_offset + m]``)
 
-    The transpose (m, r) -> last is done here through a small tile of :data:`DEATH_R_BLOCK`
-    distance nodes (computed from contiguous reads, written out as contiguous runs): no transposed
-    copy of the table. The sum over k is the same, in the same order, as on the (m, r, t, f, c) layout.
+    Each output row ``out[t, f, c, m, :]`` is summed over the distance nodes at once,
+    ``((0 + p_0 c_0) + p_1 c_1) + ...`` in k order, then ``+ direct_factor * direct`` and the
+    float32 rounding: per value the same operations in the same order as a scalar sum over k (the
+    same bits), in contiguous loops over r that the compiler vectorises.
     """
-    n_m, n_r, n_t, n_f, n_k = pexc.shape
+    n_m, n_t, n_f, n_k, n_r = pexc.shape
     n_c = coef.shape[1]
     use_direct = direct.shape[0] > 0
-    tile = np.empty((n_t, n_f, n_c, DEATH_R_BLOCK))
+    nest = np.empty((n_k, n_r))
+    acc = np.empty(n_r)
     for m in range(n_m):
-        for r0 in range(0, n_r, DEATH_R_BLOCK):
-            r1 = min(n_r, r0 + DEATH_R_BLOCK)
-            for r in range(r0, r1):
-                for t in range(n_t):
-                    for f in range(n_f):
-                        for c in range(n_c):
-                            s = 0.0
-                            for k in range(n_k):
-                                s += pexc[m, r, t, f, k] * coef[t, c, k]
-                            if use_direct:
-                                s += direct_factor * direct[m, r, t, c]
-                            if round_f32:
-                                s = np.float64(np.float32(s))
-                            tile[t, f, c, r - r0] = s
-            for t in range(n_t):
-                for f in range(n_f):
-                    for c in range(n_c):
-                        for r in range(r0, r1):
-                            out[t, f, c, m, r] = tile[t, f, c, r - r0]
+        for t in range(n_t):
+            for f in range(n_f):
+                for i in range(n_r):
+                    nest[n_k - 1, i] = pexc[m, t, f, n_k - 1, i]
+                for k in range(n_k - 2, -1, -1):
+                    for i in range(n_r):
+                        a = pexc[m, t, f, k, i]
+                        b = nest[k + 1, i]
+                        nest[k, i] = a if a >= b else b
+                for c in range(n_c):
+                    for i in range(n_r):
+                        acc[i] = 0.0
+                    for k in range(n_k):
+                        w = coef[t, c, k]
+                        for i in range(n_r):
+                            acc[i] += nest[k, i] * w
+                    if use_direct:
+                        for i in range(n_r):
+                            acc[i] += direct_factor * direct[m, t, c, i]
+                    if round_f32:  # (into a float32 ``out`` the same rounding, once)
+                        for i in range(n_r):
+                            out[t, f, c, m_offset + m, i] = np.float32(acc[i])
+                    else:
+                        for i in range(n_r):
+                            out[t, f, c, m_offset + m, i] = acc[i]
 
 
 @jit
