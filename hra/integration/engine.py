@@ -230,7 +230,7 @@ class _StoreStream:
         if cols.size == 0:
             return out
         fresh = physical_death_tables(self.gmm, self.fragility, self.zone, self.wierdes, self.mag, self.r_nodes,
-                                      self.t_all[cols], keys=keys)
+                                      self.t_all[cols], keys=keys, dtype=tablestore.TABLE_DTYPE)
         for i, w in enumerate(self.wierdes):
             for n, j in enumerate(cols):
                 if have[i, j]:

@@ -567,7 +567,7 @@ class EntryWriter:
             for k, d in tables.items():
                 i = self.row[tuple(int(v) for v in k)]
                 d32 = np.asarray(d, dtype=TABLE_DTYPE)
-                if not np.array_equal(d32, d):  # the engine rounds its tables (physical_death_tables)
+                if d32 is not d and not np.array_equal(d32, d):  # the engine rounds its tables (physical_death_tables)
                     raise ValueError(f"table store entry {self.path}: GMM branch {k} is not at the store's "
                                      f"precision ({np.dtype(TABLE_DTYPE).name}); round it first")
                 if self.layout is None:
