@@ -341,27 +341,36 @@ def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
 #: Columns per vector of :func:`_cells_rows` (the histogram's accumulate pass).
 HIST_VEC = 4
 
+#: Rows per pass of :func:`_cells_rows` (each cell's rates loaded once for them).
+HIST_ROWS = 4
+
 
 def _vector_cells(nvec, nrow):
-    """An intrinsic ``block(hist, row, col, rates, c0, n, wcell, t, n_pass)`` (2-D float64 arrays)
-    that, for each of ``n_pass`` passes p (``row`` and ``t`` advanced by ``p * nrow``), sets,
-    for the ``nvec * HIST_VEC`` columns v = col.. of the ``nrow`` rows ``row + i`` (weights
-    ``wcell[:, t + i]``), ``hist[row + i, v] = ((hist[row + i, v] + wcell[c0, t + i] rates[c0, v])
-    + wcell[c0+1, t + i] rates[c0+1, v]) + ...`` over n cells, the columns as ``nvec`` vectors per
-    row held in registers over the cells (one load and store of the histogram per n cells, each
-    cell's rates loaded once for the rows, ``nvec * nrow`` independent chains of additions).
-    IEEE multiply, then add, in cell order: per entry the bits of the scalar
-    ``hist[row, v] += w * x[v]`` cell by cell (no fused multiply-add, no reordering). C-contiguous
-    arrays take vector loads; others (any strides) element by element. numba leaves LLVM's SLP
-    vectoriser off, and its loop vectoriser gives each short row a scalar remainder and a reload
-    of the row per cell: this is the vector code written out (as :func:`_vector_block`)."""
+    """An intrinsic ``block(hist, row, col, rates, c0, n, wd, wa, slot_row, t, n_pass)`` that, for
+    each of ``n_pass`` passes p (``row`` and ``t`` advanced by ``p * nrow``), sets, for the
+    ``nvec * HIST_VEC`` columns v = col.. of the ``nrow`` rows ``row + i``,
+    ``hist[row + i, v] = ((hist[row + i, v] + w(c0, t + i) rates[c0, v]) + w(c0 + 1, t + i)
+    rates[c0 + 1, v]) + ...`` over the n cells c0.., with the weight
+    ``w(c, t) = wd[s, c] * wa[c, a]`` (s = ``slot_row[0, t]``, a = ``slot_row[1, t]``: the cell's
+    distance-slot weight times its azimuth-row weight). ``hist``, ``rates``, ``wd``, ``wa``: 2-D
+    float64 arrays; ``slot_row``: 2-D int64. The columns are ``nvec`` vectors per row held in
+    registers over the cells (one load and store of the histogram per n cells, each cell's rates
+    loaded once for the rows, ``nvec * nrow`` independent chains of additions). IEEE multiply, then
+    add, in cell order: per entry the bits of the scalar ``w = wd * wa; hist[row, v] += w * x[v]``
+    cell by cell (no fused multiply-add, no reordering). C-contiguous ``hist`` and ``rates`` take
+    vector loads; others (any strides) element by element. numba leaves LLVM's SLP vectoriser off,
+    and its loop vectoriser gives each short row a scalar remainder and a reload of the row per
+    cell: this is the vector code written out (as :func:`_vector_block`)."""
 
     @intrinsic
-    def block(typingctx, hist, row, col, rates, c0, n, wcell, t, n_pass):
-        for a in (hist, rates, wcell):
+    def block(typingctx, hist, row, col, rates, c0, n, wd, wa, slot_row, t, n_pass):
+        for a in (hist, rates, wd, wa):
             if not (isinstance(a, types.Array) and a.ndim == 2 and a.dtype == types.float64):
                 return None
-        sig = types.void(hist, types.intp, types.intp, rates, types.intp, types.intp, wcell, types.intp, types.intp)
+        if not (isinstance(slot_row, types.Array) and slot_row.ndim == 2 and slot_row.dtype == types.int64):
+            return None
+        sig = types.void(hist, types.intp, types.intp, rates, types.intp, types.intp, wd, wa, slot_row, types.intp,
+                         types.intp)
 
         def codegen(context, builder, signature, args):
             width = HIST_VEC
@@ -369,14 +378,15 @@ def _vector_cells(nvec, nrow):
             vt = ir.VectorType(f64, width)
             i64 = ir.IntType(64)
             i32 = ir.IntType(32)
-            arys = [context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 3, 6)]
-            contig = [signature.args[i].layout == "C" for i in (0, 3, 6)]
+            where = (0, 3, 6, 7, 8)  # hist, rates, wd, wa, slot_row
+            arys = [context.make_array(signature.args[i])(context, builder, args[i]) for i in where]
+            contig = [signature.args[i].layout == "C" for i in where]
 
-            def addr(k, i, j):  # element (i, j) of array k
+            def addr(k, i, j, typ=f64):  # element (i, j) of array k
                 ary = arys[k]
                 s0, s1 = cgutils.unpack_tuple(builder, ary.strides, 2)
                 off = builder.add(builder.mul(i, s0), builder.mul(j, s1))
-                return builder.inttoptr(builder.add(builder.ptrtoint(ary.data, i64), off), f64.as_pointer())
+                return builder.inttoptr(builder.add(builder.ptrtoint(ary.data, i64), off), typ.as_pointer())
 
             def vaddr(k, i, j):  # C-contiguous: element (i, j) from the shape
                 ary = arys[k]
@@ -400,7 +410,8 @@ def _vector_cells(nvec, nrow):
                     builder.store(builder.extract_element(v, ir.Constant(i32, e)),
                                   addr(k, i, builder.add(j, ir.Constant(i64, e))), align=8)
 
-            _, row1, col, _, c0, n, _, t1, n_pass = args
+            _, row1, col, _, c0, n, _, _, _, t1, n_pass = args
+            zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
             cols = [builder.add(col, ir.Constant(i64, width * q)) for q in range(nvec)]
             accs = [[cgutils.alloca_once(builder, vt) for _ in range(nvec)] for _ in range(nrow)]
             splat = ir.Constant(ir.VectorType(i32, width), [0] * width)
@@ -408,6 +419,8 @@ def _vector_cells(nvec, nrow):
                 step = builder.mul(pas.index, ir.Constant(i64, nrow))
                 rows = [builder.add(builder.add(row1, step), ir.Constant(i64, i)) for i in range(nrow)]
                 ts = [builder.add(builder.add(t1, step), ir.Constant(i64, i)) for i in range(nrow)]
+                slots = [builder.load(addr(4, zero, ts[i], i64), align=8) for i in range(nrow)]
+                arows = [builder.load(addr(4, one, ts[i], i64), align=8) for i in range(nrow)]
                 for i in range(nrow):
                     for q in range(nvec):
                         builder.store(load4(0, rows[i], cols[q]), accs[i][q])
@@ -415,7 +428,8 @@ def _vector_cells(nvec, nrow):
                     c = builder.add(c0, loop.index)
                     xs = [load4(1, c, cols[q]) for q in range(nvec)]  # the cell's rates, once for the rows
                     for i in range(nrow):
-                        w = builder.load(addr(2, c, ts[i]), align=8)
+                        w = builder.fmul(builder.load(addr(2, slots[i], c), align=8),
+                                         builder.load(addr(3, c, arows[i]), align=8))
                         wv = builder.shuffle_vector(builder.insert_element(ir.Constant(vt, ir.Undefined), w,
                                                                            ir.Constant(i32, 0)),
                                                     ir.Constant(vt, ir.Undefined), splat)
@@ -432,77 +446,84 @@ def _vector_cells(nvec, nrow):
     return block
 
 
-#: The intrinsics of :func:`_cells_rows`: ``_cells_<nvec>_<nrow>`` (:func:`_vector_cells`).
+#: The intrinsics of :func:`_cells_rows`: ``_cells_<nvec>_m`` (HIST_ROWS rows a pass) and
+#: ``_cells_<nvec>_1`` (one row) (:func:`_vector_cells`).
 _cells_1_1 = _vector_cells(1, 1)
 _cells_2_1 = _vector_cells(2, 1)
 _cells_3_1 = _vector_cells(3, 1)
 _cells_4_1 = _vector_cells(4, 1)
 _cells_5_1 = _vector_cells(5, 1)
 _cells_6_1 = _vector_cells(6, 1)
-_cells_1_2 = _vector_cells(1, 2)
-_cells_2_2 = _vector_cells(2, 2)
-_cells_3_2 = _vector_cells(3, 2)
-_cells_4_2 = _vector_cells(4, 2)
-_cells_5_2 = _vector_cells(5, 2)
-_cells_6_2 = _vector_cells(6, 2)
+_cells_1_m = _vector_cells(1, HIST_ROWS)
+_cells_2_m = _vector_cells(2, HIST_ROWS)
+_cells_3_m = _vector_cells(3, HIST_ROWS)
+_cells_4_m = _vector_cells(4, HIST_ROWS)
+_cells_5_m = _vector_cells(5, HIST_ROWS)
+_cells_6_m = _vector_cells(6, HIST_ROWS)
 
 
 @jit(inline="always")
-def _cells_cols(hist, r, col, m, rates, c0, n, wcell, t, two, n_pass):
-    """``m`` (<= 6) vectors of columns from ``col`` of rows ``r..r + n_pass - 1`` (two: of
-    ``r..r + 2 n_pass - 1``, two at a time) by :func:`_vector_cells`."""
-    if two:
+def _cells_cols(hist, r, col, m, rates, c0, n, wd, wa, slot_row, t, multi, n_pass):
+    """``m`` (<= 6) vectors of columns from ``col`` of rows ``r..r + n_pass - 1`` (multi: of
+    ``r..r + HIST_ROWS n_pass - 1``, HIST_ROWS at a time) by :func:`_vector_cells`."""
+    if multi:
         if m == 6:
-            _cells_6_2(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_6_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 5:
-            _cells_5_2(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_5_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 4:
-            _cells_4_2(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_4_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 3:
-            _cells_3_2(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_3_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 2:
-            _cells_2_2(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_2_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 1:
-            _cells_1_2(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_1_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
     else:
         if m == 6:
-            _cells_6_1(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_6_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 5:
-            _cells_5_1(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_5_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 4:
-            _cells_4_1(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_4_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 3:
-            _cells_3_1(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_3_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 2:
-            _cells_2_1(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_2_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
         elif m == 1:
-            _cells_1_1(hist, r, col, rates, c0, n, wcell, t, n_pass)
+            _cells_1_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
 
 
 @jit
-def _cells_rows(hist, r0, width, rates, c0, n, wcell):
+def _cells_rows(hist, r0, rates, c0, n, wd, wa, slot_row):
     """Cells ``c0..c0+n-1`` that share their first row ``r0`` (n_k = 1): ``hist[r0 + t, v] +=
-    wcell[c, t] rates[c, v]`` for t < ``width``, cell after cell: two rows at a time, each row's
-    columns in vectors of :data:`HIST_VEC`, up to 6 at a time (:func:`_vector_cells`: the rows
-    loaded and stored once for the n cells), the last ``V % HIST_VEC`` one by one. Per entry the sum
-    of the cells' shares in cell order: the bits of the cell-by-cell loop."""
+    w(c, t) rates[c, v]``, ``w(c, t) = wd[s, c] * wa[c, a]`` (s, a = ``slot_row[:, t]``, the
+    cell's distance-slot and azimuth-row weights), for the rows t < ``slot_row.shape[1]``, cell
+    after cell: :data:`HIST_ROWS` rows at a time, each row's columns in vectors of
+    :data:`HIST_VEC`, up to 6 at a time (:func:`_vector_cells`: the rows loaded and stored once for
+    the n cells), the last ``V % HIST_VEC`` one by one. Per entry the sum of the cells' shares in
+    cell order: the bits of the cell-by-cell loop."""
+    width = slot_row.shape[1]
     n_v = hist.shape[1]
     n_q = n_v // HIST_VEC
     n_v4 = n_q * HIST_VEC
-    n_two = width // 2
+    n_multi = width // HIST_ROWS
+    t1 = n_multi * HIST_ROWS
     q = 0
     while q < n_q:
         m = min(6, n_q - q)
-        if n_two > 0:
-            _cells_cols(hist, r0, q * HIST_VEC, m, rates, c0, n, wcell, 0, True, n_two)
-        if width > 2 * n_two:
-            _cells_cols(hist, r0 + width - 1, q * HIST_VEC, m, rates, c0, n, wcell, width - 1, False, 1)
+        if n_multi > 0:
+            _cells_cols(hist, r0, q * HIST_VEC, m, rates, c0, n, wd, wa, slot_row, 0, True, n_multi)
+        if width > t1:
+            _cells_cols(hist, r0 + t1, q * HIST_VEC, m, rates, c0, n, wd, wa, slot_row, t1, False, width - t1)
         q += m
     for t in range(width):
+        s = slot_row[0, t]
+        a = slot_row[1, t]
         for v in range(n_v4, n_v):
             h = hist[r0 + t, v]
             for c in range(c0, c0 + n):
-                h += wcell[c, t] * rates[c, v]
+                h += (wd[s, c] * wa[c, a]) * rates[c, v]
             hist[r0 + t, v] = h
 
 
@@ -588,8 +609,19 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
     _cell_geometry(bx, by, cx, cy, 0, n_c, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km,
                    sub_radius_m * sub_radius_m, n_sub, n_slot, base, wd, aval)
     wa = np.zeros(n_a)
-    wcell = np.empty((n_c, width))
+    # each cell's weight of row t = s * n_a + a is wd[s, c] * wa[a]: with n_k = 1 formed where the
+    # rows are accumulated (_cells_rows, from the azimuth weights per cell wac), else here (wcell)
+    wac = np.empty((n_c if n_k == 1 else 0, n_a))
+    wcell = np.empty((0 if n_k == 1 else n_c, width))
+    slot_row = np.empty((2, width), dtype=np.int64)
+    for s in range(n_slot):
+        for a in range(n_a):
+            slot_row[0, s * n_a + a] = s
+            slot_row[1, s * n_a + a] = a
     for c in range(n_c):
+        if n_k == 1:
+            _azimuth_weights(aval[c], n_a, harmonic, wac[c])
+            continue
         _azimuth_weights(aval[c], n_a, harmonic, wa)
         for s in range(n_slot):
             wds = wd[s, c]
@@ -612,7 +644,7 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
             e = c + 1
             while e < n_c and base[e] == b:
                 e += 1
-            _cells_rows(hist, start, width, rates, c, e - c, wcell)
+            _cells_rows(hist, start, rates, c, e - c, wd, wac, slot_row)
             c = e
             continue
         blk = hist[start:start + width * n_k]  # rows ((b + s) * n_a + a) * n_k + k
