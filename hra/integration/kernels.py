@@ -345,8 +345,8 @@ HIST_VEC = 4
 HIST_ROWS = 4
 
 
-def _vector_cells(nvec, nrow):
-    """An intrinsic ``block(hist, row, col, rates, c0, n, wd, wa, slot_row, t, n_pass)`` that, for
+def _vector_cells(nvec, nrow, masked=False):
+    """An intrinsic ``block(hist, row, col, rates, c0, n, wd, wa, slot_row, t, n_pass, first)``: for
     each of ``n_pass`` passes p (``row`` and ``t`` advanced by ``p * nrow``), sets, for the
     ``nvec * HIST_VEC`` columns v = col.. of the ``nrow`` rows ``row + i``,
     ``hist[row + i, v] = ((hist[row + i, v] + w(c0, t + i) rates[c0, v]) + w(c0 + 1, t + i)
@@ -360,17 +360,19 @@ def _vector_cells(nvec, nrow):
     cell by cell (no fused multiply-add, no reordering). C-contiguous ``hist`` and ``rates`` take
     vector loads; others (any strides) element by element. numba leaves LLVM's SLP vectoriser off,
     and its loop vectoriser gives each short row a scalar remainder and a reload of the row per
-    cell: this is the vector code written out (as :func:`_vector_block`)."""
+    cell: this is the vector code written out (as :func:`_vector_block`). With ``masked`` (one
+    vector) only the columns ``col + i`` with ``i >= first`` are changed (the others are written
+    back as they were): a row's last ``V % HIST_VEC`` columns as the vector that ends at its end."""
 
     @intrinsic
-    def block(typingctx, hist, row, col, rates, c0, n, wd, wa, slot_row, t, n_pass):
+    def block(typingctx, hist, row, col, rates, c0, n, wd, wa, slot_row, t, n_pass, first):
         for a in (hist, rates, wd, wa):
             if not (isinstance(a, types.Array) and a.ndim == 2 and a.dtype == types.float64):
                 return None
         if not (isinstance(slot_row, types.Array) and slot_row.ndim == 2 and slot_row.dtype == types.int64):
             return None
         sig = types.void(hist, types.intp, types.intp, rates, types.intp, types.intp, wd, wa, slot_row, types.intp,
-                         types.intp)
+                         types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
             width = HIST_VEC
@@ -410,7 +412,7 @@ def _vector_cells(nvec, nrow):
                     builder.store(builder.extract_element(v, ir.Constant(i32, e)),
                                   addr(k, i, builder.add(j, ir.Constant(i64, e))), align=8)
 
-            _, row1, col, _, c0, n, _, _, _, t1, n_pass = args
+            _, row1, col, _, c0, n, _, _, _, t1, n_pass, first = args
             zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
             cols = [builder.add(col, ir.Constant(i64, width * q)) for q in range(nvec)]
             accs = [[cgutils.alloca_once(builder, vt) for _ in range(nvec)] for _ in range(nrow)]
@@ -438,7 +440,15 @@ def _vector_cells(nvec, nrow):
                             builder.store(acc, accs[i][q])
                 for i in range(nrow):
                     for q in range(nvec):
-                        store4(0, rows[i], cols[q], builder.load(accs[i][q]))
+                        x = builder.load(accs[i][q])
+                        if masked:
+                            it = ir.VectorType(i64, width)
+                            fv = builder.shuffle_vector(builder.insert_element(ir.Constant(it, ir.Undefined), first,
+                                                                               ir.Constant(i32, 0)),
+                                                        ir.Constant(it, ir.Undefined), splat)
+                            keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), fv)
+                            x = builder.select(keep, x, load4(0, rows[i], cols[q]))
+                        store4(0, rows[i], cols[q], x)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -460,6 +470,8 @@ _cells_3_m = _vector_cells(3, HIST_ROWS)
 _cells_4_m = _vector_cells(4, HIST_ROWS)
 _cells_5_m = _vector_cells(5, HIST_ROWS)
 _cells_6_m = _vector_cells(6, HIST_ROWS)
+_cells_tail_1 = _vector_cells(1, 1, True)
+_cells_tail_m = _vector_cells(1, HIST_ROWS, True)
 
 
 @jit(inline="always")
@@ -468,30 +480,30 @@ def _cells_cols(hist, r, col, m, rates, c0, n, wd, wa, slot_row, t, multi, n_pas
     ``r..r + HIST_ROWS n_pass - 1``, HIST_ROWS at a time) by :func:`_vector_cells`."""
     if multi:
         if m == 6:
-            _cells_6_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_6_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 5:
-            _cells_5_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_5_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 4:
-            _cells_4_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_4_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 3:
-            _cells_3_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_3_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 2:
-            _cells_2_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_2_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 1:
-            _cells_1_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_1_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
     else:
         if m == 6:
-            _cells_6_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_6_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 5:
-            _cells_5_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_5_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 4:
-            _cells_4_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_4_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 3:
-            _cells_3_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_3_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 2:
-            _cells_2_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_2_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
         elif m == 1:
-            _cells_1_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass)
+            _cells_1_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
 
 
 @jit
@@ -501,7 +513,8 @@ def _cells_rows(hist, r0, rates, c0, n, wd, wa, slot_row):
     cell's distance-slot and azimuth-row weights), for the rows t < ``slot_row.shape[1]``, cell
     after cell: :data:`HIST_ROWS` rows at a time, each row's columns in vectors of
     :data:`HIST_VEC`, up to 6 at a time (:func:`_vector_cells`: the rows loaded and stored once for
-    the n cells), the last ``V % HIST_VEC`` one by one. Per entry the sum of the cells' shares in
+    the n cells), the last ``V % HIST_VEC`` as one more vector that ends at the row's end and
+    changes only those (one by one where V < HIST_VEC). Per entry the sum of the cells' shares in
     cell order: the bits of the cell-by-cell loop."""
     width = slot_row.shape[1]
     n_v = hist.shape[1]
@@ -517,10 +530,19 @@ def _cells_rows(hist, r0, rates, c0, n, wd, wa, slot_row):
         if width > t1:
             _cells_cols(hist, r0 + t1, q * HIST_VEC, m, rates, c0, n, wd, wa, slot_row, t1, False, width - t1)
         q += m
-    for t in range(width):
+    if n_q == 0 or n_v4 == n_v:  # no tail, or fewer than HIST_VEC columns: one by one (below)
+        tail0 = n_v4
+    else:  # the tail as the vector that ends at the row's end, changing only its last columns
+        tail0 = n_v
+        c_w = n_v - HIST_VEC
+        if n_multi > 0:
+            _cells_tail_m(hist, r0, c_w, rates, c0, n, wd, wa, slot_row, 0, n_multi, n_v4 - c_w)
+        if width > t1:
+            _cells_tail_1(hist, r0 + t1, c_w, rates, c0, n, wd, wa, slot_row, t1, width - t1, n_v4 - c_w)
+    for t in range(width if tail0 < n_v else 0):
         s = slot_row[0, t]
         a = slot_row[1, t]
-        for v in range(n_v4, n_v):
+        for v in range(tail0, n_v):
             h = hist[r0 + t, v]
             for c in range(c0, c0 + n):
                 h += (wd[s, c] * wa[c, a]) * rates[c, v]
