@@ -506,7 +506,7 @@ def _cells_cols(hist, r, col, m, rates, c0, n, wd, wa, slot_row, t, multi, n_pas
             _cells_1_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
 
 
-@jit
+@jit(inline="always")
 def _cells_rows(hist, r0, rates, c0, n, wd, wa, slot_row):
     """Cells ``c0..c0+n-1`` that share their first row ``r0`` (n_k = 1): ``hist[r0 + t, v] +=
     w(c, t) rates[c, v]``, ``w(c, t) = wd[s, c] * wa[c, a]`` (s, a = ``slot_row[:, t]``, the
