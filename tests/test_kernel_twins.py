@@ -1149,6 +1149,16 @@ def t_window_size(n_j, n_t, n_u):  # accumulators of 8 + 8 (amat, acomp) per tim
     return np.clip(fit, ik.BUILDING_WINDOW, ik.BUILDING_WINDOW_MAX)
 
 
+def _wide_histogram_inputs(n_v, n_sub=1):
+    """n_k = 1 with n_v columns (the vector accumulate of _cells_rows and its scalar tail), harmonic,
+    cubic; its own stream (the other inputs keep their draws)."""
+    rng = np.random.default_rng(122)
+    cx, cy = np.meshgrid(np.arange(0, 10_000, 1000.0), np.arange(0, 8000, 1000.0))
+    rates = rng.uniform(0, 1e-3, size=(cx.size, n_v))
+    return (4300.0, 3700.0, cx.ravel(), cy.ravel(), rates, 3.0, math.log(3.0), 0.05, 60, 3, 1, 37.0, True, 12.0, 1000.0,
+            1500.0, n_sub, True)
+
+
 TWINS = [
     ("fragility.nest_exceedance", k_nest, t_nest, (_crossing_exceedances(),), 0.0),
     ("fragility.death_given_nested", k_death, t_death, _death_inputs(), 1e-14),
@@ -1178,6 +1188,9 @@ TWINS = [
      _geometry_histogram_inputs(4300.0, 3700.0, 4, 0.4, 4, False, 4), 1e-9),
     ("integration.distance_azimuth_histogram_k[harmonic, cubic, n_r = 3]", k_histogram_az, t_histogram_az,
      _geometry_histogram_inputs(4300.0, 3700.0, 3, 0.5, 3, True, 4), 1e-8),
+    # n_k = 1 with 19 columns: the vectors over runs of cells and the scalar tail (_cells_rows), sub-cells
+    ("integration.distance_azimuth_histogram_k[n_k = 1, 19 columns, harmonic, cubic]", k_histogram_az,
+     t_histogram_az, _wide_histogram_inputs(19, 4), 1e-8),
     ("integration.weighted_quantiles", k_quantiles, t_quantiles, _quantile_inputs(), 0.0),
     # exact steps, zero weights, many ties, one value; the selection and the sort it defers to
     ("integration._select_quantiles[1000 values, exact steps]", k_select, t_quantiles,
@@ -1224,11 +1237,50 @@ def test_kernel_equals_its_numpy_twin(name, kernel, twin, inputs, rtol):
         np.testing.assert_allclose(np.asarray(g, float), np.asarray(w, float), rtol=rtol, atol=1e-300, err_msg=name)
 
 
+def _cell_by_cell_histogram(args):
+    """The histogram of cells without sub-cells as the plain loop ``hist[rows] += w * x`` cell by
+    cell, in numpy (IEEE products, then sums, in cell order): the reference for the bits."""
+    bx, by, cx, cy, rates, depth, ln_r0, dln, n_r, n_a, _, strike, harmonic, r_max = args[:14]
+    n_c = cx.size
+    base, wd, aval = np.empty(n_c, dtype=np.int64), np.zeros((4, n_c)), np.zeros(n_c)
+    ik._cell_geometry(bx, by, cx, cy, 0, n_c, depth, ln_r0, dln, n_r, n_a, strike, harmonic, r_max, 0.0, 1, 4, base, wd,
+                      aval)
+    hist, wa = np.zeros((n_r * n_a, rates.shape[1])), np.zeros(n_a)
+    for c in range(n_c):
+        if base[c] < 0:
+            continue
+        ik._azimuth_weights(aval[c], n_a, harmonic, wa)
+        w = (wd[:, c, None] * wa[None, :]).ravel()  # (slot, azimuth row): the kernel's w = wd * wa
+        rows = slice(base[c] * n_a, base[c] * n_a + w.size)
+        hist[rows] = hist[rows] + w[:, None] * rates[c][None, :]
+    return hist
+
+
+@pytest.mark.parametrize("n_v", [1, 3, 4, 11, 20, 27])
+def test_histogram_vectors_keep_the_cell_by_cell_bits(n_v):
+    """The n_k = 1 accumulate (vectors of HIST_VEC columns over runs of cells, a scalar tail) gives
+    every entry the bits of the cell-by-cell loop; so do zero-padded columns (chunk_lpr pads the
+    factored rates) and strided (non-contiguous) rates and histogram."""
+    args = _wide_histogram_inputs(n_v)
+    ref = _cell_by_cell_histogram(args)
+    assert np.count_nonzero(ref) > ref.size // 4
+    np.testing.assert_array_equal(k_histogram_az(*args), ref)
+    rates = args[4]
+    pad = np.zeros((rates.shape[0], n_v + 5))
+    pad[:, :n_v] = rates
+    got = k_histogram_az(*args[:4], pad, *args[5:])
+    np.testing.assert_array_equal(got[:, :n_v], ref)
+    assert not got[:, n_v:].any()
+    hist = np.zeros((ref.shape[1], ref.shape[0])).T  # strided views of both
+    ik.distance_azimuth_histogram_k(*args[:4], np.asfortranarray(rates), *args[5:17], hist, True)
+    np.testing.assert_array_equal(hist, ref)
+
+
 def test_twins_cover_every_deterministic_kernel():
     """A new kernel needs a twin here (or a reason to be left out)."""
     left_out = {"pair_damage", "event_damage", "field_values", "damage_listed",  # random streams
                 "_subcells", "_cell_geometry", "_add_outer_k", "_azimuth_weights",
-                "_folded_azimuth",  # parts of distance_histogram(_k),
+                "_folded_azimuth", "_cells_rows", "_cells_cols",  # parts of distance_histogram(_k),
                 "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
                 "_bin_expectation",  # magnitude_bin_expectations, magnitude_integrate_picked (twinned there)
                 "_swap_pair",  # _select_quantiles (twinned there)

@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 from numba import types
+from numba.core import cgutils
 from llvmlite import ir
 from numba.extending import intrinsic
 
@@ -337,6 +338,217 @@ def _subcells(dx, dy, rate_row, depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg,
             _axpy(w, rate_row[k * n_v:(k + 1) * n_v], hist[row + k])
 
 
+#: Columns per vector of :func:`_cells_rows` (the histogram's accumulate pass).
+HIST_VEC = 4
+
+#: Rows per pass of :func:`_cells_rows` (each cell's rates loaded once for them).
+HIST_ROWS = 4
+
+
+def _vector_cells(nvec, nrow, masked=False):
+    """An intrinsic ``block(hist, row, col, rates, c0, n, wd, wa, slot_row, t, n_pass, first)``: for
+    each of ``n_pass`` passes p (``row`` and ``t`` advanced by ``p * nrow``), sets, for the
+    ``nvec * HIST_VEC`` columns v = col.. of the ``nrow`` rows ``row + i``,
+    ``hist[row + i, v] = ((hist[row + i, v] + w(c0, t + i) rates[c0, v]) + w(c0 + 1, t + i)
+    rates[c0 + 1, v]) + ...`` over the n cells c0.., with the weight
+    ``w(c, t) = wd[s, c] * wa[c, a]`` (s = ``slot_row[0, t]``, a = ``slot_row[1, t]``: the cell's
+    distance-slot weight times its azimuth-row weight). ``hist``, ``rates``, ``wd``, ``wa``: 2-D
+    float64 arrays; ``slot_row``: 2-D int64. The columns are ``nvec`` vectors per row held in
+    registers over the cells (one load and store of the histogram per n cells, each cell's rates
+    loaded once for the rows, ``nvec * nrow`` independent chains of additions). IEEE multiply, then
+    add, in cell order: per entry the bits of the scalar ``w = wd * wa; hist[row, v] += w * x[v]``
+    cell by cell (no fused multiply-add, no reordering). C-contiguous ``hist`` and ``rates`` take
+    vector loads; others (any strides) element by element. numba leaves LLVM's SLP vectoriser off,
+    and its loop vectoriser gives each short row a scalar remainder and a reload of the row per
+    cell: this is the vector code written out (as :func:`_vector_block`). With ``masked`` (one
+    vector) only the columns ``col + i`` with ``i >= first`` are changed (the others are written
+    back as they were): a row's last ``V % HIST_VEC`` columns as the vector that ends at its end."""
+
+    @intrinsic
+    def block(typingctx, hist, row, col, rates, c0, n, wd, wa, slot_row, t, n_pass, first):
+        for a in (hist, rates, wd, wa):
+            if not (isinstance(a, types.Array) and a.ndim == 2 and a.dtype == types.float64):
+                return None
+        if not (isinstance(slot_row, types.Array) and slot_row.ndim == 2 and slot_row.dtype == types.int64):
+            return None
+        sig = types.void(hist, types.intp, types.intp, rates, types.intp, types.intp, wd, wa, slot_row, types.intp,
+                         types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            width = HIST_VEC
+            f64 = ir.DoubleType()
+            vt = ir.VectorType(f64, width)
+            i64 = ir.IntType(64)
+            i32 = ir.IntType(32)
+            where = (0, 3, 6, 7, 8)  # hist, rates, wd, wa, slot_row
+            arys = [context.make_array(signature.args[i])(context, builder, args[i]) for i in where]
+            contig = [signature.args[i].layout == "C" for i in where]
+
+            def addr(k, i, j, typ=f64):  # element (i, j) of array k
+                ary = arys[k]
+                s0, s1 = cgutils.unpack_tuple(builder, ary.strides, 2)
+                off = builder.add(builder.mul(i, s0), builder.mul(j, s1))
+                return builder.inttoptr(builder.add(builder.ptrtoint(ary.data, i64), off), typ.as_pointer())
+
+            def vaddr(k, i, j):  # C-contiguous: element (i, j) from the shape
+                ary = arys[k]
+                _, n1 = cgutils.unpack_tuple(builder, ary.shape, 2)
+                return builder.bitcast(builder.gep(ary.data, [builder.add(builder.mul(i, n1), j)]), vt.as_pointer())
+
+            def load4(k, i, j):
+                if contig[k]:
+                    return builder.load(vaddr(k, i, j), align=8)
+                v = ir.Constant(vt, ir.Undefined)
+                for e in range(width):
+                    x = builder.load(addr(k, i, builder.add(j, ir.Constant(i64, e))), align=8)
+                    v = builder.insert_element(v, x, ir.Constant(i32, e))
+                return v
+
+            def store4(k, i, j, v):
+                if contig[k]:
+                    builder.store(v, vaddr(k, i, j), align=8)
+                    return
+                for e in range(width):
+                    builder.store(builder.extract_element(v, ir.Constant(i32, e)),
+                                  addr(k, i, builder.add(j, ir.Constant(i64, e))), align=8)
+
+            _, row1, col, _, c0, n, _, _, _, t1, n_pass, first = args
+            zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
+            cols = [builder.add(col, ir.Constant(i64, width * q)) for q in range(nvec)]
+            accs = [[cgutils.alloca_once(builder, vt) for _ in range(nvec)] for _ in range(nrow)]
+            splat = ir.Constant(ir.VectorType(i32, width), [0] * width)
+            with cgutils.for_range(builder, n_pass) as pas:
+                step = builder.mul(pas.index, ir.Constant(i64, nrow))
+                rows = [builder.add(builder.add(row1, step), ir.Constant(i64, i)) for i in range(nrow)]
+                ts = [builder.add(builder.add(t1, step), ir.Constant(i64, i)) for i in range(nrow)]
+                slots = [builder.load(addr(4, zero, ts[i], i64), align=8) for i in range(nrow)]
+                arows = [builder.load(addr(4, one, ts[i], i64), align=8) for i in range(nrow)]
+                for i in range(nrow):
+                    for q in range(nvec):
+                        builder.store(load4(0, rows[i], cols[q]), accs[i][q])
+                with cgutils.for_range(builder, n) as loop:
+                    c = builder.add(c0, loop.index)
+                    xs = [load4(1, c, cols[q]) for q in range(nvec)]  # the cell's rates, once for the rows
+                    for i in range(nrow):
+                        w = builder.fmul(builder.load(addr(2, slots[i], c), align=8),
+                                         builder.load(addr(3, c, arows[i]), align=8))
+                        wv = builder.shuffle_vector(builder.insert_element(ir.Constant(vt, ir.Undefined), w,
+                                                                           ir.Constant(i32, 0)),
+                                                    ir.Constant(vt, ir.Undefined), splat)
+                        for q in range(nvec):
+                            acc = builder.fadd(builder.load(accs[i][q]), builder.fmul(wv, xs[q]))
+                            builder.store(acc, accs[i][q])
+                for i in range(nrow):
+                    for q in range(nvec):
+                        x = builder.load(accs[i][q])
+                        if masked:
+                            it = ir.VectorType(i64, width)
+                            fv = builder.shuffle_vector(builder.insert_element(ir.Constant(it, ir.Undefined), first,
+                                                                               ir.Constant(i32, 0)),
+                                                        ir.Constant(it, ir.Undefined), splat)
+                            keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), fv)
+                            x = builder.select(keep, x, load4(0, rows[i], cols[q]))
+                        store4(0, rows[i], cols[q], x)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+#: The intrinsics of :func:`_cells_rows`: ``_cells_<nvec>_m`` (HIST_ROWS rows a pass) and
+#: ``_cells_<nvec>_1`` (one row) (:func:`_vector_cells`).
+_cells_1_1 = _vector_cells(1, 1)
+_cells_2_1 = _vector_cells(2, 1)
+_cells_3_1 = _vector_cells(3, 1)
+_cells_4_1 = _vector_cells(4, 1)
+_cells_5_1 = _vector_cells(5, 1)
+_cells_6_1 = _vector_cells(6, 1)
+_cells_1_m = _vector_cells(1, HIST_ROWS)
+_cells_2_m = _vector_cells(2, HIST_ROWS)
+_cells_3_m = _vector_cells(3, HIST_ROWS)
+_cells_4_m = _vector_cells(4, HIST_ROWS)
+_cells_5_m = _vector_cells(5, HIST_ROWS)
+_cells_6_m = _vector_cells(6, HIST_ROWS)
+_cells_tail_1 = _vector_cells(1, 1, True)
+_cells_tail_m = _vector_cells(1, HIST_ROWS, True)
+
+
+@jit(inline="always")
+def _cells_cols(hist, r, col, m, rates, c0, n, wd, wa, slot_row, t, multi, n_pass):
+    """``m`` (<= 6) vectors of columns from ``col`` of rows ``r..r + n_pass - 1`` (multi: of
+    ``r..r + HIST_ROWS n_pass - 1``, HIST_ROWS at a time) by :func:`_vector_cells`."""
+    if multi:
+        if m == 6:
+            _cells_6_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 5:
+            _cells_5_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 4:
+            _cells_4_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 3:
+            _cells_3_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 2:
+            _cells_2_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 1:
+            _cells_1_m(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+    else:
+        if m == 6:
+            _cells_6_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 5:
+            _cells_5_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 4:
+            _cells_4_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 3:
+            _cells_3_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 2:
+            _cells_2_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+        elif m == 1:
+            _cells_1_1(hist, r, col, rates, c0, n, wd, wa, slot_row, t, n_pass, 0)
+
+
+@jit(inline="always")
+def _cells_rows(hist, r0, rates, c0, n, wd, wa, slot_row):
+    """Cells ``c0..c0+n-1`` that share their first row ``r0`` (n_k = 1): ``hist[r0 + t, v] +=
+    w(c, t) rates[c, v]``, ``w(c, t) = wd[s, c] * wa[c, a]`` (s, a = ``slot_row[:, t]``, the
+    cell's distance-slot and azimuth-row weights), for the rows t < ``slot_row.shape[1]``, cell
+    after cell: :data:`HIST_ROWS` rows at a time, each row's columns in vectors of
+    :data:`HIST_VEC`, up to 6 at a time (:func:`_vector_cells`: the rows loaded and stored once for
+    the n cells), the last ``V % HIST_VEC`` as one more vector that ends at the row's end and
+    changes only those (one by one where V < HIST_VEC). Per entry the sum of the cells' shares in
+    cell order: the bits of the cell-by-cell loop."""
+    width = slot_row.shape[1]
+    n_v = hist.shape[1]
+    n_q = n_v // HIST_VEC
+    n_v4 = n_q * HIST_VEC
+    n_multi = width // HIST_ROWS
+    t1 = n_multi * HIST_ROWS
+    q = 0
+    while q < n_q:
+        m = min(6, n_q - q)
+        if n_multi > 0:
+            _cells_cols(hist, r0, q * HIST_VEC, m, rates, c0, n, wd, wa, slot_row, 0, True, n_multi)
+        if width > t1:
+            _cells_cols(hist, r0 + t1, q * HIST_VEC, m, rates, c0, n, wd, wa, slot_row, t1, False, width - t1)
+        q += m
+    if n_q == 0 or n_v4 == n_v:  # no tail, or fewer than HIST_VEC columns: one by one (below)
+        tail0 = n_v4
+    else:  # the tail as the vector that ends at the row's end, changing only its last columns
+        tail0 = n_v
+        c_w = n_v - HIST_VEC
+        if n_multi > 0:
+            _cells_tail_m(hist, r0, c_w, rates, c0, n, wd, wa, slot_row, 0, n_multi, n_v4 - c_w)
+        if width > t1:
+            _cells_tail_1(hist, r0 + t1, c_w, rates, c0, n, wd, wa, slot_row, t1, width - t1, n_v4 - c_w)
+    for t in range(width if tail0 < n_v else 0):
+        s = slot_row[0, t]
+        a = slot_row[1, t]
+        for v in range(tail0, n_v):
+            h = hist[r0 + t, v]
+            for c in range(c0, c0 + n):
+                h += (wd[s, c] * wa[c, a]) * rates[c, v]
+            hist[r0 + t, v] = h
+
+
 @jit(inline="never")
 def _add_outer_k(blk, w, rate_row, n_k):
     """``blk[t * n_k + k, v] += w[t] rate_row[k * V + v]``: one cell's weights times its rates of
@@ -406,7 +618,9 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
     cell's first distance node, distance weights and azimuth value; one forming each cell's
     ``n_slot x n_a`` weights (distance weight x azimuth weight, rows ``(i0 + s) * n_a + a``); one
     adding each cell's weights times its rates into its consecutive rows of ``hist`` (near cells
-    by :func:`_subcells`). Each entry sums its cells' shares in cell order.
+    by :func:`_subcells`; with ``n_k = 1`` each run of consecutive cells with the same first node
+    at once, in vectors of :data:`HIST_VEC` columns: :func:`_cells_rows`, fastest where V is a
+    multiple of it). Each entry sums its cells' shares in cell order.
     """
     n_c = cx.shape[0]
     n_slot = _rule_n_slot(n_r, cubic)
@@ -417,33 +631,47 @@ def distance_azimuth_histogram_k(bx, by, cx, cy, rates, depth_km, ln_r0, dln, n_
     _cell_geometry(bx, by, cx, cy, 0, n_c, depth_km, ln_r0, dln, n_r, n_a, strike_deg, harmonic, r_max_km,
                    sub_radius_m * sub_radius_m, n_sub, n_slot, base, wd, aval)
     wa = np.zeros(n_a)
-    wcell = np.empty((n_c, width))
+    # each cell's weight of row t = s * n_a + a is wd[s, c] * wa[a]: with n_k = 1 formed where the
+    # rows are accumulated (_cells_rows, from the azimuth weights per cell wac), else here (wcell)
+    wac = np.empty((n_c if n_k == 1 else 0, n_a))
+    wcell = np.empty((0 if n_k == 1 else n_c, width))
+    slot_row = np.empty((2, width), dtype=np.int64)
+    for s in range(n_slot):
+        for a in range(n_a):
+            slot_row[0, s * n_a + a] = s
+            slot_row[1, s * n_a + a] = a
     for c in range(n_c):
+        if n_k == 1:
+            _azimuth_weights(aval[c], n_a, harmonic, wac[c])
+            continue
         _azimuth_weights(aval[c], n_a, harmonic, wa)
         for s in range(n_slot):
             wds = wd[s, c]
             for a in range(n_a):
                 wcell[c, s * n_a + a] = wds * wa[a]
     wbuf = np.zeros(n_r * n_a)
-    n_v = hist.shape[1]
-    for c in range(n_c):
+    c = 0
+    while c < n_c:
         b = base[c]
         if b == -1:
+            c += 1
             continue
         if b == -2:
             _subcells(cx[c] - bx, cy[c] - by, rates[c], depth_km, ln_r0, dln, n_r, n_a, n_k, strike_deg, harmonic,
                       r_max_km, cell_size_m, n_sub, n_slot, wa, wbuf, hist)
+            c += 1
             continue
         start = b * n_a * n_k
+        if n_k == 1:  # the run of cells with this first node: their rows are the same (_cells_rows)
+            e = c + 1
+            while e < n_c and base[e] == b:
+                e += 1
+            _cells_rows(hist, start, rates, c, e - c, wd, wac, slot_row)
+            c = e
+            continue
         blk = hist[start:start + width * n_k]  # rows ((b + s) * n_a + a) * n_k + k
-        if n_k == 1:
-            x = rates[c]
-            for t in range(width):
-                w = wcell[c, t]
-                for v in range(n_v):
-                    blk[t, v] += w * x[v]
-        else:
-            _add_outer_k(blk, wcell[c], rates[c], n_k)
+        _add_outer_k(blk, wcell[c], rates[c], n_k)
+        c += 1
 
 
 # ------------------------------------------------------------------------------------------
@@ -1093,6 +1321,15 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     n_rk = n_ra * n_k
     n_cmp = rates_basis.shape[0]
     factored = n_cmp > 0
+    # factored rates: the J columns padded with zero columns to a multiple of HIST_VEC, the
+    # histogram's vectors (_cells_rows): a zero column adds +-0 to zeros (its entries stay 0) and is
+    # never expanded (c < n_cmp below), so no value changes
+    n_cpad = n_cmp
+    if factored and n_cmp % HIST_VEC != 0:
+        n_cpad = n_cmp + HIST_VEC - n_cmp % HIST_VEC
+        rates_pad = np.zeros((rates.shape[0], n_cpad))
+        rates_pad[:, :n_cmp] = rates
+        rates = rates_pad
     # buildings are taken a window at a time (factored rates, window_size; one at a time otherwise:
     # the full histogram is large), their rows in step: distance row block ra of every building of
     # the window, then ra + 1, so a table row read from memory serves the window's buildings that
@@ -1107,7 +1344,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     # one row block (n_k rows) at a time where it is contracted (the (n_rk, n_v) histogram is never
     # formed); else the full histogram
     hist = np.zeros((0 if factored else n_rk, n_v))
-    hist_c = np.zeros((n_win, n_ra, n_cmp))
+    hist_c = np.zeros((n_win, n_ra, n_cpad))
     # per building of the window: the non-zero histogram rows waiting for a group of ROW_GROUP (in
     # ascending distance row ridx), and room for the next row block
     n_add = n_k if factored else 1
