@@ -700,3 +700,26 @@ def test_read_into_given_arrays(tmp_path, monkeypatch):
     chunk.write_bytes(bytes(raw))
     dest = np.zeros(tabs[(0, 0)].shape, np.float32)
     assert TableStore(tmp_path).read("k", 3, False, "RC", [(0, 0)], out={(0, 0): dest}) is None and not path.exists()
+
+
+def test_prefetch_asks_for_every_chunk_file_of_the_zones(tmp_path, monkeypatch):
+    """``prefetch`` hints the page cache for each chunk file (one per GMM branch) of every entry of the
+    zones asked (both wierde variants), nothing for other zones or a missing key, and reads stay the same."""
+    store = TableStore(tmp_path)
+    tabs = _tables(5)
+    for zone, wierde, typ in ((1, False, "URM"), (1, True, "URM"), (1, False, "RC"), (2, False, "URM")):
+        assert store.write("k", zone, wierde, typ, tabs)
+    seen = []
+    real = os.posix_fadvise
+
+    def spy_advise(fd, off, n, adv):
+        seen.append((os.readlink(f"/proc/self/fd/{fd}"), adv))
+        return real(fd, off, n, adv)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy_advise)
+    assert store.prefetch("k", [1]) == 3 * len(tabs)
+    assert len(seen) == 3 * len(tabs) and all(adv == os.POSIX_FADV_WILLNEED for _, adv in seen)
+    assert {Path(p).parent.parent.parent.name for p, _ in seen} == {"z1-w0", "z1-w1"}
+    assert store.prefetch("k", [3]) == 0 and store.prefetch("other", [1, 2]) == 0
+    got = store.read("k", 1, True, "URM")
+    assert all(np.array_equal(got[k], tabs[k]) for k in tabs)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -1348,6 +1349,11 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
         static = make_static(prep, tables, sel, rates)
         chunks = make_chunks(prep, prep.cfg.compute.chunk_buildings, tables.row_of, [flat[i] for i in todo])
         del tables
+        if handle is not None and g + 1 < len(groups):
+            # the next group's stored tables read from disk while this group's buildings are computed
+            # (a field's store does not stay in the page cache: a warm table stage would wait for the disk)
+            threading.Thread(target=handle.store.prefetch, args=(handle.key, groups[g + 1]), daemon=True,
+                             name="hra-table-prefetch").start()
 
         def save(j: int, result: dict, todo=todo) -> None:
             ck.save(todo[j], result)

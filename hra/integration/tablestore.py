@@ -309,6 +309,46 @@ class TableStore:
             path = self._paths[k] = self.root / key / site_name(zone, wierde) / safe_name(typology)
         return path
 
+    def prefetch(self, key: str, zones: Iterable[int]) -> int:
+        """Ask the operating system to read the stored chunk files of ``zones`` (both wierde variants,
+        every typology of model ``key``) into its page cache in the background
+        (``posix_fadvise(WILLNEED)``), so that a later :meth:`read` of them does not wait for the disk: the
+        engine asks for the next group of zones while the current group's buildings are computed. Returns
+        the number of files asked for; a hint only (no effect on any value; without ``posix_fadvise``, or
+        for files that cannot be opened, nothing happens)."""
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is None:
+            return 0
+        n = 0
+        for zone in zones:
+            for wierde in (False, True):
+                site = os.path.join(os.fspath(self.root), key, site_name(zone, wierde))
+                try:
+                    typologies = os.listdir(site)
+                except OSError:
+                    continue
+                for typ in typologies:
+                    death = os.path.join(site, typ, "death")
+                    try:
+                        names = os.listdir(death)
+                    except OSError:
+                        continue
+                    for name in names:
+                        if not name.startswith("c"):
+                            continue
+                        try:
+                            fd = os.open(os.path.join(death, name), os.O_RDONLY)
+                        except OSError:
+                            continue
+                        try:
+                            advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                            n += 1
+                        except OSError:
+                            pass
+                        finally:
+                            os.close(fd)
+        return n
+
     # -- model metadata --------------------------------------------------------------------------
 
     def register(self, key: str, description: dict[str, Any]) -> None:
