@@ -723,3 +723,23 @@ def test_prefetch_asks_for_every_chunk_file_of_the_zones(tmp_path, monkeypatch):
     assert store.prefetch("k", [3]) == 0 and store.prefetch("other", [1, 2]) == 0
     got = store.read("k", 1, True, "URM")
     assert all(np.array_equal(got[k], tabs[k]) for k in tabs)
+
+
+def test_streaming_read_drops_each_chunk_from_the_page_cache(tmp_path, monkeypatch):
+    """``read(..., drop=True)`` gives the same tables and advises DONTNEED on each chunk file once read."""
+    store = TableStore(tmp_path)
+    tabs = _tables(6)
+    assert store.write("k", 1, False, "URM", tabs)
+    advised = []
+    real = os.posix_fadvise
+
+    def spy_advise(fd, off, n, adv):
+        advised.append(adv)
+        return real(fd, off, n, adv)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy_advise)
+    plain = store.read("k", 1, False, "URM")
+    assert advised == []
+    got = store.read("k", 1, False, "URM", drop=True)
+    assert advised == [os.POSIX_FADV_DONTNEED] * len(tabs)
+    assert all(np.array_equal(got[k], plain[k]) and np.array_equal(got[k], tabs[k]) for k in tabs)

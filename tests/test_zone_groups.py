@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -83,10 +84,33 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
         return tabs
 
     monkeypatch.setattr(engine, "build_tables", recording)
+    # a grouped run reads the store as a stream (each chunk dropped from the page cache once read) and
+    # asks for each next group's chunk files ahead (a hint)
+    from hra.integration.tablestore import TableStore
+
+    drops, ahead = [], []
+    real_read, real_prefetch = TableStore.read, TableStore.prefetch
+
+    def read(self, *a, **kw):
+        drops.append(kw.get("drop", False))
+        return real_read(self, *a, **kw)
+
+    def prefetch(self, key, zones):
+        ahead.append(list(zones))
+        return real_prefetch(self, key, zones)
+
+    monkeypatch.setattr(TableStore, "read", read)
+    monkeypatch.setattr(TableStore, "prefetch", prefetch)
     got = engine.compute(cfg.with_updates(compute={"table_memory_gb": budget_gb, "chunk_buildings": chunk,
                                                    "workers": workers}), prep=prep)
     groups = engine.zone_groups(prep, sel, budget_gb * 1e9, workers)
     assert len(groups) > 1 and [c[0] for c in calls] == groups  # each group's tables once, in order
+    assert drops and all(drops)
+    for _ in range(100):  # the prefetch threads are daemons: wait for their calls to be recorded
+        if len(ahead) == len(groups) - 1:
+            break
+        time.sleep(0.01)
+    assert sorted(map(sorted, ahead)) == sorted(map(sorted, groups[1:]))
     for zones, nbytes, _, _ in calls:  # never more than the budget at once (one zone per worker may exceed it)
         assert nbytes == sum(size[z] for z in zones)
         assert len(zones) <= workers or nbytes <= budget_gb * 1e9

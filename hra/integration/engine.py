@@ -176,8 +176,9 @@ class _StoreStream:
 
     def __init__(self, handle: "StoreHandle", gmm, fragility, zone: int, wierdes: list[bool],
                  mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray, all_keys: list[tuple[int, ...]],
-                 recycle: bool = False, work: dict | None = None):
+                 recycle: bool = False, work: dict | None = None, drop: bool = False):
         self.handle, self.gmm, self.fragility, self.zone, self.wierdes = handle, gmm, fragility, zone, wierdes
+        self.drop = drop  # stored chunks dropped from the page cache once read (TableStore.read)
         # recycle: the arrays of a group are reused for the next one (the caller has dropped them by then);
         # work: buffers (_scratch) that hold them, e.g. the previous zone's (recycle only)
         self.recycle, self.spare = recycle, [None] * len(wierdes)
@@ -217,7 +218,8 @@ class _StoreStream:
                 # decoded straight into the site's tables (t, f, c, m, r) once they exist (the first
                 # entry read gives their shape)
                 dest = None if out[i] is None else {k: out[i][k][j] for k in keys}
-                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j], as_stored=True, out=dest)
+                tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j], as_stored=True, out=dest,
+                                  drop=self.drop)
                 if tabs is None:
                     self.present[i, j] = False  # removed as unreadable: computed from here on
                     continue
@@ -263,7 +265,8 @@ class _StoreStream:
 def death_table_groups(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                        mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray,
                        median_node: str | None = "gmm_median", store: "StoreHandle | None" = None,
-                       split_median: bool = False, recycle: bool = False, work: dict | None = None):
+                       split_median: bool = False, recycle: bool = False, work: dict | None = None,
+                       drop: bool = False):
     """Yield ``(keys, death)`` per group of :func:`physical_groups`: ``death`` as
     :func:`physical_death_tables` gives it for the branches ``keys`` only (through the table store
     ``store`` if given; its entries are committed after the last group). The table stage holds one
@@ -280,7 +283,7 @@ def death_table_groups(gmm: GroundMotionModel, fragility: FragilityModel, zone: 
                                               dtype=tablestore.TABLE_DTYPE)
         return
     stream = _StoreStream(store, gmm, fragility, zone, wierdes, mag, r_nodes, t_all, [k for g in groups for k in g],
-                          recycle, work)
+                          recycle, work, drop)
     try:
         for keys in groups:
             yield keys, stream.group(keys)
@@ -348,6 +351,9 @@ class BufferPool:
         self._free: list[dict] = []
         self._lock = threading.Lock()
         self._q: np.ndarray | None = None
+        #: stored tables read as a stream (:meth:`hra.integration.tablestore.TableStore.read` ``drop``): set
+        #: by a run whose zones come in several groups (a large store, read once per run)
+        self.stream_reads = False
 
     def q_array(self, shape: tuple[int, ...]) -> np.ndarray:
         """A C-contiguous float64 array of ``shape`` (contents undefined) in the pool's q buffer: the
@@ -604,7 +610,8 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     # (no enumerate(): its cached result tuple would keep the previous group alive while the next one
     # is computed)
     for keys, death in death_table_groups(gmm, fragility, zone, wierdes, mag, r_nodes, t_all, median_node, store,
-                                          split_median=per_branch, recycle=True, work=work):
+                                          split_median=per_branch, recycle=True, work=work,
+                                          drop=pool is not None and pool.stream_reads):
         gi = group_of_key[keys[0]]
         ed.death_of = death
         for i in range(n_sites):
@@ -1336,6 +1343,10 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
     # previous group's buildings are done (fresh memory's page faults cost more than the stage's own
     # work on a busy machine)
     pool = BufferPool()
+    # several groups: the tables do not fit the memory budget, and a store that large is read once per
+    # run: its chunks are dropped from the page cache once decoded (a page cache filled with them cost
+    # ~1 s of system time per zone on a 23 GB machine; each group's are read ahead, below)
+    pool.stream_reads = len(groups) > 1
     start = 0
     for g, zones in enumerate(groups):
         ids = list(range(start, start + len(index[g])))

@@ -369,7 +369,8 @@ class TableStore:
     def read(self, key: str, zone: int, wierde: bool, typology: str,
              branches: Iterable[tuple[int, ...]] | None = None, count: bool = True,
              as_stored: bool = False,
-             out: dict[tuple[int, ...], np.ndarray] | None = None) -> dict[tuple[int, ...], np.ndarray] | None:
+             out: dict[tuple[int, ...], np.ndarray] | None = None,
+             drop: bool = False) -> dict[tuple[int, ...], np.ndarray] | None:
         """Tables of one entry (physical GMM branch -> (f, c, m, r)), or ``None`` if absent or unreadable.
 
         ``branches``: only these branches (only their chunks are read); ``None``: all. An entry that
@@ -378,7 +379,10 @@ class TableStore:
         once). ``as_stored``: the tables as stored (:data:`TABLE_DTYPE`) instead of float64 (the same
         values). ``out``: branch -> C-contiguous :data:`TABLE_DTYPE` array of the table's shape, for
         every branch read: the tables are decoded straight into these (no intermediate copies) and
-        returned; their contents are undefined when the read fails (``None``)."""
+        returned; their contents are undefined when the read fails (``None``). ``drop``: each chunk file
+        is dropped from the operating system's page cache once read (``posix_fadvise(DONTNEED)``): a
+        streaming read of a store larger than memory, which would otherwise fill the page cache at a cost
+        (reclaim) to every later allocation; no effect on any value."""
         import zarr
 
         path = self.entry_path(key, zone, wierde, typology)
@@ -435,9 +439,9 @@ class TableStore:
                 if layout is None:
                     death[n][...] = arr[i]
                 elif death[n].dtype == TABLE_DTYPE and death[n].flags.c_contiguous:
-                    _read_chunk(death_dir, i, layout, complete, dest=death[n])
+                    _read_chunk(death_dir, i, layout, complete, dest=death[n], drop=drop)
                 else:
-                    death[n][...] = _read_chunk(death_dir, i, layout, complete)
+                    death[n][...] = _read_chunk(death_dir, i, layout, complete, drop=drop)
         except Exception as exc:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
             log.warning("table store: removing unreadable entry %s (%s); it is computed again", path, exc)
             self._opened.pop(path, None)
@@ -741,11 +745,12 @@ def _chunk_path(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int, str
 
 
 def _read_chunk(death_dir: Path | str, i: int, layout: tuple[tuple[int, ...], int], complete: bool,
-                dest: np.ndarray | None = None) -> np.ndarray:
+                dest: np.ndarray | None = None, drop: bool = False) -> np.ndarray:
     """Branch ``i`` of an entry's ``death`` array from its chunk file (:func:`_direct_layout`). A missing
     chunk file is zeros (the fill value) where zarr wrote the entry, which leaves out all-zero
     chunks; an error where every chunk was written as a file (``complete``: the entry is damaged).
-    ``dest``: a C-contiguous :data:`TABLE_DTYPE` array of the chunk's shape to decode into (and return)."""
+    ``dest``: a C-contiguous :data:`TABLE_DTYPE` array of the chunk's shape to decode into (and return).
+    ``drop``: the file is dropped from the page cache once read (:meth:`TableStore.read`)."""
     from numcodecs import blosc
 
     chunk, nbytes, sep = layout
@@ -753,6 +758,11 @@ def _read_chunk(death_dir: Path | str, i: int, layout: tuple[tuple[int, ...], in
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
+            if drop and hasattr(os, "posix_fadvise"):
+                try:
+                    os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                except OSError:
+                    pass
     except FileNotFoundError:
         if complete:
             raise
