@@ -1284,6 +1284,7 @@ def test_twins_cover_every_deterministic_kernel():
                 "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
                 "_bin_expectation",  # magnitude_bin_expectations, magnitude_integrate_picked (twinned there)
                 "_swap_pair",  # _select_quantiles (twinned there)
+                "_gauss_setup", "_gauss_node",  # mixture_density (twinned there, pairs to the bit)
                 "_contract_group", "_flush_groups", "_nonzero", "_axpy", "_msum_rows", "_unit_groups",
                 "_building_values"}  # parts of chunk_lpr (twinned there)
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}

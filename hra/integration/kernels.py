@@ -1720,6 +1720,30 @@ def _building_values(b, nj, sparse, amat, msum, acomp, pair_u, pair_start, pair_
 DENSITY_RESTART = 64
 
 
+@jit(inline="always")
+def _gauss_setup(w, mu, s, x0, h, n_sd, nx):
+    """One Gaussian component of :func:`mixture_density`: its node factor ``c = w h / (s sqrt(2 pi))``,
+    its nodes ``j0..j1`` (within ``n_sd`` sd of ``mu``), ``d = h / s`` and ``exp(-d^2)`` of the recurrence."""
+    c = w * h * (1.0 / math.sqrt(2.0 * math.pi)) / s
+    j0 = max(0, int(math.ceil((mu - n_sd * s - x0) / h)))
+    j1 = min(nx - 1, int(math.floor((mu + n_sd * s - x0) / h)))
+    d = h / s
+    return c, j0, j1, d, math.exp(-d * d)
+
+
+@jit(inline="always")
+def _gauss_node(row, j, x0, h, mu, s, c, d, e_d2, g, rr, left):
+    """Add one component's term at node j to ``row`` and step its recurrence (restarted from the
+    node's exact value when ``left`` reaches 0); returns the new ``(g, rr, left)``."""
+    if left == 0:
+        z = (x0 + j * h - mu) / s
+        g = math.exp(-0.5 * z * z)
+        rr = math.exp(-z * d - 0.5 * d * d)
+        left = DENSITY_RESTART
+    row[j] += c * g
+    return g * rr, rr * e_d2, left - 1
+
+
 @jit
 def mixture_density(mean, sd, weight, x0, h, n_sd, out):
     """Gaussian-mixture density of ln IM times the grid step, on the grid x_j = x0 + j h.
@@ -1736,7 +1760,6 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
     """
     n, nq = mean.shape
     nx = out.shape[1]
-    inv_sqrt2pi = 1.0 / math.sqrt(2.0 * math.pi)
     row = np.empty(nx)
     for i in range(n):
         for j in range(nx):
@@ -1767,59 +1790,28 @@ def mixture_density(mean, sd, weight, x0, h, n_sd, out):
             while q2 < nq and weight[i, q2] == 0.0:
                 q2 += 1
             pair = q2 < nq and sd[i, q2] >= 0.25 * h
-            c = w * h * inv_sqrt2pi / s
-            j0 = max(0, int(math.ceil((mu - n_sd * s - x0) / h)))
-            j1 = min(nx - 1, int(math.floor((mu + n_sd * s - x0) / h)))
             # exp(-z^2/2) on the uniform nodes by the recurrence g_{j+1} = g_j r_j,
             # r_{j+1} = r_j exp(-d^2) (d = h/s); restarted every DENSITY_RESTART nodes from the
             # component's first node to bound rounding (relative error of g after n steps
             # <= ~n^2/2 ulp: < 3e-13 for 64)
-            d = h / s
-            e_d2 = math.exp(-d * d)
+            c, j0, j1, d, e_d2 = _gauss_setup(w, mu, s, x0, h, n_sd, nx)
             if not pair:
-                j = j0
-                while j <= j1:
-                    z = (x0 + j * h - mu) / s
-                    g = math.exp(-0.5 * z * z)
-                    rr = math.exp(-z * d - 0.5 * d * d)
-                    stop = min(j1, j + DENSITY_RESTART - 1)
-                    while j <= stop:
-                        row[j] += c * g
-                        g *= rr
-                        rr *= e_d2
-                        j += 1
+                g = rr = 0.0
+                left = 0
+                for j in range(j0, j1 + 1):
+                    g, rr, left = _gauss_node(row, j, x0, h, mu, s, c, d, e_d2, g, rr, left)
                 q += 1
                 continue
             mu2 = mean[i, q2]
             s2 = sd[i, q2]
-            c2 = weight[i, q2] * h * inv_sqrt2pi / s2
-            k0 = max(0, int(math.ceil((mu2 - n_sd * s2 - x0) / h)))
-            k1 = min(nx - 1, int(math.floor((mu2 + n_sd * s2 - x0) / h)))
-            d2 = h / s2
-            e2_d2 = math.exp(-d2 * d2)
+            c2, k0, k1, d2, e2_d2 = _gauss_setup(weight[i, q2], mu2, s2, x0, h, n_sd, nx)
             g = rr = g2 = rr2 = 0.0
             left = left2 = 0  # nodes to the next restart
             for j in range(min(j0, k0), max(j1, k1) + 1):
                 if j0 <= j <= j1:
-                    if left == 0:
-                        z = (x0 + j * h - mu) / s
-                        g = math.exp(-0.5 * z * z)
-                        rr = math.exp(-z * d - 0.5 * d * d)
-                        left = DENSITY_RESTART
-                    row[j] += c * g
-                    g *= rr
-                    rr *= e_d2
-                    left -= 1
+                    g, rr, left = _gauss_node(row, j, x0, h, mu, s, c, d, e_d2, g, rr, left)
                 if k0 <= j <= k1:
-                    if left2 == 0:
-                        z2 = (x0 + j * h - mu2) / s2
-                        g2 = math.exp(-0.5 * z2 * z2)
-                        rr2 = math.exp(-z2 * d2 - 0.5 * d2 * d2)
-                        left2 = DENSITY_RESTART
-                    row[j] += c2 * g2
-                    g2 *= rr2
-                    rr2 *= e2_d2
-                    left2 -= 1
+                    g2, rr2, left2 = _gauss_node(row, j, x0, h, mu2, s2, c2, d2, e2_d2, g2, rr2, left2)
             q = q2 + 1
         for j in range(nx):
             out[i, j] += row[j]
