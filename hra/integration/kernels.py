@@ -1096,32 +1096,13 @@ def _contract_group(hrows, ridx, g, zt_row, nj, q_table, qbar, s_weights, s_star
     and per-combination sums: ``amat`` (j, y, u), or with ``sparse``
     ``acomp`` (j, y, n_p) over the drawn combinations ``pair_u[j, :n_p]`` (branch segments
     ``pair_start[j]``). Every sum takes its terms in row order (see :func:`chunk_lpr`)."""
-    n_qs = qbar.shape[2]
-    per_branch = msum.shape[2] > 1  # time components: sums per (t, s), combined per year later
     h0 = hrows[g]
     h1 = hrows[g + 1]
     h2 = hrows[g + 2]
     h3 = hrows[g + 3]
     for j in range(nj):
         zt = zt_row[j]
-        for i in range(ROW_GROUP):
-            r = ridx[g + i]
-            hr = hrows[g + i]
-            for y in range(n_years):
-                if per_branch:
-                    for s in range(n_src):
-                        msum[j, y, s] += hr[y * n_src + s] * qbar[zt, r, 0 if n_qs == 1 else s]
-                    continue
-                sj = msum[j, y, 0]
-                if n_qs == 1:
-                    h = 0.0
-                    for s in range(n_src):
-                        h += s_weights[s] * hr[y * n_src + s]
-                    sj += h * qbar[zt, r, 0]
-                else:
-                    for s in range(n_src):
-                        sj += s_weights[s] * hr[y * n_src + s] * qbar[zt, r, s]
-                msum[j, y, 0] = sj
+        _msum_rows(hrows, ridx, g, zt, qbar, s_weights, n_years, n_src, msum[j])
         if sparse:
             n_p = pair_start[j, n_src]
             if n_p == 0:
