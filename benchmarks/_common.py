@@ -57,6 +57,52 @@ def finish(results: Any, report: Callable[[Any], str] | None, json_path: Path | 
     return 0
 
 
+def machine() -> dict:
+    """What a benchmark's figures depend on besides the code: the processor, its widest vector
+    instructions (what numba and OpenBLAS compile for), and two reference speeds of one core - a
+    float64 matrix product (OpenBLAS, 1 thread; GFLOP/s) and a sum over 100 MB (GB/s, memory bound).
+    The same code ran ~2.8x slower on a 2.0 GHz AVX2 EPYC than on an AVX-512 one (benchmarks/README.md):
+    compare figures of different machines through these."""
+    import platform
+
+    import numpy as np
+
+    from hra.core.executor import single_thread_blas
+
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    isa = next((n for n in ("avx512f", "avx2", "avx", "sse4_2") if n in flags), "unknown")
+    try:
+        import llvmlite.binding as llvm
+
+        target = llvm.get_host_cpu_name()
+    except Exception:  # noqa: BLE001 - informative only
+        target = "unknown"
+    rng = np.random.default_rng(0)
+    a, b = rng.random((1000, 1000)), rng.random((1000, 1000))
+    with single_thread_blas():
+        best = min(_timed(lambda: a @ b) for _ in range(3))
+    x = rng.random(12_500_000)
+    sweep = min(_timed(lambda: x.sum()) for _ in range(3))
+    return {"cpu": cpu, "isa": isa, "llvm_cpu": target, "dgemm_gflops_1thread": round(2e9 / best / 1e9, 1),
+            "sum_gb_per_s": round(x.nbytes / sweep / 1e9, 1)}
+
+
+def _timed(f: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
 def show(obj: Any) -> Any:
     """Print a result as indented JSON as soon as it is there, and return it."""
     print(json.dumps(obj, indent=1), flush=True)

@@ -85,7 +85,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import finish, peak_mib, spawn_case, table  # noqa: E402
+from _common import finish, machine, peak_mib, spawn_case, table  # noqa: E402
 
 #: Zones of the V6 zonation with GMM V7 coefficients.
 FIELD_ZONES = 160
@@ -421,8 +421,11 @@ def phase_run(opts: dict, kind: str) -> dict:
 
     engine.prepare = timed_prepare
     cpu0 = time.process_time()
+    blocks0 = resource.getrusage(resource.RUSAGE_SELF).ru_inblock
     res = compute(cfg, progress=False)
     cpu = time.process_time() - cpu0
+    disk_read = (resource.getrusage(resource.RUSAGE_SELF).ru_inblock - blocks0) * 512  # (512-byte blocks)
+    store = sum(f.stat().st_size for f in (wd / "tables").rglob("*") if f.is_file()) if (wd / "tables").is_dir() else 0
     prep = res.prep
     tim = res.timings
     digest = hashlib.sha256(np.ascontiguousarray(res.mean).tobytes() + np.ascontiguousarray(res.quantiles).tobytes())
@@ -434,6 +437,7 @@ def phase_run(opts: dict, kind: str) -> dict:
             "prepare_cpu_s": round(box.get("prepare_cpu_s", float("nan")), 1),
             "tables_cpu_s": round(box.get("tables_cpu_s", float("nan")), 1),
             "buildings_cpu_s": round(cpu - box.get("prepare_cpu_s", 0.0) - box.get("tables_cpu_s", 0.0), 1), "peak_mib": round(peak_mib(resource.RUSAGE_SELF), 1),
+            "store_gb": round(store / 1e9, 2), "disk_read_gb": round(disk_read / 1e9, 2),
             "mean_lpr": float(np.mean(res.mean)), "max_lpr": float(np.max(res.mean)),
             "digest": digest.hexdigest()[:16]}
 
@@ -501,6 +505,10 @@ def report(res: dict) -> str:
                        f" x {fz:.1f} / 2 + buildings {warm_c['buildings_cpu_s']:.0f} x {fb:.1f} / 2 = {est:.0f} s "
                        f"({est / 60:.1f} min)")
         warm = by.get("warm")
+        if warm and warm.get("store_gb"):
+            out.append(f"  table store {warm['store_gb']:.1f} GB on disk -> ~{warm['store_gb'] * fz:.0f} GB for the field, "
+                       f"which no page cache holds: a warm field run reads all of it from disk (this warm run read "
+                       f"{warm.get('disk_read_gb', 0.0):.1f} GB from disk)")
         if warm:
             w = warm["prepare_s"] + warm["tables_s"] * fz + warm["buildings_s"] * fb
             out.append(f"  warm total ~ {warm['prepare_s']:.0f} + {warm['tables_s'] * fz:.0f} + {warm['buildings_s'] * fb:.0f}"
@@ -569,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--phases: unknown {bad}; use read, cold, warm")
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.platform()}; work dir {opts['workdir']}",
           flush=True)
+    box = machine()
+    print(f"machine: {box['cpu']} ({box['isa']}, LLVM target {box['llvm_cpu']}); one core: float64 matrix product "
+          f"{box['dgemm_gflops_1thread']} GFLOP/s, sum over 100 MB {box['sum_gb_per_s']} GB/s", flush=True)
     t = time.perf_counter()
     info = write_inputs(opts)
     print(f"inputs ready in {time.perf_counter() - t:.1f} s: {info}", flush=True)
@@ -578,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         r = spawn_case(__file__, [p, opts], p)
         print(f"  {r}", flush=True)
         results.append(r)
-    return finish({"options": opts, "inputs": info, "phases": results}, report, a.json)
+    return finish({"options": opts, "machine": box, "inputs": info, "phases": results}, report, a.json)
 
 
 if __name__ == "__main__":

@@ -521,6 +521,34 @@ _EXP_ARGS = np.concatenate([RNG.uniform(-708.0, 0.0, 3000), RNG.uniform(-1.0, 1.
                              -0.5 * math.log(2.0), 0.5 * math.log(2.0)]])
 
 
+def _round_16_bits(x):
+    """Twin of ``round_table``: each value to the nearest of 16 significant bits by its binary
+    exponent (``frexp``: x = m 2^e, 0.5 <= |m| < 1; m 2^16 rounded to an integer), as float32."""
+    m, e = np.frexp(np.asarray(x, dtype=np.float64))
+    return np.ldexp(np.round(m * 2.0 ** 16), e - 16).astype(np.float32)
+
+
+def test_round_table_is_the_nearest_16_bit_value():
+    # probabilities over 37 decades (float32's normal range), in [0, 1], and values at 16 bits already
+    x = np.concatenate([10.0 ** RNG.uniform(-37, 0, 20_000), RNG.uniform(0, 1, 5_000), [0.0, 1.0, 0.5, 1e-30]])
+    got = ik.round_table(x)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, _round_16_bits(x))
+    pos = x > 0
+    assert np.max(np.abs(got[pos].astype(np.float64) / x[pos] - 1.0)) <= 2.0 ** -16
+    assert got[x == 0].tolist() == [0.0]
+    # 16 significant bits: the float32 bytes end in a zero byte (the table store's saving)
+    assert not np.any(got.view(np.uint32) & 0xFF)
+    assert np.array_equal(ik.round_table(got), got)  # idempotent
+    # the kernel's scalar rounding (in the death pass) gives the numpy function's bits
+    one = np.empty((1, 1, 1, 1, x.size), dtype=np.float32)
+    ik.death_from_nested(x.reshape(1, 1, 1, 1, -1), np.ones((1, 1, 1)), np.empty((0, 0, 0, 0)), 0.0, True, one)
+    assert np.array_equal(one.reshape(-1), got)
+    # a value halfway between two 16-bit values is not at 16 bits: it moves by exactly half a step
+    half = 1.0 + 2.0 ** -16
+    assert abs(float(ik.round_table(np.array([half]))[0]) - half) == 2.0 ** -16
+
+
 def _death_nested_inputs():
     # (m, t, f, k, r), not nested (the kernel nests: a running max from the top state), with ties
     # and zeros; 70 distance nodes (not a multiple of a vector width)
@@ -539,11 +567,11 @@ def k_death_nested(pexc, coef, direct, factor):
     out2 = np.empty_like(out)
     ik.death_from_nested(pexc, coef, np.empty((0, 0, 0, 0)), factor, False, out2)  # without direct deaths
     out3 = np.empty_like(out)
-    ik.death_from_nested(pexc, coef, direct, factor, True, out3)  # rounded to float32 in the pass
-    assert np.array_equal(out3, out.astype(np.float32).astype(np.float64))
+    ik.death_from_nested(pexc, coef, direct, factor, True, out3)  # rounded to the tables' precision in the pass
+    assert np.array_equal(out3, _round_16_bits(out).astype(np.float64))
     out3f = np.empty(out.shape, dtype=np.float32)  # into float32 tables: the same rounding
     ik.death_from_nested(pexc, coef, direct, factor, True, out3f)
-    assert np.array_equal(out3f, out.astype(np.float32))
+    assert np.array_equal(out3f, _round_16_bits(out))
     out4 = np.empty_like(out)  # already nested input: the same bits (the nesting is exact)
     ik.death_from_nested(np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1].copy(), coef, direct,
                          factor, False, out4)
@@ -568,7 +596,7 @@ def t_death_nested(pexc, coef, direct, factor):
     nested = np.maximum.accumulate(pexc[:, :, :, ::-1], axis=3)[:, :, :, ::-1]
     base = np.einsum("mtfkr,tck->tfcmr", nested, coef)
     full = base + factor * np.einsum("mtcr->tcmr", direct)[:, None]
-    return full, base, full.astype(np.float32).astype(np.float64)
+    return full, base, _round_16_bits(full).astype(np.float64)
 
 
 def _picked_inputs():
@@ -1284,6 +1312,7 @@ def test_twins_cover_every_deterministic_kernel():
                 "_grid_interval",  # distance_azimuth_histogram_k, lnr_interpolate(_cubic) (twinned there)
                 "_bin_expectation",  # magnitude_bin_expectations, magnitude_integrate_picked (twinned there)
                 "_swap_pair",  # _select_quantiles (twinned there)
+                "round_table_value",  # death_from_nested (twinned there; and test_round_table_is_the_nearest_16_bit_value)
                 "_gauss_setup", "_gauss_node",  # mixture_density (twinned there, pairs to the bit)
                 "_contract_group", "_flush_groups", "_nonzero", "_axpy", "_msum_rows", "_unit_groups",
                 "_building_values"}  # parts of chunk_lpr (twinned there)

@@ -220,14 +220,18 @@ def test_changed_model_table_changes_key_and_values(tmp_path):
 
 
 def _tables(seed=0):
-    """Tables at the store's precision (the engine rounds its tables to float32 before storing)."""
+    """Tables at the store's precision (the engine rounds its tables to 16 significant bits, float32
+    values, before storing: ``kernels.round_table``)."""
+    from hra.integration.kernels import round_table
+
     rng = np.random.default_rng(seed)
-    return {(i, j): rng.random((2, 1, 5, 4), dtype=np.float32).astype(np.float64) for i in range(2) for j in range(3)}
+    return {(i, j): round_table(rng.random((2, 1, 5, 4))).astype(np.float64) for i in range(2) for j in range(3)}
 
 
 def test_entries_are_float32_and_unrounded_tables_are_refused(tmp_path):
-    """The store keeps float32 (half the bytes); a float64 table that float32 cannot hold exactly is
-    refused with an error naming the entry (it would break "store = no store, to the bit")."""
+    """The store keeps float32 (half the bytes) of 16 significant bits; a float64 table not at that
+    precision - float32's full 24 bits, or more - is refused with an error naming the entry (it would
+    break "store = no store, to the bit")."""
     import zarr
 
     store = TableStore(tmp_path)
@@ -240,6 +244,9 @@ def test_entries_are_float32_and_unrounded_tables_are_refused(tmp_path):
     bad = {k: v + 1e-12 for k, v in _tables(4).items()}
     with pytest.raises(ValueError, match=r"z1-w0/RC.*not at the store's precision"):
         store.write("k", 1, False, "RC", bad)
+    f32 = {k: np.random.default_rng(5).random(v.shape, dtype=np.float32).astype(np.float64) for k, v in tabs.items()}
+    with pytest.raises(ValueError, match=r"z1-w0/RC.*16 significant bits"):
+        store.write("k", 1, False, "RC", f32)
     assert not store.entry_path("k", 1, False, "RC").exists()
     assert not [p for p in (tmp_path / "k" / "z1-w0").iterdir() if p.name.startswith(TMP_PREFIX)]
 

@@ -310,15 +310,17 @@ def _death_coef(fragility, t_sel, p: float) -> np.ndarray:
 
 
 def _death_over_rrup(gmm, fragility, t_sel, p_grid: np.ndarray, d_grid: np.ndarray | None, r_grid: np.ndarray,
-                     mag_nodes: np.ndarray, r_hyp: np.ndarray, dtype=np.float64) -> np.ndarray:
+                     mag_nodes: np.ndarray, r_hyp: np.ndarray, dtype=np.float64, rounded: bool = True) -> np.ndarray:
     """Death tables (t, f, c, m, r) from P(CS >= k) on the R_rup grid ``p_grid`` (m, g,
     t * f * k) and the direct deaths' ``d_grid`` (m, g, t * c) or ``None``: :func:`_over_rrup` of
-    both then :func:`death_from_exceedance` rounded to float32, the same values, computed
+    both then :func:`death_from_exceedance` rounded to the tables' precision, the same values, computed
     :data:`DEATH_M_BLOCK` magnitudes at a time (the interpolation writes a block in the
     (m, j, r) layout, ``lnr_interpolate_cubic(..., j_major=True)``, and
     :func:`hra.integration.kernels.death_from_nested` reads it while it is in the cache: no
     full-size intermediate tables). ``dtype``: of the result, float64 or float32 (the values are
-    float32's either way)."""
+    float32's of 16 significant bits either way, :func:`hra.integration.kernels.round_table`; with
+    ``rounded=False`` not rounded, float64: :func:`hra.review.explain`'s parts of a table, whose sum it
+    rounds)."""
     t_sel = np.atleast_1d(np.asarray(t_sel))
     p = fragility.presence_inside
     coef = _death_coef(fragility, t_sel, p)
@@ -343,7 +345,7 @@ def _death_over_rrup(gmm, fragility, t_sel, p_grid: np.ndarray, d_grid: np.ndarr
         if use_direct:
             kernels.lnr_interpolate_cubic(ln_d[m0:m1], ln_r, kink, ln_nodes[m0:m1], weights[m0:m1], dbuf[:n], True)
         kernels.death_from_nested(pbuf[:n].reshape(n, T, F, K, R), coef,
-                                  dbuf[:n].reshape(n, T, C, R) if use_direct else dbuf, float(1.0 - p), True,
+                                  dbuf[:n].reshape(n, T, C, R) if use_direct else dbuf, float(1.0 - p), rounded,
                                   death, m0)
     return death
 
@@ -351,7 +353,8 @@ def _death_over_rrup(gmm, fragility, t_sel, p_grid: np.ndarray, d_grid: np.ndarr
 def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray | None,
                           presence_inside: float | None = None, round_f32: bool = False) -> np.ndarray:
     """Death probability per event (t, f, c, m, r) from P(CS >= k) (t, f, k, m, r), nested by the
-    kernel (``round_f32``: each value rounded to the nearest float32, the physical tables' precision).
+    kernel (``round_f32``: each value rounded to the physical tables' precision,
+    :func:`hra.integration.kernels.round_table`: 16 significant bits, a float32 value).
 
     ``p sum_k P(CS >= k)(Pd_in,k - Pd_in,k-1) + (1 - p)[same outside + P_direct]`` (the exclusive
     collapse states of :func:`hra.integration.engine.death_tables`); ``direct`` (t, c, m, r) or ``None``.
@@ -371,13 +374,15 @@ def death_from_exceedance(fragility, t_sel, pexc: np.ndarray, direct: np.ndarray
 
 @single_thread_blas()
 def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.ndarray, zone, branch,
-                      wierde: tuple[bool, ...] = (False,), dtype=np.float64) -> dict[int, list[np.ndarray]]:
+                      wierde: tuple[bool, ...] = (False,), dtype=np.float64,
+                      rounded: bool = True) -> dict[int, list[np.ndarray]]:
     """Death tables (t, f, c, m, r) of one physical GMM combination at R_hyp nodes ``r_hyp``.
 
     Returns s2s-branch index -> one table per entry of ``wierde`` (building on a dwelling mound
-    or not: a shift of ln IM by :meth:`wierde_shift`), rounded to float32 precision
-    (:data:`hra.integration.tablestore.TABLE_DTYPE`, the physical tables' precision), as ``dtype``
-    arrays (float64, or float32: the same values in half the bytes). The mixtures are computed on the R_rup grid
+    or not: a shift of ln IM by :meth:`wierde_shift`), rounded to the physical tables' precision
+    (:func:`hra.integration.kernels.round_table`: 16 significant bits, float32 values), as ``dtype``
+    arrays (float64, or float32: the same values in half the bytes; ``rounded=False``: not rounded, for
+    float64 tables only). The mixtures are computed on the R_rup grid
     of :func:`rrup_grid` and integrated over R_rup given each R_hyp node (:func:`_over_rrup`). With a
     strike model the last axis is (R_hyp node, relative-azimuth node) flattened (:func:`_over_rrup`).
     """
@@ -433,6 +438,6 @@ def rrup_death_tables(gmm, fragility, t_sel, mag_nodes: np.ndarray, r_hyp: np.nd
                   else [None] * len(shifts_im))
         tables = []
         for pg, dg in zip(p_grid, d_grid):
-            tables.append(_death_over_rrup(gmm, fragility, t_sel, pg, dg, r_grid, mag_nodes, r_hyp, dtype))
+            tables.append(_death_over_rrup(gmm, fragility, t_sel, pg, dg, r_grid, mag_nodes, r_hyp, dtype, rounded))
         out[j] = tables
     return out

@@ -124,22 +124,24 @@ def _phys_death(gmm, fragility, zone_arg, wierde, branch, mag, r_nodes, t_sel):
     return tables(mix, mix2)
 
 
-def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel, dtype=np.float64) -> list:
+def _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel, dtype=np.float64,
+                      rounded: bool = True) -> list:
     """:func:`_phys_death` for the sites (zone, wierde) of one zone: one result per wierde flag.
 
     Models with mixtures at given rupture distances (GMM V7/V6) go through
     :func:`hra.integration.condtables.rrup_death_tables`, which shares the ground-motion work between the
-    zone's wierde variants and site-term branches (``dtype``: of its tables; the other path's are float64)."""
+    zone's wierde variants and site-term branches (``dtype``: of its tables; the other path's are float64).
+    ``rounded``: the values rounded to the tables' precision (:func:`hra.integration.kernels.round_table`)."""
     if condtables.supports(gmm):
         out = condtables.rrup_death_tables(gmm, fragility, t_sel, mag.nodes, r_nodes, zone_arg, branch, tuple(wierdes),
-                                           dtype)
+                                           dtype, rounded)
         if "gmm_s2s" in branch:  # (rounded to the tables' precision by the grid path itself)
             return [{j: tabs[i] for j, tabs in out.items()} for i in range(len(wierdes))]
         return [out[0][i] for i in range(len(wierdes))]
     outs = [_phys_death(gmm, fragility, zone_arg, w, branch, mag, r_nodes, t_sel) for w in wierdes]
-    for out in outs:  # the tables' precision (tablestore.TABLE_DTYPE): computed = stored, to the bit
+    for out in (outs if rounded else ()):  # the tables' precision (kernels.round_table): computed = stored, to the bit
         for d in (out.values() if isinstance(out, dict) else (out,)):
-            np.copyto(d, d.astype(tablestore.TABLE_DTYPE))
+            np.copyto(d, kernels.round_table(d))
     return outs
 
 
@@ -693,13 +695,15 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
 def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                           mag: MagnitudeBins, r_nodes: np.ndarray, t_sel: np.ndarray,
                           keys: list[tuple[int, ...]] | None = None,
-                          dtype=np.float64) -> list[dict[tuple[int, ...], np.ndarray]]:
+                          dtype=np.float64, rounded: bool = True) -> list[dict[tuple[int, ...], np.ndarray]]:
     """Death tables (t, f, c, m, r) per event, before magnitude integration, of every physical GMM
     branch combination (key: branch index per node of ``gmm.tree``), one dict per wierde flag of
     the sites of ``zone``, for the typologies ``t_sel``; ``keys``: only these branches (and those
     computed together with them: their site-to-site siblings; e.g. a group of :func:`physical_groups`).
-    The values are rounded to :data:`hra.integration.tablestore.TABLE_DTYPE` (float32; <= 6e-8 relative),
-    the precision in which the table store keeps them; ``dtype``: the arrays' dtype where the grid path
+    The values are rounded to the physical tables' precision (:func:`hra.integration.kernels.round_table`:
+    16 significant bits, float32 values; <= 1.5e-5 relative), in which the table store keeps them
+    (``rounded=False``: not rounded, float64 ``dtype`` only: parts of tables whose sum the caller rounds,
+    :mod:`hra.review.explain`); ``dtype``: the arrays' dtype where the grid path
     (:mod:`hra.integration.condtables`) computes them (float64, or float32: the same values in half
     the bytes), float64 otherwise."""
     zone_arg = None if gmm.zones is None else zone
@@ -716,7 +720,7 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
             prog.step()  # a block done with an earlier one (site-to-site branches grouped)
             continue
         branch = {nm: key[j] for j, nm in enumerate(pnames)}
-        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel, dtype)
+        outs = _phys_death_sites(gmm, fragility, zone_arg, wierdes, branch, mag, r_nodes, t_sel, dtype, rounded)
         prog.step()  # progress of the table stage per GMM branch block (hra.core.progress.step_progress)
         for i, out in enumerate(outs):
             if isinstance(out, dict):

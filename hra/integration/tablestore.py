@@ -77,15 +77,18 @@ log = logging.getLogger("hra")
 #: vectorised exp (values moved in the last bits, <= 7e-16 relative). 5: the physical tables rounded to
 #: float32 (:data:`TABLE_DTYPE`) and stored as float32 with LZ4 (half the size, ~3x faster to write and read).
 #: 6: chunk keys ``c.<branch>.0.0.0.0`` (:data:`CHUNK_KEY_ENCODING`: a file per chunk, no folders),
-#: the moments kernel vectorised over the leading-factor nodes (values move by rounding).
-TABLE_FORMAT_VERSION = 6
+#: the moments kernel vectorised over the leading-factor nodes (values move by rounding). 7: the tables
+#: rounded to 16 significant bits (:data:`hra.integration.kernels.TABLE_SIGNIFICANT_BITS`; <= 1.5e-5
+#: relative): every value's low byte is zero, the store ~0.69x the size.
+TABLE_FORMAT_VERSION = 7
 #: zarr chunk-key encoding of the stored ``death`` arrays: every chunk one file in the array's folder
 #: (zarr's default ``/`` makes a folder per chunk and axis, ~7 ``mkdir`` per chunk written).
 CHUNK_KEY_ENCODING = {"name": "default", "separator": "."}
-#: Precision of the physical death tables, in the engine and in the store. The engine rounds every
-#: physical table to it as soon as it is computed (:func:`hra.integration.engine.physical_death_tables`;
-#: relative change <= 6e-8 per value, values below ~1e-45 become 0), so that the float32 entries hold the
-#: tables exactly: a run with the store gives the same bits as one without, cold or warm.
+#: Type of the physical death tables, in the engine and in the store. The engine rounds every physical
+#: table as soon as it is computed to 16 significant bits (:func:`hra.integration.kernels.round_table`,
+#: in :func:`hra.integration.engine.physical_death_tables`; relative change <= 1.5e-5 per value, values
+#: below ~1e-45 become 0), float32 values, so that the float32 entries hold the tables exactly: a run with
+#: the store gives the same bits as one without, cold or warm.
 TABLE_DTYPE = np.float32
 #: Environment variable with the default store folder (``false``, ``off``, ``no`` or ``0``: no store).
 ENV_VAR = "HRA_TABLE_STORE"
@@ -611,9 +614,11 @@ class EntryWriter:
             for k, d in tables.items():
                 i = self.row[tuple(int(v) for v in k)]
                 d32 = np.asarray(d, dtype=TABLE_DTYPE)
-                if d32 is not d and not np.array_equal(d32, d):  # the engine rounds its tables (physical_death_tables)
+                # the engine rounds its tables (physical_death_tables); float64 tables given here are checked
+                if d32 is not d and not np.array_equal(_round_table(d), d):
                     raise ValueError(f"table store entry {self.path}: GMM branch {k} is not at the store's "
-                                     f"precision ({np.dtype(TABLE_DTYPE).name}); round it first")
+                                     f"precision ({np.dtype(TABLE_DTYPE).name} of 16 significant bits); round it "
+                                     f"first (hra.integration.kernels.round_table)")
                 if self.layout is None:
                     self.array[i] = d32
                 else:
@@ -650,6 +655,13 @@ class EntryWriter:
         return True
 
 
+def _round_table(d: np.ndarray) -> np.ndarray:
+    """:func:`hra.integration.kernels.round_table` (imported when needed: numba only then)."""
+    from hra.integration.kernels import round_table
+
+    return round_table(d)
+
+
 def _compressor():
     """Blosc LZ4 level 5 with byte shuffle (lossless). Codecs measured on the 2,520 chunks of a V7 field zone
     (35 typologies x 72 branches of 3 x 3 x 102 x 144 float32, 1.33 GB; 1 thread, 2 shared cores):
@@ -666,7 +678,12 @@ def _compressor():
     delta(int32, r) + LZ4HC 5     0.79       0.33 (+cumsum)  11.6
     ============================  =========  ==============  ==============
 
-    The low half of a float32 mantissa is noise to every codec (the best lossless ratio is ~2.3). LZ4HC 4
+    The low half of a float32 mantissa is noise to every codec (the best lossless ratio is ~2.3). Since
+    format 7 the tables keep 16 significant bits (:data:`hra.integration.kernels.TABLE_SIGNIFICANT_BITS`):
+    every value's low byte is zero, one of the four byte planes that the shuffle makes, which LZ4 stores
+    for nothing: 150 chunks of a field zone 0.596 -> 0.412 of the raw size with LZ4 5 + shuffle, decoded
+    and encoded as fast (bitshuffle 0.438, zstd 1 0.444, LZ4HC 4 + bitshuffle 0.379 at ~15x the encoding
+    time; 13 significant bits would gain < 1 % more with byte shuffle). LZ4HC 4
     is 16 % smaller and decodes ~0.04 s faster per zone, but its ~11 CPU s more per zone to encode would
     add ~15 min to the field's cold run (160 zones on 2 cores), whose table stage is already the larger
     part of its budget; zstd's entropy stage decodes ~2x slower than LZ4 (a warm run reads every entry).

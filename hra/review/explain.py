@@ -323,6 +323,18 @@ def part_fragility(fr: FragilityModel) -> tuple[FragilityModel, int]:
     return dataclasses.replace(fr, **kw), P
 
 
+def _rounded_total(d: np.ndarray, n_f: int, n_c: int, n_parts: int) -> np.ndarray:
+    """A physical table of :func:`part_fragility`'s parts (t, f, c * P, m, r) summed over its parts and
+    rounded to the tables' precision (:func:`hra.integration.kernels.round_table`): the table the run
+    computes with the whole fragility model (the same value to the bit, unless the sum lies within
+    float64 rounding of a half step of 16 significant bits), (t, f, c, m, r) float64."""
+    from hra.integration.kernels import round_table
+
+    T = d.shape[0]
+    s = d.reshape((T, n_f, n_c, n_parts) + d.shape[3:]).sum(axis=3)
+    return round_table(s).astype(np.float64)
+
+
 def _alloc(total: np.ndarray, parts: np.ndarray, axis: int) -> np.ndarray:
     """Share ``total`` among ``parts`` (along ``axis``) in proportion to them."""
     s = parts.sum(axis=axis, keepdims=True)
@@ -363,27 +375,33 @@ class BuildingDisaggregation:
         rows = np.searchsorted(t_sel, cand)
         fr_parts, P = part_fragility(prep.fragility)
         mag, r_nodes = prep.magnitude, prep.distance_nodes_km
-        death = physical_death_tables(prep.gmm, fr_parts, zone, [bool(wierde)], mag, r_nodes, t_sel)
         (nb, nx, G, F, C), (wb, wx, wg, wf, wc) = model_factors(prep)
+        # the parts as computed (not rounded); the run's tables are their sums rounded to the tables'
+        # precision, as the engine rounds its own (the explanation's totals are the run's, and the
+        # parts share them in proportion)
+        death = physical_death_tables(prep.gmm, fr_parts, zone, [bool(wierde)], mag, r_nodes, t_sel, rounded=False)
+        totals = [{k: _rounded_total(d, F, C, P) for k, d in death[0].items()}]
         ed = EngineDeath(prep.gmm, prep.median_map, death, mag.nodes.size)
+        ed_tot = EngineDeath(prep.gmm, prep.median_map, totals, mag.nodes.size)
         K = len(prep.fragility.states)
         exact_mean = prep.cfg.run.realisations == "all" or prep.model_tree.n_combinations <= 20_000
 
-        def split_of(dd: np.ndarray) -> np.ndarray:
-            """(t, f, C*P, m, r) -> weighted (t, P, r, bins) with the bins' totals shared among parts."""
+        def split_of(dd: np.ndarray, total: np.ndarray) -> np.ndarray:
+            """(t, f, C*P, m, r) parts and their (t, f, C, m, r) total -> weighted (t, P, r, bins) with
+            the bins' totals shared among the parts."""
             T = dd.shape[0]
             dd = dd.reshape(T, F, C, P, mag.nodes.size, -1)  # last: distance (x azimuth) nodes
-            tot = mag.bin_terms(np.moveaxis(dd.sum(axis=3), 3, -1))  # (b, x, t, f, c, r, bins)
+            tot = mag.bin_terms(np.moveaxis(total, 3, -1))  # (b, x, t, f, c, r, bins)
             parts = mag.bin_terms(np.moveaxis(dd, 4, -1))  # (b, x, t, f, c, p, r, bins)
             return np.einsum("bxtfcprm,b,x,f,c->tprm", _alloc(tot, parts, 5), wb, wx, wf, wc)
 
         if exact_mean:
-            qsplit = sum(wg[ge] * split_of(ed.death(0, ge)) for ge in range(G))
+            qsplit = sum(wg[ge] * split_of(ed.death(0, ge), ed_tot.death(0, ge)) for ge in range(G))
         else:
-            qsplit = split_of(ed.tree_mean(0))
+            qsplit = split_of(ed.tree_mean(0), ed_tot.tree_mean(0))
         qsplit = qsplit[rows]  # (J, P, R, M)
         cells, hist_cell = cell_histograms(prep, i)
-        cond = conditional_means(prep, death, rows, prob, P, hist_cell.sum(axis=0))
+        cond = conditional_means(prep, totals, rows, prob, 1, hist_cell.sum(axis=0))
         return cls(prep, i, cand, prob, qsplit, K, cells, hist_cell, cond)
 
     # -- assembly ------------------------------------------------------------------------

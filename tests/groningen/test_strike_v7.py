@@ -166,22 +166,31 @@ def test_engine_lpr_against_direct_integration_over_strike(tmp_path):
 #: mean 1.4046728376339564e-06, 1.4046728376339607e-06, 1.4046728376340036e-06, 1.4046728376339592e-06;
 #: P50 4.5139457977973746e-07, 4.513945797797389e-07, 4.51394579779755e-07, 4.5139457977973836e-07;
 #: P90 6.566109283408999e-06, 6.566109283409018e-06, 6.566109283409214e-06, 6.566109283409011e-06).
+#: All three re-derived when the physical tables were rounded to 16 significant bits (table format 7,
+#: <= 1.5e-5 per table value): mean within 1.6e-7, P50 8.0e-7, P90 1.2e-6 relative of the former values
+#: (were mean 1.4046728372488425e-06, 1.4046728372488468e-06, 1.4046728372488895e-06, 1.404672837248845e-06;
+#: P50 4.5139457574111883e-07, 4.513945757411203e-07, 4.5139457574113635e-07, 4.5139457574111973e-07;
+#: P90 6.5661092935122e-06, 6.56610929351222e-06, 6.566109293512415e-06, 6.566109293512213e-06).
 UNIFORM_BEFORE = {
-    "lpr_mean": [1.4046728372488425e-06, 1.4046728372488468e-06, 1.4046728372488895e-06, 1.404672837248845e-06],
-    "lpr_p50": [4.5139457574111883e-07, 4.513945757411203e-07, 4.5139457574113635e-07, 4.5139457574111973e-07],
-    "lpr_p90": [6.5661092935122e-06, 6.56610929351222e-06, 6.566109293512415e-06, 6.566109293512213e-06],
+    "lpr_mean": [1.4046726112249128e-06, 1.404672611224917e-06, 1.40467261122496e-06, 1.4046726112249153e-06],
+    "lpr_p50": [4.5139493643594296e-07, 4.5139493643594444e-07, 4.513949364359605e-07, 4.5139493643594386e-07],
+    "lpr_p90": [6.5661013012823365e-06, 6.566101301282356e-06, 6.566101301282552e-06, 6.566101301282349e-06],
 }
 
 
-def test_uniform_strike_is_bit_identical_to_before(tmp_path):
-    """``rupture_strike = "uniform"`` keeps the former azimuth-averaged engine: the same numbers to the bit."""
+def test_uniform_strike_keeps_the_former_engine(tmp_path):
+    """``rupture_strike = "uniform"`` keeps the former azimuth-averaged engine: the same numbers to 1e-12.
+
+    (To the bit on the machine that derived them; a processor with other vector widths - AVX2 instead of
+    AVX-512 - sums some terms in another order, which moved these by 2.9e-13 relative: a table value at a
+    rounding boundary goes the other way. Any change of the model moves them by > 1e-8.)"""
     import hra
 
     # (the former engine's linear distance rule; the cubic default moves these by ~3e-15 here)
     cfg = _setup(tmp_path, 0.0, strike="uniform").with_updates(source={"distance_interpolation": "linear"})
     ds = hra.run(cfg, progress=False, write=False)
     for k, want in UNIFORM_BEFORE.items():
-        assert ds[k].values[:, 0].tolist() == want, k
+        np.testing.assert_allclose(ds[k].values[:, 0], want, rtol=1e-12, atol=0, err_msg=k)
 
 
 def test_table_store_key_includes_the_strike_model(tmp_path):
