@@ -1320,6 +1320,12 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     return RunResult(prep, sel, mean, quant, real, real_w, timings, chunks_reused=reused)
 
 
+def _group_ids(index: list[list[np.ndarray]], g: int) -> range:
+    """Positions of group ``g``'s chunks in the flat list of every group's chunks (``index``)."""
+    start = sum(len(ix) for ix in index[:g])
+    return range(start, start + len(index[g]))
+
+
 def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHandle | None", groups: list[list[int]],
                 index: list[list[np.ndarray]], folder: Path | None) -> tuple[list[dict], int, float]:
     """Results of every chunk (``index``: the chunks' building indices per group of zones), in order,
@@ -1341,6 +1347,12 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
     reused = sum(p is not None for p in parts)
     if reused:
         log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(flat), folder)
+    first = next((g for g in range(len(groups)) if any(parts[i] is None for i in _group_ids(index, g))), None)
+    if handle is not None and len(groups) > 1 and first is not None:
+        # the first group's stored tables read from disk while the rates are prepared (the later groups'
+        # while the previous group's buildings are computed, below)
+        threading.Thread(target=handle.store.prefetch, args=(handle.key, groups[first]), daemon=True,
+                         name="hra-table-prefetch").start()
     t_tables = 0.0
     rates = static_rates(prep) if reused < len(flat) else None
     # one pool for every group: the tables' work buffers and q's memory, the next group's once the
