@@ -561,6 +561,49 @@ def test_cli_build_info_clear(tmp_path, spy):
     assert "0 model key(s), 0 entries" in res.output
 
 
+def test_stale_keys_are_listed_warned_and_cleared_alone(tmp_path, caplog):
+    """A model key written by another table format (or hra version) is never read by this version: `info`
+    marks it, a run that writes tables warns about it, and `clear --stale` removes it and nothing else."""
+    import json
+    import logging
+
+    from typer.testing import CliRunner
+
+    from hra.cli.main import app
+    from hra.config import load_config
+    from hra.integration.tablestore import TABLE_FORMAT_VERSION, is_stale
+    from hra.outputs import package_version
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    path = _toml_config(tmp_path / "cfg", store)
+    assert runner.invoke(app, ["tables", "build", str(path), "--no-progress"]).exit_code == 0
+    (current,) = [p for p in store.iterdir() if p.is_dir()]
+    desc = json.loads((current / "model.json").read_text())
+    assert not is_stale(desc)
+    assert is_stale({**desc, "table_format_version": TABLE_FORMAT_VERSION - 1})
+    assert is_stale({**desc, "package_version": package_version() + ".old"})
+    assert not is_stale({})  # nothing known: never called stale
+    # a former format's key: a copy of the entries under another key, its model.json saying format - 1
+    old = store / ("0" * 32)
+    shutil.copytree(current, old)
+    (old / "model.json").write_text(json.dumps({**desc, "table_format_version": TABLE_FORMAT_VERSION - 1}))
+    res = runner.invoke(app, ["tables", "info", "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("stale: this version never reads it") == 1 and "2 model key(s), 4 entries" in res.output
+    assert "; 1 stale (" in res.output
+    # a run that writes tables says so (the usual moment: the first run after an upgrade)
+    shutil.rmtree(current)
+    with caplog.at_level(logging.WARNING, logger="hra"):
+        compute(load_config(path))
+    assert "1 model key(s) written by another table format" in caplog.text and "clear --stale" in caplog.text
+    res = runner.invoke(app, ["tables", "clear", "--store", str(store), "--stale"])
+    assert res.exit_code == 0 and "removed 2 entries" in res.output, res.output
+    assert not old.exists() and current.is_dir() and len(list(current.iterdir())) > 1  # the current key is kept
+    res = runner.invoke(app, ["tables", "info", "--store", str(store)])
+    assert "1 model key(s), 2 entries" in res.output and "never reads" not in res.output
+
+
 def test_cli_build_without_store_is_a_usage_error(tmp_path):
     from typer.testing import CliRunner
 

@@ -88,8 +88,11 @@ def info_command(store: StoreOpt = None) -> None:
         typer.echo(f"  fragility  {fr_name}, presence_inside {fr.get('presence_inside', '?')}, "
                    f"{len(fr.get('file_checksums', {}))} file(s) hashed")
         typer.echo(f"  grids      {m[0]} magnitude nodes {m[1]:.2f}-{m[2]:.2f}; {r[0]} distance nodes {r[1]:.3g}-{r[2]:.3g} km")
-        typer.echo(f"  version    table format {d.get('table_format_version', '?')}, hra {d.get('package_version', '?')}")
-    typer.echo(f"\n{len(sets)} model key(s), {sum(s.entries for s in sets)} entries, {_size(sum(s.bytes for s in sets))}")
+        typer.echo(f"  version    table format {d.get('table_format_version', '?')}, hra {d.get('package_version', '?')}"
+                   + (" - stale: this version never reads it (`hra tables clear --stale` removes it)" if s.stale else ""))
+    stale = [s for s in sets if s.stale]
+    typer.echo(f"\n{len(sets)} model key(s), {sum(s.entries for s in sets)} entries, {_size(sum(s.bytes for s in sets))}"
+               + (f"; {len(stale)} stale ({_size(sum(s.bytes for s in stale))})" if stale else ""))
 
 
 @tables_app.command("clear")
@@ -98,9 +101,13 @@ def clear_command(
     older_than: Annotated[Optional[float], typer.Option(
         "--older-than", metavar="DAYS", min=0.0,
         help="Only entries not used for DAYS days (default: all).", show_default=False)] = None,
+    stale: Annotated[bool, typer.Option(
+        "--stale", help="Only the model keys this version never reads: written by another table format or hra "
+        "version (`hra tables info` marks them), e.g. after an upgrade.")] = False,
 ) -> None:
-    """Remove entries (all, or those unused for DAYS) and the leftovers of interrupted writers."""
+    """Remove entries (all, those unused for DAYS, or those of stale model keys) and the leftovers of
+    interrupted writers."""
     with cli_errors():
         st = _store(store)
-        n, freed = st.clear(older_than)
+        n, freed = st.clear(older_than, stale=stale)
     typer.echo(f"table store {st.root}: removed {n} entries, {_size(freed)} freed")

@@ -1301,6 +1301,11 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
                             "same models fast); see their size with `hra tables info`, remove old ones with "
                             "`hra tables clear --older-than DAYS`, or set [compute] table_store = false",
                             handle.store.root, st.bytes_written / 1e9)
+            stale = handle.store.stale_keys() if st.written else []
+            if stale:  # e.g. the first run after an upgrade: the tables of the former version are dead weight
+                log.warning("table store %s also holds the tables of %d model key(s) written by another table format "
+                            "or hra version, which this version never reads: `hra tables info` shows them, "
+                            "`hra tables clear --stale` removes them", handle.store.root, len(stale))
     t_run = time.perf_counter()
     flat = [ix for group in index for ix in group]
     n, Y = prep.buildings.n, prep.years.size

@@ -273,6 +273,20 @@ class EntrySet:
     bytes: int
     last_used: float  # POSIX time of the most recently used entry [s]
     temporary: int  # leftover temporary folders
+    stale: bool = False  # written by another table format or package version: never read by this one (:func:`is_stale`)
+
+
+def is_stale(description: dict[str, Any]) -> bool:
+    """Whether a model key's description (its ``model.json``) was written by another table format or
+    package version than this one's: both are part of every key (:func:`model_description`), so this
+    version never reads such entries (after an upgrade they are dead weight in the store). A key without
+    a readable description is not called stale (nothing is known of it)."""
+    from hra.outputs import package_version
+
+    if not description:
+        return False
+    return (description.get("table_format_version") != TABLE_FORMAT_VERSION
+            or description.get("package_version") != package_version())
 
 
 @dataclass
@@ -537,23 +551,35 @@ class TableStore:
                 pass
         return total
 
+    @staticmethod
+    def _description(key_dir: Path) -> dict[str, Any]:
+        try:
+            desc = json.loads((key_dir / "model.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return desc if isinstance(desc, dict) else {}
+
     def info(self) -> list[EntrySet]:
         """One :class:`EntrySet` per model key in the store."""
         out = []
         for kd in self._key_dirs():
-            try:
-                desc = json.loads((kd / "model.json").read_text())
-            except (OSError, ValueError):
-                desc = {}
+            desc = self._description(kd)
             entries = list(self._entries(kd))
             size = sum(self._size(e) for e in entries)
             last = max((e.stat().st_mtime for e in entries), default=0.0)
-            out.append(EntrySet(kd.name, desc, len(entries), size, last, sum(1 for _ in self._temporaries(kd))))
+            out.append(EntrySet(kd.name, desc, len(entries), size, last, sum(1 for _ in self._temporaries(kd)),
+                                is_stale(desc)))
         return out
 
-    def clear(self, older_than_days: float | None = None) -> tuple[int, int]:
+    def stale_keys(self) -> list[str]:
+        """The model keys that this version never reads (:func:`is_stale`; reads only their ``model.json``)."""
+        return [kd.name for kd in self._key_dirs() if is_stale(self._description(kd))]
+
+    def clear(self, older_than_days: float | None = None, stale: bool = False) -> tuple[int, int]:
         """Remove entries (all, or those not used for ``older_than_days``) and leftover temporary
-        folders (all with a full clear, else those older than :data:`TMP_GRACE_S`).
+        folders (all with a full clear, else those older than :data:`TMP_GRACE_S`). ``stale``: only in
+        the model keys that this version never reads (:func:`is_stale`: another table format or package
+        version), the others are left as they are.
 
         Returns
         -------
@@ -569,6 +595,8 @@ class TableStore:
                 return -np.inf
 
         for kd in self._key_dirs():
+            if stale and not is_stale(self._description(kd)):
+                continue
             for tmp in list(self._temporaries(kd)):
                 if older_than_days is None or age(tmp) > TMP_GRACE_S:
                     freed += self._size(tmp)
