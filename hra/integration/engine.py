@@ -1368,11 +1368,8 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
     # run: its chunks are dropped from the page cache once decoded (a page cache filled with them cost
     # ~1 s of system time per zone on a 23 GB machine; each group's are read ahead, below)
     pool.stream_reads = len(groups) > 1
-    start = 0
     for g, zones in enumerate(groups):
-        ids = list(range(start, start + len(index[g])))
-        start += len(index[g])
-        todo = [i for i in ids if parts[i] is None]
+        todo = [i for i in _group_ids(index, g) if parts[i] is None]
         if not todo:
             continue  # every chunk of the group was saved: its tables are not needed
         t = time.perf_counter()

@@ -2031,17 +2031,23 @@ def round_table_value(x):
     nearest value of 16 significant bits (T. J. Dekker, "A floating-point technique for extending the
     available precision", Numer. Math. 18, 1971; error <= 2^-16 |x|); ``hi`` then converts to float32
     exactly (for |x| >= 2^-126; below, float32's subnormals round it once more). Idempotent (a value
-    of <= 16 bits is returned unchanged), IEEE multiply and subtract only: the same bits in numpy
-    (:func:`round_table`). Finite |x| < 2^970 (the tables: probabilities)."""
+    of <= 16 bits is returned unchanged), IEEE multiply and subtract only (no fused multiply-add).
+    Finite |x| < 2^970 (the tables: probabilities). Arrays: :func:`round_table`."""
     c = x * TABLE_SPLIT
     return np.float32(c - (c - x))
 
 
-def round_table(a) -> np.ndarray:
-    """:func:`round_table_value` of every value of ``a`` (numpy): a float32 array of ``a``'s shape."""
-    a = np.asarray(a, dtype=np.float64)
-    c = a * TABLE_SPLIT
-    return (c - (c - a)).astype(np.float32)
+@jit
+def round_table(a):
+    """:func:`round_table_value` of every value of the array ``a`` (float64 or float32, any shape and
+    strides): a new C-contiguous float32 array of ``a``'s shape."""
+    out = np.empty(a.shape, dtype=np.float32)
+    flat = out.reshape(-1)
+    i = 0
+    for x in np.nditer(a):
+        flat[i] = round_table_value(x.item())
+        i += 1
+    return out
 
 
 @jit
