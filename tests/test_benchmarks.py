@@ -40,6 +40,9 @@ def test_field_scale_quick(tmp_path):
     assert 0.0 < ph["cold"]["mean_lpr"] <= ph["cold"]["max_lpr"] < 1e-3 and math.isfinite(ph["cold"]["max_lpr"])
     assert res["inputs"]["forecast"]["branches"] == 4  # 2 rate x 2 magnitude models x the quick mode's 1 Mmax
     assert "warm results identical to cold: yes" in proc.stdout
-    assert "extrapolation of the cold run" in proc.stdout
+    assert "extrapolation to 250,000 buildings x 160 zones" in proc.stdout
+    for phase in ("cold", "warm"):  # both runs extrapolated, from the engine's stage CPU seconds and from wall seconds
+        assert ph[phase]["tables_cpu_s"] > 0 and ph[phase]["buildings_cpu_s"] > 0
+        assert f"{phase} from CPU seconds" in proc.stdout and f"{phase} from wall seconds" in proc.stdout
     head = (tmp_path / "work" / "edb.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     assert head.startswith("bag_building_id,point_x,point_y,") and "s_probability_10" in head

@@ -177,6 +177,9 @@ def test_run_writes_outputs_equal_to_api(region: Path, tmp_path: Path):
     assert "Buildings per risk category" in res.stdout
     assert top in res.stdout
     assert "run time" in res.stdout
+    assert "CPU: tables" in res.stdout  # the stages' CPU seconds (threads executor, the default)
+    prov = json.loads(ds.attrs["provenance"])
+    assert prov["timings_s"]["tables_cpu_s"] > 0 and prov["timings_s"]["buildings_cpu_s"] >= 0  # (12 buildings: < 1 ms)
     # a second run without --overwrite refuses and leaves the first output alone
     before = sorted(p.name for p in out.rglob("*"))
     res2 = invoke("run", region, "--out", out)

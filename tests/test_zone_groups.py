@@ -117,6 +117,10 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
         assert len(zones) <= workers or nbytes <= budget_gb * 1e9
     # each group's q in the memory of the previous group's (one buffer of the run's pool; largest groups first)
     assert all(c[3] <= calls[0][3] and c[2] == calls[0][2] for c in calls[1:])
+    # the stages' CPU seconds (their tasks' thread time, all threads): at most the process's CPU time
+    cpu = got.timings["tables_cpu_s"] + got.timings["buildings_cpu_s"]
+    assert got.timings["tables_cpu_s"] > 0 and got.timings["buildings_cpu_s"] > 0
+    assert cpu <= workers * got.timings["total_s"] * 1.05 + 0.05
     for a, b in [(got.mean, ref.mean), (got.quantiles, ref.quantiles), (got.realisations, ref.realisations),
                  (got.realisation_weight, ref.realisation_weight)]:
         np.testing.assert_array_equal(a, b)

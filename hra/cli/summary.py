@@ -88,8 +88,13 @@ def print_summary(ds, wall_s: float | None = None, outputs: list | None = None, 
 
     tim = prov.get("timings_s", {})
     order_t = ["prepare_s", "tables_s", "buildings_s"]
-    keys = [k for k in order_t if k in tim] + [k for k in tim if k not in order_t and k != "total_s"]
+    keys = [k for k in order_t if k in tim] + [k for k in tim if k not in order_t and k != "total_s"
+                                                and not k.endswith("_cpu_s")]
     parts = [f"{k[:-2]} {tim[k]:.1f} s" for k in keys]
+    cpu_keys = [k for k in ("tables_cpu_s", "buildings_cpu_s") if k in tim]
+    cpu = [f"{k[:-6]} {tim[k]:.1f} s" for k in cpu_keys + [k for k in tim if k.endswith("_cpu_s") and k not in cpu_keys]]
+    if cpu:
+        parts.append("CPU: " + ", ".join(cpu))
     total = tim.get("total_s", wall_s)
     line = f"run time: {total:.1f} s" if total is not None else "run time: n/a"
     if parts:

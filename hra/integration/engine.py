@@ -1020,12 +1020,36 @@ def zone_groups(prep: "Prepared", sel: "Selection", budget_bytes: float, n_worke
     return [zones[i:i + per_group] for i in range(0, len(zones), per_group)]
 
 
+#: CPU seconds spent in this process's zone table tasks and building chunks (each task's thread CPU time,
+#: summed over the threads); :func:`compute` reports its run's share in its timings (in-process executors only)
+_STAGE_CPU = {"tables": 0.0, "buildings": 0.0}
+_STAGE_CPU_LOCK = threading.Lock()
+
+
+def _stage_cpu(stage: str, seconds: float) -> None:
+    with _STAGE_CPU_LOCK:
+        _STAGE_CPU[stage] += seconds
+
+
 def _zone_table_task(task):
     """The tables of one zone; ``n_blocks``: its progress steps (those not reported, e.g. tables read
     from the store, are reported at its end)."""
     args, n_blocks = task
-    with prog.task_steps(n_blocks):
-        return zone_tables(*args)
+    c = time.thread_time()
+    try:
+        with prog.task_steps(n_blocks):
+            return zone_tables(*args)
+    finally:
+        _stage_cpu("tables", time.thread_time() - c)
+
+
+def _chunk_task(chunk: dict, static: "ChunkStatic") -> dict:
+    """:func:`run_chunk`, its thread CPU time counted (:data:`_STAGE_CPU`)."""
+    c = time.thread_time()
+    try:
+        return run_chunk(chunk, static)
+    finally:
+        _stage_cpu("buildings", time.thread_time() - c)
 
 
 # ------------------------------------------------------------------------------------------
@@ -1291,7 +1315,11 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
                      max(map(len, groups)), cfg.compute.table_memory_gb)
         index = ([chunk_index(prep, cfg.compute.chunk_buildings)] if len(groups) == 1
                  else [chunk_index(prep, cfg.compute.chunk_buildings, g, ex.workers) for g in groups])
+        cpu0 = dict(_STAGE_CPU)
         parts, reused, t_tables = _run_groups(ex, prep, sel, handle, groups, index, checkpoint)
+        # the stages' CPU seconds (their tasks' thread time), where the tasks ran in this process
+        stage_cpu = ({f"{k}_cpu_s": _STAGE_CPU[k] - cpu0[k] for k in _STAGE_CPU}
+                     if ex.mode in ("threads", "synchronous") else {})
         if handle is not None:
             st = handle.store.stats
             counts = "" if ex.parallel else f": {st.read} entries read, {st.written} written"
@@ -1321,7 +1349,8 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
         if keep:
             real[ix] = p["real"]
             real_w[ix] = p["real_w"]
-    timings = dict(prepare_s=t_prep - t0, tables_s=t_tables, buildings_s=t_run - t_prep - t_tables, total_s=t_run - t0)
+    timings = dict(prepare_s=t_prep - t0, tables_s=t_tables, buildings_s=t_run - t_prep - t_tables, total_s=t_run - t0,
+                   **stage_cpu)
     return RunResult(prep, sel, mean, quant, real, real_w, timings, chunks_reused=reused)
 
 
@@ -1389,7 +1418,7 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
             kill_point(f"chunk-{ck.saved}")
 
         label = "buildings" if len(groups) == 1 else f"buildings (zone group {g + 1}/{len(groups)})"
-        for i, res in zip(todo, ex.map(run_chunk, chunks, label=label, shared={"static": static},
+        for i, res in zip(todo, ex.map(_chunk_task, chunks, label=label, shared={"static": static},
                                        on_result=save if ck is not None else None)):
             parts[i] = res
         del static, chunks
