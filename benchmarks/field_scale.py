@@ -434,7 +434,7 @@ def phase_run(opts: dict, kind: str) -> dict:
             **{k: round(v, 2) for k, v in tim.items()}, "cpu_s": round(cpu, 1),
             "prepare_cpu_s": round(box.get("prepare_cpu_s", float("nan")), 1),
             "tables_cpu_s": round(box.get("tables_cpu_s", float("nan")), 1),
-            "chunks_cpu_s": round(box.get("chunks_cpu_s", float("nan")), 1),
+            "chunks_cpu_s": round(box.get("chunks_cpu_s", float("nan")), 3),
             "buildings_cpu_s": round(cpu - box.get("prepare_cpu_s", 0.0) - box.get("tables_cpu_s", 0.0), 1), "peak_mib": round(peak_mib(resource.RUSAGE_SELF), 1),
             "store_gb": round(store / 1e9, 2), "disk_read_gb": round(disk_read / 1e9, 2),
             "mean_lpr": float(np.mean(res.mean)), "max_lpr": float(np.max(res.mean)),

@@ -44,7 +44,8 @@ def test_field_scale_quick(tmp_path):
     for phase in ("cold", "warm"):  # both runs extrapolated, from the engine's stage CPU seconds and from wall seconds
         assert ph[phase]["tables_cpu_s"] > 0 and ph[phase]["buildings_cpu_s"] > 0
         # the chunks' own thread time (the engine's) is part of the building pass's process CPU (the rest after prepare)
-        assert 0 < ph[phase]["chunks_cpu_s"] <= ph[phase]["buildings_cpu_s"] + 0.1
+        # (the quick case's 200 buildings: a few ms; positivity is tested against a known cost in test_zone_groups)
+        assert 0 <= ph[phase]["chunks_cpu_s"] <= ph[phase]["buildings_cpu_s"] + 0.1
         assert f"{phase} from CPU seconds" in proc.stdout and f"{phase} from wall seconds" in proc.stdout
     head = (tmp_path / "work" / "edb.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     assert head.startswith("bag_building_id,point_x,point_y,") and "s_probability_10" in head
