@@ -22,7 +22,7 @@ the same inputs are asked again):
 * ``forecast.h5`` - an SSM-format forecast (variable ``forecast`` of group ``forecast``, dims
   ``(branch_rate, branch_mm, branch_mmax, magnitude, time, x, y)``): the psdra-2024 branch labels
   (2 rate x 2 magnitude models x 6 Mmax = 24 branches), years 2025-2031, magnitudes 1.45-6.55
-  step 0.05, cells of ``--cell-m`` (default 500 m, the SSM's grid) whose centres lie in the field
+  step 0.05 (``--magnitude-step 0.1``: the 52-point grid of the PSDRA-2024 forecasts), cells of ``--cell-m`` (default 500 m, the SSM's grid) whose centres lie in the field
   outline (``--field-outline``; default the SSM repository's ``res/Groningen_field_outline.csv``
   where the public models are checked out side by side, else the demo's approximate outline). Activity: three Gaussian lobes (Loppersum, Ten Boer-Slochteren, south-east) over a 5 %
   floor. Rate of M >= 1.5 field-wide: ``elastic`` 6.0 per year in 2025 falling 10 % a year,
@@ -347,6 +347,8 @@ def write_inputs(opts: dict) -> dict:
                                               opts.get("forecast_shape", "scaled"))
         info["forecast_s"] = round(time.perf_counter() - t, 1)
     source: dict = {"forecast": "forecast.h5"}
+    if opts.get("magnitude_table_stride", 1) != 1:
+        source["magnitude_table_stride"] = opts["magnitude_table_stride"]
     if opts["mmax"] != list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"]):
         source["forecast_weights"] = {"branch_mmax": {k: 1.0 / len(opts["mmax"]) for k in opts["mmax"]}}
     cfg = {"model": "psdra-2024",
@@ -527,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--field-outline", default=None,
                     help="CSV of x, y vertices [m, RD New] of the field (default: the SSM's Groningen_field_outline.csv "
                          "beside the model tables if there, else the demo's field outline)")
+    ap.add_argument("--magnitude-step", type=float, default=0.05, choices=(0.05, 0.1),
+                    help="the forecast's magnitude grid from 1.45 to 6.55: 0.05 (103 points, the SSM's default; "
+                    "default here) or 0.1 (52 points, as the PSDRA-2024 forecasts): the table stage scales with it")
+    ap.add_argument("--magnitude-table-stride", type=int, default=1, choices=(1, 2),
+                    help="[source] magnitude_table_stride of the run: 2 computes the tables at every other magnitude "
+                    "node and interpolates the others (hra.integration.magnitudes)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--forecast-shape", choices=("scaled", "shifting"), default="scaled",
                     help="scaled: each branch's map scaled per year (default); shifting: the lobes decline at "
@@ -558,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         "zones": a.zones if a.zones is not None else q.get("zones"),
         "years": q.get("years", years), "realisations": q.get("realisations", a.realisations),
         "cell_m": q.get("cell_m", a.cell_m), "mmax": q.get("mmax", list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"])),
-        "magnitude_step": q.get("magnitude_step", 0.05), "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
+        "magnitude_step": q.get("magnitude_step", a.magnitude_step), "magnitude_table_stride": a.magnitude_table_stride, "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
         "field_outline": str(Path(a.field_outline).resolve()) if a.field_outline else default_outline(model_dir),
         "workdir": str((a.workdir or Path(tempfile.mkdtemp(prefix="hra-field-"))).resolve()),
     }

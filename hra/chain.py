@@ -391,7 +391,7 @@ def prepare_forecast(cfg: Config) -> SourceModel:
                      rate=np.ascontiguousarray(fc.counts[..., 0].reshape(C, Y, S)))
     one = Node("magnitude", ("forecast",), (1.0,))
     r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
-    return SourceModel(rates, ForecastMagnitude(nodes_m, basis), one, one, r_nodes,
+    return SourceModel(rates, ForecastMagnitude(nodes_m, basis, src.magnitude_table_stride), one, one, r_nodes,
                        {f"source:{path.name}": sha256_file(path)}, ForecastSource(fc, nodes, coef, residual))
 
 
@@ -416,6 +416,10 @@ def prepare_source(cfg: Config) -> SourceModel:
 
         rates = dataclasses.replace(rates, branch_weights=reweight_node(rates.node, ov).weight_array)
     bins = magnitude_bins(np.array(b_node.values), np.array(m_node.values), src.m_min, mag.bin_width)
+    if src.magnitude_table_stride != 1:
+        import dataclasses
+
+        bins = dataclasses.replace(bins, table_stride=src.magnitude_table_stride)
     r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
     return SourceModel(rates, bins, b_node, m_node, r_nodes, files)
 

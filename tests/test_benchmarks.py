@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hra.inputs import modeldata as md
@@ -49,3 +50,37 @@ def test_field_scale_quick(tmp_path):
         assert f"{phase} from CPU seconds" in proc.stdout and f"{phase} from wall seconds" in proc.stdout
     head = (tmp_path / "work" / "edb.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     assert head.startswith("bag_building_id,point_x,point_y,") and "s_probability_10" in head
+
+
+def _field_scale_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("field_scale", ROOT / "benchmarks" / "field_scale.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_field_scale_magnitude_step_writes_the_psdra_2024_grid(tmp_path):
+    """``--magnitude-step 0.1`` writes the 52-point grid of the PSDRA-2024 forecasts (0.05: the SSM's 103
+    points), the same truncated GR law: at the magnitudes both grids share the counts are the same bits,
+    and a Mmax between two 0.1 points keeps no count above it."""
+    import shapely
+    import xarray as xr
+
+    fs = _field_scale_module()
+    outline = shapely.box(240_000.0, 590_000.0, 246_000.0, 596_000.0)
+    counts = {}
+    for step in (0.05, 0.1):
+        path = tmp_path / f"forecast_{step}.h5"
+        fs.synthetic_forecast(path, outline, 2000.0, [2025], ["4.0", "6.5"], magnitude_step=step)
+        with xr.open_dataset(path, group="forecast") as ds:
+            counts[step] = ds["forecast"].load()
+    m05, m10 = counts[0.05]["magnitude"].values, counts[0.1]["magnitude"].values
+    assert m05.size == 103 and m10.size == 52
+    assert m10[0] == 1.45 and m10[-1] == 6.55 and np.allclose(np.diff(m10), 0.1)
+    np.testing.assert_array_equal(counts[0.1].values, counts[0.05].sel(magnitude=m10).values)
+    low = counts[0.1].sel(branch_mmax=4.0)
+    assert float(low.sel(magnitude=4.05).max()) == 0.0 and float(low.sel(magnitude=3.95).max()) > 0.0
+    with pytest.raises(SystemExit):  # only the two grids of the SSM files
+        fs.main(["--magnitude-step", "0.2", "--phases", "read"])

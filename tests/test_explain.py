@@ -206,3 +206,19 @@ def test_magnitude_distance_split_by_cell_distance_with_the_cubic_rule(tmp_path)
     r1, r2 = np.hypot(10.0, 3.0), np.hypot(25.0, 3.0)
     assert by_r[10.0] == pytest.approx(state_terms(0.5, r1, 1.5, 5.5, 5.5).sum(), rel=5e-3)
     assert by_r[20.0] == pytest.approx(state_terms(0.8, r2, 1.5, 5.5, 5.5).sum(), rel=5e-3)
+
+
+def test_explain_with_tables_at_every_other_magnitude(tmp_path):
+    """``[source] magnitude_table_stride = 2``: the explanation's total is the run's LPR and every split
+    sums to it (the interpolated tables' parts share the run's interpolated totals), and the run is
+    not the stride-1 run (the odd nodes are interpolated), within 1e-3 of it."""
+    kw = dict(cells=[(*CELL, 0.4), (CELL[0] + 3000.0, CELL[1] + 2000.0, 0.3)], curves=CURVES,
+              m_max=((4.5, 0.6), (5.5, 0.4)), buildings=[dict(id="B1", x=CELL[0] + 1200.0, y=CELL[1] - 800.0, typology="URM")],
+              fragility={"presence_inside": 0.8})
+    cfg = make_config(tmp_path / "s2", source={"magnitude_table_stride": 2}, **kw)
+    e = hra.explain(cfg, "B1", year=2025)
+    run = compute(cfg).mean[0, 0]
+    assert e.lpr_mean == pytest.approx(run, rel=1e-12)
+    _sums(e)
+    every = compute(make_config(tmp_path / "s1", **kw)).mean[0, 0]
+    assert run != every and run == pytest.approx(every, rel=1e-3)

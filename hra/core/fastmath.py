@@ -9,6 +9,8 @@ agree with the C library to about one unit in the last place (checked against nu
 - :func:`exp_fast`: Cody and Waite range reduction ``y = n ln 2 + r`` (ln 2 split in two, so
   that ``n ln2_hi`` is exact), the Taylor polynomial of degree 13 on ``|r| <= ln(2)/2``
   (remainder < 5e-18 relative, Estrin's scheme), times ``2^n`` built from its exponent bits.
+- :func:`log_fast`: ``log(x)`` for positive normal ``x`` by the same reduction and polynomial as the
+  second branch of :func:`log1p_fast`.
 - :func:`log1p_fast`: for ``u`` below :data:`LOG1P_SERIES_MAX` the 6-term series of log1p
   (truncation < ``u^6/7``); above, ``log(w) + (u - (w - 1))/w`` with ``w = 1 + u`` (the second
   term restores what rounding ``1 + u`` lost) and ``log(w) = k ln 2 + log(m)``, ``m`` in
@@ -95,12 +97,9 @@ def exp_fast(y):
 
 
 @jit(inline="always")
-def log1p_fast(u):
-    """log1p(u) for u >= 0 (finite) within 1 ulp, branch-free (module docstring)."""
-    series = u * (1.0 - u * (0.5 - u * (_C3 - u * (0.25 - u * (0.2 - u * _C6)))))
-    w = 1.0 + u
-    correction = (u - (w - 1.0)) / w
-    bits = float_bits(w)
+def log_fast(x):
+    """log(x) for positive normal float64 ``x`` within ~1 ulp, branch-free (module docstring)."""
+    bits = float_bits(x)
     # the exponent as a float without an int -> float conversion (AVX2 has none): 2^52 + e built
     # from its bits, minus 2^52
     e = bits_as_float((bits >> 52) | _EXP_BITS) - (_TWO52 + 1023.0)
@@ -114,5 +113,14 @@ def log1p_fast(u):
     z2 = z * z
     r = z * (_LG1 + z2 * (_LG3 + z2 * (_LG5 + z2 * _LG7))) + z2 * (_LG2 + z2 * (_LG4 + z2 * _LG6))
     hfsq = 0.5 * f * f
-    log_w = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
-    return series if u < LOG1P_SERIES_MAX else log_w + correction
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+
+
+@jit(inline="always")
+def log1p_fast(u):
+    """log1p(u) for u >= 0 (finite) within 1 ulp, branch-free (module docstring)."""
+    series = u * (1.0 - u * (0.5 - u * (_C3 - u * (0.25 - u * (0.2 - u * _C6)))))
+    w = 1.0 + u
+    correction = (u - (w - 1.0)) / w
+    return series if u < LOG1P_SERIES_MAX else log_fast(w) + correction
+

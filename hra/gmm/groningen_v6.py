@@ -117,6 +117,9 @@ class GroningenV6(GroningenV7):
     reference = REFERENCE
     default_s2s_mode = "aleatory"
     rrup_kinks_km = RH_V6[1:]
+    #: Magnitudes where the model's terms have a kink: the source-term hinges (4.7, 5.45; eq. 5.2) and
+    #: the c2c variance's clip (3.6, 5.6) (:mod:`hra.integration.magnitudes`).
+    magnitude_kinks = (3.6, 4.7, 5.45, 5.6)
     _site_columns = {"f2": "f2", "f3": "f3", "af_min": "Afmin", "af_max": "Afmax", "s1": "phiS2S_1",
                      "s2": "phi_S2S_2", "xl": "Sa_low", "xh": "Sa_high"}
 

@@ -834,6 +834,10 @@ class GroningenV7(GroundMotionModel):
     default_s2s_mode = "epistemic"
     #: Rupture distances where the median has a kink (path-term hinges, eq. 9.3). [km]
     rrup_kinks_km = RH_V7[1:]
+    #: Magnitudes where the model's terms have a kink: the c2c variance's clip (3.6, 5.6; eq. 9.10), the
+    #: path slopes' switch to tanh (3.875, eq. 9.4-9.7) and the source-term hinge (4.75, eq. 9.2); no
+    #: interpolation in M crosses them (:mod:`hra.integration.magnitudes`).
+    magnitude_kinks = (3.6, MR_V7, MM_V7, 5.6)
     #: Column names of the site-response table for the SiteResponse fields.
     _site_columns = {"f2": "f2", "f3": "f3", "af_min": "AFmin", "af_max": "AFmax", "s1": "s1", "s2": "s2",
                      "xl": "xl", "xh": "xh"}

@@ -662,6 +662,8 @@ class ForecastMagnitude:
 
     nodes: np.ndarray  # (m,) [magnitude]
     basis: np.ndarray  # (S, K, m)
+    #: the death tables computed at every ``table_stride``-th node (``[source] magnitude_table_stride``)
+    table_stride: int = 1
 
     per_branch = True  # tables are per source branch (the engine keys its tables and tree mean by s)
 

@@ -115,6 +115,8 @@ class MagnitudeBins:
     mass: np.ndarray  # (n_b, n_mx, n_nodes) [-]
     prob: np.ndarray  # (n_b, n_mx, n_nodes - 1) exact bin probabilities [-]
     b_values: np.ndarray  # (n_b,)
+    #: the death tables computed at every ``table_stride``-th node (``[source] magnitude_table_stride``)
+    table_stride: int = 1
 
     @property
     def n_nodes(self) -> int:

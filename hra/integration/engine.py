@@ -49,7 +49,7 @@ from hra.core.random import seed_key
 from hra.gmm.base import GroundMotionModel
 import hra.inputs.forecast as forecast
 from hra.inputs.source import MagnitudeBins
-from hra.integration import condtables, kernels, tablestore
+from hra.integration import condtables, kernels, magnitudes, tablestore
 from hra.integration.tablestore import StoreHandle
 
 log = logging.getLogger("hra")
@@ -692,10 +692,18 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     return results
 
 
+@dataclass(frozen=True)
+class _ComputedNodes:
+    """The magnitude nodes at which :func:`physical_death_tables` computes (a subset of the run's)."""
+
+    nodes: np.ndarray
+
+
 def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wierdes: list[bool],
                           mag: MagnitudeBins, r_nodes: np.ndarray, t_sel: np.ndarray,
                           keys: list[tuple[int, ...]] | None = None,
-                          dtype=np.float64, rounded: bool = True) -> list[dict[tuple[int, ...], np.ndarray]]:
+                          dtype=np.float64, rounded: bool = True,
+                          expand: bool = True) -> list[dict[tuple[int, ...], np.ndarray]]:
     """Death tables (t, f, c, m, r) per event, before magnitude integration, of every physical GMM
     branch combination (key: branch index per node of ``gmm.tree``), one dict per wierde flag of
     the sites of ``zone``, for the typologies ``t_sel``; ``keys``: only these branches (and those
@@ -705,7 +713,16 @@ def physical_death_tables(gmm: GroundMotionModel, fragility: FragilityModel, zon
     (``rounded=False``: not rounded, float64 ``dtype`` only: parts of tables whose sum the caller rounds,
     :mod:`hra.review.explain`); ``dtype``: the arrays' dtype where the grid path
     (:mod:`hra.integration.condtables`) computes them (float64, or float32: the same values in half
-    the bytes), float64 otherwise."""
+    the bytes), float64 otherwise. With ``mag.table_stride`` 2 (``[source] magnitude_table_stride``) the
+    tables are computed at every other magnitude node and the others interpolated in ln P
+    (:mod:`hra.integration.magnitudes`); ``expand=False``: the computed nodes' tables only."""
+    plan = magnitudes.gmm_plan(gmm, mag.nodes, getattr(mag, "table_stride", 1))
+    if plan is not None:
+        sub = physical_death_tables(gmm, fragility, zone, wierdes, _ComputedNodes(mag.nodes[plan.computed]), r_nodes,
+                                    t_sel, keys=keys, dtype=dtype, rounded=rounded)
+        if not expand:
+            return sub
+        return [{k: magnitudes.expand(d, plan, rounded) for k, d in site.items()} for site in sub]
     zone_arg = None if gmm.zones is None else zone
     phys = gmm.tree.enumerate()
     pnames = [n.name for n in gmm.tree.nodes]
@@ -918,7 +935,8 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
         # the R_rup quadrature given (M, R_hyp) is the same for every zone: computed once here, it
         # travels with the model (its cache) to every zone task instead of being redone per zone
         # (not when every table comes from the store: then no task needs it)
-        condtables.warm_rrup_cache(prep.gmm, prep.magnitude.nodes, prep.distance_nodes_km)
+        condtables.warm_rrup_cache(prep.gmm, magnitudes.computed_nodes(prep.gmm, prep.magnitude),
+                                   prep.distance_nodes_km)
     # largest groups first: a better balance over workers
     order = sorted(groups, key=lambda z: -sum(len(t_lists[i]) for i in groups[z]))
     R = prep.distance_nodes_km.size * condtables.n_azimuth_rows(prep.gmm) * getattr(prep.magnitude, "n_basis", 1)

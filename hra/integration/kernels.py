@@ -1849,6 +1849,7 @@ P_FLOOR = 1e-290
 
 # exp without a libm call, so that the column loops vectorise (:mod:`hra.core.fastmath`)
 _exp_fast = fastmath.exp_fast
+_log_fast = fastmath.log_fast
 _bits_as_float = fastmath.bits_as_float
 
 
@@ -2341,3 +2342,57 @@ def magnitude_bin_expectations(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin
             o = out[n, r]
             for k in range(n_l):
                 o[k] = _bin_expectation(p_lo[k], p_hi[k], ln_lo[k], ln_hi[k], bh, c, fh, ie)
+
+
+@jit
+def expand_magnitudes(sub, src, weights, n_used, lin_idx, lin_w, rounded, out):
+    """Tables at every magnitude node from tables computed at some of them (:mod:`hra.integration.magnitudes`).
+
+    sub     : (n, ms, r) the computed nodes' values (float32 or float64; read as float64), P >= 0
+    src     : (M, 4) int64, per node the computed nodes of its stencil (rows of ``sub``)
+    weights : (M, 4) Lagrange weights in M of those nodes (ln P is interpolated: ``exp(sum w ln P)``)
+    n_used  : (M,) stencil size; 1 = a computed node, copied
+    lin_idx, lin_w : (M, 2) the two computed nodes around the node and their linear weights, used
+              where a stencil value is 0 (P interpolated linearly there: 0 between zeros)
+    rounded : each interpolated value rounded to the tables' precision (:func:`round_table_value`)
+    out     : (n, M, r) float32 or float64
+
+    Per row, ``ln P`` of each computed value once (:func:`hra.core.fastmath.log_fast`; 0 counted apart),
+    then per node the weighted sums over contiguous distance rows, in vectorised loops; an interpolated
+    value above 1 is cut at 1."""
+    n, ms, R = sub.shape
+    M = src.shape[0]
+    lp = np.empty((ms, R))
+    zero = np.empty((ms, R))
+    y = np.empty(R)
+    nz = np.empty(R)
+    for i in range(n):
+        for s in range(ms):
+            for r in range(R):
+                v = np.float64(sub[i, s, r])
+                pos = v > 0.0
+                lp[s, r] = _log_fast(v if pos else 1.0)
+                zero[s, r] = 0.0 if pos else 1.0
+        for m in range(M):
+            k = n_used[m]
+            if k == 1:
+                s0 = src[m, 0]
+                for r in range(R):
+                    out[i, m, r] = sub[i, s0, r]
+                continue
+            for r in range(R):
+                y[r] = 0.0
+                nz[r] = 0.0
+            for u in range(k):
+                s = src[m, u]
+                w = weights[m, u]
+                for r in range(R):
+                    y[r] += w * lp[s, r]
+                    nz[r] += zero[s, r]
+            a, b = lin_idx[m, 0], lin_idx[m, 1]
+            wa, wb = lin_w[m, 0], lin_w[m, 1]
+            for r in range(R):
+                e = _exp_fast(y[r] if y[r] < 0.0 else 0.0)
+                lin = wa * np.float64(sub[i, a, r]) + wb * np.float64(sub[i, b, r])
+                v = e if nz[r] == 0.0 else lin
+                out[i, m, r] = round_table_value(v) if rounded else v

@@ -176,7 +176,7 @@ def gmm_options(gmm) -> dict[str, Any]:
 
 
 def model_description(gmm, fragility, mag_nodes: np.ndarray, r_nodes_km: np.ndarray, cfg=None,
-                      files: dict[str, str] | None = None) -> dict[str, Any]:
+                      files: dict[str, str] | None = None, magnitude_stride: int = 1) -> dict[str, Any]:
     """Everything the physical death tables depend on (besides site and typology), as plain JSON.
 
     Parameters
@@ -192,6 +192,8 @@ def model_description(gmm, fragility, mag_nodes: np.ndarray, r_nodes_km: np.ndar
     files
         name -> sha256 of the input files (``Prepared.files``); the ``fcm:`` and ``fragility:``
         entries are used.
+    magnitude_stride
+        ``[source] magnitude_table_stride`` (:mod:`hra.integration.magnitudes`).
     """
     from hra.outputs import package_version
 
@@ -230,6 +232,8 @@ def model_description(gmm, fragility, mag_nodes: np.ndarray, r_nodes_km: np.ndar
         "grids": {
             "magnitude_nodes": [int(mag_nodes.size), float(mag_nodes.min()), float(mag_nodes.max()),
                                 _digest_arrays(mag_nodes)],
+            # every other node computed, the others interpolated (absent at 1: the keys of such runs unchanged)
+            **({"magnitude_table_stride": int(magnitude_stride)} if magnitude_stride != 1 else {}),
             "distance_nodes_km": [int(r_nodes_km.size), float(r_nodes_km.min()), float(r_nodes_km.max()),
                                   _digest_arrays(r_nodes_km)],
             # the strike model's relative-azimuth axis (absent without one: keys of azimuth-free models unchanged)
@@ -884,7 +888,7 @@ def handle_for(prep, store: TableStore | None) -> StoreHandle | None:
     if store is None:
         return None
     desc = model_description(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km, prep.cfg,
-                             prep.files)
+                             prep.files, getattr(prep.magnitude, "table_stride", 1))
     key = model_key(desc)
     store.register(key, desc)
     return StoreHandle(store, key)
@@ -965,7 +969,7 @@ def build(cfg, all_zones: bool = False, store: TableStore | None = None, progres
         for z, idx in by_zone.items():
             t_all = np.unique(np.concatenate([np.asarray(t_lists[i], dtype=np.int64) for i in idx]))
             groups.append((z, [bool(prep.sites[i][1]) for i in idx], t_all))
-    desc = model_description(gmm, fragility, mag.nodes, r_nodes, cfg, files)
+    desc = model_description(gmm, fragility, mag.nodes, r_nodes, cfg, files, getattr(mag, "table_stride", 1))
     key = model_key(desc)
     store.register(key, desc)
     handle = StoreHandle(store, key)

@@ -364,6 +364,7 @@ class BuildingDisaggregation:
 
     @classmethod
     def compute(cls, prep: Prepared, i: int) -> "BuildingDisaggregation":
+        from hra.integration import magnitudes
         from hra.integration.engine import EngineDeath, model_factors, physical_death_tables
 
         b = prep.buildings
@@ -379,8 +380,13 @@ class BuildingDisaggregation:
         # the parts as computed (not rounded); the run's tables are their sums rounded to the tables'
         # precision, as the engine rounds its own (the explanation's totals are the run's, and the
         # parts share them in proportion)
-        death = physical_death_tables(prep.gmm, fr_parts, zone, [bool(wierde)], mag, r_nodes, t_sel, rounded=False)
+        death = physical_death_tables(prep.gmm, fr_parts, zone, [bool(wierde)], mag, r_nodes, t_sel, rounded=False,
+                                      expand=False)
         totals = [{k: _rounded_total(d, F, C, P) for k, d in death[0].items()}]
+        plan = magnitudes.gmm_plan(prep.gmm, mag.nodes, getattr(mag, "table_stride", 1))
+        if plan is not None:  # the run's tables: the computed nodes' rounded totals interpolated (and rounded)
+            death = [{k: magnitudes.expand(d, plan, rounded=False) for k, d in death[0].items()}]
+            totals = [{k: magnitudes.expand(d, plan, rounded=True) for k, d in totals[0].items()}]
         ed = EngineDeath(prep.gmm, prep.median_map, death, mag.nodes.size)
         ed_tot = EngineDeath(prep.gmm, prep.median_map, totals, mag.nodes.size)
         K = len(prep.fragility.states)

@@ -1,0 +1,128 @@
+"""Tables at every other magnitude node (``[source] magnitude_table_stride = 2``), the others
+interpolated in ln P: the plan, the expansion against closed forms, and a run against stride 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hra.integration import kernels, magnitudes
+
+CHAIN = np.round(1.45 + 0.05 * np.arange(103), 10)
+V7_KINKS = (3.6, 3.875, 4.75, 5.6)
+
+
+def test_plan_computes_every_other_node_the_last_and_the_kinks():
+    plan = magnitudes.stride_plan(CHAIN, 2, V7_KINKS)
+    comp = set(plan.computed.tolist())
+    assert set(range(0, 103, 2)) <= comp and 102 in comp
+    near = {int(np.argmin(np.abs(CHAIN - k))) for k in V7_KINKS}  # 3.6, 3.85 or 3.9, 4.75, 5.6
+    assert near <= comp
+    assert len(comp) == 52 + len(near - set(range(0, 103, 2)))
+    other = np.setdiff1d(np.arange(103), plan.computed)
+    # a Lagrange rule: weights sum to 1, and no stencil reaches across a kink
+    np.testing.assert_allclose(plan.weights[other].sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    for m in other:
+        st = plan.computed[plan.src[m, :plan.n_used[m]]]
+        for k in near:
+            assert (st <= k).all() or (st >= k).all(), (m, st, k)
+    assert (plan.n_used[other] == 4).all()  # every piece has >= 4 computed nodes
+    assert magnitudes.gmm_plan(object(), CHAIN, 1) is None
+    with pytest.raises(ValueError, match="magnitude_table_stride"):
+        magnitudes.stride_plan(CHAIN, 3)
+
+
+def test_expand_reproduces_ln_p_cubic_between_the_kinks():
+    """ln P cubic in M on each piece (a different cubic on each side of a kink at a node): the
+    interpolated nodes equal exp(cubic) to rounding, the computed ones are copied bit for bit."""
+    nodes = CHAIN
+    kinks = (3.6, 4.75)
+    plan = magnitudes.stride_plan(nodes, 2, kinks)
+    rng = np.random.default_rng(5)
+    R = 7
+    ln_p = np.empty((3, nodes.size, R))
+    for row in range(3):
+        for r in range(R):
+            start = -12.0 + rng.normal()  # continuous, a new cubic from each kink on (slopes jump there)
+            for lo, hi in ((nodes[0], 3.6), (3.6, 4.75), (4.75, nodes[-1])):
+                sel = (nodes >= lo - 1e-9) & (nodes <= hi + 1e-9)
+                c = rng.normal(size=3) * np.array([1.5, 0.3, 0.1])
+                x = nodes[sel] - lo
+                ln_p[row, sel, r] = start + c[0] * x + c[1] * x**2 + c[2] * x**3
+                start = ln_p[row, sel, r][-1]
+    full = np.exp(np.minimum(ln_p, 0.0))
+    sub = full[:, plan.computed, :]
+    out = magnitudes.expand(sub, plan, rounded=False)
+    np.testing.assert_array_equal(out[:, plan.computed, :], sub)
+    np.testing.assert_allclose(out, full, rtol=1e-11)
+    # rounded: every value of 16 significant bits (round_table is idempotent on them), float32 in
+    r32 = magnitudes.expand(kernels.round_table(sub), plan, rounded=True)
+    assert r32.dtype == np.float32
+    np.testing.assert_array_equal(kernels.round_table(r32), r32)
+    np.testing.assert_allclose(r32, full, rtol=3e-5)
+
+
+def test_expand_zeros_fall_back_to_linear_p():
+    plan = magnitudes.stride_plan(np.arange(9) * 0.1 + 3.0, 2)  # computed 0, 2, 4, 6, 8
+    sub = np.array([[[0.0], [0.0], [1e-6], [4e-6], [8e-6]]])  # a zero in the stencil of nodes 1 and 3
+    out = magnitudes.expand(sub, plan, rounded=False)[0, :, 0]
+    assert out[1] == 0.0  # between two zeros
+    assert out[3] == pytest.approx(0.5e-6)  # linear between 0 and 1e-6
+    x, y = np.array([0.4, 0.6, 0.8]) - 0.4, np.log([1e-6, 4e-6, 8e-6])
+    assert out[5] == pytest.approx(2.5e-6, rel=1e-15)  # its stencil (2, 4, 6, 8) holds node 2's zero: linear
+    st = plan.computed[plan.src[7, :plan.n_used[7]]]
+    assert set(st.tolist()) == {2, 4, 6, 8}  # shifted at the end: still 4 nodes, one of them 0: linear
+    assert out[7] == pytest.approx(6e-6, rel=1e-15)
+    plan3 = magnitudes.stride_plan(np.arange(5) * 0.1 + 3.0, 2)  # computed 0, 2, 4: a quadratic at most
+    out3 = magnitudes.expand(np.array([[[1e-6], [4e-6], [8e-6]]]), plan3, rounded=False)[0, :, 0]
+    assert plan3.n_used[3] == 3
+    np.testing.assert_allclose(out3[3], np.exp(np.polyval(np.polyfit(x, y, 2), 0.3)), rtol=1e-12)
+
+
+def test_run_with_stride_2_against_every_node_and_the_closed_form(tmp_path):
+    """The forecast closed-form case of ``test_forecast`` (parametric GMM, per-cell b-values, 8 source
+    branches, 2 years; stride 1 is within 0.5 % of quad there): stride 2 moves the LPR by less than
+    1e-3 but does move it (the odd nodes are interpolated), and a table store gives the same bits cold
+    and warm, in entries of their own (stride 1 does not read them)."""
+    import hra
+    from hra.integration.tablestore import TableStore
+    from tests.test_forecast import X0, Y0, _config, _forecast_array
+    from hra.inputs.forecast import write_forecast
+
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    bld = [dict(id="B1", x=X0 + 1000.0, y=Y0 + 500.0, typology="URM"), dict(id="B2", x=X0 + 9000.0, y=Y0 + 3000.0, typology="URM")]
+    store = tmp_path / "tables"
+    runs = {}
+    for stride, name in ((1, "s1"), (2, "cold"), (2, "warm")):
+        cfg = _config(tmp_path / name, fc, bld, source={"magnitude_table_stride": stride})
+        cfg = cfg.model_copy(update={"compute": cfg.compute.model_copy(update={"table_store": store})})
+        runs[name] = hra.run(cfg, progress=False, write=False)
+    s1, cold, warm = (runs[k]["lpr_mean"].values for k in ("s1", "cold", "warm"))
+    np.testing.assert_array_equal(cold, warm)
+    np.testing.assert_array_equal(runs["cold"]["lpr_p90"].values, runs["warm"]["lpr_p90"].values)
+    rel = np.abs(cold / s1 - 1.0)
+    assert 0.0 < rel.max() < 1e-3, rel
+    assert len({e.key for e in TableStore(store).info()}) == 2  # stride 1 and 2: two model keys
+
+
+def test_log_fast_equals_log_to_rounding():
+    """The expansion's ln P (:func:`hra.core.fastmath.log_fast`, vectorised): within an ulp of numpy's log
+    (of the value's magnitude for results near 0) over the normal range, table values included."""
+    import numba
+
+    from hra.core.fastmath import log_fast
+
+    @numba.njit
+    def many(x, out):
+        for i in range(x.size):
+            out[i] = log_fast(x[i])
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([np.logspace(-307, 308, 60001), rng.uniform(0.5, 2.0, 20000), rng.uniform(1e-20, 1.0, 20000),
+                        kernels.round_table(rng.uniform(1e-12, 1.0, 5000)).astype(np.float64),
+                        [np.sqrt(2) * (1 - 1e-16), np.sqrt(2), 1.0, 2.0, 0.5, 1.7e308, 2.3e-308]])
+    got = np.empty_like(x)
+    many(x, got)
+    want = np.log(x)
+    assert np.max(np.abs(got - want) / np.spacing(np.maximum(np.abs(want), 1.0))) <= 1.0
+    assert log_fast(1.0) == 0.0 and log_fast(2.0) == np.log(2.0)
