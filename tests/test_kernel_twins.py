@@ -1189,6 +1189,47 @@ def _wide_histogram_inputs(n_v, n_sub=1):
             1500.0, n_sub, True)
 
 
+def _expand_inputs(rounded):
+    """Tables at the computed nodes of a plan with two kinks (zeros in some stencils, values near 1)."""
+    from hra.integration import magnitudes
+
+    nodes = np.round(2.0 + 0.1 * np.arange(23), 10)
+    plan = magnitudes.stride_plan(nodes, 2, (3.05, 3.9))
+    ms = plan.computed.size
+    x = nodes[plan.computed]
+    ln_p = -20.0 + 8.0 * (x - 2.0)[None, :, None] - RNG.uniform(0.0, 1.0, size=(5, 1, 6)) * (x - 1.0)[None, :, None] ** 2
+    sub = np.exp(np.minimum(ln_p + 18.0 * (np.arange(5) == 4)[:, None, None], 0.0))
+    sub[1, :3, :] = 0.0
+    sub[2, 5, 2] = 0.0
+    return sub, plan.src, plan.weights, plan.n_used, plan.lin_idx, plan.lin_w, rounded
+
+
+def k_expand(sub, src, w, n_used, lin_idx, lin_w, rounded):
+    if rounded:  # float32 tables of 16-bit values in, rounded values out
+        out = np.full((sub.shape[0], src.shape[0], sub.shape[2]), np.nan, dtype=np.float32)
+        ik.expand_magnitudes(ik.round_table(sub), src, w, n_used, lin_idx, lin_w, True, out)
+        return out
+    out = np.full((sub.shape[0], src.shape[0], sub.shape[2]), np.nan)
+    ik.expand_magnitudes(sub, src, w, n_used, lin_idx, lin_w, False, out)
+    return out
+
+
+def t_expand(sub, src, w, n_used, lin_idx, lin_w, rounded):
+    if rounded:
+        sub = ik.round_table(sub).astype(np.float64)
+    out = np.empty((sub.shape[0], src.shape[0], sub.shape[2]))
+    for m in range(src.shape[0]):
+        st = sub[:, src[m, :n_used[m]], :]
+        if n_used[m] == 1:
+            out[:, m, :] = st[:, 0, :]
+            continue
+        with np.errstate(divide="ignore"):
+            y = np.einsum("u,nur->nr", w[m, :n_used[m]], np.log(np.where(st > 0, st, 1.0)))
+        lin = lin_w[m, 0] * sub[:, lin_idx[m, 0], :] + lin_w[m, 1] * sub[:, lin_idx[m, 1], :]
+        out[:, m, :] = np.where((st > 0).all(axis=1), np.exp(np.minimum(y, 0.0)), lin)
+    return out
+
+
 TWINS = [
     ("fragility.nest_exceedance", k_nest, t_nest, (_crossing_exceedances(),), 0.0),
     ("fragility.death_given_nested", k_death, t_death, _death_inputs(), 1e-14),
@@ -1232,6 +1273,10 @@ TWINS = [
     ("integration.mixture_density[pairs]", k_density, t_density, _density_pair_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
     ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
+    # ln P interpolated between the computed magnitude nodes (zeros: linear P); log_fast and exp_fast: ~1 ulp
+    ("integration.expand_magnitudes", k_expand, t_expand, _expand_inputs(False), 1e-13),
+    # rounded to 16 significant bits: within half a step (2^-16 relative) of the twin's unrounded value
+    ("integration.expand_magnitudes[rounded]", k_expand, t_expand, _expand_inputs(True), 3.1e-5),
     ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)
     ("integration.death_from_nested", k_death_nested, t_death_nested, _death_nested_inputs(), 1e-12),
     ("integration.scaled_table_add", k_scaled_add, t_scaled_add, _scaled_add_inputs(), 0.0),  # the same bits

@@ -19,9 +19,9 @@ equals one without it to the bit.
 
 Accuracy (``benchmarks/README.md``, the fifth 2026-12-05 stop; the field benchmark's zone 110 with
 the 24-branch forecast on the 0.05 grid, the full V7 tree, 1,000 realisations): the buildings' mean
-LPR within 2.2e-4 of the tables at every node, P50/P90 within 2e-3; the interpolated tables
-themselves are off by more (values above 1e-10: p99 0.65 %, max 3.5 %), which the magnitude
-integration averages out. Every node stays the default: the option is for runs where that
+LPR within 1.8e-4 of the tables at every node, P50/P90 within 1.5e-3 (above 1e-9 /yr: 9.3e-5 and
+4.4e-4); the interpolated tables themselves are off by more (in a first experiment, values above
+1e-10: p99 0.65 %, max 3.5 %), which the magnitude integration averages out. Every node stays the default: the option is for runs where that
 difference does not matter (sensitivity studies, screening), at half the table stage.
 
 The expansion runs in :func:`hra.integration.kernels.expand_magnitudes`.
