@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -246,12 +246,10 @@ def make_fragility(cfg: Config, imt: str) -> tuple[FragilityModel, dict[str, str
 
 
 def _reweight_fragility(cfg: Config, fm: FragilityModel) -> FragilityModel:
-    import dataclasses
-
     ov = tree_overrides(cfg)
     if fm.fragility_node.name not in ov and fm.consequence_node.name not in ov:
         return fm
-    return dataclasses.replace(fm, fragility_node=reweight_node(fm.fragility_node, ov),
+    return replace(fm, fragility_node=reweight_node(fm.fragility_node, ov),
                                consequence_node=reweight_node(fm.consequence_node, ov))
 
 
@@ -412,14 +410,10 @@ def prepare_source(cfg: Config) -> SourceModel:
     ov = tree_overrides(cfg)
     b_node, m_node = reweight_node(b_node, ov), reweight_node(m_node, ov)
     if rates.node.name in ov:
-        import dataclasses
-
-        rates = dataclasses.replace(rates, branch_weights=reweight_node(rates.node, ov).weight_array)
+        rates = replace(rates, branch_weights=reweight_node(rates.node, ov).weight_array)
     bins = magnitude_bins(np.array(b_node.values), np.array(m_node.values), src.m_min, mag.bin_width)
     if src.magnitude_table_stride != 1:
-        import dataclasses
-
-        bins = dataclasses.replace(bins, table_stride=src.magnitude_table_stride)
+        bins = replace(bins, table_stride=src.magnitude_table_stride)
     r_nodes = np.exp(np.linspace(math.log(src.depth_km), math.log(src.max_distance_km), src.distance_nodes))
     return SourceModel(rates, bins, b_node, m_node, r_nodes, files)
 

@@ -169,7 +169,7 @@ class SourceSection(_Section):
         1,
         description="1: the death tables computed at every magnitude node; 2: at every other node (and at the "
         "model's kinks in M), the others interpolated in ln P: a third less CPU in the table stage of the field "
-        "benchmark, whose mean LPR moves by ~2e-4 and P50/P90 by ~2e-3 at most (hra.integration.magnitudes).",
+        "benchmark, whose mean LPR moves by ~3e-5 and P50/P90 by ~5e-4 at most (hra.integration.magnitudes).",
     )
     subcell_radius_km: float = Field(
         2.5, ge=0, description="Cells whose centre is within this epicentral distance of a building are split into sub-cells [km]."

@@ -9,20 +9,24 @@ between are interpolated:
     ln P(m) = sum_u L_u(m) ln P(m_u)
 
 with the 4-point Lagrange weights ``L_u`` of the nearest computed nodes ``m_u`` (two on each side;
-shifted to one side at the ends of a piece; a lower order only in pieces of fewer than 4 computed nodes). The ground-motion model's kinks in M
-(``gmm.magnitude_kinks``: GMM V7's source-term hinge 4.75, the path term's switch at 3.875, the
-component-to-component clip at 3.6 and 5.6) split the nodes into pieces: the node nearest a kink is
-always computed and no stencil crosses it. Where a stencil value is 0 (below the tables' floors) P is
+shifted to one side at the ends of a piece; a lower order only in pieces of fewer than 4 computed
+nodes). The ground-motion model's kinks in M (``gmm.magnitude_kinks``: GMM V7's source-term hinge
+4.75, the path term's switch at 3.875, the component-to-component clip at 3.6 and 5.6) split the
+nodes into pieces: the node on a kink, or the two nodes around it, are always computed and no
+stencil crosses a kink. Where a stencil value is 0 (below the tables' floors) P is
 interpolated linearly between the two computed neighbours instead. Interpolated values are rounded
 to the tables' precision (16 significant bits) like computed ones, so a run with the table store
 equals one without it to the bit.
 
 Accuracy (``benchmarks/README.md``, the fifth 2026-12-05 stop; the field benchmark's zone 110 with
 the 24-branch forecast on the 0.05 grid, the full V7 tree, 1,000 realisations): the buildings' mean
-LPR within 1.8e-4 of the tables at every node, P50/P90 within 1.5e-3 (above 1e-9 /yr: 9.3e-5 and
-4.4e-4); the interpolated tables themselves are off by more (in a first experiment, values above
-1e-10: p99 0.65 %, max 3.5 %), which the magnitude integration averages out. Every node stays the default: the option is for runs where that
-difference does not matter (sensitivity studies, screening), at half the table stage.
+LPR within 2.8e-5 of the tables at every node, P50/P90 within 5.5e-4 (above 1e-9 /yr: 9.1e-6 and
+4.1e-4); GMM V7 + FCM V7 on a rate grid at 0.1 (``tests/groningen/test_strike_v7.py``): 4-6e-5. The
+interpolated tables themselves are off by more (in a first experiment, values above 1e-10: p99
+0.65 %, max 3.5 %), which the magnitude integration averages out. Every node stays the
+default: the option is for runs where that difference does not matter (sensitivity studies,
+screening), at about two thirds of the table stage's CPU. The hazard tables (:mod:`hra.integration.hazard`)
+are always computed at every node.
 
 The expansion runs in :func:`hra.integration.kernels.expand_magnitudes`.
 """
@@ -62,8 +66,9 @@ class StridePlan:
 
 def stride_plan(nodes: np.ndarray, stride: int, kinks=()) -> StridePlan:
     """The plan for ``nodes`` (ascending magnitudes) computed every ``stride``-th node from the first,
-    plus the last node and the node nearest each kink inside the range (those also split the
-    pieces)."""
+    plus the last node and, for each kink inside the range, the node on it or the two nodes around it;
+    the kinks split the nodes into pieces (a node on a kink ends one piece and starts the next), and
+    an interpolated node's stencil stays within its piece."""
     nodes = np.asarray(nodes, dtype=np.float64)
     M = nodes.size
     if stride not in STRIDES:
@@ -71,13 +76,21 @@ def stride_plan(nodes: np.ndarray, stride: int, kinks=()) -> StridePlan:
     comp = np.zeros(M, dtype=bool)
     comp[::stride] = True
     comp[-1] = True
-    bounds = {0, M - 1}
+    shared = [0, M - 1]  # computed nodes that end one piece and start the next (a kink on the node)
+    cuts = []  # (i, i + 1): a kink between these two computed nodes, each ends its own piece
     for k in kinks:
-        if nodes[0] < k < nodes[-1]:
-            i = int(np.argmin(np.abs(nodes - k)))
+        if not nodes[0] < k < nodes[-1]:
+            continue
+        i = int(np.searchsorted(nodes, k, side="right")) - 1  # nodes[i] <= k < nodes[i + 1]
+        if abs(nodes[i] - k) <= 1e-9 * max(1.0, abs(k)):
             comp[i] = True
-            bounds.add(i)
-    bounds = sorted(bounds)
+            shared.append(i)
+        elif abs(nodes[i + 1] - k) <= 1e-9 * max(1.0, abs(k)):
+            comp[i + 1] = True
+            shared.append(i + 1)
+        else:
+            comp[i] = comp[i + 1] = True
+            cuts.append(i)
     computed = np.flatnonzero(comp)
     row = np.full(M, -1, dtype=np.int64)
     row[computed] = np.arange(computed.size)
@@ -92,8 +105,8 @@ def stride_plan(nodes: np.ndarray, stride: int, kinks=()) -> StridePlan:
             lin_idx[m] = row[m]
             lin_w[m] = (1.0, 0.0)
             continue
-        lo = max(b for b in bounds if b <= m)
-        hi = min(b for b in bounds if b >= m)
+        lo = max([j for j in shared if j < m] + [i + 1 for i in cuts if i + 1 <= m])
+        hi = min([j for j in shared if j > m] + [i for i in cuts if i >= m])
         piece = [i for i in range(lo, hi + 1) if comp[i]]
         left = [i for i in piece if i < m]
         right = [i for i in piece if i > m]
