@@ -347,8 +347,9 @@ def write_inputs(opts: dict) -> dict:
                                               opts.get("forecast_shape", "scaled"))
         info["forecast_s"] = round(time.perf_counter() - t, 1)
     source: dict = {"forecast": "forecast.h5"}
-    if opts.get("magnitude_table_stride", 1) != 1:
-        source["magnitude_table_stride"] = opts["magnitude_table_stride"]
+    for key in ("magnitude_table_stride", "magnitude_subdivisions"):
+        if opts.get(key, 1) != 1:
+            source[key] = opts[key]
     if opts["mmax"] != list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"]):
         source["forecast_weights"] = {"branch_mmax": {k: 1.0 / len(opts["mmax"]) for k in opts["mmax"]}}
     cfg = {"model": "psdra-2024",
@@ -535,6 +536,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--magnitude-table-stride", type=int, default=1, choices=(1, 2),
                     help="[source] magnitude_table_stride of the run: 2 computes the tables at every other magnitude "
                     "node and interpolates the others (hra.integration.magnitudes)")
+    ap.add_argument("--magnitude-subdivisions", type=int, default=1, choices=(1, 2),
+                    help="[source] magnitude_subdivisions of the run: 2 splits each bin of the forecast's grid at its "
+                    "midpoint by its in-bin law (with --magnitude-step 0.1 and --magnitude-table-stride 2: the tables "
+                    "at the 0.1 nodes, the accuracy of the 0.05 grid)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--forecast-shape", choices=("scaled", "shifting"), default="scaled",
                     help="scaled: each branch's map scaled per year (default); shifting: the lobes decline at "
@@ -566,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         "zones": a.zones if a.zones is not None else q.get("zones"),
         "years": q.get("years", years), "realisations": q.get("realisations", a.realisations),
         "cell_m": q.get("cell_m", a.cell_m), "mmax": q.get("mmax", list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"])),
-        "magnitude_step": q.get("magnitude_step", a.magnitude_step), "magnitude_table_stride": a.magnitude_table_stride, "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
+        "magnitude_step": q.get("magnitude_step", a.magnitude_step), "magnitude_table_stride": a.magnitude_table_stride,
+        "magnitude_subdivisions": a.magnitude_subdivisions, "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
         "field_outline": str(Path(a.field_outline).resolve()) if a.field_outline else default_outline(model_dir),
         "workdir": str((a.workdir or Path(tempfile.mkdtemp(prefix="hra-field-"))).resolve()),
     }

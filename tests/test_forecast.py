@@ -47,20 +47,20 @@ CELLS = [(0, 0, 0.02), (1, 0, 0.05), (2, 1, 0.03)]  # (ix, iy, rate of M >= 1.45
 YEARS = {2025: 1.0, 2026: 1.5}  # year factor on the rates
 
 
-def _forecast_array(cells=CELLS, spacing=4000.0, time=None) -> xr.DataArray:
+def _forecast_array(cells=CELLS, spacing=4000.0, time=None, mags=M) -> xr.DataArray:
     """Per-cell truncated GR counts, dims (branch_rate, branch_mm, branch_mmax, magnitude, time, x, y)."""
     nx = ny = 3
-    arr = np.zeros((len(RATE), len(B_VALUES), len(MMAX), M.size, len(YEARS), nx, ny))
+    arr = np.zeros((len(RATE), len(B_VALUES), len(MMAX), mags.size, len(YEARS), nx, ny))
     for c, (ix, iy, rate) in enumerate(cells):
         for i, fr in enumerate(RATE.values()):
             for j, bs in enumerate(B_VALUES.values()):
                 for k, mx in enumerate(MMAX):
                     for t, fy in enumerate(YEARS.values()):
-                        arr[i, j, k, :, t, ix, iy] = gr_counts(M, rate * fr * fy, bs[c], mx)
+                        arr[i, j, k, :, t, ix, iy] = gr_counts(mags, rate * fr * fy, bs[c], mx)
     if time is None:
         time = np.array([f"{y}-01-01" for y in YEARS], dtype="datetime64[ns]")
     return xr.DataArray(arr, dims=("branch_rate", "branch_mm", "branch_mmax", "magnitude", "time", "x", "y"),
-                        coords=dict(branch_rate=list(RATE), branch_mm=list(B_VALUES), branch_mmax=MMAX, magnitude=M,
+                        coords=dict(branch_rate=list(RATE), branch_mm=list(B_VALUES), branch_mmax=MMAX, magnitude=mags,
                                     time=time, x=X0 + spacing * np.arange(nx), y=Y0 + spacing * np.arange(ny)))
 
 
@@ -140,6 +140,58 @@ def test_node_masses_first_moment_exact_for_any_shape():
         z = quad(lambda x: np.exp(-beta[i] * (x - lo)), lo, hi)[0]
         first += p[i] * quad(lambda x: x * np.exp(-beta[i] * (x - lo)), lo, hi)[0] / z
     assert (masses * m).sum() == pytest.approx(first, rel=1e-12)
+
+
+def test_subdivide_bins_gives_the_gr_law_on_the_finer_grid():
+    """A GR law on the PSDRA-2024 grid (0.1) split into 2 or 3 sub-bins gives the counts of the same law
+    on the finer grid (:func:`gr_counts`) to rounding, with the truncation on a node of the finer grid
+    (4.0 and 5.5: the 0.1 grid's midpoints, as the chain's Mmax are), between its nodes (4.02), on a node
+    of the file's grid (4.05), at the top node or beyond the grid (its count stays at the top node); the
+    file's own nodes keep their counts to the bit, and no count is left above the truncation."""
+    from hra.inputs.forecast import subdivide_bins
+
+    m10 = M[::2]  # 1.45, 1.55, ..., 6.55
+    b = np.array([0.7, 1.0, 1.3])[:, None]
+    mx = np.array([4.0, 4.02, 4.05, 5.5, 6.55, 8.0])[None, :]
+    counts = gr_counts(m10, 2.0, b, mx)  # (3, 6, 52)
+    for n in (2, 3):
+        mf, cf = subdivide_bins(m10, counts, n)
+        assert mf.size == 51 * n + 1 and cf.shape == (3, 6, mf.size)
+        np.testing.assert_array_equal(mf[::n], m10)
+        np.testing.assert_allclose(mf, np.linspace(1.45, 6.55, mf.size), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(cf[..., ::n], counts)
+        want = gr_counts(mf, 2.0, b, mx)
+        np.testing.assert_allclose(cf, want, rtol=0, atol=1e-14)
+        assert np.array_equal(cf == 0.0, want == 0.0)  # nothing above Mmax, not even 1e-22
+    np.testing.assert_array_equal(subdivide_bins(M, gr_counts(M[::2], 1.0, 1.0, 4.0) * 0 + 1.0, 1)[1], 1.0)
+    # the 0.05 grid: its midpoints are the SSM file's nodes, so 0.1 split in 2 is that grid to the bit
+    assert np.array_equal(subdivide_bins(m10, counts, 2)[0], M)
+    with pytest.raises(ValueError, match="positive integer"):
+        subdivide_bins(m10, counts, 0)
+
+
+def test_subdivide_bins_any_density_slope_and_blocks():
+    """A density that grows with M (negative beta: exp(+0.8 m) truncated at 5.0), a uniform one, and
+    rows with empty and isolated bins: the counts against the closed form where there is one, the bin
+    rates kept, non-increasing, the same bits on any block size."""
+    from hra.inputs.forecast import subdivide_bins
+
+    m = np.round(np.arange(3.0, 5.51, 0.1), 10)
+    g = 0.8
+    grow = np.where(m <= 5.0 + 1e-9, (np.exp(g * 5.0) - np.exp(g * np.minimum(m, 5.0))) / g, 0.0)
+    flat = np.clip(5.0 - m, 0.0, None)
+    mf, cf = subdivide_bins(m, np.stack([grow, flat]), 2)
+    np.testing.assert_allclose(cf[0], np.where(mf <= 5.0 + 1e-9, (np.exp(g * 5.0) - np.exp(g * np.minimum(mf, 5.0))) / g, 0),
+                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(cf[1], np.clip(5.0 - mf, 0.0, None), rtol=0, atol=1e-13)
+    rng = np.random.default_rng(11)
+    inc = rng.exponential(size=(300, m.size)) * (rng.uniform(size=(300, m.size)) < 0.6)
+    rows = np.cumsum(inc[:, ::-1], axis=1)[:, ::-1]
+    mf, cf = subdivide_bins(m, rows, 2)
+    np.testing.assert_array_equal(cf[:, ::2], rows)
+    assert np.all(np.diff(cf, axis=1) <= 0.0)
+    for block in (1, 7):
+        assert np.array_equal(subdivide_bins(m, rows, 2, block=block)[1], cf)
 
 
 def test_basis_small_and_exact():
@@ -384,6 +436,33 @@ def test_psdra_preset_weights():
     assert cfg.source.forecast_weights["branch_mm"] == mine["branch_mm"]
     assert cfg.source.forecast_weights["branch_mmax"] == PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"]
     assert sum(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"].values()) == pytest.approx(1.0)
+
+
+def test_a_coarse_magnitude_grid_warns_and_subdivided_gives_the_finer_file(tmp_path, caplog):
+    """A forecast on the PSDRA-2024 step (0.1; Mmax 4.5 and 5.5 on its bin midpoints) warns that its LPR
+    comes out high and names the fix; with ``magnitude_subdivisions = 2`` it does not, and the engine gets
+    the node masses of the same law written at 0.05 (to rounding) on that grid's nodes."""
+    from hra.chain import prepare_forecast
+
+    f10 = write_forecast(_forecast_array(mags=M[::2]), tmp_path / "m010.h5")
+    f05 = write_forecast(_forecast_array(), tmp_path / "m005.h5")
+    bld = [dict(id="B1", x=X0 + 1000.0, y=Y0 + 500.0, typology="URM")]
+    with caplog.at_level("WARNING", logger="hra"):
+        prepare_forecast(_config(tmp_path / "a", f10, bld))
+    assert "magnitude step 0.1" in caplog.text and "magnitude_subdivisions = 2" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hra"):
+        fine = prepare_forecast(_config(tmp_path / "b", f10, bld, source={"magnitude_subdivisions": 2}))
+        ref = prepare_forecast(_config(tmp_path / "c", f05, bld))
+    assert "magnitude step" not in caplog.text
+    np.testing.assert_array_equal(fine.magnitude.nodes, ref.magnitude.nodes)
+    def masses(src):  # coef (c, K, Y * S) x basis (S, K, m) -> (c, Y, S, m)
+        c = src.forecast.coef
+        return np.einsum("ckys,skm->cysm", c.reshape(c.shape[0], c.shape[1], -1, src.magnitude.basis.shape[0]),
+                         src.magnitude.basis)
+
+    got, want = masses(fine), masses(ref)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * want.max())
 
 
 def test_rates_and_forecast_exclude_each_other(tmp_path):
