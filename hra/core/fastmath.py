@@ -8,7 +8,8 @@ agree with the C library to about one unit in the last place (checked against nu
 
 - :func:`exp_fast`: Cody and Waite range reduction ``y = n ln 2 + r`` (ln 2 split in two, so
   that ``n ln2_hi`` is exact), the Taylor polynomial of degree 13 on ``|r| <= ln(2)/2``
-  (remainder < 5e-18 relative, Estrin's scheme), times ``2^n`` built from its exponent bits.
+  (remainder < 5e-18 relative, Estrin's scheme), times ``2^n`` built from its exponent bits (``n``
+  read from the bits of the rounding sum, without a float -> int conversion).
 - :func:`log_fast`: ``log(x)`` for positive normal ``x`` by the same reduction and polynomial as the
   second branch of :func:`log1p_fast`.
 - :func:`log1p_fast`: for ``u`` below :data:`LOG1P_SERIES_MAX` the 6-term series of log1p
@@ -33,6 +34,7 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 #: 1.5 * 2^52: ``x + _ROUND - _ROUND`` rounds x to the nearest integer.
 _ROUND = 6755399441055744.0
+_ROUND_BITS = 0x4338000000000000  # the bits of _ROUND
 #: Below this argument :func:`exp_fast` returns 0 (2^n with n >= -1022 stays a normal number).
 _EXP_MIN = -708.0
 #: Below this argument :func:`log1p_fast` takes log1p(u) from its series (6 terms: < 1.5e-19 relative).
@@ -91,7 +93,9 @@ def exp_fast(y):
     q6 = 1.0 / 479001600.0 + (1.0 / 6227020800.0) * r
     u = ((q1 + q2 * r2) + (q3 + q4 * r2) * r4) + (q5 + q6 * r2) * r8
     p = 1.0 + (r + r2 * u)
-    ni = np.int64(n) if y >= _EXP_MIN else np.int64(0)
+    # n as an integer from t's bits (t = 1.5 2^52 + n: its low bits are n), not by a float -> int64
+    # conversion, which AVX2 has no vector instruction for (the same n: 8 % off the R_rup interpolation)
+    ni = float_bits(t) - _ROUND_BITS if y >= _EXP_MIN else np.int64(0)
     scale = bits_as_float((ni + 1023) << 52)
     return p * scale if y >= _EXP_MIN else 0.0
 
