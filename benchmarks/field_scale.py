@@ -479,6 +479,9 @@ def report(res: dict) -> str:
     if "cold" in by and "warm" in by:
         same = by["cold"]["digest"] == by["warm"]["digest"]
         out.append(f"warm results identical to cold: {'yes' if same else 'NO'}")
+        if not by["cold"].get("store_gb"):
+            out.append("the table store stayed empty (its tables would not fit on the disk: see the run's warning): "
+                       "the warm run computed them again; give --workdir on a larger disk")
     cold, warm = by.get("cold"), by.get("warm")
     base = cold or warm
     if base and (base["zones"] < FIELD_ZONES or base["buildings"] < FIELD_BUILDINGS):

@@ -793,3 +793,80 @@ def test_streaming_read_drops_each_chunk_from_the_page_cache(tmp_path, monkeypat
     got = store.read("k", 1, False, "URM", drop=True)
     assert advised == [os.POSIX_FADV_DONTNEED] * len(tabs)
     assert all(np.array_equal(got[k], plain[k]) and np.array_equal(got[k], tabs[k]) for k in tabs)
+
+
+# -- the store's disk ------------------------------------------------------------------------------
+
+
+def test_estimate_counts_the_missing_entries_and_their_raw_bytes(tmp_path):
+    """:func:`engine.store_bytes_needed` before a cold run: as many entries as the run writes, and
+    bytes = their float32 arrays' bytes x ``STORE_COMPRESSION`` (the arrays' shapes read back from the
+    entries); 0 before the warm run."""
+    import zarr
+
+    store = tmp_path / "store"
+    cfg = small_config(tmp_path / "a", store)
+    prep = engine.prepare(cfg)
+    handle = tablestore.handle_for(prep, TableStore(store))
+    n, need = engine.store_bytes_needed(prep, handle)
+    st = TableStore(store)
+    compute(cfg.with_updates(compute={"table_store": str(store)}), prep=prep)
+    entries = [p for p in (store / handle.key).glob("z*/*") if p.is_dir()]
+    assert n == len(entries) > 0
+    raw = sum(4 * int(np.prod(zarr.open_group(str(p), mode="r")["death"].shape)) for p in entries)
+    assert need == pytest.approx(raw * engine.STORE_COMPRESSION, rel=1e-12)
+    assert engine.store_bytes_needed(prep, tablestore.handle_for(prep, st)) == (0, 0)
+    # the free space of the disk the store's folder is (or will be) on
+    assert TableStore(tmp_path / "not" / "yet").free_bytes() == pytest.approx(shutil.disk_usage(tmp_path).free, rel=0.01)
+
+
+def test_tables_that_would_not_fit_are_not_stored(tmp_path, monkeypatch, caplog, spy):
+    """Where the new entries would leave less than ``STORE_RESERVE_BYTES`` free, the run stores none
+    (a warning names the fix) and gives the results of a run without the store; the entries already
+    there are still read."""
+    ref = compute(small_config(tmp_path / "ref", False))
+    store = tmp_path / "store"
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: engine.STORE_RESERVE_BYTES + 10)
+    with caplog.at_level("WARNING", logger="hra"):
+        res = compute(small_config(tmp_path / "a", store))
+    assert_same(res, ref)
+    [msg] = [r.getMessage() for r in caplog.records if "are not stored" in r.getMessage()]
+    assert "free space" in msg and "table_store = false" in msg
+    assert not [p for p in store.rglob("z*") if p.is_dir()] and not list(store.rglob(f"{TMP_PREFIX}*"))
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: 10**15)
+    compute(small_config(tmp_path / "b", store))  # stored
+    spy.clear()
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: 0)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hra"):
+        assert_same(compute(small_config(tmp_path / "c", store)), ref)
+    assert spy == [] and "are not stored" not in caplog.text  # nothing new to store: read, no warning
+
+
+def test_a_full_disk_stops_the_writes_and_not_the_run(tmp_path, monkeypatch, caplog):
+    """A write that finds the disk full (ENOSPC) ends the store's writes in this process with one
+    warning (the case's second entry is not tried: one chunk write in all, where every entry would try
+    one), the run finishes with the results of a run without the store, and no partial entry is left;
+    the next run stores its entries."""
+    import errno
+
+    ref = compute(small_config(tmp_path / "ref", False))
+    store = tmp_path / "store"
+    real = tablestore._write_chunk
+    calls = []
+
+    def full_disk(death_dir, i, layout, data):
+        calls.append(i)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tablestore, "_write_chunk", full_disk)
+    with caplog.at_level("WARNING", logger="hra"):
+        assert_same(compute(small_config(tmp_path / "a", store)), ref)
+    full = [r.getMessage() for r in caplog.records if "disk is full" in r.getMessage()]
+    assert len(full) == 1 and "table_store = false" in full[0] and "cannot write" not in caplog.text
+    assert len(calls) == 1
+    assert not [p for p in store.rglob("z*/*") if p.is_dir()]
+    assert not list(store.rglob(f"{TMP_PREFIX}*"))
+    monkeypatch.setattr(tablestore, "_write_chunk", real)
+    assert_same(compute(small_config(tmp_path / "b", store)), ref)
+    assert len([p for p in store.rglob("z*/*") if p.is_dir()]) == 2

@@ -34,7 +34,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -994,6 +994,50 @@ def _all_stored(prep: "Prepared", store: "StoreHandle | None", groups: dict[int,
                for z, idx in groups.items() for i in idx for t in t_lists[i])
 
 
+#: Bytes on disk of a stored entry over its raw float32 bytes (Blosc LZ4 + byte shuffle of 16-bit tables): 0.41
+#: measured on the GMM V7 field zones (benchmarks/README.md, table format 7); an estimate, used before a
+#: run to tell whether its new entries fit on the store's disk.
+STORE_COMPRESSION = 0.45
+#: Free space a run leaves on the table store's disk: a run whose new entries would leave less stores none. [bytes]
+STORE_RESERVE_BYTES = 2_000_000_000
+
+
+def store_bytes_needed(prep: "Prepared", handle: "StoreHandle") -> tuple[int, float]:
+    """The (site, typology) entries of this run missing from the table store, and an estimate of their
+    bytes on disk: per entry, every physical GMM branch's table (f, c, m, r) in float32 times
+    :data:`STORE_COMPRESSION`."""
+    _, t_lists = table_rows(prep)
+    names = prep.fragility.typologies
+    of_zone: dict[int, set[int]] = {}  # a zone task stores every typology of its zone for each of its sites
+    for i, (zone, _) in enumerate(prep.sites):
+        of_zone.setdefault(int(zone), set()).update(int(t) for t in t_lists[i])
+    missing = sum(1 for zone, wierde in prep.sites for t in of_zone[int(zone)]
+                  if not handle.store.entry_path(handle.key, int(zone), bool(wierde), names[t]).is_dir())
+    raw = (4 * prep.gmm.tree.enumerate().n * prep.fragility.fragility_node.size * prep.fragility.consequence_node.size
+           * prep.magnitude.nodes.size * prep.distance_nodes_km.size * condtables.n_azimuth(prep.gmm))
+    return missing, missing * raw * STORE_COMPRESSION
+
+
+def _store_space(prep: "Prepared", handle: "StoreHandle | None") -> "StoreHandle | None":
+    """The run's store handle, read-only where its new entries would not fit on the store's disk (with a
+    warning that names the fix); a large addition is announced before the table stage."""
+    if handle is None:
+        return None
+    n, need = store_bytes_needed(prep, handle)
+    if n == 0:
+        return handle
+    free = handle.store.free_bytes()
+    if free is not None and need > free - STORE_RESERVE_BYTES:
+        log.warning("table store %s: this run's %d new entries need ~%.1f GB, %.1f GB are free on that disk: they "
+                    "are not stored (the stored ones are read); fix: free space, point [compute] table_store at a "
+                    "larger disk, or set table_store = false", handle.store.root, n, need / 1e9, free / 1e9)
+        return StoreHandle(replace(handle.store, writable=False), handle.key)
+    if need > STORE_WARN_BYTES:
+        log.info("table store %s: this run adds ~%.1f GB of tables (%d entries)%s", handle.store.root, need / 1e9, n,
+                 "" if free is None else f"; {free / 1e9:.0f} GB free there")
+    return handle
+
+
 def table_bytes_per_row(prep: "Prepared", sel: "Selection") -> int:
     """Bytes of one (site, typology) row of the tables :func:`build_tables` returns (q and qbar)."""
     R = prep.distance_nodes_km.size * condtables.n_azimuth_rows(prep.gmm) * getattr(prep.magnitude, "n_basis", 1)
@@ -1325,7 +1369,7 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     warm_kernels()
     with Executor.from_config(cfg.compute, progress) as ex:
         sel = select_realisations(prep)
-        handle = tablestore.handle_for(prep, tablestore.store_for_config(cfg))
+        handle = _store_space(prep, tablestore.handle_for(prep, tablestore.store_for_config(cfg)))
         groups = zone_groups(prep, sel, cfg.compute.table_memory_gb * 1e9, ex.workers)
         if len(groups) > 1:
             log.info("tables of %d zones in %d groups of <= %d zones ([compute] table_memory_gb = %g): each group's "

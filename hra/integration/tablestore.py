@@ -51,6 +51,7 @@ The default location is ``$HRA_TABLE_STORE`` if set (``false``/``off``/``0``: no
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -301,6 +302,8 @@ class StoreStats:
     written: int = 0
     raced: int = 0
     bytes_written: int = 0
+    #: a write found the disk full: no further entries are started in this process
+    full: bool = False
 
 
 @dataclass(frozen=True)
@@ -309,6 +312,8 @@ class TableStore:
 
     root: Path
     stats: StoreStats = field(default_factory=StoreStats, compare=False, hash=False)
+    #: ``False``: entries are read but no new ones written (a run whose tables would not fit on the disk)
+    writable: bool = True
     #: per entry path read from this process: (identity of its metadata file, branch keys, shape, chunk
     #: layout or None); entries are immutable once in place, so an entry read a group of branches at a
     #: time opens zarr once
@@ -494,6 +499,8 @@ class TableStore:
         started (the run continues without storing it)."""
         import zarr
 
+        if not self.writable or self.stats.full:
+            return None
         path = self.entry_path(key, zone, wierde, typology)
         if path.is_dir():
             return None
@@ -517,9 +524,32 @@ class TableStore:
             grp.attrs["all_chunks_written"] = layout is not None
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            log.warning("table store %s: cannot write %s (%s); continuing without it", self.root, path, exc)
+            self.write_failed(path, exc)
             return None
         return EntryWriter(self, path, tmp, arr, {k: i for i, k in enumerate(keys)}, layout=layout)
+
+    def write_failed(self, path: Path, exc: OSError) -> None:
+        """Log a failed write (the run goes on without that entry); a full disk (or quota) stops all
+        further writes of this process, with one warning that names the fix."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if not self.stats.full:
+                log.warning("table store %s: the disk is full (%s); the run goes on without storing more tables "
+                            "(the entries stored so far stay); fix: free space on that disk, point [compute] "
+                            "table_store at a larger one, or set table_store = false", self.root, exc)
+            self.stats.full = True
+            return
+        log.warning("table store %s: cannot write %s (%s); continuing without it", self.root, path, exc)
+
+    def free_bytes(self) -> int | None:
+        """Free bytes on the disk of the store's folder (of its nearest existing parent before it is made);
+        ``None`` where that cannot be told."""
+        p = self.root
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        try:
+            return int(shutil.disk_usage(p).free)
+        except OSError:
+            return None
 
     # -- listing and cleaning -------------------------------------------------------------------
 
@@ -657,7 +687,7 @@ class EntryWriter:
                     _write_chunk(self.tmp / "death", i, self.layout, d32)
                 self.done.add(i)
         except OSError as exc:
-            log.warning("table store %s: cannot write %s (%s); continuing without it", self.store.root, self.path, exc)
+            self.store.write_failed(self.path, exc)
             self.abort()
         except ValueError:
             self.abort()
