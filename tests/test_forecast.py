@@ -497,6 +497,11 @@ def test_forecast_info(tmp_path):
         assert s in out, (s, out)
     # total rate of the (high, *, *) branches in 2026: 2 x 1.5 x sum of cell rates
     assert f"{2 * 1.5 * 0.10:.4g}" in out
+    assert "magnitude_subdivisions" not in out  # the SSM's 0.05 grid: nothing to say
+    coarse = write_forecast(_forecast_array(mags=M[::2]), tmp_path / "m010.h5")
+    res = CliRunner().invoke(app, ["forecast", "info", str(coarse)])
+    assert res.exit_code == 0 and "52 values, 1.45 to 6.55 (step 0.1)" in res.output
+    assert "magnitude_subdivisions = 2" in " ".join(res.output.split())
     bad = tmp_path / "bad.h5"
     write_forecast(_set(_forecast_array(), -1.0, magnitude=M[-1], x=X0, y=Y0), bad)
     res = CliRunner().invoke(app, ["forecast", "info", str(bad)])
