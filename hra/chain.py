@@ -365,20 +365,17 @@ def require_rate_grid(cfg: Config, what: str) -> None:
 
 def prepare_forecast(cfg: Config) -> SourceModel:
     """Forecast, branch nodes, magnitude basis and distance nodes of a ``[source] forecast`` config."""
-    from hra.inputs.forecast import (ForecastMagnitude, branch_bases, branch_nodes, node_masses, read_forecast,
-                                     subdivide_bins)
+    from hra.inputs.forecast import (ForecastMagnitude, branch_bases, branch_nodes, coarse_grid_advice, node_masses,
+                                     read_forecast, subdivide_bins)
 
     src = cfg.source
     path = cfg.resolve(src.forecast)
     fc = read_forecast(path, cfg.run.years)
     nodes = branch_nodes(fc, dict(src.forecast_weights))
     C, Y, S, _ = fc.counts.shape
-    step = float(np.diff(fc.magnitudes).max())
-    if step > 0.05 + 1e-9 and src.magnitude_subdivisions == 1:
-        log.warning("forecast %s: magnitude step %.3g; integrated on that grid the LPR comes out high (~2.5 %% on the "
-                    "PSDRA-2024 grid of 0.1, docs/forecast.md); fix: set [source] magnitude_subdivisions = 2 (each bin "
-                    "split at its midpoint; with magnitude_table_stride = 2 the tables stay at the file's nodes)",
-                    path.name, step)
+    advice = coarse_grid_advice(fc.magnitudes)
+    if advice is not None and src.magnitude_subdivisions == 1:
+        log.warning("forecast %s: %s", path.name, advice)
     # each bin split at its midpoint by its in-bin law (magnitude_subdivisions = 2), or the file's grid
     mags, counts = subdivide_bins(fc.magnitudes, fc.counts, src.magnitude_subdivisions)
     M = mags.size

@@ -22,7 +22,7 @@ def info_command(
     from rich.markup import escape
     from rich.table import Table
 
-    from hra.inputs.forecast import read_forecast
+    from hra.inputs.forecast import coarse_grid_advice, read_forecast
 
     with cli_errors():
         fc = read_forecast(file)
@@ -38,9 +38,9 @@ def info_command(
     steps = np.unique(np.round(np.diff(m), 9))
     out(f"magnitude: {m.size} values, {m[0]:g} to {m[-1]:g}"
                   + (f" (step {steps[0]:g})" if steps.size == 1 else " (uneven steps)"))
-    if steps.max() > 0.05 + 1e-9:  # the PSDRA-2024 grid (0.1): docs/forecast.md
-        out("  a step above 0.05 puts the LPR high on its own grid (~2.5 % at 0.1): run it with [source] "
-            "magnitude_subdivisions = 2 (and magnitude_table_stride = 2 for the 0.1 grid's table cost)")
+    advice = coarse_grid_advice(m)  # e.g. the PSDRA-2024 grid (0.1)
+    if advice is not None:
+        out(f"  {advice}")
     out(f"cells: {fc.x.size} with events of {fc.n_cells_file} in the grid; spacing {fc.cell_size_m:g} m; "
                   f"extent x {fc.x.min() - fc.cell_size_m / 2:.0f} to {fc.x.max() + fc.cell_size_m / 2:.0f}, "
                   f"y {fc.y.min() - fc.cell_size_m / 2:.0f} to {fc.y.max() + fc.cell_size_m / 2:.0f} [m, EPSG:28992]"
