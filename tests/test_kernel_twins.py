@@ -463,8 +463,22 @@ def _lnr_cubic_inputs():
     ln_nodes = np.log(RNG.uniform(2.0, 45.0, size=(2, 6, 4)))  # some outside the grid: end values
     weights = RNG.uniform(0, 1, size=(2, 6, 4))
     weights[0, 0, 0] = 0.0
-    weights[1, 5] = 1e-295  # sums below 1e-290: 0
+    weights[1, 5] = 1e-295  # sums below float32's range: 0
     ln_p[1, :, 3] = -50.0  # a column with nothing to add at any node
+    return ln_p, ln_grid, kink, ln_nodes, weights
+
+
+def _lnr_cubic_deep_inputs():
+    """ln P between -45 and -20 (P down to 3e-20), steep in ln R: a float32 sum of ln P itself would be off by
+    |ln P| x 6e-8 ~ 3e-6 relative; the kernel's stencils relative to each interval's larger end keep ~1e-7."""
+    rng = np.random.default_rng(123)
+    ln_grid = np.log(np.geomspace(3.0, 70.0, 35))
+    kink = np.zeros(35, dtype=bool)
+    kink[[12, 20]] = True
+    ln_p = (-20.0 - 25.0 * np.linspace(0.0, 1.0, 35)[None, :, None] ** 1.5
+            + rng.uniform(-0.3, 0.3, size=(3, 1, 40)) * np.arange(35)[None, :, None] / 34.0)
+    ln_nodes = np.log(rng.uniform(3.0, 70.0, size=(3, 20, 8)))
+    weights = rng.uniform(0, 1, size=(3, 20, 8))
     return ln_p, ln_grid, kink, ln_nodes, weights
 
 
@@ -480,8 +494,8 @@ def k_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
 def t_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
     """Polynomial through the (up to) 4 grid points around the interval inside its smooth piece,
     by solving the Vandermonde system; linear where a stencil value is screened (< -600); nothing
-    where both ends are below ln 1e-20; ln P cut at 0; terms below e^-708 and sums below 1e-290
-    are 0."""
+    where both ends are below ln 1e-20; ln P cut at 0; terms below e^-708 and sums below float32's
+    smallest value are 0."""
     n_g = ln_grid.size
     edges = np.flatnonzero(kink | (np.arange(n_g) == 0) | (np.arange(n_g) == n_g - 1))
     out = np.zeros((ln_p.shape[0], ln_nodes.shape[1], ln_p.shape[2]))
@@ -504,7 +518,7 @@ def t_lnr_cubic(ln_p, ln_grid, kink, ln_nodes, weights):
             else:
                 y = min(np.polyval(np.linalg.solve(np.vander(pts), vals), x), 0.0)
             out[m, r, j] += w * math.exp(y) if y >= -708.0 else 0.0
-    return np.where(out < 1e-290, 0.0, out)
+    return np.where(out < np.finfo(np.float32).smallest_subnormal, 0.0, out)
 
 
 def k_exp(y):
@@ -1272,9 +1286,12 @@ TWINS = [
     ("integration.mixture_density", k_density, t_density, _density_inputs(), 1e-9),
     ("integration.mixture_density[pairs]", k_density, t_density, _density_pair_inputs(), 1e-9),
     ("integration.lnr_interpolate", k_lnr, t_lnr, _lnr_inputs(), 1e-12),
-    ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-9),
-    # ln P interpolated between the computed magnitude nodes (zeros: linear P); log_fast and exp_fast: ~1 ulp
-    ("integration.expand_magnitudes", k_expand, t_expand, _expand_inputs(False), 1e-13),
+    # float32 sums: each term's stencil relative to its interval's larger end, float32's exp (measured 2.2e-7)
+    ("integration.lnr_interpolate_cubic", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_inputs(), 1e-6),
+    ("integration.lnr_interpolate_cubic[ln P to -45]", k_lnr_cubic, t_lnr_cubic, _lnr_cubic_deep_inputs(), 1e-6),
+    # ln P interpolated between the computed magnitude nodes (zeros: linear P); float32's log, weighted sum and
+    # exp: |ln P| <= 20 here, ~1e-6
+    ("integration.expand_magnitudes", k_expand, t_expand, _expand_inputs(False), 1e-5),
     # rounded to 16 significant bits: within half a step (2^-16 relative) of the twin's unrounded value
     ("integration.expand_magnitudes[rounded]", k_expand, t_expand, _expand_inputs(True), 3.1e-5),
     ("integration._exp_fast", k_exp, t_exp, (_EXP_ARGS,), 4.5e-16),  # 1 ulp from exp here; 2 allowed (libm/numpy)

@@ -843,6 +843,33 @@ def test_tables_that_would_not_fit_are_not_stored(tmp_path, monkeypatch, caplog,
     assert spy == [] and "are not stored" not in caplog.text  # nothing new to store: read, no warning
 
 
+def test_a_build_that_would_not_fit_is_refused_before_computing(tmp_path, monkeypatch, spy):
+    """``hra tables build`` (:func:`tablestore.build`) estimates its missing entries first (as a run does,
+    :func:`engine.entry_bytes`) and refuses, computing nothing, where they would leave less than
+    ``STORE_RESERVE_BYTES`` free: a usage error naming the need, the free space and the fix. With the
+    entries there, nothing is missing and the same disk is fine."""
+    from typer.testing import CliRunner
+
+    from hra.cli.main import app
+
+    store = tmp_path / "store"
+    path = _toml_config(tmp_path / "cfg", store)
+    prep = engine.prepare(small_config(tmp_path / "cfg", store))
+    per = engine.entry_bytes(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km)
+    # two entries (URM and RC at the one site): 2 x per entry does not fit, 1 x would
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: engine.STORE_RESERVE_BYTES + 1.5 * per)
+    res = CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert "the 2 missing entries need" in res.output and "nothing was computed" in res.output
+    assert "--store" in res.output
+    assert spy == [] and not [p for p in store.rglob("z*/*") if p.is_dir()]
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: engine.STORE_RESERVE_BYTES + 2.5 * per)
+    assert CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"]).exit_code == 0
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: 0)
+    res = CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"])
+    assert res.exit_code == 0 and "0 computed now" in res.output  # nothing missing: no check to fail
+
+
 def test_a_full_disk_stops_the_writes_and_not_the_run(tmp_path, monkeypatch, caplog):
     """A write that finds the disk full (ENOSPC) ends the store's writes in this process with one
     warning (the case's second entry is not tried: one chunk write in all, where every entry would try

@@ -283,8 +283,8 @@ def _ln_grid(p_grid: np.ndarray) -> np.ndarray:
 
 def _over_rrup(gmm, p_grid: np.ndarray, r_grid: np.ndarray, mag_nodes: np.ndarray, r_hyp: np.ndarray) -> np.ndarray:
     """(m, g, J) on the R_rup grid -> (m, r, J) given R_hyp (cubic interpolation of ln P in ln R
-    between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`; values
-    below :data:`hra.integration.kernels.P_FLOOR` are 0).
+    between the model's kinks, :func:`hra.integration.kernels.lnr_interpolate_cubic`, float32 sums:
+    ~1e-7 relative, values below float32's range 0).
 
     With a strike model (:func:`azimuth_nodes`) the distance axis is (R_hyp node r, azimuth node a)
     flattened, ``r * A + a``: one R_rup quadrature per relative azimuth a0 (the mixtures on the

@@ -1013,9 +1013,15 @@ def store_bytes_needed(prep: "Prepared", handle: "StoreHandle") -> tuple[int, fl
         of_zone.setdefault(int(zone), set()).update(int(t) for t in t_lists[i])
     missing = sum(1 for zone, wierde in prep.sites for t in of_zone[int(zone)]
                   if not handle.store.entry_path(handle.key, int(zone), bool(wierde), names[t]).is_dir())
-    raw = (4 * prep.gmm.tree.enumerate().n * prep.fragility.fragility_node.size * prep.fragility.consequence_node.size
-           * prep.magnitude.nodes.size * prep.distance_nodes_km.size * condtables.n_azimuth(prep.gmm))
-    return missing, missing * raw * STORE_COMPRESSION
+    return missing, missing * entry_bytes(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km)
+
+
+def entry_bytes(gmm: GroundMotionModel, fragility: FragilityModel, mag_nodes: np.ndarray, r_nodes: np.ndarray) -> float:
+    """Estimated bytes on disk of one (site, typology) entry of the table store: every physical GMM branch's
+    table (f, c, m, r x azimuth) in float32 times :data:`STORE_COMPRESSION`."""
+    raw = (4 * gmm.tree.enumerate().n * fragility.fragility_node.size * fragility.consequence_node.size
+           * np.asarray(mag_nodes).size * np.asarray(r_nodes).size * condtables.n_azimuth(gmm))
+    return raw * STORE_COMPRESSION
 
 
 def _store_space(prep: "Prepared", handle: "StoreHandle | None") -> "StoreHandle | None":

@@ -1843,14 +1843,12 @@ def lnr_interpolate(ln_p, ln_grid, ln_nodes, weights, out):
 #: the level below which the upper-bound screen drops whole grid points).
 LN_P_NEGLIGIBLE = -46.0
 
-#: Sums of :func:`lnr_interpolate_cubic` below this are returned as 0 (the tables carry no
-#: information there; screened points carry 1e-300).
-P_FLOOR = 1e-290
-
 # exp without a libm call, so that the column loops vectorise (:mod:`hra.core.fastmath`)
 _exp_fast = fastmath.exp_fast
 _log_fast = fastmath.log_fast
 _bits_as_float = fastmath.bits_as_float
+_expf_fast = fastmath.expf_fast
+_logf_fast = fastmath.logf_fast
 
 
 @jit
@@ -1864,8 +1862,7 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
     contribution is below ~1e-19, where the tables carry no information; more than half the
     entries of a zone's tables are that small). Where a stencil value is below -600 (P < 1e-260;
     screened points carry ln 1e-300) the interval is interpolated linearly, as in
-    :func:`lnr_interpolate`. ln P above 0 is cut at 0. Sums below :data:`P_FLOOR` are returned as
-    0 (and terms below e^-708 are dropped). ``ln_p`` is finite (callers clamp P at 1e-300).
+    :func:`lnr_interpolate`. ln P above 0 is cut at 0. ``ln_p`` is finite (callers clamp P at 1e-300).
 
     Several rules per (M, R_hyp) (e.g. one per relative azimuth) are passed as more rows ``r``
     of ``ln_nodes``/``weights`` (rules with fewer nodes padded with weight 0).
@@ -1873,38 +1870,56 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
     ``out`` is (m, r, j), or with ``j_major`` (m, j, r) (the same values; the layout of
     :func:`death_from_nested`, whose sums then run over contiguous distance rows).
 
-    The exponential is :func:`_exp_fast` (within ~1 ulp of ``math.exp``), in a branch-free loop
-    over the columns j that the compiler vectorises; a node whose interval is negligible in
-    every column is skipped, and on each interval only the columns that reach 1e-20 at or beyond its
-    left end are taken (the others add exactly 0: the same sums).
+    **Precision: float32 sums** (relative error <= ~2e-6 per value, ~4e-8 typically; the death tables
+    keep 16 significant bits, 1.5e-5, and the interpolation's own error is ~5e-4 at the 99th
+    percentile). Per magnitude and interval [i, i + 1] of the grid, each column's stencil is stored
+    relative to the interval's larger end, ``ref = max(ln P_i, ln P_i+1)``, as float32 differences
+    (rounded once from float64: the difference's magnitude, not ln P's, sets their error), with
+    ``P(ref)`` (float64 exp, rounded to float32), the cut ``-ref`` and the linear flag. A node of a
+    rule then adds ``w P(ref) e^(y - ref)`` in one float32 loop over the columns
+    (:func:`hra.core.fastmath.expf_fast`: 8 lanes per AVX2 instruction, a degree-6 polynomial, where
+    the float64 loop took 4 lanes and degree 13; this loop was ~85 % of the kernel). Terms
+    below ``e^-87`` of their interval's ``P(ref)`` add nothing; a sum is 0 only where every term is
+    (float32's subnormals kept: the smallest value 1.4e-45; the float64 kernel cut at 1e-290).
+
+    A node whose interval is negligible in every column is skipped, and on each interval only the
+    columns that reach 1e-20 at or beyond its left end are taken (the others add exactly 0).
     """
     n_m, n_g, n_j = ln_p.shape
     n_r, n_n = ln_nodes.shape[1], ln_nodes.shape[2]
+    n_i = n_g - 1
+    f32 = np.float32
     # per magnitude: the live columns (ln P >= LN_P_NEGLIGIBLE somewhere on the grid; the others
     # add nothing) copied side by side, lp[g, c] = ln_p[m, g, live[c]], ordered by their last grid
     # point with ln P >= LN_P_NEGLIGIBLE (descending), so that the columns that can add anything on
     # the interval [i, i + 1] are the first n_at[i] (the others have both ends below it: they add
-    # exactly 0, whatever the shape of ln P), and the min of ln P over them per grid point (take
-    # the cubic without per-column checks)
+    # exactly 0, whatever the shape of ln P)
     live = np.empty(n_j, dtype=np.int64)
     last = np.empty(n_j, dtype=np.int64)
     n_at = np.empty(n_g, dtype=np.int64)
     start = np.empty(n_g, dtype=np.int64)
     lp = np.empty((n_g, n_j))
-    acc = np.empty(n_j)
-    row_min = np.empty(n_g)
-    # the smooth piece [piece_lo, piece_hi] around each interval [i, i + 1] (kinks only)
-    piece_lo = np.empty(n_g - 1, dtype=np.int64)
-    piece_hi = np.empty(n_g - 1, dtype=np.int64)
-    for i in range(n_g - 1):
+    used = np.empty(n_i, dtype=np.bool_)
+    acc = np.empty(n_j, dtype=np.float32)
+    # per interval i and live column c: the stencil's 4 values minus ref (float32), P(ref) (0 where the
+    # interval is negligible), the cut of y - ref (ln P <= 0) and 1 where the interval is linear
+    dif = np.empty((n_i, 4, n_j), dtype=np.float32)
+    p_ref = np.empty((n_i, n_j), dtype=np.float32)
+    cut = np.empty((n_i, n_j), dtype=np.float32)
+    linear = np.empty((n_i, n_j), dtype=np.float32)
+    # the stencil of each interval: first point a0 and size, inside the smooth piece around it
+    a0s = np.empty(n_i, dtype=np.int64)
+    npts = np.empty(n_i, dtype=np.int64)
+    for i in range(n_i):
         lo = i
         while lo > 0 and not kink[lo]:
             lo -= 1
         hi = i + 1
         while hi < n_g - 1 and not kink[hi]:
             hi += 1
-        piece_lo[i] = lo
-        piece_hi[i] = hi
+        a0 = max(lo, min(i - 1, hi - 3))
+        a0s[i] = a0
+        npts[i] = min(4, hi - a0 + 1)
     for m in range(n_m):
         for g in range(n_g):
             n_at[g] = 0
@@ -1937,12 +1952,41 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
         if n_c == 0:
             continue
         for g in range(n_g):
-            lo_v = np.inf
             for c in range(n_c):
-                v = ln_p[m, g, live[c]]
-                lp[g, c] = v
-                lo_v = v if v < lo_v else lo_v
-            row_min[g] = lo_v
+                lp[g, c] = ln_p[m, g, live[c]]
+        for i in range(n_i):
+            used[i] = False
+        for r in range(n_r):
+            for k in range(n_n):
+                if weights[m, r, k] != 0.0:
+                    used[_grid_interval(ln_grid, ln_nodes[m, r, k])[0]] = True
+        for i in range(n_i):
+            nu = n_at[i]  # the columns with an end of [i, i + 1] possibly at or above 1e-20
+            if nu == 0 or not used[i]:
+                continue
+            a0 = a0s[i]
+            npt = npts[i]
+            g1 = a0 + 1
+            g2 = a0 + 2 if npt > 2 else g1
+            g3 = a0 + 3 if npt > 3 else g2  # (a stencil of fewer points repeats its last row, weight 0)
+            d0, d1, d2, d3 = dif[i, 0], dif[i, 1], dif[i, 2], dif[i, 3]
+            pr, ct, ln_ = p_ref[i], cut[i], linear[i]
+            for c in range(nu):
+                a = lp[i, c]
+                b = lp[i + 1, c]
+                ref = a if a > b else b
+                v0 = lp[a0, c]
+                v1 = lp[g1, c]
+                v2 = lp[g2, c]
+                v3 = lp[g3, c]
+                d0[c] = f32(v0 - ref)
+                d1[c] = f32(v1 - ref)
+                d2[c] = f32(v2 - ref)
+                d3[c] = f32(v3 - ref)
+                ok = ref >= LN_P_NEGLIGIBLE
+                pr[c] = f32(_exp_fast(ref)) if ok else f32(0.0)
+                ct[c] = f32(-ref) if ok else f32(0.0)
+                ln_[c] = f32(1.0) if min(min(v0, v1), min(v2, v3)) < -600.0 else f32(0.0)
         for r in range(n_r):
             for c in range(n_c):
                 acc[c] = 0.0
@@ -1951,15 +1995,13 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
                 if w == 0.0:
                     continue
                 i0, f, x = _grid_interval(ln_grid, ln_nodes[m, r, k])
-                n_use = n_at[i0]  # the columns with an end of [i0, i0 + 1] at or above 1e-20
+                n_use = n_at[i0]
                 if n_use == 0:
                     continue  # both ends below 1e-20 in every column: nothing to add
-                lo = piece_lo[i0]
-                hi = piece_hi[i0]
-                a0 = max(lo, min(i0 - 1, hi - 3))
-                npt = min(4, hi - a0 + 1)
-                # Lagrange weights; a stencil of fewer points repeats its last row with weight 0
-                # (adds -0.0: the same sum as without it)
+                a0 = a0s[i0]
+                npt = npts[i0]
+                # Lagrange weights (float64, then float32); a stencil of fewer points has weight 0 on
+                # its repeated last row
                 c0 = c1 = c2 = c3 = 0.0
                 for u in range(npt):
                     cu = 1.0
@@ -1975,42 +2017,26 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
                         c2 = cu
                     else:
                         c3 = cu
-                g0 = a0
-                g1 = a0 + 1
-                g2 = a0 + 2 if npt > 2 else g1
-                g3 = a0 + 3 if npt > 3 else g2
-                screened = min(min(row_min[g0], row_min[g1]), min(row_min[g2], row_min[g3])) < -600.0
-                if not screened:  # no stencil value below -600 in any column: the cubic everywhere
-                    for c in range(n_use):
-                        a = lp[i0, c]
-                        b = lp[i0 + 1, c]
-                        y = (c0 * lp[g0, c] + c1 * lp[g1, c]) + (c2 * lp[g2, c] + c3 * lp[g3, c])
-                        y = y if y < 0.0 else 0.0
-                        e = w * _exp_fast(y)
-                        acc[c] += e if (a >= LN_P_NEGLIGIBLE or b >= LN_P_NEGLIGIBLE) else 0.0
-                else:
-                    for c in range(n_use):
-                        a = lp[i0, c]
-                        b = lp[i0 + 1, c]
-                        p0 = lp[g0, c]
-                        p1 = lp[g1, c]
-                        p2 = lp[g2, c]
-                        p3 = lp[g3, c]
-                        y = (c0 * p0 + c1 * p1) + (c2 * p2 + c3 * p3)
-                        y = y if y < 0.0 else 0.0
-                        low = min(min(p0, p1), min(p2, p3))
-                        y = a + f * (b - a) if low < -600.0 else y
-                        e = w * _exp_fast(y)
-                        acc[c] += e if (a >= LN_P_NEGLIGIBLE or b >= LN_P_NEGLIGIBLE) else 0.0
+                w0, w1, w2, w3, ff, wf = f32(c0), f32(c1), f32(c2), f32(c3), f32(f), f32(w)
+                d0, d1, d2, d3 = dif[i0, 0], dif[i0, 1], dif[i0, 2], dif[i0, 3]
+                da, db = dif[i0, i0 - a0], dif[i0, i0 - a0 + 1]  # the interval's ends
+                pr, ct, ln_ = p_ref[i0], cut[i0], linear[i0]
+                for c in range(n_use):  # (both forms computed, then selected: no branch in the loop)
+                    yc = (w0 * d0[c] + w1 * d1[c]) + (w2 * d2[c] + w3 * d3[c])
+                    ya = da[c]
+                    yl = ya + ff * (db[c] - ya)
+                    y = yl if ln_[c] != f32(0.0) else yc
+                    y = y if y < ct[c] else ct[c]
+                    acc[c] += (wf * pr[c]) * _expf_fast(y)
             if j_major:
                 for c in range(n_c):
                     v = acc[c]
-                    if v >= P_FLOOR:
+                    if v > 0.0:
                         out[m, live[c], r] = v
             else:
                 for c in range(n_c):
                     v = acc[c]
-                    if v >= P_FLOOR:
+                    if v > 0.0:
                         out[m, r, live[c]] = v
 
 
@@ -2348,29 +2374,34 @@ def magnitude_bin_expectations(p, ln_tab, branch_col, cell_lo, cell_hi, cell_bin
 def expand_magnitudes(sub, src, weights, n_used, lin_idx, lin_w, rounded, out):
     """Tables at every magnitude node from tables computed at some of them (:mod:`hra.integration.magnitudes`).
 
-    sub     : (n, ms, r) the computed nodes' values (float32 or float64; read as float64), P >= 0
+    sub     : (n, ms, r) the computed nodes' values (float32 or float64), P >= 0
     src     : (M, 4) int64, per node the computed nodes of its stencil (rows of ``sub``)
     weights : (M, 4) Lagrange weights in M of those nodes (ln P is interpolated: ``exp(sum w ln P)``)
     n_used  : (M,) stencil size; 1 = a computed node, copied
     lin_idx, lin_w : (M, 2) the two computed nodes around the node and their linear weights, used
-              where a stencil value is 0 (P interpolated linearly there: 0 between zeros)
+              where a stencil value is 0 or below float32's normal range (1.2e-38): P interpolated
+              linearly there (0 between zeros)
     rounded : each interpolated value rounded to the tables' precision (:func:`round_table_value`)
     out     : (n, M, r) float32 or float64
 
-    Per row, ``ln P`` of each computed value once (:func:`hra.core.fastmath.log_fast`; 0 taken apart),
-    then per node one vectorised pass over the contiguous distance rows (its weighted sum, the zero test,
-    exp and rounding); an interpolated value above 1 is cut at 1. Cost on the Zen1 machine of
-    ``benchmarks/README.md`` (AVX2, 128-bit floating-point units), per V7 field zone of 333 M values:
-    ~2.5 s, of which ~1.25 s the logs (5.8 ns each, vectorised: about their arithmetic there) and ~0.9 s
-    the exps."""
+    Per row, ``ln P`` of each computed value once, then per node one vectorised pass over the contiguous
+    distance rows (its weighted sum, the zero test, exp and rounding); an interpolated value above 1 is
+    cut at 1. **ln P, its weighted sums and exp in float32** (:func:`hra.core.fastmath.logf_fast`,
+    :func:`hra.core.fastmath.expf_fast`: 8 lanes per AVX2 instruction where float64 took 4, polynomials
+    of half the degree): an interpolated value is within ~1e-5 relative (|ln P| <= 87 times float32's
+    6e-8, summed over the stencil) of the same interpolation in float64, against the interpolation's own
+    error of ~0.1-1 % (`docs/groningen-models.md`) and the tables' 16 bits (1.5e-5); a computed node's
+    values are copied bit for bit."""
     n, ms, R = sub.shape
     M = src.shape[0]
-    lp = np.empty((ms, R))
+    f32 = np.float32
+    tiny = f32(1.1754944e-38)  # float32's smallest normal number: logf_fast needs a normal argument
+    lp = np.empty((ms, R), dtype=np.float32)
     for i in range(n):
         for s in range(ms):
             for r in range(R):
-                v = np.float64(sub[i, s, r])
-                lp[s, r] = _log_fast(v if v > 0.0 else 1.0)
+                v = f32(sub[i, s, r])
+                lp[s, r] = _logf_fast(v if v >= tiny else f32(1.0))
         for m in range(M):
             k = n_used[m]
             if k == 1:
@@ -2383,22 +2414,18 @@ def expand_magnitudes(sub, src, weights, n_used, lin_idx, lin_w, rounded, out):
             s0, s1 = src[m, 0], src[m, 1]
             s2 = src[m, 2] if k > 2 else s0
             s3 = src[m, 3] if k > 3 else s0
-            w0, w1 = weights[m, 0], weights[m, 1]
-            w2 = weights[m, 2] if k > 2 else 0.0
-            w3 = weights[m, 3] if k > 3 else 0.0
+            w0, w1 = f32(weights[m, 0]), f32(weights[m, 1])
+            w2 = f32(weights[m, 2]) if k > 2 else f32(0.0)
+            w3 = f32(weights[m, 3]) if k > 3 else f32(0.0)
             wa, wb = lin_w[m, 0], lin_w[m, 1]
             l0, l1, l2, l3 = lp[s0], lp[s1], lp[s2], lp[s3]
             p0, p1, p2, p3 = sub[i, s0], sub[i, s1], sub[i, s2], sub[i, s3]
             pa, pb = sub[i, lin_idx[m, 0]], sub[i, lin_idx[m, 1]]
             o = out[i, m]
             for r in range(R):
-                y = 0.0
-                y += w0 * l0[r]
-                y += w1 * l1[r]
-                y += w2 * l2[r]
-                y += w3 * l3[r]
-                pos = (p0[r] > 0.0) & (p1[r] > 0.0) & (p2[r] > 0.0) & (p3[r] > 0.0)
-                e = _exp_fast(y if y < 0.0 else 0.0)
+                y = (w0 * l0[r] + w1 * l1[r]) + (w2 * l2[r] + w3 * l3[r])
+                pos = (p0[r] >= tiny) & (p1[r] >= tiny) & (p2[r] >= tiny) & (p3[r] >= tiny)
+                e = np.float64(_expf_fast(y if y < f32(0.0) else f32(0.0)))
                 lin = wa * np.float64(pa[r]) + wb * np.float64(pb[r])
                 v = e if pos else lin
                 o[r] = round_table_value(v) if rounded else v

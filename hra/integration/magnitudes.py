@@ -28,7 +28,8 @@ default: the option is for runs where that difference does not matter (sensitivi
 screening), at about two thirds of the table stage's CPU. The hazard tables (:mod:`hra.integration.hazard`)
 are always computed at every node.
 
-The expansion runs in :func:`hra.integration.kernels.expand_magnitudes`.
+The expansion runs in :func:`hra.integration.kernels.expand_magnitudes`, in float32 (its ln P, weighted
+sums and exp: ~1e-5 relative at most against the same interpolation in float64, 100x below its own error).
 """
 
 from __future__ import annotations

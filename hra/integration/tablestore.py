@@ -952,6 +952,21 @@ def _build_zone_task(args) -> int:
     return handle.store.stats.written - before
 
 
+def _check_space(store: TableStore, key: str, fragility, groups, per_entry: float) -> None:
+    """Refuse a build whose missing entries would leave less than ``engine.STORE_RESERVE_BYTES`` free on the
+    store's disk (before computing any of them), with the estimate and the fix."""
+    from hra.integration.engine import STORE_RESERVE_BYTES
+
+    missing = sum(1 for z, wierdes, ts in groups for w in wierdes for t in ts
+                  if not store.entry_path(key, int(z), bool(w), fragility.typologies[int(t)]).is_dir())
+    need = missing * per_entry
+    free = store.free_bytes()
+    if missing and free is not None and need > free - STORE_RESERVE_BYTES:
+        raise ValueError(f"table store {store.root}: the {missing} missing entries need ~{need / 1e9:.1f} GB and "
+                         f"{free / 1e9:.1f} GB are free on that disk (a build leaves {STORE_RESERVE_BYTES / 1e9:.0f} GB); "
+                         "nothing was computed; fix: free space, or pass --store with a folder on a larger disk")
+
+
 def build(cfg, all_zones: bool = False, store: TableStore | None = None, progress: bool = False) -> BuildReport:
     """Fill the table store for a config.
 
@@ -970,6 +985,7 @@ def build(cfg, all_zones: bool = False, store: TableStore | None = None, progres
     """
     import hra.chain as chain
     from hra.core.executor import Executor
+    from hra.integration.engine import entry_bytes
 
     t0 = time.perf_counter()
     store = store or store_for_config(cfg)
@@ -1001,6 +1017,7 @@ def build(cfg, all_zones: bool = False, store: TableStore | None = None, progres
             groups.append((z, [bool(prep.sites[i][1]) for i in idx], t_all))
     desc = model_description(gmm, fragility, mag.nodes, r_nodes, cfg, files, getattr(mag, "table_stride", 1))
     key = model_key(desc)
+    _check_space(store, key, fragility, groups, entry_bytes(gmm, fragility, mag.nodes, r_nodes))
     store.register(key, desc)
     handle = StoreHandle(store, key)
     args = [(handle, gmm, fragility, z, None if gmm.zones is None else z, w, mag, r_nodes, t)
