@@ -87,6 +87,10 @@ def test_expand_zeros_fall_back_to_linear_p():
     out3 = magnitudes.expand(np.array([[[1e-6], [4e-6], [8e-6]]]), plan3, rounded=False)[0, :, 0]
     assert plan3.n_used[3] == 3
     np.testing.assert_allclose(out3[3], np.exp(np.polyval(np.polyfit(x, y, 2), 0.3)), rtol=1e-5)  # float32's ln P
+    # a float32 subnormal (below 1.2e-38: no normal logarithm in float32) counts as a zero: linear in P there
+    sub = np.array([[[1e-40], [1e-40], [1e-6], [4e-6], [8e-6]]], dtype=np.float32)
+    out = magnitudes.expand(sub, plan, rounded=False)[0, :, 0]
+    assert out[1] == np.float32(1e-40) and out[3] == pytest.approx(0.5 * (np.float32(1e-40) + np.float32(1e-6)), rel=1e-7)
 
 
 def test_float32_log_and_exp_within_an_ulp():

@@ -814,7 +814,7 @@ def test_estimate_counts_the_missing_entries_and_their_raw_bytes(tmp_path):
     entries = [p for p in (store / handle.key).glob("z*/*") if p.is_dir()]
     assert n == len(entries) > 0
     raw = sum(4 * int(np.prod(zarr.open_group(str(p), mode="r")["death"].shape)) for p in entries)
-    assert need == pytest.approx(raw * engine.STORE_COMPRESSION, rel=1e-12)
+    assert need == pytest.approx(raw * tablestore.STORE_COMPRESSION, rel=1e-12)
     assert engine.store_bytes_needed(prep, tablestore.handle_for(prep, st)) == (0, 0)
     # the free space of the disk the store's folder is (or will be) on
     assert TableStore(tmp_path / "not" / "yet").free_bytes() == pytest.approx(shutil.disk_usage(tmp_path).free, rel=0.01)
@@ -826,7 +826,7 @@ def test_tables_that_would_not_fit_are_not_stored(tmp_path, monkeypatch, caplog,
     there are still read."""
     ref = compute(small_config(tmp_path / "ref", False))
     store = tmp_path / "store"
-    monkeypatch.setattr(TableStore, "free_bytes", lambda self: engine.STORE_RESERVE_BYTES + 10)
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: tablestore.STORE_RESERVE_BYTES + 10)
     with caplog.at_level("WARNING", logger="hra"):
         res = compute(small_config(tmp_path / "a", store))
     assert_same(res, ref)
@@ -845,7 +845,7 @@ def test_tables_that_would_not_fit_are_not_stored(tmp_path, monkeypatch, caplog,
 
 def test_a_build_that_would_not_fit_is_refused_before_computing(tmp_path, monkeypatch, spy):
     """``hra tables build`` (:func:`tablestore.build`) estimates its missing entries first (as a run does,
-    :func:`engine.entry_bytes`) and refuses, computing nothing, where they would leave less than
+    :func:`tablestore.entry_bytes`) and refuses, computing nothing, where they would leave less than
     ``STORE_RESERVE_BYTES`` free: a usage error naming the need, the free space and the fix. With the
     entries there, nothing is missing and the same disk is fine."""
     from typer.testing import CliRunner
@@ -855,15 +855,15 @@ def test_a_build_that_would_not_fit_is_refused_before_computing(tmp_path, monkey
     store = tmp_path / "store"
     path = _toml_config(tmp_path / "cfg", store)
     prep = engine.prepare(small_config(tmp_path / "cfg", store))
-    per = engine.entry_bytes(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km)
+    per = tablestore.entry_bytes(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km)
     # two entries (URM and RC at the one site): 2 x per entry does not fit, 1 x would
-    monkeypatch.setattr(TableStore, "free_bytes", lambda self: engine.STORE_RESERVE_BYTES + 1.5 * per)
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: tablestore.STORE_RESERVE_BYTES + 1.5 * per)
     res = CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"])
     assert res.exit_code == 2, res.output
     assert "the 2 missing entries need" in res.output and "nothing was computed" in res.output
     assert "--store" in res.output
     assert spy == [] and not [p for p in store.rglob("z*/*") if p.is_dir()]
-    monkeypatch.setattr(TableStore, "free_bytes", lambda self: engine.STORE_RESERVE_BYTES + 2.5 * per)
+    monkeypatch.setattr(TableStore, "free_bytes", lambda self: tablestore.STORE_RESERVE_BYTES + 2.5 * per)
     assert CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"]).exit_code == 0
     monkeypatch.setattr(TableStore, "free_bytes", lambda self: 0)
     res = CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"])

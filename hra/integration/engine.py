@@ -50,7 +50,7 @@ from hra.gmm.base import GroundMotionModel
 import hra.inputs.forecast as forecast
 from hra.inputs.source import MagnitudeBins
 from hra.integration import condtables, kernels, magnitudes, tablestore
-from hra.integration.tablestore import StoreHandle
+from hra.integration.tablestore import STORE_RESERVE_BYTES, StoreHandle, entry_bytes
 
 log = logging.getLogger("hra")
 
@@ -994,34 +994,16 @@ def _all_stored(prep: "Prepared", store: "StoreHandle | None", groups: dict[int,
                for z, idx in groups.items() for i in idx for t in t_lists[i])
 
 
-#: Bytes on disk of a stored entry over its raw float32 bytes (Blosc LZ4 + byte shuffle of 16-bit tables): 0.41
-#: measured on the GMM V7 field zones (benchmarks/README.md, table format 7); an estimate, used before a
-#: run to tell whether its new entries fit on the store's disk.
-STORE_COMPRESSION = 0.45
-#: Free space a run leaves on the table store's disk: a run whose new entries would leave less stores none. [bytes]
-STORE_RESERVE_BYTES = 2_000_000_000
-
-
 def store_bytes_needed(prep: "Prepared", handle: "StoreHandle") -> tuple[int, float]:
     """The (site, typology) entries of this run missing from the table store, and an estimate of their
-    bytes on disk: per entry, every physical GMM branch's table (f, c, m, r) in float32 times
-    :data:`STORE_COMPRESSION`."""
+    bytes on disk (:func:`hra.integration.tablestore.entry_bytes` each)."""
     _, t_lists = table_rows(prep)
-    names = prep.fragility.typologies
     of_zone: dict[int, set[int]] = {}  # a zone task stores every typology of its zone for each of its sites
     for i, (zone, _) in enumerate(prep.sites):
         of_zone.setdefault(int(zone), set()).update(int(t) for t in t_lists[i])
-    missing = sum(1 for zone, wierde in prep.sites for t in of_zone[int(zone)]
-                  if not handle.store.entry_path(handle.key, int(zone), bool(wierde), names[t]).is_dir())
+    missing = tablestore.count_missing(handle.store, handle.key, prep.fragility.typologies,
+                                       ((zone, wierde, t) for zone, wierde in prep.sites for t in of_zone[int(zone)]))
     return missing, missing * entry_bytes(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km)
-
-
-def entry_bytes(gmm: GroundMotionModel, fragility: FragilityModel, mag_nodes: np.ndarray, r_nodes: np.ndarray) -> float:
-    """Estimated bytes on disk of one (site, typology) entry of the table store: every physical GMM branch's
-    table (f, c, m, r x azimuth) in float32 times :data:`STORE_COMPRESSION`."""
-    raw = (4 * gmm.tree.enumerate().n * fragility.fragility_node.size * fragility.consequence_node.size
-           * np.asarray(mag_nodes).size * np.asarray(r_nodes).size * condtables.n_azimuth(gmm))
-    return raw * STORE_COMPRESSION
 
 
 def _store_space(prep: "Prepared", handle: "StoreHandle | None") -> "StoreHandle | None":

@@ -952,13 +952,35 @@ def _build_zone_task(args) -> int:
     return handle.store.stats.written - before
 
 
-def _check_space(store: TableStore, key: str, fragility, groups, per_entry: float) -> None:
-    """Refuse a build whose missing entries would leave less than ``engine.STORE_RESERVE_BYTES`` free on the
-    store's disk (before computing any of them), with the estimate and the fix."""
-    from hra.integration.engine import STORE_RESERVE_BYTES
+#: Bytes on disk of a stored entry over its raw float32 bytes (Blosc LZ4 + byte shuffle of 16-bit tables): 0.41
+#: measured on the GMM V7 field zones (benchmarks/README.md, table format 7); an estimate, used before a
+#: run or a build to tell whether its new entries fit on the store's disk.
+STORE_COMPRESSION = 0.45
+#: Free space a run or a build leaves on the table store's disk: a run whose new entries would leave less stores
+#: none, a build refuses. [bytes]
+STORE_RESERVE_BYTES = 2_000_000_000
 
-    missing = sum(1 for z, wierdes, ts in groups for w in wierdes for t in ts
-                  if not store.entry_path(key, int(z), bool(w), fragility.typologies[int(t)]).is_dir())
+
+def entry_bytes(gmm, fragility, mag_nodes: np.ndarray, r_nodes: np.ndarray) -> float:
+    """Estimated bytes on disk of one (site, typology) entry: every physical GMM branch's table
+    (f, c, m, r x azimuth) in float32 times :data:`STORE_COMPRESSION`."""
+    from hra.integration.condtables import n_azimuth
+
+    raw = (4 * gmm.tree.enumerate().n * fragility.fragility_node.size * fragility.consequence_node.size
+           * np.asarray(mag_nodes).size * np.asarray(r_nodes).size * n_azimuth(gmm))
+    return raw * STORE_COMPRESSION
+
+
+def count_missing(store: TableStore, key: str, typologies, items: Iterable[tuple[int, bool, int]]) -> int:
+    """How many of the (zone, wierde, typology index) entries ``items`` are not in the store under ``key``."""
+    return sum(1 for z, w, t in items if not store.entry_path(key, int(z), bool(w), typologies[int(t)]).is_dir())
+
+
+def _check_space(store: TableStore, key: str, fragility, groups, per_entry: float) -> None:
+    """Refuse a build whose missing entries would leave less than :data:`STORE_RESERVE_BYTES` free on the
+    store's disk (before computing any of them), with the estimate and the fix."""
+    missing = count_missing(store, key, fragility.typologies, ((z, w, t) for z, wierdes, ts in groups
+                                                               for w in wierdes for t in ts))
     need = missing * per_entry
     free = store.free_bytes()
     if missing and free is not None and need > free - STORE_RESERVE_BYTES:
@@ -985,7 +1007,6 @@ def build(cfg, all_zones: bool = False, store: TableStore | None = None, progres
     """
     import hra.chain as chain
     from hra.core.executor import Executor
-    from hra.integration.engine import entry_bytes
 
     t0 = time.perf_counter()
     store = store or store_for_config(cfg)
