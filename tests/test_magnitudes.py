@@ -135,6 +135,8 @@ def test_run_with_stride_2_against_every_node_and_the_closed_form(tmp_path):
     1e-3 but does move it (the odd nodes are interpolated), and a table store gives the same bits cold
     and warm, in entries of their own (stride 1 does not read them)."""
     import hra
+    import hra.chain
+    from hra.integration import tablestore
     from hra.integration.tablestore import TableStore
     from tests.test_forecast import X0, Y0, _config, _forecast_array
     from hra.inputs.forecast import write_forecast
@@ -147,12 +149,31 @@ def test_run_with_stride_2_against_every_node_and_the_closed_form(tmp_path):
         cfg = _config(tmp_path / name, fc, bld, source={"magnitude_table_stride": stride})
         cfg = cfg.model_copy(update={"compute": cfg.compute.model_copy(update={"table_store": store})})
         runs[name] = hra.run(cfg, progress=False, write=False)
-    s1, cold, warm = (runs[k]["lpr_mean"].values for k in ("s1", "cold", "warm"))
+    cfg = _config(tmp_path / "none", fc, bld, source={"magnitude_table_stride": 2})
+    cfg = cfg.model_copy(update={"compute": cfg.compute.model_copy(update={"table_store": False})})
+    runs["none"] = hra.run(cfg, progress=False, write=False)
+    s1, cold, warm, none = (runs[k]["lpr_mean"].values for k in ("s1", "cold", "warm", "none"))
     np.testing.assert_array_equal(cold, warm)
-    np.testing.assert_array_equal(runs["cold"]["lpr_p90"].values, runs["warm"]["lpr_p90"].values)
+    np.testing.assert_array_equal(cold, none)  # the stored entries expanded as read: the same bits
+    for q in ("lpr_p50", "lpr_p90"):
+        np.testing.assert_array_equal(runs["cold"][q].values, runs["warm"][q].values)
+        np.testing.assert_array_equal(runs["cold"][q].values, runs["none"][q].values)
     rel = np.abs(cold / s1 - 1.0)
     assert 0.0 < rel.max() < 1e-3, rel
-    assert len({e.key for e in TableStore(store).info()}) == 2  # stride 1 and 2: two model keys
+    sets = {e.key: e for e in TableStore(store).info()}
+    assert len(sets) == 2  # stride 1 and 2: two model keys
+    # a stride-2 entry holds the computed magnitude nodes only (the stride-1 entry: every node)
+    ts = TableStore(store)
+    prep = {k: hra.chain.prepare(_config(tmp_path / k, fc, bld, source={"magnitude_table_stride": s}))
+            for k, s in (("s1", 1), ("cold", 2))}
+    for name, p in prep.items():
+        handle = tablestore.handle_for(p, ts)
+        zone, wierde = p.sites[0]
+        tabs = ts.read(handle.key, zone, wierde, p.fragility.typologies[0])
+        m_stored = {d.shape[-2] for d in tabs.values()}
+        want = magnitudes.computed_nodes(p.gmm, p.magnitude).size
+        assert m_stored == {want}, (name, m_stored, want)
+        assert (want < p.magnitude.nodes.size) == (name == "cold")
 
 
 def test_log_fast_equals_log_to_rounding():

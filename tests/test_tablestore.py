@@ -53,8 +53,9 @@ def spy(monkeypatch):
     real = engine.physical_death_tables
 
     def counting(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel, keys=None, **kw):
-        # the engine computes a zone's tables a group of branches at a time: one record per zone (its first group)
-        if keys is None or keys == engine.physical_groups(gmm)[0]:
+        # the engine computes a zone's tables a group of branches at a time: one record per zone (its first
+        # group; with magnitude_table_stride 2 not its inner call at the computed nodes)
+        if (keys is None or keys == engine.physical_groups(gmm)[0]) and not isinstance(mag, engine._ComputedNodes):
             calls.append(np.asarray(t_sel).copy())
         return real(gmm, fragility, zone_arg, wierdes, mag, r_nodes, t_sel, keys=keys, **kw)
 
@@ -102,19 +103,23 @@ def test_options_that_do_not_change_tables_reuse_them(tmp_path, spy):
     assert len(TableStore(store).info()) == 1
 
 
-def test_new_typologies_computes_only_what_is_missing(tmp_path, spy):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_new_typologies_computes_only_what_is_missing(tmp_path, spy, stride):
+    """Entries read and computed in one zone; with ``magnitude_table_stride`` 2 the read entries (the
+    computed magnitude nodes) are expanded as read and the computed ones after being stored."""
     store = tmp_path / "store"
     urm_only = [dict(b, system_1="URM", s_probability_1=1.0, system_2="", s_probability_2=0.0) for b in BUILDINGS]
-    cfg_a = small_config(tmp_path / "a", store, buildings=urm_only)
+    src = {"magnitude_table_stride": stride}
+    cfg_a = small_config(tmp_path / "a", store, buildings=urm_only, source=src)
     typ = engine.prepare(cfg_a).fragility.typologies
     compute(cfg_a)
     assert [[typ[i] for i in t] for t in spy] == [["URM"]]
     spy.clear()
     more = BUILDINGS + [dict(id="T1", x=CELL[0], y=CELL[1], system_1="TIM", s_probability_1=1.0, system_2="",
                              s_probability_2=0.0)]
-    with_store = compute(small_config(tmp_path / "b", store, buildings=more))
+    with_store = compute(small_config(tmp_path / "b", store, buildings=more, source=src))
     assert [[typ[i] for i in t] for t in spy] == [["RC", "TIM"]]  # URM came from the store
-    without = compute(small_config(tmp_path / "c", False, buildings=more))
+    without = compute(small_config(tmp_path / "c", False, buildings=more, source=src))
     # the same numbers; only the grouping of the typologies in one BLAS product differs
     np.testing.assert_allclose(with_store.mean, without.mean, rtol=1e-12)
     np.testing.assert_allclose(with_store.realisations, without.realisations, rtol=1e-12, atol=0)
@@ -514,14 +519,15 @@ def test_v7_preset_bit_identical(tmp_path, spy, monkeypatch):
 # -- CLI ------------------------------------------------------------------------------------------------
 
 
-def _toml_config(tmp: Path, store: Path) -> Path:
+def _toml_config(tmp: Path, store: Path, stride: int = 1) -> Path:
     import tomli_w
 
     cfg = small_config(tmp, store)
     data = {
         "run": {"years": [2025], "realisations": "all", "keep_realisations": True},
         "source": {"rates": "rates.csv", "magnitude": {"b_value": [{"value": 0.9, "weight": 0.5}, {"value": 1.1, "weight": 0.5}],
-                                                       "m_max": [{"value": 4.5, "weight": 0.6}, {"value": 5.5, "weight": 0.4}]}},
+                                                       "m_max": [{"value": 4.5, "weight": 0.6}, {"value": 5.5, "weight": 0.4}]},
+                   **({"magnitude_table_stride": stride} if stride != 1 else {})},
         "ground_motion": dict(PARAMETRIC),
         "exposure": {"buildings": "buildings.csv"},
         "fragility": {"curves": "fragility.csv", "consequence": [{"factor": 0.8, "weight": 0.5}, {"factor": 1.2, "weight": 0.5}]},
@@ -530,6 +536,38 @@ def _toml_config(tmp: Path, store: Path) -> Path:
     assert cfg.base_dir == tmp
     (tmp / "run.toml").write_text(tomli_w.dumps(data))
     return tmp / "run.toml"
+
+
+def test_cli_build_with_stride_2_stores_the_computed_nodes_a_run_expands(tmp_path, spy):
+    """``magnitude_table_stride = 2``: ``hra tables build`` writes the entries at the computed magnitude
+    nodes (without expanding them), a run then computes nothing and gives the bits of a run without a
+    store, and ``hra tables info`` says what the entries hold."""
+    from typer.testing import CliRunner
+
+    from hra.cli.main import app
+    from hra.config import load_config
+    from hra.integration import magnitudes
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    path = _toml_config(tmp_path / "cfg", store, stride=2)
+    res = runner.invoke(app, ["tables", "build", str(path), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "2 (site, typology) entries, 2 computed now" in res.output
+    cfg = load_config(path)
+    prep = engine.prepare(cfg)
+    m_c = magnitudes.computed_nodes(prep.gmm, prep.magnitude).size
+    assert m_c < prep.magnitude.nodes.size
+    [entry_set] = TableStore(store).info()
+    for entry in (store / entry_set.key).glob("z*/*"):
+        tabs = TableStore(store).read(entry_set.key, *prep.sites[0], entry.name)
+        assert {d.shape[-2] for d in tabs.values()} == {m_c}, entry
+    n = len(spy)
+    warm = compute(cfg)
+    assert len(spy) == n  # the run reads everything
+    assert_same(warm, compute(cfg.with_updates(compute={"table_store": False})))
+    res = runner.invoke(app, ["tables", "info", "--store", str(store)])
+    assert res.exit_code == 0 and "magnitude_table_stride 2: entries hold the computed nodes" in res.output
 
 
 def test_cli_build_info_clear(tmp_path, spy):
@@ -798,14 +836,15 @@ def test_streaming_read_drops_each_chunk_from_the_page_cache(tmp_path, monkeypat
 # -- the store's disk ------------------------------------------------------------------------------
 
 
-def test_estimate_counts_the_missing_entries_and_their_raw_bytes(tmp_path):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_estimate_counts_the_missing_entries_and_their_raw_bytes(tmp_path, stride):
     """:func:`engine.store_bytes_needed` before a cold run: as many entries as the run writes, and
     bytes = their float32 arrays' bytes x ``STORE_COMPRESSION`` (the arrays' shapes read back from the
-    entries); 0 before the warm run."""
+    entries: with ``magnitude_table_stride`` 2 the computed magnitude nodes only); 0 before the warm run."""
     import zarr
 
     store = tmp_path / "store"
-    cfg = small_config(tmp_path / "a", store)
+    cfg = small_config(tmp_path / "a", store, source={"magnitude_table_stride": stride})
     prep = engine.prepare(cfg)
     handle = tablestore.handle_for(prep, TableStore(store))
     n, need = engine.store_bytes_needed(prep, handle)
@@ -855,7 +894,7 @@ def test_a_build_that_would_not_fit_is_refused_before_computing(tmp_path, monkey
     store = tmp_path / "store"
     path = _toml_config(tmp_path / "cfg", store)
     prep = engine.prepare(small_config(tmp_path / "cfg", store))
-    per = tablestore.entry_bytes(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km)
+    per = tablestore.entry_bytes(prep.gmm, prep.fragility, prep.magnitude, prep.distance_nodes_km)
     # two entries (URM and RC at the one site): 2 x per entry does not fit, 1 x would
     monkeypatch.setattr(TableStore, "free_bytes", lambda self: tablestore.STORE_RESERVE_BYTES + 1.5 * per)
     res = CliRunner().invoke(app, ["tables", "build", str(path), "--no-progress"])

@@ -87,7 +87,11 @@ def info_command(store: StoreOpt = None) -> None:
         typer.echo(f"  GMM        {name} ({opts or 'no options'}); {len(gmm.get('file_checksums', {}))} table(s) hashed")
         typer.echo(f"  fragility  {fr_name}, presence_inside {fr.get('presence_inside', '?')}, "
                    f"{len(fr.get('file_checksums', {}))} file(s) hashed")
-        typer.echo(f"  grids      {m[0]} magnitude nodes {m[1]:.2f}-{m[2]:.2f}; {r[0]} distance nodes {r[1]:.3g}-{r[2]:.3g} km")
+        stride = grids.get("magnitude_table_stride", 1)
+        held = (f" (magnitude_table_stride {stride}: entries hold the computed nodes, the others interpolated as read)"
+                if stride != 1 else "")
+        typer.echo(f"  grids      {m[0]} magnitude nodes {m[1]:.2f}-{m[2]:.2f}{held}; {r[0]} distance nodes "
+                   f"{r[1]:.3g}-{r[2]:.3g} km")
         typer.echo(f"  version    table format {d.get('table_format_version', '?')}, hra {d.get('package_version', '?')}"
                    + (" - stale: this version never reads it (`hra tables clear --stale` removes it)" if s.stale else ""))
     stale = [s for s in sets if s.stale]

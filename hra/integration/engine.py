@@ -174,12 +174,22 @@ class _StoreStream:
     typologies missing at any site of the zone are computed together (for all its sites, as
     without a store) and the missing entries written a group at a time (:meth:`TableStore.writer`),
     renamed into place by :meth:`commit` once complete. An entry that turns out unreadable half-way is
-    computed from there on and not written (the next run computes it again)."""
+    computed from there on and not written (the next run computes it again).
+
+    With ``[source] magnitude_table_stride`` 2 an entry holds the tables at the computed magnitude
+    nodes only (:func:`hra.integration.magnitudes.computed_nodes`, ~55 % of the bytes): they are
+    expanded to every node as they are read, by the same kernel, from the same values, as the tables
+    computed without a store (:func:`physical_death_tables`), so a run gives the same bits with or
+    without the store; ``expand=False`` (a build, which only writes): the computed nodes' tables."""
 
     def __init__(self, handle: "StoreHandle", gmm, fragility, zone: int, wierdes: list[bool],
                  mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray, all_keys: list[tuple[int, ...]],
-                 recycle: bool = False, work: dict | None = None, drop: bool = False):
+                 recycle: bool = False, work: dict | None = None, drop: bool = False, expand: bool = True):
         self.handle, self.gmm, self.fragility, self.zone, self.wierdes = handle, gmm, fragility, zone, wierdes
+        # stride 2: entries hold the computed magnitude nodes, expanded as read (expand) or not (a build)
+        self.plan = magnitudes.gmm_plan(gmm, mag.nodes, getattr(mag, "table_stride", 1))
+        self.expand = expand and self.plan is not None
+        self.landing: list[np.ndarray] = []  # read buffers of an entry's computed-node tables (expand)
         self.drop = drop  # stored chunks dropped from the page cache once read (TableStore.read)
         # recycle: the arrays of a group are reused for the next one (the caller has dropped them by then);
         # work: buffers (_scratch) that hold them, e.g. the previous zone's (recycle only)
@@ -205,28 +215,41 @@ class _StoreStream:
 
         def put(i: int, j: int, tabs: dict[tuple[int, ...], np.ndarray]) -> None:
             # in the store's precision (TABLE_DTYPE: the tables' values exactly; computed tables are
-            # rounded to it): half the bytes to copy, and the consumers read them as float64
+            # rounded to it): half the bytes to copy, and the consumers read them as float64; tables of
+            # the computed magnitude nodes (expand) are expanded into their place
             if out[i] is None:
-                out[i] = {k: (np.empty((T,) + d.shape, dtype=tablestore.TABLE_DTYPE) if self.work is None else
-                              _scratch(self.work, f"stream{i}.{n}", (T,) + d.shape, dtype=tablestore.TABLE_DTYPE))
+                def full(shape):
+                    return shape[:-2] + (self.plan.n_nodes, shape[-1]) if self.expand else shape
+
+                out[i] = {k: (np.empty((T,) + full(d.shape), dtype=tablestore.TABLE_DTYPE) if self.work is None else
+                              _scratch(self.work, f"stream{i}.{n}", (T,) + full(d.shape), dtype=tablestore.TABLE_DTYPE))
                           for n, (k, d) in enumerate(sorted(tabs.items()))}
             for k, d in tabs.items():
-                out[i][k][j] = d
+                if self.expand:
+                    magnitudes.expand(d, self.plan, out=out[i][k][j])
+                else:
+                    out[i][k][j] = d
 
         for i, w in enumerate(self.wierdes):
             for j, nm in enumerate(self.names):
                 if not self.present[i, j]:
                     continue
                 # decoded straight into the site's tables (t, f, c, m, r) once they exist (the first
-                # entry read gives their shape)
-                dest = None if out[i] is None else {k: out[i][k][j] for k in keys}
+                # entry read gives their shape); entries of the computed nodes (expand) into reused
+                # buffers, then expanded into place
+                if self.expand:
+                    dest = (dict(zip(sorted(keys), self.landing)) if len(self.landing) == len(keys) else None)
+                else:
+                    dest = None if out[i] is None else {k: out[i][k][j] for k in keys}
                 tabs = store.read(key, self.zone, w, nm, keys, count=not self.counted[i, j], as_stored=True, out=dest,
                                   drop=self.drop)
                 if tabs is None:
                     self.present[i, j] = False  # removed as unreadable: computed from here on
                     continue
                 self.counted[i, j] = True
-                if dest is None:
+                if self.expand:
+                    self.landing = [tabs[k] for k in sorted(keys)]
+                if dest is None or self.expand:
                     put(i, j, tabs)
                 have[i, j] = True
         cols = np.flatnonzero(~have.all(axis=0))
@@ -234,8 +257,9 @@ class _StoreStream:
             self.spare = [None if o is None else list(o.values()) for o in out]
         if cols.size == 0:
             return out
+        # (stride 2: the computed nodes' tables, stored as they are, expanded below)
         fresh = physical_death_tables(self.gmm, self.fragility, self.zone, self.wierdes, self.mag, self.r_nodes,
-                                      self.t_all[cols], keys=keys, dtype=tablestore.TABLE_DTYPE)
+                                      self.t_all[cols], keys=keys, dtype=tablestore.TABLE_DTYPE, expand=False)
         for i, w in enumerate(self.wierdes):
             for n, j in enumerate(cols):
                 if have[i, j]:
@@ -248,7 +272,11 @@ class _StoreStream:
                     self.writers[(i, j)].put(tabs)
                 if have.any():
                     put(i, j, tabs)
-        return fresh if not have.any() else out  # nothing read: the tables as computed
+        if have.any():
+            return out
+        if self.expand:  # nothing read: the tables as computed, expanded as physical_death_tables does
+            return [{k: magnitudes.expand(d, self.plan) for k, d in site.items()} for site in fresh]
+        return fresh
 
     def commit(self) -> None:
         """Rename the complete entries into place."""
@@ -268,14 +296,16 @@ def death_table_groups(gmm: GroundMotionModel, fragility: FragilityModel, zone: 
                        mag: MagnitudeBins, r_nodes: np.ndarray, t_all: np.ndarray,
                        median_node: str | None = "gmm_median", store: "StoreHandle | None" = None,
                        split_median: bool = False, recycle: bool = False, work: dict | None = None,
-                       drop: bool = False):
+                       drop: bool = False, expand: bool = True):
     """Yield ``(keys, death)`` per group of :func:`physical_groups`: ``death`` as
     :func:`physical_death_tables` gives it for the branches ``keys`` only (through the table store
     ``store`` if given; its entries are committed after the last group). The table stage holds one
     group at a time (GMM V7: 12 of the 72 physical tables; 3 with ``split_median``). ``recycle``: the
     caller drops each group's tables before it asks for the next, whose tables read from the store
     may then reuse their arrays (no fresh memory per group); ``work`` (with ``recycle``): buffers
-    (:func:`_scratch`) that hold those arrays, kept by the caller from zone to zone (:class:`BufferPool`)."""
+    (:func:`_scratch`) that hold those arrays, kept by the caller from zone to zone (:class:`BufferPool`).
+    ``expand=False`` (with a store and ``[source] magnitude_table_stride`` 2): the tables of the computed
+    magnitude nodes, as stored (a build, which only writes them)."""
     groups = physical_groups(gmm, median_node, split_median)
     if store is None:
         for keys in groups:
@@ -285,7 +315,7 @@ def death_table_groups(gmm: GroundMotionModel, fragility: FragilityModel, zone: 
                                               dtype=tablestore.TABLE_DTYPE)
         return
     stream = _StoreStream(store, gmm, fragility, zone, wierdes, mag, r_nodes, t_all, [k for g in groups for k in g],
-                          recycle, work, drop)
+                          recycle, work, drop, expand)
     try:
         for keys in groups:
             yield keys, stream.group(keys)
@@ -1003,7 +1033,7 @@ def store_bytes_needed(prep: "Prepared", handle: "StoreHandle") -> tuple[int, fl
         of_zone.setdefault(int(zone), set()).update(int(t) for t in t_lists[i])
     missing = tablestore.count_missing(handle.store, handle.key, prep.fragility.typologies,
                                        ((zone, wierde, t) for zone, wierde in prep.sites for t in of_zone[int(zone)]))
-    return missing, missing * entry_bytes(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km)
+    return missing, missing * entry_bytes(prep.gmm, prep.fragility, prep.magnitude, prep.distance_nodes_km)
 
 
 def _store_space(prep: "Prepared", handle: "StoreHandle | None") -> "StoreHandle | None":

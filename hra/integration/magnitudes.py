@@ -140,13 +140,20 @@ def computed_nodes(gmm, mag) -> np.ndarray:
     return mag.nodes if plan is None else mag.nodes[plan.computed]
 
 
-def expand(table: np.ndarray, plan: StridePlan, rounded: bool = True, dtype=None) -> np.ndarray:
+def expand(table: np.ndarray, plan: StridePlan, rounded: bool = True, dtype=None,
+           out: np.ndarray | None = None) -> np.ndarray:
     """A table (..., ms, r) at the plan's computed nodes -> (..., M, r) at every node (``dtype``: of the
-    result, default the table's)."""
+    result, default the table's; ``out``: a C-contiguous array of that shape and type to write it into,
+    e.g. a stored entry's place in the tables of its zone)."""
     lead, (ms, R) = table.shape[:-2], table.shape[-2:]
     if ms != plan.computed.size:
         raise ValueError(f"table has {ms} magnitude nodes, the plan computes {plan.computed.size}")
     sub = np.ascontiguousarray(table).reshape(-1, ms, R)
-    out = np.empty((sub.shape[0], plan.n_nodes, R), dtype=dtype or table.dtype)
-    kernels.expand_magnitudes(sub, plan.src, plan.weights, plan.n_used, plan.lin_idx, plan.lin_w, bool(rounded), out)
-    return out.reshape(lead + (plan.n_nodes, R))
+    shape = lead + (plan.n_nodes, R)
+    if out is None:
+        out = np.empty(shape, dtype=dtype or table.dtype)
+    elif out.shape != shape or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous array of shape {shape}, not {out.shape}")
+    kernels.expand_magnitudes(sub, plan.src, plan.weights, plan.n_used, plan.lin_idx, plan.lin_w, bool(rounded),
+                              out.reshape(sub.shape[0], plan.n_nodes, R))
+    return out

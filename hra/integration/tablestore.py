@@ -80,8 +80,10 @@ log = logging.getLogger("hra")
 #: 6: chunk keys ``c.<branch>.0.0.0.0`` (:data:`CHUNK_KEY_ENCODING`: a file per chunk, no folders),
 #: the moments kernel vectorised over the leading-factor nodes (values move by rounding). 7: the tables
 #: rounded to 16 significant bits (:data:`hra.integration.kernels.TABLE_SIGNIFICANT_BITS`; <= 1.5e-5
-#: relative): every value's low byte is zero, the store ~0.69x the size.
-TABLE_FORMAT_VERSION = 7
+#: relative): every value's low byte is zero, the store ~0.69x the size. 8: with ``[source]
+#: magnitude_table_stride`` 2 an entry holds the tables at the computed magnitude nodes only (~0.55x the
+#: size; expanded as read), and the table stage's float32 R_rup interpolation and magnitude expansion.
+TABLE_FORMAT_VERSION = 8
 #: zarr chunk-key encoding of the stored ``death`` arrays: every chunk one file in the array's folder
 #: (zarr's default ``/`` makes a folder per chunk and axis, ~7 ``mkdir`` per chunk written).
 CHUNK_KEY_ENCODING = {"name": "default", "separator": "."}
@@ -947,7 +949,7 @@ def _build_zone_task(args) -> int:
         return 0
     before = handle.store.stats.written
     for _ in death_table_groups(gmm, fragility, zone, wierdes, mag, r_nodes, np.asarray(missing, dtype=np.int64),
-                                store=handle):
+                                store=handle, expand=False):
         pass  # each group of branches is written to its entries, then dropped
     return handle.store.stats.written - before
 
@@ -961,13 +963,16 @@ STORE_COMPRESSION = 0.45
 STORE_RESERVE_BYTES = 2_000_000_000
 
 
-def entry_bytes(gmm, fragility, mag_nodes: np.ndarray, r_nodes: np.ndarray) -> float:
+def entry_bytes(gmm, fragility, mag, r_nodes: np.ndarray) -> float:
     """Estimated bytes on disk of one (site, typology) entry: every physical GMM branch's table
-    (f, c, m, r x azimuth) in float32 times :data:`STORE_COMPRESSION`."""
+    (f, c, m, r x azimuth) in float32 times :data:`STORE_COMPRESSION`, at the magnitude nodes of ``mag``
+    (:class:`hra.inputs.source.MagnitudeBins`) where its tables are computed (with ``[source]
+    magnitude_table_stride`` 2 an entry holds those only: :func:`hra.integration.magnitudes.computed_nodes`)."""
     from hra.integration.condtables import n_azimuth
+    from hra.integration.magnitudes import computed_nodes
 
     raw = (4 * gmm.tree.enumerate().n * fragility.fragility_node.size * fragility.consequence_node.size
-           * np.asarray(mag_nodes).size * np.asarray(r_nodes).size * n_azimuth(gmm))
+           * computed_nodes(gmm, mag).size * np.asarray(r_nodes).size * n_azimuth(gmm))
     return raw * STORE_COMPRESSION
 
 
@@ -1038,7 +1043,7 @@ def build(cfg, all_zones: bool = False, store: TableStore | None = None, progres
             groups.append((z, [bool(prep.sites[i][1]) for i in idx], t_all))
     desc = model_description(gmm, fragility, mag.nodes, r_nodes, cfg, files, getattr(mag, "table_stride", 1))
     key = model_key(desc)
-    _check_space(store, key, fragility, groups, entry_bytes(gmm, fragility, mag.nodes, r_nodes))
+    _check_space(store, key, fragility, groups, entry_bytes(gmm, fragility, mag, r_nodes))
     store.register(key, desc)
     handle = StoreHandle(store, key)
     args = [(handle, gmm, fragility, z, None if gmm.zones is None else z, w, mag, r_nodes, t)
