@@ -72,6 +72,25 @@ def test_expand_reproduces_ln_p_cubic_between_the_kinks():
     np.testing.assert_allclose(r32, full, rtol=3e-5)
 
 
+def test_expand_into_a_given_array_equals_a_new_one():
+    """``expand(..., out=)`` (a stored entry expanded into its place in a zone's tables) writes the
+    values ``expand`` returns, and refuses an array of another shape or a non-contiguous one."""
+    nodes = CHAIN[:41]
+    plan = magnitudes.stride_plan(nodes, 2, (3.6,))
+    rng = np.random.default_rng(11)
+    sub = np.exp(-rng.uniform(0.0, 40.0, size=(3, 2, plan.computed.size, 5))).astype(np.float32)
+    want = magnitudes.expand(sub, plan)
+    dest = np.full((4, 3, 2, nodes.size, 5), np.nan, dtype=np.float32)
+    got = magnitudes.expand(sub, plan, out=dest[1])
+    assert got is dest[1] or np.shares_memory(got, dest)
+    np.testing.assert_array_equal(dest[1], want)
+    assert np.isnan(dest[[0, 2, 3]]).all()  # nothing written beside its place
+    with pytest.raises(ValueError, match="C-contiguous array of shape"):
+        magnitudes.expand(sub, plan, out=np.empty((3, 2, nodes.size - 1, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="C-contiguous array of shape"):
+        magnitudes.expand(sub, plan, out=np.empty((3, 2, 5, nodes.size), dtype=np.float32).swapaxes(-1, -2))
+
+
 def test_expand_zeros_fall_back_to_linear_p():
     plan = magnitudes.stride_plan(np.arange(9) * 0.1 + 3.0, 2)  # computed 0, 2, 4, 6, 8
     sub = np.array([[[0.0], [0.0], [1e-6], [4e-6], [8e-6]]])  # a zero in the stencil of nodes 1 and 3
