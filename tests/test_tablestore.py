@@ -8,6 +8,7 @@ keys and on the tables recomputed from a modified copy of the public model table
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -811,6 +812,115 @@ def test_prefetch_asks_for_every_chunk_file_of_the_zones(tmp_path, monkeypatch):
     assert store.prefetch("k", [3]) == 0 and store.prefetch("other", [1, 2]) == 0
     got = store.read("k", 1, True, "URM")
     assert all(np.array_equal(got[k], tabs[k]) for k in tabs)
+    assert store.prefetch("k", [1, 2], stop=lambda: True) == 0  # asked to stop: nothing more
+
+
+def _until(cond, timeout_s: float = 10.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_read_ahead_reads_each_group_in_order_at_most_one_ahead_of_the_run(tmp_path, monkeypatch):
+    """``ReadAhead`` asks for the groups one after the other, never a group more than ``ahead`` past the
+    one the run has reached (the first at once), skips the empty ones and stops when closed."""
+    at = [-1]
+    calls = []
+
+    def will_need(folders, stop=None):
+        calls.append(([Path(f).name for f in folders], at[0]))
+        return len(folders)
+
+    monkeypatch.setattr(tablestore.pagecache, "will_need", will_need)
+    ra = tablestore.ReadAhead(TableStore(tmp_path), "k", [[4, 1], [], [7], [2], [9], [3]], ahead=1, process=False)
+    ra.start()
+    assert _until(lambda: ra.done == [0])
+    time.sleep(0.05)
+    assert calls == [(["z4-w0", "z4-w1", "z1-w0", "z1-w1"], -1)] and ra.done == [0]  # group 1 waits for group 0
+    at[0] = 0
+    ra.reached(0)
+    assert _until(lambda: ra.done == [0, 1])  # group 1 is empty: no call; group 2 waits for group 1
+    time.sleep(0.05)
+    assert len(calls) == 1 and ra.done == [0, 1]
+    at[0] = 3
+    ra.reached(3)  # the run skipped ahead: groups 2 to 4 are read, in order; group 5 waits
+    assert _until(lambda: ra.done == [0, 1, 2, 3, 4])
+    time.sleep(0.05)
+    assert [c[0][0] for c in calls] == ["z4-w0", "z7-w0", "z2-w0", "z9-w0"] and all(c[1] == 3 for c in calls[1:])
+    assert ra.asked == [0, 2, 3, 4] and ra.files == [4, 2, 2, 2]
+    ra.reached(2)  # never backwards
+    ra.close(wait=True)
+    assert ra.done == [0, 1, 2, 3, 4] and len(calls) == 4  # closed before group 5 was allowed
+
+
+def test_read_ahead_closed_while_reading_stops_at_the_next_folder(tmp_path, monkeypatch):
+    """A ``ReadAhead`` closed while it reads (in its own thread) stops before the next site folder."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    seen = []
+
+    def will_need(folders, stop=None):
+        for f in folders:
+            if stop():
+                break
+            seen.append(Path(f).name)
+            entered.set()
+            release.wait(10)
+        return len(seen)
+
+    monkeypatch.setattr(tablestore.pagecache, "will_need", will_need)
+    ra = tablestore.ReadAhead(TableStore(tmp_path), "k", [[1, 2], [4]], ahead=5, process=False).start()
+    assert entered.wait(10)
+    ra.close()
+    release.set()
+    ra._thread.join(10)
+    assert not ra._thread.is_alive() and seen == ["z1-w0"] and ra.done == []
+
+
+def test_read_ahead_child_process_asks_for_every_chunk_file(tmp_path):
+    """The child process (``pagecache`` run as a script) answers each group with the number of chunk
+    files of its zones' entries (one per GMM branch, both wierde variants), 0 for zones not stored; a
+    closed ``ReadAhead`` stops it."""
+    store = TableStore(tmp_path)
+    tabs = _tables(5)
+    for zone, wierde, typ in ((1, False, "URM"), (1, True, "URM"), (1, False, "RC"), (2, False, "URM"), (3, True, "RC")):
+        assert store.write("k", zone, wierde, typ, tabs)
+    ra = tablestore.ReadAhead(store, "k", [[1], [], [2, 3], [8], [1]], ahead=1).start()
+    ra.reached(3)
+    assert _until(lambda: ra.done == [0, 1, 2, 3, 4])
+    assert ra._child is not None and ra.files == [3 * len(tabs), 2 * len(tabs), 0, 3 * len(tabs)]
+    ra._thread.join(10)
+    assert ra._child.returncode == 0  # ended at the end of its input
+    ra.close(wait=True)
+    # closed while waiting for the run: the child is stopped and the thread ends
+    ra = tablestore.ReadAhead(store, "k", [[1], [2]], ahead=0).start()
+    ra.reached(0)
+    assert _until(lambda: ra.done == [0])
+    ra.close(wait=True)
+    assert not ra._thread.is_alive() and ra.done == [0] and ra._child.returncode is not None
+
+
+def test_pagecache_script_answers_one_line_per_request(tmp_path):
+    """``pagecache.main``: one JSON list of site folders per input line, one count per answer line (a line
+    that is not JSON counts 0 files), and :func:`chunk_files` lists the ``death/c...`` files only."""
+    import io
+
+    from hra.integration import pagecache
+
+    store = TableStore(tmp_path)
+    tabs = _tables(4)
+    assert store.write("k", 5, False, "URM", tabs) and store.write("k", 5, False, "RC", tabs)
+    folders = store.site_folders("k", [5, 6])
+    files = pagecache.chunk_files(folders[0])
+    assert len(files) == 2 * len(tabs) and all(Path(f).parent.name == "death" and Path(f).name.startswith("c")
+                                               for f in files)
+    out = io.StringIO()
+    assert pagecache.main(io.StringIO(json.dumps(folders) + "\n\nnot json\n" + json.dumps(folders[1:]) + "\n"), out) == 0
+    assert out.getvalue().split() == [str(2 * len(tabs)), "0", "0"]
 
 
 def test_streaming_read_drops_each_chunk_from_the_page_cache(tmp_path, monkeypatch):

@@ -88,30 +88,31 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
     # asks for each group's chunk files ahead (a hint)
     from hra.integration.tablestore import TableStore
 
-    drops, ahead = [], []
-    real_read, real_prefetch = TableStore.read, TableStore.prefetch
+    from hra.integration import tablestore
+
+    drops, made = [], []
+    real_read = TableStore.read
 
     def read(self, *a, **kw):
         drops.append(kw.get("drop", False))
         return real_read(self, *a, **kw)
 
-    def prefetch(self, key, zones):
-        ahead.append(list(zones))
-        return real_prefetch(self, key, zones)
+    class ReadAhead(tablestore.ReadAhead):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
 
     monkeypatch.setattr(TableStore, "read", read)
-    monkeypatch.setattr(TableStore, "prefetch", prefetch)
+    monkeypatch.setattr(tablestore, "ReadAhead", ReadAhead)
     got = engine.compute(cfg.with_updates(compute={"table_memory_gb": budget_gb, "chunk_buildings": chunk,
                                                    "workers": workers}), prep=prep)
     groups = engine.zone_groups(prep, sel, budget_gb * 1e9, workers)
     assert len(groups) > 1 and [c[0] for c in calls] == groups  # each group's tables once, in order
     assert drops and all(drops)
-    for _ in range(100):  # the prefetch threads are daemons: wait for their calls to be recorded
-        if len(ahead) == len(groups):
-            break
-        time.sleep(0.01)
-    # every group once: the first while the rates are prepared, each next one during its predecessor's buildings
-    assert sorted(map(sorted, ahead)) == sorted(map(sorted, groups))
+    # one read-ahead, closed by the run, that asked for every group once, in the run's order (one group ahead)
+    [ra] = made
+    ra.close(wait=True)
+    assert ra.asked == list(range(len(groups))) and ra.groups == groups
     for zones, nbytes, _, _ in calls:  # never more than the budget at once (one zone per worker may exceed it)
         assert nbytes == sum(size[z] for z in zones)
         assert len(zones) <= workers or nbytes <= budget_gb * 1e9

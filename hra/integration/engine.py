@@ -1461,12 +1461,15 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
     reused = sum(p is not None for p in parts)
     if reused:
         log.info("resuming: %d of %d building chunks done (checkpoint %s)", reused, len(flat), folder)
-    first = next((g for g in range(len(groups)) if any(parts[i] is None for i in _group_ids(index, g))), None)
-    if handle is not None and len(groups) > 1 and first is not None:
-        # the first group's stored tables read from disk while the rates are prepared (the later groups'
-        # while the previous group's buildings are computed, below)
-        threading.Thread(target=handle.store.prefetch, args=(handle.key, groups[first]), daemon=True,
-                         name="hra-table-prefetch").start()
+    todos = [[i for i in _group_ids(index, g) if parts[i] is None] for g in range(len(groups))]
+    ahead = None
+    if handle is not None and len(groups) > 1 and any(todos):
+        # the stored tables read from disk one group ahead of the run, in one stream: the first group's
+        # while the rates are prepared, each next one's while the previous group's tables and buildings
+        # are computed (a field's store does not stay in the page cache: a warm table stage would
+        # otherwise wait for the disk)
+        ahead = tablestore.ReadAhead(handle.store, handle.key, [z if t else [] for z, t in zip(groups, todos)])
+        ahead.start()
     t_tables = 0.0
     rates = static_rates(prep) if reused < len(flat) else None
     # one pool for every group: the tables' work buffers and q's memory, the next group's once the
@@ -1475,33 +1478,34 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
     pool = BufferPool()
     # several groups: the tables do not fit the memory budget, and a store that large is read once per
     # run: its chunks are dropped from the page cache once decoded (a page cache filled with them cost
-    # ~1 s of system time per zone on a 23 GB machine; each group's are read ahead, below)
+    # ~1 s of system time per zone on a 23 GB machine; each group's are read ahead, above)
     pool.stream_reads = len(groups) > 1
-    for g, zones in enumerate(groups):
-        todo = [i for i in _group_ids(index, g) if parts[i] is None]
-        if not todo:
-            continue  # every chunk of the group was saved: its tables are not needed
-        t = time.perf_counter()
-        tables = build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else zones, pool=pool)
-        t_tables += time.perf_counter() - t
-        static = make_static(prep, tables, sel, rates)
-        chunks = make_chunks(prep, prep.cfg.compute.chunk_buildings, tables.row_of, [flat[i] for i in todo])
-        del tables
-        if handle is not None and g + 1 < len(groups):
-            # the next group's stored tables read from disk while this group's buildings are computed
-            # (a field's store does not stay in the page cache: a warm table stage would wait for the disk)
-            threading.Thread(target=handle.store.prefetch, args=(handle.key, groups[g + 1]), daemon=True,
-                             name="hra-table-prefetch").start()
+    try:
+        for g, zones in enumerate(groups):
+            todo = todos[g]
+            if not todo:
+                continue  # every chunk of the group was saved: its tables are not needed
+            if ahead is not None:
+                ahead.reached(g)
+            t = time.perf_counter()
+            tables = build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else zones, pool=pool)
+            t_tables += time.perf_counter() - t
+            static = make_static(prep, tables, sel, rates)
+            chunks = make_chunks(prep, prep.cfg.compute.chunk_buildings, tables.row_of, [flat[i] for i in todo])
+            del tables
 
-        def save(j: int, result: dict, todo=todo) -> None:
-            ck.save(todo[j], result)
-            kill_point(f"chunk-{ck.saved}")
+            def save(j: int, result: dict, todo=todo) -> None:
+                ck.save(todo[j], result)
+                kill_point(f"chunk-{ck.saved}")
 
-        label = "buildings" if len(groups) == 1 else f"buildings (zone group {g + 1}/{len(groups)})"
-        for i, res in zip(todo, ex.map(_chunk_task, chunks, label=label, shared={"static": static},
-                                       on_result=save if ck is not None else None)):
-            parts[i] = res
-        del static, chunks
+            label = "buildings" if len(groups) == 1 else f"buildings (zone group {g + 1}/{len(groups)})"
+            for i, res in zip(todo, ex.map(_chunk_task, chunks, label=label, shared={"static": static},
+                                           on_result=save if ck is not None else None)):
+                parts[i] = res
+            del static, chunks
+    finally:
+        if ahead is not None:
+            ahead.close()
     if ck is not None:
         log.info("building chunks: %d computed, %d read from the checkpoint", len(flat) - reused, reused)
     return parts, reused, t_tables

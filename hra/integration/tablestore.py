@@ -60,13 +60,16 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from hra.integration import pagecache
 
 log = logging.getLogger("hra")
 
@@ -337,45 +340,19 @@ class TableStore:
             path = self._paths[k] = self.root / key / site_name(zone, wierde) / safe_name(typology)
         return path
 
-    def prefetch(self, key: str, zones: Iterable[int]) -> int:
+    def site_folders(self, key: str, zones: Iterable[int]) -> list[str]:
+        """The stored site folders of ``zones`` under model ``key`` (both wierde variants; existing or not)."""
+        base = os.path.join(os.fspath(self.root), key)
+        return [os.path.join(base, site_name(zone, wierde)) for zone in zones for wierde in (False, True)]
+
+    def prefetch(self, key: str, zones: Iterable[int], stop: Callable[[], bool] | None = None) -> int:
         """Ask the operating system to read the stored chunk files of ``zones`` (both wierde variants,
-        every typology of model ``key``) into its page cache in the background
-        (``posix_fadvise(WILLNEED)``), so that a later :meth:`read` of them does not wait for the disk: the
-        engine asks for the next group of zones while the current group's buildings are computed. Returns
-        the number of files asked for; a hint only (no effect on any value; without ``posix_fadvise``, or
-        for files that cannot be opened, nothing happens)."""
-        advise = getattr(os, "posix_fadvise", None)
-        if advise is None:
-            return 0
-        n = 0
-        for zone in zones:
-            for wierde in (False, True):
-                site = os.path.join(os.fspath(self.root), key, site_name(zone, wierde))
-                try:
-                    typologies = os.listdir(site)
-                except OSError:
-                    continue
-                for typ in typologies:
-                    death = os.path.join(site, typ, "death")
-                    try:
-                        names = os.listdir(death)
-                    except OSError:
-                        continue
-                    for name in names:
-                        if not name.startswith("c"):
-                            continue
-                        try:
-                            fd = os.open(os.path.join(death, name), os.O_RDONLY)
-                        except OSError:
-                            continue
-                        try:
-                            advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-                            n += 1
-                        except OSError:
-                            pass
-                        finally:
-                            os.close(fd)
-        return n
+        every typology of model ``key``) into its page cache (:func:`hra.integration.pagecache.will_need`),
+        so that a later :meth:`read` of them does not wait for the disk; a run reads its groups of zones
+        ahead this way from a child process (:class:`ReadAhead`). ``stop``: asked before each site folder;
+        true ends the call. Returns the number of files asked for; a hint only (no effect on any value;
+        without ``posix_fadvise``, or for files that cannot be opened, nothing happens)."""
+        return pagecache.will_need(self.site_folders(key, zones), stop=stop)
 
     # -- model metadata --------------------------------------------------------------------------
 
@@ -717,6 +694,132 @@ class EntryWriter:
         self.store.stats.written += 1
         self.store.stats.bytes_written += self.store._size(self.path)
         return True
+
+
+class ReadAhead:
+    """Reads the stored tables of a run's groups of zones into the page cache, in the run's order and
+    at most ``ahead`` groups before the group the run is at.
+
+    A run whose tables do not fit its memory computes its zones in groups (each group's tables, then
+    its buildings; :func:`hra.integration.engine.zone_groups`). A warm run of the whole field reads
+    ~58 GB of stored tables, more than a workstation's page cache, so each group's chunk files come
+    from the disk. Reading group ``g + 1`` from the moment the run starts group ``g`` (its tables and
+    its buildings), one group after the other, keeps the disk reading while both stages compute; the
+    run's own reads then find their chunks in the page cache. With ``ahead = 1`` at most two groups'
+    files are in the page cache at once (a run reading its store as a stream drops each chunk once
+    decoded).
+
+    The files are asked for by a child process (``process=True``: :mod:`hra.integration.pagecache` run as
+    a script, one request per group), so that the reading does not wait for the engine's threads to let
+    go of the interpreter lock between its ~4,000 system calls per zone (see that module); a thread of
+    this process only schedules the requests. Where the child cannot be started, the thread asks itself.
+
+    ``groups``: the zones of each group in the run's order (an empty list: a group the run skips).
+    :meth:`reached` says which group the run has started; :meth:`close` ends the reading (the child is
+    stopped at once). A hint only: no value depends on it (:meth:`TableStore.prefetch`).
+    """
+
+    def __init__(self, store: TableStore, key: str, groups: list[list[int]], ahead: int = 1, process: bool = True):
+        self.store, self.key, self.groups, self.ahead = store, key, [list(g) for g in groups], int(ahead)
+        self.process = process
+        self._cv = threading.Condition()
+        self._at = -1  # the group the run has started (-1: none yet: the first group is read at once)
+        self._closed = False
+        self._child = None
+        #: the groups asked for so far, in order, and the number of chunk files of each
+        self.asked: list[int] = []
+        self.files: list[int] = []
+        #: the groups read so far, in order
+        self.done: list[int] = []
+        self._thread = threading.Thread(target=self._run, daemon=True, name="hra-table-read-ahead")
+
+    def start(self) -> "ReadAhead":
+        self._thread.start()
+        return self
+
+    def reached(self, g: int) -> None:
+        """The run has started group ``g``: groups up to ``g + ahead`` may be read."""
+        with self._cv:
+            self._at = max(self._at, int(g))
+            self._cv.notify_all()
+
+    def close(self, wait: bool = False) -> None:
+        """End the reading (a group being read stops at once); ``wait``: until the thread has ended."""
+        with self._cv:
+            self._closed = True
+            child = self._child
+            self._cv.notify_all()
+        if child is not None:
+            try:
+                child.kill()
+            except OSError:
+                pass
+        if wait and self._thread.is_alive():
+            self._thread.join()
+
+    def _stopped(self) -> bool:
+        return self._closed
+
+    def _start_child(self):
+        import subprocess
+
+        script = getattr(pagecache, "__file__", None)
+        if not sys.executable or not script or not os.path.isfile(script):
+            return None
+        try:
+            return subprocess.Popen([sys.executable, "-I", "-S", script], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            return None
+
+    def _ask(self, zones: list[int]) -> int | None:
+        """Ask for the files of ``zones``: their number, ``None`` where the child ended (closed)."""
+        folders = self.store.site_folders(self.key, zones)
+        child = self._child
+        if child is None:
+            return pagecache.will_need(folders, stop=self._stopped)
+        try:
+            child.stdin.write(json.dumps(folders) + "\n")
+            child.stdin.flush()
+            line = child.stdout.readline()  # (waits without the interpreter lock)
+            return int(line) if line.strip() else None
+        except (OSError, ValueError):
+            return None
+
+    def _run(self) -> None:
+        if not hasattr(os, "posix_fadvise"):
+            return  # nothing to ask for
+        if self.process:
+            child = self._start_child()
+            with self._cv:
+                if self._closed and child is not None:
+                    child.kill()
+                self._child = child
+        try:
+            for g, zones in enumerate(self.groups):
+                with self._cv:
+                    self._cv.wait_for(lambda: self._closed or g <= self._at + self.ahead)
+                    if self._closed:
+                        return
+                if zones:
+                    self.asked.append(g)
+                    t = time.perf_counter()
+                    n = self._ask(zones)
+                    if n is None or self._closed:  # stopped part-way
+                        return
+                    self.files.append(n)
+                    log.debug("table store read-ahead: group %d of %d (%d chunk files) in %.1f s, the run at group %d",
+                              g + 1, len(self.groups), n, time.perf_counter() - t, self._at + 1)
+                self.done.append(g)
+        finally:
+            child = self._child
+            if child is not None:
+                try:
+                    child.stdin.close()  # the child ends at the end of its input
+                except OSError:
+                    pass
+                child.wait()
+                child.stdout.close()
 
 
 def _round_table(d: np.ndarray) -> np.ndarray:
