@@ -918,9 +918,18 @@ def test_pagecache_script_answers_one_line_per_request(tmp_path):
     files = pagecache.chunk_files(folders[0])
     assert len(files) == 2 * len(tabs) and all(Path(f).parent.name == "death" and Path(f).name.startswith("c")
                                                for f in files)
+    # an entry with zarr's default chunk keys: death/c/<g>/0/0 (files in folders under c/)
+    other = Path(folders[1]) / "RC" / "death"
+    for g in range(3):
+        (other / "c" / str(g) / "0").mkdir(parents=True)
+        (other / "c" / str(g) / "0" / "0").write_bytes(b"x")
+    (other / "zarr.json").write_text("{}")
+    assert sorted(Path(f).relative_to(other).as_posix() for f in pagecache.chunk_files(folders[1])) == [
+        f"c/{g}/0/0" for g in range(3)]
+    assert pagecache.will_need(folders) == 2 * len(tabs) + 3
     out = io.StringIO()
     assert pagecache.main(io.StringIO(json.dumps(folders) + "\n\nnot json\n" + json.dumps(folders[1:]) + "\n"), out) == 0
-    assert out.getvalue().split() == [str(2 * len(tabs)), "0", "0"]
+    assert out.getvalue().split() == [str(2 * len(tabs) + 3), "0", "3"]
 
 
 def test_streaming_read_drops_each_chunk_from_the_page_cache(tmp_path, monkeypatch):

@@ -26,8 +26,9 @@ from typing import Callable, Iterable
 
 
 def chunk_files(site_folder: str) -> list[str]:
-    """The chunk files of every entry (typology) of one stored site folder:
-    ``<site>/<typology>/death/c...`` (none where the folder does not exist)."""
+    """The chunk files of every entry (typology) of one stored site folder: ``<site>/<typology>/death/c.<g>...``
+    (the store's own layout) or the files under ``<site>/<typology>/death/c/`` (zarr's default chunk keys,
+    ``c/<g>/0/...``); none where the folder does not exist."""
     out: list[str] = []
     try:
         typologies = os.listdir(site_folder)
@@ -39,7 +40,13 @@ def chunk_files(site_folder: str) -> list[str]:
             names = os.listdir(death)
         except OSError:
             continue
-        out.extend(os.path.join(death, name) for name in names if name.startswith("c"))
+        for name in names:
+            path = os.path.join(death, name)
+            if name == "c" and os.path.isdir(path):
+                for folder, _, files in os.walk(path):
+                    out.extend(os.path.join(folder, f) for f in files)
+            elif name.startswith("c"):
+                out.append(path)
     return out
 
 
