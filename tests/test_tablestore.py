@@ -791,9 +791,15 @@ def test_read_into_given_arrays(tmp_path, monkeypatch):
     assert TableStore(tmp_path).read("k", 3, False, "RC", [(0, 0)], out={(0, 0): dest}) is None and not path.exists()
 
 
+#: Files of a stored entry besides its chunk files: zarr.json of the group, of ``branch`` and of ``death``,
+#: and ``branch``'s one chunk (what a read opens before the chunks: the read-ahead asks for them too)
+ENTRY_METADATA_FILES = 4
+
+
 def test_prefetch_asks_for_every_chunk_file_of_the_zones(tmp_path, monkeypatch):
-    """``prefetch`` hints the page cache for each chunk file (one per GMM branch) of every entry of the
-    zones asked (both wierde variants), nothing for other zones or a missing key, and reads stay the same."""
+    """``prefetch`` hints the page cache for every file (the metadata, then each chunk file: one per GMM
+    branch) of every entry of the zones asked (both wierde variants), nothing for other zones or a missing
+    key, and reads stay the same."""
     store = TableStore(tmp_path)
     tabs = _tables(5)
     for zone, wierde, typ in ((1, False, "URM"), (1, True, "URM"), (1, False, "RC"), (2, False, "URM")):
@@ -806,9 +812,14 @@ def test_prefetch_asks_for_every_chunk_file_of_the_zones(tmp_path, monkeypatch):
         return real(fd, off, n, adv)
 
     monkeypatch.setattr(os, "posix_fadvise", spy_advise)
-    assert store.prefetch("k", [1]) == 3 * len(tabs)
-    assert len(seen) == 3 * len(tabs) and all(adv == os.POSIX_FADV_WILLNEED for _, adv in seen)
-    assert {Path(p).parent.parent.parent.name for p, _ in seen} == {"z1-w0", "z1-w1"}
+    assert store.prefetch("k", [1]) == 3 * (len(tabs) + ENTRY_METADATA_FILES)
+    assert all(adv == os.POSIX_FADV_WILLNEED for _, adv in seen)
+    sites = [Path(f) for f in store.site_folders("k", [1])]
+    assert sorted(p for p, _ in seen) == sorted(str(f) for site in sites for f in site.rglob("*") if f.is_file())
+    for site in sites:  # per site folder: every entry's metadata before the first chunk file
+        kinds = ["chunk" if Path(p).parent.name == "death" and Path(p).name.startswith("c.") else "meta"
+                 for p, _ in seen if Path(p).is_relative_to(site)]
+        assert kinds == sorted(kinds, key=lambda k: k == "chunk") and kinds.count("meta") % ENTRY_METADATA_FILES == 0
     assert store.prefetch("k", [3]) == 0 and store.prefetch("other", [1, 2]) == 0
     got = store.read("k", 1, True, "URM")
     assert all(np.array_equal(got[k], tabs[k]) for k in tabs)
@@ -882,9 +893,9 @@ def test_read_ahead_closed_while_reading_stops_at_the_next_folder(tmp_path, monk
 
 
 def test_read_ahead_child_process_asks_for_every_chunk_file(tmp_path):
-    """The child process (``pagecache`` run as a script) answers each group with the number of chunk
-    files of its zones' entries (one per GMM branch, both wierde variants), 0 for zones not stored; a
-    closed ``ReadAhead`` stops it."""
+    """The child process (``pagecache`` run as a script) answers each group with the number of files of
+    its zones' entries (metadata and one chunk per GMM branch, both wierde variants), 0 for zones not
+    stored; a closed ``ReadAhead`` stops it."""
     store = TableStore(tmp_path)
     tabs = _tables(5)
     for zone, wierde, typ in ((1, False, "URM"), (1, True, "URM"), (1, False, "RC"), (2, False, "URM"), (3, True, "RC")):
@@ -892,7 +903,8 @@ def test_read_ahead_child_process_asks_for_every_chunk_file(tmp_path):
     ra = tablestore.ReadAhead(store, "k", [[1], [], [2, 3], [8], [1]], ahead=1).start()
     ra.reached(3)
     assert _until(lambda: ra.done == [0, 1, 2, 3, 4])
-    assert ra._child is not None and ra.files == [3 * len(tabs), 2 * len(tabs), 0, 3 * len(tabs)]
+    per_entry = len(tabs) + ENTRY_METADATA_FILES
+    assert ra._child is not None and ra.files == [3 * per_entry, 2 * per_entry, 0, 3 * per_entry]
     ra._thread.join(10)
     assert ra._child.returncode == 0  # ended at the end of its input
     ra.close(wait=True)
@@ -906,7 +918,8 @@ def test_read_ahead_child_process_asks_for_every_chunk_file(tmp_path):
 
 def test_pagecache_script_answers_one_line_per_request(tmp_path):
     """``pagecache.main``: one JSON list of site folders per input line, one count per answer line (a line
-    that is not JSON counts 0 files), and :func:`chunk_files` lists the ``death/c...`` files only."""
+    that is not JSON counts 0 files), :func:`chunk_files` lists the ``death/c...`` files only and
+    :func:`site_files` the others (metadata) apart."""
     import io
 
     from hra.integration import pagecache
@@ -926,10 +939,17 @@ def test_pagecache_script_answers_one_line_per_request(tmp_path):
     (other / "zarr.json").write_text("{}")
     assert sorted(Path(f).relative_to(other).as_posix() for f in pagecache.chunk_files(folders[1])) == [
         f"c/{g}/0/0" for g in range(3)]
-    assert pagecache.will_need(folders) == 2 * len(tabs) + 3
+    meta, chunks = pagecache.site_files(folders[0])
+    assert sorted(chunks) == sorted(files) and len(meta) == 2 * ENTRY_METADATA_FILES
+    assert {Path(f).relative_to(folders[0]).as_posix().split("/", 1)[1] for f in meta} == {
+        "zarr.json", "branch/zarr.json", "branch/c/0/0", "death/zarr.json"}
+    assert pagecache.site_files(folders[1]) == ([str(other / "zarr.json")], pagecache.chunk_files(folders[1]))
+    assert pagecache.site_files(str(tmp_path / "nowhere")) == ([], [])
+    n = 2 * (len(tabs) + ENTRY_METADATA_FILES) + 3 + 1
+    assert pagecache.will_need(folders) == n
     out = io.StringIO()
     assert pagecache.main(io.StringIO(json.dumps(folders) + "\n\nnot json\n" + json.dumps(folders[1:]) + "\n"), out) == 0
-    assert out.getvalue().split() == [str(2 * len(tabs) + 3), "0", "3"]
+    assert out.getvalue().split() == [str(n), "0", "4"]
 
 
 def test_streaming_read_drops_each_chunk_from_the_page_cache(tmp_path, monkeypatch):

@@ -346,8 +346,8 @@ class TableStore:
         return [os.path.join(base, site_name(zone, wierde)) for zone in zones for wierde in (False, True)]
 
     def prefetch(self, key: str, zones: Iterable[int], stop: Callable[[], bool] | None = None) -> int:
-        """Ask the operating system to read the stored chunk files of ``zones`` (both wierde variants,
-        every typology of model ``key``) into its page cache (:func:`hra.integration.pagecache.will_need`),
+        """Ask the operating system to read the stored files of ``zones`` (both wierde variants, every
+        typology of model ``key``; each site's metadata files, then its chunk files) into its page cache (:func:`hra.integration.pagecache.will_need`),
         so that a later :meth:`read` of them does not wait for the disk; a run reads its groups of zones
         ahead this way from a child process (:class:`ReadAhead`). ``stop``: asked before each site folder;
         true ends the call. Returns the number of files asked for; a hint only (no effect on any value;
@@ -705,8 +705,10 @@ class ReadAhead:
     ~58 GB of stored tables, more than a workstation's page cache, so each group's chunk files come
     from the disk. Reading group ``g + 1`` from the moment the run starts group ``g`` (its tables and
     its buildings), one group after the other, keeps the disk reading while both stages compute; the
-    run's own reads then find their chunks in the page cache. With ``ahead = 1`` at most two groups'
-    files are in the page cache at once (a run reading its store as a stream drops each chunk once
+    run's own reads then find their files in the page cache: the chunks, and the metadata files that a
+    read opens first (one of those not in the page cache waits behind every read the disk has queued for
+    the next group: ~3 s per zone on the field's warm run before they were read ahead too). With
+    ``ahead = 1`` at most two groups' files are in the page cache at once (a run reading its store as a stream drops each chunk once
     decoded).
 
     The files are asked for by a child process (``process=True``: :mod:`hra.integration.pagecache` run as
@@ -726,7 +728,7 @@ class ReadAhead:
         self._at = -1  # the group the run has started (-1: none yet: the first group is read at once)
         self._closed = False
         self._child = None
-        #: the groups asked for so far, in order, and the number of chunk files of each
+        #: the groups asked for so far, in order, and the number of files of each (metadata and chunks)
         self.asked: list[int] = []
         self.files: list[int] = []
         #: the groups read so far, in order
@@ -808,7 +810,7 @@ class ReadAhead:
                     if n is None or self._closed:  # stopped part-way
                         return
                     self.files.append(n)
-                    log.debug("table store read-ahead: group %d of %d (%d chunk files) in %.1f s, the run at group %d",
+                    log.debug("table store read-ahead: group %d of %d (%d files) in %.1f s, the run at group %d",
                               g + 1, len(self.groups), n, time.perf_counter() - t, self._at + 1)
                 self.done.append(g)
         finally:
