@@ -345,6 +345,27 @@ def test_killed_writer_leaves_no_entry_and_is_cleaned(tmp_path):
     assert store.info()[0].entries == 1
 
 
+def test_read_marks_an_entry_used_at_most_once_per_mark_interval(tmp_path, monkeypatch):
+    """A counted read sets the entry's modification time (``clear --older-than`` keeps it) where the last
+    mark is older than ``USED_MARK_S``, and writes nothing where it is newer (a metadata write waits for the
+    journal); an uncounted read never marks it."""
+    store = TableStore(tmp_path)
+    assert store.write("k", 1, False, "URM", _tables()) and store.write("k", 2, False, "URM", _tables())
+    marks = []
+    real = os.utime
+    monkeypatch.setattr(os, "utime", lambda p, *a, **k: (marks.append(Path(p).parent.name), real(p, *a, **k))[1])
+    assert store.read("k", 1, False, "URM") is not None and marks == []  # written just now: fresh
+    old = time.time() - 2 * 86400.0
+    for zone in (1, 2):
+        real(store.entry_path("k", zone, False, "URM"), (old, old))
+    assert store.read("k", 1, False, "URM", count=False) is not None and marks == []
+    assert store.read("k", 1, False, "URM") is not None and marks == ["z1-w0"]
+    assert time.time() - store.entry_path("k", 1, False, "URM").stat().st_mtime < tablestore.USED_MARK_S
+    assert store.read("k", 1, False, "URM") is not None and marks == ["z1-w0"]  # marked: not again
+    n, _ = store.clear(older_than_days=1)
+    assert n == 1 and store.entry_path("k", 1, False, "URM").is_dir() and not store.entry_path("k", 2, False, "URM").exists()
+
+
 def test_partial_entry_from_a_killed_writer_is_ignored_by_a_run(tmp_path, spy):
     store = tmp_path / "store"
     ref = compute(small_config(tmp_path / "a", store))
