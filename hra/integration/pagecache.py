@@ -63,7 +63,7 @@ def will_need(site_folders: Iterable[str], stop: Callable[[], bool] | None = Non
     (``posix_fadvise(POSIX_FADV_WILLNEED)``; on Linux the call returns once the reads are issued or done):
     per folder the metadata files first, then the chunk files (:func:`site_files`). The metadata too: a
     read opens them first, and a read of one that is not in the page cache waits behind every read
-    already queued (measured on the field's warm run: ~3 s per zone while the next group was read).
+    already queued (measured on subsets of the field case: 1-7 s per zone while the next group was read).
     ``stop``: asked before each folder; true ends the call. Returns the number of files asked for; a
     hint only (0 without ``posix_fadvise``; files that cannot be opened are skipped)."""
     advise = getattr(os, "posix_fadvise", None)

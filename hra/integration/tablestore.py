@@ -353,11 +353,12 @@ class TableStore:
 
     def prefetch(self, key: str, zones: Iterable[int], stop: Callable[[], bool] | None = None) -> int:
         """Ask the operating system to read the stored files of ``zones`` (both wierde variants, every
-        typology of model ``key``; each site's metadata files, then its chunk files) into its page cache (:func:`hra.integration.pagecache.will_need`),
-        so that a later :meth:`read` of them does not wait for the disk; a run reads its groups of zones
-        ahead this way from a child process (:class:`ReadAhead`). ``stop``: asked before each site folder;
-        true ends the call. Returns the number of files asked for; a hint only (no effect on any value;
-        without ``posix_fadvise``, or for files that cannot be opened, nothing happens)."""
+        typology of model ``key``; each site's metadata files, then its chunk files) into its page cache
+        (:func:`hra.integration.pagecache.will_need`), so that a later :meth:`read` of them does not wait
+        for the disk; a run reads its groups of zones ahead this way from a child process
+        (:class:`ReadAhead`). ``stop``: asked before each site folder; true ends the call. Returns the
+        number of files asked for; a hint only (no effect on any value; without ``posix_fadvise``, or for
+        files that cannot be opened, nothing happens)."""
         return pagecache.will_need(self.site_folders(key, zones), stop=stop)
 
     # -- model metadata --------------------------------------------------------------------------
@@ -387,21 +388,21 @@ class TableStore:
         ``branches``: only these branches (only their chunks are read); ``None``: all. An entry that
         lacks one of them is unreadable (recomputed). ``count``: count the read in ``stats.read`` and
         mark the entry used where its last mark is older than :data:`USED_MARK_S` (the engine, which
-        reads an entry a group of branches at a time, does so once). ``as_stored``: the tables as stored (:data:`TABLE_DTYPE`) instead of float64 (the same
-        values). ``out``: branch -> C-contiguous :data:`TABLE_DTYPE` array of the table's shape, for
-        every branch read: the tables are decoded straight into these (no intermediate copies) and
-        returned; their contents are undefined when the read fails (``None``). ``drop``: each chunk file
-        is dropped from the operating system's page cache once read (``posix_fadvise(DONTNEED)``): a
-        streaming read of a store larger than memory, which would otherwise fill the page cache at a cost
-        (reclaim) to every later allocation; no effect on any value."""
+        reads an entry a group of branches at a time, does so once). ``as_stored``: the tables as stored
+        (:data:`TABLE_DTYPE`) instead of float64 (the same values). ``out``: branch -> C-contiguous
+        :data:`TABLE_DTYPE` array of the table's shape, for every branch read: the tables are decoded
+        straight into these (no intermediate copies) and returned; their contents are undefined when the
+        read fails (``None``). ``drop``: each chunk file is dropped from the operating system's page cache
+        once read (``posix_fadvise(DONTNEED)``): a streaming read of a store larger than memory, which would
+        otherwise fill the page cache at a cost (reclaim) to every later allocation; no effect on any value."""
         import zarr
 
         path = self.entry_path(key, zone, wierde, typology)
         try:
-            marked = os.stat(path)
+            entry_st = os.stat(path)  # (its modification time: the last "used" mark)
         except OSError:
             return None
-        if not stat.S_ISDIR(marked.st_mode):
+        if not stat.S_ISDIR(entry_st.st_mode):
             return None
         if out is not None and not all(a.dtype == TABLE_DTYPE and a.flags.c_contiguous and a.flags.writeable
                                        for a in out.values()):
@@ -462,7 +463,7 @@ class TableStore:
             self._opened.pop(path, None)
             _remove(path)
             return None
-        if count and time.time() - marked.st_mtime > USED_MARK_S:
+        if count and time.time() - entry_st.st_mtime > USED_MARK_S:
             try:
                 os.utime(path)  # "last used", for clear --older-than (USED_MARK_S)
             except OSError:
@@ -717,9 +718,9 @@ class ReadAhead:
     its buildings), one group after the other, keeps the disk reading while both stages compute; the
     run's own reads then find their files in the page cache: the chunks, and the metadata files that a
     read opens first (one of those not in the page cache waits behind every read the disk has queued for
-    the next group: ~3 s per zone on the field's warm run before they were read ahead too). With
-    ``ahead = 1`` at most two groups' files are in the page cache at once (a run reading its store as a stream drops each chunk once
-    decoded).
+    the next group: 1-7 s per zone on subsets of the field case before they were read ahead too). With
+    ``ahead = 1`` at most two groups' files are in the page cache at once (a run reading its store as a
+    stream drops each chunk once decoded).
 
     The files are asked for by a child process (``process=True``: :mod:`hra.integration.pagecache` run as
     a script, one request per group), so that the reading does not wait for the engine's threads to let
