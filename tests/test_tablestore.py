@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -354,16 +355,69 @@ def test_read_marks_an_entry_used_at_most_once_per_mark_interval(tmp_path, monke
     marks = []
     real = os.utime
     monkeypatch.setattr(os, "utime", lambda p, *a, **k: (marks.append(Path(p).parent.name), real(p, *a, **k))[1])
-    assert store.read("k", 1, False, "URM") is not None and marks == []  # written just now: fresh
+
+    def read(*args, **kw):
+        out = store.read(*args, **kw)
+        store.flush_marks()
+        return out
+
+    assert read("k", 1, False, "URM") is not None and marks == []  # written just now: fresh
     old = time.time() - 2 * 86400.0
     for zone in (1, 2):
         real(store.entry_path("k", zone, False, "URM"), (old, old))
-    assert store.read("k", 1, False, "URM", count=False) is not None and marks == []
-    assert store.read("k", 1, False, "URM") is not None and marks == ["z1-w0"]
+    assert read("k", 1, False, "URM", count=False) is not None and marks == []
+    assert read("k", 1, False, "URM") is not None and marks == ["z1-w0"]
     assert time.time() - store.entry_path("k", 1, False, "URM").stat().st_mtime < tablestore.USED_MARK_S
-    assert store.read("k", 1, False, "URM") is not None and marks == ["z1-w0"]  # marked: not again
+    assert read("k", 1, False, "URM") is not None and marks == ["z1-w0"]  # marked: not again
     n, _ = store.clear(older_than_days=1)
     assert n == 1 and store.entry_path("k", 1, False, "URM").is_dir() and not store.entry_path("k", 2, False, "URM").exists()
+
+
+def test_used_marks_are_set_after_the_reads_by_the_run_and_by_clear(tmp_path, monkeypatch):
+    """A read only queues its entry's "used" mark (a metadata write waits for the journal behind the reads
+    the disk has queued); the marks are set once the reads are done: by the engine at the end of its run,
+    by ``clear`` before it looks at ages (so it keeps an entry read just before), each entry once. A mark of
+    an entry removed meanwhile fails quietly (counted)."""
+    store = TableStore(tmp_path)
+    old = time.time() - 2 * 86400.0
+    for zone in (1, 2, 3):
+        assert store.write("k", zone, False, "URM", _tables())
+        os.utime(store.entry_path("k", zone, False, "URM"), (old, old))
+    marks = []
+    real = os.utime
+    monkeypatch.setattr(os, "utime", lambda p, *a, **k: (marks.append(Path(p).parent.name), real(p, *a, **k))[1])
+    done0, failed0 = tablestore.MARKS.done, tablestore.MARKS.failed
+    for _ in range(2):
+        assert store.read("k", 1, False, "URM") is not None
+    assert store.read("k", 2, False, "URM") is not None
+    assert marks == [] and len(tablestore.MARKS) == 3  # queued, not set
+    assert time.time() - store.entry_path("k", 1, False, "URM").stat().st_mtime > 86400.0
+    shutil.rmtree(store.entry_path("k", 2, False, "URM"))  # removed before its mark is set
+    n, _ = store.clear(older_than_days=1)  # sets the marks first: keeps zone 1, removes zone 3
+    assert marks == ["z1-w0", "z2-w0"] and len(tablestore.MARKS) == 0
+    assert n == 1
+    assert store.entry_path("k", 1, False, "URM").is_dir() and not store.entry_path("k", 3, False, "URM").exists()
+    assert (tablestore.MARKS.done - done0, tablestore.MARKS.failed - failed0) == (1, 1)
+
+
+def test_a_run_marks_the_entries_it_read_at_its_end(tmp_path, monkeypatch):
+    """The engine sets the queued marks once its reads are done: after a warm run every entry it read is
+    marked used, and nothing is left queued."""
+    store = tmp_path / "store"
+    compute(small_config(tmp_path / "a", store))
+    [info] = TableStore(store).info()
+    entries = [e for e in (store / info.key).glob("z*/*") if e.is_dir()]
+    assert entries
+    old = time.time() - 2 * 86400.0
+    for e in entries:
+        os.utime(e, (old, old))
+    marks = []
+    real = os.utime
+    monkeypatch.setattr(os, "utime", lambda p, *a, **k: (marks.append(Path(p)), real(p, *a, **k))[1])
+    compute(small_config(tmp_path / "b", store))
+    assert len(tablestore.MARKS) == 0
+    assert sorted(marks) == sorted(entries)  # each once
+    assert all(time.time() - e.stat().st_mtime < tablestore.USED_MARK_S for e in entries)
 
 
 def test_partial_entry_from_a_killed_writer_is_ignored_by_a_run(tmp_path, spy):

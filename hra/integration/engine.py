@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import multiprocessing
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -1121,6 +1122,10 @@ def _zone_table_task(task):
             return zone_tables(*args)
     finally:
         _stage_cpu("tables", time.thread_time() - c)
+        if multiprocessing.parent_process() is not None:
+            # a worker process: its entries' "used" marks now (the engine's process sets its own at the
+            # run's end, tablestore.UsedMarks)
+            tablestore.MARKS.flush()
 
 
 def _chunk_task(chunk: dict, static: "ChunkStatic") -> dict:
@@ -1401,6 +1406,8 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
         stage_cpu = ({f"{k}_cpu_s": _STAGE_CPU[k] - cpu0[k] for k in _STAGE_CPU}
                      if ex.mode in ("threads", "synchronous") else {})
         if handle is not None:
+            # the entries read are marked used now that the run's reads are done (tablestore.UsedMarks)
+            handle.store.flush_marks()
             st = handle.store.stats
             counts = "" if ex.parallel else f": {st.read} entries read, {st.written} written"
             log.info("table store %s (key %s)%s", handle.store.root, handle.key[:12], counts)

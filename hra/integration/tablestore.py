@@ -106,10 +106,72 @@ TMP_PREFIX = ".tmp-"
 TMP_GRACE_S = 3600.0
 #: A read marks its entry used (its folder's modification time, which :meth:`TableStore.clear` with
 #: ``older_than_days`` goes by) only where the last mark is older than this [s]: a run reads ~7,000
-#: entries of the field, and a metadata write waits for the file system's journal, which waits behind
-#: the reads the disk has queued (~20 ms per entry measured while the next group was read ahead).
+#: entries of the field (the marks are queued and set once the reads are done: :class:`UsedMarks`).
 USED_MARK_S = 3600.0
 _OFF = {"false", "off", "no", "0"}
+
+
+class UsedMarks:
+    """The "last used" marks of the entries a process reads, set after the reading, not during it.
+
+    A mark is a metadata write (:func:`os.utime` of the entry's folder). While a run reads its store,
+    that write waits for the file system's journal, which waits behind the reads the disk has queued
+    (the read-ahead's next group): ~20 ms per entry, 0.6-0.8 s per zone on a warm run of the field,
+    on the zone task's path; set from a thread beside the run, the ~7,000 writes still slowed its reads.
+    32 mid-size zones of the field case, warm, every mark due (single runs): tables 81.7 s with each mark
+    set by its read, 77.5 s with the marks set by a thread, 72.3 s with them set at the run's end, 70.6 s
+    with no mark due. Without reads queued, the field's ~7,000 writes take ~0.02 s. So a read only queues its mark here (:meth:`put`), and the run sets them once its
+    reads are done (:meth:`flush`: the engine at the end of a run, ``hra tables clear`` before it
+    looks at ages, a table task in a worker process at its end, and every process at its exit). The
+    marks are what ``hra tables clear --older-than`` goes by, nothing else: no value depends on
+    them; a mark lost with a killed process only makes its entry look older than it is. One instance
+    per process (:data:`MARKS`)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._queue: list[str] = []
+        self._exit_hook = False
+        #: marks set and failed (an entry removed meanwhile) since the process started
+        self.done = 0
+        self.failed = 0
+        if hasattr(os, "register_at_fork"):  # a forked child neither inherits the queue nor a held lock
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._queue = []
+        self._exit_hook = False
+
+    def put(self, path: str | os.PathLike) -> None:
+        """Queue a mark of ``path`` (set by the next :meth:`flush`)."""
+        with self._lock:
+            if not self._exit_hook:
+                import atexit
+
+                atexit.register(self.flush)
+                self._exit_hook = True
+            self._queue.append(os.fspath(path))
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def flush(self) -> int:
+        """Set every queued mark (the time now); returns how many were set."""
+        with self._lock:
+            todo, self._queue = self._queue, []
+        n = 0
+        for path in dict.fromkeys(todo):  # (each once, in the order read)
+            try:
+                os.utime(path)
+                n += 1
+            except OSError:  # removed meanwhile (a clear, an unreadable entry): nothing to mark
+                self.failed += 1
+        self.done += n
+        return n
+
+
+#: The process's :class:`UsedMarks`.
+MARKS = UsedMarks()
 
 
 # ------------------------------------------------------------------------------------------
@@ -387,8 +449,9 @@ class TableStore:
 
         ``branches``: only these branches (only their chunks are read); ``None``: all. An entry that
         lacks one of them is unreadable (recomputed). ``count``: count the read in ``stats.read`` and
-        mark the entry used where its last mark is older than :data:`USED_MARK_S` (the engine, which
-        reads an entry a group of branches at a time, does so once). ``as_stored``: the tables as stored
+        mark the entry used where its last mark is older than :data:`USED_MARK_S` (the mark is queued and
+        set once the run's reads are done: :class:`UsedMarks`, :meth:`flush_marks`; the engine, which reads
+        an entry a group of branches at a time, counts it once). ``as_stored``: the tables as stored
         (:data:`TABLE_DTYPE`) instead of float64 (the same values). ``out``: branch -> C-contiguous
         :data:`TABLE_DTYPE` array of the table's shape, for every branch read: the tables are decoded
         straight into these (no intermediate copies) and returned; their contents are undefined when the
@@ -464,12 +527,14 @@ class TableStore:
             _remove(path)
             return None
         if count and time.time() - entry_st.st_mtime > USED_MARK_S:
-            try:
-                os.utime(path)  # "last used", for clear --older-than (USED_MARK_S)
-            except OSError:
-                pass
+            MARKS.put(path)  # "last used", for clear --older-than (USED_MARK_S), set once the reads are done
         self.stats.read += int(count)
         return {b: death[i] for i, b in enumerate(want)}
+
+    @staticmethod
+    def flush_marks() -> int:
+        """Set this process's queued "used" marks (:class:`UsedMarks`); returns how many were set."""
+        return MARKS.flush()
 
     def write(self, key: str, zone: int, wierde: bool, typology: str,
               tables: dict[tuple[int, ...], np.ndarray]) -> bool:
@@ -609,6 +674,7 @@ class TableStore:
         -------
         (entries removed, bytes freed)
         """
+        MARKS.flush()  # this process's reads count as uses
         now = time.time()
         n = freed = 0
 
