@@ -383,6 +383,7 @@ def test_used_marks_are_set_after_the_reads_by_the_run_and_by_clear(tmp_path, mo
     for zone in (1, 2, 3):
         assert store.write("k", zone, False, "URM", _tables())
         os.utime(store.entry_path("k", zone, False, "URM"), (old, old))
+    tablestore.MARKS.flush()  # (marks an earlier test of this process may have left queued)
     marks = []
     real = os.utime
     monkeypatch.setattr(os, "utime", lambda p, *a, **k: (marks.append(Path(p).parent.name), real(p, *a, **k))[1])
@@ -418,6 +419,47 @@ def test_a_run_marks_the_entries_it_read_at_its_end(tmp_path, monkeypatch):
     assert len(tablestore.MARKS) == 0
     assert sorted(marks) == sorted(entries)  # each once
     assert all(time.time() - e.stat().st_mtime < tablestore.USED_MARK_S for e in entries)
+
+
+def _stale_read_task(store_root, result):
+    """In a forked child: a zone task (``engine._zone_table_task``) whose tables are one stale entry's read."""
+    store = TableStore(store_root)
+    engine.zone_tables = lambda *a: store.read("k", 1, False, "URM")  # (the child's copy of the module)
+    result.put(engine._zone_table_task(((), 0)) is not None)
+
+
+def test_a_table_task_in_a_worker_process_sets_its_marks_at_its_end(tmp_path):
+    """A table task that runs in a worker process sets the marks of the entries it read at its end: a
+    worker may end without running exit hooks (a forked ``multiprocessing`` process ends with ``os._exit``),
+    so marks left queued there would be lost."""
+    store = TableStore(tmp_path)
+    assert store.write("k", 1, False, "URM", _tables())
+    old = time.time() - 2 * 86400.0
+    os.utime(store.entry_path("k", 1, False, "URM"), (old, old))
+    ctx = mp.get_context("fork")
+    result = ctx.Queue()
+    child = ctx.Process(target=_stale_read_task, args=(tmp_path, result))
+    child.start()
+    assert result.get(timeout=60) is True  # the task read the entry
+    child.join(60)
+    assert child.exitcode == 0
+    assert time.time() - store.entry_path("k", 1, False, "URM").stat().st_mtime < tablestore.USED_MARK_S
+
+
+def test_worker_processes_mark_the_entries_they_read(tmp_path):
+    """With worker processes (``executor = "processes"``: a local dask cluster) the zone tasks read the
+    store there, and the entries are marked used after the run (each task sets its marks at its end)."""
+    store = tmp_path / "store"
+    compute(small_config(tmp_path / "a", store))
+    [info] = TableStore(store).info()
+    entries = [e for e in (store / info.key).glob("z*/*") if e.is_dir()]
+    old = time.time() - 2 * 86400.0
+    for e in entries:
+        os.utime(e, (old, old))
+    cfg = small_config(tmp_path / "b", store)
+    compute(cfg.with_updates(compute={"executor": "processes", "workers": 2}))
+    assert len(tablestore.MARKS) == 0  # nothing read (nor queued) in this process
+    assert entries and all(time.time() - e.stat().st_mtime < tablestore.USED_MARK_S for e in entries)
 
 
 def test_partial_entry_from_a_killed_writer_is_ignored_by_a_run(tmp_path, spy):

@@ -120,12 +120,12 @@ class UsedMarks:
     on the zone task's path; set from a thread beside the run, the ~7,000 writes still slowed its reads.
     32 mid-size zones of the field case, warm, every mark due (single runs): tables 81.7 s with each mark
     set by its read, 77.5 s with the marks set by a thread, 72.3 s with them set at the run's end, 70.6 s
-    with no mark due. Without reads queued, the field's ~7,000 writes take ~0.02 s. So a read only queues its mark here (:meth:`put`), and the run sets them once its
-    reads are done (:meth:`flush`: the engine at the end of a run, ``hra tables clear`` before it
-    looks at ages, a table task in a worker process at its end, and every process at its exit). The
-    marks are what ``hra tables clear --older-than`` goes by, nothing else: no value depends on
-    them; a mark lost with a killed process only makes its entry look older than it is. One instance
-    per process (:data:`MARKS`)."""
+    with no mark due. Without reads queued, the field's ~7,000 writes take ~0.02 s. So a read only
+    queues its mark here (:meth:`put`), and the run sets them once its reads are done (:meth:`flush`:
+    the engine at the end of a run, ``hra tables clear`` before it looks at ages, a table task in a
+    worker process at its end, and every process at its exit). The marks are what ``hra tables clear
+    --older-than`` goes by, nothing else: no value depends on them; a mark lost with a killed process
+    only makes its entry look older than it is. One instance per process (:data:`MARKS`)."""
 
     def __init__(self):
         self._lock = threading.Lock()
