@@ -104,3 +104,15 @@ def test_field_scale_passes_the_magnitude_options_to_the_run(tmp_path):
         got = {k: getattr(cfg.source, k) for k in ("magnitude_table_stride", "magnitude_subdivisions")}
         assert got == {"magnitude_table_stride": 1, "magnitude_subdivisions": 1, **want}
         assert ("magnitude_" in (wd / "field.toml").read_text()) == bool(want)
+
+
+def test_field_scale_drop_caches_writes_the_proc_file_or_says_why(tmp_path):
+    """``--drop-caches``: the page cache, dentries and inodes dropped (``3`` written to the proc file) before
+    a cold or warm phase; where that file cannot be written (not root, not Linux) the reason, and no error."""
+    fs = _field_scale_module()
+    proc = tmp_path / "drop_caches"
+    proc.write_text("")
+    assert fs.drop_page_cache(str(proc)) is None
+    assert proc.read_text() == "3\n"
+    why = fs.drop_page_cache(str(tmp_path / "missing" / "drop_caches"))
+    assert why is not None and "page cache not dropped" in why and "drop_caches" in why
