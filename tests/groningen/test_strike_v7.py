@@ -183,18 +183,20 @@ UNIFORM_BEFORE = {
 
 
 def test_uniform_strike_keeps_the_former_engine(tmp_path):
-    """``rupture_strike = "uniform"`` keeps the former azimuth-averaged engine: the same numbers to 1e-12.
+    """``rupture_strike = "uniform"`` keeps the former azimuth-averaged engine: the same numbers to 1e-9.
 
-    (To the bit on the machine that derived them; a processor with other vector widths - AVX2 instead of
-    AVX-512 - sums some terms in another order, which moved these by 2.9e-13 relative: a table value at a
-    rounding boundary goes the other way. Any change of the model moves them by > 1e-8.)"""
+    (To the bit on the machine that derived them, an AVX2 processor; another vector width sums some terms
+    in another order, and a table value at a rounding boundary of the tables' 16 bits then goes the other
+    way: 2.9e-13 relative with float64 kernels, 1.7e-10 (the mean; P50 and P90 the same bits) on an
+    AVX-512 processor since the R_rup interpolation and the magnitude expansion sum in float32. Any change
+    of the model moves them by > 1e-8.)"""
     import hra
 
     # (the former engine's linear distance rule; the cubic default moves these by ~3e-15 here)
     cfg = _setup(tmp_path, 0.0, strike="uniform").with_updates(source={"distance_interpolation": "linear"})
     ds = hra.run(cfg, progress=False, write=False)
     for k, want in UNIFORM_BEFORE.items():
-        np.testing.assert_allclose(ds[k].values[:, 0], want, rtol=1e-12, atol=0, err_msg=k)
+        np.testing.assert_allclose(ds[k].values[:, 0], want, rtol=1e-9, atol=0, err_msg=k)
 
 
 def test_table_store_key_includes_the_strike_model(tmp_path):
