@@ -116,3 +116,30 @@ def test_field_scale_drop_caches_writes_the_proc_file_or_says_why(tmp_path):
     assert proc.read_text() == "3\n"
     why = fs.drop_page_cache(str(tmp_path / "missing" / "drop_caches"))
     assert why is not None and "page cache not dropped" in why and "drop_caches" in why
+
+
+def test_field_scale_drops_the_page_cache_before_the_cold_and_warm_phases_only(tmp_path, monkeypatch):
+    """``main(["--drop-caches", ...])``: the page cache is dropped right before each cold and warm phase (not
+    before reading the EDB), each such phase records whether it was (``page_cache_dropped``), and where the
+    drop fails the phase still runs; without the option nothing is dropped and nothing recorded."""
+    import hra.api
+
+    fs = _field_scale_module()
+    events: list[str] = []
+    outcomes = iter([None, "page cache not dropped (test)"])  # cold: dropped; warm: refused
+    monkeypatch.setattr(hra.api, "demo_model_dir", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(fs, "default_outline", lambda model_dir: None)
+    monkeypatch.setattr(fs, "machine", lambda: {"cpu": "test", "isa": "-", "llvm_cpu": "-", "dgemm_gflops_1thread": 0,
+                                                "sum_gb_per_s": 0})
+    monkeypatch.setattr(fs, "write_inputs", lambda opts: {})
+    monkeypatch.setattr(fs, "drop_page_cache", lambda: (events.append("drop"), next(outcomes))[1])
+    monkeypatch.setattr(fs, "spawn_case", lambda script, case, label: (events.append(case[0]), {"phase": case[0]})[1])
+    got = {}
+    monkeypatch.setattr(fs, "finish", lambda res, report, path: got.update(res) or 0)
+    assert fs.main(["--phases", "read,cold,warm", "--drop-caches", "--workdir", str(tmp_path)]) == 0
+    assert events == ["read", "drop", "cold", "drop", "warm"]
+    assert [p.get("page_cache_dropped") for p in got["phases"]] == [None, True, False]
+    events.clear()
+    assert fs.main(["--phases", "read,cold,warm", "--workdir", str(tmp_path)]) == 0
+    assert events == ["read", "cold", "warm"]
+    assert all("page_cache_dropped" not in p for p in got["phases"])
