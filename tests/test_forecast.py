@@ -546,6 +546,38 @@ def test_tree_mean_table_is_the_mean_of_the_combination_tables(tmp_path):
         np.testing.assert_allclose(tab.qbar[:, :, s], ref, rtol=1e-10, atol=1e-14 * np.abs(ref).max())
 
 
+def test_forecast_product_plans_are_made_once_and_reused(tmp_path, monkeypatch):
+    """The products' weights and BLAS blocks of each table slice (``engine._ForecastPlans``: from the
+    forecast's basis and the tree alone) are worked out in the first zone task and reused by the next
+    zones and groups of the run (the pool's work buffers), with the same tables to the bit; a new
+    forecast basis gets plans of its own."""
+    from hra.chain import prepare
+    from hra.integration import engine
+
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    cfg = _config(tmp_path, fc, [dict(id="B1", x=X0, y=Y0, typology="URM")])
+    prep = prepare(cfg)
+    sel = engine.select_realisations(prep)
+    made = []
+    plan = engine._ForecastPlans._plan
+    monkeypatch.setattr(engine._ForecastPlans, "_plan", lambda self, *a: made.append(1) or plan(self, *a))
+    pool = engine.BufferPool()
+    first = engine.build_tables(prep, sel, pool=pool)
+    q1, qbar1, n_made = first.q.copy(), first.qbar.copy(), len(made)
+    assert n_made > 0
+    second = engine.build_tables(prep, sel, pool=pool)  # the next group of a run: the same pool
+    assert len(made) == n_made
+    assert np.array_equal(second.q, q1) and np.array_equal(second.qbar, qbar1)
+    fresh = engine.build_tables(prep, sel)  # a pool of its own: plans made again, the same bits
+    assert len(made) == 2 * n_made and np.array_equal(fresh.q, q1)
+    from dataclasses import replace as dc_replace
+
+    other = dc_replace(prep, magnitude=dc_replace(prep.magnitude, basis=prep.magnitude.basis * 2.0))
+    doubled = engine.build_tables(other, sel, pool=pool)  # another basis: new plans, twice the products
+    assert len(made) == 3 * n_made
+    np.testing.assert_allclose(doubled.q, 2.0 * q1, rtol=1e-14, atol=0.0)
+
+
 def test_factored_rates_give_the_same_lpr(tmp_path, monkeypatch):
     """The building pass takes a forecast's rates in factored form: every year's map of a branch is one map
     scaled (the test forecast), so the years are one time component per branch

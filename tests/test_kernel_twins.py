@@ -1149,6 +1149,27 @@ def t_slice_sum(d, rows, f, c, w, lo, n_copy):
     return out, np.swapaxes(d[rows, f, c, lo:lo + n_copy], 0, 1).astype(np.float64)
 
 
+def _scatter_inputs():
+    rng = np.random.default_rng(23)  # its own stream: the other entries' inputs stay as they were
+    acc = rng.uniform(0, 1e-3, size=(3, 6, 10))  # (K, u, x)
+    term = rng.uniform(0, 1e-3, size=(5, 10))
+    # rows of three combinations, one of them with basis functions 0 and 2 only (a dead function between)
+    return acc, term, np.array([0, 1, 0, 2, 0], dtype=np.int64), np.array([4, 4, 1, 1, 3], dtype=np.int64)
+
+
+def k_scatter(acc, term, k_of_row, u_of_row):
+    out = acc.copy()
+    ik.add_rows_scattered(out, term, k_of_row, u_of_row)
+    return out
+
+
+def t_scatter(acc, term, k_of_row, u_of_row):
+    out = acc.copy()
+    for i in range(term.shape[0]):  # numpy's row additions, as _forecast_gemm made them before the kernel
+        out[k_of_row[i], u_of_row[i]] += term[i]
+    return out
+
+
 def _q_layout_inputs(projected):
     acc = RNG.uniform(0, 1e-3, size=(2, 5, 3, 4, 3))  # (K, u, t, r, a)
     a0 = np.deg2rad([0.0, 45.0, 90.0])
@@ -1300,6 +1321,7 @@ TWINS = [
     ("integration.weighted_table_sum", k_weighted_sum, t_weighted_sum, _weighted_sum_inputs(), 1e-13),
     ("integration.weighted_slice_sum", k_slice_sum, t_slice_sum, _slice_sum_inputs(True), 0.0),  # the same bits
     ("integration.weighted_slice_sum[no copy]", k_slice_sum, t_slice_sum, _slice_sum_inputs(False), 0.0),
+    ("integration.add_rows_scattered", k_scatter, t_scatter, _scatter_inputs(), 0.0),  # the same bits
     ("integration.forecast_q_layout", k_q_layout, t_q_layout, _q_layout_inputs(False), 0.0),  # a copy
     ("integration.forecast_q_layout[harmonic]", k_q_layout, t_q_layout, _q_layout_inputs(True), 0.0),  # the same bits
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),

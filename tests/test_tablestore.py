@@ -908,6 +908,29 @@ def test_read_into_given_arrays(tmp_path, monkeypatch):
     assert TableStore(tmp_path).read("k", 3, False, "RC", [(0, 0)], out={(0, 0): dest}) is None and not path.exists()
 
 
+def test_chunks_are_decoded_without_the_interpreter_lock_and_checked_for_their_length(tmp_path, monkeypatch):
+    """``_read_chunk`` decodes through c-blosc's ``blosc_decompress_ctx`` (ctypes, which lets go of the
+    interpreter's lock: the other worker runs meanwhile) to the values numcodecs gives (the fallback); a
+    chunk file cut short, or with bytes after its frame (the header's compressed size is not the file's),
+    makes the entry unreadable (removed, computed again): never decoded past its bytes."""
+    assert tablestore._blosc_decompress_ctx() is not None  # numcodecs carries c-blosc with its symbols
+    store = TableStore(tmp_path)
+    tabs = _tables(8)
+    assert store.write("k", 4, False, "URM", tabs)
+    got = store.read("k", 4, False, "URM")
+    monkeypatch.setattr(tablestore, "_blosc_decompress_ctx", lambda: None)
+    again = TableStore(tmp_path).read("k", 4, False, "URM")
+    monkeypatch.undo()
+    assert got.keys() == again.keys() == tabs.keys()
+    assert all(np.array_equal(got[k], tabs[k]) and np.array_equal(again[k], tabs[k]) for k in tabs)
+    for typ, edit in (("cut", lambda b: b[:-5]), ("long", lambda b: b + bytes(3))):
+        assert store.write("k", 4, False, typ, tabs)
+        path = store.entry_path("k", 4, False, typ)
+        [chunk] = (path / "death").glob("c.0.*")
+        chunk.write_bytes(edit(chunk.read_bytes()))
+        assert TableStore(tmp_path).read("k", 4, False, typ) is None and not path.exists()
+
+
 #: Files of a stored entry besides its chunk files: zarr.json of the group, of ``branch`` and of ``death``,
 #: and ``branch``'s one chunk (what a read opens before the chunks: the read-ahead asks for them too)
 ENTRY_METADATA_FILES = 4
@@ -982,6 +1005,38 @@ def test_read_ahead_reads_each_group_in_order_at_most_one_ahead_of_the_run(tmp_p
     ra.reached(2)  # never backwards
     ra.close(wait=True)
     assert ra.done == [0, 1, 2, 3, 4] and len(calls) == 4  # closed before group 5 was allowed
+
+
+def test_read_ahead_reads_further_while_the_groups_ahead_fit_the_byte_budget(tmp_path, monkeypatch):
+    """With ``sizes`` and ``budget_bytes`` groups past the ``ahead`` ones are read too, in order, while the
+    groups read ahead of the run (after the group it is at) hold at most the budget; the ``ahead`` ones
+    always (a group larger than the budget included)."""
+    calls = []
+
+    def will_need(folders, stop=None):
+        calls.append(Path(folders[0]).name)
+        return len(folders)
+
+    monkeypatch.setattr(tablestore.pagecache, "will_need", will_need)
+    with pytest.raises(ValueError, match="2 group sizes for 5 groups"):
+        tablestore.ReadAhead(TableStore(tmp_path), "k", [[1], [2], [3], [4], [5]], sizes=[1, 2])
+    ra = tablestore.ReadAhead(TableStore(tmp_path), "k", [[1], [2], [3], [4], [5]], ahead=1, process=False,
+                              sizes=[3, 1, 1, 2, 5], budget_bytes=2.5).start()
+    assert _until(lambda: ra.done == [0])  # group 0 (3 > 2.5: one ahead anyway); 0 + 1: 4 > 2.5
+    time.sleep(0.05)
+    assert ra.done == [0]
+    ra.reached(0)  # ahead of group 0: group 1 (one ahead), group 2 (1 + 1 <= 2.5); 1 + 1 + 2 > 2.5
+    assert _until(lambda: ra.done == [0, 1, 2])
+    time.sleep(0.05)
+    assert ra.done == [0, 1, 2]
+    ra.reached(2)  # group 3 (one ahead); 2 + 5 > 2.5
+    assert _until(lambda: ra.done == [0, 1, 2, 3])
+    time.sleep(0.05)
+    assert ra.done == [0, 1, 2, 3]
+    ra.reached(3)
+    assert _until(lambda: ra.done == [0, 1, 2, 3, 4])
+    ra.close(wait=True)
+    assert calls == ["z1-w0", "z2-w0", "z3-w0", "z4-w0", "z5-w0"]
 
 
 def test_read_ahead_closed_while_reading_stops_at_the_next_folder(tmp_path, monkeypatch):

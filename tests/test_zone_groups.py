@@ -113,6 +113,10 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
     [ra] = made
     ra.close(wait=True)
     assert ra.asked == list(range(len(groups))) and ra.groups == groups
+    # ... and further ahead while the groups read ahead hold at most the table memory budget (their estimated bytes)
+    assert ra.budget == budget_gb * 1e9 and ra.sizes == engine._group_store_bytes(prep, groups)
+    per_entry = tablestore.entry_bytes(prep.gmm, prep.fragility, prep.magnitude, prep.distance_nodes_km)
+    assert all(b > 0 and b % per_entry < 1e-6 * per_entry for b in ra.sizes)
     for zones, nbytes, _, _ in calls:  # never more than the budget at once (one zone per worker may exceed it)
         assert nbytes == sum(size[z] for z in zones)
         assert len(zones) <= workers or nbytes <= budget_gb * 1e9

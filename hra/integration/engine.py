@@ -432,16 +432,12 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
     in ascending (f, c)): the same sums to the bit."""
     work = {} if work is None else work
     mm = ed.median_map
-    n_j = 1 if mm is None else mm.mix.shape[2]
     K, M = basis.shape[1:]
     T, R = shape
-    # (table key, f, c) -> the products that read that slice
-    todo: dict[tuple, tuple[int, np.ndarray, np.ndarray]] = {}
-    for f, c, us, ge_s in combos:
-        for j in range(n_j):
-            key = ed.key(int(ge_s[0, 0])) if mm is None else ed.key(int(ge_s[0, 0]), j)
-            if key in death:
-                todo[(key, f, c)] = (j, us, ge_s)
+    # the products' weights and BLAS blocks per slice depend on the forecast and the tree only, not on
+    # the zone or site: worked out once per run (per set of work buffers) and reused (_ForecastPlans)
+    plans = _ForecastPlans.of(work, ed, basis)
+    todo = plans.todo(combos, death)
     if mean is None:
         slices = [(key, f, c) for key in death for f, c in sorted({(f, c) for k2, f, c in todo if k2 == key})]
     else:
@@ -452,59 +448,120 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
         table = death[key]
         w_mean = None if mean is None or key not in coef else wfc[f, c] * coef[key]  # (m,)
         item = todo.get((key, f, c))
-        wm = None
-        if item is not None:
-            j, us, ge_s = item
-            ges, ss = ge_s[:, 0], ge_s[:, 1]
-            w = basis[ss]  # (n, K, m)
-            if mm is not None:
-                vs = np.array([ed._virtual(int(ge)) for ge in ges])
-                w = w * mm.mix[vs, :, j][:, None, :]
-            # only the combinations whose w(M) picks median j somewhere, over the magnitudes where
-            # any of them does (realisation mode: each picks one median per magnitude)
-            cols = np.flatnonzero(w.any(axis=(1, 2)))
-            if cols.size:
-                wc = w[cols]
-                nz = np.flatnonzero(wc.any(axis=(0, 1)))
-                lo, hi = int(nz[0]), int(nz[-1]) + 1
-                # only the (combination, basis function) rows with a weight: a source branch's basis may
-                # have fewer than K functions (zero rows), whose products are zeros that would be added
-                # to acc (which holds +0 there; the other rows' sums: see _gemm_blocks). Rows
-                # combination-major, so that a combination's rows of the product are consecutive
-                live = wc[:, :, lo:hi].any(axis=2)  # (n, K)
-                if live.sum() < 2:  # (a single row would take BLAS's vector path: other sums)
-                    live[:] = True
-                wm = wc[:, :, lo:hi]
-        if wm is None and w_mean is None:
+        sp = None if item is None else plans.slice(key, f, c, *item)
+        if sp is None and w_mean is None:
             continue
         # (m, t, r) float64 whatever the tables' storage (computed float64 or read float32: the
         # same values, hence the same product, to the bit); the r rows stay contiguous in the copy
-        d = None if wm is None else _scratch(work, "d", (hi - lo, T, R))
+        d = None if sp is None else _scratch(work, "d", (sp.hi - sp.lo, T, R))
         if w_mean is not None:  # the tree mean's terms and the copy in one pass over the slice
-            kernels.weighted_slice_sum(table, t_rows, f, c, w_mean, out, lo if wm is not None else 0,
+            kernels.weighted_slice_sum(table, t_rows, f, c, w_mean, out, sp.lo if sp is not None else 0,
                                        no_copy if d is None else d)
         else:
-            np.copyto(d, np.swapaxes(table[rows, f, c, lo:hi], 0, 1))
-        if wm is None:
+            np.copyto(d, np.swapaxes(table[rows, f, c, sp.lo:sp.hi], 0, 1))
+        if sp is None:
             continue
-        for g_cols, g_lo, g_hi in _gemm_blocks(wm, live):
+        for a, g_lo, g_hi, k_of_row, u_of_row in sp.blocks:
             # the block's rows over its magnitudes (the other magnitudes' weights are zeros: no terms)
-            a = np.ascontiguousarray(wm[g_cols, :, g_lo:g_hi][live[g_cols]])
             term = np.matmul(a, d[g_lo:g_hi].reshape(g_hi - g_lo, T * R),
                              out=_scratch(work, "term", (a.shape[0], T * R)))  # BLAS
-            term = term.reshape(a.shape[0], T, R)
-            start = 0
-            for n in g_cols:
-                u = us[cols[n]]
-                ks = np.flatnonzero(live[n])
-                stop = start + ks.size
-                if ks.size == 0:
-                    continue
-                if ks[-1] == ks.size - 1:  # the first functions (the usual case): a view
-                    acc[:ks.size, u] += term[start:stop]
-                else:
-                    acc[ks, u] += term[start:stop]
-                start = stop
+            kernels.add_rows_scattered(acc.reshape(acc.shape[0], acc.shape[1], T * R), term, k_of_row, u_of_row)
+
+
+@dataclass(frozen=True)
+class _SlicePlan:
+    """The BLAS products of one (table, f, c) slice of a forecast's zone (:func:`_forecast_gemm`): the
+    magnitudes ``lo:hi`` of the slice that any product reads, and per block of :func:`_gemm_blocks`
+    ``(a, g_lo, g_hi, k_of_row, u_of_row)``: the weights (rows, g_hi - g_lo) over the block's magnitudes
+    (offsets from ``lo``), and each row's basis function and combination (where its product is added)."""
+
+    lo: int
+    hi: int
+    blocks: tuple[tuple[np.ndarray, int, int, np.ndarray, np.ndarray], ...]
+
+
+class _ForecastPlans:
+    """What :func:`_forecast_gemm` works out from the forecast's magnitude basis and the tree alone -
+    which slices a group's combinations read (``todo``) and each slice's weights and BLAS blocks
+    (:class:`_SlicePlan`) - kept in a task's work buffers (:func:`_scratch`'s ``work``) from site to
+    site and zone to zone: the same for every zone, and worked out once instead of ~300,000 times on
+    the whole field (interpreter work that held the lock the other worker waits for). Keyed by the
+    values they come from (the combinations' columns and branches), for the basis and median map they
+    were made with (held, so that their identity cannot pass to other arrays)."""
+
+    def __init__(self, ed: "EngineDeath", basis: np.ndarray):
+        self.basis, self.median_map = basis, ed.median_map
+        self.ed = ed
+        self._todo: dict[tuple, dict] = {}
+        self._slices: dict[tuple, _SlicePlan | None] = {}
+
+    @classmethod
+    def of(cls, work: dict, ed: "EngineDeath", basis: np.ndarray) -> "_ForecastPlans":
+        plans = work.get("forecast_plans")
+        if not (isinstance(plans, cls) and plans.basis is basis and plans.median_map is ed.median_map):
+            plans = work["forecast_plans"] = cls(ed, basis)
+        plans.ed = ed  # (the zone's: key and _virtual depend on the tree only)
+        return plans
+
+    def todo(self, combos: list, death: dict) -> dict[tuple, tuple[int, np.ndarray, np.ndarray]]:
+        """(table key, f, c) -> (median j, columns us, (combination, source branch) pairs) of the slices
+        the products read, for the tables in ``death``."""
+        sig = (tuple(death), tuple((f, c, us.tobytes(), ge_s.tobytes()) for f, c, us, ge_s in combos))
+        got = self._todo.get(sig)
+        if got is None:
+            ed, mm = self.ed, self.median_map
+            n_j = 1 if mm is None else mm.mix.shape[2]
+            got = {}
+            for f, c, us, ge_s in combos:
+                for j in range(n_j):
+                    key = ed.key(int(ge_s[0, 0])) if mm is None else ed.key(int(ge_s[0, 0]), j)
+                    if key in death:
+                        got[(key, f, c)] = (j, us, ge_s)
+            if len(self._todo) >= 4096:
+                self._todo.clear()
+            self._todo[sig] = got
+        return got
+
+    def slice(self, key, f: int, c: int, j: int, us: np.ndarray, ge_s: np.ndarray) -> _SlicePlan | None:
+        """The slice's products (``None``: no combination's w(M) picks median j anywhere)."""
+        sig = (key, f, c, j, us.tobytes(), ge_s.tobytes())
+        if sig not in self._slices:
+            if len(self._slices) >= 65536:
+                self._slices.clear()
+            self._slices[sig] = self._plan(j, us, ge_s)
+        return self._slices[sig]
+
+    def _plan(self, j: int, us: np.ndarray, ge_s: np.ndarray) -> _SlicePlan | None:
+        ed, mm = self.ed, self.median_map
+        ges, ss = ge_s[:, 0], ge_s[:, 1]
+        w = self.basis[ss]  # (n, K, m)
+        if mm is not None:
+            vs = np.array([ed._virtual(int(ge)) for ge in ges])
+            w = w * mm.mix[vs, :, j][:, None, :]
+        # only the combinations whose w(M) picks median j somewhere, over the magnitudes where
+        # any of them does (realisation mode: each picks one median per magnitude)
+        cols = np.flatnonzero(w.any(axis=(1, 2)))
+        if cols.size == 0:
+            return None
+        wc = w[cols]
+        nz = np.flatnonzero(wc.any(axis=(0, 1)))
+        lo, hi = int(nz[0]), int(nz[-1]) + 1
+        # only the (combination, basis function) rows with a weight: a source branch's basis may
+        # have fewer than K functions (zero rows), whose products are zeros that would be added
+        # to acc (which holds +0 there; the other rows' sums: see _gemm_blocks). Rows
+        # combination-major, so that a combination's rows of the product are consecutive
+        live = wc[:, :, lo:hi].any(axis=2)  # (n, K)
+        if live.sum() < 2:  # (a single row would take BLAS's vector path: other sums)
+            live[:] = True
+        wm = wc[:, :, lo:hi]
+        blocks = []
+        for g_cols, g_lo, g_hi in _gemm_blocks(wm, live):
+            a = np.ascontiguousarray(wm[g_cols, :, g_lo:g_hi][live[g_cols]])
+            ks = [np.flatnonzero(live[n]) for n in g_cols]  # each row's basis function and combination
+            k_of_row = np.concatenate(ks).astype(np.int64)
+            u_of_row = np.concatenate([np.full(k.size, us[cols[n]], dtype=np.int64) for n, k in zip(g_cols, ks)])
+            blocks.append((a, g_lo, g_hi, k_of_row, u_of_row))
+        return _SlicePlan(lo, hi, tuple(blocks))
 
 
 #: Cost of one more BLAS call of :func:`_gemm_blocks`, in (row x magnitude) products of a V7 forecast
@@ -1025,16 +1082,33 @@ def _all_stored(prep: "Prepared", store: "StoreHandle | None", groups: dict[int,
                for z, idx in groups.items() for i in idx for t in t_lists[i])
 
 
+def _zone_typologies(prep: "Prepared") -> dict[int, set[int]]:
+    """Per zone, the typology indices its zone task tabulates (and stores) for each of its sites."""
+    _, t_lists = table_rows(prep)
+    of_zone: dict[int, set[int]] = {}
+    for i, (zone, _) in enumerate(prep.sites):
+        of_zone.setdefault(int(zone), set()).update(int(t) for t in t_lists[i])
+    return of_zone
+
+
 def store_bytes_needed(prep: "Prepared", handle: "StoreHandle") -> tuple[int, float]:
     """The (site, typology) entries of this run missing from the table store, and an estimate of their
     bytes on disk (:func:`hra.integration.tablestore.entry_bytes` each)."""
-    _, t_lists = table_rows(prep)
-    of_zone: dict[int, set[int]] = {}  # a zone task stores every typology of its zone for each of its sites
-    for i, (zone, _) in enumerate(prep.sites):
-        of_zone.setdefault(int(zone), set()).update(int(t) for t in t_lists[i])
+    of_zone = _zone_typologies(prep)
     missing = tablestore.count_missing(handle.store, handle.key, prep.fragility.typologies,
                                        ((zone, wierde, t) for zone, wierde in prep.sites for t in of_zone[int(zone)]))
     return missing, missing * entry_bytes(prep.gmm, prep.fragility, prep.magnitude, prep.distance_nodes_km)
+
+
+def _group_store_bytes(prep: "Prepared", groups: list[list[int]]) -> list[float]:
+    """Estimated stored bytes of each group of zones: its sites' entries (every typology of a zone at
+    each of its sites, as a zone task stores them) times :func:`hra.integration.tablestore.entry_bytes`."""
+    of_zone = _zone_typologies(prep)
+    n_sites: dict[int, int] = {}
+    for zone, _ in prep.sites:
+        n_sites[int(zone)] = n_sites.get(int(zone), 0) + 1
+    per_entry = entry_bytes(prep.gmm, prep.fragility, prep.magnitude, prep.distance_nodes_km)
+    return [per_entry * sum(n_sites.get(int(z), 0) * len(of_zone.get(int(z), ())) for z in g) for g in groups]
 
 
 def _store_space(prep: "Prepared", handle: "StoreHandle | None") -> "StoreHandle | None":
@@ -1403,7 +1477,9 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
         index = ([chunk_index(prep, cfg.compute.chunk_buildings)] if len(groups) == 1
                  else [chunk_index(prep, cfg.compute.chunk_buildings, g, ex.workers) for g in groups])
         cpu0 = dict(_STAGE_CPU)
-        parts, reused, t_tables = _run_groups(ex, prep, sel, handle, groups, index, checkpoint)
+        # the store read ahead of the run by as many bytes as the tables may take (ReadAhead)
+        parts, reused, t_tables = _run_groups(ex, prep, sel, handle, groups, index, checkpoint,
+                                              cfg.compute.table_memory_gb * 1e9)
         # the stages' CPU seconds (their tasks' thread time), where the tasks ran in this process
         stage_cpu = ({f"{k}_cpu_s": _STAGE_CPU[k] - cpu0[k] for k in _STAGE_CPU}
                      if ex.mode in ("threads", "synchronous") else {})
@@ -1450,11 +1526,14 @@ def _group_ids(index: list[list[np.ndarray]], g: int) -> range:
 
 
 def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHandle | None", groups: list[list[int]],
-                index: list[list[np.ndarray]], folder: Path | None) -> tuple[list[dict], int, float]:
+                index: list[list[np.ndarray]], folder: Path | None,
+                read_ahead_bytes: float = 0.0) -> tuple[list[dict], int, float]:
     """Results of every chunk (``index``: the chunks' building indices per group of zones), in order,
     how many came from the checkpoint ``folder``, and the seconds spent on tables. Per group: its
     tables (:func:`build_tables` of its zones; skipped when every chunk of the group is in the
-    checkpoint), then its chunks, then the tables are freed. One group: the tables of every zone."""
+    checkpoint), then its chunks, then the tables are freed. One group: the tables of every zone.
+    ``read_ahead_bytes``: stored bytes the table store may be read ahead of the run (at least one group;
+    :class:`hra.integration.tablestore.ReadAhead`)."""
     flat = [ix for group in index for ix in group]
     parts: list = [None] * len(flat)
     ck = None
@@ -1473,11 +1552,13 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
     todos = [[i for i in _group_ids(index, g) if parts[i] is None] for g in range(len(groups))]
     ahead = None
     if handle is not None and len(groups) > 1 and any(todos):
-        # the stored tables read from disk one group ahead of the run, in one stream: the first group's
-        # while the rates are prepared, each next one's while the previous group's tables and buildings
-        # are computed (a field's store does not stay in the page cache: a warm table stage would
-        # otherwise wait for the disk)
-        ahead = tablestore.ReadAhead(handle.store, handle.key, [z if t else [] for z, t in zip(groups, todos)])
+        # the stored tables read from disk ahead of the run, in one stream: the first groups' while the
+        # rates are prepared, the next ones' while the previous groups' tables and buildings are computed,
+        # as many groups ahead as hold the table memory budget (at least one; ReadAhead) - a field's store
+        # does not stay in the page cache: a warm table stage would otherwise wait for the disk
+        read = [z if t else [] for z, t in zip(groups, todos)]
+        ahead = tablestore.ReadAhead(handle.store, handle.key, read, sizes=_group_store_bytes(prep, read),
+                                     budget_bytes=read_ahead_bytes)
         ahead.start()
     t_tables = 0.0
     rates = static_rates(prep) if reused < len(flat) else None

@@ -2205,6 +2205,26 @@ def forecast_q_layout(acc, proj, out):
 
 
 @jit
+def add_rows_scattered(acc, term, k_of_row, u_of_row):
+    """``acc[k_of_row[i], u_of_row[i], :] += term[i, :]`` for every row i of ``term``: one BLAS block's
+    products of a forecast slice added to the per-combination sums of
+    :func:`hra.integration.engine._forecast_gemm`, in one call without the interpreter (and its lock)
+    between rows.
+
+    acc  : (K, u, x) float64, accumulated in place (basis function k, combination u, (t, r) flattened)
+    term : (n, x) float64, the block's product rows
+    k_of_row, u_of_row : (n,) int64 the basis function and combination of each row (distinct pairs)
+
+    Each element one IEEE addition, as numpy's ``acc[k, u] += term[i]``: the same bits."""
+    n_x = term.shape[1]
+    for i in range(term.shape[0]):
+        dst = acc[k_of_row[i], u_of_row[i]]
+        src = term[i]
+        for x in range(n_x):
+            dst[x] += src[x]
+
+
+@jit
 def weighted_table_sum(d, rows, wfc, coef, out):
     """``out[i, m, r] += sum_f sum_c (wfc[f, c] coef[m]) d[rows[i], f, c, m, r]``: one physical table's
     share of a forecast's tree mean, in one pass over the table.

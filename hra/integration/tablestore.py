@@ -52,6 +52,7 @@ The default location is ``$HRA_TABLE_STORE`` if set (``false``/``off``/``0``: no
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -472,7 +473,8 @@ class TableStore:
             raise ValueError(f"read(out=...) needs writable C-contiguous {np.dtype(TABLE_DTYPE).name} arrays")
         try:
             arr = None
-            st = (path / "death" / "zarr.json").stat()  # an entry written anew is a new file: not the cached one
+            # an entry written anew is a new file: not the cached one (os.path: no pathlib joins per read)
+            st = os.stat(os.path.join(path, "death", "zarr.json"))
             if self._opened.get(path, (None,))[0] != (st.st_ino, st.st_mtime_ns):
                 # from the metadata and chunk files where laid out as this module writes them (zarr's
                 # opening costs ~2 ms per entry, ~0.08 s per zone of 35 typologies), else through zarr
@@ -785,8 +787,9 @@ class ReadAhead:
     run's own reads then find their files in the page cache: the chunks, and the metadata files that a
     read opens first (one of those not in the page cache waits behind every read the disk has queued for
     the next group: 1-7 s per zone on subsets of the field case before they were read ahead too). With
-    ``ahead = 1`` at most two groups' files are in the page cache at once (a run reading its store as a
-    stream drops each chunk once decoded).
+    ``ahead = 1`` and no byte budget at most two groups' files are in the page cache at once (a run reading
+    its store as a stream drops each chunk once decoded); with a budget, the groups read ahead hold at most
+    that many bytes more.
 
     The files are asked for by a child process (``process=True``: :mod:`hra.integration.pagecache` run as
     a script, one request per group), so that the reading does not wait for the engine's threads to let
@@ -796,10 +799,22 @@ class ReadAhead:
     ``groups``: the zones of each group in the run's order (an empty list: a group the run skips).
     :meth:`reached` says which group the run has started; :meth:`close` ends the reading (the child is
     stopped at once). A hint only: no value depends on it (:meth:`TableStore.prefetch`).
+
+    ``sizes`` and ``budget_bytes``: each group's stored bytes (an estimate) and how many bytes may be
+    read ahead of the run: groups past the ``ahead`` ones are read too while the groups read ahead of the
+    run (after the group it is at) hold at most ``budget_bytes``. The engine reads its table memory budget
+    (``[compute] table_memory_gb``) ahead: with the field's ~0.6 GB groups one group ahead left the disk
+    idle while a group computed and then the next group's tables waiting for it (iowait ~1 core for a
+    minute and more of a 332 s warm run); reading ~2 GB ahead keeps the disk busy through both stages.
     """
 
-    def __init__(self, store: TableStore, key: str, groups: list[list[int]], ahead: int = 1, process: bool = True):
+    def __init__(self, store: TableStore, key: str, groups: list[list[int]], ahead: int = 1, process: bool = True,
+                 sizes: Iterable[float] | None = None, budget_bytes: float = 0.0):
         self.store, self.key, self.groups, self.ahead = store, key, [list(g) for g in groups], int(ahead)
+        self.sizes = None if sizes is None else [float(b) for b in sizes]
+        if self.sizes is not None and len(self.sizes) != len(self.groups):
+            raise ValueError(f"{len(self.sizes)} group sizes for {len(self.groups)} groups")
+        self.budget = float(budget_bytes)
         self.process = process
         self._cv = threading.Condition()
         self._at = -1  # the group the run has started (-1: none yet: the first group is read at once)
@@ -839,6 +854,13 @@ class ReadAhead:
     def _stopped(self) -> bool:
         return self._closed
 
+    def _may_read(self, g: int) -> bool:
+        """Group ``g`` may be read now: at most ``ahead`` groups past the run's, or more while the groups
+        ahead of the run up to ``g`` hold at most the byte budget (called with the lock held)."""
+        if g <= self._at + self.ahead:
+            return True
+        return self.sizes is not None and sum(self.sizes[self._at + 1:g + 1]) <= self.budget
+
     def _start_child(self):
         import subprocess
 
@@ -877,7 +899,7 @@ class ReadAhead:
         try:
             for g, zones in enumerate(self.groups):
                 with self._cv:
-                    self._cv.wait_for(lambda: self._closed or g <= self._at + self.ahead)
+                    self._cv.wait_for(lambda: self._closed or self._may_read(g))
                     if self._closed:
                         return
                 if zones:
@@ -1014,18 +1036,10 @@ def _read_chunk(death_dir: Path | str, i: int, layout: tuple[tuple[int, ...], in
     chunks; an error where every chunk was written as a file (``complete``: the entry is damaged).
     ``dest``: a C-contiguous :data:`TABLE_DTYPE` array of the chunk's shape to decode into (and return).
     ``drop``: the file is dropped from the page cache once read (:meth:`TableStore.read`)."""
-    from numcodecs import blosc
-
     chunk, nbytes, sep = layout
     path = os.path.join(os.fspath(death_dir), sep.join(("c", str(i)) + ("0",) * len(chunk)))  # = _chunk_path
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-            if drop and hasattr(os, "posix_fadvise"):
-                try:
-                    os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-                except OSError:
-                    pass
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         if complete:
             raise
@@ -1033,18 +1047,64 @@ def _read_chunk(death_dir: Path | str, i: int, layout: tuple[tuple[int, ...], in
             return np.zeros(chunk, dtype=TABLE_DTYPE)
         dest[...] = 0
         return dest
-    # the Blosc header's uncompressed size (bytes 4-7, little-endian): checked before decoding into dest
-    if len(raw) < 16 or int.from_bytes(raw[4:8], "little") != nbytes:
+    try:
+        # a Blosc frame holds at most nbytes + 16 bytes: one read takes all of it (a longer file fails
+        # the size check below)
+        raw = os.read(fd, nbytes + _BLOSC_OVERHEAD + 1)
+        if drop and hasattr(os, "posix_fadvise"):
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    # the Blosc header's uncompressed and compressed sizes (bytes 4-7 and 12-15, little-endian), checked
+    # before decoding (a truncated or overlong file is an error, never a read past its bytes)
+    if (len(raw) < 16 or int.from_bytes(raw[4:8], "little") != nbytes
+            or int.from_bytes(raw[12:16], "little") != len(raw)):
         raise ValueError(f"chunk {path} does not hold {nbytes} bytes")
-    if dest is not None:
-        if dest.nbytes != nbytes or dest.dtype != TABLE_DTYPE or not dest.flags.c_contiguous:
-            raise ValueError(f"destination of {dest.nbytes} bytes for a chunk of {nbytes}")
+    if dest is None:
+        dest = np.empty(chunk, dtype=TABLE_DTYPE)
+    elif dest.nbytes != nbytes or dest.dtype != TABLE_DTYPE or not dest.flags.c_contiguous:
+        raise ValueError(f"destination of {dest.nbytes} bytes for a chunk of {nbytes}")
+    _decompress_into(raw, dest, path)
+    return dest if sys.byteorder == "little" else dest.byteswap(inplace=True)
+
+
+#: Most bytes a Blosc frame adds to its data (c-blosc's ``BLOSC_MAX_OVERHEAD``).
+_BLOSC_OVERHEAD = 16
+
+
+@functools.lru_cache(maxsize=1)
+def _blosc_decompress_ctx():
+    """c-blosc's ``blosc_decompress_ctx`` from the library that numcodecs carries, as a ctypes function
+    (which lets go of the interpreter's lock for the call, where numcodecs' ``decompress`` holds it: the
+    other worker of a warm table stage runs meanwhile), or ``None`` where it cannot be found (then
+    numcodecs decodes). The ``_ctx`` functions keep no global state: safe from several threads."""
+    import ctypes
+
+    from numcodecs import blosc
+
+    try:
+        fn = ctypes.CDLL(blosc.__file__).blosc_decompress_ctx
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _decompress_into(raw: bytes, dest: np.ndarray, path: str) -> None:
+    """Decode the Blosc frame ``raw`` (sizes checked by the caller) into the C-contiguous ``dest``."""
+    fn = _blosc_decompress_ctx()
+    if fn is None:
+        from numcodecs import blosc
+
         blosc.decompress(raw, dest)
-        return dest if sys.byteorder == "little" else dest.byteswap(inplace=True)
-    data = blosc.decompress(raw)
-    if len(data) != nbytes:
-        raise ValueError(f"chunk {path} holds {len(data)} bytes, not {nbytes}")
-    return np.frombuffer(data, dtype=np.dtype(TABLE_DTYPE).newbyteorder("<")).reshape(chunk)
+        return
+    n = fn(raw, dest.ctypes.data, dest.nbytes, 1)
+    if n != dest.nbytes:
+        raise ValueError(f"chunk {path} could not be decoded (Blosc returned {n})")
 
 
 def _write_chunk(death_dir: Path, i: int, layout: tuple[tuple[int, ...], int], data: np.ndarray) -> None:
