@@ -431,8 +431,6 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
     of :func:`hra.integration.kernels.weighted_table_sum` per table (tables in ``death``'s order, slices
     in ascending (f, c)): the same sums to the bit."""
     work = {} if work is None else work
-    mm = ed.median_map
-    K, M = basis.shape[1:]
     T, R = shape
     # the products' weights and BLAS blocks per slice depend on the forecast and the tree only, not on
     # the zone or site: worked out once per run (per set of work buffers) and reused (_ForecastPlans)
