@@ -765,26 +765,86 @@ def t_contract(h, q, seg, n_y, n_s, acc):
     return out
 
 
-def _contract2_inputs():
-    """Two accumulators reading the same four table rows (:func:`_contract_inputs`' segments): zero
-    rates for one of them where the other's are not (a unit of two buildings' row union)."""
-    h, q, seg, n_y, n_s, acc = _contract_inputs()
-    g = RNG.uniform(-1e-4, 1e-3, size=h.shape)
-    g[:, 5] = 0.0  # (y 0, s 5): zero for the second only
-    g[2] = 0.0  # a row of zeros for the second (the first's row)
-    h[:, 6] = 0.0
-    bcc = RNG.uniform(0, 1e-6, size=acc.shape)
-    return h, g, q, seg, n_y, n_s, acc, bcc
+def _tile_inputs():
+    """Three accumulators of one table, 2 time rows, branch segments of 0-21 columns (empty, one
+    column, shorter than a register tile, at column 0, ending at the last column), 19 live rows
+    padded to 24 with the row of zeros (the last table row again), rates zero for one building in a
+    row the others have; a second set 5 columns wide (narrower than a tile: the plain loop)."""
+    n_t, n_s = 2, 8
+    seg = np.concatenate([[0], np.cumsum([3, 0, 1, 21, 9, 8, 2, 17])])
+    n_r, n_u, n_acc = 30, seg[-1], 3
+    rows = np.sort(RNG.choice(n_r, 19, replace=False))
+    ridx = np.concatenate([rows, np.full(5, rows[-1])]).astype(np.int64)
+    hidx = np.concatenate([np.arange(19), np.full(5, 19)]).astype(np.int64)  # row 19: the zeros
+    h = RNG.uniform(-1e-4, 1e-3, size=(n_acc * 20, n_t * n_s))
+    h[19::20] = 0.0
+    h[20 + 4] = 0.0  # building 1: no rates in its local row 4
+    hbase = np.arange(n_acc, dtype=np.int64) * 20
+    q = RNG.uniform(0, 1e-3, size=(n_r, n_u))
+    acc = RNG.uniform(0, 1e-6, size=(2 * n_acc * n_t, n_u))  # accumulators at rows arow[i] + y
+    arow = np.array([4, 0, 8], dtype=np.int64)
+    narrow = (q[:, :5].copy(), np.array([0, 2, 2, 5, 5, 5, 5, 5, 5]), acc[:, :5].copy())
+    return n_acc, acc, arow, q, ridx, hidx, h, hbase, seg, n_t, n_s, narrow
 
 
-def k_contract2(h, g, q, seg, n_y, n_s, acc, bcc):
-    a, b = acc.copy(), bcc.copy()
-    ik._contract_rows2(h[0], h[1], h[2], h[3], g[0], g[1], g[2], g[3], q[0], q[1], q[2], q[3], seg, n_y, n_s, a, b)
-    return a, b
+def k_tile(n_acc, acc, arow, q, ridx, hidx, h, hbase, seg, n_t, n_s, narrow):
+    out = []
+    for qq, sg, aa in ((q, seg, acc), narrow):
+        for k in range(1, n_acc + 1):  # 1, 2 and 3 accumulators at a time
+            a = aa.copy()
+            ik._tile_contract(k, a, arow[:k].copy(), qq, ridx, hidx, 0, 8, h, hbase[:k].copy(), sg, n_t, n_s)
+            ik._tile_contract(k, a, arow[:k].copy(), qq, ridx, hidx, 8, ridx.size, h, hbase[:k].copy(), sg, n_t, n_s)
+            out.append(a)
+    return tuple(out)
 
 
-def t_contract2(h, g, q, seg, n_y, n_s, acc, bcc):
-    return t_contract(h, q, seg, n_y, n_s, acc), t_contract(g, q, seg, n_y, n_s, bcc)
+def t_tile(n_acc, acc, arow, q, ridx, hidx, h, hbase, seg, n_t, n_s, narrow):
+    """The rows added one at a time (numpy's IEEE products and sums: the same bits)."""
+    out = []
+    for qq, sg, aa in ((q, seg, acc), narrow):
+        s_of_u = np.repeat(np.arange(n_s), np.diff(sg))
+        for k in range(1, n_acc + 1):
+            a = aa.copy()
+            for g in range(ridx.size):
+                for i in range(k):
+                    for y in range(n_t):
+                        hv = h[hbase[i] + hidx[g]].reshape(n_t, n_s)[y, s_of_u]
+                        a[arow[i] + y] = a[arow[i] + y] + hv * qq[ridx[g]]
+            out.append(a)
+    return tuple(out)
+
+
+def _expand_rows_inputs():
+    """Factor rows of 37 columns (two register tiles of EXPAND_COLS and a plain-loop rest), negative
+    entries; the rows of 0-4 non-zero weights written at an offset into a wider output row. The
+    weights make the order count: a tiny term first, then one row added and taken away again (last
+    first, the tiny term would survive)."""
+    basis = RNG.uniform(-1.0, 1.0, size=(5, 37))
+    out = RNG.uniform(size=(3, 45))
+    return out, basis, np.array([1e-17, 1.0, -1.0, 2.5e-4]), np.array([0, 4, 4, 2], dtype=np.int64)
+
+
+def k_expand_rows(out, basis, wts, cidx):
+    res = []
+    for n_c in range(5):
+        o = out.copy()
+        ik._expand_rows(o, 1, 6, basis, wts, cidx, n_c)
+        res.append(o)
+    return tuple(res)
+
+
+def t_expand_rows(out, basis, wts, cidx):
+    """0.0 plus each weight times its row, one at a time (numpy's IEEE products and sums: the bits of
+    ``flat = 0; flat += w * basis[c]``)."""
+    res = []
+    for n_c in range(5):
+        o = out.copy()
+        row = np.zeros(basis.shape[1])
+        for t in range(n_c):
+            row = row + wts[t] * basis[cidx[t]]
+        o[1, 6:6 + row.size] = row
+        res.append(o)
+    return tuple(res)
 
 
 def _chunk_mc_inputs():
@@ -1202,15 +1262,18 @@ _TABLE = RNG.normal(size=25)
 
 #: (name, kernel, twin, inputs, rtol)
 def _window_inputs():
-    return (np.array([1, 10, 10, 3, 10, 2]), np.array([1, 1, 7, 7, 49, 1]), np.array([937, 937, 937, 200, 5000, 2]))
+    return (np.array([1, 10, 10, 3, 10, 2, 10]), np.array([1, 1, 7, 7, 49, 1, 1]),
+            np.array([937, 937, 937, 200, 5000, 2, 937]), np.array([0, 0, 0, 0, 0, 0, 1_800_000]))
 
 
-def k_window_size(n_j, n_t, n_u):
-    return np.array([ik.window_size(j, t, u) for j, t, u in zip(n_j, n_t, n_u)])
+def k_window_size(n_j, n_t, n_u, n_h):
+    return np.array([ik.window_size(j, t, u, h) for j, t, u, h in zip(n_j, n_t, n_u, n_h)])
 
 
-def t_window_size(n_j, n_t, n_u):  # accumulators of 8 + 8 (amat, acomp) per time row, 8 + 4 (pair_w, pair_u)
-    fit = ik.WINDOW_BYTES // (n_j * n_u * (8 * 2 * n_t + 8 + 4))
+def t_window_size(n_j, n_t, n_u, n_h):
+    """accumulators of 8 + 8 bytes (amat, acomp) per time row, 8 + 4 (pair_w, pair_u); 8 per
+    histogram value"""
+    fit = ik.WINDOW_BYTES // (n_j * n_u * (8 * 2 * n_t + 8 + 4) + 8 * n_h)
     return np.clip(fit, ik.BUILDING_WINDOW, ik.BUILDING_WINDOW_MAX)
 
 
@@ -1340,7 +1403,8 @@ TWINS = [
     # last: its inputs draw from RNG after every other entry's (theirs stay as they were)
     ("integration.chunk_lpr+_years_from_components[monte carlo, year components]", k_chunk_years, t_chunk_years,
      _chunk_years_inputs(), 1e-12),
-    ("integration._contract_rows2", k_contract2, t_contract2, _contract2_inputs(), 0.0),  # the same bits
+    ("integration._tile_contract", k_tile, t_tile, _tile_inputs(), 0.0),  # the same bits
+    ("integration._expand_rows", k_expand_rows, t_expand_rows, _expand_rows_inputs(), 0.0),  # the same bits
 ]
 
 
@@ -1400,7 +1464,7 @@ def test_twins_cover_every_deterministic_kernel():
                 "_swap_pair",  # _select_quantiles (twinned there)
                 "round_table_value", "round_table",  # test_round_table_is_the_nearest_16_bit_value (and death_from_nested)
                 "_gauss_setup", "_gauss_node",  # mixture_density (twinned there, pairs to the bit)
-                "_contract_group", "_flush_groups", "_nonzero", "_axpy", "_msum_rows", "_unit_groups",
+                "_contract_group", "_flush_groups", "_nonzero", "_axpy", "_msum_rows", "_msum_row", "_tile_group",
                 "_building_values"}  # parts of chunk_lpr (twinned there)
     names = {part for n, *_ in TWINS for part in n.split(".", 1)[-1].split("[")[0].split("+")}
     for mod in (ik, ek):

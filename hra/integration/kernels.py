@@ -11,8 +11,9 @@ Data flow per building (see engine.py):
    distance node, ``H[r, y*S + s]``, by linear interpolation in ln R between nodes (sub-cells
    for nearby cells). A pass over the source cells for their nodes and weights, then
    one adding the weights times the cells' rates.
-2. ``_contract_rows`` (in ``chunk_lpr``): ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` for
-   each typology candidate j, four rows r per pass; ``Q`` holds the expected death probability
+2. ``_tile_contract`` / ``_contract_rows`` (in ``chunk_lpr``): ``A[j, y, u] = sum_r H[r, y, s_u]
+   Q[zt_j, r, u]`` for each typology candidate j, register tiles of the candidates of several
+   buildings that read one table (or four rows r per pass); ``Q`` holds the expected death probability
    per event at distance node r, already integrated over magnitude, residuals and fragility for
    model combination u. Where a branch's yearly maps are a few time components t
    (``year_factor``, :func:`hra.inputs.forecast.factor_years`; one where the maps only scale), the
@@ -130,6 +131,76 @@ def _axpy(w, x, out):
     loop vectorises)."""
     for v in range(x.shape[0]):
         out[v] += w * x[v]
+
+
+#: Columns per register tile of :func:`_expand_block`.
+EXPAND_COLS = 16
+
+
+def _expand_codegen(context, builder, signature, argv):
+    """LLVM code of :func:`_expand_block`: vectors of 4 doubles, the sums of :data:`EXPAND_COLS`
+    columns held in registers over the terms (allocas that LLVM promotes to registers)."""
+    width = 4
+    vt = ir.VectorType(ir.DoubleType(), width)
+    i64 = ir.IntType(64)
+    out, basis, wts, cidx = [context.make_array(t)(context, builder, v)
+                             for t, v in zip((signature.args[0], *signature.args[3:6]), (argv[0], *argv[3:6]))]
+    row, off, n_c, c0, c1 = argv[1], argv[2], argv[6], argv[7], argv[8]
+    n_out = cgutils.unpack_tuple(builder, out.shape, 2)[1]
+    n_basis = cgutils.unpack_tuple(builder, basis.shape, 2)[1]
+    start = builder.add(builder.mul(row, n_out), off)
+    accp = [cgutils.alloca_once(builder, vt) for _ in range(EXPAND_COLS // width)]
+
+    def vptr(base, at):
+        return builder.bitcast(builder.gep(base, [at]), vt.as_pointer())
+
+    with cgutils.for_range_slice(builder, c0, c1, ir.Constant(i64, EXPAND_COLS)) as (col, _):
+        for p in accp:
+            builder.store(ir.Constant(vt, [0.0] * width), p)
+        with cgutils.for_range(builder, n_c) as loop:
+            w = builder.load(builder.gep(wts.data, [loop.index]))
+            one = builder.insert_element(ir.Constant(vt, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
+            ws = builder.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
+                                        ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+            at = builder.add(builder.mul(builder.load(builder.gep(cidx.data, [loop.index])), n_basis), col)
+            for k, p in enumerate(accp):
+                b = builder.load(vptr(basis.data, builder.add(at, ir.Constant(i64, k * width))), align=8)
+                builder.store(builder.fadd(builder.load(p), builder.fmul(ws, b)), p)
+        for k, p in enumerate(accp):
+            builder.store(builder.load(p), vptr(out.data, builder.add(builder.add(start, col), ir.Constant(i64, k * width))),
+                          align=8)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def _expand_block(typingctx, out, row, off, basis, wts, cidx, n_c, c0, c1):
+    """``out[row, off + v] = sum_t wts[t] basis[cidx[t], v]`` for the columns ``c0 <= v < c1`` (a
+    multiple of :data:`EXPAND_COLS` of them), the terms added one by one from 0.0 in t order (IEEE
+    multiply, then add: per column the bits of ``out = 0; out += w basis[c]`` row after row, as
+    :func:`_axpy` does), the sums held in vector registers over the terms. ``out`` and ``basis``
+    are C-contiguous 2-D float64 arrays, ``wts`` 1-D float64, ``cidx`` 1-D int64."""
+    if not all(isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C" and t.dtype == types.float64
+               for t in (out, basis)):
+        return None
+    if not (isinstance(wts, types.Array) and wts.ndim == 1 and wts.layout == "C" and wts.dtype == types.float64
+            and isinstance(cidx, types.Array) and cidx.ndim == 1 and cidx.layout == "C" and cidx.dtype == types.int64):
+        return None
+    return types.void(out, types.intp, types.intp, basis, wts, cidx, types.intp, types.intp, types.intp), _expand_codegen
+
+
+@jit
+def _expand_rows(out, row, off, basis, wts, cidx, n_c):
+    """``out[row, off + v] = sum_t wts[t] basis[cidx[t], v]`` for every column v of ``basis``, the
+    terms added one by one from 0.0 in t order: :func:`_expand_block` for the multiples of
+    :data:`EXPAND_COLS`, the plain loop for the rest."""
+    n = basis.shape[1]
+    n_full = (n // EXPAND_COLS) * EXPAND_COLS
+    _expand_block(out, row, off, basis, wts, cidx, n_c, 0, n_full)
+    for v in range(n_full, n):
+        acc = 0.0
+        for t in range(n_c):
+            acc += wts[t] * basis[cidx[t], v]
+        out[row, off + v] = acc
 
 
 @jit(inline="always")
@@ -886,24 +957,27 @@ ROW_GROUP = 4
 #: (the window is sorted by the first one only).
 BUILDING_WINDOW = 16
 
-#: (Distance, azimuth) row blocks that :func:`chunk_lpr` expands for the whole window at a time and
-#: then contracts unit by unit.
-RA_TILE = 2
+#: (Distance, azimuth) rows that :func:`chunk_lpr` expands for every building of the window at a time
+#: and then contracts (:func:`_tile_group`): the expanded rows stay in the cache.
+RA_BLOCK = 8
 
 #: The largest building window of :func:`chunk_lpr`.
 BUILDING_WINDOW_MAX = 128
 
-#: Bytes of per-building accumulators (``amat``, ``acomp``, ``pair_w``, ``pair_u``) a window may hold.
+#: Bytes of per-building accumulators (``amat``, ``acomp``, ``pair_w``, ``pair_u``) and expanded
+#: histogram rows (``hfull``) a window may hold.
 WINDOW_BYTES = 64 << 20
 
 
 @jit
-def window_size(n_j, n_t, n_u):
-    """Buildings per window of :func:`chunk_lpr` with ``n_j`` typology candidates, ``n_t`` time rows
-    and ``n_u`` model combinations: as many as fit :data:`WINDOW_BYTES` of accumulators (8 bytes per
-    ``amat``/``acomp`` entry and per ``pair_w`` entry, 4 per ``pair_u`` entry), clipped to
-    [:data:`BUILDING_WINDOW`, :data:`BUILDING_WINDOW_MAX`]. The window changes no value, only speed."""
-    per = n_j * n_u * (16 * n_t + 12)
+def window_size(n_j, n_t, n_u, n_h=0):
+    """Buildings per window of :func:`chunk_lpr` with ``n_j`` typology candidates, ``n_t`` time rows,
+    ``n_u`` model combinations and ``n_h`` expanded histogram values per building (factored rates: the
+    distance rows times the time and branch columns; 0 otherwise): as many as fit :data:`WINDOW_BYTES`
+    (8 bytes per ``amat``/``acomp`` entry, per ``pair_w`` entry and per histogram value, 4 per
+    ``pair_u`` entry), clipped to [:data:`BUILDING_WINDOW`, :data:`BUILDING_WINDOW_MAX`]. The window
+    changes no value, only speed."""
+    per = n_j * n_u * (16 * n_t + 12) + 8 * n_h
     n = WINDOW_BYTES // max(per, 1)
     return max(BUILDING_WINDOW, min(BUILDING_WINDOW_MAX, n))
 
@@ -980,25 +1054,175 @@ def _vector_block(width, masked):
     return block
 
 
-def _vector_block2(width, masked):
-    """:func:`_vector_block` for two accumulator rows that read the same table rows:
-    ``block(acc, bcc, q0, q1, q2, q3, c, first, a0, a1, a2, a3, b0, b1, b2, b3)``, the four table
-    vectors loaded once; each accumulator gets the bits of its own one-accumulator block."""
-
-    @intrinsic
-    def block(typingctx, acc, bcc, q0, q1, q2, q3, c, first, a0, a1, a2, a3, b0, b1, b2, b3):
-        if not _rows_ok((acc, bcc, q0, q1, q2, q3)):
-            return None
-        sig = types.void(acc, bcc, q0, q1, q2, q3, types.intp, types.intp, *([types.float64] * 8))
-        return sig, _block_codegen(width, masked, 2)
-
-    return block
-
-
 _block = _vector_block(VEC, False)
 _block_tail = _vector_block(VEC, True)
-_block2 = _vector_block2(VEC, False)
-_block2_tail = _vector_block2(VEC, True)
+
+
+#: (Building, candidate) pairs of one table whose sums :func:`_tile_contract` keeps in registers
+#: together (each table vector loaded once for all of them).
+TILE_PAIRS = 4
+
+#: Doubles per vector and vectors per accumulator row in a tile: :data:`TILE_WIDTH` x
+#: :data:`TILE_VECS` columns at a time.
+TILE_WIDTH = 4
+TILE_VECS = 2
+TILE_COLS = TILE_WIDTH * TILE_VECS
+
+#: Table rows per tile call (the sums stay in registers over them); the row count is padded to a
+#: multiple (rows of zero rates: they add +-0).
+TILE_STEP = 8
+
+
+
+def _tile_codegen(n_acc):
+    """LLVM code of :func:`_vector_tile`: over the source branches' segments of columns, ``n_acc``
+    accumulator rows of :data:`TILE_COLS` columns held in vector registers over :data:`TILE_STEP`
+    table rows, column block after column block (the rows' table and histogram offsets worked out
+    once for all segments, each segment's histogram values loaded once for its blocks)."""
+    width, nv, steps = TILE_WIDTH, TILE_VECS, TILE_STEP
+
+    def codegen(context, builder, signature, argv):
+        vt = ir.VectorType(ir.DoubleType(), width)
+        i64 = ir.IntType(64)
+        acc, arow, q, ridx, h, hidx, hbase, s_start = [context.make_array(t)(context, builder, v)
+                                                       for t, v in zip(signature.args[:8], argv[:8])]
+        y_row, g = argv[8:]
+        n_acc_cols = cgutils.unpack_tuple(builder, acc.shape, 2)[1]
+        n_q_cols = cgutils.unpack_tuple(builder, q.shape, 2)[1]
+        n_h_cols = cgutils.unpack_tuple(builder, h.shape, 2)[1]
+        n_src = builder.sub(cgutils.unpack_tuple(builder, s_start.shape, 1)[0], ir.Constant(i64, 1))
+
+        def const(x):
+            return ir.Constant(i64, x)
+
+        def splat(x, typ):
+            one = builder.insert_element(ir.Constant(typ, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(one, ir.Constant(typ, ir.Undefined),
+                                          ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+
+        def vptr(base, off):
+            return builder.bitcast(builder.gep(base, [off]), vt.as_pointer())
+
+        a_start = [builder.mul(builder.add(builder.load(builder.gep(arow.data, [const(i)])), y_row), n_acc_cols)
+                   for i in range(n_acc)]
+        h_base = [builder.load(builder.gep(hbase.data, [const(i)])) for i in range(n_acc)]
+        v0 = builder.mul(y_row, n_src)
+        q_start, h_start = [], []
+        for step in range(steps):
+            gi = builder.add(g, const(step))
+            q_start.append(builder.mul(builder.load(builder.gep(ridx.data, [gi])), n_q_cols))
+            rh = builder.load(builder.gep(hidx.data, [gi]))
+            h_start.append([builder.add(builder.mul(builder.add(h_base[i], rh), n_h_cols), v0) for i in range(n_acc)])
+
+        def block(col, hs, keep_range=None):
+            ptrs = [[vptr(acc.data, builder.add(builder.add(a_start[i], col), const(k * width))) for k in range(nv)]
+                    for i in range(n_acc)]
+            old = [[builder.load(p, align=8) for p in row] for row in ptrs]
+            x = [list(row) for row in old]
+            for step in range(steps):
+                qc = builder.add(q_start[step], col)
+                qv = [builder.load(vptr(q.data, builder.add(qc, const(k * width))), align=8) for k in range(nv)]
+                for i in range(n_acc):
+                    for k in range(nv):
+                        x[i][k] = builder.fadd(x[i][k], builder.fmul(hs[step][i], qv[k]))
+            if keep_range is not None:
+                first, last = keep_range
+                it = ir.VectorType(i64, width)
+                for k in range(nv):
+                    lanes = ir.Constant(it, [k * width + lane for lane in range(width)])
+                    keep = builder.and_(builder.icmp_signed(">=", lanes, splat(first, it)),
+                                        builder.icmp_signed("<", lanes, splat(last, it)))
+                    for i in range(n_acc):
+                        x[i][k] = builder.select(keep, x[i][k], old[i][k])
+            for i in range(n_acc):
+                for k in range(nv):
+                    builder.store(x[i][k], ptrs[i][k], align=8)
+
+        with cgutils.for_range(builder, n_src) as loop:
+            s = loop.index
+            u0 = builder.load(builder.gep(s_start.data, [s]))
+            hi = builder.load(builder.gep(s_start.data, [builder.add(s, const(1))]))
+            hs = [[splat(builder.load(builder.gep(h.data, [builder.add(h_start[step][i], s)])), vt)
+                   for i in range(n_acc)] for step in range(steps)]
+            lo = builder.add(u0, builder.mul(builder.sdiv(builder.sub(hi, u0), const(TILE_COLS)), const(TILE_COLS)))
+            with cgutils.for_range_slice(builder, u0, lo, const(TILE_COLS)) as (col, _):
+                block(col, hs)
+            with builder.if_then(builder.icmp_signed("<", lo, hi)):
+                c_tail = builder.select(builder.icmp_signed(">=", hi, const(TILE_COLS)), builder.sub(hi, const(TILE_COLS)),
+                                        const(0))
+                block(c_tail, hs, (builder.sub(lo, c_tail), builder.sub(hi, c_tail)))
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _vector_tile(n_acc):
+    """An intrinsic ``tile(acc, arow, q, ridx, h, hidx, hbase, s_start, y, g)`` that adds, for the
+    :data:`TILE_STEP` table rows ``r = ridx[g + step]`` (histogram rows ``hidx[g + step]``), in that
+    order, and each of the ``n_acc`` accumulator rows ``acc[arow[i] + y]`` the terms
+    ``h[hbase[i] + hidx[g + step], y*S + s] * q[r, col]`` to every column ``col`` of each source
+    branch s (``s_start[s] <= col < s_start[s + 1]``): per column ``a = (a + h0 q0) + h1 q1 ...``,
+    IEEE multiply then add, so per column the bits of the scalar loop over the rows in order. A
+    segment's columns go :data:`TILE_COLS` at a time, their sums in vector registers over the rows,
+    each table vector loaded once for all ``n_acc`` rows (a register tile; :func:`_contract_rows`
+    loads and stores its accumulators every four rows, for one row); its last ``n % TILE_COLS``
+    columns as one more block that ends at the segment's end (or starts at column 0), its other
+    columns written back as they were. The table needs at least :data:`TILE_COLS` columns.
+    ``acc``, ``q``, ``h`` are C-contiguous 2-D float64 arrays, ``arow``, ``ridx``, ``hidx``,
+    ``hbase``, ``s_start`` 1-D int64."""
+
+    @intrinsic
+    def tile(typingctx, acc, arow, q, ridx, h, hidx, hbase, s_start, y, g):
+        mats = (acc, q, h)
+        if not all(isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C" and t.dtype == types.float64
+                   for t in mats):
+            return None
+        if not all(isinstance(t, types.Array) and t.ndim == 1 and t.dtype == types.int64 and t.layout == "C"
+                   for t in (arow, ridx, hidx, hbase, s_start)):
+            return None
+        sig = types.void(acc, arow, q, ridx, h, hidx, hbase, s_start, types.intp, types.intp)
+        return sig, _tile_codegen(n_acc)
+
+    return tile
+
+
+_tile1, _tile2, _tile3, _tile4 = (_vector_tile(n) for n in range(1, 5))
+
+
+@jit
+def _tile_contract(n_acc, acc, arow, q, ridx, hidx, g0, g1, h, hbase, s_start, n_t, n_src):
+    """``acc[arow[i] + y, u] += sum_g h[hbase[i] + hidx[g], y*S + s_u] q[ridx[g], u]`` for the ``n_acc``
+    (1 to :data:`TILE_PAIRS`) accumulators of one table ``q`` (r, u), the rows ``g0 <= g < g1``
+    (``ridx`` ascending; ``g1 - g0`` a multiple of :data:`TILE_STEP`) and the time rows y, each sum's
+    terms added one by one in row order: the bits of the plain loop r -> y -> s -> u
+    (:func:`_contract_rows`' sums).
+
+    h     : (rows, y*S + s) histogram rows of the accumulators' buildings: building i's row for
+            ``ridx[g]`` at ``hbase[i] + hidx[g]`` (padding rows point at a row of zeros)
+    arow  : (n_acc,) accumulator i's row for time row 0 (time row y: ``arow[i] + y``)
+    :data:`TILE_STEP` rows at a time by the register tiles of :func:`_vector_tile`."""
+    n_u = q.shape[1]
+    if n_u < TILE_COLS:  # narrower than one tile: the plain loop
+        for g in range(g0, g1):
+            r = ridx[g]
+            for y in range(n_t):
+                for s in range(n_src):
+                    for i in range(n_acc):
+                        hv = h[hbase[i] + hidx[g], y * n_src + s]
+                        a = acc[arow[i] + y]
+                        for u in range(s_start[s], s_start[s + 1]):
+                            a[u] = a[u] + hv * q[r, u]
+        return
+    for g in range(g0, g1, TILE_STEP):
+        for y in range(n_t):
+            if n_acc == 4:
+                _tile4(acc, arow, q, ridx, h, hidx, hbase, s_start, y, g)
+            elif n_acc == 3:
+                _tile3(acc, arow, q, ridx, h, hidx, hbase, s_start, y, g)
+            elif n_acc == 2:
+                _tile2(acc, arow, q, ridx, h, hidx, hbase, s_start, y, g)
+            else:
+                _tile1(acc, arow, q, ridx, h, hidx, hbase, s_start, y, g)
 
 
 @jit
@@ -1044,48 +1268,6 @@ def _contract_rows(h0, h1, h2, h3, q0, q1, q2, q3, seg_start, n_years, n_src, ac
             else:  # fewer than VEC columns up to the segment's end: one by one
                 for c in range(lo, hi):
                     arow[c] = (((arow[c] + a0 * q0[c]) + a1 * q1[c]) + a2 * q2[c]) + a3 * q3[c]
-
-
-@jit
-def _contract_rows2(h0, h1, h2, h3, g0, g1, g2, g3, q0, q1, q2, q3, seg_start, n_years, n_src, acc, bcc):
-    """:func:`_contract_rows` for two accumulators that read the same four table rows: ``acc`` with
-    the histogram rows ``h0..h3``, ``bcc`` with ``g0..g3``, each table vector loaded once for both.
-    Each accumulator gets the bits of its own :func:`_contract_rows` (a (y, s) whose rates are zero
-    for one of them adds +-0 to it: no change)."""
-    for s in range(n_src):
-        u0 = seg_start[s]
-        n = seg_start[s + 1] - u0
-        if n <= 0:
-            continue
-        lo = u0 + (n // VEC) * VEC
-        hi = u0 + n
-        w0 = hi - VEC if hi >= VEC else 0
-        for y in range(n_years):
-            v = y * n_src + s
-            a0 = h0[v]
-            a1 = h1[v]
-            a2 = h2[v]
-            a3 = h3[v]
-            b0 = g0[v]
-            b1 = g1[v]
-            b2 = g2[v]
-            b3 = g3[v]
-            za = a0 == 0.0 and a1 == 0.0 and a2 == 0.0 and a3 == 0.0
-            zb = b0 == 0.0 and b1 == 0.0 and b2 == 0.0 and b3 == 0.0
-            if za and zb:
-                continue
-            arow = acc[y]
-            brow = bcc[y]
-            for c in range(u0, lo, VEC):
-                _block2(arow, brow, q0, q1, q2, q3, c, 0, a0, a1, a2, a3, b0, b1, b2, b3)
-            if lo == hi:
-                continue
-            if hi >= VEC:
-                _block2_tail(arow, brow, q0, q1, q2, q3, w0, lo - w0, a0, a1, a2, a3, b0, b1, b2, b3)
-            else:
-                for c in range(lo, hi):
-                    arow[c] = (((arow[c] + a0 * q0[c]) + a1 * q1[c]) + a2 * q2[c]) + a3 * q3[c]
-                    brow[c] = (((brow[c] + b0 * q0[c]) + b1 * q1[c]) + b2 * q2[c]) + b3 * q3[c]
 
 
 @jit
@@ -1148,80 +1330,83 @@ def _flush_groups(hrows, ridx, n_pend, final, zt_row, nj, q_table, qbar, s_weigh
 def _msum_rows(hrows, ridx, g, zt, qbar, s_weights, n_years, n_src, msum_j):
     """The tree-mean sums of one candidate (:func:`_contract_group`'s ``msum[j]``) for the rows
     ``g..g+3`` of ``hrows`` (distance rows ``ridx``): the same products and sums in the same order."""
+    for i in range(ROW_GROUP):
+        _msum_row(hrows[g + i], ridx[g + i], zt, qbar, s_weights, n_years, n_src, msum_j)
+
+
+@jit(inline="always")
+def _msum_row(hr, r, zt, qbar, s_weights, n_years, n_src, msum_j):
+    """One histogram row ``hr`` (distance row r) into a candidate's tree-mean sums ``msum_j``
+    (y, 1), or with time components (y, S) per (time row, branch) unweighted."""
     n_qs = qbar.shape[2]
     per_branch = msum_j.shape[1] > 1
-    for i in range(ROW_GROUP):
-        r = ridx[g + i]
-        hr = hrows[g + i]
-        for y in range(n_years):
-            if per_branch:
-                for s in range(n_src):
-                    msum_j[y, s] += hr[y * n_src + s] * qbar[zt, r, 0 if n_qs == 1 else s]
-                continue
-            sj = msum_j[y, 0]
-            if n_qs == 1:
-                h = 0.0
-                for s in range(n_src):
-                    h += s_weights[s] * hr[y * n_src + s]
-                sj += h * qbar[zt, r, 0]
-            else:
-                for s in range(n_src):
-                    sj += s_weights[s] * hr[y * n_src + s] * qbar[zt, r, s]
-            msum_j[y, 0] = sj
+    for y in range(n_years):
+        if per_branch:
+            for s in range(n_src):
+                msum_j[y, s] += hr[y * n_src + s] * qbar[zt, r, 0 if n_qs == 1 else s]
+            continue
+        sj = msum_j[y, 0]
+        if n_qs == 1:
+            h = 0.0
+            for s in range(n_src):
+                h += s_weights[s] * hr[y * n_src + s]
+            sj += h * qbar[zt, r, 0]
+        else:
+            for s in range(n_src):
+                sj += s_weights[s] * hr[y * n_src + s] * qbar[zt, r, s]
+        msum_j[y, 0] = sj
 
 
 @jit
-def _unit_groups(uh, uridx, n_pend, final, zt, w0, j0, w1, j1, sparse, q_table, qbar, s_weights, s_start, n_years,
-                 n_src, pair_u, pair_start, qg, acomp, amat, msum):
-    """Contract the full groups of :data:`ROW_GROUP` of the ``n_pend`` rows waiting in a unit of
-    :func:`chunk_lpr` (with ``final`` the rest too, padded with rows of zeros) and move the rest to
-    the front; returns how many wait. A unit is one (building, candidate) of the window, or two
-    (``w1 >= 0``) that read the same table (``zt``): their rows ``uh[0]``, ``uh[1]`` are the union
-    of the two buildings' non-zero rows (a row that is zero for one of them adds +-0 to its sums:
-    no change), and :func:`_contract_rows2` loads each table vector once for both. Each
-    candidate's sums take their terms in ascending distance row, as in :func:`_contract_group`."""
-    g = 0
-    while n_pend - g >= ROW_GROUP or (final and n_pend - g > 0):
-        if n_pend - g < ROW_GROUP:  # final: pad with zero rows
-            for i in range(n_pend - g, ROW_GROUP):
-                uh[0, g + i] = 0.0
-                uh[1, g + i] = 0.0
-                uridx[g + i] = uridx[g]
-            n_pend = g + ROW_GROUP
-        h0 = uh[0]
-        _msum_rows(h0, uridx, g, zt, qbar, s_weights, n_years, n_src, msum[w0, j0])
-        r0 = uridx[g]
-        r1 = uridx[g + 1]
-        r2 = uridx[g + 2]
-        r3 = uridx[g + 3]
-        if sparse:
-            n_p = pair_start[w0, j0, n_src]
-            if n_p > 0:
-                uj = pair_u[w0, j0, :n_p]
-                for i in range(ROW_GROUP):
-                    qrow = q_table[zt, uridx[g + i]]
-                    dst = qg[i]
-                    for t in range(n_p):
-                        dst[t] = qrow[uj[t]]
-                _contract_rows(h0[g], h0[g + 1], h0[g + 2], h0[g + 3], qg[0], qg[1], qg[2], qg[3],
-                               pair_start[w0, j0], n_years, n_src, acomp[w0, j0])
-        elif w1 >= 0:
-            h1 = uh[1]
-            _msum_rows(h1, uridx, g, zt, qbar, s_weights, n_years, n_src, msum[w1, j1])
-            _contract_rows2(h0[g], h0[g + 1], h0[g + 2], h0[g + 3], h1[g], h1[g + 1], h1[g + 2], h1[g + 3],
-                            q_table[zt, r0], q_table[zt, r1], q_table[zt, r2], q_table[zt, r3], s_start, n_years,
-                            n_src, amat[w0, j0], amat[w1, j1])
-        else:
-            _contract_rows(h0[g], h0[g + 1], h0[g + 2], h0[g + 3], q_table[zt, r0], q_table[zt, r1],
-                           q_table[zt, r2], q_table[zt, r3], s_start, n_years, n_src, amat[w0, j0])
-        g += ROW_GROUP
-    rest = n_pend - g
-    if g > 0:
-        for i in range(rest):
-            uh[0, i] = uh[0, g + i]
-            uh[1, i] = uh[1, g + i]
-            uridx[i] = uridx[g + i]
-    return rest
+def _tile_group(keys, k0, k1, n_win, n_j, n_t, n_src, row0, n_rows, hblk, hlive, q_table, qbar, s_weights, s_start,
+                amat, msum, ridx, hidx, p_arow, p_hbase):
+    """The (building, candidate) pairs ``keys[k0:k1]`` (``(zt * n_win + w) * n_j + j``, all of one table
+    zt) of a window of :func:`chunk_lpr`, over one block of distance rows ``row0 .. row0 + n_rows - 1``:
+    their tree-mean sums (each over its own rows, ascending) and their per-combination sums ``amat``
+    over the union of their non-zero rows in the block (a row of zeros for one of them adds +-0 to
+    its sums: no change), in tiles of up to :data:`TILE_PAIRS` pairs (:func:`_tile_contract`), all
+    tiles :data:`TILE_STEP` rows at a time: a table row is read from memory once for every pair of
+    the group.
+
+    hblk  : (n_win, n_block + 1, n_v) each window building's expanded histogram rows of the block
+            (zero where ``hlive`` (n_win, n_block) is False) and a row of zeros last (the padding's)
+    p_arow, p_hbase : per pair (key order) its accumulator row in ``amat`` flattened to
+            (w, j, y) rows, and its building's first row in ``hblk`` flattened to (w, row) rows
+    ridx, hidx : scratch of n_block + TILE_STEP entries"""
+    n_pairs = k1 - k0
+    n_hrows = hblk.shape[1]
+    zt = keys[k0] // (n_win * n_j)
+    m = 0
+    for lr in range(n_rows):
+        for i in range(k0, k1):
+            if hlive[(keys[i] // n_j) % n_win, lr]:
+                ridx[m] = row0 + lr
+                hidx[m] = lr
+                m += 1
+                break
+    if m == 0:
+        return
+    for g in range(m):  # the pairs' tree-mean sums side by side (independent chains), each in row order
+        lr = hidx[g]
+        for i in range(k0, k1):
+            key = keys[i]
+            w = (key // n_j) % n_win
+            if hlive[w, lr]:
+                _msum_row(hblk[w, lr], ridx[g], zt, qbar, s_weights, n_t, n_src, msum[w, key % n_j])
+    while m % TILE_STEP != 0:  # padding: the last table row again, with the row of zeros
+        ridx[m] = ridx[m - 1]
+        hidx[m] = n_hrows - 1
+        m += 1
+    acc = amat.reshape((amat.shape[0] * n_j * n_t, amat.shape[3]))
+    h = hblk.reshape((hblk.shape[0] * n_hrows, hblk.shape[2]))
+    q = q_table[zt]
+    n_tiles = (n_pairs + TILE_PAIRS - 1) // TILE_PAIRS  # as even as can be: 5 pairs -> 3 + 2
+    for g0 in range(0, m, TILE_STEP):  # the step's table rows read from memory once, for every tile
+        for tt in range(n_tiles):
+            t0 = k0 + (tt * n_pairs) // n_tiles
+            t1 = k0 + ((tt + 1) * n_pairs) // n_tiles
+            _tile_contract(t1 - t0, acc, p_arow[t0:t1], q, ridx, hidx, g0, g0 + TILE_STEP, h, p_hbase[t0:t1], s_start,
+                           n_t, n_src)
 
 
 @jit
@@ -1279,14 +1464,14 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     The contraction ``A[j, y, u] = sum_r H[r, y, s_u] Q[zt_j, r, u]`` (and the tree mean) runs over
     each building's non-zero histogram rows in groups of :data:`ROW_GROUP` (:func:`_contract_rows`).
     With factored rates the buildings are taken a window at a time (:func:`window_size`, in the
-    order of their first candidate's table row); the window's (building, candidate) pairs are sorted
-    by table row and formed into units of two that read the same table (:func:`_unit_groups`,
-    :func:`_contract_rows2`: one load of each table vector for both; the union of their rows, a row
-    of zeros adding nothing), and the units run one after the other over :data:`RA_TILE` row blocks
-    at a time (their sums stay in the cache, and units of one table reuse its rows). Every sum keeps
-    its terms in ascending distance row, so none of this changes a bit: a building's values do not
-    depend on the other buildings of the chunk, and the drawn pairs (Monte Carlo, several
-    candidates) get the bits of the dense loop.
+    order of their first candidate's table row) and each one's rows are expanded once; the window's
+    (building, candidate) pairs are sorted by table, and up to :data:`TILE_PAIRS` pairs of one table
+    are contracted together over the union of their rows (:func:`_tile_group`, :func:`_tile_contract`:
+    their sums held in vector registers over :data:`TILE_STEP` rows, each table vector loaded once for
+    all of them; a row of zeros adds nothing). Every sum keeps its terms in ascending distance row,
+    so none of this changes a bit: a building's values do not depend on the other buildings of the
+    chunk, and the drawn pairs (Monte Carlo, several candidates; contracted building by building)
+    get the bits of the dense loop.
     """
     n_b = bx.shape[0]
     n_j = typ_idx.shape[1]
@@ -1312,27 +1497,27 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
         rates_pad[:, :n_cmp] = rates
         rates = rates_pad
     # buildings are taken a window at a time (factored rates, window_size; one at a time otherwise:
-    # the full histogram is large), their rows in step: distance row block ra of every building of
-    # the window, then ra + 1, so a table row read from memory serves the window's buildings that
-    # share it from the cache (they are taken in the order of their first candidate's table row; the
-    # further candidates meet in larger windows). Each building's sums are its own, in its own order:
-    # neither the window nor the order changes a bit.
+    # the full histogram is large): each window building's histogram rows are expanded once, then the
+    # window's (building, candidate) pairs that read the same table are contracted together, up to
+    # TILE_PAIRS at a time (_tile_group; they are taken in the order of their first candidate's table
+    # row, so the further candidates meet in larger windows). Each building's sums are its own, in its
+    # own order: neither the window nor the order changes a bit.
     n_win = 1
     if factored:
-        n_win = window if window > 0 else window_size(n_j, n_t, n_u)
+        n_win = window if window > 0 else window_size(n_j, n_t, n_u, (min(RA_BLOCK, n_ra) * n_k + 1) * n_v + n_ra * n_cpad)
         n_win = max(1, min(n_win, n_b))
     # factored rates: the histogram of the factor's J columns per (distance, azimuth) row, expanded
-    # one row block (n_k rows) at a time where it is contracted (the (n_rk, n_v) histogram is never
-    # formed); else the full histogram
+    # into hfull (with a row of zeros last, the tiles' padding); else the full histogram
     hist = np.zeros((0 if factored else n_rk, n_v))
     hist_c = np.zeros((n_win, n_ra, n_cpad))
-    # per building of the window: the non-zero histogram rows waiting for a group of ROW_GROUP (in
-    # ascending distance row ridx), and room for the next row block
-    n_add = n_k if factored else 1
-    n_slot = ROW_GROUP - 1 + n_add
-    hrows = np.zeros((n_win, n_slot, n_v))
-    hrows_flat = hrows.reshape((n_win, n_slot * n_v))
-    ridx = np.zeros((n_win, n_slot), dtype=np.int64)
+    n_blk = min(RA_BLOCK, n_ra) * n_k
+    hblk = np.zeros((n_win if factored else 0, n_blk + 1, n_v))
+    hbflat = hblk.reshape((hblk.shape[0], (n_blk + 1) * n_v))
+    hlive = np.zeros((n_win if factored else 0, n_blk), dtype=np.bool_)
+    # per building (the drawn pairs of factored rates: per building of the window): the non-zero
+    # histogram rows waiting for a group of ROW_GROUP (in ascending distance row ridx)
+    hrows = np.zeros((n_win, ROW_GROUP, n_v))
+    ridx = np.zeros((n_win, ROW_GROUP), dtype=np.int64)
     n_pend = np.zeros(n_win, dtype=np.int64)
     win_nj = np.zeros(n_win, dtype=np.int64)
     win_sparse = np.zeros(n_win, dtype=np.bool_)
@@ -1350,21 +1535,17 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
     acomp_y = np.empty((n_j, n_years, n_u) if yfac else (0, 0, 0))
     msum_y = np.empty((n_j, n_years, 1) if yfac else (0, 0, 0))
     qg = np.empty((ROW_GROUP, n_u))
-    # factored rates: the window's units (_unit_groups) and each building's expanded row block
+    # factored rates: the window's pairs by table and the tiles' scratch
     n_cap = n_win * n_j if factored else 0
     u_key = np.empty(n_cap, dtype=np.int64)
-    u_zt = np.empty(n_cap, dtype=np.int64)
-    u_w0 = np.empty(n_cap, dtype=np.int64)
-    u_j0 = np.empty(n_cap, dtype=np.int64)
-    u_w1 = np.empty(n_cap, dtype=np.int64)
-    u_j1 = np.empty(n_cap, dtype=np.int64)
-    u_sp = np.empty(n_cap, dtype=np.bool_)
-    u_pend = np.zeros(n_cap, dtype=np.int64)
-    u_h = np.zeros((n_cap, 2, n_slot, n_v))
-    u_ridx = np.zeros((n_cap, n_slot), dtype=np.int64)
-    hexp = np.zeros((n_win if factored else 0, RA_TILE, n_k, n_v))
-    row_live = np.zeros((n_win, RA_TILE, n_k), dtype=np.bool_)
-    w_live = np.zeros((n_win, RA_TILE), dtype=np.bool_)
+    rates_basis = np.ascontiguousarray(rates_basis)  # rows for the expansion's vectors (no copy: the engine's is)
+    e_w = np.empty(n_cmp)
+    e_c = np.empty(n_cmp, dtype=np.int64)
+    g_start = np.empty(n_cap + 1, dtype=np.int64)
+    p_arow = np.empty(n_cap, dtype=np.int64)
+    p_hbase = np.empty(n_cap, dtype=np.int64)
+    t_ridx = np.empty(n_blk + TILE_STEP, dtype=np.int64)
+    t_hidx = np.empty(n_blk + TILE_STEP, dtype=np.int64)
     q_table = np.ascontiguousarray(q_table)  # rows for the vector blocks (no copy: the engine's is)
     vals = np.empty(n_u * n_j)
     wts = np.empty(n_u * n_j)
@@ -1417,104 +1598,65 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
             msum[w, :nj] = 0.0
             n_pend[w] = 0
         # exact tree mean and per-combination values: the non-zero histogram rows, nearest to
-        # farthest distance row, in groups of ROW_GROUP (_contract_group); each sum takes its terms
-        # in ascending row, as the plain loop r -> y -> s -> u (zero rows add nothing), so the
-        # grouping changes no bit, and the drawn pairs (sparse) get the bits of the dense loop
+        # farthest distance row, each sum taking its terms in ascending row as the plain loop
+        # r -> y -> s -> u (zero rows add nothing), so no grouping changes a bit, and the drawn pairs
+        # (sparse) get the bits of the dense loop
         if factored:
-            # units: each (building, candidate) of the window, two of them together where they read the
-            # same table (the window's candidates sorted by table row; drawn-pairs buildings alone)
-            n_units = 0
+            # the dense pairs sorted by table (groups of one table from g_start), each with its
+            # accumulator row and histogram rows
             n_keys = 0
             for w in range(b1 - b0):
-                b = order[b0 + w]
-                for j in range(win_nj[w]):
-                    if win_sparse[w]:
-                        u_zt[n_units] = zt_idx[b, j]
-                        u_w0[n_units] = w
-                        u_j0[n_units] = j
-                        u_w1[n_units] = -1
-                        u_j1[n_units] = 0
-                        u_sp[n_units] = True
-                        n_units += 1
-                    else:
+                if not win_sparse[w]:
+                    b = order[b0 + w]
+                    for j in range(win_nj[w]):
                         u_key[n_keys] = (zt_idx[b, j] * n_win + w) * n_j + j
                         n_keys += 1
             keys = np.sort(u_key[:n_keys])
-            i = 0
-            while i < n_keys:
-                k0 = keys[i]
-                zt0 = k0 // (n_win * n_j)
-                u_zt[n_units] = zt0
-                u_w0[n_units] = (k0 // n_j) % n_win
-                u_j0[n_units] = k0 % n_j
-                u_sp[n_units] = False
-                u_w1[n_units] = -1
-                u_j1[n_units] = 0
-                if i + 1 < n_keys and keys[i + 1] // (n_win * n_j) == zt0:
-                    k1 = keys[i + 1]
-                    u_w1[n_units] = (k1 // n_j) % n_win
-                    u_j1[n_units] = k1 % n_j
-                    i += 1
-                i += 1
-                n_units += 1
-            u_pend[:n_units] = 0
-            for ra0 in range(0, n_ra, RA_TILE):
-                ra1 = min(n_ra, ra0 + RA_TILE)
-                for w in range(b1 - b0):  # each building's row blocks ra0..ra1-1, expanded once
+            n_groups = 0
+            for i in range(n_keys):
+                w = (keys[i] // n_j) % n_win
+                p_arow[i] = (w * n_j + keys[i] % n_j) * n_t
+                p_hbase[i] = w * (n_blk + 1)
+                if i == 0 or keys[i] // (n_win * n_j) != keys[i - 1] // (n_win * n_j):
+                    g_start[n_groups] = i
+                    n_groups += 1
+            g_start[n_groups] = n_keys
+            # block by block of RA_BLOCK (distance, azimuth) rows: each window building's rows expanded
+            # (n_k each), then contracted: the drawn pairs building by building in groups of ROW_GROUP
+            # rows (_flush_groups), the others by table, up to TILE_PAIRS pairs at a time (_tile_group)
+            for ra0 in range(0, n_ra, RA_BLOCK):
+                ra1 = min(n_ra, ra0 + RA_BLOCK)
+                n_rows = (ra1 - ra0) * n_k
+                for w in range(b1 - b0):
                     for ra in range(ra0, ra1):
-                        live = False
-                        for c in range(n_cmp):
-                            if hist_c[w, ra, c] != 0.0:
-                                live = True
-                                break
-                        w_live[w, ra - ra0] = live
-                        if not live:
-                            continue
-                        block = hexp[w, ra - ra0]
-                        block[:] = 0.0
-                        flat = block.reshape(n_k * n_v)
+                        lr0 = (ra - ra0) * n_k
+                        n_c = 0
                         for c in range(n_cmp):
                             wc = hist_c[w, ra, c]
                             if wc != 0.0:
-                                _axpy(wc, rates_basis[c], flat)
+                                e_w[n_c] = wc
+                                e_c[n_c] = c
+                                n_c += 1
                                 hist_c[w, ra, c] = 0.0  # the next building starts from zeros
+                        if n_c > 0:
+                            _expand_rows(hbflat, w, lr0 * n_v, rates_basis, e_w, e_c, n_c)
+                        else:  # zeros: the rows of the other pairs' union read them
+                            hbflat[w, lr0 * n_v:(lr0 + n_k) * n_v] = 0.0
                         for k in range(n_k):
-                            row_live[w, ra - ra0, k] = _nonzero(block[k])
-                # unit by unit over the tile's row blocks: a unit's sums stay in the cache, and the units
-                # that read the same table follow each other (its tile of rows, too)
-                for un in range(n_units):
-                    w0 = u_w0[un]
-                    w1 = u_w1[un]
-                    for ra in range(ra0, ra1):
-                        i_ra = ra - ra0
-                        l0 = w_live[w0, i_ra]
-                        l1 = w1 >= 0 and w_live[w1, i_ra]
-                        if not (l0 or l1):
-                            continue
-                        m = u_pend[un]
-                        for k in range(n_k):
-                            a = l0 and row_live[w0, i_ra, k]
-                            bb = l1 and row_live[w1, i_ra, k]
-                            if not (a or bb):
-                                continue
-                            if a:
-                                u_h[un, 0, m] = hexp[w0, i_ra, k]
-                            else:
-                                u_h[un, 0, m] = 0.0
-                            if w1 >= 0:
-                                if bb:
-                                    u_h[un, 1, m] = hexp[w1, i_ra, k]
-                                else:
-                                    u_h[un, 1, m] = 0.0
-                            u_ridx[un, m] = ra * n_k + k
-                            m += 1
-                        u_pend[un] = _unit_groups(u_h[un], u_ridx[un], m, False, u_zt[un], w0, u_j0[un], w1,
-                                                  u_j1[un], u_sp[un], q_table, qbar, s_weights, s_start, n_t, n_src,
-                                                  pair_u, pair_start, qg, acomp, amat, msum)
-            for un in range(n_units):
-                _unit_groups(u_h[un], u_ridx[un], u_pend[un], True, u_zt[un], u_w0[un], u_j0[un], u_w1[un], u_j1[un],
-                             u_sp[un], q_table, qbar, s_weights, s_start, n_t, n_src, pair_u, pair_start, qg, acomp,
-                             amat, msum)
+                            hlive[w, lr0 + k] = n_c > 0 and _nonzero(hbflat[w, (lr0 + k) * n_v:(lr0 + k + 1) * n_v])
+                    if win_sparse[w]:
+                        b = order[b0 + w]
+                        for lr in range(n_rows):
+                            if hlive[w, lr]:
+                                hrows[w, n_pend[w]] = hblk[w, lr]
+                                ridx[w, n_pend[w]] = ra0 * n_k + lr
+                                n_pend[w] += 1
+                                n_pend[w] = _flush_groups(hrows[w], ridx[w], n_pend[w], False, zt_idx[b], win_nj[w],
+                                                          q_table, qbar, s_weights, s_start, n_t, n_src, True,
+                                                          pair_u[w], pair_start[w], qg, acomp[w], amat[w], msum[w])
+                for gi in range(n_groups):
+                    _tile_group(keys, g_start[gi], g_start[gi + 1], n_win, n_j, n_t, n_src, ra0 * n_k, n_rows, hblk,
+                                hlive, q_table, qbar, s_weights, s_start, amat, msum, t_ridx, t_hidx, p_arow, p_hbase)
         else:  # one building
             w = 0
             b = order[b0]
@@ -1531,7 +1673,7 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
             b = order[b0 + w]
             nj = win_nj[w]
             sparse = win_sparse[w]
-            if not factored:
+            if not factored or sparse:
                 _flush_groups(hrows[w], ridx[w], n_pend[w], True, zt_idx[b], nj, q_table, qbar, s_weights, s_start,
                               n_t, n_src, sparse, pair_u[w], pair_start[w], qg, acomp[w], amat[w], msum[w])
             if yfac:
