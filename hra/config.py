@@ -381,8 +381,9 @@ class ComputeSection(_Section):
         2.0, gt=0,
         description="Largest size of the tables of the selected model combinations held at once: a run whose "
         "tables need more (many zones with a large tree, e.g. the whole field) computes the zones in groups that "
-        "fit (at least one zone per worker), each group's buildings right after its tables, then frees them (the "
-        "results do not depend on it). [GB]",
+        "fit (at least one zone per worker), each group's buildings right after its tables, then frees them; on "
+        "threads the next group's tables are computed beside a group's buildings, so two groups of half the size "
+        "are held at once (the results do not depend on it). [GB]",
     )
     no_workers_timeout_s: float = Field(
         60.0, gt=0,

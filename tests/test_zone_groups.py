@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import time
 
 from pathlib import Path
@@ -80,9 +81,10 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
     calls = []
     real = engine.build_tables
 
-    def recording(prep_, sel_, ex=None, store=None, zones=None, pool=None):
-        tabs = real(prep_, sel_, ex, store, zones=zones, pool=pool)
-        calls.append((zones, tabs.q.nbytes + tabs.qbar.nbytes, tabs.q.__array_interface__["data"][0], tabs.q.nbytes))
+    def recording(prep_, sel_, ex=None, store=None, zones=None, pool=None, q_slot=0, started=None):
+        tabs = real(prep_, sel_, ex, store, zones=zones, pool=pool, q_slot=q_slot, started=started)
+        calls.append((zones, tabs.q.nbytes + tabs.qbar.nbytes, tabs.q.__array_interface__["data"][0], tabs.q.nbytes,
+                      threading.current_thread().name))
         return tabs
 
     monkeypatch.setattr(engine, "build_tables", recording)
@@ -108,8 +110,13 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
     monkeypatch.setattr(tablestore, "ReadAhead", ReadAhead)
     got = engine.compute(cfg.with_updates(compute={"table_memory_gb": budget_gb, "chunk_buildings": chunk,
                                                    "workers": workers}), prep=prep)
-    groups = engine.zone_groups(prep, sel, budget_gb * 1e9, workers)
+    # with 2 threads a group's tables are computed while the group before runs its buildings (in a thread
+    # of their own): two groups' tables at once, half the budget each
+    overlap = workers > 1
+    budget = budget_gb * 1e9 / (2 if overlap else 1)
+    groups = engine.zone_groups(prep, sel, budget, workers)
     assert len(groups) > 1 and [c[0] for c in calls] == groups  # each group's tables once, in order
+    assert [c[4] == "MainThread" for c in calls] == [True] + [not overlap] * (len(groups) - 1)
     assert drops and all(drops)
     # one read-ahead, closed by the run, that asked for every group once, in the run's order (one group ahead)
     [ra] = made
@@ -124,11 +131,14 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
                    if Path(f).is_dir()) for g in groups]
     assert all(n > 0 for n in on_disk)
     np.testing.assert_allclose(ra.sizes, [n * per_entry for n in on_disk], rtol=1e-12)
-    for zones, nbytes, _, _ in calls:  # never more than the budget at once (one zone per worker may exceed it)
+    for zones, nbytes, *_ in calls:  # never more than the budget at once (one zone per worker may exceed it)
         assert nbytes == sum(size[z] for z in zones)
-        assert len(zones) <= workers or nbytes <= budget_gb * 1e9
-    # each group's q in the memory of the previous group's (one buffer of the run's pool; largest groups first)
-    assert all(c[3] <= calls[0][3] and c[2] == calls[0][2] for c in calls[1:])
+        assert len(zones) <= workers or nbytes <= budget
+    # each group's q in the memory of the group's before it (one buffer of the run's pool, two with the next
+    # group's tables beside the buildings; largest groups first)
+    k = 2 if overlap else 1
+    assert all(c[3] <= calls[i % k][3] and c[2] == calls[i % k][2] for i, c in enumerate(calls[k:], k))
+    assert len({c[2] for c in calls}) == k
     for a, b in [(got.mean, ref.mean), (got.quantiles, ref.quantiles), (got.realisations, ref.realisations),
                  (got.realisation_weight, ref.realisation_weight)]:
         np.testing.assert_array_equal(a, b)

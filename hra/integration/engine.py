@@ -383,22 +383,23 @@ class BufferPool:
 
         self._free: list[dict] = []
         self._lock = threading.Lock()
-        self._q: np.ndarray | None = None
+        self._q: list[np.ndarray | None] = [None, None]
         #: stored tables read as a stream (:meth:`hra.integration.tablestore.TableStore.read` ``drop``): set
         #: by a run whose zones come in several groups (a large store, read once per run)
         self.stream_reads = False
 
-    def q_array(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A C-contiguous float64 array of ``shape`` (contents undefined) in the pool's q buffer: the
-        memory of the previous call's array where it is large enough (that array must no longer be
-        used: :func:`compute` asks for the next group's q once the previous group's buildings are
-        done), else a fresh one (the old buffer released first: no higher peak)."""
+    def q_array(self, shape: tuple[int, ...], slot: int = 0) -> np.ndarray:
+        """A C-contiguous float64 array of ``shape`` (contents undefined) in the pool's q buffer ``slot``
+        (0 or 1): the memory of the previous call's array of that slot where it is large enough (that
+        array must no longer be used: :func:`compute` asks for a group's q once the buildings of the
+        group before the last are done, in the other slot while the last group's buildings run), else
+        a fresh one (the old buffer released first: no higher peak)."""
         n = math.prod(shape)
         with self._lock:
-            if self._q is None or self._q.size < n:
-                self._q = None
-                self._q = np.empty(n)
-            return self._q[:n].reshape(shape)
+            if self._q[slot] is None or self._q[slot].size < n:
+                self._q[slot] = None
+                self._q[slot] = np.empty(n)
+            return self._q[slot][:n].reshape(shape)
 
     def take(self) -> dict:
         with self._lock:
@@ -1000,7 +1001,8 @@ def table_combinations(prep: "Prepared", sel: "Selection") -> np.ndarray:
 
 
 def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None" = None,
-                 store: "StoreHandle | None" = None, zones=None, pool: BufferPool | None = None) -> Tables:
+                 store: "StoreHandle | None" = None, zones=None, pool: BufferPool | None = None,
+                 q_slot: int = 0, started: "threading.Event | None" = None) -> Tables:
     """Tables of every site for the selected model combinations (in parallel over zones; the
     sites of one zone, with and without wierde, share one task and its ground-motion work).
     ``store``: read and fill the table store (:func:`hra.integration.tablestore.handle_for`).
@@ -1008,7 +1010,8 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     no rows in ``row_of``). ``pool``: the zone tasks' work buffers and the memory of q
     (:meth:`BufferPool.q_array`), shared with the calls before and after this one (:func:`compute`'s
     zone groups: the memory of the previous group's tables, which must no longer be in use, instead
-    of fresh pages); ``None``: a pool of this call's own."""
+    of fresh pages); ``None``: a pool of this call's own. ``q_slot``: which of the pool's q buffers
+    (:meth:`BufferPool.q_array`). ``started``: set just before the zone tasks are handed to the executor."""
     row_of, t_lists = table_rows(prep, zones)
     sizes, weights = model_factors(prep)
     exact_mean = bool(sel.realisations.exact) or prep.model_tree.n_combinations <= 20_000
@@ -1033,7 +1036,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     if pool is None:
         pool = BufferPool()
     # every row of q is written below (each row belongs to one site of these zones)
-    q = pool.q_array((n_rows, R, sel.combo_model.size))
+    q = pool.q_array((n_rows, R, sel.combo_model.size), q_slot)
     if not in_process:
         pool = None  # the zone tasks' work buffers, reused zone after zone (in this process only)
 
@@ -1050,6 +1053,8 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
              prep.distance_nodes_km, [t_lists[i] for i in groups[z]], table_combinations(prep, sel), sizes, weights,
              prep.median_map, exact_mean, store, dests[z], pool)
             for z in order]
+    if started is not None:
+        started.set()
     if executor is not None and executor.mode in ("synchronous", "threads"):
         # the tasks run in this process: progress per zone and GMM branch block, with an ETA
         n_blocks = prep.gmm.tree.n_combinations
@@ -1468,10 +1473,15 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
         sel = select_realisations(prep)
         handle = _store_space(prep, tablestore.handle_for(prep, tablestore.store_for_config(cfg)))
         groups = zone_groups(prep, sel, cfg.compute.table_memory_gb * 1e9, ex.workers)
+        if len(groups) > 1 and ex.mode == "threads":
+            # a group's tables are computed while the group before runs its buildings (_run_groups): two
+            # groups' tables are held at once, half the budget each
+            groups = zone_groups(prep, sel, cfg.compute.table_memory_gb * 1e9 / 2, ex.workers)
         if len(groups) > 1:
             log.info("tables of %d zones in %d groups of <= %d zones ([compute] table_memory_gb = %g): each group's "
-                     "buildings are computed right after its tables", sum(map(len, groups)), len(groups),
-                     max(map(len, groups)), cfg.compute.table_memory_gb)
+                     "buildings are computed right after its tables%s", sum(map(len, groups)), len(groups),
+                     max(map(len, groups)), cfg.compute.table_memory_gb,
+                     ", the next group's tables beside them" if ex.mode == "threads" else "")
         index = ([chunk_index(prep, cfg.compute.chunk_buildings)] if len(groups) == 1
                  else [chunk_index(prep, cfg.compute.chunk_buildings, g, ex.workers) for g in groups])
         cpu0 = dict(_STAGE_CPU)
@@ -1568,16 +1578,36 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
     # run: its chunks are dropped from the page cache once decoded (a page cache filled with them cost
     # ~1 s of system time per zone on a 23 GB machine; each group's are read ahead, above)
     pool.stream_reads = len(groups) > 1
+    run = [g for g in range(len(groups)) if todos[g]]
+    # threads: a group's tables are computed while the group before runs its buildings (in the other q
+    # buffer: the tables of two groups are then held at once). Their tasks share the thread pool, the
+    # zone tasks queued first and the building chunks after them: a worker done with its zone takes
+    # chunks instead of waiting for the group's slowest zone, and no worker waits for the last chunk
+    overlap = ex.mode == "threads" and len(run) > 1
+
+    def tables_of(g: int, started: threading.Event | None = None) -> Tables:
+        if ahead is not None:
+            ahead.reached(g)
+        return build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else groups[g], pool=pool,
+                            q_slot=run.index(g) % 2 if overlap else 0, started=started)
+
+    helper = None
+    if overlap:
+        from concurrent.futures import ThreadPoolExecutor
+
+        helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hra-next-tables")
     try:
-        for g, zones in enumerate(groups):
+        pending = None
+        for n, g in enumerate(run):
             todo = todos[g]
-            if not todo:
-                continue  # every chunk of the group was saved: its tables are not needed
-            if ahead is not None:
-                ahead.reached(g)
             t = time.perf_counter()
-            tables = build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else zones, pool=pool)
-            t_tables += time.perf_counter() - t
+            tables = pending.result() if pending is not None else tables_of(g)
+            t_tables += time.perf_counter() - t  # the wait for the tables (not hidden behind buildings)
+            pending = None
+            if helper is not None and n + 1 < len(run):
+                started = threading.Event()
+                pending = helper.submit(tables_of, run[n + 1], started)
+                started.wait()  # (the next group's zone tasks queued before this group's chunks: speed only)
             static = make_static(prep, tables, sel, rates)
             chunks = make_chunks(prep, prep.cfg.compute.chunk_buildings, tables.row_of, [flat[i] for i in todo])
             del tables
@@ -1592,6 +1622,8 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
                 parts[i] = res
             del static, chunks
     finally:
+        if helper is not None:
+            helper.shutdown(wait=True, cancel_futures=True)
         if ahead is not None:
             ahead.close()
     if ck is not None:
