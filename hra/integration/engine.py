@@ -1537,9 +1537,10 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
                 index: list[list[np.ndarray]], folder: Path | None,
                 read_ahead_bytes: float = 0.0) -> tuple[list[dict], int, float]:
     """Results of every chunk (``index``: the chunks' building indices per group of zones), in order,
-    how many came from the checkpoint ``folder``, and the seconds spent on tables. Per group: its
-    tables (:func:`build_tables` of its zones; skipped when every chunk of the group is in the
-    checkpoint), then its chunks, then the tables are freed. One group: the tables of every zone.
+    how many came from the checkpoint ``folder``, and the seconds the run waited for tables. Per group:
+    its tables (:func:`build_tables` of its zones; skipped when every chunk of the group is in the
+    checkpoint), then its chunks, then the tables are freed; on threads the next group's tables are
+    computed beside the chunks (their zone tasks queued first). One group: the tables of every zone.
     ``read_ahead_bytes``: stored bytes the table store may be read ahead of the run (at least one group;
     :class:`hra.integration.tablestore.ReadAhead`)."""
     flat = [ix for group in index for ix in group]
