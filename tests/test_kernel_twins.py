@@ -948,12 +948,12 @@ def t_chunk_years(*a):
 # -- chunk_lpr: row groups, building windows, drawn pairs -------------------------------------------
 
 
-def _chunk_rows_case():
+def _chunk_rows_case(n_y=2, s_start=(0, 4, 4, 7)):
     """19 buildings (one more window of ik.BUILDING_WINDOW and 3), 1-3 typology candidates, a forecast
     basis (n_k = 3, the middle function zero: zero histogram rows between non-zero ones; 2 x 20 x 3
     = 120 rows per building, non-zero ones not a multiple of ik.ROW_GROUP), 2 azimuth nodes, rates
-    given as a factor, source branches of 0-4 combinations, a tree mean per branch."""
-    n_b, n_y, n_s, n_r, n_a, n_k, n_zt = ik.BUILDING_WINDOW + 3, 2, 3, 20, 2, 3, 5
+    given as a factor, source branches of 0-4 combinations (``s_start``), a tree mean per branch."""
+    n_b, n_s, n_r, n_a, n_k, n_zt = ik.BUILDING_WINDOW + 3, 3, 20, 2, 3, 5
     cx, cy = np.meshgrid(np.arange(0, 10_000, 1000.0), np.arange(0, 8000, 1000.0))
     cx, cy = cx.ravel(), cy.ravel()
     left = RNG.uniform(0, 1e-3, size=(cx.size, 2))
@@ -965,7 +965,7 @@ def _chunk_rows_case():
     typ_prob = np.where(typ_idx >= 0, RNG.uniform(0.2, 1.0, (n_b, 3)), 0.0)
     typ_prob /= typ_prob.sum(1, keepdims=True)
     zt_idx = RNG.integers(0, n_zt, (n_b, 3))
-    s_start = np.array([0, 4, 4, 7])  # branch 1 has no combination
+    s_start = np.array(s_start)  # (branch 1 has no combination)
     combo_s = np.repeat(np.arange(n_s), np.diff(s_start))
     q_table = RNG.uniform(0, 1e-3, size=(n_zt, n_r * n_a * n_k, s_start[-1]))
     qbar = RNG.uniform(0, 1e-3, size=(n_zt, n_r * n_a * n_k, n_s))
@@ -992,6 +992,32 @@ def _run_rows_case(c, idx, factored=True, monte_carlo=True, window=ik.BUILDING_W
                  False, monte_carlo, c["real_combo"] if monte_carlo else np.empty(0, dtype=np.int64), np.uint64(7),
                  c["probs"], *out, False, window)
     return out
+
+
+def test_chunk_lpr_register_tiles_change_no_bit():
+    """Wider tables (21 combinations: branch segments of 9, 0 and 12, register tiles of ik.TILE_COLS with
+    a masked tail) and one year, so every (building, candidate) pair goes through the tiles
+    (_tile_group: groups of 1-8 pairs of one table, tiles of 1-4): a building's values are the same bits
+    alone, in a chunk of 19, in windows of 5 and in the reversed order, and equal the unfactored rates'
+    (one building at a time, four rows per pass) within 1e-12."""
+    c = _chunk_rows_case(n_y=1, s_start=(0, 9, 9, 21))
+    n_b = c["bx"].size
+    pairs = [(w, j) for w in range(n_b) for j in range(3) if c["typ_idx"][w, j] >= 0]
+    per_table = np.bincount([c["zt_idx"][w, j] for w, j in pairs])
+    assert per_table.max() > ik.TILE_PAIRS and c["q_table"].shape[2] > 2 * ik.TILE_COLS
+    whole = _run_rows_case(c, np.arange(n_b))
+    back = _run_rows_case(c, np.arange(n_b)[::-1])
+    by5 = _run_rows_case(c, np.arange(n_b), window=5)
+    for b in range(n_b):
+        alone = _run_rows_case(c, np.array([b]))
+        for w, r, f, a in zip(whole, back, by5, alone):
+            np.testing.assert_array_equal(w[b], a[0])
+            np.testing.assert_array_equal(r[n_b - 1 - b], a[0])
+            np.testing.assert_array_equal(f[b], a[0])
+    plain = _run_rows_case(c, np.arange(n_b), factored=False)
+    for w, p in zip(whole, plain):
+        np.testing.assert_allclose(w, p, rtol=1e-12, atol=1e-300)
+    assert whole[0].max() > 0
 
 
 def test_chunk_lpr_rows_windows_and_order_change_no_bit():
