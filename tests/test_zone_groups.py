@@ -145,6 +145,46 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
     assert ref.mean.max() > 0
 
 
+@pytest.mark.parametrize("when", ["before its tasks", "in its tasks"])
+def test_a_failing_next_group_raises_its_error(demo, monkeypatch, when):
+    """With 2 threads the next group's tables are computed in a helper thread beside the buildings; an
+    error there (before its zone tasks are queued, or in them) ends the run with that error instead of
+    a run that waits for the helper forever."""
+    cfg, prep, sel = demo
+    budget_gb = 3 * max(_zone_bytes(prep, sel).values()) / 1e9
+    groups = engine.zone_groups(prep, sel, budget_gb * 1e9 / 2, 2)
+    assert len(groups) > 2
+    real = engine.build_tables
+    real_task = engine._zone_table_task
+
+    def failing(prep_, sel_, ex=None, store=None, zones=None, pool=None, q_slot=0, started=None):
+        if zones == groups[1] and when == "before its tasks":
+            raise ValueError("boom before")
+        return real(prep_, sel_, ex, store, zones=zones, pool=pool, q_slot=q_slot, started=started)
+
+    def failing_task(task):
+        if task[0][2] == groups[1][0] and when == "in its tasks":
+            raise ValueError("boom in")
+        return real_task(task)
+
+    monkeypatch.setattr(engine, "build_tables", failing)
+    monkeypatch.setattr(engine, "_zone_table_task", failing_task)
+    out: list = []
+
+    def run():
+        try:
+            engine.compute(cfg.with_updates(compute={"table_memory_gb": budget_gb, "workers": 2,
+                                                     "chunk_buildings": 71, "table_store": False}), prep=prep)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=120)
+    assert not t.is_alive(), "the run waits for a failed helper"
+    assert len(out) == 1 and isinstance(out[0], ValueError) and str(out[0]).startswith("boom")
+
+
 def test_a_killed_grouped_run_resumes_without_the_finished_groups_tables(tmp_path, caplog, monkeypatch):
     """One zone per group, chunks of 50 of 300 buildings; killed (kill -9) after 4 chunks were saved. The
     rerun reads them, computes only the tables of groups with chunks left and equals an

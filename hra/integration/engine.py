@@ -1597,6 +1597,7 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
         from concurrent.futures import ThreadPoolExecutor
 
         helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hra-next-tables")
+    finished = False
     try:
         pending = None
         for n, g in enumerate(run):
@@ -1608,7 +1609,12 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
             if helper is not None and n + 1 < len(run):
                 started = threading.Event()
                 pending = helper.submit(tables_of, run[n + 1], started)
-                started.wait()  # (the next group's zone tasks queued before this group's chunks: speed only)
+                # the next group's zone tasks queued before this group's chunks (speed only); a failure
+                # before they are queued is raised here, not waited for
+                while not started.wait(0.05):
+                    if pending.done():
+                        pending.result()
+                        break
             static = make_static(prep, tables, sel, rates)
             chunks = make_chunks(prep, prep.cfg.compute.chunk_buildings, tables.row_of, [flat[i] for i in todo])
             del tables
@@ -1622,9 +1628,12 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
                                            on_result=save if ck is not None else None)):
                 parts[i] = res
             del static, chunks
+        finished = True
     finally:
         if helper is not None:
-            helper.shutdown(wait=True, cancel_futures=True)
+            # (an error or an interrupt: not waiting for a next group's tables, whose queued zone tasks
+            # the executor cancels on its way out)
+            helper.shutdown(wait=finished, cancel_futures=True)
         if ahead is not None:
             ahead.close()
     if ck is not None:
