@@ -384,7 +384,8 @@ def prepare_forecast(cfg: Config) -> SourceModel:
     used = np.flatnonzero(masses.max(axis=0, initial=0.0) > 0)  # the tables skip nodes without events
     lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, M)
     nodes_m = mags[lo:hi]
-    basis, coef_s, residual = branch_bases(masses.reshape(C * Y, S, M)[:, :, lo:hi])  # a view: no copy of the whole
+    # (a view: no copy of the whole)
+    basis, coef_s, residual = branch_bases(masses.reshape(C * Y, S, M)[:, :, lo:hi], src.magnitude_basis_rtol)
     K = basis.shape[1]
     coef = np.ascontiguousarray(coef_s.reshape(C, Y, S, K).transpose(0, 3, 1, 2).reshape(C, K, Y * S))
     log.info("forecast %s: %d cells, %d branches, %d magnitude nodes with events -> magnitude basis of %d "

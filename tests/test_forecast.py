@@ -226,6 +226,32 @@ def test_branch_bases_one_shape_per_gr_branch():
     np.testing.assert_allclose(np.einsum("nsk,skm->nsm", coef, basis), masses, rtol=0, atol=1e-9 * masses.max())
 
 
+def test_default_basis_rtol_sits_above_float32_rounding():
+    """The engine's magnitude-basis tolerance (``[source] magnitude_basis_rtol``, default 1e-7) is above the
+    rounding of counts written in float32 (~6e-8 relative): such a file gets the float64 file's basis size,
+    where 1e-10 keeps the rounding noise (a basis of nearly every node); the default's factor still gives
+    every node mass of every cell to 2e-5 relative, the smallest (M ~ 6.5, 1e-6 of the largest) included:
+    the order of the tables' own rounding (16 significant bits, 1.5e-5)."""
+    from hra.config import SourceSection
+    from hra.inputs.forecast import branch_bases
+
+    rtol = SourceSection.model_fields["magnitude_basis_rtol"].default
+    assert rtol == 1e-7
+    b = np.linspace(0.8, 1.2, 300)
+    counts = gr_counts(M, 1.0, b[:, None], np.array([4.5, 6.5])[None, :])  # (cells, Mmax branch, M)
+    masses = node_masses(M, counts)
+    masses32 = node_masses(M, counts.astype(np.float32).astype(np.float64))
+    basis, coef, res = branch_bases(masses, rtol)
+    k = basis.shape[1]
+    assert 3 <= k <= 8 and res < 1e-5
+    assert branch_bases(masses32, rtol)[0].shape[1] == k
+    assert branch_bases(masses32, 1e-10)[0].shape[1] > 3 * k
+    assert branch_bases(masses, 1e-10)[0].shape[1] > k  # (the tighter basis of the float64 file: a real cut)
+    recon = np.einsum("nsk,skm->nsm", coef, basis)
+    pos = masses > 0
+    assert np.max(np.abs(recon[pos] / masses[pos] - 1.0)) < 2e-5
+
+
 def test_node_masses_blocks_equal_the_whole_array_version_to_the_bit():
     """The row-block numba path gives the whole-array numpy version's numbers to the bit: GR rows,
     random non-increasing rows with empty and isolated bins, and bins so steep that expm1 overflows
@@ -473,6 +499,48 @@ def test_rates_and_forecast_exclude_each_other(tmp_path):
         config_from_dict(data)
     data["source"] = {"forecast": "f.h5", "magnitude": {"m_max": [{"value": 5, "weight": 1}]}}
     with pytest.raises(ConfigError, match=r"remove \[source.magnitude\]"):
+        config_from_dict(data)
+
+
+def _continuous_b_forecast(n: int = 6, spacing: float = 2000.0) -> xr.DataArray:
+    """An n x n grid whose cells each have their own b-value (0.8-1.2, continuous: a basis of several
+    shapes per branch), 2 x 2 x 2 branches as ``_forecast_array``, 2 years."""
+    bvals = {"stress": np.linspace(0.8, 1.2, n * n), "thickness": np.linspace(1.15, 0.85, n * n)}
+    arr = np.zeros((len(RATE), 2, len(MMAX), M.size, len(YEARS), n, n))
+    rate = 0.02 + 0.03 * np.arange(n * n) / (n * n)
+    for i, fr in enumerate(RATE.values()):
+        for j, bs in enumerate(bvals.values()):
+            for k, mx in enumerate(MMAX):
+                for t, fy in enumerate(YEARS.values()):
+                    g = gr_counts(M, rate * fr * fy, bs, mx)  # (cells, M)
+                    arr[i, j, k, :, t] = g.T.reshape(M.size, n, n)
+    time = np.array([f"{y}-01-01" for y in YEARS], dtype="datetime64[ns]")
+    return xr.DataArray(arr, dims=("branch_rate", "branch_mm", "branch_mmax", "magnitude", "time", "x", "y"),
+                        coords=dict(branch_rate=list(RATE), branch_mm=list(B_VALUES), branch_mmax=MMAX, magnitude=M,
+                                    time=time, x=X0 + spacing * np.arange(n), y=Y0 + spacing * np.arange(n)))
+
+
+def test_basis_rtol_moves_the_lpr_far_less_than_the_tables_precision(tmp_path):
+    """The default magnitude-basis tolerance (1e-7) against 1e-10 on a forecast whose cells each have their
+    own b-value: a smaller basis (K), and every building's mean, P50 and P90 within 2e-6 relative (the
+    tables keep 16 significant bits: 1.5e-5); ``magnitude_basis_rtol`` belongs to a forecast only."""
+    from hra.integration import engine
+
+    fc = write_forecast(_continuous_b_forecast(), tmp_path / "ssm.h5")
+    bld = [dict(id=f"B{i}", x=X0 + 1700.0 * i, y=Y0 + 900.0 * (i % 3), typology="URM") for i in range(6)]
+    run = {"realisations": 300, "quantiles": [0.5, 0.9]}
+    loose = engine.compute(_config(tmp_path / "a", fc, bld, run=run))
+    tight = engine.compute(_config(tmp_path / "b", fc, bld, run=run, source={"magnitude_basis_rtol": 1e-10}))
+    k_loose, k_tight = loose.prep.magnitude.n_basis, tight.prep.magnitude.n_basis
+    assert 2 <= k_loose < k_tight
+    assert tight.mean.min() > 0
+    np.testing.assert_allclose(loose.mean, tight.mean, rtol=2e-6, atol=0)
+    np.testing.assert_allclose(loose.quantiles, tight.quantiles, rtol=2e-6, atol=0)
+    assert not np.array_equal(loose.mean, tight.mean)  # (the two bases do differ)
+    data = {"run": {"years": [2025]}, "exposure": {"buildings": "b.csv"}, "ground_motion": dict(PARAMETRIC),
+            "fragility": {"curves": "f.csv"}, "source": {"rates": "r.csv", "magnitude_basis_rtol": 1e-8,
+                                                        "magnitude": {"m_max": [{"value": 5, "weight": 1}]}}}
+    with pytest.raises(ConfigError, match=r"magnitude_basis_rtol only applies to \[source\] forecast"):
         config_from_dict(data)
 
 

@@ -1039,6 +1039,42 @@ def test_read_ahead_reads_further_while_the_groups_ahead_fit_the_byte_budget(tmp
     assert calls == ["z1-w0", "z2-w0", "z3-w0", "z4-w0", "z5-w0"]
 
 
+def test_read_ahead_wait_asked_returns_once_the_group_is_asked_or_the_reading_ended(tmp_path, monkeypatch):
+    """``wait_asked(g)`` returns True once every file of group g has been asked for, False at its timeout
+    before, and False at once where the reading never started or has ended (closed, or past its last
+    group): a run never waits for a read-ahead that will not come."""
+    import threading
+
+    release = threading.Event()
+
+    def will_need(folders, stop=None):
+        if Path(folders[0]).name == "z2-w0":
+            release.wait(10)
+        return len(folders)
+
+    monkeypatch.setattr(tablestore.pagecache, "will_need", will_need)
+    ra = tablestore.ReadAhead(TableStore(tmp_path), "k", [[1], [2], [3]], ahead=1, process=False)
+    t = time.perf_counter()
+    assert ra.wait_asked(0) is False and time.perf_counter() - t < 1  # not started: no wait
+    ra.start()
+    assert ra.wait_asked(0, timeout=10) is True
+    assert ra.wait_asked(1, timeout=0.1) is False  # group 1 waits for the run to reach group 0
+    ra.reached(0)
+    assert ra.wait_asked(1, timeout=0.1) is False  # asked for, not yet done
+    release.set()
+    assert ra.wait_asked(1, timeout=10) is True and ra.done == [0, 1]
+    ra.reached(1)
+    assert ra.wait_asked(2, timeout=10) is True
+    ra._thread.join(10)
+    t = time.perf_counter()
+    assert ra.wait_asked(5) is False and time.perf_counter() - t < 1  # past the last group: ended
+    closed = tablestore.ReadAhead(TableStore(tmp_path), "k", [[1], [2]], ahead=0, process=False).start()
+    assert closed.wait_asked(0, timeout=0.1) is False  # ahead 0: not before the run reaches it
+    threading.Timer(0.2, closed.close).start()
+    t = time.perf_counter()
+    assert closed.wait_asked(0) is False and time.perf_counter() - t < 5  # closed while waiting
+
+
 def test_read_ahead_closed_while_reading_stops_at_the_next_folder(tmp_path, monkeypatch):
     """A ``ReadAhead`` closed while it reads (in its own thread) stops before the next site folder."""
     import threading

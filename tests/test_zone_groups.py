@@ -105,6 +105,12 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
             made.append(self)
+            self.waited = []
+
+        def wait_asked(self, g, timeout=None):
+            got = super().wait_asked(g, timeout)
+            self.waited.append((g, got, g in self.done))
+            return got
 
     monkeypatch.setattr(TableStore, "read", read)
     monkeypatch.setattr(tablestore, "ReadAhead", ReadAhead)
@@ -122,6 +128,8 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
     [ra] = made
     ra.close(wait=True)
     assert ra.asked == list(range(len(groups))) and ra.groups == groups
+    # each group's tables started once the read-ahead had asked for its files (ReadAhead.wait_asked)
+    assert ra.waited == [(g, True, True) for g in range(len(groups))]
     # ... and further ahead while the groups read ahead hold at most the table memory budget: each group's
     # bytes estimated as its entries times entry_bytes, the entries counted here on disk (the reference)
     assert ra.budget == budget_gb * 1e9

@@ -37,7 +37,10 @@ integration exact and the per-building pass small:
    ~34). A truncated SVD of the row-normalised, column-scaled matrix (every magnitude counts
    equally in relative terms, so the rare large events are represented as precisely as the
    frequent small ones) gives ``masses ~= coef @ basis`` with a relative residual of ~``rtol``
-   (1e-10). The tables of a combination with source branch s are integrated against the K basis
+   (the functions' default 1e-10; an engine run takes ``[source] magnitude_basis_rtol``, 1e-7:
+   above the rounding of a file written in float32, whose noise a tighter basis would keep as
+   ~100 more functions, and ~1e-8 (mean) / 5e-7 (P50/P90) of the LPR on the field benchmark,
+   ``docs/forecast.md``). The tables of a combination with source branch s are integrated against the K basis
    rows of s (:class:`ForecastMagnitude`) and each building's distance histogram carries K
    coefficients per (year, branch) instead of ~100 magnitude bins: ``LPR = sum_r sum_k H[r, k]
    Q[r, k]``, linear, so it equals the per-cell integral up to the residual.

@@ -1589,6 +1589,10 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
     def tables_of(g: int, started: threading.Event | None = None) -> Tables:
         if ahead is not None:
             ahead.reached(g)
+            # the group's files asked for before its zones read them: a zone that read files the read-ahead has
+            # not asked for yet would compete with its stream (ReadAhead.wait_asked); on threads the next
+            # group waits in the helper thread while the workers run the buildings
+            ahead.wait_asked(g)
         return build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else groups[g], pool=pool,
                             q_slot=run.index(g) % 2 if overlap else 0, started=started)
 
