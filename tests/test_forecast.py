@@ -57,8 +57,15 @@ def _forecast_array(cells=CELLS, spacing=4000.0, time=None, mags=M) -> xr.DataAr
                 for k, mx in enumerate(MMAX):
                     for t, fy in enumerate(YEARS.values()):
                         arr[i, j, k, :, t, ix, iy] = gr_counts(mags, rate * fr * fy, bs[c], mx)
+    return _as_forecast(arr, mags, spacing, time)
+
+
+def _as_forecast(arr: np.ndarray, mags, spacing: float, time=None) -> xr.DataArray:
+    """Counts (branch_rate, branch_mm, branch_mmax, magnitude, time, x, y) as the forecast's DataArray: the
+    test's branch labels, ``YEARS`` (datetime) unless ``time`` is given, cell centres from (X0, Y0)."""
     if time is None:
         time = np.array([f"{y}-01-01" for y in YEARS], dtype="datetime64[ns]")
+    nx, ny = arr.shape[-2:]
     return xr.DataArray(arr, dims=("branch_rate", "branch_mm", "branch_mmax", "magnitude", "time", "x", "y"),
                         coords=dict(branch_rate=list(RATE), branch_mm=list(B_VALUES), branch_mmax=MMAX, magnitude=mags,
                                     time=time, x=X0 + spacing * np.arange(nx), y=Y0 + spacing * np.arange(ny)))
@@ -514,10 +521,7 @@ def _continuous_b_forecast(n: int = 6, spacing: float = 2000.0) -> xr.DataArray:
                 for t, fy in enumerate(YEARS.values()):
                     g = gr_counts(M, rate * fr * fy, bs, mx)  # (cells, M)
                     arr[i, j, k, :, t] = g.T.reshape(M.size, n, n)
-    time = np.array([f"{y}-01-01" for y in YEARS], dtype="datetime64[ns]")
-    return xr.DataArray(arr, dims=("branch_rate", "branch_mm", "branch_mmax", "magnitude", "time", "x", "y"),
-                        coords=dict(branch_rate=list(RATE), branch_mm=list(B_VALUES), branch_mmax=MMAX, magnitude=M,
-                                    time=time, x=X0 + spacing * np.arange(n), y=Y0 + spacing * np.arange(n)))
+    return _as_forecast(arr, M, spacing)
 
 
 def test_basis_rtol_moves_the_lpr_far_less_than_the_tables_precision(tmp_path):

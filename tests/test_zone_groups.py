@@ -153,6 +153,44 @@ def test_results_do_not_depend_on_the_zone_groups(demo, monkeypatch, budget_gb, 
     assert ref.mean.max() > 0
 
 
+def test_a_stuck_read_ahead_delays_a_group_at_most_the_wait_limit(demo, monkeypatch, caplog):
+    """A read-ahead that never gets past its first group (a stuck child, a stalled disk) is a hint that
+    failed: each later group's tables wait at most ``engine.READ_AHEAD_WAIT_S`` for it, then read their
+    files themselves, say so, and give the same results."""
+    from hra.integration import tablestore
+
+    cfg, prep, sel = demo
+    ref = engine.compute(cfg, prep=prep)
+    budget_gb = 3 * max(_zone_bytes(prep, sel).values()) / 1e9
+    groups = engine.zone_groups(prep, sel, budget_gb * 1e9 / 2, 2)
+    assert len(groups) > 2
+    release = threading.Event()
+    real_ask = tablestore.ReadAhead._ask
+
+    def stuck(self, zones):
+        if zones != groups[0]:
+            release.wait(60)
+        return real_ask(self, zones)
+
+    monkeypatch.setattr(tablestore.ReadAhead, "_ask", stuck)
+    monkeypatch.setattr(engine, "READ_AHEAD_WAIT_S", 0.2)
+    out = {}
+    run = threading.Thread(target=lambda: out.setdefault("r", engine.compute(
+        cfg.with_updates(compute={"table_memory_gb": budget_gb, "workers": 2}), prep=prep)))
+    try:
+        with caplog.at_level(logging.INFO, logger="hra"):
+            run.start()
+            run.join(50)
+        assert not run.is_alive(), "the run waited for a stuck read-ahead"
+    finally:
+        release.set()
+        run.join(60)
+    got = out["r"]
+    assert sum("not asked for after 0 s" in r.getMessage() for r in caplog.records) == len(groups) - 1
+    np.testing.assert_array_equal(got.mean, ref.mean)
+    np.testing.assert_array_equal(got.quantiles, ref.quantiles)
+
+
 @pytest.mark.parametrize("when", ["before its tasks", "in its tasks"])
 def test_a_failing_next_group_raises_its_error(demo, monkeypatch, when):
     """With 2 threads the next group's tables are computed in a helper thread beside the buildings; an

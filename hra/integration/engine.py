@@ -1533,6 +1533,13 @@ def _group_ids(index: list[list[np.ndarray]], g: int) -> range:
     return range(start, start + len(index[g]))
 
 
+#: Longest wait of a zone group's tables for the table store's read-ahead to ask for the group's files
+#: (:meth:`hra.integration.tablestore.ReadAhead.wait_asked`) [s]: a group of the field case takes ~3 s at
+#: the disk's stream rate and ~40 s at the slowest rate measured; a read-ahead stuck longer is a hint
+#: that failed, and the group's tables read their files themselves.
+READ_AHEAD_WAIT_S = 120.0
+
+
 def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHandle | None", groups: list[list[int]],
                 index: list[list[np.ndarray]], folder: Path | None,
                 read_ahead_bytes: float = 0.0) -> tuple[list[dict], int, float]:
@@ -1591,8 +1598,11 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
             ahead.reached(g)
             # the group's files asked for before its zones read them: a zone that read files the read-ahead has
             # not asked for yet would compete with its stream (ReadAhead.wait_asked); on threads the next
-            # group waits in the helper thread while the workers run the buildings
-            ahead.wait_asked(g)
+            # group waits in the helper thread while the workers run the buildings. A hint only: after
+            # READ_AHEAD_WAIT_S the group reads its files itself
+            if not ahead.wait_asked(g, READ_AHEAD_WAIT_S) and not ahead.ended:
+                log.info("table store read-ahead: group %d of %d not asked for after %.0f s; its tables read their "
+                         "files themselves", g + 1, len(groups), READ_AHEAD_WAIT_S)
         return build_tables(prep, sel, ex, handle, zones=None if len(groups) == 1 else groups[g], pool=pool,
                             q_slot=run.index(g) % 2 if overlap else 0, started=started)
 

@@ -137,6 +137,19 @@ def _axpy(w, x, out):
 EXPAND_COLS = 16
 
 
+def _ir_splat(builder, x, typ):
+    """LLVM: the scalar ``x`` broadcast to every lane of the vector type ``typ`` (insert into lane 0, then a
+    shuffle with an all-zero mask): the vector codegens' broadcast."""
+    one = builder.insert_element(ir.Constant(typ, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(typ, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), typ.count), [0] * typ.count))
+
+
+def _ir_vptr(builder, base, at, vt):
+    """LLVM: a pointer to the vector ``vt`` at element ``at`` of the scalar pointer ``base``."""
+    return builder.bitcast(builder.gep(base, [at]), vt.as_pointer())
+
+
 def _expand_codegen(context, builder, signature, argv):
     """LLVM code of :func:`_expand_block`: vectors of 4 doubles, the sums of :data:`EXPAND_COLS`
     columns held in registers over the terms (allocas that LLVM promotes to registers)."""
@@ -151,24 +164,20 @@ def _expand_codegen(context, builder, signature, argv):
     start = builder.add(builder.mul(row, n_out), off)
     accp = [cgutils.alloca_once(builder, vt) for _ in range(EXPAND_COLS // width)]
 
-    def vptr(base, at):
-        return builder.bitcast(builder.gep(base, [at]), vt.as_pointer())
-
     with cgutils.for_range_slice(builder, c0, c1, ir.Constant(i64, EXPAND_COLS)) as (col, _):
         for p in accp:
             builder.store(ir.Constant(vt, [0.0] * width), p)
         with cgutils.for_range(builder, n_c) as loop:
             w = builder.load(builder.gep(wts.data, [loop.index]))
-            one = builder.insert_element(ir.Constant(vt, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
-            ws = builder.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
-                                        ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+            ws = _ir_splat(builder, w, vt)
             at = builder.add(builder.mul(builder.load(builder.gep(cidx.data, [loop.index])), n_basis), col)
             for k, p in enumerate(accp):
-                b = builder.load(vptr(basis.data, builder.add(at, ir.Constant(i64, k * width))), align=8)
+                b = builder.load(_ir_vptr(builder, basis.data, builder.add(at, ir.Constant(i64, k * width)), vt),
+                                 align=8)
                 builder.store(builder.fadd(builder.load(p), builder.fmul(ws, b)), p)
         for k, p in enumerate(accp):
-            builder.store(builder.load(p), vptr(out.data, builder.add(builder.add(start, col), ir.Constant(i64, k * width))),
-                          align=8)
+            at = builder.add(builder.add(start, col), ir.Constant(i64, k * width))
+            builder.store(builder.load(p), _ir_vptr(builder, out.data, at, vt), align=8)
     return context.get_dummy_value()
 
 
@@ -487,7 +496,6 @@ def _vector_cells(nvec, nrow, masked=False):
             zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
             cols = [builder.add(col, ir.Constant(i64, width * q)) for q in range(nvec)]
             accs = [[cgutils.alloca_once(builder, vt) for _ in range(nvec)] for _ in range(nrow)]
-            splat = ir.Constant(ir.VectorType(i32, width), [0] * width)
             with cgutils.for_range(builder, n_pass) as pas:
                 step = builder.mul(pas.index, ir.Constant(i64, nrow))
                 rows = [builder.add(builder.add(row1, step), ir.Constant(i64, i)) for i in range(nrow)]
@@ -503,9 +511,7 @@ def _vector_cells(nvec, nrow, masked=False):
                     for i in range(nrow):
                         w = builder.fmul(builder.load(addr(2, slots[i], c), align=8),
                                          builder.load(addr(3, c, arows[i]), align=8))
-                        wv = builder.shuffle_vector(builder.insert_element(ir.Constant(vt, ir.Undefined), w,
-                                                                           ir.Constant(i32, 0)),
-                                                    ir.Constant(vt, ir.Undefined), splat)
+                        wv = _ir_splat(builder, w, vt)
                         for q in range(nvec):
                             acc = builder.fadd(builder.load(accs[i][q]), builder.fmul(wv, xs[q]))
                             builder.store(acc, accs[i][q])
@@ -514,9 +520,7 @@ def _vector_cells(nvec, nrow, masked=False):
                         x = builder.load(accs[i][q])
                         if masked:
                             it = ir.VectorType(i64, width)
-                            fv = builder.shuffle_vector(builder.insert_element(ir.Constant(it, ir.Undefined), first,
-                                                                               ir.Constant(i32, 0)),
-                                                        ir.Constant(it, ir.Undefined), splat)
+                            fv = _ir_splat(builder, first, it)
                             keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), fv)
                             x = builder.select(keep, x, load4(0, rows[i], cols[q]))
                         store4(0, rows[i], cols[q], x)
@@ -1006,22 +1010,17 @@ def _block_codegen(width, masked, n_acc):
         def ptr(ary):
             return builder.bitcast(builder.gep(ary.data, [col]), vt.as_pointer())
 
-        def splat(x, typ):
-            one = builder.insert_element(ir.Constant(typ, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(one, ir.Constant(typ, ir.Undefined),
-                                          ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
-
         qv = [builder.load(ptr(rows[n_acc + i]), align=8) for i in range(4)]
         keep = None
         if masked:
             it = ir.VectorType(ir.IntType(64), width)
-            keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), splat(first, it))
+            keep = builder.icmp_signed(">=", ir.Constant(it, list(range(width))), _ir_splat(builder, first, it))
         for b in range(n_acc):
             p_acc = ptr(rows[b])
             old = builder.load(p_acc, align=8)
             x = old
             for i in range(4):
-                x = builder.fadd(x, builder.fmul(splat(fac[4 * b + i], vt), qv[i]))
+                x = builder.fadd(x, builder.fmul(_ir_splat(builder, fac[4 * b + i], vt), qv[i]))
             if masked:
                 x = builder.select(keep, x, old)
             builder.store(x, p_acc, align=8)
@@ -1095,14 +1094,6 @@ def _tile_codegen(n_acc):
         def const(x):
             return ir.Constant(i64, x)
 
-        def splat(x, typ):
-            one = builder.insert_element(ir.Constant(typ, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(one, ir.Constant(typ, ir.Undefined),
-                                          ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
-
-        def vptr(base, off):
-            return builder.bitcast(builder.gep(base, [off]), vt.as_pointer())
-
         a_start = [builder.mul(builder.add(builder.load(builder.gep(arow.data, [const(i)])), y_row), n_acc_cols)
                    for i in range(n_acc)]
         h_base = [builder.load(builder.gep(hbase.data, [const(i)])) for i in range(n_acc)]
@@ -1115,13 +1106,14 @@ def _tile_codegen(n_acc):
             h_start.append([builder.add(builder.mul(builder.add(h_base[i], rh), n_h_cols), v0) for i in range(n_acc)])
 
         def block(col, hs, keep_range=None):
-            ptrs = [[vptr(acc.data, builder.add(builder.add(a_start[i], col), const(k * width))) for k in range(nv)]
-                    for i in range(n_acc)]
+            ptrs = [[_ir_vptr(builder, acc.data, builder.add(builder.add(a_start[i], col), const(k * width)), vt)
+                     for k in range(nv)] for i in range(n_acc)]
             old = [[builder.load(p, align=8) for p in row] for row in ptrs]
             x = [list(row) for row in old]
             for step in range(steps):
                 qc = builder.add(q_start[step], col)
-                qv = [builder.load(vptr(q.data, builder.add(qc, const(k * width))), align=8) for k in range(nv)]
+                qv = [builder.load(_ir_vptr(builder, q.data, builder.add(qc, const(k * width)), vt), align=8)
+                      for k in range(nv)]
                 for i in range(n_acc):
                     for k in range(nv):
                         x[i][k] = builder.fadd(x[i][k], builder.fmul(hs[step][i], qv[k]))
@@ -1130,8 +1122,8 @@ def _tile_codegen(n_acc):
                 it = ir.VectorType(i64, width)
                 for k in range(nv):
                     lanes = ir.Constant(it, [k * width + lane for lane in range(width)])
-                    keep = builder.and_(builder.icmp_signed(">=", lanes, splat(first, it)),
-                                        builder.icmp_signed("<", lanes, splat(last, it)))
+                    keep = builder.and_(builder.icmp_signed(">=", lanes, _ir_splat(builder, first, it)),
+                                        builder.icmp_signed("<", lanes, _ir_splat(builder, last, it)))
                     for i in range(n_acc):
                         x[i][k] = builder.select(keep, x[i][k], old[i][k])
             for i in range(n_acc):
@@ -1142,7 +1134,7 @@ def _tile_codegen(n_acc):
             s = loop.index
             u0 = builder.load(builder.gep(s_start.data, [s]))
             hi = builder.load(builder.gep(s_start.data, [builder.add(s, const(1))]))
-            hs = [[splat(builder.load(builder.gep(h.data, [builder.add(h_start[step][i], s)])), vt)
+            hs = [[_ir_splat(builder, builder.load(builder.gep(h.data, [builder.add(h_start[step][i], s)])), vt)
                    for i in range(n_acc)] for step in range(steps)]
             lo = builder.add(u0, builder.mul(builder.sdiv(builder.sub(hi, u0), const(TILE_COLS)), const(TILE_COLS)))
             with cgutils.for_range_slice(builder, u0, lo, const(TILE_COLS)) as (col, _):

@@ -851,6 +851,12 @@ class ReadAhead:
                               timeout)
             return g in self.done
 
+    @property
+    def ended(self) -> bool:
+        """Whether the reading has ended (every group asked for, stopped, or closed)."""
+        with self._cv:
+            return self._ended or self._closed
+
     def close(self, wait: bool = False) -> None:
         """End the reading (a group being read stops at once); ``wait``: until the thread has ended."""
         with self._cv:
