@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from scipy.special import exprel, ndtr, ndtri
@@ -563,6 +564,31 @@ def test_round_table_is_the_nearest_16_bit_value():
     # a value halfway between two 16-bit values is not at 16 bits: it moves by exactly half a step
     half = 1.0 + 2.0 ** -16
     assert abs(float(ik.round_table(np.array([half]))[0]) - half) == 2.0 ** -16
+
+
+@numba.njit(nogil=True)
+def _round32_mismatches(lo, hi):
+    """Bit patterns b in [lo, hi) whose float32 value rounds differently by round_table_value32 and by
+    round_table_value of its float64: (count, the first)."""
+    bad, first = 0, -1
+    for b in range(lo, hi):
+        x = np.array([b], dtype=np.int32).view(np.float32)[0]
+        if ik.round_table_value32(x) != ik.round_table_value(np.float64(x)):
+            bad += 1
+            if first < 0:
+                first = b
+    return bad, first
+
+
+def test_round_table_value32_equals_the_float64_rounding_on_every_float32_in_0_1():
+    # every float32 from +0 to 1.0 (subnormals included): expand_magnitudes rounds its float32 values
+    # this way where no stencil value takes the linear fallback, round_table_value elsewhere: one rounding
+    assert _round32_mismatches(0, 0x3F800001) == (0, -1)
+    # the check can fail: a split factor of 2^9 + 1 keeps 15 bits, not 16
+    x = np.float32(1.0 + 2.0 ** -15)
+    assert ik.round_table_value32(x) == x
+    c = x * np.float32(513.0)
+    assert c - (c - x) != x
 
 
 def _death_nested_inputs():
@@ -1489,6 +1515,7 @@ def test_twins_cover_every_deterministic_kernel():
                 "_bin_expectation",  # magnitude_bin_expectations, magnitude_integrate_picked (twinned there)
                 "_swap_pair",  # _select_quantiles (twinned there)
                 "round_table_value", "round_table",  # test_round_table_is_the_nearest_16_bit_value (and death_from_nested)
+                "round_table_value32",  # test_round_table_value32_equals_the_float64_rounding_on_every_float32_in_0_1
                 "_gauss_setup", "_gauss_node",  # mixture_density (twinned there, pairs to the bit)
                 "_contract_group", "_flush_groups", "_nonzero", "_axpy", "_msum_rows", "_msum_row", "_tile_group",
                 "_building_values"}  # parts of chunk_lpr (twinned there)

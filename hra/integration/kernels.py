@@ -2182,6 +2182,8 @@ def lnr_interpolate_cubic(ln_p, ln_grid, kink, ln_nodes, weights, out, j_major=F
 TABLE_SIGNIFICANT_BITS = 16
 #: Veltkamp's splitting factor for :data:`TABLE_SIGNIFICANT_BITS` of a float64 (53 bits).
 TABLE_SPLIT = float(2 ** (53 - TABLE_SIGNIFICANT_BITS) + 1)
+#: The same for a float32 (24 bits): :func:`round_table_value32`.
+TABLE_SPLIT32 = np.float32(2 ** (24 - TABLE_SIGNIFICANT_BITS) + 1)
 
 
 @jit(inline="always")
@@ -2196,6 +2198,15 @@ def round_table_value(x):
     Finite |x| < 2^970 (the tables: probabilities). Arrays: :func:`round_table`."""
     c = x * TABLE_SPLIT
     return np.float32(c - (c - x))
+
+
+@jit(inline="always")
+def round_table_value32(x):
+    """:func:`round_table_value` of a float32 ``x`` in float32 arithmetic (split factor ``2^8 + 1``): the
+    same value for every float32 in [0, 1], subnormals included (checked for all 1,065,353,217 of them,
+    ``tests/test_kernel_twins.py``), at twice the lanes per vector instruction."""
+    c = x * TABLE_SPLIT32
+    return c - (c - x)
 
 
 @jit
@@ -2545,17 +2556,24 @@ def expand_magnitudes(sub, src, weights, n_used, lin_idx, lin_w, rounded, out):
     of half the degree): an interpolated value is within ~1e-5 relative (|ln P| <= 87 times float32's
     6e-8, summed over the stencil) of the same interpolation in float64, against the interpolation's own
     error of ~0.1-1 % (`docs/groningen-models.md`) and the tables' 16 bits (1.5e-5); a computed node's
-    values are copied bit for bit."""
+    values are copied bit for bit. A node none of whose stencil rows holds a value below float32's normal
+    range (counted in the ln P pass) takes a loop without the fallback, rounded in float32
+    (:func:`round_table_value32`): the same values, ~13 % less time on the field's stored chunks."""
     n, ms, R = sub.shape
     M = src.shape[0]
     f32 = np.float32
     tiny = f32(1.1754944e-38)  # float32's smallest normal number: logf_fast needs a normal argument
     lp = np.empty((ms, R), dtype=np.float32)
+    low = np.empty(ms, dtype=np.int64)  # per computed row, its values below tiny (0 mostly)
     for i in range(n):
         for s in range(ms):
+            c = 0
             for r in range(R):
                 v = f32(sub[i, s, r])
-                lp[s, r] = _logf_fast(v if v >= tiny else f32(1.0))
+                ok = v >= tiny
+                c += 0 if ok else 1
+                lp[s, r] = _logf_fast(v if ok else f32(1.0))
+            low[s] = c
         for m in range(M):
             k = n_used[m]
             if k == 1:
@@ -2571,11 +2589,19 @@ def expand_magnitudes(sub, src, weights, n_used, lin_idx, lin_w, rounded, out):
             w0, w1 = f32(weights[m, 0]), f32(weights[m, 1])
             w2 = f32(weights[m, 2]) if k > 2 else f32(0.0)
             w3 = f32(weights[m, 3]) if k > 3 else f32(0.0)
-            wa, wb = lin_w[m, 0], lin_w[m, 1]
             l0, l1, l2, l3 = lp[s0], lp[s1], lp[s2], lp[s3]
+            o = out[i, m]
+            if low[s0] + low[s1] + low[s2] + low[s3] == 0:
+                # no linear fallback on this row (the usual case): float32 throughout, rounded by
+                # round_table_value32 (the same value as round_table_value of the float64)
+                for r in range(R):
+                    y = (w0 * l0[r] + w1 * l1[r]) + (w2 * l2[r] + w3 * l3[r])
+                    e = _expf_fast(y if y < f32(0.0) else f32(0.0))
+                    o[r] = round_table_value32(e) if rounded else e
+                continue
+            wa, wb = lin_w[m, 0], lin_w[m, 1]
             p0, p1, p2, p3 = sub[i, s0], sub[i, s1], sub[i, s2], sub[i, s3]
             pa, pb = sub[i, lin_idx[m, 0]], sub[i, lin_idx[m, 1]]
-            o = out[i, m]
             for r in range(R):
                 y = (w0 * l0[r] + w1 * l1[r]) + (w2 * l2[r] + w3 * l3[r])
                 pos = (p0[r] >= tiny) & (p1[r] >= tiny) & (p2[r] >= tiny) & (p3[r] >= tiny)
