@@ -89,3 +89,38 @@ def test_subdivisions_only_with_a_forecast(tmp_path):
         config_from_dict({"source": {"rates": "r.csv", "magnitude_subdivisions": 2,
                                      "magnitude": {"b_value": 1.0, "m_max": [{"value": 5.5, "weight": 1.0}]}},
                           "exposure": {"buildings": "b.csv"}}, base_dir=tmp_path)
+
+
+#: Cells of :func:`test_magnitude_basis_rtol_with_the_v7_models` (x [m], rate of M >= 2.95 [yr^-1], b-value):
+#: a different Gutenberg-Richter shape in each cell (b 0.9 ... 1.1), so that a branch's node masses need several
+#: basis functions (exponentials of nearby decay rates: singular values falling by orders of magnitude; per
+#: branch K = 5 at 1e-7, 6 at 1e-10).
+SHAPED_CELLS = tuple((231_500.0 + 1000.0 * i, 0.01 + 0.005 * (i % 3), b) for i, b in enumerate(np.linspace(0.9, 1.1, 8)))
+
+
+def test_magnitude_basis_rtol_with_the_v7_models(tmp_path):
+    """``[source] magnitude_basis_rtol`` with GMM V7 + FCM V7 (the groningen-v7 preset's models): the
+    default 1e-7 keeps fewer basis functions than 1e-10 and moves the LPR far less than the tables'
+    16-bit precision (1.5e-5); the key is the one that counts (a looser tolerance moves it more)."""
+    import hra
+    from hra.chain import prepare
+    from hra.inputs.forecast import gr_counts, write_forecast
+
+    mags = np.round(2.95 + 0.05 * np.arange(53), 10)  # 2.95 ... 5.55
+    arr = np.zeros((len(MMAX), mags.size, 1, len(SHAPED_CELLS), 1))
+    for k, mx in enumerate(MMAX):
+        for i, (_, rate, b) in enumerate(SHAPED_CELLS):
+            arr[k, :, 0, i, 0] = gr_counts(mags, rate, b, mx)
+    da = xr.DataArray(arr, dims=("branch_mmax", "magnitude", "time", "x", "y"),
+                      coords=dict(branch_mmax=list(MMAX), magnitude=mags, time=np.array(["2025-07-01"], dtype="datetime64[ns]"),
+                                  x=[c[0] for c in SHAPED_CELLS], y=[CELLS[0][1]]))
+    path = write_forecast(da, tmp_path / "shaped.h5")
+    cfgs = {tol: _config(tmp_path, path, **({} if tol is None else {"magnitude_basis_rtol": tol})) for tol in (None, 1e-10)}
+    k = {tol: prepare(cfg).magnitude.n_basis for tol, cfg in cfgs.items()}
+    assert (k[None], k[1e-10]) == (5, 6), k
+    runs = {tol: hra.run(cfg, progress=False, write=False) for tol, cfg in cfgs.items()}
+    for name in ("lpr_mean", "lpr_p50", "lpr_p90"):
+        want = runs[1e-10][name].values
+        assert np.all(want > 1e-9), name
+        # measured: mean 3.1e-10, P50 9.9e-11, P90 4.2e-10 (magnitude_basis_rtol = 1e-5: up to 8.7e-9)
+        np.testing.assert_allclose(runs[None][name].values, want, rtol=2e-9, atol=0, err_msg=name)
