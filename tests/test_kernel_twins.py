@@ -1269,17 +1269,45 @@ def _scatter_inputs():
     return acc, term, np.array([0, 1, 0, 2, 0], dtype=np.int64), np.array([4, 4, 1, 1, 3], dtype=np.int64)
 
 
-def k_scatter(acc, term, k_of_row, u_of_row):
+def _scatter_fresh_inputs():
+    """Rows not written yet (fresh, NaN in memory) among written ones, a row hit twice, -0.0 in a product."""
+    acc, term, k_of_row, u_of_row = _scatter_inputs()
+    fresh = np.zeros(acc.shape[:2], dtype=bool)
+    fresh[[0, 1, 2], [4, 4, 0]] = True  # (0, 4) and (1, 4) are written below, (2, 0) is not
+    term = np.concatenate([term, term[:1] * 0.5])
+    term[0, 3] = -0.0
+    k_of_row, u_of_row = np.append(k_of_row, 0), np.append(u_of_row, 4)  # (0, 4) again: set, then added
+    return acc, term, k_of_row, u_of_row, fresh
+
+
+def k_scatter(acc, term, k_of_row, u_of_row, fresh=None):
     out = acc.copy()
-    ik.add_rows_scattered(out, term, k_of_row, u_of_row)
+    if fresh is None:
+        ik.add_rows_scattered(out, term, k_of_row, u_of_row, np.zeros((0, 0), dtype=bool))
+        return out
+    out[fresh] = np.nan  # undefined memory: every value read from it would show
+    left = fresh.copy()
+    ik.add_rows_scattered(out, term, k_of_row, u_of_row, left)
+    assert np.flatnonzero(left).tolist() == [2 * left.shape[1]]  # (2, 0): no row of term writes it
+    out[left] = 0.0  # as zone_tables does with the rows no product wrote
     return out
 
 
-def t_scatter(acc, term, k_of_row, u_of_row):
+def t_scatter(acc, term, k_of_row, u_of_row, fresh=None):
     out = acc.copy()
+    if fresh is not None:
+        out[fresh] = 0.0  # the rows the kernel sets are zeroed sums
     for i in range(term.shape[0]):  # numpy's row additions, as _forecast_gemm made them before the kernel
         out[k_of_row[i], u_of_row[i]] += term[i]
     return out
+
+
+def test_add_rows_scattered_sets_fresh_rows_to_the_bits_of_a_zeroed_sum():
+    # the twin above compares values; here the bits, -0.0 included (0.0 + -0.0 is +0.0)
+    acc, term, k_of_row, u_of_row, fresh = _scatter_fresh_inputs()
+    got, want = k_scatter(acc, term, k_of_row, u_of_row, fresh), t_scatter(acc, term, k_of_row, u_of_row, fresh)
+    assert np.array_equal(got.view(np.int64), want.view(np.int64))
+    assert not np.signbit(got[0, 4, 3])
 
 
 def _q_layout_inputs(projected):
@@ -1437,6 +1465,7 @@ TWINS = [
     ("integration.weighted_slice_sum", k_slice_sum, t_slice_sum, _slice_sum_inputs(True), 0.0),  # the same bits
     ("integration.weighted_slice_sum[no copy]", k_slice_sum, t_slice_sum, _slice_sum_inputs(False), 0.0),
     ("integration.add_rows_scattered", k_scatter, t_scatter, _scatter_inputs(), 0.0),  # the same bits
+    ("integration.add_rows_scattered[fresh]", k_scatter, t_scatter, _scatter_fresh_inputs(), 0.0),  # the same bits
     ("integration.forecast_q_layout", k_q_layout, t_q_layout, _q_layout_inputs(False), 0.0),  # a copy
     ("integration.forecast_q_layout[harmonic]", k_q_layout, t_q_layout, _q_layout_inputs(True), 0.0),  # the same bits
     ("integration.magnitude_bin_expectations", k_magnitude_bins, t_magnitude_bins, _magnitude_bins_inputs(), 1e-12),

@@ -412,7 +412,7 @@ class BufferPool:
 
 def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ...], np.ndarray], rows,
                    basis: np.ndarray, combos: list[tuple[int, int, np.ndarray, np.ndarray]], shape: tuple[int, int],
-                   work: dict | None = None, mean: tuple | None = None) -> None:
+                   work: dict | None = None, mean: tuple | None = None, fresh: np.ndarray | None = None) -> None:
     """The per-combination tables of a forecast (linear magnitude integration) as matrix products
     (BLAS), accumulated over the physical median tables in ``death`` (those present; the others
     come with later groups):
@@ -423,7 +423,9 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
     ``acc`` (K, u, t, r) all combinations' sums, basis-major (zeros before the first group; each
     product is one BLAS call whose rows (k, u) are contiguous rows of acc; :func:`hra.integration.kernels.forecast_q_layout`
     puts them into q's layout at the end); ``basis`` (S, K, m); ``shape`` (t, r); ``work``: buffers of
-    the temporaries (:func:`_scratch`), kept by the caller from call to call.
+    the temporaries (:func:`_scratch`), kept by the caller from call to call; ``fresh`` (K, u) bool: the rows
+    of ``acc`` not written yet (undefined memory: set by their first product, then marked; the caller zeroes
+    those left at the end), ``None``: ``acc`` holds sums (zeros) to add to.
 
     ``mean``: ``(typology rows (n,) int64, wfc (f, c), coef {key: (m,)}, out (n, m, r))``: also the tree
     mean's share of these tables, ``out[i, m, r] += sum_key sum_f,c wfc[f, c] coef_key[m] D_key[rows[i], f, c, m, r]``,
@@ -464,7 +466,12 @@ def _forecast_gemm(acc: np.ndarray, ed: "EngineDeath", death: dict[tuple[int, ..
             # the block's rows over its magnitudes (the other magnitudes' weights are zeros: no terms)
             term = np.matmul(a, d[g_lo:g_hi].reshape(g_hi - g_lo, T * R),
                              out=_scratch(work, "term", (a.shape[0], T * R)))  # BLAS
-            kernels.add_rows_scattered(acc.reshape(acc.shape[0], acc.shape[1], T * R), term, k_of_row, u_of_row)
+            kernels.add_rows_scattered(acc.reshape(acc.shape[0], acc.shape[1], T * R), term, k_of_row, u_of_row,
+                                       _NO_ROWS if fresh is None else fresh)
+
+
+#: ``fresh`` of :func:`hra.integration.kernels.add_rows_scattered` when every row is accumulated.
+_NO_ROWS = np.zeros((0, 0), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -667,7 +674,9 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     # basis-major, (k, u, t, r'), put into q's layout by one compiled pass at the end
     work: dict[str, np.ndarray] = {} if pool is None else pool.take()  # reused temporaries (_scratch)
     if per_branch:
-        qu = [_scratch(work, f"qu{i}", (n_k, needed.size, r.size, RA), zeros=True) for i, r in enumerate(rows)]
+        # (not zeroed: each (k, u) row is set by its first product, the rows none writes are zeroed at the end)
+        qu = [_scratch(work, f"qu{i}", (n_k, needed.size, r.size, RA)) for i, r in enumerate(rows)]
+        fresh = [np.ones((n_k, needed.size), dtype=bool) for _ in rows]
     else:
         qu = [np.empty((needed.size, r.size, R)) for r in rows]
     # per group: the selected (engine combination, f, c) slices and their columns of q
@@ -707,7 +716,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
             if per_branch:
                 # the products and the tree mean, sum_P,f,c (w_f w_c coef_P(m)) D_P, in one pass over the tables
                 _forecast_gemm(qu[i], ed, death[i], views[i], mag.basis, gemm.get(gi, []), (rows[i].size, RA), work,
-                               mean=(rows[i], wfc, coef, qbar_acc[i]))
+                               mean=(rows[i], wfc, coef, qbar_acc[i]), fresh=fresh[i])
             elif exact_mean:  # every engine combination is integrated anyway: whole tables per combination
                 for ge in np.flatnonzero(group_of_ge == gi):
                     e = mag.integrate(np.moveaxis(ed.death(i, int(ge), (rows[i],)), 3, -1))  # (b, x, t, f, c, r)
@@ -746,6 +755,8 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         del death, keys  # before the next group is computed: one group of tables at a time
     results = []
     for i in range(n_sites):
+        if per_branch:
+            qu[i][fresh[i]] = 0.0  # (k, u) rows without a product (a branch's basis shorter than K, ...)
         if per_branch:  # qbar[t, (r, k), s] = sum_m acc[t, m, r] phi_{s, k}(m)
             S = mag.basis.shape[0]
             b = np.ascontiguousarray(np.transpose(mag.basis, (2, 1, 0))).reshape(mag.nodes.size, n_k * S)

@@ -2350,23 +2350,34 @@ def forecast_q_layout(acc, proj, out):
 
 
 @jit
-def add_rows_scattered(acc, term, k_of_row, u_of_row):
+def add_rows_scattered(acc, term, k_of_row, u_of_row, fresh):
     """``acc[k_of_row[i], u_of_row[i], :] += term[i, :]`` for every row i of ``term``: one BLAS block's
     products of a forecast slice added to the per-combination sums of
     :func:`hra.integration.engine._forecast_gemm`, in one call without the interpreter (and its lock)
     between rows.
 
-    acc  : (K, u, x) float64, accumulated in place (basis function k, combination u, (t, r) flattened)
-    term : (n, x) float64, the block's product rows
+    acc   : (K, u, x) float64, accumulated in place (basis function k, combination u, (t, r) flattened)
+    term  : (n, x) float64, the block's product rows
     k_of_row, u_of_row : (n,) int64 the basis function and combination of each row (distinct pairs)
+    fresh : (K, u) bool, the rows of acc not written yet (their memory undefined): such a row is set to
+            ``term[i] + 0.0`` and marked written (no pass to zero acc first, and no read of zeros);
+            (0, 0): every row of acc is accumulated
 
-    Each element one IEEE addition, as numpy's ``acc[k, u] += term[i]``: the same bits."""
+    Each element one IEEE addition, as numpy's ``acc[k, u] += term[i]`` on a zeroed ``acc``
+    (``term + 0.0`` is ``0.0 + term``, -0.0 included): the same bits."""
     n_x = term.shape[1]
+    track = fresh.shape[0] > 0
     for i in range(term.shape[0]):
-        dst = acc[k_of_row[i], u_of_row[i]]
+        k, u = k_of_row[i], u_of_row[i]
+        dst = acc[k, u]
         src = term[i]
-        for x in range(n_x):
-            dst[x] += src[x]
+        if track and fresh[k, u]:
+            fresh[k, u] = False
+            for x in range(n_x):
+                dst[x] = src[x] + 0.0
+        else:
+            for x in range(n_x):
+                dst[x] += src[x]
 
 
 @jit
