@@ -23,17 +23,20 @@ MMAX = (4.5, 5.0)
 B_VALUE = 0.95
 
 
-def _forecast(path, step):
+def _forecast(path, step, cells=None):
+    """The forecast file of ``cells`` ((x [m], rate of M >= 2.95 [yr^-1], b-value) on the row of
+    ``CELLS``; default ``CELLS`` with ``B_VALUE``) on a magnitude grid of ``step`` from 2.95 to 5.55."""
     from hra.inputs.forecast import gr_counts, write_forecast
 
+    cells = [(x, rate, B_VALUE) for x, _, rate in CELLS] if cells is None else cells
     mags = np.round(2.95 + step * np.arange(int(round(2.6 / step)) + 1), 10)  # 2.95 ... 5.55
-    arr = np.zeros((len(MMAX), mags.size, 1, 2, 1))
+    arr = np.zeros((len(MMAX), mags.size, 1, len(cells), 1))
     for k, mx in enumerate(MMAX):
-        for i, (_, _, rate) in enumerate(CELLS):
-            arr[k, :, 0, i, 0] = gr_counts(mags, rate, B_VALUE, mx)
+        for i, (_, rate, b) in enumerate(cells):
+            arr[k, :, 0, i, 0] = gr_counts(mags, rate, b, mx)
     da = xr.DataArray(arr, dims=("branch_mmax", "magnitude", "time", "x", "y"),
                       coords=dict(branch_mmax=list(MMAX), magnitude=mags, time=np.array(["2025-07-01"], dtype="datetime64[ns]"),
-                                  x=[c[0] for c in CELLS], y=[CELLS[0][1]]))
+                                  x=[c[0] for c in cells], y=[CELLS[0][1]]))
     return write_forecast(da, path)
 
 
@@ -104,17 +107,8 @@ def test_magnitude_basis_rtol_with_the_v7_models(tmp_path):
     16-bit precision (1.5e-5); the key is the one that counts (a looser tolerance moves it more)."""
     import hra
     from hra.chain import prepare
-    from hra.inputs.forecast import gr_counts, write_forecast
 
-    mags = np.round(2.95 + 0.05 * np.arange(53), 10)  # 2.95 ... 5.55
-    arr = np.zeros((len(MMAX), mags.size, 1, len(SHAPED_CELLS), 1))
-    for k, mx in enumerate(MMAX):
-        for i, (_, rate, b) in enumerate(SHAPED_CELLS):
-            arr[k, :, 0, i, 0] = gr_counts(mags, rate, b, mx)
-    da = xr.DataArray(arr, dims=("branch_mmax", "magnitude", "time", "x", "y"),
-                      coords=dict(branch_mmax=list(MMAX), magnitude=mags, time=np.array(["2025-07-01"], dtype="datetime64[ns]"),
-                                  x=[c[0] for c in SHAPED_CELLS], y=[CELLS[0][1]]))
-    path = write_forecast(da, tmp_path / "shaped.h5")
+    path = _forecast(tmp_path / "shaped.h5", 0.05, SHAPED_CELLS)
     cfgs = {tol: _config(tmp_path, path, **({} if tol is None else {"magnitude_basis_rtol": tol})) for tol in (None, 1e-10)}
     k = {tol: prepare(cfg).magnitude.n_basis for tol, cfg in cfgs.items()}
     assert (k[None], k[1e-10]) == (5, 6), k
