@@ -548,6 +548,41 @@ def test_basis_rtol_moves_the_lpr_far_less_than_the_tables_precision(tmp_path):
         config_from_dict(data)
 
 
+def test_forecast_q_rows_without_a_product_are_zeros(tmp_path, monkeypatch):
+    """The per-combination sums of a forecast zone are not zeroed before the products are added
+    (``kernels.add_rows_scattered``'s ``fresh`` rows): every q value is still defined, and the basis
+    functions a source branch does not have (its basis shorter than K) give q rows of exact zeros. The
+    table stage's work buffers are filled with NaN where a call takes undefined memory (``_scratch``
+    without ``zeros``): a value read before it is written would show."""
+    from hra.chain import prepare
+    from hra.integration import engine
+
+    fc = write_forecast(_continuous_b_forecast(), tmp_path / "ssm.h5")
+    bld = [dict(id=f"B{i}", x=X0 + 1700.0 * i, y=Y0 + 900.0 * (i % 3), typology="URM") for i in range(6)]
+    prep = prepare(_config(tmp_path, fc, bld, run={"realisations": 300, "quantiles": [0.5, 0.9]}))
+    sel = engine.select_realisations(prep)
+    real = engine._scratch
+
+    def poisoned(work, name, shape, zeros=False, dtype=np.float64):
+        out = real(work, name, shape, zeros, dtype)
+        if not zeros and np.issubdtype(out.dtype, np.floating):
+            out.fill(np.nan)
+        return out
+
+    monkeypatch.setattr(engine, "_scratch", poisoned)
+    q = engine.build_tables(prep, sel).q
+    assert np.isfinite(q).all()
+    basis = prep.magnitude.basis  # (S, K, m)
+    S, K = basis.shape[:2]
+    missing = [(s, k) for s in range(S) for k in range(K) if not basis[s, k].any()]
+    assert missing  # (the loose basis: some branches have fewer than K functions)
+    q = q.reshape(q.shape[0], -1, K, q.shape[-1])  # (rows, r, k, combination)
+    for s, k in missing:
+        us = np.flatnonzero(sel.combo_s == s)
+        assert us.size and not q[:, :, k][..., us].any()
+    assert q.any()
+
+
 # ---------------------------------------------------------------------------------------------
 # bad files (exit 2, file, cell and fix): the forecast-* cases of tests/test_bad_input_catalogue.py
 # ---------------------------------------------------------------------------------------------

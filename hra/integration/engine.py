@@ -755,9 +755,8 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         del death, keys  # before the next group is computed: one group of tables at a time
     results = []
     for i in range(n_sites):
-        if per_branch:
-            qu[i][fresh[i]] = 0.0  # (k, u) rows without a product (a branch's basis shorter than K, ...)
         if per_branch:  # qbar[t, (r, k), s] = sum_m acc[t, m, r] phi_{s, k}(m)
+            qu[i][fresh[i]] = 0.0  # (k, u) rows without a product (a branch's basis shorter than K, ...)
             S = mag.basis.shape[0]
             b = np.ascontiguousarray(np.transpose(mag.basis, (2, 1, 0))).reshape(mag.nodes.size, n_k * S)
             qbar = np.matmul(np.swapaxes(qbar_acc[i], 1, 2), b).reshape(rows[i].size, R, S)
