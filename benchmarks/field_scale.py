@@ -62,7 +62,8 @@ Usage::
     python benchmarks/field_scale.py --phases read                     # 250k read + zone only
     python benchmarks/field_scale.py --buildings 20000 --zones 6       # reduced run, extrapolated
     python benchmarks/field_scale.py --quick                           # smoke check (seconds)
-    python benchmarks/field_scale.py --magnitude-table-stride 2 --drop-caches   # as measured (root: warm from disk)
+    python benchmarks/field_scale.py --drop-caches                     # as measured (root: warm from disk)
+    python benchmarks/field_scale.py --magnitude-table-stride 1        # the tables at every magnitude node
     python benchmarks/field_scale.py --field-outline outline.csv       # field outline: CSV of x, y [m]
 
 ``--quick`` (the smoke test's mode): 200 buildings in the first zone, one year, 20 realisations,
@@ -348,9 +349,10 @@ def write_inputs(opts: dict) -> dict:
                                               opts.get("forecast_shape", "scaled"))
         info["forecast_s"] = round(time.perf_counter() - t, 1)
     source: dict = {"forecast": "forecast.h5"}
-    for key in ("magnitude_table_stride", "magnitude_subdivisions"):
-        if opts.get(key, 1) != 1:
-            source[key] = opts[key]
+    if opts.get("magnitude_table_stride") is not None:  # else the preset's (2)
+        source["magnitude_table_stride"] = opts["magnitude_table_stride"]
+    if opts.get("magnitude_subdivisions", 1) != 1:
+        source["magnitude_subdivisions"] = opts["magnitude_subdivisions"]
     if opts["mmax"] != list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"]):
         source["forecast_weights"] = {"branch_mmax": {k: 1.0 / len(opts["mmax"]) for k in opts["mmax"]}}
     cfg = {"model": "psdra-2024",
@@ -551,9 +553,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--magnitude-step", type=float, default=0.05, choices=(0.05, 0.1),
                     help="the forecast's magnitude grid from 1.45 to 6.55: 0.05 (103 points, the SSM's default; "
                     "default here) or 0.1 (52 points, as the PSDRA-2024 forecasts): the table stage scales with it")
-    ap.add_argument("--magnitude-table-stride", type=int, default=1, choices=(1, 2),
-                    help="[source] magnitude_table_stride of the run: 2 computes the tables at every other magnitude "
-                    "node and interpolates the others (hra.integration.magnitudes)")
+    ap.add_argument("--magnitude-table-stride", type=int, default=None, choices=(1, 2),
+                    help="[source] magnitude_table_stride of the run (default: the psdra-2024 preset's, 2): 2 computes "
+                    "the tables at every other magnitude node and interpolates the others (hra.integration.magnitudes), "
+                    "1 at every node")
     ap.add_argument("--magnitude-subdivisions", type=int, default=1, choices=(1, 2),
                     help="[source] magnitude_subdivisions of the run: 2 splits each bin of the forecast's grid at its "
                     "midpoint by its in-bin law (with --magnitude-step 0.1 and --magnitude-table-stride 2: the tables "

@@ -461,22 +461,39 @@ def prepare(cfg: Config, fragility: FragilityModel | None = None, buildings: "Bu
         (``[fragility]``, ``[exposure]``); the buildings' typology indices refer to
         ``fragility.typologies`` (see :func:`hra.api.building_lpr`, the one-building case).
     """
-    sm = prepare_source(cfg)
-    files = dict(sm.files)
-    gmm = make_gmm(cfg)
-    if fragility is None:
-        fr, ffiles = make_fragility(cfg, gmm.imts[0])
-        files.update(ffiles)
-    else:
-        fr = fragility
-    if buildings is None:
-        buildings, exp_path = _buildings(cfg, fr.typologies)
-        files[f"exposure:{Path(exp_path).name}"] = sha256_file(exp_path)
-    for name, digest in getattr(gmm, "file_checksums", {}).items():
-        files[f"gmm:{name}"] = digest
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the source (a forecast: reading, checksum, node masses and magnitude basis, ~7 s of the field
+    # benchmark's prepare) in a thread beside the models, the buildings and their sites: its numpy, numba and
+    # hashlib work runs outside the interpreter lock. An error of the source is raised first, as when it was
+    # prepared first; the files are listed in the same order as before (source, fragility, exposure, GMM,
+    # zonation)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hra-prepare-source") as pool:
+        source = pool.submit(prepare_source, cfg)
+        later: dict[str, str] = {}
+        try:
+            gmm = make_gmm(cfg)
+            if fragility is None:
+                fr, ffiles = make_fragility(cfg, gmm.imts[0])
+                later.update(ffiles)
+            else:
+                fr = fragility
+            if buildings is None:
+                buildings, exp_path = _buildings(cfg, fr.typologies)
+                later[f"exposure:{Path(exp_path).name}"] = sha256_file(exp_path)
+            for name, digest in getattr(gmm, "file_checksums", {}).items():
+                later[f"gmm:{name}"] = digest
+            zonation: dict[str, str] = {}
+            sites, site_index = assign_sites(cfg, gmm, buildings, zonation)
+        except Exception:
+            if source.exception() is not None:  # (waits for the source)
+                raise source.exception() from None
+            raise
+        sm = source.result()
+    files = {**sm.files, **later}
     check_tree_overrides(cfg, [sm.rates.node.name, sm.b_node.name, sm.m_max_node.name]
                          + [n.name for n in gmm.tree.nodes] + [n.name for n in fr.tree.nodes])
-    sites, site_index = assign_sites(cfg, gmm, buildings, files)
+    files.update(zonation)
     warn_far_buildings(buildings, sm.rates, cfg.source.max_distance_km, cfg.source.depth_km)
     median_map = median_map_for(cfg, gmm, sm.magnitude)
     return Prepared(cfg, sm.rates, sm.magnitude, sm.b_node, sm.m_max_node, gmm, fr, buildings, sites, site_index,

@@ -169,7 +169,8 @@ class SourceSection(_Section):
         1,
         description="1: the death tables computed at every magnitude node; 2: at every other node (and at the "
         "model's kinks in M), the others interpolated in ln P: a third less CPU in the table stage of the field "
-        "benchmark, whose mean LPR moves by ~3e-5 and P50/P90 by ~5e-4 at most (hra.integration.magnitudes).",
+        "benchmark, whose mean LPR moves by ~3e-5 and P50/P90 by ~5e-4 at most (hra.integration.magnitudes). "
+        'Default 1; 2 under model = "psdra-2024" with a forecast (the annual run).',
     )
     magnitude_subdivisions: Literal[1, 2] = Field(
         1,
@@ -560,6 +561,14 @@ MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "psdra-2024": {"ground_motion": {"model": "groningen-v7"}, "fragility": {"model": "fcm-tno2020"}},
 }
 
+#: ``[source] magnitude_table_stride`` under ``model = "psdra-2024"`` with a forecast, unless the config
+#: gives it: the death tables at every other magnitude node of the forecast's grid (and at GMM V7's kinks),
+#: the others interpolated in ln P (:mod:`hra.integration.magnitudes`). On the field benchmark this moves
+#: the mean LPR by ~3e-5 relative (the order of the 48-node distance grid's own +5e-5 and of the tables'
+#: 16-bit rounding) and P50/P90 by far less than the spread of their 1,000-realisation estimates between
+#: two seeds (docs/forecast.md, "The preset's magnitude stride"), for about two thirds of the table stage.
+PSDRA_2024_MAGNITUDE_TABLE_STRIDE = 2
+
 #: Branch weights of the PSDRA-2024 seismicity forecast (2 rate models x 2 magnitude models x
 #: 6 Mmax): the defaults of ``[source.forecast_weights]`` under ``model = "psdra-2024"``.
 PSDRA_2024_FORECAST_WEIGHTS: dict[str, dict[str, float]] = {
@@ -612,6 +621,7 @@ def expand_model_preset(data: Any) -> Any:
         given = src.get("forecast_weights") or {}
         if src.get("forecast") is not None:  # preset weights per dimension, the config's replace them
             src["forecast_weights"] = {**PSDRA_2024_FORECAST_WEIGHTS, **given}
+            src.setdefault("magnitude_table_stride", PSDRA_2024_MAGNITUDE_TABLE_STRIDE)
         out["source"] = src
     return out
 
@@ -656,7 +666,8 @@ class Config(_Section):
         'model = "fcm-v7" (GMM V7 x FCM V7, 72 x 9 branches; "groningen-v6": V6 and FCM V6) where those sections '
         'are absent or give no model; a section that names another model is an error. "psdra-2024" (the '
         "configuration of the public PSDRA-2024 assessment): GMM V7 x FCM TNO-2020, with the PSDRA-2024 forecast "
-        "branch weights as defaults of [source.forecast_weights] (per dimension; the config's replace them). "
+        "branch weights as defaults of [source.forecast_weights] (per dimension; the config's replace them) "
+        "and, with a [source] forecast, magnitude_table_stride = 2 unless the config gives it. "
         "Needs the model tables ($HRA_MODEL_DIR or [ground_motion] model_dir).",
     )
     run: RunSection

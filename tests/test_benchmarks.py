@@ -87,22 +87,23 @@ def test_field_scale_magnitude_step_writes_the_psdra_2024_grid(tmp_path):
 
 
 def test_field_scale_passes_the_magnitude_options_to_the_run(tmp_path):
-    """``--magnitude-table-stride`` and ``--magnitude-subdivisions`` reach the run's ``[source]`` (and
-    are left out at their default, 1: the work dirs and table-store keys of the default stay as they were)."""
+    """``--magnitude-table-stride`` and ``--magnitude-subdivisions`` reach the run's ``[source]``; left out,
+    they are not written (the run then has the psdra-2024 preset's stride 2 and one subdivision)."""
     import hra
 
     model_dir = str(md.model_dir_or_skip())
     fs = _field_scale_module()
     base = {**fs.QUICK, "quick": True, "seed": 1, "workers": 1, "model_dir": model_dir,
             "field_outline": fs.default_outline(model_dir)}
-    for opts, want in [({}, {}),
-                       ({"magnitude_table_stride": 2, "magnitude_subdivisions": 2},
-                        {"magnitude_table_stride": 2, "magnitude_subdivisions": 2})]:
-        wd = tmp_path / f"w{len(want)}"
+    for i, (opts, want) in enumerate([({}, {}),
+                                      ({"magnitude_table_stride": 1}, {"magnitude_table_stride": 1}),
+                                      ({"magnitude_table_stride": 2, "magnitude_subdivisions": 2},
+                                       {"magnitude_table_stride": 2, "magnitude_subdivisions": 2})]):
+        wd = tmp_path / f"w{i}"
         fs.write_inputs({**base, **opts, "workdir": str(wd)})
         cfg = hra.load_config(wd / "field.toml")
         got = {k: getattr(cfg.source, k) for k in ("magnitude_table_stride", "magnitude_subdivisions")}
-        assert got == {"magnitude_table_stride": 1, "magnitude_subdivisions": 1, **want}
+        assert got == {"magnitude_table_stride": 2, "magnitude_subdivisions": 1, **want}
         assert ("magnitude_" in (wd / "field.toml").read_text()) == bool(want)
 
 

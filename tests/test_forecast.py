@@ -471,6 +471,60 @@ def test_psdra_preset_weights():
     assert sum(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"].values()) == pytest.approx(1.0)
 
 
+def test_prepare_reads_the_source_beside_the_buildings_and_raises_its_error_first(tmp_path, monkeypatch):
+    """``prepare`` prepares the source (a forecast: read, checksum, basis) in a thread while it reads the
+    models, the buildings and their sites; the files keep their order (source first), and where both the
+    forecast and the exposure are bad the forecast's error is raised, as when it was read first."""
+    import threading
+
+    import hra.chain as chain
+    from hra.inputs.forecast import ForecastError
+
+    fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
+    bld = [dict(id=f"B{i}", x=X0 + 1500.0 * i, y=Y0, typology="URM") for i in range(3)]
+    seen = []
+    real = chain.prepare_source
+
+    def spy(cfg):
+        seen.append(threading.current_thread().name)
+        return real(cfg)
+
+    monkeypatch.setattr(chain, "prepare_source", spy)
+    prep = chain.prepare(_config(tmp_path, fc, bld))
+    assert seen and seen[0].startswith("hra-prepare-source")
+    assert list(prep.files)[0] == "source:ssm.h5" and "exposure:buildings.csv" in prep.files
+    # both bad: an unknown typology in the exposure, a forecast that is not HDF5
+    bad_fc = tmp_path / "bad.h5"
+    bad_fc.write_text("not a forecast")
+    bad_b = [dict(id="B0", x=X0, y=Y0, typology="NO_SUCH_CLASS")]
+    with pytest.raises(ForecastError, match="bad.h5"):
+        chain.prepare(_config(tmp_path / "both", bad_fc, bad_b))
+    with pytest.raises(ValueError, match="NO_SUCH_CLASS"):  # the exposure's own error where the forecast is good
+        chain.prepare(_config(tmp_path / "exposure", fc, bad_b))
+
+
+def test_psdra_preset_computes_the_tables_at_every_other_magnitude_node_unless_told():
+    """``model = "psdra-2024"`` with a forecast defaults ``[source] magnitude_table_stride`` to 2 (the
+    annual run); a given stride is kept, and neither another preset nor a rate grid gets it."""
+    from hra.config import PSDRA_2024_MAGNITUDE_TABLE_STRIDE
+
+    base = {"run": {"years": [2025]}, "exposure": {"buildings": "b.csv"}}
+    assert PSDRA_2024_MAGNITUDE_TABLE_STRIDE == 2
+
+    def stride(model, source):
+        return config_from_dict({"model": model, "source": source, **base}, check_paths=False).source.magnitude_table_stride
+
+    assert stride("psdra-2024", {"forecast": "f.h5"}) == 2
+    assert stride("psdra-2024", {"forecast": "f.h5", "magnitude_table_stride": 1}) == 1
+    assert stride("groningen-v7", {"forecast": "f.h5"}) == 1
+    rates = {"rates": "r.csv", "magnitude": {"b_value": 1.0, "m_max": [{"value": 5.0, "weight": 1.0}]}}
+    assert stride("psdra-2024", rates) == 1
+    # the dumped config (provenance, with_updates) says it, and keeps it
+    cfg = config_from_dict({"model": "psdra-2024", "source": {"forecast": "f.h5"}, **base}, check_paths=False)
+    assert cfg.model_dump()["source"]["magnitude_table_stride"] == 2
+    assert cfg.with_updates(run={"seed": 3}).source.magnitude_table_stride == 2
+
+
 def test_a_coarse_magnitude_grid_warns_and_subdivided_gives_the_finer_file(tmp_path, caplog):
     """A forecast on the PSDRA-2024 step (0.1; Mmax 4.5 and 5.5 on its bin midpoints) warns that its LPR
     comes out high and names the fix; with ``magnitude_subdivisions = 2`` it does not, and the engine gets
