@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fragility.lognormal import FragilityModel, read_fragility_csv
-from hra.config import Config, GroundMotionDemo, GroundMotionDost2004, GroundMotionParametric
+from hra.config import (PSDRA_2024_FORECAST_WEIGHTS, Config, GroundMotionDemo, GroundMotionDost2004,
+                        GroundMotionParametric)
 from hra.core.fileio import sha256_file
 from hra.core.logictree import LogicTree, Node
 from hra.gmm.base import GroundMotionModel
@@ -363,6 +364,17 @@ def require_rate_grid(cfg: Config, what: str) -> None:
                           "source as [source] rates with [source.magnitude]")
 
 
+def forecast_weights_for(cfg: Config, branch_dims) -> dict[str, dict[str, float]]:
+    """``[source.forecast_weights]`` for a forecast with these branch dims. Under ``model = "psdra-2024"``
+    the preset fills in its weights for all three PSDRA-2024 dims (:data:`hra.config.PSDRA_2024_FORECAST_WEIGHTS`);
+    a file without some of those dims (e.g. one Mmax model only) drops the preset's weights of the dims it
+    lacks, unless the config changed them (then they are the config's own and the file must have the dim)."""
+    weights = dict(cfg.source.forecast_weights)
+    if cfg.model == "psdra-2024":
+        weights = {d: w for d, w in weights.items() if d in branch_dims or w != PSDRA_2024_FORECAST_WEIGHTS.get(d)}
+    return weights
+
+
 def prepare_forecast(cfg: Config) -> SourceModel:
     """Forecast, branch nodes, magnitude basis and distance nodes of a ``[source] forecast`` config."""
     from hra.inputs.forecast import (ForecastMagnitude, branch_bases, branch_nodes, coarse_grid_advice, node_masses,
@@ -371,7 +383,7 @@ def prepare_forecast(cfg: Config) -> SourceModel:
     src = cfg.source
     path = cfg.resolve(src.forecast)
     fc = read_forecast(path, cfg.run.years)
-    nodes = branch_nodes(fc, dict(src.forecast_weights))
+    nodes = branch_nodes(fc, forecast_weights_for(cfg, fc.branch_dims))
     C, Y, S, _ = fc.counts.shape
     advice = coarse_grid_advice(fc.magnitudes)
     if advice is not None and src.magnitude_subdivisions == 1:

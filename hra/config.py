@@ -666,7 +666,8 @@ class Config(_Section):
         'model = "fcm-v7" (GMM V7 x FCM V7, 72 x 9 branches; "groningen-v6": V6 and FCM V6) where those sections '
         'are absent or give no model; a section that names another model is an error. "psdra-2024" (the '
         "configuration of the public PSDRA-2024 assessment): GMM V7 x FCM TNO-2020, with the PSDRA-2024 forecast "
-        "branch weights as defaults of [source.forecast_weights] (per dimension; the config's replace them) "
+        "branch weights as defaults of [source.forecast_weights] (per dimension; the config's replace them; a "
+        "forecast without one of the dimensions drops its defaults) "
         "and, with a [source] forecast, magnitude_table_stride = 2 unless the config gives it. "
         "Needs the model tables ($HRA_MODEL_DIR or [ground_motion] model_dir).",
     )

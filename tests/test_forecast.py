@@ -471,6 +471,39 @@ def test_psdra_preset_weights():
     assert sum(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"].values()) == pytest.approx(1.0)
 
 
+def test_psdra_preset_weights_of_dims_the_file_lacks_are_dropped(tmp_path):
+    """A forecast with only some of the PSDRA-2024 branch dims (here Mmax) runs under ``model = "psdra-2024"``:
+    the preset's weights of the dims the file lacks are dropped (not taken as the config's, whose error
+    would name weights the user never wrote); a weight the config changes for such a dim is still refused."""
+    from hra.chain import prepare_forecast
+    from hra.config import PSDRA_2024_FORECAST_WEIGHTS
+    from hra.inputs.forecast import ForecastError
+
+    mmax_only = _forecast_array().isel(branch_rate=0, branch_mm=0, drop=True)
+    path = write_forecast(mmax_only, tmp_path / "mmax.h5")
+    mine = {"branch_mmax": WEIGHTS["branch_mmax"]}
+
+    def prepared(model, weights):
+        data = {"model": model, "run": {"years": list(YEARS)}, "exposure": {"buildings": "b.csv"},
+                "source": {"forecast": str(path), "forecast_weights": weights}}
+        return prepare_forecast(config_from_dict(data, base_dir=tmp_path, check_paths=False))
+
+    got = prepared("psdra-2024", mine)
+    ref = prepared("groningen-v7", mine)  # no preset: the file's one dim and its weights
+    assert [(n.name, n.labels, n.weights) for n in got.forecast.nodes] == [("branch_mmax", ("4.5", "5.5"), (0.6, 0.4))]
+    assert [(n.name, n.labels, n.weights) for n in got.forecast.nodes] == [(n.name, n.labels, n.weights)
+                                                                            for n in ref.forecast.nodes]
+    np.testing.assert_array_equal(got.magnitude.basis, ref.magnitude.basis)
+    # the config's own weights for a dim the file lacks: refused, naming that dim
+    changed = {**mine, "branch_mm": {"linear_stress": 0.5, "split_thickness": 0.5}}
+    assert changed["branch_mm"] != PSDRA_2024_FORECAST_WEIGHTS["branch_mm"]
+    with pytest.raises(ForecastError, match=r"branch_mm is given but the forecast has no dim 'branch_mm'"):
+        prepared("psdra-2024", changed)
+    # the preset's Mmax defaults name labels this file does not have: its own weights are needed, and said so
+    with pytest.raises(ForecastError, match=r"branch_mmax gives a weight for '4.0'"):
+        prepared("psdra-2024", {})
+
+
 def test_prepare_reads_the_source_beside_the_buildings_and_raises_its_error_first(tmp_path, monkeypatch):
     """``prepare`` prepares the source (a forecast: read, checksum, basis) in a thread while it reads the
     models, the buildings and their sites; the files keep their order (source first), and where both the
