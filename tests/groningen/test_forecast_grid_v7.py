@@ -11,6 +11,8 @@ V7 kinks) and the LPR stays within the stride's accuracy.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,3 +151,28 @@ def test_psdra_preset_stride_with_the_public_models(tmp_path):
         rel = np.abs(got / want - 1.0)
         assert rel.max() < rtol, (name, rel)
     assert not np.array_equal(runs[2]["lpr_mean"].values, runs[1]["lpr_mean"].values)
+
+
+def test_psdra_preset_with_a_forecast_of_mmax_branches_only(tmp_path):
+    """``model = "psdra-2024"`` with a forecast that has only the ``branch_mmax`` dim (one rate model, one
+    magnitude model) runs with the public models (the preset's rate and magnitude-model weights dropped:
+    ``hra.chain.forecast_weights_for``), and its mean LPR equals that of the same counts written with the
+    PSDRA-2024 rate and magnitude-model dims (4 identical branches, whose weights sum to 1)."""
+    import hra
+    from hra.config import config_from_dict
+
+    def run(path):
+        base = _config(tmp_path, path).model_dump(mode="json", exclude_none=True)
+        data = {"model": "psdra-2024", "run": base["run"], "exposure": base["exposure"], "compute": base["compute"],
+                "ground_motion": {k: v for k, v in base["ground_motion"].items() if k != "model"},
+                "source": {k: base["source"][k] for k in ("forecast", "forecast_weights", "distance_nodes",
+                                                             "max_distance_km", "subcell_divisions")}}
+        return hra.run(config_from_dict(data, base_dir=tmp_path), progress=False, write=False)
+
+    only = run(_forecast(tmp_path / "mmax.h5", 0.05, SHAPED_CELLS))
+    full = run(_forecast(tmp_path / "psdra.h5", 0.05, SHAPED_CELLS, psdra_dims=True))
+    tree = json.loads(only.attrs["provenance"])["logic_tree"]
+    assert [n for n in tree if n.startswith("branch_")] == ["branch_mmax"] and tree["branch_mmax"] == {"4.5": 0.6, "5.0": 0.4}
+    want = full["lpr_mean"].values
+    assert np.all(want > 1e-9)
+    np.testing.assert_allclose(only["lpr_mean"].values, want, rtol=1e-12, atol=0)
