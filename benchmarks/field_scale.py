@@ -64,6 +64,7 @@ Usage::
     python benchmarks/field_scale.py --quick                           # smoke check (seconds)
     python benchmarks/field_scale.py --drop-caches                     # as measured (root: warm from disk)
     python benchmarks/field_scale.py --magnitude-table-stride 1        # the tables at every magnitude node
+    python benchmarks/field_scale.py --table-precision float64         # the building pass's tables in float64
     python benchmarks/field_scale.py --field-outline outline.csv       # field outline: CSV of x, y [m]
 
 ``--quick`` (the smoke test's mode): 200 buildings in the first zone, one year, 20 realisations,
@@ -355,8 +356,11 @@ def write_inputs(opts: dict) -> dict:
         source["magnitude_subdivisions"] = opts["magnitude_subdivisions"]
     if opts["mmax"] != list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"]):
         source["forecast_weights"] = {"branch_mmax": {k: 1.0 / len(opts["mmax"]) for k in opts["mmax"]}}
+    run = {"years": list(opts["years"]), "seed": 1, "realisations": opts["realisations"], "quantiles": [0.5, 0.9]}
+    if opts.get("table_precision") is not None:  # else the preset's (float32)
+        run["table_precision"] = opts["table_precision"]
     cfg = {"model": "psdra-2024",
-           "run": {"years": list(opts["years"]), "seed": 1, "realisations": opts["realisations"], "quantiles": [0.5, 0.9]},
+           "run": run,
            "source": source,
            "exposure": {"buildings": "edb.csv"},
            "compute": {"workers": opts["workers"], "progress": False, "table_store": "tables"}}
@@ -557,6 +561,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="[source] magnitude_table_stride of the run (default: the psdra-2024 preset's, 2): 2 computes "
                     "the tables at every other magnitude node and interpolates the others (hra.integration.magnitudes), "
                     "1 at every node")
+    ap.add_argument("--table-precision", default=None, choices=("float64", "float32"),
+                    help="[run] table_precision of the run (default: the psdra-2024 preset's, float32): the precision of "
+                    "the building pass's per-combination tables")
     ap.add_argument("--magnitude-subdivisions", type=int, default=1, choices=(1, 2),
                     help="[source] magnitude_subdivisions of the run: 2 splits each bin of the forecast's grid at its "
                     "midpoint by its in-bin law (with --magnitude-step 0.1 and --magnitude-table-stride 2: the tables "
@@ -596,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         "years": q.get("years", years), "realisations": q.get("realisations", a.realisations),
         "cell_m": q.get("cell_m", a.cell_m), "mmax": q.get("mmax", list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"])),
         "magnitude_step": q.get("magnitude_step", a.magnitude_step), "magnitude_table_stride": a.magnitude_table_stride,
-        "magnitude_subdivisions": a.magnitude_subdivisions, "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
+        "magnitude_subdivisions": a.magnitude_subdivisions, "table_precision": a.table_precision, "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
         "field_outline": str(Path(a.field_outline).resolve()) if a.field_outline else default_outline(model_dir),
         "workdir": str((a.workdir or Path(tempfile.mkdtemp(prefix="hra-field-"))).resolve()),
     }

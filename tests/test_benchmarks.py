@@ -87,8 +87,9 @@ def test_field_scale_magnitude_step_writes_the_psdra_2024_grid(tmp_path):
 
 
 def test_field_scale_passes_the_magnitude_options_to_the_run(tmp_path):
-    """``--magnitude-table-stride`` and ``--magnitude-subdivisions`` reach the run's ``[source]``; left out,
-    they are not written (the run then has the psdra-2024 preset's stride 2 and one subdivision)."""
+    """``--magnitude-table-stride`` and ``--magnitude-subdivisions`` reach the run's ``[source]``, and
+    ``--table-precision`` its ``[run]``; left out, they are not written (the run then has the psdra-2024
+    preset's stride 2, one subdivision and float32 tables)."""
     import hra
 
     model_dir = str(md.model_dir_or_skip())
@@ -105,6 +106,10 @@ def test_field_scale_passes_the_magnitude_options_to_the_run(tmp_path):
         got = {k: getattr(cfg.source, k) for k in ("magnitude_table_stride", "magnitude_subdivisions")}
         assert got == {"magnitude_table_stride": 2, "magnitude_subdivisions": 1, **want}
         assert ("magnitude_" in (wd / "field.toml").read_text()) == bool(want)
+        assert cfg.run.table_precision == "float32" and "table_precision" not in (wd / "field.toml").read_text()
+    wd = tmp_path / "w64"
+    fs.write_inputs({**base, "table_precision": "float64", "workdir": str(wd)})
+    assert hra.load_config(wd / "field.toml").run.table_precision == "float64"
 
 
 def test_field_scale_drop_caches_writes_the_proc_file_or_says_why(tmp_path):

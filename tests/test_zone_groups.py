@@ -305,7 +305,7 @@ def test_stage_cpu_seconds_count_every_task_on_every_thread(demo, monkeypatch, w
     monkeypatch.setattr(engine, "run_chunk", run_chunk)
     # (warm_kernels calls run_chunk once to compile it: preparation, not a building chunk; the fixture's run
     # has compiled the kernels already)
-    monkeypatch.setattr(engine, "warm_kernels", lambda: None)
+    monkeypatch.setattr(engine, "warm_kernels", lambda dtype=None: None)
     size = _zone_bytes(prep, sel)
     budget_gb = 3 * max(size.values()) / 1e9  # zone groups: several table stages, several building passes
     c0 = time.process_time()
@@ -326,9 +326,9 @@ def test_kernel_compilation_counts_as_preparation_not_as_the_building_pass(demo,
     cfg, prep, sel = demo
     real = engine.warm_kernels
 
-    def slow_warm_kernels():
+    def slow_warm_kernels(dtype=np.float64):
         time.sleep(1.5)
-        real()
+        real(dtype)
 
     monkeypatch.setattr(engine, "warm_kernels", slow_warm_kernels)
     tim = engine.compute(cfg, prep=prep).timings

@@ -64,7 +64,7 @@ log = logging.getLogger("hra")
 @dataclass
 class Tables:
     """``q[row, r, u]``: expected death probability per event at distance node r for the selected
-    model combination u; ``qbar[row, r]`` the tree mean (``qbar[row, r, s]`` per source branch s
+    model combination u (float64, or float32: ``[run] table_precision``); ``qbar[row, r]`` the tree mean (``qbar[row, r, s]`` per source branch s
     for a forecast, whose magnitude basis differs per branch); rows are the (site, typology) pairs
     present in the exposure (``row_of[site, typology]``, -1 where absent). For a forecast the
     distance axis is (distance node, basis function) flattened, ``r * K + k``."""
@@ -388,18 +388,19 @@ class BufferPool:
         #: by a run whose zones come in several groups (a large store, read once per run)
         self.stream_reads = False
 
-    def q_array(self, shape: tuple[int, ...], slot: int = 0) -> np.ndarray:
-        """A C-contiguous float64 array of ``shape`` (contents undefined) in the pool's q buffer ``slot``
+    def q_array(self, shape: tuple[int, ...], slot: int = 0, dtype=np.float64) -> np.ndarray:
+        """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined) in the pool's q buffer ``slot``
         (0 or 1): the memory of the previous call's array of that slot where it is large enough (that
         array must no longer be used: :func:`compute` asks for a group's q once the buildings of the
         group before the last are done, in the other slot while the last group's buildings run), else
         a fresh one (the old buffer released first: no higher peak)."""
-        n = math.prod(shape)
+        dtype = np.dtype(dtype)
+        n = math.prod(shape) * dtype.itemsize
         with self._lock:
             if self._q[slot] is None or self._q[slot].size < n:
                 self._q[slot] = None
-                self._q[slot] = np.empty(n)
-            return self._q[slot][:n].reshape(shape)
+                self._q[slot] = np.empty(n, dtype=np.uint8)
+            return self._q[slot][:n].view(dtype).reshape(shape)
 
     def take(self) -> dict:
         with self._lock:
@@ -638,7 +639,7 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         there both the per-combination tables and the tree mean are matrix products (BLAS) of the
         physical tables with per-magnitude weights (w(M) mixture x magnitude basis, :func:`_forecast_gemm`).
     out
-        Per site, a C-contiguous float64 (t, r, len(needed)) array that receives q (e.g. its rows of
+        Per site, a C-contiguous float64 or float32 (t, r, len(needed)) array that receives q (e.g. its rows of
         the caller's table: no copy of q afterwards), or ``None``; ``None``: q arrays of its own.
     pool
         Work buffers to take (and give back) instead of fresh ones (:class:`BufferPool`).
@@ -1046,7 +1047,7 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
     if pool is None:
         pool = BufferPool()
     # every row of q is written below (each row belongs to one site of these zones)
-    q = pool.q_array((n_rows, R, sel.combo_model.size), q_slot)
+    q = pool.q_array((n_rows, R, sel.combo_model.size), q_slot, q_dtype(prep.cfg))
     if not in_process:
         pool = None  # the zone tasks' work buffers, reused zone after zone (in this process only)
 
@@ -1144,11 +1145,16 @@ def _store_space(prep: "Prepared", handle: "StoreHandle | None") -> "StoreHandle
     return handle
 
 
+def q_dtype(cfg: Config) -> np.dtype:
+    """The dtype of the per-combination tables q (``[run] table_precision``); the tree mean qbar is float64."""
+    return np.dtype(cfg.run.table_precision)
+
+
 def table_bytes_per_row(prep: "Prepared", sel: "Selection") -> int:
     """Bytes of one (site, typology) row of the tables :func:`build_tables` returns (q and qbar)."""
     R = prep.distance_nodes_km.size * condtables.n_azimuth_rows(prep.gmm) * getattr(prep.magnitude, "n_basis", 1)
     nb = len(prep.rates.branches) if prep.forecast is not None else 1
-    return 8 * R * (int(sel.combo_model.size) + nb)
+    return R * (q_dtype(prep.cfg).itemsize * int(sel.combo_model.size) + 8 * nb)
 
 
 def zone_groups(prep: "Prepared", sel: "Selection", budget_bytes: float, n_workers: int = 1) -> list[list[int]]:
@@ -1427,15 +1433,15 @@ def make_chunks(prep: Prepared, chunk_size: int, row_of: np.ndarray,
     return chunks
 
 
-def warm_kernels() -> None:
+def warm_kernels(dtype=np.float64) -> None:
     """Compile (or load from the cache) the kernels in this process before workers start, with
-    the read-only input signature that :func:`run_chunk` always uses."""
+    the read-only input signature that :func:`run_chunk` always uses (tables q of ``dtype``)."""
     z = np.zeros
     chunk = dict(x=z(1), y=z(1), zt_idx=z((1, 1), np.int64), typ_idx=-np.ones((1, 1), np.int64), typ_prob=z((1, 1)),
                  keys=z(1, np.uint64))
     static = ChunkStatic(
         cx=z(1), cy=z(1), rates=z((1, 1)), rates_basis=z((0, 0)), year_factor=z((0, 0, 0)), n_years=1, n_src=1, depth_km=3.0, ln_r0=math.log(3.0), dln=0.1, n_r=4, n_k=1,
-        r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, n_a=1, strike_deg=0.0, az_harmonic=False, dist_cubic=False, q=z((1, 4, 1)), combo_s=z(1, np.int64),
+        r_max_km=70.0, cell_size_m=1000.0, sub_radius_m=0.0, n_sub=1, n_a=1, strike_deg=0.0, az_harmonic=False, dist_cubic=False, q=z((1, 4, 1), dtype), combo_s=z(1, np.int64),
         s_start=np.array([0, 1]), combo_w=np.ones(1), qbar=z((1, 4, 1)), s_weights=np.ones(1), mixture=False,
         monte_carlo=False, real_combo=z(0, np.int64), seed_key=np.uint64(1), probs=np.array([0.5]), n_keep=0,
     )
@@ -1475,7 +1481,7 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     prep = prep or prepare(cfg)
     log.info("prepared %d buildings, %d source cells, %d sites, logic tree of %d combinations",
              prep.buildings.n, prep.rates.x.size, len(prep.sites), prep.tree.n_combinations)
-    warm_kernels()
+    warm_kernels(q_dtype(cfg))
     # (the kernels' compilation, ~70 s the first time from a new install, else their loading from numba's
     # cache, counts as preparation: not as the building pass)
     t_prep = time.perf_counter()

@@ -996,9 +996,10 @@ SPARSE_MIN_TIMES = 2
 VEC = 4
 
 
-def _block_codegen(width, masked, n_acc):
+def _block_codegen(width, masked, n_acc, q32=False):
     """LLVM code of the vector blocks of :func:`_vector_block` (``n_acc`` accumulator rows: arguments
-    ``acc.., q0..q3, c, first`` then the 4 factors of each accumulator)."""
+    ``acc.., q0..q3, c, first`` then the 4 factors of each accumulator). ``q32``: the table rows
+    ``q0..q3`` are float32, each vector widened to float64 as it is loaded (exact)."""
 
     def codegen(context, builder, signature, argv):
         vt = ir.VectorType(ir.DoubleType(), width)
@@ -1007,10 +1008,14 @@ def _block_codegen(width, masked, n_acc):
         first = argv[n_acc + 5]
         fac = argv[n_acc + 6:]
 
-        def ptr(ary):
-            return builder.bitcast(builder.gep(ary.data, [col]), vt.as_pointer())
+        def ptr(ary, typ=vt):
+            return builder.bitcast(builder.gep(ary.data, [col]), typ.as_pointer())
 
-        qv = [builder.load(ptr(rows[n_acc + i]), align=8) for i in range(4)]
+        if q32:
+            vt32 = ir.VectorType(ir.FloatType(), width)
+            qv = [builder.fpext(builder.load(ptr(rows[n_acc + i], vt32), align=4), vt) for i in range(4)]
+        else:
+            qv = [builder.load(ptr(rows[n_acc + i]), align=8) for i in range(4)]
         keep = None
         if masked:
             it = ir.VectorType(ir.IntType(64), width)
@@ -1029,9 +1034,18 @@ def _block_codegen(width, masked, n_acc):
     return codegen
 
 
-def _rows_ok(arrays):
-    return all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == types.float64
+def _rows_ok(arrays, dtype=types.float64):
+    return all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == dtype
                for t in arrays)
+
+
+def _table_dtype(arrays):
+    """The element type shared by the table rows or tables ``arrays`` (float64 or float32: q's two
+    precisions, :data:`hra.integration.engine.Q_DTYPES`), else ``None``."""
+    dt = arrays[0].dtype if isinstance(arrays[0], types.Array) else None
+    if dt not in (types.float64, types.float32) or any(getattr(t, "dtype", None) != dt for t in arrays):
+        return None
+    return dt
 
 
 def _vector_block(width, masked):
@@ -1045,10 +1059,11 @@ def _vector_block(width, masked):
 
     @intrinsic
     def block(typingctx, acc, q0, q1, q2, q3, c, first, a0, a1, a2, a3):
-        if not _rows_ok((acc, q0, q1, q2, q3)):
+        qt = _table_dtype((q0, q1, q2, q3))
+        if not _rows_ok((acc,)) or qt is None or not _rows_ok((q0, q1, q2, q3), qt):
             return None
         sig = types.void(acc, q0, q1, q2, q3, types.intp, types.intp, *([types.float64] * 4))
-        return sig, _block_codegen(width, masked, 1)
+        return sig, _block_codegen(width, masked, 1, qt == types.float32)
 
     return block
 
@@ -1073,15 +1088,18 @@ TILE_STEP = 8
 
 
 
-def _tile_codegen(n_acc):
+def _tile_codegen(n_acc, q32=False):
     """LLVM code of :func:`_vector_tile`: over the source branches' segments of columns, ``n_acc``
     accumulator rows of :data:`TILE_COLS` columns held in vector registers over :data:`TILE_STEP`
     table rows, column block after column block (the rows' table and histogram offsets worked out
-    once for all segments, each segment's histogram values loaded once for its blocks)."""
+    once for all segments, each segment's histogram values loaded once for its blocks). ``q32``: the
+    table is float32, each vector widened to float64 as it is loaded (exact: the products and sums
+    are those of the float64 copy of the table)."""
     width, nv, steps = TILE_WIDTH, TILE_VECS, TILE_STEP
 
     def codegen(context, builder, signature, argv):
         vt = ir.VectorType(ir.DoubleType(), width)
+        vt32 = ir.VectorType(ir.FloatType(), width)
         i64 = ir.IntType(64)
         acc, arow, q, ridx, h, hidx, hbase, s_start = [context.make_array(t)(context, builder, v)
                                                        for t, v in zip(signature.args[:8], argv[:8])]
@@ -1112,8 +1130,12 @@ def _tile_codegen(n_acc):
             x = [list(row) for row in old]
             for step in range(steps):
                 qc = builder.add(q_start[step], col)
-                qv = [builder.load(_ir_vptr(builder, q.data, builder.add(qc, const(k * width)), vt), align=8)
-                      for k in range(nv)]
+                if q32:
+                    qv = [builder.fpext(builder.load(_ir_vptr(builder, q.data, builder.add(qc, const(k * width)), vt32),
+                                                     align=4), vt) for k in range(nv)]
+                else:
+                    qv = [builder.load(_ir_vptr(builder, q.data, builder.add(qc, const(k * width)), vt), align=8)
+                          for k in range(nv)]
                 for i in range(n_acc):
                     for k in range(nv):
                         x[i][k] = builder.fadd(x[i][k], builder.fmul(hs[step][i], qv[k]))
@@ -1165,15 +1187,15 @@ def _vector_tile(n_acc):
 
     @intrinsic
     def tile(typingctx, acc, arow, q, ridx, h, hidx, hbase, s_start, y, g):
-        mats = (acc, q, h)
-        if not all(isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C" and t.dtype == types.float64
-                   for t in mats):
+        qt = _table_dtype((q,))
+        if qt is None or not all(isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C" and t.dtype == d
+                                 for t, d in ((acc, types.float64), (q, qt), (h, types.float64))):
             return None
         if not all(isinstance(t, types.Array) and t.ndim == 1 and t.dtype == types.int64 and t.layout == "C"
                    for t in (arow, ridx, hidx, hbase, s_start)):
             return None
         sig = types.void(acc, arow, q, ridx, h, hidx, hbase, s_start, types.intp, types.intp)
-        return sig, _tile_codegen(n_acc)
+        return sig, _tile_codegen(n_acc, qt == types.float32)
 
     return tile
 
@@ -1438,7 +1460,9 @@ def chunk_lpr(bx, by, zt_idx, typ_idx, typ_prob, bkeys,
                    mean strike [degree] and whether the rows are harmonics (else nodes): the distance
                    axis is then (r, a, k) flattened, (r * n_a + a) * n_k + k
                    (:func:`distance_azimuth_histogram_k`)
-    q_table      : (zt, r, u) expected death probability per event, model combination u
+    q_table      : (zt, r, u) expected death probability per event, model combination u (float64, or
+                   float32: each value widened to float64 as it is read, so the sums are those of the
+                   float64 copy of the table)
     combo_s      : (u,) source branch of combination u; combos sorted by s, ``s_start`` (S+1,)
                    gives the u-range of each source branch
     combo_w      : (u,) realisation weight of each combination (sums to 1)
