@@ -43,6 +43,19 @@ def _rounded_q(monkeypatch):
     return seen
 
 
+def _three_runs_agree(base, monkeypatch):
+    """The run of ``base`` (float64) in float32, in float64 and in float64 with its tables rounded to
+    float32 (:func:`_rounded_q`): float32 is the rounded run to the bit, the mean equals float64's, the
+    quantiles differ from float64's by the rounding only."""
+    assert base.run.table_precision == "float64"
+    f64 = hra.run(base, progress=False, write=False)
+    f32 = hra.run(base.with_updates(run={"table_precision": "float32"}), progress=False, write=False)
+    seen = _rounded_q(monkeypatch)
+    f64r = hra.run(base, progress=False, write=False)
+    assert seen == [np.float64]
+    _check(f32, f64r, f64)
+
+
 def _check(f32, f64_rounded, f64, names=("lpr_mean", "lpr_p50", "lpr_p90")):
     for k in names:
         np.testing.assert_array_equal(f32[k].values, f64_rounded[k].values, err_msg=k)
@@ -58,27 +71,14 @@ def test_float32_tables_of_a_forecast_are_the_rounded_float64_tables(tmp_path, m
     """The forecast path (factored rates: register tiles over the 8 source branches' columns)."""
     fc = write_forecast(_forecast_array(), tmp_path / "ssm.h5")
     bld = [dict(id=f"B{i}", x=X0 + 1100.0 * i, y=Y0 + 700.0 * i, typology="URM") for i in range(6)]
-    base = _config(tmp_path / "a", fc, bld)
-    assert base.run.table_precision == "float64"
-    f64 = hra.run(base, progress=False, write=False)
-    f32 = hra.run(base.with_updates(run={"table_precision": "float32"}), progress=False, write=False)
-    seen = _rounded_q(monkeypatch)
-    f64r = hra.run(base, progress=False, write=False)
-    assert seen == [np.float64]
-    _check(f32, f64r, f64)
+    _three_runs_agree(_config(tmp_path / "a", fc, bld), monkeypatch)
 
 
 def test_float32_tables_of_a_rate_grid_are_the_rounded_float64_tables(tmp_path, monkeypatch):
     """The rate-grid path (one building at a time, row blocks), Monte Carlo draws of several typology
     candidates over 3 years (the drawn pairs gathered: ``sparse``) and of one candidate (dense)."""
     base = hra.demo_config(120, seed=4, directory=tmp_path, realisations=300, years=(2025, 2026, 2027), workers=1)
-    assert base.run.table_precision == "float64"
-    f64 = hra.run(base, progress=False, write=False)
-    f32 = hra.run(base.with_updates(run={"table_precision": "float32"}), progress=False, write=False)
-    seen = _rounded_q(monkeypatch)
-    f64r = hra.run(base, progress=False, write=False)
-    assert seen == [np.float64]
-    _check(f32, f64r, f64)
+    _three_runs_agree(base, monkeypatch)
     # (the demo's buildings have one typology candidate or several: both paths ran)
     prep = engine.prepare(base)
     n_cand = (prep.buildings.typology_index >= 0).sum(axis=1)
