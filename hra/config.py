@@ -94,8 +94,8 @@ class RunSection(_Section):
         "float64",
         description="Precision of the per-combination tables the building pass reads (expected death probability "
         "per event and distance node of each selected model combination, integrated over magnitude): float32 halves "
-        "their memory (the warm field benchmark's peak 4.6 -> 3.6 GB, its CPU within 1 %); the realisations' values (P50/P90) move by "
-        "~1e-7 relative (far below the stored tables' 16-bit rounding, 1.5e-5) and the mean LPR not at all (it "
+        "their memory (the warm field benchmark's peak 4.6 -> 3.6 GB, its CPU within 1 %); the realisations' "
+        "values (P50/P90) move by ~1e-7 relative (far below the stored tables' 16-bit rounding, 1.5e-5) and the mean LPR not at all (it "
         'uses the float64 tree-mean tables). Default float64; float32 under model = "psdra-2024" with a forecast.',
     )
 

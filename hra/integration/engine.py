@@ -64,7 +64,8 @@ log = logging.getLogger("hra")
 @dataclass
 class Tables:
     """``q[row, r, u]``: expected death probability per event at distance node r for the selected
-    model combination u (float64, or float32: ``[run] table_precision``); ``qbar[row, r]`` the tree mean (``qbar[row, r, s]`` per source branch s
+    model combination u (float64, or float32: ``[run] table_precision``); ``qbar[row, r]`` the tree
+    mean, float64 (``qbar[row, r, s]`` per source branch s
     for a forecast, whose magnitude basis differs per branch); rows are the (site, typology) pairs
     present in the exposure (``row_of[site, typology]``, -1 where absent). For a forecast the
     distance axis is (distance node, basis function) flattened, ``r * K + k``."""
@@ -639,8 +640,8 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         there both the per-combination tables and the tree mean are matrix products (BLAS) of the
         physical tables with per-magnitude weights (w(M) mixture x magnitude basis, :func:`_forecast_gemm`).
     out
-        Per site, a C-contiguous float64 or float32 (t, r, len(needed)) array that receives q (e.g. its rows of
-        the caller's table: no copy of q afterwards), or ``None``; ``None``: q arrays of its own.
+        Per site, a C-contiguous float64 or float32 (t, r, len(needed)) array that receives q (e.g. its
+        rows of the caller's table: no copy of q afterwards), or ``None``; ``None``: q arrays of its own.
     pool
         Work buffers to take (and give back) instead of fresh ones (:class:`BufferPool`).
 

@@ -1041,7 +1041,7 @@ def _rows_ok(arrays, dtype=types.float64):
 
 def _table_dtype(arrays):
     """The element type shared by the table rows or tables ``arrays`` (float64 or float32: q's two
-    precisions, :data:`hra.integration.engine.Q_DTYPES`), else ``None``."""
+    precisions, ``[run] table_precision``), else ``None``."""
     dt = arrays[0].dtype if isinstance(arrays[0], types.Array) else None
     if dt not in (types.float64, types.float32) or any(getattr(t, "dtype", None) != dt for t in arrays):
         return None
