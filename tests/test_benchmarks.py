@@ -50,6 +50,21 @@ def test_field_scale_quick(tmp_path):
         assert f"{phase} from CPU seconds" in proc.stdout and f"{phase} from wall seconds" in proc.stdout
     head = (tmp_path / "work" / "edb.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     assert head.startswith("bag_building_id,point_x,point_y,") and "s_probability_10" in head
+    # the same work folder: benchmarks/building_pass.py times one chunk of it and its variants, and writes a perf map
+    out = tmp_path / "pass.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "building_pass.py"), "--workdir", str(tmp_path / "work"),
+                           "--buildings", "60", "--repeats", "1", "--perf-map", "--json", str(out)],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    bp = json.loads(out.read_text())
+    us = bp["us_per_building"]
+    assert bp["buildings"] == 60 and bp["q_dtype"] == "float32"  # the psdra-2024 preset's tables
+    assert set(us) == {"as run", "no quantiles", "one candidate", "no cells in range", "float64 tables"}
+    assert all(v > 0 for v in us.values())
+    assert ("contraction ~" in proc.stdout) == (bp["mean_candidates"] > 1.0)
+    pm = Path(bp["perf_map"])  # (kernels loaded from numba's cache expose no entry points: the map may be empty)
+    assert pm.exists() and len(pm.read_text().splitlines()) == bp["perf_map_symbols"]
+    pm.unlink()
 
 
 def _field_scale_module():
