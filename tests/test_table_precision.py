@@ -83,6 +83,12 @@ def test_float32_tables_of_a_rate_grid_are_the_rounded_float64_tables(tmp_path, 
     prep = engine.prepare(base)
     n_cand = (prep.buildings.typology_index >= 0).sum(axis=1)
     assert (n_cand == 1).any() and (n_cand > 1).any()
+    # the zone groups' memory budget counts q at its precision (4 bytes a value less), qbar at float64
+    sel = engine.select_realisations(prep)
+    p32 = engine.prepare(base.with_updates(run={"table_precision": "float32"}))
+    R = prep.distance_nodes_km.size
+    assert engine.table_bytes_per_row(prep, sel) == 8 * R * (sel.combo_model.size + 1)
+    assert engine.table_bytes_per_row(p32, sel) == R * (4 * sel.combo_model.size + 8)
 
 
 def test_psdra_preset_takes_float32_tables_with_a_forecast_unless_told():

@@ -176,3 +176,43 @@ def test_psdra_preset_with_a_forecast_of_mmax_branches_only(tmp_path):
     want = full["lpr_mean"].values
     assert np.all(want > 1e-9)
     np.testing.assert_allclose(only["lpr_mean"].values, want, rtol=1e-12, atol=0)
+
+
+def test_float32_tables_with_the_public_models(tmp_path, monkeypatch):
+    """``[run] table_precision = "float32"`` with GMM V7 + FCM V7 and a forecast (8 source branches, two cells
+    of one shape: factored rates, so the register tiles run; 200 realisations: branch segments of 8 or more
+    combinations, so their full column blocks run, beside the masked tails of the shorter ones): the run equals, to the bit,
+    the float64 run whose tables were rounded to float32 before the building pass; its mean equals the float64
+    run's, its quantiles move by the rounding only."""
+    import hra
+    from hra.integration import engine
+
+    path = _forecast(tmp_path / "m005.h5", 0.05, psdra_dims=True)
+    weights = {"branch_rate": {"elastic": 0.5, "elastic_plastic": 0.5},
+               "branch_mm": {"linear_stress": 0.3, "split_thickness": 0.7}, "branch_mmax": {"4.5": 0.6, "5.0": 0.4}}
+    base = _config(tmp_path, path).with_updates(run={"realisations": 200}, source={"forecast_weights": weights})
+    seen = []
+    real = engine.make_static
+
+    def rounded(prep, tables, sel, rates=None):
+        st = real(prep, tables, sel, rates)
+        seen.append((st.q.dtype, int(np.diff(st.s_start).max()), st.rates_basis.shape[0]))
+        if st.q.dtype == np.float64 and seen_round:
+            st.q[...] = st.q.astype(np.float32)
+        return st
+
+    seen_round = []
+    monkeypatch.setattr(engine, "make_static", rounded)
+    f64 = hra.run(base, progress=False, write=False)
+    f32 = hra.run(base.with_updates(run={"table_precision": "float32"}), progress=False, write=False)
+    seen_round.append(True)
+    f64r = hra.run(base, progress=False, write=False)
+    assert [s[0] for s in seen] == [np.float64, np.float32, np.float64]
+    assert min(s[1] for s in seen) >= 8 and all(s[2] > 0 for s in seen)  # full tile blocks; factored rates (tiles)
+    for k in ("lpr_mean", "lpr_p50", "lpr_p90"):
+        np.testing.assert_array_equal(f32[k].values, f64r[k].values, err_msg=k)
+    np.testing.assert_array_equal(f32["lpr_mean"].values, f64["lpr_mean"].values)
+    q32 = np.stack([f32[k].values for k in ("lpr_p50", "lpr_p90")])
+    q64 = np.stack([f64[k].values for k in ("lpr_p50", "lpr_p90")])
+    assert np.all(q64 > 1e-12) and not np.array_equal(q32, q64)
+    np.testing.assert_allclose(q32, q64, rtol=1e-6, atol=0)
