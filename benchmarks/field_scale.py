@@ -44,7 +44,12 @@ default executor runs ``--workers`` threads in that process, so ``ru_maxrss`` is
 * ``read``: :func:`hra.inputs.exposure.read_buildings` of the EDB (with the FCM's typologies) and
   the zones of the V6 zonation (:meth:`hra.inputs.sites.ZoneSource.assign`, the chain's path);
 * ``cold``: :func:`hra.integration.engine.compute` with the table store emptied first;
-* ``warm``: the same run again, the tables read from the store (the results must be identical).
+* ``warm``: the same run again, the tables read from the store (the results must be identical): the
+  forecast tables where stored (:mod:`hra.integration.forecaststore`, a rerun with the same forecast),
+  else the physical tables;
+* ``new-forecast``: a warm run with the forecast tables removed first: the physical tables read and
+  integrated against the forecast's basis, as in a run with a new forecast (written again where
+  ``--store-kinds`` holds ``forecast``).
 
 For each run: prepare / tables / buildings / total wall seconds, CPU seconds of the table stage
 (its zone tasks' thread CPU time, the engine's ``tables_cpu_s``: what the stage costs whatever else
@@ -65,6 +70,8 @@ Usage::
     python benchmarks/field_scale.py --drop-caches                     # as measured (root: warm from disk)
     python benchmarks/field_scale.py --magnitude-table-stride 1        # the tables at every magnitude node
     python benchmarks/field_scale.py --table-precision float64         # the building pass's tables in float64
+    python benchmarks/field_scale.py --phases cold,warm,new-forecast  # a rerun, and a run with a new forecast
+    python benchmarks/field_scale.py --store-kinds forecast             # the store holds the forecast tables only
     python benchmarks/field_scale.py --field-outline outline.csv       # field outline: CSV of x, y [m]
 
 ``--quick`` (the smoke test's mode): 200 buildings in the first zone, one year, 20 realisations,
@@ -364,6 +371,8 @@ def write_inputs(opts: dict) -> dict:
            "source": source,
            "exposure": {"buildings": "edb.csv"},
            "compute": {"workers": opts["workers"], "progress": False, "table_store": "tables"}}
+    if opts.get("store_kinds") is not None:  # else the default: physical and forecast tables
+        cfg["compute"]["table_store_kinds"] = list(opts["store_kinds"])
     if opts["quick"]:
         cfg["ground_motion"] = {"quadrature": "fast", "rupture": "point", "model_dir": opts["model_dir"]}
         cfg["logic_tree"] = {"fix": QUICK_FIX}
@@ -402,13 +411,17 @@ def phase_read(opts: dict) -> dict:
 
 
 def phase_run(opts: dict, kind: str) -> dict:
-    """One engine run (``cold``: the table store emptied first; ``warm``: as it is)."""
+    """One engine run (``cold``: the table store emptied first; ``warm``: as it is; ``new-forecast``: the
+    forecast tables removed first, so that the run reads the physical tables, as one with a new forecast)."""
     import hra
     from hra.integration.engine import compute
+    from hra.integration.tablestore import FORECAST_DIR
 
     wd = Path(opts["workdir"])
     if kind == "cold":
         shutil.rmtree(wd / "tables", ignore_errors=True)
+    elif kind == "new-forecast":
+        shutil.rmtree(wd / "tables" / FORECAST_DIR, ignore_errors=True)
     cfg = hra.load_config(wd / "field.toml")
     import hra.integration.engine as engine
 
@@ -429,6 +442,8 @@ def phase_run(opts: dict, kind: str) -> dict:
     cpu = time.process_time() - cpu0
     disk_read = (resource.getrusage(resource.RUSAGE_SELF).ru_inblock - blocks0) * 512  # (512-byte blocks)
     store = sum(f.stat().st_size for f in (wd / "tables").rglob("*") if f.is_file()) if (wd / "tables").is_dir() else 0
+    fdir = wd / "tables" / FORECAST_DIR
+    fstore = sum(f.stat().st_size for f in fdir.rglob("*") if f.is_file()) if fdir.is_dir() else 0
     prep = res.prep
     tim = dict(res.timings)
     # the table stage's CPU: its zone tasks' thread CPU seconds (the engine's timings); the building pass:
@@ -443,10 +458,11 @@ def phase_run(opts: dict, kind: str) -> dict:
             "realisations": int(res.selection.realisations.n), "workers": cfg.compute.n_workers,
             **{k: round(v, 2) for k, v in tim.items()}, "cpu_s": round(cpu, 1),
             "prepare_cpu_s": round(box.get("prepare_cpu_s", float("nan")), 1),
-            "tables_cpu_s": round(box.get("tables_cpu_s", float("nan")), 1),
+            "tables_cpu_s": round(box.get("tables_cpu_s", float("nan")), 3),
             "chunks_cpu_s": round(box.get("chunks_cpu_s", float("nan")), 3),
             "buildings_cpu_s": round(cpu - box.get("prepare_cpu_s", 0.0) - box.get("tables_cpu_s", 0.0), 1), "peak_mib": round(peak_mib(resource.RUSAGE_SELF), 1),
-            "store_gb": round(store / 1e9, 2), "disk_read_gb": round(disk_read / 1e9, 2),
+            "store_gb": round((store - fstore) / 1e9, 4), "forecast_store_gb": round(fstore / 1e9, 4),
+            "disk_read_gb": round(disk_read / 1e9, 2),
             "mean_lpr": float(np.mean(res.mean)), "max_lpr": float(np.max(res.mean)),
             "digest": digest.hexdigest()[:16]}
 
@@ -487,7 +503,7 @@ def report(res: dict) -> str:
                          "-", "-", f"{r['total_s']:.1f}", f"{r['cpu_s']:.1f}", f"{r['peak_mib']:.0f}",
                          _ok(r["total_s"] <= TARGET_READ_S and r["peak_mib"] <= TARGET_MIB, r["buildings"])])
         else:
-            lim = TARGET_COLD_S if r["phase"] == "cold" else TARGET_WARM_S
+            lim = TARGET_COLD_S if r["phase"] == "cold" else TARGET_WARM_S  # (new-forecast: a warm run too)
             rows.append([r["phase"], f"{r['buildings']:,}", r["zones"], r["sites"], f"{r['prepare_s']:.1f}",
                          f"{r['tables_s']:.1f}", f"{r['buildings_s']:.1f}", f"{r['total_s']:.1f}", f"{r['cpu_s']:.0f}",
                          f"{r['peak_mib']:.0f}", _ok(r["total_s"] <= lim and r["peak_mib"] <= TARGET_MIB, r["buildings"])])
@@ -497,10 +513,17 @@ def report(res: dict) -> str:
                f"{TARGET_READ_S:.0f} s, cold <= {TARGET_COLD_S:.0f} s, warm <= {TARGET_WARM_S:.0f} s, peak <= "
                f"{TARGET_MIB:.0f} MiB; 'n/a' = a reduced case, see the extrapolation)")
     by = {r["phase"]: r for r in res["phases"]}
+    for later in ("warm", "new-forecast"):
+        if "cold" in by and later in by:
+            same = by["cold"]["digest"] == by[later]["digest"]
+            out.append(f"{later} results identical to cold: {'yes' if same else 'NO'}")
+    for r in res["phases"]:
+        if r["phase"] != "read":
+            out.append(f"after {r['phase']}: table store {r.get('store_gb', 0.0):.1f} GB of physical tables, "
+                       f"{r.get('forecast_store_gb', 0.0):.1f} GB of forecast tables; {r.get('disk_read_gb', 0.0):.1f} GB "
+                       "read from disk by the run")
     if "cold" in by and "warm" in by:
-        same = by["cold"]["digest"] == by["warm"]["digest"]
-        out.append(f"warm results identical to cold: {'yes' if same else 'NO'}")
-        if not by["cold"].get("store_gb"):
+        if not by["cold"].get("store_gb") and not by["cold"].get("forecast_store_gb"):
             out.append("the table store stayed empty (its tables would not fit on the disk: see the run's warning): "
                        "the warm run computed them again; give --workdir on a larger disk")
     cold, warm = by.get("cold"), by.get("warm")
@@ -512,7 +535,7 @@ def report(res: dict) -> str:
                    f"buildings; same worker count, same machine load): the table stage's CPU seconds grow with the zones, "
                    f"the building pass's with the buildings")
         for name, r, lim in (("cold", cold, TARGET_COLD_S), ("warm", warm, TARGET_WARM_S)):
-            if not r or not r.get("tables_cpu_s") or r.get("buildings_cpu_s") is None:
+            if not r or r.get("tables_cpu_s") is None or r.get("buildings_cpu_s") is None:
                 continue
             tc, bc, pc = r["tables_cpu_s"], r["buildings_cpu_s"], r["prepare_cpu_s"]
             est = pc + (tc * fz + bc * fb) / 2
@@ -546,7 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zones", type=int, default=None,
                     help="only the first K zones (ascending ID_V6): the buildings and the zones (default: all 160)")
     ap.add_argument("--workers", type=int, default=2, help="threads of the engine (default 2)")
-    ap.add_argument("--phases", default="read,cold,warm", help="comma-separated: read, cold, warm")
+    ap.add_argument("--phases", default="read,cold,warm",
+                    help="comma-separated: read, cold, warm, new-forecast (warm with the forecast tables removed first: "
+                    "the physical tables read, as by a run with a new forecast)")
     ap.add_argument("--workdir", type=Path, default=None, help="where the inputs and the table store go (default: a new temp dir)")
     ap.add_argument("--years", default="2025-2031", help='"2025-2031" or "2025,2026"')
     ap.add_argument("--realisations", type=int, default=1000)
@@ -568,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="[source] magnitude_subdivisions of the run: 2 splits each bin of the forecast's grid at its "
                     "midpoint by its in-bin law (with --magnitude-step 0.1 and --magnitude-table-stride 2: the tables "
                     "at the 0.1 nodes, the accuracy of the 0.05 grid)")
+    ap.add_argument("--store-kinds", default=None,
+                    help='[compute] table_store_kinds of the run, comma-separated (default: "physical,forecast"): what '
+                    'the table store holds; "forecast" alone keeps only the forecast tables (~0.3x the physical tables\' size)')
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--forecast-shape", choices=("scaled", "shifting"), default="scaled",
                     help="scaled: each branch's map scaled per year (default); shifting: the lobes decline at "
@@ -603,14 +631,16 @@ def main(argv: list[str] | None = None) -> int:
         "years": q.get("years", years), "realisations": q.get("realisations", a.realisations),
         "cell_m": q.get("cell_m", a.cell_m), "mmax": q.get("mmax", list(PSDRA_2024_FORECAST_WEIGHTS["branch_mmax"])),
         "magnitude_step": q.get("magnitude_step", a.magnitude_step), "magnitude_table_stride": a.magnitude_table_stride,
-        "magnitude_subdivisions": a.magnitude_subdivisions, "table_precision": a.table_precision, "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
+        "magnitude_subdivisions": a.magnitude_subdivisions, "table_precision": a.table_precision,
+        "store_kinds": None if a.store_kinds is None else [k.strip() for k in a.store_kinds.split(",") if k.strip()],
+        "seed": a.seed, "forecast_shape": a.forecast_shape, "quick": bool(a.quick), "workers": a.workers, "model_dir": model_dir,
         "field_outline": str(Path(a.field_outline).resolve()) if a.field_outline else default_outline(model_dir),
         "workdir": str((a.workdir or Path(tempfile.mkdtemp(prefix="hra-field-"))).resolve()),
     }
     phases = [p.strip() for p in a.phases.split(",") if p.strip()]
-    bad = [p for p in phases if p not in ("read", "cold", "warm")]
+    bad = [p for p in phases if p not in ("read", "cold", "warm", "new-forecast")]
     if bad:
-        ap.error(f"--phases: unknown {bad}; use read, cold, warm")
+        ap.error(f"--phases: unknown {bad}; use read, cold, warm, new-forecast")
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.platform()}; work dir {opts['workdir']}",
           flush=True)
     box = machine()
@@ -623,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in phases:
         print(f"phase {p} ...", flush=True)
         dropped = None
-        if a.drop_caches and p in ("cold", "warm"):
+        if a.drop_caches and p != "read":
             why = drop_page_cache()
             dropped = why is None
             if why:

@@ -418,6 +418,15 @@ class ComputeSection(_Section):
         "relative to the config file), false: no store. Default: $HRA_TABLE_STORE, else the user cache "
         "directory (platformdirs user_cache_dir('groningen-hra')/tables).",
     )
+    table_store_kinds: list[Literal["physical", "forecast"]] = Field(
+        ["physical", "forecast"],
+        description='What the table store holds for this run (read where present, written where missing): '
+        '"physical": the death tables per site, typology and GMM branch before the magnitude integration, which '
+        'every source model and forecast reuses; "forecast": with [source] forecast, the tables of the '
+        'selected model combinations integrated against the forecast\'s magnitude basis, which a rerun with the '
+        'same basis, models and realisations reads instead of computing its table stage (~0.3x the physical '
+        'tables\' size for the field). [] stores nothing, like table_store = false.',
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -29,21 +29,28 @@ def test_field_scale_quick(tmp_path):
     out = tmp_path / "figures.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "field_scale.py"), "--quick", "--model-dir",
-                           str(model_dir), "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                           str(model_dir), "--workdir", str(tmp_path / "work"), "--json", str(out),
+                           "--phases", "read,cold,warm,new-forecast"],
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     res = json.loads(out.read_text())
     ph = {r["phase"]: r for r in res["phases"]}
-    assert set(ph) == {"read", "cold", "warm"}
+    assert set(ph) == {"read", "cold", "warm", "new-forecast"}
     assert ph["read"]["buildings"] == 200 and ph["read"]["zones_found"] == 1
     assert ph["cold"]["buildings"] == 200 and ph["cold"]["zones"] == 1
     assert ph["cold"]["digest"] == ph["warm"]["digest"]  # tables from the store: the same results
     assert 0.0 < ph["cold"]["mean_lpr"] <= ph["cold"]["max_lpr"] < 1e-3 and math.isfinite(ph["cold"]["max_lpr"])
     assert res["inputs"]["forecast"]["branches"] == 4  # 2 rate x 2 magnitude models x the quick mode's 1 Mmax
     assert "warm results identical to cold: yes" in proc.stdout
+    # the cold run stored both kinds of tables; the warm run read the forecast tables, the new-forecast run (its
+    # forecast tables removed first) the physical ones, and stored the forecast tables again: the same results
+    assert ph["new-forecast"]["digest"] == ph["cold"]["digest"] and "new-forecast results identical to cold: yes" in proc.stdout
+    for phase in ("cold", "warm", "new-forecast"):
+        assert ph[phase]["store_gb"] > 0 and ph[phase]["forecast_store_gb"] > 0, ph[phase]
     assert "extrapolation to 250,000 buildings x 160 zones" in proc.stdout
     for phase in ("cold", "warm"):  # both runs extrapolated, from the engine's stage CPU seconds and from wall seconds
-        assert ph[phase]["tables_cpu_s"] > 0 and ph[phase]["buildings_cpu_s"] > 0
+        # (the warm run reads the forecast tables: its table stage may take < 1 ms)
+        assert ph[phase]["tables_cpu_s"] > (0 if phase == "cold" else -1e-9) and ph[phase]["buildings_cpu_s"] > 0
         # the chunks' own thread time (the engine's) is part of the building pass's process CPU (the rest after prepare)
         # (the quick case's 200 buildings: a few ms; positivity is tested against a known cost in test_zone_groups)
         assert 0 <= ph[phase]["chunks_cpu_s"] <= ph[phase]["buildings_cpu_s"] + 0.1
@@ -102,9 +109,10 @@ def test_field_scale_magnitude_step_writes_the_psdra_2024_grid(tmp_path):
 
 
 def test_field_scale_passes_the_magnitude_options_to_the_run(tmp_path):
-    """``--magnitude-table-stride`` and ``--magnitude-subdivisions`` reach the run's ``[source]``, and
-    ``--table-precision`` its ``[run]``; left out, they are not written (the run then has the psdra-2024
-    preset's stride 2, one subdivision and float32 tables)."""
+    """``--magnitude-table-stride`` and ``--magnitude-subdivisions`` reach the run's ``[source]``,
+    ``--table-precision`` its ``[run]`` and ``--store-kinds`` its ``[compute] table_store_kinds``; left out,
+    they are not written (the run then has the psdra-2024 preset's stride 2, one subdivision and float32
+    tables, and the store holds both kinds of tables)."""
     import hra
 
     model_dir = str(md.model_dir_or_skip())
@@ -122,9 +130,11 @@ def test_field_scale_passes_the_magnitude_options_to_the_run(tmp_path):
         assert got == {"magnitude_table_stride": 2, "magnitude_subdivisions": 1, **want}
         assert ("magnitude_" in (wd / "field.toml").read_text()) == bool(want)
         assert cfg.run.table_precision == "float32" and "table_precision" not in (wd / "field.toml").read_text()
+        assert cfg.compute.table_store_kinds == ["physical", "forecast"]  # the default: both
     wd = tmp_path / "w64"
-    fs.write_inputs({**base, "table_precision": "float64", "workdir": str(wd)})
-    assert hra.load_config(wd / "field.toml").run.table_precision == "float64"
+    fs.write_inputs({**base, "table_precision": "float64", "store_kinds": ["forecast"], "workdir": str(wd)})
+    cfg = hra.load_config(wd / "field.toml")
+    assert cfg.run.table_precision == "float64" and cfg.compute.table_store_kinds == ["forecast"]
 
 
 def test_field_scale_drop_caches_writes_the_proc_file_or_says_why(tmp_path):

@@ -66,10 +66,13 @@ def build_command(
 
 @tables_app.command("info")
 def info_command(store: StoreOpt = None) -> None:
-    """List the store's model keys: entries, size, models, options and grids."""
+    """List the store's model keys (entries, size, models, options and grids) and its forecast tables."""
+    from hra.integration import forecaststore
+
     with cli_errors():
         st = _store(store)
         sets = st.info()
+        fsets = forecaststore.info(st.root)
     typer.echo(f"table store {st.root}")
     for s in sets:
         d = s.description
@@ -94,8 +97,23 @@ def info_command(store: StoreOpt = None) -> None:
                    f"{r[1]:.3g}-{r[2]:.3g} km")
         typer.echo(f"  version    table format {d.get('table_format_version', '?')}, hra {d.get('package_version', '?')}"
                    + (" - stale: this version never reads it (`hra tables clear --stale` removes it)" if s.stale else ""))
-    stale = [s for s in sets if s.stale]
+    for s in fsets:
+        d = s.description
+        last = _dt.datetime.fromtimestamp(s.last_used).strftime("%Y-%m-%d %H:%M") if s.last_used else "-"
+        tmp = f", {s.temporary} leftover temporary file(s)" if s.temporary else ""
+        basis = d.get("basis", {}).get("shape", ["?", "?", "?"])
+        combos = d.get("combinations", {})
+        files = ", ".join(f"{k} {v[:12]}" for k, v in d.get("forecast_files", {}).items()) or "-"
+        typer.echo(f"\nforecast tables {s.key}: {s.entries} entries, {_size(s.bytes)}, last used {last}{tmp}")
+        typer.echo(f"  of model   {d.get('model_key', '?')}")
+        typer.echo(f"  forecast   magnitude basis of {basis[0]} branches x {basis[1]} functions; made from {files}")
+        typer.echo(f"  tables     {combos.get('n', '?')} model combinations, q in {d.get('q_dtype', '?')}")
+        typer.echo(f"  version    format {d.get('forecast_format_version', '?')}, hra {d.get('package_version', '?')}"
+                   + (" - stale: this version never reads it (`hra tables clear --stale` removes it)" if s.stale else ""))
+    stale = [s for s in sets + fsets if s.stale]
     typer.echo(f"\n{len(sets)} model key(s), {sum(s.entries for s in sets)} entries, {_size(sum(s.bytes for s in sets))}"
+               + (f"; {len(fsets)} forecast key(s), {sum(s.entries for s in fsets)} entries, "
+                  f"{_size(sum(s.bytes for s in fsets))}" if fsets else "")
                + (f"; {len(stale)} stale ({_size(sum(s.bytes for s in stale))})" if stale else ""))
 
 
@@ -109,9 +127,13 @@ def clear_command(
         "--stale", help="Only the model keys this version never reads: written by another table format or hra "
         "version (`hra tables info` marks them), e.g. after an upgrade.")] = False,
 ) -> None:
-    """Remove entries (all, those unused for DAYS, or those of stale model keys) and the leftovers of
-    interrupted writers."""
+    """Remove entries (all, those unused for DAYS, or those of stale model keys), physical and forecast
+    tables alike, and the leftovers of interrupted writers."""
+    from hra.integration import forecaststore
+
     with cli_errors():
         st = _store(store)
         n, freed = st.clear(older_than, stale=stale)
+        n_f, freed_f = forecaststore.clear(st.root, older_than, stale=stale)
+        n, freed = n + n_f, freed + freed_f
     typer.echo(f"table store {st.root}: removed {n} entries, {_size(freed)} freed")

@@ -50,7 +50,8 @@ from hra.core.random import seed_key
 from hra.gmm.base import GroundMotionModel
 import hra.inputs.forecast as forecast
 from hra.inputs.source import MagnitudeBins
-from hra.integration import condtables, kernels, magnitudes, tablestore
+from hra.integration import condtables, forecaststore, kernels, magnitudes, tablestore
+from hra.integration.forecaststore import FORECAST_COMPRESSION, ForecastTables
 from hra.integration.tablestore import STORE_RESERVE_BYTES, StoreHandle, entry_bytes
 
 log = logging.getLogger("hra")
@@ -663,6 +664,17 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
     per_branch = bool(getattr(mag, "per_branch", False))  # forecast: the "b" axis is the source branch
     if per_branch:  # linear integration: the tree mean integrated once IS the mean of all tables
         exact_mean = False
+    # a forecast's q and qbar stored by an earlier run with the same basis, models and selection
+    # (hra.integration.forecaststore): read instead of computed where every entry of the zone is there
+    ftab = store.forecast if per_branch and store is not None else None
+    names = [[fragility.typologies[int(t)] for t in ts] for ts in t_sels] if ftab is not None else None
+    if ftab is not None:
+        got = _read_forecast_tables(ftab, zone, wierdes, names, (R, needed.size), mag.basis.shape[0], out,
+                                    drop=pool is not None and pool.stream_reads)
+        if got is not None:
+            return got
+    if store is not None and not store.physical:
+        store = None  # ([compute] table_store_kinds without "physical": computed, not stored)
     mean_sig = "bxtfcr,x,f,c->trb" if per_branch else "bxtfcr,b,x,f,c->tr"
     mean_w = (wx, wf, wc) if per_branch else (wb, wx, wf, wc)
     median_node = median_map.node if median_map is not None else "gmm_median"
@@ -785,9 +797,34 @@ def zone_tables(gmm: GroundMotionModel, fragility: FragilityModel, zone: int, wi
         qu[i] = None
         qbar = condtables.project_azimuth(gmm, qbar, 1, r_nodes.size, n_k)
         results.append((qi, qbar))
+        if ftab is not None and ftab.writable:  # the entries missing from the forecast tables, for the next run
+            for j, nm in enumerate(names[i]):
+                if not ftab.present(zone, wierdes[i], nm):
+                    ftab.write(zone, wierdes[i], nm, qi[j], qbar[j])
     del qu
     if pool is not None:
         pool.give(work)
+    return results
+
+
+def _read_forecast_tables(ftab: "ForecastTables", zone: int, wierdes: list[bool], names: list[list[str]],
+                          shape: tuple[int, int], n_branches: int, out: list[np.ndarray] | None,
+                          drop: bool = False) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """:func:`zone_tables`' result from the forecast tables (:mod:`hra.integration.forecaststore`): per
+    site q (t, r, u) (into ``out[i]`` where given) and qbar (t, r, s); ``None`` where an entry of the zone is
+    missing or unreadable (the zone is then computed, and its missing entries written)."""
+    if not all(ftab.present(zone, w, nm) for w, nms in zip(wierdes, names) for nm in nms):
+        return None
+    dtype = np.dtype(ftab.dtype)
+    results = []
+    for i, nms in enumerate(names):
+        dest = None if out is None else out[i]
+        q = dest if dest is not None and dest.dtype == dtype else np.empty((len(nms),) + shape, dtype=dtype)
+        qbar = np.empty((len(nms), shape[0], n_branches))
+        for j, nm in enumerate(nms):
+            if not ftab.read(zone, wierdes[i], nm, q[j], qbar[j], drop=drop):
+                return None
+        results.append((q, qbar))
     return results
 
 
@@ -1089,12 +1126,32 @@ def build_tables(prep: "Prepared", sel: "Selection", executor: "Executor | None"
 
 def _all_stored(prep: "Prepared", store: "StoreHandle | None", groups: dict[int, list[int]],
                 t_lists: list[np.ndarray]) -> bool:
-    """Whether the table store holds an entry for every (site, typology) of these zones."""
+    """Whether the table store holds an entry for every (site, typology) of these zones (a zone: all its
+    forecast tables, or all its physical tables)."""
     if store is None:
         return False
+    return all(_zone_stored(prep, store, [i for i in idx], t_lists, int(z)) for z, idx in groups.items())
+
+
+def _zone_stored(prep: "Prepared", store: "StoreHandle", sites: list[int], t_lists: list[np.ndarray], zone: int,
+                 kind: str | None = None) -> bool:
+    """Whether every (site, typology) entry of one zone's ``sites`` is stored: as forecast tables, as physical
+    tables, or (``kind`` None) either."""
     names = prep.fragility.typologies
-    return all(store.store.entry_path(store.key, int(z), bool(prep.sites[i][1]), names[int(t)]).is_dir()
-               for z, idx in groups.items() for i in idx for t in t_lists[i])
+    items = [(bool(prep.sites[i][1]), names[int(t)]) for i in sites for t in t_lists[i]]
+    if kind in (None, "forecast") and store.forecast is not None and all(
+            store.forecast.present(zone, w, nm) for w, nm in items):
+        return True
+    return kind in (None, "physical") and store.physical and all(
+        store.store.entry_path(store.key, zone, w, nm).is_dir() for w, nm in items)
+
+
+def _sites_of_zones(prep: "Prepared") -> dict[int, list[int]]:
+    """Zone -> the indices of its sites (``prep.sites``)."""
+    of: dict[int, list[int]] = {}
+    for i, (zone, _) in enumerate(prep.sites):
+        of.setdefault(int(zone), []).append(i)
+    return of
 
 
 def _zone_typologies(prep: "Prepared") -> dict[int, set[int]]:
@@ -1107,42 +1164,101 @@ def _zone_typologies(prep: "Prepared") -> dict[int, set[int]]:
 
 
 def store_bytes_needed(prep: "Prepared", handle: "StoreHandle") -> tuple[int, float]:
-    """The (site, typology) entries of this run missing from the table store, and an estimate of their
-    bytes on disk (:func:`hra.integration.tablestore.entry_bytes` each)."""
+    """The (site, typology) physical entries of this run missing from the table store, and an estimate of their
+    bytes on disk (:func:`hra.integration.tablestore.entry_bytes` each); zones whose forecast tables are all
+    stored are not counted (their physical tables are not needed)."""
+    if not handle.physical:
+        return 0, 0.0
     of_zone = _zone_typologies(prep)
+    _, t_lists = table_rows(prep)
+    sites = _sites_of_zones(prep)
+    done = {z for z, idx in sites.items() if _zone_stored(prep, handle, idx, t_lists, z, "forecast")}
     missing = tablestore.count_missing(handle.store, handle.key, prep.fragility.typologies,
-                                       ((zone, wierde, t) for zone, wierde in prep.sites for t in of_zone[int(zone)]))
+                                       ((zone, wierde, t) for zone, wierde in prep.sites if int(zone) not in done
+                                        for t in of_zone[int(zone)]))
     return missing, missing * entry_bytes(prep.gmm, prep.fragility, prep.magnitude, prep.distance_nodes_km)
 
 
-def _group_store_bytes(prep: "Prepared", groups: list[list[int]]) -> list[float]:
+def forecast_entry_bytes(prep: "Prepared", sel: "Selection") -> float:
+    """Estimated bytes on disk of one (site, typology) entry of the forecast tables (q's row in its dtype and
+    qbar's in float64, times :data:`hra.integration.forecaststore.FORECAST_COMPRESSION`)."""
+    return table_bytes_per_row(prep, sel) * FORECAST_COMPRESSION
+
+
+def forecast_bytes_needed(prep: "Prepared", sel: "Selection", handle: "StoreHandle") -> tuple[int, float]:
+    """The run's (site, typology) entries missing from its forecast tables and an estimate of their bytes on disk."""
+    ft = handle.forecast
+    if ft is None:
+        return 0, 0.0
+    _, t_lists = table_rows(prep)
+    names = prep.fragility.typologies
+    missing = sum(1 for i, (zone, wierde) in enumerate(prep.sites) for t in t_lists[i]
+                  if not ft.present(int(zone), bool(wierde), names[int(t)]))
+    return missing, missing * forecast_entry_bytes(prep, sel)
+
+
+def store_handle(prep: "Prepared", sel: "Selection", store: "tablestore.TableStore | None") -> "StoreHandle | None":
+    """The run's handle on the table store (``None``: no store, or ``[compute] table_store_kinds = []``): the
+    physical tables' model key, and the forecast tables' key where the run has a forecast and the kinds hold
+    "forecast" (:mod:`hra.integration.forecaststore`: the basis, models and selected combinations)."""
+    kinds = set(prep.cfg.compute.table_store_kinds)
+    if store is None or not kinds:
+        return None
+    handle = tablestore.handle_for(prep, store, register="physical" in kinds)
+    ft = None
+    if "forecast" in kinds and prep.forecast is not None and getattr(prep.magnitude, "per_branch", False):
+        sizes, weights = model_factors(prep)
+        desc = forecaststore.description(handle.key, prep.magnitude.basis, prep.median_map,
+                                         table_combinations(prep, sel), sizes, weights, q_dtype(prep.cfg),
+                                         condtables.azimuth_projection(prep.gmm), prep.files)
+        ft = ForecastTables(store.root, forecaststore.forecast_key(desc), q_dtype(prep.cfg).name)
+        ft.register(desc)
+    return replace(handle, physical="physical" in kinds, forecast=ft)
+
+
+def _group_store_bytes(prep: "Prepared", groups: list[list[int]], forecast_zones: set[int] = frozenset(),
+                       forecast_entry: float = 0.0) -> list[float]:
     """Estimated stored bytes of each group of zones: its sites' entries (every typology of a zone at
-    each of its sites, as a zone task stores them) times :func:`hra.integration.tablestore.entry_bytes`."""
+    each of its sites, as a zone task stores them) times :func:`hra.integration.tablestore.entry_bytes`, or for
+    ``forecast_zones`` (read from the forecast tables) their rows' typologies times ``forecast_entry``."""
     of_zone = _zone_typologies(prep)
+    _, t_lists = table_rows(prep)
     n_sites: dict[int, int] = {}
-    for zone, _ in prep.sites:
+    rows: dict[int, int] = {}
+    for i, (zone, _) in enumerate(prep.sites):
         n_sites[int(zone)] = n_sites.get(int(zone), 0) + 1
+        rows[int(zone)] = rows.get(int(zone), 0) + len(t_lists[i])
     per_entry = entry_bytes(prep.gmm, prep.fragility, prep.magnitude, prep.distance_nodes_km)
-    return [per_entry * sum(n_sites.get(int(z), 0) * len(of_zone.get(int(z), ())) for z in g) for g in groups]
+    return [sum(rows.get(int(z), 0) * forecast_entry if int(z) in forecast_zones
+                else per_entry * n_sites.get(int(z), 0) * len(of_zone.get(int(z), ())) for z in g) for g in groups]
 
 
-def _store_space(prep: "Prepared", handle: "StoreHandle | None") -> "StoreHandle | None":
+def _store_space(prep: "Prepared", sel: "Selection", handle: "StoreHandle | None") -> "StoreHandle | None":
     """The run's store handle, read-only where its new entries would not fit on the store's disk (with a
-    warning that names the fix); a large addition is announced before the table stage."""
+    warning that names the fix): the physical tables first (every later source model reuses them), then the
+    forecast tables; a large addition is announced before the table stage."""
     if handle is None:
         return None
     n, need = store_bytes_needed(prep, handle)
-    if n == 0:
+    n_f, need_f = forecast_bytes_needed(prep, sel, handle)
+    if n + n_f == 0:
         return handle
     free = handle.store.free_bytes()
-    if free is not None and need > free - STORE_RESERVE_BYTES:
-        log.warning("table store %s: this run's %d new entries need ~%.1f GB, %.1f GB are free on that disk: they "
-                    "are not stored (the stored ones are read); fix: free space, point [compute] table_store at a "
-                    "larger disk, or set table_store = false", handle.store.root, n, need / 1e9, free / 1e9)
-        return StoreHandle(replace(handle.store, writable=False), handle.key)
-    if need > STORE_WARN_BYTES:
-        log.info("table store %s: this run adds ~%.1f GB of tables (%d entries)%s", handle.store.root, need / 1e9, n,
-                 "" if free is None else f"; {free / 1e9:.0f} GB free there")
+    if free is not None and need + need_f > free - STORE_RESERVE_BYTES:
+        fit = need <= free - STORE_RESERVE_BYTES
+        log.warning("table store %s: this run's new entries need ~%.1f GB (physical tables %d entries, ~%.1f GB; "
+                    "forecast tables %d entries, ~%.1f GB), %.1f GB are free on that disk: %s are not stored (the "
+                    "stored ones are read); fix: free space, point [compute] table_store at a larger disk, leave a "
+                    "kind out of [compute] table_store_kinds, or set table_store = false", handle.store.root,
+                    (need + need_f) / 1e9, n, need / 1e9, n_f, need_f / 1e9, free / 1e9,
+                    "the forecast tables" if fit and n_f else "they")
+        ft = handle.forecast if handle.forecast is None else replace(handle.forecast, writable=False)
+        store = handle.store if fit else replace(handle.store, writable=False)
+        handle = replace(handle, store=store, forecast=ft)
+        need, need_f = (need, 0.0) if fit else (0.0, 0.0)
+    if need + need_f > STORE_WARN_BYTES:
+        log.info("table store %s: this run adds ~%.1f GB of tables (%d entries)%s", handle.store.root,
+                 (need + need_f) / 1e9, n + n_f, "" if free is None else f"; {free / 1e9:.0f} GB free there")
     return handle
 
 
@@ -1488,7 +1604,7 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
     t_prep = time.perf_counter()
     with Executor.from_config(cfg.compute, progress) as ex:
         sel = select_realisations(prep)
-        handle = _store_space(prep, tablestore.handle_for(prep, tablestore.store_for_config(cfg)))
+        handle = _store_space(prep, sel, store_handle(prep, sel, tablestore.store_for_config(cfg)))
         groups = zone_groups(prep, sel, cfg.compute.table_memory_gb * 1e9, ex.workers)
         if len(groups) > 1 and ex.mode == "threads":
             # a group's tables are computed while the group before runs its buildings (_run_groups): two
@@ -1512,13 +1628,17 @@ def compute(cfg: Config, progress: bool | None = None, prep: Prepared | None = N
             # the entries read are marked used now that the run's reads are done (tablestore.UsedMarks)
             handle.store.flush_marks()
             st = handle.store.stats
+            fst = handle.forecast.stats if handle.forecast is not None else tablestore.StoreStats()
             counts = "" if ex.parallel else f": {st.read} entries read, {st.written} written"
+            if handle.forecast is not None and not ex.parallel:
+                counts += f"; forecast tables (key {handle.forecast.key[:12]}): {fst.read} read, {fst.written} written"
             log.info("table store %s (key %s)%s", handle.store.root, handle.key[:12], counts)
-            if st.bytes_written > STORE_WARN_BYTES:  # the store is on by default, in the user's cache
+            added = st.bytes_written + fst.bytes_written
+            if added > STORE_WARN_BYTES:  # the store is on by default, in the user's cache
                 log.warning("table store %s: this run added %.1f GB of tables (they make the next run with the "
                             "same models fast); see their size with `hra tables info`, remove old ones with "
                             "`hra tables clear --older-than DAYS`, or set [compute] table_store = false",
-                            handle.store.root, st.bytes_written / 1e9)
+                            handle.store.root, added / 1e9)
             stale = handle.store.stale_keys() if st.written else []
             if stale:  # e.g. the first run after an upgrade: the tables of the former version are dead weight
                 log.warning("table store %s also holds the tables of %d model key(s) written by another table format "
@@ -1590,8 +1710,18 @@ def _run_groups(ex: Executor, prep: Prepared, sel: Selection, handle: "StoreHand
         # as many groups ahead as hold the table memory budget (at least one; ReadAhead) - a field's store
         # does not stay in the page cache: a warm table stage would otherwise wait for the disk
         read = [z if t else [] for z, t in zip(groups, todos)]
-        ahead = tablestore.ReadAhead(handle.store, handle.key, read, sizes=_group_store_bytes(prep, read),
-                                     budget_bytes=read_ahead_bytes)
+        # a zone whose forecast tables are all stored reads those, else its physical tables (zone_tables)
+        _, t_lists = table_rows(prep)
+        sites = _sites_of_zones(prep)
+        in_forecast = {z for z in sites if _zone_stored(prep, handle, sites[z], t_lists, z, "forecast")}
+
+        def folders(zones: list[int]) -> list[str]:
+            fz = [z for z in zones if int(z) in in_forecast]
+            pz = [z for z in zones if int(z) not in in_forecast] if handle.physical else []
+            return handle.store.site_folders(handle.key, pz) + ([] if not fz else handle.forecast.site_folders(fz))
+
+        ahead = tablestore.ReadAhead(handle.store, handle.key, read, budget_bytes=read_ahead_bytes, folders=folders,
+                                     sizes=_group_store_bytes(prep, read, in_forecast, forecast_entry_bytes(prep, sel)))
         ahead.start()
     t_tables = 0.0
     rates = static_rates(prep) if reused < len(flat) else None

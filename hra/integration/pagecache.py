@@ -44,6 +44,10 @@ def site_files(site_folder: str) -> tuple[list[str], list[str]]:
         return meta, chunks
     for typ in typologies:
         entry = os.path.join(site_folder, typ)
+        if os.path.isfile(entry):  # an entry of one file (the forecast tables: hra.integration.forecaststore)
+            if not typ.startswith("."):
+                chunks.append(entry)
+            continue
         for folder, dirs, files in os.walk(entry):
             dirs.sort()
             rel = os.path.relpath(folder, entry).split(os.sep)

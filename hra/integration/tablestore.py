@@ -67,11 +67,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
 from hra.integration import pagecache
+
+if TYPE_CHECKING:
+    from hra.integration.forecaststore import ForecastTables
 
 log = logging.getLogger("hra")
 
@@ -110,6 +113,8 @@ TMP_GRACE_S = 3600.0
 #: entries of the field (the marks are queued and set once the reads are done: :class:`UsedMarks`).
 USED_MARK_S = 3600.0
 _OFF = {"false", "off", "no", "0"}
+#: Folder under the store's root that holds the forecast tables (:mod:`hra.integration.forecaststore`).
+FORECAST_DIR = "forecast"
 
 
 class UsedMarks:
@@ -368,6 +373,20 @@ def is_stale(description: dict[str, Any]) -> bool:
             or description.get("package_version") != package_version())
 
 
+def write_description(path: Path, key: str, description: dict[str, Any], root: Path) -> None:
+    """Write a key's description file ``path`` (JSON with the key and its time of creation) once, atomically
+    (a temporary file beside it, then renamed); a failure is logged (the store is a cache)."""
+    if path.is_file():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps({"key": key, "created": time.time(), **description}, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("table store %s: cannot write %s (%s); continuing without it", root, path, exc)
+
+
 @dataclass
 class StoreStats:
     """Counters of one process (the engine logs them): entries read, written, and lost races."""
@@ -378,6 +397,20 @@ class StoreStats:
     bytes_written: int = 0
     #: a write found the disk full: no further entries are started in this process
     full: bool = False
+
+
+def write_failure(stats: StoreStats, root: Path, path, exc: OSError, fix: str) -> None:
+    """Log a failed write of the store at ``root`` (the run goes on without that entry); a full disk (or
+    quota) stops all further writes counted by ``stats`` of this process, with one warning that names the
+    fix (``fix``: the last way out, e.g. "set table_store = false")."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if not stats.full:
+            log.warning("table store %s: the disk is full (%s); the run goes on without storing more tables "
+                        "(the entries stored so far stay); fix: free space on that disk, point [compute] "
+                        "table_store at a larger one, or %s", root, exc, fix)
+        stats.full = True
+        return
+    log.warning("table store %s: cannot write %s (%s); continuing without it", root, path, exc)
 
 
 @dataclass(frozen=True)
@@ -428,16 +461,8 @@ class TableStore:
 
     def register(self, key: str, description: dict[str, Any]) -> None:
         """Write ``<key>/model.json`` (once, atomically) so that ``hra tables info`` can say what the key is."""
-        path = self.root / key / "model.json"
-        if path.is_file():
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.parent / f"{TMP_PREFIX}model.json-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            tmp.write_text(json.dumps({"key": key, "created": time.time(), **description}, indent=1, sort_keys=True))
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("table store %s: cannot write %s (%s); continuing without it", self.root, path, exc)
+        write_description(self.root / key / "model.json", key, description, self.root)
+
 
     # -- entries -------------------------------------------------------------------------------
 
@@ -588,14 +613,7 @@ class TableStore:
     def write_failed(self, path: Path, exc: OSError) -> None:
         """Log a failed write (the run goes on without that entry); a full disk (or quota) stops all
         further writes of this process, with one warning that names the fix."""
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            if not self.stats.full:
-                log.warning("table store %s: the disk is full (%s); the run goes on without storing more tables "
-                            "(the entries stored so far stay); fix: free space on that disk, point [compute] "
-                            "table_store at a larger one, or set table_store = false", self.root, exc)
-            self.stats.full = True
-            return
-        log.warning("table store %s: cannot write %s (%s); continuing without it", self.root, path, exc)
+        write_failure(self.stats, self.root, path, exc, "set table_store = false")
 
     def free_bytes(self) -> int | None:
         """Free bytes on the disk of the store's folder (of its nearest existing parent before it is made);
@@ -613,7 +631,9 @@ class TableStore:
     def _key_dirs(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(TMP_PREFIX))
+        # (the forecast tables' folder is not a model key: hra.integration.forecaststore)
+        return sorted(p for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith(TMP_PREFIX) and p.name != FORECAST_DIR)
 
     @staticmethod
     def _entries(key_dir: Path) -> Iterable[Path]:
@@ -699,14 +719,7 @@ class TableStore:
                     if _remove(e):
                         freed += size
                         n += 1
-            for site in list(kd.iterdir()):
-                if site.is_dir():
-                    try:
-                        site.rmdir()  # only if empty
-                    except OSError:
-                        pass
-            if not any(p.is_dir() for p in kd.iterdir()):
-                _remove(kd)
+            prune_key_dir(kd)
         return n, freed
 
 
@@ -809,8 +822,11 @@ class ReadAhead:
     """
 
     def __init__(self, store: TableStore, key: str, groups: list[list[int]], ahead: int = 1, process: bool = True,
-                 sizes: Iterable[float] | None = None, budget_bytes: float = 0.0):
+                 sizes: Iterable[float] | None = None, budget_bytes: float = 0.0,
+                 folders: Callable[[list[int]], list[str]] | None = None):
         self.store, self.key, self.groups, self.ahead = store, key, [list(g) for g in groups], int(ahead)
+        #: zones -> the folders to read (default: their physical tables' site folders, :meth:`TableStore.site_folders`)
+        self.folders = folders if folders is not None else (lambda zones: store.site_folders(key, zones))
         self.sizes = None if sizes is None else [float(b) for b in sizes]
         if self.sizes is not None and len(self.sizes) != len(self.groups):
             raise ValueError(f"{len(self.sizes)} group sizes for {len(self.groups)} groups")
@@ -895,7 +911,7 @@ class ReadAhead:
 
     def _ask(self, zones: list[int]) -> int | None:
         """Ask for the files of ``zones``: their number, ``None`` where the child ended (closed)."""
-        folders = self.store.site_folders(self.key, zones)
+        folders = self.folders(zones)
         child = self._child
         if child is None:
             return pagecache.will_need(folders, stop=self._stopped)
@@ -1081,24 +1097,49 @@ def _read_chunk(death_dir: Path | str, i: int, layout: tuple[tuple[int, ...], in
         # a Blosc frame holds at most nbytes + 16 bytes: one read takes all of it (a longer file fails
         # the size check below)
         raw = os.read(fd, nbytes + _BLOSC_OVERHEAD + 1)
-        if drop and hasattr(os, "posix_fadvise"):
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            except OSError:
-                pass
+        if drop:
+            drop_from_page_cache(fd)
     finally:
         os.close(fd)
-    # the Blosc header's uncompressed and compressed sizes (bytes 4-7 and 12-15, little-endian), checked
-    # before decoding (a truncated or overlong file is an error, never a read past its bytes)
-    if (len(raw) < 16 or int.from_bytes(raw[4:8], "little") != nbytes
-            or int.from_bytes(raw[12:16], "little") != len(raw)):
-        raise ValueError(f"chunk {path} does not hold {nbytes} bytes")
+    check_frame(raw, nbytes, f"chunk {path}")
     if dest is None:
         dest = np.empty(chunk, dtype=TABLE_DTYPE)
     elif dest.nbytes != nbytes or dest.dtype != TABLE_DTYPE or not dest.flags.c_contiguous:
         raise ValueError(f"destination of {dest.nbytes} bytes for a chunk of {nbytes}")
     _decompress_into(raw, dest, path)
     return dest if sys.byteorder == "little" else dest.byteswap(inplace=True)
+
+
+def prune_key_dir(key_dir: Path) -> None:
+    """After a clear: remove a key folder's empty site folders, and the key folder (its description file
+    with it) once it holds no folder."""
+    for site in list(key_dir.iterdir()):
+        if site.is_dir():
+            try:
+                site.rmdir()  # only if empty
+            except OSError:
+                pass
+    if not any(p.is_dir() for p in key_dir.iterdir()):
+        _remove(key_dir)
+
+
+def drop_from_page_cache(fd: int) -> None:
+    """Ask the operating system to drop an open file's pages from its page cache (a hint: a streaming read
+    of a store larger than memory, whose files are read once; nothing where ``posix_fadvise`` is missing)."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+
+
+def check_frame(frame: bytes, nbytes: int, what: str) -> None:
+    """Check a Blosc frame's header before decoding it: its uncompressed size (bytes 4-7, little-endian) is
+    ``nbytes`` and its compressed size (bytes 12-15) the frame's length, so that a truncated or overlong file
+    is an error, never a read past its bytes (``what``: the file or part, for the message)."""
+    if (len(frame) < 16 or int.from_bytes(frame[4:8], "little") != nbytes
+            or int.from_bytes(frame[12:16], "little") != len(frame)):
+        raise ValueError(f"{what} does not hold {nbytes} bytes")
 
 
 #: Most bytes a Blosc frame adds to its data (c-blosc's ``BLOSC_MAX_OVERHEAD``).
@@ -1181,20 +1222,26 @@ def _remove(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class StoreHandle:
-    """A store and the model key of one run (picklable: sent to the table tasks)."""
+    """A store and the model key of one run (picklable: sent to the table tasks). ``physical``: the
+    physical tables are read from and written to the store (``[compute] table_store_kinds`` holds
+    "physical"); ``forecast``: the run's forecast tables (:mod:`hra.integration.forecaststore`), or
+    ``None`` (no forecast, or "forecast" not in the kinds)."""
 
     store: TableStore
     key: str
+    physical: bool = True
+    forecast: "ForecastTables | None" = None
 
 
-def handle_for(prep, store: TableStore | None) -> StoreHandle | None:
-    """Register the run's model key in ``store`` and return the handle the table tasks use."""
+def handle_for(prep, store: TableStore | None, register: bool = True) -> StoreHandle | None:
+    """The handle the table tasks use (the run's model key), the key registered in ``store`` (``register``)."""
     if store is None:
         return None
     desc = model_description(prep.gmm, prep.fragility, prep.magnitude.nodes, prep.distance_nodes_km, prep.cfg,
                              prep.files, getattr(prep.magnitude, "table_stride", 1))
     key = model_key(desc)
-    store.register(key, desc)
+    if register:
+        store.register(key, desc)
     return StoreHandle(store, key)
 
 
@@ -1227,9 +1274,10 @@ def _build_zone_task(args) -> int:
 
 
 #: Bytes on disk of a stored entry over its raw float32 bytes (Blosc LZ4 + byte shuffle of 16-bit tables): 0.41
-#: measured on the GMM V7 field zones (benchmarks/README.md, table format 7); an estimate, used before a
-#: run or a build to tell whether its new entries fit on the store's disk.
-STORE_COMPRESSION = 0.45
+#: measured on the GMM V7 field zones (benchmarks/README.md, table format 7), 0.403 on the whole field case's
+#: 6,980 entries at stride 2 (57.8 GB; format 8); an estimate, used before a run or a build to tell whether its
+#: new entries fit on the store's disk.
+STORE_COMPRESSION = 0.42
 #: Free space a run or a build leaves on the table store's disk: a run whose new entries would leave less stores
 #: none, a build refuses. [bytes]
 STORE_RESERVE_BYTES = 2_000_000_000

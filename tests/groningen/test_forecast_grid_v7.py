@@ -12,6 +12,7 @@ V7 kinks) and the LPR stays within the stride's accuracy.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -216,3 +217,58 @@ def test_float32_tables_with_the_public_models(tmp_path, monkeypatch):
     q64 = np.stack([f64[k].values for k in ("lpr_p50", "lpr_p90")])
     assert np.all(q64 > 1e-12) and not np.array_equal(q32, q64)
     np.testing.assert_allclose(q32, q64, rtol=1e-6, atol=0)
+
+
+def test_forecast_tables_with_the_public_models(tmp_path, monkeypatch):
+    """The forecast tables of the table store (``hra.integration.forecaststore``) with ``model = "psdra-2024"``
+    (GMM V7 x FCM TNO-2020, the strike model, float32 tables, stride 2), two zones in two zone groups: the
+    first run stores the physical and the forecast tables; a rerun reads the forecast tables only (the
+    physical tables are never asked for: the test makes that an error), reads them ahead of its groups
+    (their files, not the physical ones), and gives the results of a run without a store to the bit."""
+    import hra
+    from hra.config import config_from_dict
+    from hra.integration import engine, tablestore
+    from hra.integration.tablestore import FORECAST_DIR
+
+    path = _forecast(tmp_path / "m005.h5", 0.05, SHAPED_CELLS, psdra_dims=True)
+    rows = [dict(id=f"b{i}", x=231_500.0 + 900.0 * i, y=573_500.0 + 1700.0 * (i % 3), typology=t, zone=z)
+            for i, (t, z) in enumerate([("URM3M_U", 320), ("URM7L", 320), ("URM3M_U", 309), ("RC3H", 309),
+                                        ("URM7L", 309)])]
+    pd.DataFrame(rows).to_csv(tmp_path / "two.csv", index=False)
+    base = _config(tmp_path, path).model_dump(mode="json", exclude_none=True)
+    run = {k: v for k, v in base["run"].items() if k != "table_precision"}  # (the preset's: float32)
+    data = {"model": "psdra-2024", "run": run, "exposure": {"buildings": "two.csv"},
+            "ground_motion": {k: v for k, v in base["ground_motion"].items() if k != "model"},
+            "source": {k: base["source"][k] for k in ("forecast", "forecast_weights", "distance_nodes",
+                                                         "max_distance_km", "subcell_divisions")},
+            "compute": {"progress": False, "table_store": "store", "table_memory_gb": 1e-6, "workers": 1}}
+    cfg = config_from_dict(data, base_dir=tmp_path)
+    assert cfg.run.table_precision == "float32" and cfg.source.magnitude_table_stride == 2
+    asked = []
+
+    class Recording(tablestore.ReadAhead):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            asked.append([self.folders(g) for g in self.groups])
+
+    monkeypatch.setattr(tablestore, "ReadAhead", Recording)
+    ref = hra.run(cfg.with_updates(compute={"table_store": False}), progress=False, write=False)
+    first = hra.run(cfg, progress=False, write=False)
+    store = tmp_path / "store"
+    entries = sorted(p.relative_to(store / FORECAST_DIR).parts[1:] for p in (store / FORECAST_DIR).rglob("*")
+                     if p.is_file() and p.name != "forecast.json")
+    assert entries == [("z309-w0", "RC3H"), ("z309-w0", "URM3M_U"), ("z309-w0", "URM7L"),
+                       ("z320-w0", "URM3M_U"), ("z320-w0", "URM7L")]
+
+    def refuse(*args, **kw):
+        raise AssertionError("the physical tables were asked for")
+
+    monkeypatch.setattr(engine, "death_table_groups", refuse)
+    again = hra.run(cfg, progress=False, write=False)
+    for k in ("lpr_mean", "lpr_p50", "lpr_p90"):
+        assert np.all(ref[k].values > 1e-12), k
+        np.testing.assert_array_equal(first[k].values, ref[k].values, err_msg=k)
+        np.testing.assert_array_equal(again[k].values, ref[k].values, err_msg=k)
+    assert len(asked) == 2 and all(len(a) == 2 for a in asked)  # two zone groups, read ahead in both runs
+    assert all(f.split(os.sep)[-3] != FORECAST_DIR for g in asked[0] for f in g)  # the first run: the physical tables
+    assert all(f.split(os.sep)[-3] == FORECAST_DIR for g in asked[1] for f in g)  # the rerun: the forecast tables
