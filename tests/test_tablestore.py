@@ -1230,7 +1230,7 @@ def test_tables_that_would_not_fit_are_not_stored(tmp_path, monkeypatch, caplog,
 
 
 def test_a_build_that_would_not_fit_is_refused_before_computing(tmp_path, monkeypatch, spy):
-    """``hra tables build`` (:func:`tablestore.build`) estimates its missing entries first (as a run does,
+    """``hra tables build`` (:func:`hra.integration.tablebuild.build`) estimates its missing entries first (as a run does,
     :func:`tablestore.entry_bytes`) and refuses, computing nothing, where they would leave less than
     ``STORE_RESERVE_BYTES`` free: a usage error naming the need, the free space and the fix. With the
     entries there, nothing is missing and the same disk is fine."""

@@ -51,7 +51,7 @@ def build_command(
     import sys
 
     import hra
-    from hra.integration import tablestore
+    from hra.integration import tablebuild, tablestore
 
     with cli_errors():
         cfg = hra.load_config(config)
@@ -59,7 +59,7 @@ def build_command(
         st = _store(store) if store is not None else tablestore.store_for_config(cfg)
         if progress is None:
             progress = cfg.compute.progress if cfg.compute.progress is not None else sys.stderr.isatty()
-        rep = tablestore.build(cfg, all_zones=all_zones, store=st, progress=progress)
+        rep = tablebuild.build(cfg, all_zones=all_zones, store=st, progress=progress)
     typer.echo(f"table store {rep.store}: key {rep.key}, {rep.sites} sites, {rep.entries} (site, typology) entries, "
                f"{rep.computed} computed now, {rep.entries - rep.computed} already there ({rep.seconds:.1f} s)")
 

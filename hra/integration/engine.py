@@ -1130,7 +1130,7 @@ def _all_stored(prep: "Prepared", store: "StoreHandle | None", groups: dict[int,
     forecast tables, or all its physical tables)."""
     if store is None:
         return False
-    return all(_zone_stored(prep, store, [i for i in idx], t_lists, int(z)) for z, idx in groups.items())
+    return all(_zone_stored(prep, store, idx, t_lists, int(z)) for z, idx in groups.items())
 
 
 def _zone_stored(prep: "Prepared", store: "StoreHandle", sites: list[int], t_lists: list[np.ndarray], zone: int,
