@@ -244,7 +244,8 @@ def test_cli_info_and_clear_show_and_remove_the_forecast_tables(case):
     runner = CliRunner()
     res = runner.invoke(app, ["tables", "info", "--store", str(store)])
     assert res.exit_code == 0, res.output
-    assert "forecast tables" in res.output and "2 entries" in res.output and "magnitude basis of 8 branches" in res.output
+    assert "forecast tables" in res.output and "2 entries" in res.output
+    assert "magnitude basis of 8 branches" in res.output
     assert "source:ssm.h5" in res.output
     res = runner.invoke(app, ["tables", "clear", "--store", str(store), "--older-than", "1"])
     assert res.exit_code == 0 and "removed 0 entries" in res.output  # all used just now

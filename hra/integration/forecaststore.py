@@ -100,20 +100,19 @@ def description(model_key: str, basis: np.ndarray, median_map, needed: np.ndarra
     """
     from hra.outputs import package_version
 
+    digest = tablestore._digest_arrays  # (SHA-256 of float64 bytes and shapes, as the physical tables' key)
     mm = None if median_map is None else {"node": median_map.node, "labels": list(median_map.labels),
-                                          "sha256": tablestore._digest_arrays(np.asarray(median_map.weights, dtype=np.float64),
-                                                            np.asarray(median_map.mix, dtype=np.float64))}
+                                          "sha256": digest(median_map.weights, median_map.mix)}
     return {
         "forecast_format_version": FORECAST_FORMAT_VERSION,
         "package_version": package_version(),
         "model_key": model_key,
         "q_dtype": np.dtype(q_dtype).name,
-        "basis": {"shape": [int(n) for n in np.shape(basis)], "sha256": tablestore._digest_arrays(np.asarray(basis, dtype=np.float64))},
+        "basis": {"shape": [int(n) for n in np.shape(basis)], "sha256": digest(basis)},
         "median_map": mm,
         "combinations": {"n": int(np.size(needed)), "sizes": [int(n) for n in model_sizes],
-                         "sha256": tablestore._digest_arrays(np.asarray(needed, dtype=np.int64),
-                                           *[np.asarray(w, dtype=np.float64) for w in model_weights])},
-        "azimuth_projection": None if projection is None else tablestore._digest_arrays(np.asarray(projection, dtype=np.float64)),
+                         "sha256": digest(np.asarray(needed, dtype=np.int64), *model_weights)},
+        "azimuth_projection": None if projection is None else digest(projection),
         "forecast_files": {k: v for k, v in sorted((files or {}).items()) if k.startswith("source:")},
     }
 
