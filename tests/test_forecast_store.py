@@ -268,3 +268,36 @@ def test_stale_forecast_keys_are_cleared_with_stale(case):
     assert forecaststore.clear(store, stale=True)[0] == 2
     assert forecaststore.info(store) == []
 
+
+
+def test_the_demo_model_with_a_forecast(tmp_path, monkeypatch):
+    """The demo region's own models (its GMM with 8 site-response zones, its fragility) on a
+    24-branch forecast of the demo rate grid (``benchmarks/forecast_v7.py``'s): several zones and sites, a rerun
+    reads every zone's forecast tables, never the physical ones, and gives the run without a store to the bit."""
+    import importlib.util
+
+    from hra.config import PSDRA_2024_FORECAST_WEIGHTS
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("forecast_v7", root / "benchmarks" / "forecast_v7.py")
+    fv7 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fv7)
+    demo = hra.demo_config(n_buildings=150, model="demo", directory=tmp_path, realisations=60, years=(2025,))
+    fv7.synthetic_forecast(tmp_path / "ssm.h5", (2025,))
+    dump = demo.model_dump(mode="json", exclude_none=True)
+    cfg = config_from_dict({
+        "run": {"years": [2025], "seed": 1, "realisations": 60, "quantiles": [0.5, 0.9]},
+        "source": {"forecast": "ssm.h5", "forecast_weights": PSDRA_2024_FORECAST_WEIGHTS},
+        "ground_motion": dump["ground_motion"], "fragility": dump["fragility"],
+        "exposure": {"buildings": "buildings.csv"},
+        "compute": {"workers": 1, "executor": "synchronous", "progress": False, "table_store": "store"},
+    }, base_dir=tmp_path)
+    ref = _run(cfg.with_updates(compute={"table_store": False}))
+    first = _run(cfg)
+    sites = {p.parent.name for p in _entries(tmp_path / "store")}
+    assert len(sites) == 8, sites  # the demo region's 8 site-response zones (its GMM has no wierde term)
+    _no_table_stage(monkeypatch)
+    again = _run(cfg)
+    assert np.all(ref["lpr_mean"].values > 0)
+    _same(first, ref)
+    _same(again, ref)

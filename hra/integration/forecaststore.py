@@ -301,11 +301,7 @@ def _temporaries(key_dir: Path) -> list[Path]:
 
 
 def _description(key_dir: Path) -> dict[str, Any]:
-    try:
-        desc = json.loads((key_dir / "forecast.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return desc if isinstance(desc, dict) else {}
+    return tablestore.read_description(key_dir / "forecast.json")
 
 
 def is_stale(desc: dict[str, Any]) -> bool:

@@ -384,6 +384,15 @@ def write_description(path: Path, key: str, description: dict[str, Any], root: P
         log.warning("table store %s: cannot write %s (%s); continuing without it", root, path, exc)
 
 
+def read_description(path: Path) -> dict[str, Any]:
+    """A key's description file (:func:`write_description`) as a dict; ``{}`` where missing or unreadable."""
+    try:
+        desc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return desc if isinstance(desc, dict) else {}
+
+
 @dataclass
 class StoreStats:
     """Counters of one process (the engine logs them): entries read, written, and lost races."""
@@ -459,7 +468,6 @@ class TableStore:
     def register(self, key: str, description: dict[str, Any]) -> None:
         """Write ``<key>/model.json`` (once, atomically) so that ``hra tables info`` can say what the key is."""
         write_description(self.root / key / "model.json", key, description, self.root)
-
 
     # -- entries -------------------------------------------------------------------------------
 
@@ -661,11 +669,7 @@ class TableStore:
 
     @staticmethod
     def _description(key_dir: Path) -> dict[str, Any]:
-        try:
-            desc = json.loads((key_dir / "model.json").read_text())
-        except (OSError, ValueError):
-            return {}
-        return desc if isinstance(desc, dict) else {}
+        return read_description(key_dir / "model.json")
 
     def info(self) -> list[EntrySet]:
         """One :class:`EntrySet` per model key in the store."""
